@@ -1,0 +1,1 @@
+//! xtrunk configuration schema: serde + toml, validated with key paths.

@@ -1,0 +1,1 @@
+//! xtrunk datapath: packet views, the sans-IO relay core, socket and AF_XDP backends

@@ -1,0 +1,1 @@
+//! Shared-memory session ring between the signaling sidecar and the datapath

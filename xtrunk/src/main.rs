@@ -1,0 +1,2 @@
+//! xtrunk main binary.
+fn main() {}
