@@ -5,6 +5,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod compare;
+mod relay;
+mod ring;
+mod sip;
 mod srtp;
 
 /// xtrunk-bench: measure packets per second, loss, latency and calls per second of xtrunk.
@@ -17,13 +21,25 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Mode {
+    /// RTP through a running xtrunk: N streams at R packets/s each; delivered pps, loss, latency.
+    Relay(relay::RelayArgs),
+    /// Capacity of each datapath backend on one core, alternating rounds; ratios to the socket backend.
+    Compare(compare::CompareArgs),
+    /// SIPp at a rate ramp against the signaling sidecar: highest sustained CPS, setup latency.
+    Sip(sip::SipArgs),
     /// SRTP protect/unprotect cost per 160-byte G.711 packet, xtrunk vs libsrtp2, per suite.
     Srtp(srtp::SrtpArgs),
+    /// Session-ring throughput and latency between two processes pinned to different cores.
+    Ring(ring::RingArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.mode {
+        Mode::Relay(args) => relay::run(args),
+        Mode::Compare(args) => compare::run(args),
+        Mode::Sip(args) => sip::run(args),
         Mode::Srtp(args) => srtp::run(args),
+        Mode::Ring(args) => ring::run(args),
     }
 }

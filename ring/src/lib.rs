@@ -1,1 +1,3 @@
-//! Shared-memory session ring between the signaling sidecar and the datapath
+//! Shared-memory session ring between the signaling sidecar and the datapath.
+
+pub mod msg;

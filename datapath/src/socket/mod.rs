@@ -1,0 +1,1 @@
+//! The portable UDP-socket backend: the embedded default and the baseline of every benchmark.

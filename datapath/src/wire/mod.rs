@@ -1,0 +1,1 @@
+//! Typed zero-copy packet views (smoltcp `wire` style).
