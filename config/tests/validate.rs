@@ -1,0 +1,277 @@
+//! Every file under `config/` loads; every validation rule names its key path.
+
+use xtrunk_config::{Config, Error, Host};
+
+const HOST: Host = Host { cores: 2 };
+
+/// Parses the embedded default, applies `edit` to its TOML text, validates, returns the messages.
+fn problems_of(toml_text: &str) -> Vec<String> {
+    let cfg = Config::parse(toml_text, "test").expect("parses");
+    cfg.validate(HOST).iter().map(ToString::to_string).collect()
+}
+
+fn default_with(extra: &str) -> String {
+    // Later keys cannot override earlier tables in TOML, so tests build on a minimal base.
+    format!("{MINIMAL}\n{extra}")
+}
+
+const MINIMAL: &str = r#"
+[[trunk]]
+name = "pbx"
+role = "customer"
+acl = ["127.0.0.0/8"]
+
+[[trunk]]
+name = "carrier"
+role = "carrier"
+targets = [{ addr = "127.0.0.1:5080" }]
+"#;
+
+#[track_caller]
+fn assert_problem(toml_text: &str, path: &str, needle: &str) {
+    let probs = problems_of(toml_text);
+    assert!(
+        probs.iter().any(|p| p.starts_with(&format!("{path}: ")) && p.contains(needle)),
+        "expected a problem at {path} containing {needle:?}, got {probs:#?}"
+    );
+}
+
+#[test]
+fn every_file_under_config_loads_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") && path.file_name().unwrap() != "Cargo.toml" {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let cfg = Config::parse(&text, &path.display().to_string())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let probs = cfg.validate(HOST);
+            assert!(probs.is_empty(), "{}: {probs:#?}", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "expected xtrunk.toml and carrier.example.toml, found {n} files");
+}
+
+#[test]
+fn embedded_default_is_loopback_socket_backend() {
+    let cfg = Config::parse(xtrunk_config::DEFAULT_TOML, "default").unwrap();
+    assert!(cfg.validate(HOST).is_empty());
+    assert_eq!(cfg.datapath.backend, xtrunk_config::Backend::Socket);
+    assert!(cfg.media.bind_ip.is_loopback());
+    assert!(cfg.sip.listen.iter().all(|l| l.addr.ip().is_loopback()));
+    assert_eq!((cfg.media.port_min, cfg.media.port_max), (10000, 30000));
+}
+
+#[test]
+fn empty_file_gets_defaults() {
+    let cfg = Config::parse("", "empty").unwrap();
+    assert!(cfg.validate(HOST).is_empty(), "{:?}", cfg.validate(HOST));
+    assert_eq!(cfg.media.port_min, 10000);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = Config::parse("[media]\nport_mni = 10000\n", "f.toml").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("port_mni") && msg.contains("f.toml"), "{msg}");
+    let err = Config::parse("[datapth]\n", "f.toml").unwrap_err().to_string();
+    assert!(err.contains("datapth"), "{err}");
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let err = Config::parse("[media]\nport_min = \"ten\"\n", "f.toml").unwrap_err().to_string();
+    assert!(err.contains("port_min"), "{err}");
+    let err = Config::parse("[datapath]\nbackend = \"dpdk\"\n", "f.toml").unwrap_err().to_string();
+    assert!(err.contains("backend") || err.contains("dpdk"), "{err}");
+}
+
+#[test]
+fn port_range_inverted() {
+    assert_problem(&default_with("[media]\nport_min = 20000\nport_max = 10000"), "media.port_max", "inverted");
+}
+
+#[test]
+fn port_range_below_1024() {
+    assert_problem(&default_with("[media]\nport_min = 80\nport_max = 30000"), "media.port_min", "1024-65535");
+    assert_problem(&default_with("[media]\nport_min = 10000\nport_max = 1000"), "media.port_max", "1024-65535");
+}
+
+#[test]
+fn port_min_odd() {
+    assert_problem(&default_with("[media]\nport_min = 10001"), "media.port_min", "even");
+}
+
+#[test]
+fn port_range_too_small() {
+    assert_problem(&default_with("[media]\nport_min = 10000\nport_max = 10002\n[datapath]\nmax_sessions=1"), "media.port_max", "at least 4 ports");
+}
+
+#[test]
+fn sip_port_inside_media_range() {
+    assert_problem(
+        &default_with("[[sip.listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:12000\""),
+        "sip.listen[0].addr",
+        "inside the media range",
+    );
+}
+
+#[test]
+fn duplicate_listener() {
+    assert_problem(
+        &default_with("[[sip.listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\"\n[[sip.listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5060\""),
+        "sip.listen[1].addr",
+        "twice",
+    );
+}
+
+#[test]
+fn tls_without_files_and_files_without_tls() {
+    assert_problem(&default_with("[[sip.listen]]\ntransport = \"tls\"\naddr = \"127.0.0.1:5061\""), "sip.listen[0].tls", "needs tls");
+    assert_problem(
+        &default_with("[[sip.listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5061\"\ntls = { cert = \"a\", key = \"b\" }"),
+        "sip.listen[0].tls",
+        "only meaningful",
+    );
+}
+
+#[test]
+fn no_listeners() {
+    assert_problem(&default_with("[sip]\nlisten = []"), "sip.listen", "at least one");
+}
+
+#[test]
+fn timers() {
+    assert_problem(&default_with("[sip.timers]\nt1_ms = 0"), "sip.timers.t1_ms", "at least 1");
+    assert_problem(&default_with("[sip.timers]\nt1_ms = 500\nt2_ms = 100"), "sip.timers.t2_ms", ">= t1_ms");
+    assert_problem(&default_with("[sip.timers]\nt4_ms = 0"), "sip.timers.t4_ms", "at least 1");
+}
+
+#[test]
+fn sip_limits() {
+    assert_problem(&default_with("[sip]\nmax_message_bytes = 100"), "sip.max_message_bytes", "between");
+    assert_problem(&default_with("[sip]\nno_answer_timeout_secs = 0"), "sip.no_answer_timeout_secs", "at least 1");
+    assert_problem(&default_with("[sip]\nadvertised_host = \"a b\""), "sip.advertised_host", "host name");
+}
+
+#[test]
+fn node_rules() {
+    assert_problem(&default_with("[node]\nname = \"\""), "node.name", "empty");
+    assert_problem(&default_with("[node]\nshm_path = \"relative/x\""), "node.shm_path", "absolute");
+}
+
+#[test]
+fn unspecified_bind_needs_advertised() {
+    assert_problem(&default_with("[media]\nbind_ip = \"0.0.0.0\""), "media.advertised_ip", "must be set");
+    assert_problem(&default_with("[media]\nadvertised_ip = \"0.0.0.0\""), "media.advertised_ip", "real address");
+}
+
+#[test]
+fn core_that_does_not_exist() {
+    assert_problem(&default_with("[datapath]\nsocket_cores = [0, 7]"), "datapath.socket_cores[1]", "core 7 does not exist");
+    assert_problem(&default_with("[datapath]\nsocket_cores = [1, 1]"), "datapath.socket_cores[1]", "twice");
+    assert_problem(
+        &default_with("[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = [{ id = 0, core = 9 }]"),
+        "datapath.af_xdp.interfaces[0].queues[0].core",
+        "does not exist",
+    );
+}
+
+#[test]
+fn queue_count_power_of_two() {
+    assert_problem(
+        &default_with("[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = [{ id = 0, core = 0 }, { id = 1, core = 1 }, { id = 2, core = 2 }]"),
+        "datapath.af_xdp.interfaces[0].queues",
+        "power of two",
+    );
+}
+
+#[test]
+fn queue_rules() {
+    let t = default_with("[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = [{ id = 0, core = 0 }, { id = 0, core = 0 }]");
+    assert_problem(&t, "datapath.af_xdp.interfaces[0].queues[1].id", "twice");
+    assert_problem(&t, "datapath.af_xdp.interfaces[0].queues[1].core", "already serves");
+    assert_problem(&default_with("[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = []"), "datapath.af_xdp.interfaces[0].queues", "at least one");
+    assert_problem(&default_with("[[datapath.af_xdp.interfaces]]\nname = \"a/b\"\nqueues = [{ id = 0, core = 0 }]"), "datapath.af_xdp.interfaces[0].name", "interface name");
+    assert_problem(
+        &default_with("[[datapath.af_xdp.interfaces]]\nname = \"e\"\nqueues = [{ id = 0, core = 0 }]\n[[datapath.af_xdp.interfaces]]\nname = \"e\"\nqueues = [{ id = 0, core = 1 }]"),
+        "datapath.af_xdp.interfaces[1].name",
+        "twice",
+    );
+}
+
+#[test]
+fn af_xdp_needs_interfaces() {
+    assert_problem(&default_with("[datapath]\nbackend = \"af_xdp\""), "datapath.af_xdp.interfaces", "at least one interface");
+}
+
+#[test]
+fn ring_sizes_power_of_two() {
+    assert_problem(&default_with("[datapath.ring]\ncommands = 1000"), "datapath.ring.commands", "must be a power of two, got 1000");
+    assert_problem(&default_with("[datapath.ring]\nevents = 4"), "datapath.ring.events", "between");
+    assert_problem(&default_with("[datapath.af_xdp]\nring_size = 1000"), "datapath.af_xdp.ring_size", "must be a power of two, got 1000");
+    assert_problem(&default_with("[datapath.af_xdp]\nframe_count = 3000"), "datapath.af_xdp.frame_count", "power of two");
+    assert_problem(&default_with("[datapath.af_xdp]\nframe_count = 1024\nring_size = 1024"), "datapath.af_xdp.frame_count", "2 x ring_size");
+    assert_problem(&default_with("[datapath.af_xdp]\nframe_size = 1500"), "datapath.af_xdp.frame_size", "2048 or 4096");
+}
+
+#[test]
+fn max_sessions_vs_ports() {
+    assert_problem(&default_with("[datapath]\nmax_sessions = 0"), "datapath.max_sessions", "at least 1");
+    assert_problem(&default_with("[media]\nport_min = 10000\nport_max = 10999\n[datapath]\nmax_sessions = 1000"), "datapath.max_sessions", "need 4000 ports");
+}
+
+#[test]
+fn trunk_rules() {
+    assert_problem(&format!("{MINIMAL}\n[[trunk]]\nname = \"pbx\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]"), "trunk[2].name", "defined twice");
+    assert_problem("[[trunk]]\nname = \"a b\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]", "trunk[0].name", "[A-Za-z0-9._-]");
+    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"carrier\"", "trunk[0].acl", "needs an acl");
+    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"PCMA\", \"AMR\"]", "trunk[0].codecs[1]", "unknown codec \"AMR\"");
+    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"PCMA\", \"pcma\"]", "trunk[0].codecs[1]", "twice");
+    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = []", "trunk[0].codecs", "at least one codec");
+    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"telephone-event\"]", "trunk[0].codecs", "audio codec");
+    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nsrtp_suites = [\"F8_128\"]", "trunk[0].srtp_suites[0]", "unknown SRTP suite");
+    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nsrtp = \"mandatory\"\nsrtp_suites = []", "trunk[0].srtp_suites", "needs at least one suite");
+    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"carrier\"\ntargets = [{ addr = \"0.0.0.0:5060\" }]", "trunk[0].targets[0].addr", "reachable");
+}
+
+#[test]
+fn bad_acl_is_a_parse_error_naming_the_value() {
+    let err = Config::parse("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/99\"]", "f").unwrap_err().to_string();
+    assert!(err.contains("acl"), "{err}");
+}
+
+#[test]
+fn route_rules() {
+    assert_problem(&default_with("[[route]]\nprefix = \"+44\"\ntrunk = \"nowhere\""), "route[0].trunk", "no trunk named \"nowhere\"");
+    assert_problem(&default_with("[[route]]\nprefix = \"+44\"\ntrunk = \"pbx\""), "route[0].trunk", "no targets");
+    assert_problem(&default_with("[[route]]\nprefix = \"44x\"\ntrunk = \"carrier\""), "route[0].prefix", "digits");
+    assert_problem(&default_with("[[route]]\nprefix = \"+44\"\nfrom_trunk = \"ghost\"\ntrunk = \"carrier\""), "route[0].from_trunk", "no trunk named");
+    assert_problem(&default_with("[[route]]\nprefix = \"+44\"\ntrunk = \"carrier\"\n[[route]]\nprefix = \"+44\"\ntrunk = \"carrier\""), "route[1].prefix", "routed twice");
+}
+
+#[test]
+fn all_problems_reported_at_once() {
+    let probs = problems_of("[media]\nport_min = 80\nport_max = 70\n[datapath.ring]\ncommands = 1000\nevents = 1000");
+    assert!(probs.len() >= 4, "{probs:#?}");
+}
+
+#[test]
+fn load_reports_file_name_and_all_problems() {
+    let dir = std::env::temp_dir().join(format!("xtrunk-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.toml");
+    std::fs::write(&f, "[datapath.ring]\ncommands = 1000\nevents = 3\n").unwrap();
+    let err = Config::load(&f).unwrap_err();
+    match &err {
+        Error::Invalid { problems, .. } => assert_eq!(problems.len(), 2, "{problems:?}"),
+        other => panic!("expected Invalid, got {other}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("bad.toml") && msg.contains("datapath.ring.commands") && msg.contains("datapath.ring.events"), "{msg}");
+    let missing = Config::load(&dir.join("nope.toml")).unwrap_err().to_string();
+    assert!(missing.contains("nope.toml") && missing.contains("cannot read"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
