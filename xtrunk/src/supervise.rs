@@ -1,0 +1,122 @@
+//! `xtrunk run`: supervise the datapath and the signaling sidecar as two processes.
+//!
+//! Policy:
+//! - the datapath starts first; the sidecar starts once the ring file exists;
+//! - a sidecar that exits is restarted (at most [`MAX_RESTARTS`] within [`RESTART_WINDOW`]);
+//!   the datapath keeps relaying meanwhile and the new sidecar recovers the session table;
+//! - a datapath that exits ends the run (its media is gone), non-zero;
+//! - SIGINT/SIGTERM: SIGTERM to the sidecar then the datapath, SIGKILL after
+//!   [`STOP_GRACE`], then the shared-memory file is removed.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use xtrunk_config::Config;
+
+/// Sidecar restarts tolerated within [`RESTART_WINDOW`] before giving up.
+const MAX_RESTARTS: usize = 5;
+/// See [`MAX_RESTARTS`].
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// How long children get to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long the datapath gets to create the ring.
+const RING_WAIT: Duration = Duration::from_secs(20);
+
+/// Runs both roles until a signal or the datapath's exit.
+pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    let exe = std::env::current_exe().context("locating the xtrunk executable")?;
+    let spawn = |role: &str| -> anyhow::Result<Child> {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(role);
+        if let Some(f) = config_file {
+            cmd.arg("--config").arg(f);
+        }
+        cmd.spawn().with_context(|| format!("starting `xtrunk {role}`"))
+    };
+    let shm = cfg.node.shm_path.clone();
+
+    let mut datapath = spawn("datapath")?;
+    log::info!("datapath started (pid {})", datapath.id());
+    let deadline = Instant::now() + RING_WAIT;
+    while !shm.exists() {
+        if let Some(status) = datapath.try_wait()? {
+            bail!("datapath exited before creating the ring at {}: {status}", shm.display());
+        }
+        if stop.load(Ordering::Relaxed) {
+            stop_child(&mut datapath, "datapath");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            stop_child(&mut datapath, "datapath");
+            bail!("datapath did not create the ring at {} within {RING_WAIT:?}", shm.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut sidecar = spawn("signaling")?;
+    log::info!("signaling sidecar started (pid {})", sidecar.id());
+    let mut restarts: Vec<Instant> = Vec::new();
+
+    let outcome = loop {
+        if stop.load(Ordering::Relaxed) {
+            log::info!("stopping on signal");
+            break Ok(());
+        }
+        if let Some(status) = datapath.try_wait()? {
+            break Err(anyhow::anyhow!("datapath exited: {status}; stopping"));
+        }
+        if let Some(status) = sidecar.try_wait()? {
+            restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
+            if restarts.len() >= MAX_RESTARTS {
+                break Err(anyhow::anyhow!(
+                    "signaling sidecar exited ({status}) {MAX_RESTARTS} times within {RESTART_WINDOW:?}; giving up"
+                ));
+            }
+            restarts.push(Instant::now());
+            log::warn!("signaling sidecar exited ({status}); media keeps flowing; restarting it");
+            std::thread::sleep(Duration::from_millis(200));
+            sidecar = spawn("signaling")?;
+            log::info!("signaling sidecar restarted (pid {})", sidecar.id());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+
+    stop_child(&mut sidecar, "signaling");
+    stop_child(&mut datapath, "datapath");
+    match std::fs::remove_file(&shm) {
+        Ok(()) => log::info!("removed {}", shm.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("could not remove {}: {e}", shm.display()),
+    }
+    outcome
+}
+
+/// SIGTERM, wait up to [`STOP_GRACE`], then SIGKILL.
+fn stop_child(child: &mut Child, name: &str) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else { return };
+    // SAFETY: kill(2) with a pid we spawned and have not reaped; no memory is involved.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            log::info!("{name} stopped: {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    log::warn!("{name} did not stop within {STOP_GRACE:?}; killing it");
+    let _ = child.kill();
+    let _ = child.wait();
+}
