@@ -1,1 +1,318 @@
-//! The XDP program (C) and the repr(C) types shared by kernel and user side
+//! The XDP program (C, `xdp/xtrunk.bpf.c`) and the `#[repr(C)]` types of its maps, shared by the
+//! kernel and user side.
+//!
+//! The object file is compiled by `build.rs` with `clang -O2 -g -target bpf` and embedded as
+//! [`XDP_OBJECT`]; the loader lives in `xtrunk_datapath::xsk::loader`. The layouts below mirror
+//! `xdp/xtrunk_maps.h` field for field; each carries a compile-time size check against the C side,
+//! and a unit test checks that the constants agree with the header text.
+//!
+//! Map names (the ELF symbols user space opens): [`MAP_CONFIG`], [`MAP_SESSIONS`],
+//! [`MAP_IFSLOTS`], [`MAP_XSKS`], [`MAP_COUNTERS`], [`MAP_FAST_STATS`], [`MAP_QUEUE_STATS`].
+
+use core::mem::size_of;
+
+/// The compiled XDP program (BPF ELF with BTF), aligned for the ELF parser.
+pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xtrunk.bpf.o"));
+
+/// Name of the XDP program (section `xdp`) in [`XDP_OBJECT`].
+pub const PROGRAM_NAME: &str = "xtrunk_xdp";
+
+/// Lab/benchmark helper program in [`XDP_OBJECT`]: counts every frame in [`MAP_SINK_COUNT`] and
+/// drops it. Never attached by the relay.
+pub const SINK_PROGRAM_NAME: &str = "xtrunk_sink";
+/// `sink_count` map: PERCPU_ARRAY of one u64, the frames [`SINK_PROGRAM_NAME`] dropped.
+pub const MAP_SINK_COUNT: &str = "sink_count";
+
+/// `config` map: ARRAY of one [`XtConfig`].
+pub const MAP_CONFIG: &str = "config";
+/// `sessions` map: HASH [`XtSessionKey`] → [`XtSession`].
+pub const MAP_SESSIONS: &str = "sessions";
+/// `ifslots` map: HASH ifindex (u32) → slot (u32, `< XT_MAX_IFACES`).
+pub const MAP_IFSLOTS: &str = "ifslots";
+/// `xsks` map: XSKMAP, key `slot * XT_MAX_QUEUES + rx_queue`.
+pub const MAP_XSKS: &str = "xsks";
+/// `counters` map: PERCPU_ARRAY of u64 indexed by [`Counter`].
+pub const MAP_COUNTERS: &str = "counters";
+/// `fast_stats` map: PERCPU_ARRAY of [`XtFastStats`] indexed by local port.
+pub const MAP_FAST_STATS: &str = "fast_stats";
+/// `queue_stats` map: PERCPU_ARRAY of [`XtQueueStats`], key `slot * XT_MAX_QUEUES + rx_queue`.
+pub const MAP_QUEUE_STATS: &str = "queue_stats";
+
+/// `XT_ABI_MAGIC`: "XTK1".
+pub const XT_ABI_MAGIC: u32 = 0x5854_4b31;
+/// `XT_ABI_VERSION`: bumped whenever a layout or a meaning in `xtrunk_maps.h` changes.
+pub const XT_ABI_VERSION: u32 = 1;
+/// `XT_MAX_IFACES`: interfaces one program instance serves.
+pub const XT_MAX_IFACES: u32 = 8;
+/// `XT_MAX_QUEUES`: RX queues per interface that can have an XSK.
+pub const XT_MAX_QUEUES: u32 = 64;
+/// `XT_MAX_SESSION_PORTS`: capacity of the sessions map.
+pub const XT_MAX_SESSION_PORTS: u32 = 65536;
+/// `XT_ACT_XSK`: steer to the AF_XDP socket of the RX queue.
+pub const XT_ACT_XSK: u32 = 1;
+/// `XT_ACT_FAST`: rewrite and forward in the XDP program.
+pub const XT_ACT_FAST: u32 = 2;
+/// `XT_FAMILY_V4`.
+pub const XT_FAMILY_V4: u8 = 4;
+/// `XT_FAMILY_V6`.
+pub const XT_FAMILY_V6: u8 = 6;
+/// `XT_CNT_MAX`: entries of the `counters` map.
+pub const XT_CNT_MAX: u32 = 16;
+
+/// `struct xt_config`: the one entry of the `config` map. The program is inert until user space
+/// writes it with the right magic and version.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XtConfig {
+    /// [`XT_ABI_MAGIC`].
+    pub magic: u32,
+    /// [`XT_ABI_VERSION`].
+    pub abi_version: u32,
+    /// First media port (inclusive, host order).
+    pub port_min: u16,
+    /// Last media port (inclusive, host order).
+    pub port_max: u16,
+    /// Reserved, 0.
+    pub flags: u32,
+}
+
+/// `struct xt_session_key`: a relay-local UDP port (host order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct XtSessionKey {
+    /// Local port, host order.
+    pub port: u16,
+    /// Zero.
+    pub pad: u16,
+}
+
+impl XtSessionKey {
+    /// The key of `port`.
+    pub const fn new(port: u16) -> Self {
+        Self { port, pad: 0 }
+    }
+}
+
+/// `struct xt_fast_rule`: how the XDP program rewrites a fast-path packet. Addresses and ports
+/// in network byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XtFastRule {
+    /// Egress interface; equal to the ingress one means `XDP_TX`, else `bpf_redirect`.
+    pub ifindex: u32,
+    /// [`XT_FAMILY_V4`] or [`XT_FAMILY_V6`]: family of ingress and egress (no translation).
+    pub family: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+    /// Egress interface MAC.
+    pub src_mac: [u8; 6],
+    /// Next-hop MAC.
+    pub dst_mac: [u8; 6],
+    /// Relay's address on the egress leg (IPv4 in the first 4 bytes).
+    pub src_addr: [u8; 16],
+    /// Peer's address (IPv4 in the first 4 bytes).
+    pub dst_addr: [u8; 16],
+    /// Relay's port on the egress leg, network order.
+    pub src_port: u16,
+    /// Peer's port, network order.
+    pub dst_port: u16,
+}
+
+/// `struct xt_session`: the value of the `sessions` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XtSession {
+    /// [`XT_ACT_XSK`] or [`XT_ACT_FAST`].
+    pub action: u32,
+    /// Zero.
+    pub pad: u32,
+    /// Meaningful when `action == XT_ACT_FAST`.
+    pub fast: XtFastRule,
+}
+
+/// `struct xt_fast_stats`: what the fast path forwarded for one local port (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XtFastStats {
+    /// Packets.
+    pub packets: u64,
+    /// UDP payload bytes.
+    pub bytes: u64,
+}
+
+/// `struct xt_queue_stats`: per interface slot and RX queue (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XtQueueStats {
+    /// Redirected to the XSK of this queue.
+    pub xsk: u64,
+    /// Forwarded by the fast path.
+    pub fast: u64,
+    /// Passed to the kernel stack.
+    pub pass: u64,
+    /// Zero.
+    pub pad: u64,
+}
+
+// Sizes of the C structs (xtrunk_maps.h comments state them; the header test re-checks the text).
+const _: () = assert!(size_of::<XtConfig>() == 16);
+const _: () = assert!(size_of::<XtSessionKey>() == 4);
+const _: () = assert!(size_of::<XtFastRule>() == 56);
+const _: () = assert!(size_of::<XtSession>() == 64);
+const _: () = assert!(size_of::<XtFastStats>() == 16);
+const _: () = assert!(size_of::<XtQueueStats>() == 32);
+
+// SAFETY: each type is #[repr(C)], made of integers and byte arrays only, with explicit padding
+// fields (sizes asserted above), so every bit pattern is valid and no byte is uninitialised.
+unsafe impl aya::Pod for XtConfig {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XtSessionKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XtFastRule {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XtSession {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XtFastStats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XtQueueStats {}
+
+/// Index into the `counters` map: `enum xt_counter`, one per verdict reason.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Counter {
+    /// No or mismatched config: program inert.
+    PassDisabled = 0,
+    /// Not IP (ARP, LLDP, ...).
+    PassNotIp = 1,
+    /// IP but not UDP (TCP/SSH, ICMP, ...).
+    PassNotUdp = 2,
+    /// Truncated headers.
+    PassMalformed = 3,
+    /// IPv4 fragment or IPv6 extension header.
+    PassFragment = 4,
+    /// UDP port outside the media range (SIP, DNS, ...).
+    PassOutOfRange = 5,
+    /// Media-range port without a session.
+    PassNoSession = 6,
+    /// Ingress interface not registered.
+    PassUnknownIf = 7,
+    /// Steered to AF_XDP.
+    XskRedirect = 8,
+    /// No XSK on this queue: passed.
+    XskMiss = 9,
+    /// Fast path, same interface (`XDP_TX`).
+    FastTx = 10,
+    /// Fast path, other interface (`bpf_redirect`).
+    FastRedirect = 11,
+    /// Fast-path session, packet unsuitable (TTL, IP options, family, VLAN): sent to the XSK.
+    FastFallback = 12,
+    /// Reserved: `bpf_redirect` refused.
+    FastRedirectErr = 13,
+}
+
+impl Counter {
+    /// Every counter, in index order.
+    pub const ALL: [Counter; 14] = [
+        Self::PassDisabled,
+        Self::PassNotIp,
+        Self::PassNotUdp,
+        Self::PassMalformed,
+        Self::PassFragment,
+        Self::PassOutOfRange,
+        Self::PassNoSession,
+        Self::PassUnknownIf,
+        Self::XskRedirect,
+        Self::XskMiss,
+        Self::FastTx,
+        Self::FastRedirect,
+        Self::FastFallback,
+        Self::FastRedirectErr,
+    ];
+
+    /// Short name for logs and reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::PassDisabled => "pass_disabled",
+            Self::PassNotIp => "pass_not_ip",
+            Self::PassNotUdp => "pass_not_udp",
+            Self::PassMalformed => "pass_malformed",
+            Self::PassFragment => "pass_fragment",
+            Self::PassOutOfRange => "pass_out_of_range",
+            Self::PassNoSession => "pass_no_session",
+            Self::PassUnknownIf => "pass_unknown_if",
+            Self::XskRedirect => "xsk_redirect",
+            Self::XskMiss => "xsk_miss",
+            Self::FastTx => "fast_tx",
+            Self::FastRedirect => "fast_redirect",
+            Self::FastFallback => "fast_fallback",
+            Self::FastRedirectErr => "fast_redirect_err",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = include_str!("../xdp/xtrunk_maps.h");
+
+    fn define(name: &str) -> u64 {
+        let line = HEADER
+            .lines()
+            .find(|l| l.starts_with(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("{name} not in header"));
+        let v = line.split_whitespace().nth(2).unwrap().trim_end_matches('u');
+        match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
+            None => v.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn constants_match_header() {
+        assert_eq!(define("XT_ABI_MAGIC"), u64::from(XT_ABI_MAGIC));
+        assert_eq!(define("XT_ABI_VERSION"), u64::from(XT_ABI_VERSION));
+        assert_eq!(define("XT_MAX_IFACES"), u64::from(XT_MAX_IFACES));
+        assert_eq!(define("XT_MAX_QUEUES"), u64::from(XT_MAX_QUEUES));
+        assert_eq!(define("XT_MAX_SESSION_PORTS"), u64::from(XT_MAX_SESSION_PORTS));
+        assert_eq!(define("XT_ACT_XSK"), u64::from(XT_ACT_XSK));
+        assert_eq!(define("XT_ACT_FAST"), u64::from(XT_ACT_FAST));
+        assert_eq!(define("XT_FAMILY_V4"), u64::from(XT_FAMILY_V4));
+        assert_eq!(define("XT_FAMILY_V6"), u64::from(XT_FAMILY_V6));
+    }
+
+    #[test]
+    fn sizes_match_header_comments() {
+        for (name, size) in [
+            ("struct xt_config", size_of::<XtConfig>()),
+            ("struct xt_session_key", size_of::<XtSessionKey>()),
+            ("How the XDP program rewrites", size_of::<XtFastRule>()),
+            ("sessions map value", size_of::<XtSession>()),
+        ] {
+            let line = HEADER.lines().find(|l| l.contains(name)).unwrap();
+            assert!(line.contains(&format!("{size} bytes")), "{name}: {line}");
+        }
+    }
+
+    #[test]
+    fn counters_match_header() {
+        for c in Counter::ALL {
+            let want = format!("= {},", c as u32);
+            let cname = format!("XT_CNT_{} ", c.name().to_uppercase());
+            let line = HEADER.lines().find(|l| l.contains(&cname)).unwrap_or_else(|| panic!("{cname}"));
+            assert!(line.contains(&want), "{line}");
+        }
+        assert_eq!(define_enum_max(), u64::from(XT_CNT_MAX));
+    }
+
+    fn define_enum_max() -> u64 {
+        let line = HEADER.lines().find(|l| l.contains("XT_CNT_MAX =")).unwrap();
+        line.split('=').nth(1).unwrap().trim().trim_end_matches(',').parse().unwrap()
+    }
+
+    #[test]
+    fn object_is_bpf_elf() {
+        assert_eq!(&XDP_OBJECT[..4], b"\x7fELF");
+        assert_eq!(XDP_OBJECT[18], 247, "e_machine must be EM_BPF");
+    }
+}

@@ -1,1 +1,785 @@
 //! The sans-IO relay core: sessions, legs, latching, payload mapping, stats. No sockets, no clock.
+//!
+//! A [`Relay`] holds sessions keyed by their local ports. Backends (the socket backend, the
+//! AF_XDP backend) feed it commands ([`Relay::apply`]) and received UDP payloads
+//! ([`Relay::handle_packet`]), and send what it returns. Time is always an argument (`now_ms`, the
+//! backend's monotonic milliseconds).
+//!
+//! # Invariants
+//! - The packet path ([`Relay::handle_packet`], [`Relay::credit_fast_path`],
+//!   [`Relay::poll_timeouts`]) does not allocate: sessions live in a preallocated slot table, ports
+//!   are resolved through a flat 65 536-entry index, the timer heap is preallocated.
+//! - No wire input can make it panic: every packet is parsed with a checked view first, and every
+//!   refusal is a [`DropReason`] counted in [`DropCounters`] and in the leg's `dropped` stat.
+//!
+//! # Sessions and ports
+//! Each session joins leg 0 (customer/PBX) and leg 1 (carrier). A leg owns its even RTP port and,
+//! unless `rtcp_mux`, the RTCP port RTP+1. A datagram that arrives on a leg's port comes from that
+//! leg's peer and is forwarded to the *other* leg's peer, sent from the other leg's local port.
+
+mod crypto;
+pub mod g711;
+mod stats;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+
+use xtrunk_ring::msg::{
+    Codec, Command, DeleteReason, ErrorCode, Event, LatchPolicy, LegSpec, SessionId, SessionSpec, StreamStats,
+};
+
+use crate::wire::{dtmf::DtmfPayload, rtcp, rtp};
+
+use self::stats::StreamTracker;
+
+/// Configuration of a relay (or of one shard of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Lowest local media port a session may use.
+    pub port_min: u16,
+    /// Highest local media port a session may use (RTCP ports included).
+    pub port_max: u16,
+    /// Most sessions held at once; slots are preallocated.
+    pub max_sessions: usize,
+}
+
+/// Why a packet was dropped. Each reason has its own counter in [`DropCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// No session owns the local port.
+    UnknownPort,
+    /// `len` exceeds the buffer, or the datagram is empty.
+    BadLength,
+    /// Not RTP/RTCP (STUN, DTLS, or garbage with a wrong first byte).
+    Foreign,
+    /// Looks like RTP but the header is truncated or invalid.
+    MalformedRtp,
+    /// Looks like RTCP (or arrived on an RTCP port) but the compound is invalid.
+    MalformedRtcp,
+    /// RTCP arrived on an RTP port of a leg without rtcp-mux.
+    RtcpNotMuxed,
+    /// Strict latching: the source is not the SDP address.
+    SourceMismatch,
+    /// The payload type is not in the leg's map, or the other leg has no matching codec.
+    UnmappedPayloadType,
+    /// A telephone-event payload shorter than one event or not a multiple of 4 bytes.
+    MalformedDtmf,
+    /// The other leg's peer address is not known yet.
+    NoDestination,
+    /// SRTP authentication or decryption failed.
+    Srtp,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 11] = [
+        Self::UnknownPort,
+        Self::BadLength,
+        Self::Foreign,
+        Self::MalformedRtp,
+        Self::MalformedRtcp,
+        Self::RtcpNotMuxed,
+        Self::SourceMismatch,
+        Self::UnmappedPayloadType,
+        Self::MalformedDtmf,
+        Self::NoDestination,
+        Self::Srtp,
+    ];
+
+    /// A short snake_case name for logs and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::UnknownPort => "unknown_port",
+            Self::BadLength => "bad_length",
+            Self::Foreign => "foreign",
+            Self::MalformedRtp => "malformed_rtp",
+            Self::MalformedRtcp => "malformed_rtcp",
+            Self::RtcpNotMuxed => "rtcp_not_muxed",
+            Self::SourceMismatch => "source_mismatch",
+            Self::UnmappedPayloadType => "unmapped_payload_type",
+            Self::MalformedDtmf => "malformed_dtmf",
+            Self::NoDestination => "no_destination",
+            Self::Srtp => "srtp",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One counter per [`DropReason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    counts: [u64; DropReason::ALL.len()],
+}
+
+impl DropCounters {
+    /// The count of one reason.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.counts[reason.index()]
+    }
+
+    /// Sum over all reasons.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// `(reason, count)` for every reason.
+    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|&r| (r, self.get(r)))
+    }
+
+    fn bump(&mut self, reason: DropReason) {
+        self.counts[reason.index()] += 1;
+    }
+}
+
+/// What to do with a datagram handed to [`Relay::handle_packet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send `buf[..len]` from local address `from` to `to`.
+    Forward {
+        /// Length of the (possibly rewritten) payload.
+        len: usize,
+        /// The relay's local address to send from (the other leg's RTP or RTCP port).
+        from: SocketAddr,
+        /// The other leg's peer.
+        to: SocketAddr,
+    },
+    /// Drop it; already counted.
+    Drop(DropReason),
+}
+
+/// A forwarding rule the XDP fast path may apply to every packet arriving on one local port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardRule {
+    /// Source address of forwarded packets (the other leg's local address and port).
+    pub from: SocketAddr,
+    /// Destination (the other leg's peer).
+    pub to: SocketAddr,
+}
+
+/// Port lifecycle hooks for backends that own a socket per port. [`Relay::apply_with`] calls
+/// `open` for each port a Create/Update starts using (after validation) and `close` for each port
+/// a Delete/Update releases.
+pub trait PortHooks {
+    /// Prepare `port` (bind a socket). An error refuses the command with that code and port;
+    /// ports opened earlier for the same command are closed again.
+    fn open(&mut self, port: u16) -> Result<(), ErrorCode>;
+    /// Release `port`.
+    fn close(&mut self, port: u16);
+}
+
+/// [`PortHooks`] that do nothing (backends that steer by port in a shared socket, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPortHooks;
+
+impl PortHooks for NoPortHooks {
+    fn open(&mut self, _port: u16) -> Result<(), ErrorCode> {
+        Ok(())
+    }
+    fn close(&mut self, _port: u16) {}
+}
+
+/// The local ports a spec uses: per leg the RTP port and, unless rtcp-mux, RTP+1.
+pub fn spec_ports(spec: &SessionSpec) -> impl Iterator<Item = u16> + '_ {
+    spec.legs.iter().flat_map(|l| {
+        let p = l.local.port();
+        [Some(p), (!l.rtcp_mux).then(|| p.wrapping_add(1))].into_iter().flatten()
+    })
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+/// Index entry: slot << 2 | leg << 1 | is_rtcp_port.
+fn encode(slot: u32, leg: usize, rtcp: bool) -> u32 {
+    (slot << 2) | ((leg as u32) << 1) | u32::from(rtcp)
+}
+
+#[derive(Debug, Clone, Default)]
+struct LegState {
+    rx: StreamTracker,
+    latched: Option<SocketAddr>,
+    latched_rtcp: Option<SocketAddr>,
+    #[allow(dead_code)]
+    srtp: crypto::LegSrtp,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    spec: SessionSpec,
+    legs: [LegState; 2],
+    last_activity_ms: u64,
+    timed_out: bool,
+    in_timer: bool,
+    gen: u32,
+}
+
+/// What to do to an RTP payload on its way to the other leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PayloadAction {
+    Pass,
+    Rewrite(u8),
+    AlawToUlaw(u8),
+    UlawToAlaw(u8),
+}
+
+fn clock_rate(codec: Option<Codec>) -> Option<u32> {
+    match codec {
+        // Jitter is not computed on telephone-event: its timestamp is the event start, repeated.
+        Some(Codec::TelephoneEvent) => None,
+        Some(Codec::Opus) => Some(48_000),
+        // G.711, G.722 (8000 by RFC 3551 quirk), G.729, CN, and unknown pass-through payloads.
+        _ => Some(8_000),
+    }
+}
+
+fn rtcp_addr(leg: &LegSpec, peer: SocketAddr) -> SocketAddr {
+    let mut a = peer;
+    a.set_port(if leg.remote_rtcp_port != 0 { leg.remote_rtcp_port } else { peer.port().wrapping_add(1) });
+    a
+}
+
+/// The media relay core. See the module docs.
+#[derive(Debug)]
+pub struct Relay {
+    cfg: RelayConfig,
+    slots: Vec<Option<Session>>,
+    free: Vec<u32>,
+    by_id: HashMap<SessionId, u32>,
+    port_index: Vec<u32>,
+    timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    counters: DropCounters,
+    next_gen: u32,
+}
+
+impl Relay {
+    /// A relay with `cfg.max_sessions` preallocated slots.
+    pub fn new(cfg: RelayConfig) -> Self {
+        let n = cfg.max_sessions;
+        Self {
+            cfg,
+            slots: (0..n).map(|_| None).collect(),
+            free: (0..n as u32).rev().collect(),
+            by_id: HashMap::with_capacity(n),
+            port_index: vec![NO_SLOT; 65536],
+            timers: BinaryHeap::with_capacity(2 * n + 16),
+            counters: DropCounters::default(),
+            next_gen: 1,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RelayConfig {
+        &self.cfg
+    }
+
+    /// Drop counters, one per reason.
+    pub fn counters(&self) -> &DropCounters {
+        &self.counters
+    }
+
+    /// Number of sessions held.
+    pub fn session_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Every local port in use (RTP and RTCP), in no particular order.
+    pub fn local_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.slots.iter().flatten().flat_map(|s| spec_ports(&s.spec))
+    }
+
+    /// The current spec of a session.
+    pub fn session_spec(&self, id: SessionId) -> Option<&SessionSpec> {
+        self.session(id).map(|s| &s.spec)
+    }
+
+    /// Current per-leg receive stats of a session.
+    pub fn session_stats(&self, id: SessionId) -> Option<[StreamStats; 2]> {
+        self.session(id).map(|s| [s.legs[0].rx.stats, s.legs[1].rx.stats])
+    }
+
+    /// The session owning `port`, if any.
+    pub fn session_of_port(&self, port: u16) -> Option<SessionId> {
+        let (slot, _, _) = self.lookup(port)?;
+        self.slots[slot].as_ref().map(|s| s.spec.id)
+    }
+
+    /// The peer address the relay currently sends this leg's RTP to (latched or SDP).
+    pub fn leg_destination(&self, id: SessionId, leg: usize) -> Option<SocketAddr> {
+        let s = self.session(id)?;
+        Self::rtp_dest(s, leg.min(1))
+    }
+
+    fn session(&self, id: SessionId) -> Option<&Session> {
+        let slot = *self.by_id.get(&id)?;
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    fn lookup(&self, port: u16) -> Option<(usize, usize, bool)> {
+        let e = self.port_index[usize::from(port)];
+        (e != NO_SLOT).then(|| ((e >> 2) as usize, ((e >> 1) & 1) as usize, e & 1 == 1))
+    }
+
+    /// Applies a ring command; pushes the resulting events. Same as [`Relay::apply_with`] with
+    /// [`NoPortHooks`].
+    pub fn apply(&mut self, now_ms: u64, cmd: &Command, events: &mut impl FnMut(Event)) {
+        self.apply_with(now_ms, cmd, &mut NoPortHooks, events)
+    }
+
+    /// Applies a ring command, calling `hooks` for every port opened or closed, and pushes the
+    /// resulting events (exactly one answer per Create/Update/Delete; per Dump one
+    /// [`Event::Session`] per session then [`Event::DumpDone`]).
+    pub fn apply_with(&mut self, now_ms: u64, cmd: &Command, hooks: &mut impl PortHooks, events: &mut impl FnMut(Event)) {
+        match cmd {
+            Command::Create(spec) => match self.create(now_ms, spec, hooks) {
+                Ok(()) => events(Event::Created(spec.id)),
+                Err((code, port)) => events(Event::Error { id: spec.id, code, port }),
+            },
+            Command::Update(spec) => match self.update(now_ms, spec, hooks) {
+                Ok(()) => events(Event::Updated(spec.id)),
+                Err((code, port)) => events(Event::Error { id: spec.id, code, port }),
+            },
+            Command::Delete(id) => match self.delete(*id, hooks) {
+                Some(stats) => events(Event::Deleted { id: *id, reason: DeleteReason::Requested, stats }),
+                None => events(Event::Error { id: *id, code: ErrorCode::UnknownSession, port: 0 }),
+            },
+            Command::Dump { token } => {
+                let mut count = 0u32;
+                for s in self.slots.iter().flatten() {
+                    events(Event::Session(s.spec));
+                    count += 1;
+                }
+                events(Event::DumpDone { token: *token, count });
+            }
+        }
+    }
+
+    /// Checks a spec against the configuration and the ports of other sessions (`own` = the slot
+    /// being updated, whose ports don't conflict).
+    fn validate(&self, spec: &SessionSpec, own: Option<usize>) -> Result<(), (ErrorCode, u16)> {
+        if spec.id.0 == 0 {
+            return Err((ErrorCode::InvalidSpec, 0));
+        }
+        for leg in &spec.legs {
+            let p = leg.local.port();
+            if p % 2 != 0 {
+                return Err((ErrorCode::InvalidSpec, p));
+            }
+            if !crypto::supported(&leg.crypto) {
+                return Err((ErrorCode::InvalidSpec, p));
+            }
+        }
+        for p in spec_ports(spec) {
+            if p < self.cfg.port_min || p > self.cfg.port_max || p == 0 {
+                return Err((ErrorCode::PortOutOfRange, p));
+            }
+        }
+        // The two legs must not share a port.
+        let ports: [Option<u16>; 4] = {
+            let mut a = [None; 4];
+            for (i, p) in spec_ports(spec).enumerate() {
+                a[i] = Some(p);
+            }
+            a
+        };
+        for i in 0..4 {
+            for j in i + 1..4 {
+                if ports[i].is_some() && ports[i] == ports[j] {
+                    return Err((ErrorCode::InvalidSpec, ports[i].unwrap_or(0)));
+                }
+            }
+        }
+        for p in spec_ports(spec) {
+            if let Some((slot, _, _)) = self.lookup(p) {
+                if Some(slot) != own {
+                    return Err((ErrorCode::PortInUse, p));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open_ports(hooks: &mut impl PortHooks, ports: &[u16]) -> Result<(), (ErrorCode, u16)> {
+        for (i, &p) in ports.iter().enumerate() {
+            if let Err(code) = hooks.open(p) {
+                for &q in &ports[..i] {
+                    hooks.close(q);
+                }
+                return Err((code, p));
+            }
+        }
+        Ok(())
+    }
+
+    fn index_ports(&mut self, slot: u32, spec: &SessionSpec) {
+        for (leg, l) in spec.legs.iter().enumerate() {
+            let p = l.local.port();
+            self.port_index[usize::from(p)] = encode(slot, leg, false);
+            if !l.rtcp_mux {
+                self.port_index[usize::from(p.wrapping_add(1))] = encode(slot, leg, true);
+            }
+        }
+    }
+
+    fn create(&mut self, now_ms: u64, spec: &SessionSpec, hooks: &mut impl PortHooks) -> Result<(), (ErrorCode, u16)> {
+        if self.by_id.contains_key(&spec.id) {
+            return Err((ErrorCode::DuplicateSession, 0));
+        }
+        self.validate(spec, None)?;
+        let Some(&slot) = self.free.last() else { return Err((ErrorCode::CapacityExhausted, 0)) };
+        let mut ports = [0u16; 4];
+        let mut n = 0;
+        for p in spec_ports(spec) {
+            ports[n] = p;
+            n += 1;
+        }
+        Self::open_ports(hooks, &ports[..n])?;
+        self.free.pop();
+        let legs = [0, 1].map(|i| LegState {
+            srtp: crypto::LegSrtp::new(&spec.legs[i].crypto).unwrap_or_default(),
+            ..LegState::default()
+        });
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let mut s = Session { spec: *spec, legs, last_activity_ms: now_ms, timed_out: false, in_timer: false, gen };
+        if spec.media_timeout_ms > 0 {
+            s.in_timer = true;
+            self.timers.push(Reverse((now_ms + u64::from(spec.media_timeout_ms), slot, gen)));
+        }
+        self.slots[slot as usize] = Some(s);
+        self.by_id.insert(spec.id, slot);
+        self.index_ports(slot, spec);
+        Ok(())
+    }
+
+    fn update(&mut self, now_ms: u64, spec: &SessionSpec, hooks: &mut impl PortHooks) -> Result<(), (ErrorCode, u16)> {
+        let Some(&slot) = self.by_id.get(&spec.id) else { return Err((ErrorCode::UnknownSession, 0)) };
+        let Some(old) = self.slots[slot as usize].as_ref().map(|s| s.spec) else {
+            return Err((ErrorCode::UnknownSession, 0));
+        };
+        for (o, n) in old.legs.iter().zip(&spec.legs) {
+            if o.local.port() != n.local.port() {
+                return Err((ErrorCode::InvalidSpec, n.local.port()));
+            }
+        }
+        self.validate(spec, Some(slot as usize))?;
+        let mut added = [0u16; 4];
+        let mut na = 0;
+        for p in spec_ports(spec) {
+            if !spec_ports(&old).any(|q| q == p) {
+                added[na] = p;
+                na += 1;
+            }
+        }
+        Self::open_ports(hooks, &added[..na])?;
+        for p in spec_ports(&old) {
+            if !spec_ports(spec).any(|q| q == p) {
+                hooks.close(p);
+                self.port_index[usize::from(p)] = NO_SLOT;
+            }
+        }
+        self.index_ports(slot, spec);
+        let Some(s) = self.slots[slot as usize].as_mut() else { return Err((ErrorCode::UnknownSession, 0)) };
+        for (leg, (o, n)) in s.legs.iter_mut().zip(old.legs.iter().zip(&spec.legs)) {
+            // A new peer address or policy invalidates what was learned.
+            if o.remote != n.remote || o.latch != n.latch || o.remote_rtcp_port != n.remote_rtcp_port {
+                leg.latched = None;
+                leg.latched_rtcp = None;
+            }
+        }
+        s.spec = *spec;
+        if spec.media_timeout_ms > 0 && !s.timed_out {
+            // Re-arm: the heap entry recomputes the real deadline when it pops.
+            s.in_timer = true;
+            let d = s.last_activity_ms.max(now_ms.saturating_sub(u64::from(spec.media_timeout_ms)))
+                + u64::from(spec.media_timeout_ms);
+            self.timers.push(Reverse((d, slot, s.gen)));
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, id: SessionId, hooks: &mut impl PortHooks) -> Option<[StreamStats; 2]> {
+        let slot = self.by_id.remove(&id)?;
+        let s = self.slots[slot as usize].take()?;
+        for p in spec_ports(&s.spec) {
+            hooks.close(p);
+            self.port_index[usize::from(p)] = NO_SLOT;
+        }
+        self.free.push(slot);
+        Some([s.legs[0].rx.stats, s.legs[1].rx.stats])
+    }
+
+    fn rtp_dest(s: &Session, leg: usize) -> Option<SocketAddr> {
+        let spec = &s.spec.legs[leg];
+        match spec.latch {
+            LatchPolicy::Strict => spec.remote,
+            _ => s.legs[leg].latched.or(spec.remote),
+        }
+    }
+
+    fn rtcp_dest(s: &Session, leg: usize) -> Option<SocketAddr> {
+        let spec = &s.spec.legs[leg];
+        if spec.rtcp_mux {
+            return Self::rtp_dest(s, leg);
+        }
+        let st = &s.legs[leg];
+        let latched = if spec.latch == LatchPolicy::Strict { None } else { st.latched_rtcp };
+        latched
+            .or_else(|| spec.remote.map(|r| rtcp_addr(spec, r)))
+            .or_else(|| st.latched.map(|r| rtcp_addr(spec, r)))
+    }
+
+    fn local_addr(spec: &LegSpec, rtcp: bool) -> SocketAddr {
+        let mut a = spec.local;
+        if rtcp && !spec.rtcp_mux {
+            a.set_port(a.port().wrapping_add(1));
+        }
+        a
+    }
+
+    fn drop_on(&mut self, slot: usize, leg: usize, reason: DropReason) -> Verdict {
+        self.counters.bump(reason);
+        if let Some(s) = self.slots[slot].as_mut() {
+            s.legs[leg].rx.on_drop();
+        }
+        Verdict::Drop(reason)
+    }
+
+    /// Source check and latching for a packet from `src` on `leg` (`rtcp`: on the RTCP port).
+    /// Returns false when the packet must be dropped (Strict mismatch).
+    fn source_ok(s: &Session, leg: usize, rtcp_port: bool, src: SocketAddr) -> bool {
+        let spec = &s.spec.legs[leg];
+        if spec.latch != LatchPolicy::Strict {
+            return true;
+        }
+        match spec.remote {
+            None => false,
+            Some(r) if rtcp_port => rtcp_addr(spec, r) == src,
+            Some(r) => r == src,
+        }
+    }
+
+    fn latch(s: &mut Session, leg: usize, rtcp_port: bool, src: SocketAddr) {
+        let policy = s.spec.legs[leg].latch;
+        let st = &mut s.legs[leg];
+        let slot = if rtcp_port { &mut st.latched_rtcp } else { &mut st.latched };
+        match policy {
+            LatchPolicy::Once => {
+                if slot.is_none() {
+                    *slot = Some(src);
+                }
+            }
+            LatchPolicy::Follow => *slot = Some(src),
+            LatchPolicy::Strict => {}
+        }
+    }
+
+    fn touch(&mut self, slot: usize, now_ms: u64) {
+        let Some(s) = self.slots[slot].as_mut() else { return };
+        s.last_activity_ms = s.last_activity_ms.max(now_ms);
+        if s.timed_out {
+            s.timed_out = false;
+            if s.spec.media_timeout_ms > 0 && !s.in_timer {
+                s.in_timer = true;
+                let d = s.last_activity_ms + u64::from(s.spec.media_timeout_ms);
+                // Capacity is preallocated for two entries per session.
+                self.timers.push(Reverse((d, slot as u32, s.gen)));
+            }
+        }
+    }
+
+    /// Decides what happens to an RTP packet's payload type on its way from `leg` to the other.
+    fn payload_action(s: &Session, leg: usize, pt: u8) -> Result<(PayloadAction, Option<Codec>), DropReason> {
+        let (mine, theirs) = (&s.spec.legs[leg].pt_map, &s.spec.legs[1 - leg].pt_map);
+        if mine.is_empty() || theirs.is_empty() {
+            return Ok((PayloadAction::Pass, mine.by_pt(pt)));
+        }
+        let codec = mine.by_pt(pt).ok_or(DropReason::UnmappedPayloadType)?;
+        if let Some(out) = theirs.by_codec(codec) {
+            let a = if out == pt { PayloadAction::Pass } else { PayloadAction::Rewrite(out) };
+            return Ok((a, Some(codec)));
+        }
+        match codec {
+            Codec::Pcma => theirs.by_codec(Codec::Pcmu).map(|o| (PayloadAction::AlawToUlaw(o), Some(codec))),
+            Codec::Pcmu => theirs.by_codec(Codec::Pcma).map(|o| (PayloadAction::UlawToAlaw(o), Some(codec))),
+            _ => None,
+        }
+        .ok_or(DropReason::UnmappedPayloadType)
+    }
+
+    /// Handles one UDP datagram that arrived on `local_port` from `src`; `buf[..len]` is its
+    /// payload and `buf[len..]` spare room. Rewrites in place and says where to send it.
+    pub fn handle_packet(&mut self, now_ms: u64, local_port: u16, src: SocketAddr, buf: &mut [u8], len: usize) -> Verdict {
+        let Some((slot, leg, rtcp_port)) = self.lookup(local_port) else {
+            self.counters.bump(DropReason::UnknownPort);
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
+        let Some(pkt) = buf.get_mut(..len).filter(|p| !p.is_empty()) else {
+            return self.drop_on(slot, leg, DropReason::BadLength);
+        };
+        let Some(s) = self.slots[slot].as_ref() else {
+            self.counters.bump(DropReason::UnknownPort);
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
+        let mux = s.spec.legs[leg].rtcp_mux;
+        let kind = rtp::classify(pkt);
+        let is_rtcp = match (kind, rtcp_port) {
+            (rtp::MuxKind::Rtcp, true) => true,
+            (rtp::MuxKind::Rtcp, false) if mux => true,
+            (rtp::MuxKind::Rtcp, false) => return self.drop_on(slot, leg, DropReason::RtcpNotMuxed),
+            (rtp::MuxKind::Rtp, false) => false,
+            (rtp::MuxKind::Rtp, true) => return self.drop_on(slot, leg, DropReason::MalformedRtcp),
+            _ => return self.drop_on(slot, leg, DropReason::Foreign),
+        };
+        if !Self::source_ok(s, leg, rtcp_port, src) {
+            return self.drop_on(slot, leg, DropReason::SourceMismatch);
+        }
+        let other = 1 - leg;
+        if is_rtcp {
+            // SRTP seam (SRTCP): unprotect here for keyed legs.
+            if rtcp::validate_compound(pkt, false).is_err() {
+                return self.drop_on(slot, leg, DropReason::MalformedRtcp);
+            }
+            let Some(s) = self.slots[slot].as_mut() else { return Verdict::Drop(DropReason::UnknownPort) };
+            Self::latch(s, leg, rtcp_port, src);
+            let Some(to) = Self::rtcp_dest(s, other) else {
+                return self.drop_on(slot, leg, DropReason::NoDestination);
+            };
+            s.legs[leg].rx.on_rtcp(now_ms);
+            let from = Self::local_addr(&s.spec.legs[other], true);
+            self.touch(slot, now_ms);
+            // SRTP seam (SRTCP): protect here for the other leg.
+            return Verdict::Forward { len, from, to };
+        }
+
+        // RTP.
+        // SRTP seam: unprotect `pkt` here when the leg has rx keys (crypto::LegSrtp).
+        let Ok(mut p) = rtp::RtpPacket::new_checked(&mut *pkt) else {
+            return self.drop_on(slot, leg, DropReason::MalformedRtp);
+        };
+        let (action, codec) = match Self::payload_action(s, leg, p.payload_type()) {
+            Ok(a) => a,
+            Err(r) => return self.drop_on(slot, leg, r),
+        };
+        if codec == Some(Codec::TelephoneEvent) && DtmfPayload::new_checked(p.payload()).is_err() {
+            return self.drop_on(slot, leg, DropReason::MalformedDtmf);
+        }
+        let Some(s) = self.slots[slot].as_mut() else { return Verdict::Drop(DropReason::UnknownPort) };
+        Self::latch(s, leg, false, src);
+        let Some(to) = Self::rtp_dest(s, other) else {
+            return self.drop_on(slot, leg, DropReason::NoDestination);
+        };
+        let arrival = clock_rate(codec).map(|r| (now_ms.wrapping_mul(u64::from(r)) / 1000) as u32);
+        s.legs[leg].rx.on_rtp(now_ms, p.sequence_number(), p.ssrc(), p.timestamp(), arrival, len);
+        let from = Self::local_addr(&s.spec.legs[other], false);
+        match action {
+            PayloadAction::Pass => {}
+            PayloadAction::Rewrite(pt) => p.set_payload_type(pt),
+            PayloadAction::AlawToUlaw(pt) => {
+                p.set_payload_type(pt);
+                g711::alaw_to_ulaw(p.payload_mut());
+            }
+            PayloadAction::UlawToAlaw(pt) => {
+                p.set_payload_type(pt);
+                g711::ulaw_to_alaw(p.payload_mut());
+            }
+        }
+        self.touch(slot, now_ms);
+        // SRTP seam: protect `buf` (len → len + tag) here when the other leg has tx keys.
+        Verdict::Forward { len, from, to }
+    }
+
+    /// Media timeouts: emits [`Event::MediaTimeout`] once per idle period for every session idle
+    /// for at least its `media_timeout_ms`; returns the next time this should be called.
+    pub fn poll_timeouts(&mut self, now_ms: u64, events: &mut impl FnMut(Event)) -> Option<u64> {
+        while let Some(&Reverse((deadline, slot, gen))) = self.timers.peek() {
+            if deadline > now_ms {
+                return Some(deadline);
+            }
+            self.timers.pop();
+            let Some(s) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else { continue };
+            if s.gen != gen || !s.in_timer || s.spec.media_timeout_ms == 0 {
+                if s.gen == gen {
+                    s.in_timer = false;
+                }
+                continue;
+            }
+            let actual = s.last_activity_ms + u64::from(s.spec.media_timeout_ms);
+            if actual > now_ms {
+                self.timers.push(Reverse((actual, slot, gen)));
+            } else {
+                s.in_timer = false;
+                s.timed_out = true;
+                events(Event::MediaTimeout { id: s.spec.id, idle_ms: now_ms - s.last_activity_ms });
+            }
+        }
+        None
+    }
+
+    /// The rule the XDP fast path may use for packets arriving on `local_port`, when they need no
+    /// work from the relay: fast path allowed by the spec, no SRTP on either leg, identical
+    /// payload-type maps (or both empty), the arriving leg's source already fixed (latch `Once`
+    /// and latched — `Follow` and `Strict` need a per-packet source check), and the other leg's
+    /// destination fixed (`Strict` with an SDP address, or `Once` and latched).
+    ///
+    /// A rule can appear or disappear only through [`Relay::apply`] and through
+    /// [`Relay::handle_packet`] (latching); re-query after either for the ports involved.
+    pub fn fast_path_rule(&self, local_port: u16) -> Option<ForwardRule> {
+        let (slot, leg, rtcp_port) = self.lookup(local_port)?;
+        let s = self.slots[slot].as_ref()?;
+        if !s.spec.allow_fast_path {
+            return None;
+        }
+        let (a, b) = (&s.spec.legs[0], &s.spec.legs[1]);
+        if !crypto::is_plain(&a.crypto) || !crypto::is_plain(&b.crypto) || a.pt_map != b.pt_map {
+            return None;
+        }
+        let me = &s.spec.legs[leg];
+        let my_state = &s.legs[leg];
+        let src_fixed = me.latch == LatchPolicy::Once
+            && if rtcp_port { my_state.latched_rtcp.is_some() } else { my_state.latched.is_some() };
+        if !src_fixed {
+            return None;
+        }
+        let other = 1 - leg;
+        let os = &s.spec.legs[other];
+        let ostate = &s.legs[other];
+        let dest_fixed = match os.latch {
+            LatchPolicy::Strict => os.remote.is_some(),
+            LatchPolicy::Once => {
+                if rtcp_port && !os.rtcp_mux {
+                    ostate.latched_rtcp.is_some()
+                } else {
+                    ostate.latched.is_some()
+                }
+            }
+            LatchPolicy::Follow => false,
+        };
+        if !dest_fixed {
+            return None;
+        }
+        let to = if rtcp_port { Self::rtcp_dest(s, other)? } else { Self::rtp_dest(s, other)? };
+        Some(ForwardRule { from: Self::local_addr(os, rtcp_port), to })
+    }
+
+    /// Credits `packets`/`bytes` forwarded in the kernel for packets that arrived on `local_port`
+    /// (keeps the stats and media timeouts right).
+    pub fn credit_fast_path(&mut self, local_port: u16, packets: u64, bytes: u64, now_ms: u64) {
+        let Some((slot, leg, rtcp_port)) = self.lookup(local_port) else { return };
+        if packets == 0 {
+            return;
+        }
+        let Some(s) = self.slots[slot].as_mut() else { return };
+        let rx = &mut s.legs[leg].rx;
+        if rtcp_port {
+            rx.stats.rtcp_packets += packets;
+            rx.stats.last_rx_ms = rx.stats.last_rx_ms.max(now_ms);
+        } else {
+            rx.on_fast_path(now_ms, packets, bytes);
+        }
+        self.touch(slot, now_ms);
+    }
+}

@@ -1,1 +1,385 @@
 //! The portable UDP-socket backend: the embedded default and the baseline of every benchmark.
+//!
+//! # Design
+//!
+//! - **Workers.** One worker thread per entry of [`SocketOptions::cores`] (one unpinned worker if
+//!   empty), each pinned with `core_affinity`. Each worker owns a private [`Relay`] shard, an epoll
+//!   instance, the UDP sockets of its sessions (one per RTP port and one per RTCP port) and one
+//!   preallocated `recvmmsg`/`sendmmsg` batch. Nothing is shared between workers on the packet
+//!   path: no lock, no allocation, no atomics but a few relaxed counter adds per batch.
+//! - **Sharding by session.** Both legs of a session must reach the same relay state, so a
+//!   session (all of its ports) lives on exactly one worker: the control loop assigns each Create
+//!   to the worker holding the fewest sessions and routes Update/Delete by session id. Dump is
+//!   broadcast and the per-worker `DumpDone`s are merged into one.
+//! - **Control loop.** [`run`] itself runs the control loop on the calling thread: it polls the
+//!   [`CommandSource`], forwards commands to workers over bounded channels (waking them with an
+//!   eventfd registered in their epoll), and passes worker events to the [`EventSink`]. It
+//!   answers `DuplicateSession`/`CapacityExhausted` itself (global view); everything else is
+//!   answered by the worker's relay. Ports in use by another worker are caught by the kernel
+//!   (`EADDRINUSE`) and reported as `PortInUse`.
+//! - **Packet path.** A worker waits in `epoll_wait` (level-triggered, timeout = next media
+//!   timeout or 100 ms), and for each readable port socket receives up to `batch` datagrams with
+//!   one `recvmmsg`, runs [`Relay::handle_packet`] on each buffer in place, and forwards with one
+//!   `sendmmsg` per run of datagrams leaving through the same socket (the other leg's port).
+//! - **Time.** Each worker's `now_ms` is milliseconds since [`run`] started (monotonic), plus 1 so
+//!   that 0 keeps meaning "never" in `StreamStats::last_rx_ms`.
+//! - **Limits.** `RLIMIT_NOFILE` is raised to cover every port of the range plus slack.
+
+mod sys;
+mod worker;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xtrunk_ring::msg::{Command, ErrorCode, Event, SessionId};
+
+use crate::relay::{DropReason, Relay, RelayConfig};
+
+
+
+/// Where the backend takes commands from (the lead implements it for the ring's receiver).
+pub trait CommandSource {
+    /// The next command, if one is waiting. Must not block.
+    fn poll_command(&mut self) -> Option<Command>;
+}
+
+/// Where the backend puts events (the lead implements it for the ring's sender). May block or
+/// retry while the consumer is behind: that back-pressures only the control loop.
+pub trait EventSink {
+    /// Delivers one event.
+    fn send_event(&mut self, ev: Event);
+}
+
+impl<F: FnMut() -> Option<Command>> CommandSource for F {
+    fn poll_command(&mut self) -> Option<Command> {
+        self()
+    }
+}
+
+impl CommandSource for Receiver<Command> {
+    fn poll_command(&mut self) -> Option<Command> {
+        self.try_recv().ok()
+    }
+}
+
+impl EventSink for mpsc::Sender<Event> {
+    fn send_event(&mut self, ev: Event) {
+        let _ = self.send(ev);
+    }
+}
+
+impl EventSink for SyncSender<Event> {
+    fn send_event(&mut self, ev: Event) {
+        let _ = self.send(ev);
+    }
+}
+
+/// Options of the socket backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// Address every media socket binds to.
+    pub bind_ip: IpAddr,
+    /// Lowest media port.
+    pub port_min: u16,
+    /// Highest media port.
+    pub port_max: u16,
+    /// Cores to pin one worker each to; empty = one unpinned worker.
+    pub cores: Vec<usize>,
+    /// Most sessions in total.
+    pub max_sessions: usize,
+    /// Datagrams per `recvmmsg`/`sendmmsg` (1..=1024).
+    pub batch: usize,
+}
+
+/// Errors of the socket backend.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An option is unusable.
+    #[error("socket backend: invalid option {field}: {reason}")]
+    InvalidOption {
+        /// The option.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A system call needed to start failed.
+    #[error("socket backend: {what} failed: {source}")]
+    Io {
+        /// What was attempted.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker thread panicked or failed.
+    #[error("socket backend: worker {index} failed: {reason}")]
+    Worker {
+        /// Worker index.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Live counters of the backend, readable by the caller while it runs (relaxed atomics; each
+/// worker adds its deltas after every batch, drop counters at least every 100 ms).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Datagrams received on media sockets.
+    pub rx_packets: AtomicU64,
+    /// Datagrams forwarded (accepted by `sendmmsg`).
+    pub tx_packets: AtomicU64,
+    /// Datagrams the kernel refused to send.
+    pub tx_errors: AtomicU64,
+    /// `recvmmsg` calls that returned data.
+    pub rx_batches: AtomicU64,
+    /// Sessions held.
+    pub sessions: AtomicU64,
+    drops: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl Stats {
+    /// Drops counted for one reason.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Sum of all drop counters.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+
+    fn add_drop(&self, reason: DropReason, n: u64) {
+        self.drops[reason as usize].fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+fn validate(opts: &SocketOptions) -> Result<(), Error> {
+    let bad = |field, reason: String| Err(Error::InvalidOption { field, reason });
+    if opts.port_min > opts.port_max || opts.port_min == 0 {
+        return bad("port_min/port_max", format!("need 0 < port_min <= port_max, got {}..={}", opts.port_min, opts.port_max));
+    }
+    if !(1..=1024).contains(&opts.batch) {
+        return bad("batch", format!("must be 1..=1024, got {}", opts.batch));
+    }
+    if opts.max_sessions == 0 {
+        return bad("max_sessions", "must be at least 1".into());
+    }
+    if opts.cores.len() > 256 {
+        return bad("cores", format!("at most 256 workers, got {}", opts.cores.len()));
+    }
+    if !opts.cores.is_empty() {
+        let ids: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
+        if let Some(c) = opts.cores.iter().find(|c| !ids.contains(c)) {
+            return bad("cores", format!("core {c} does not exist (available: {ids:?})"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the socket backend until `stop` is set. See [`run_with_stats`].
+pub fn run(opts: SocketOptions, cmds: impl CommandSource, events: impl EventSink, stop: Arc<AtomicBool>) -> Result<(), Error> {
+    run_with_stats(opts, cmds, events, stop, Arc::new(Stats::default()))
+}
+
+struct WorkerHandle {
+    cmd_tx: SyncSender<Command>,
+    wake: Arc<sys::EventFd>,
+    sessions: usize,
+    join: std::thread::JoinHandle<Result<(), String>>,
+}
+
+/// Runs the socket backend until `stop` is set, publishing counters into `stats`.
+///
+/// The calling thread runs the control loop (see the module docs); workers are spawned and
+/// joined before returning. Sessions still held at stop are dropped without events.
+pub fn run_with_stats(
+    opts: SocketOptions,
+    mut cmds: impl CommandSource,
+    mut events: impl EventSink,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+) -> Result<(), Error> {
+    validate(&opts)?;
+    let ports = u64::from(opts.port_max - opts.port_min) + 1;
+    let want = ports + 1024;
+    let got = sys::raise_nofile(want);
+    if got < want {
+        log::warn!("socket backend: RLIMIT_NOFILE is {got}, below the {want} a full port range needs");
+    }
+    let start = Instant::now();
+    let n = opts.cores.len().max(1);
+    let (ev_tx, ev_rx) = mpsc::sync_channel::<Event>(65536);
+    let mut workers = Vec::with_capacity(n);
+    for index in 0..n {
+        let (cmd_tx, cmd_rx) = mpsc::sync_channel::<Command>(4096);
+        let wake = Arc::new(sys::EventFd::new().map_err(|source| Error::Io { what: "eventfd", source })?);
+        let epoll = sys::Epoll::new().map_err(|source| Error::Io { what: "epoll_create1", source })?;
+        let cfg = RelayConfig { port_min: opts.port_min, port_max: opts.port_max, max_sessions: opts.max_sessions };
+        let w = worker::Worker::new(
+            index,
+            Relay::new(cfg),
+            epoll,
+            wake.clone(),
+            cmd_rx,
+            ev_tx.clone(),
+            opts.bind_ip,
+            opts.batch,
+            start,
+            stop.clone(),
+            stats.clone(),
+        )
+        .map_err(|source| Error::Io { what: "epoll_ctl(eventfd)", source })?;
+        let core = opts.cores.get(index).copied();
+        let join = std::thread::Builder::new()
+            .name(format!("xt-sock-{index}"))
+            .spawn(move || {
+                if let Some(c) = core {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                        log::warn!("socket worker {index}: could not pin to core {c}");
+                    }
+                }
+                w.run()
+            })
+            .map_err(|source| Error::Io { what: "spawn worker thread", source })?;
+        workers.push(WorkerHandle { cmd_tx, wake, sessions: 0, join });
+    }
+    drop(ev_tx);
+
+    let mut ctl = Control { owner: HashMap::new(), dumps: HashMap::new(), max_sessions: opts.max_sessions };
+    let mut result = Ok(());
+    while !stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        for _ in 0..1024 {
+            let Some(cmd) = cmds.poll_command() else { break };
+            busy = true;
+            ctl.route(cmd, &mut workers, &mut events);
+        }
+        loop {
+            match ev_rx.try_recv() {
+                Ok(ev) => {
+                    busy = true;
+                    ctl.on_event(ev, &mut workers, &mut events)
+                }
+                Err(_) => break,
+            }
+        }
+        if workers.iter().any(|w| w.join.is_finished()) {
+            stop.store(true, Ordering::Relaxed);
+            result = Err(Error::Worker { index: 0, reason: "a worker exited early".into() });
+            break;
+        }
+        if !busy {
+            match ev_rx.recv_timeout(Duration::from_millis(1)) {
+                Ok(ev) => ctl.on_event(ev, &mut workers, &mut events),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in &workers {
+        w.wake.notify();
+    }
+    for (index, w) in workers.into_iter().enumerate() {
+        match w.join.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => result = Err(Error::Worker { index, reason }),
+            Err(_) => result = Err(Error::Worker { index, reason: "panicked".into() }),
+        }
+    }
+    while let Ok(ev) = ev_rx.try_recv() {
+        events.send_event(ev);
+    }
+    result
+}
+
+struct Control {
+    /// Session → (worker, create still pending).
+    owner: HashMap<SessionId, (usize, bool)>,
+    /// Dump token → (workers still to answer, sessions counted).
+    dumps: HashMap<u64, (usize, u32)>,
+    max_sessions: usize,
+}
+
+impl Control {
+    fn send(workers: &mut [WorkerHandle], w: usize, cmd: Command) {
+        // Bounded channel: blocks only if the worker is 4096 commands behind.
+        let _ = workers[w].cmd_tx.send(cmd);
+        workers[w].wake.notify();
+    }
+
+    fn route(&mut self, cmd: Command, workers: &mut [WorkerHandle], events: &mut impl EventSink) {
+        match cmd {
+            Command::Create(spec) => {
+                if self.owner.contains_key(&spec.id) {
+                    events.send_event(Event::Error { id: spec.id, code: ErrorCode::DuplicateSession, port: 0 });
+                    return;
+                }
+                if self.owner.len() >= self.max_sessions {
+                    events.send_event(Event::Error { id: spec.id, code: ErrorCode::CapacityExhausted, port: 0 });
+                    return;
+                }
+                let w = (0..workers.len()).min_by_key(|&i| workers[i].sessions).unwrap_or(0);
+                workers[w].sessions += 1;
+                self.owner.insert(spec.id, (w, true));
+                Self::send(workers, w, cmd);
+            }
+            Command::Update(spec) => match self.owner.get(&spec.id) {
+                Some(&(w, _)) => Self::send(workers, w, cmd),
+                None => events.send_event(Event::Error { id: spec.id, code: ErrorCode::UnknownSession, port: 0 }),
+            },
+            Command::Delete(id) => match self.owner.get(&id) {
+                Some(&(w, _)) => Self::send(workers, w, cmd),
+                None => events.send_event(Event::Error { id, code: ErrorCode::UnknownSession, port: 0 }),
+            },
+            Command::Dump { token } => {
+                let e = self.dumps.entry(token).or_insert((0, 0));
+                e.0 += workers.len();
+                for w in 0..workers.len() {
+                    Self::send(workers, w, cmd);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, id: SessionId, workers: &mut [WorkerHandle]) {
+        if let Some((w, _)) = self.owner.remove(&id) {
+            workers[w].sessions = workers[w].sessions.saturating_sub(1);
+        }
+    }
+
+    fn on_event(&mut self, ev: Event, workers: &mut [WorkerHandle], events: &mut impl EventSink) {
+        match ev {
+            Event::Created(id) => {
+                if let Some(o) = self.owner.get_mut(&id) {
+                    o.1 = false;
+                }
+            }
+            Event::Error { id, .. } => {
+                if matches!(self.owner.get(&id), Some(&(_, true))) {
+                    self.forget(id, workers);
+                }
+            }
+            Event::Deleted { id, .. } => self.forget(id, workers),
+            Event::DumpDone { token, count } => {
+                let Some(e) = self.dumps.get_mut(&token) else { return };
+                e.0 = e.0.saturating_sub(1);
+                e.1 += count;
+                if e.0 > 0 {
+                    return;
+                }
+                let total = e.1;
+                self.dumps.remove(&token);
+                events.send_event(Event::DumpDone { token, count: total });
+                return;
+            }
+            _ => {}
+        }
+        events.send_event(ev);
+    }
+}

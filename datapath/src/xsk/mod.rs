@@ -1,1 +1,676 @@
-//! The AF_XDP backend: XSK sockets over UMEM, one per NIC queue, served by pinned threads.
+//! The AF_XDP backend: XSK sockets over UMEM, one per NIC queue, served by pinned threads, plus
+//! the in-kernel fast path of the XDP program in `xtrunk-ebpf`.
+//!
+//! ```text
+//!            NIC queue q ──XDP──┬─ session port, XT_ACT_XSK ──► XSK(if, q) ──► worker q (core c_q)
+//!                               ├─ session port, XT_ACT_FAST ─► rewrite ──► XDP_TX / redirect
+//!                               └─ anything else ─────────────► kernel stack (SIP, SSH, ARP)
+//! ```
+//!
+//! - [`XskRuntime`] owns the loaded program ([`loader::XdpProgram`]), the workers and the control
+//!   duties: applying [`Command`]s to the relay core, keeping the `sessions` map in step with it
+//!   (AF_XDP or fast path per session, decided by [`MediaCore::fast_path_rule`] and re-decided at
+//!   every sync), crediting fast-path counters back to the core, refreshing the route/neighbour
+//!   snapshot ([`netlink`]), and detaching on shutdown.
+//! - One worker per queue index: it owns one socket per interface on that queue (so it can send
+//!   on any of them without handing frames across threads) and is pinned to the queue's core.
+//! - The relay core is shared by the workers behind one mutex taken once per RX batch (not per
+//!   packet). Unsafe code lives in [`sys`] (UMEM, rings) and [`netlink`] (socket shim) only.
+
+pub mod loader;
+mod netlink;
+mod packet;
+mod sys;
+mod worker;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::{IpAddr, SocketAddr},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use xtrunk_ebpf::{Counter, XtFastRule, XtQueueStats, XtSession, XT_ACT_FAST, XT_ACT_XSK, XT_CNT_MAX};
+use xtrunk_ring::msg::{Command, Event, SessionId, SessionSpec};
+
+pub use loader::{enable_run_stats, AttachMode, LoaderError, Sink, XdpProgram};
+pub use worker::WorkerCounters;
+
+use netlink::NetTable;
+use sys::{BindMode, SocketConfig, XskSocket};
+use worker::{Port, Shared, WorkerSpec};
+
+/// What the AF_XDP backend needs from the relay core (implemented for `relay::Relay`; tests and
+/// benchmarks may plug a trivial core). All calls are sans-IO and take `now_ms` from the caller.
+pub trait MediaCore: Send + 'static {
+    /// Applies a command; answers through `events`.
+    fn apply(&mut self, now_ms: u64, cmd: &Command, events: &mut dyn FnMut(Event));
+    /// Relays one UDP payload received on `local_port` from `src`, in place in `buf[..len]`
+    /// (`buf` extends to the end of the frame, so the payload may grow). `Some((len, from, to))`
+    /// forwards `buf[..len]` from local address `from` to `to`; `None` drops.
+    fn handle_packet(
+        &mut self,
+        now_ms: u64,
+        local_port: u16,
+        src: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Option<(usize, SocketAddr, SocketAddr)>;
+    /// `Some((from, to))` when packets arriving on `local_port` need no payload work and may be
+    /// forwarded by the XDP program, rewritten to `from` → `to`.
+    fn fast_path_rule(&self, local_port: u16) -> Option<(SocketAddr, SocketAddr)>;
+    /// Credits what the fast path forwarded for `local_port` since the last call.
+    fn credit_fast_path(&mut self, local_port: u16, packets: u64, bytes: u64, now_ms: u64);
+    /// Periodic work (media timeouts); answers through `events`.
+    fn tick(&mut self, now_ms: u64, events: &mut dyn FnMut(Event));
+}
+
+/// Copy or zero-copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum XskMode {
+    /// Zero-copy where the driver supports it, else copy (veth refuses zero-copy).
+    #[default]
+    Auto,
+    /// Always copy mode.
+    Copy,
+    /// Zero-copy or fail.
+    ZeroCopy,
+}
+
+/// One interface the backend serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XskInterface {
+    /// Interface name.
+    pub name: String,
+    /// RX/TX queues to open an XSK on.
+    pub queues: Vec<u32>,
+    /// Core serving each queue (same length as `queues`; empty = unpinned).
+    pub cores: Vec<usize>,
+}
+
+/// Configuration of the AF_XDP backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XskOptions {
+    /// Media interfaces.
+    pub interfaces: Vec<XskInterface>,
+    /// Copy / zero-copy.
+    pub mode: XskMode,
+    /// XDP attach mode.
+    pub attach: AttachMode,
+    /// UMEM frame size (2048 or 4096).
+    pub frame_size: u32,
+    /// Frames per socket UMEM.
+    pub frame_count: u32,
+    /// Entries per ring (power of two).
+    pub ring_size: u32,
+    /// Let the XDP program forward sessions that need no payload work.
+    pub fast_path: bool,
+    /// Media port range (inclusive).
+    pub port_min: u16,
+    /// Media port range (inclusive).
+    pub port_max: u16,
+    /// Workers spin instead of sleeping in `poll()` when idle.
+    pub busy_poll: bool,
+    /// Most sessions the relay core holds (used by [`run`]).
+    pub max_sessions: usize,
+}
+
+impl Default for XskOptions {
+    fn default() -> Self {
+        Self {
+            interfaces: Vec::new(),
+            mode: XskMode::Auto,
+            attach: AttachMode::Auto,
+            frame_size: 2048,
+            frame_count: 4096,
+            ring_size: 2048,
+            fast_path: true,
+            port_min: 30000,
+            port_max: 39999,
+            busy_poll: false,
+            max_sessions: 10_000,
+        }
+    }
+}
+
+/// Runs the AF_XDP backend with a fresh `relay::Relay` until `stop` is set: applies commands from
+/// `next_command` (polled until it returns `None`, then again after a short sleep), hands events to
+/// `send_event`, ticks the control duties, and on exit stops the workers and detaches the program.
+///
+/// `next_command`/`send_event` are the `poll_command`/`send_event` of the backend's
+/// `CommandSource`/`EventSink` (`run(opts, || cmds.poll_command(), |e| events.send_event(e), stop)`).
+pub fn run(
+    opts: XskOptions,
+    mut next_command: impl FnMut() -> Option<Command>,
+    mut send_event: impl FnMut(Event),
+    stop: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    let relay = crate::relay::Relay::new(crate::relay::RelayConfig {
+        port_min: opts.port_min,
+        port_max: opts.port_max,
+        max_sessions: opts.max_sessions,
+    });
+    let mut rt = XskRuntime::start(opts, relay)?;
+    log::info!("xsk: AF_XDP backend running: {}", rt.describe());
+    while !stop.load(Ordering::Relaxed) {
+        let mut n = 0;
+        while let Some(cmd) = next_command() {
+            rt.apply(&cmd, &mut send_event);
+            n += 1;
+            if n == 256 {
+                break;
+            }
+        }
+        rt.tick(&mut send_event);
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    rt.shutdown();
+    Ok(())
+}
+
+/// Errors of the AF_XDP backend.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Loading, attaching or a map operation failed.
+    #[error(transparent)]
+    Loader(#[from] LoaderError),
+    /// Creating or binding an AF_XDP socket failed.
+    #[error("AF_XDP socket on {iface} queue {queue}: {source}")]
+    Socket {
+        /// Interface.
+        iface: String,
+        /// Queue.
+        queue: u32,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Reading routes/neighbours failed.
+    #[error("netlink: {0}")]
+    Netlink(std::io::Error),
+    /// The options are inconsistent.
+    #[error("xsk options: {0}")]
+    Options(String),
+    /// A worker thread could not be spawned.
+    #[error("spawning a worker: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Checks whether AF_XDP can run on `ifname` here: the XDP program loads and attaches, and a
+/// copy-mode XSK binds to queue 0. Detaches and closes everything before returning. `Err` is a
+/// one-line reason for the log ("backend = auto" falls back to sockets).
+pub fn probe(ifname: &str) -> Result<(), String> {
+    let idx = loader::ifindex(ifname).ok_or_else(|| format!("no interface named {ifname}"))?;
+    let mut prog = XdpProgram::load(1, 1).map_err(|e| format!("cannot load the XDP program: {e}"))?;
+    let slot = prog.attach(ifname, AttachMode::Auto).map_err(|e| format!("cannot attach XDP to {ifname}: {e}"))?;
+    let cfg = SocketConfig { ifindex: idx, queue: 0, frame_size: 2048, frame_count: 64, ring_size: 64, mode: BindMode::Copy };
+    let sock = XskSocket::new(&cfg).map_err(|e| format!("cannot open an AF_XDP socket on {ifname}: {e}"))?;
+    prog.set_xsk(slot, 0, sock.fd()).map_err(|e| format!("cannot register the AF_XDP socket: {e}"))?;
+    drop(sock);
+    prog.detach_all();
+    Ok(())
+}
+
+/// Statistics snapshot of a running backend.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeStats {
+    /// Per worker: (queue, core, rx, tx, drops).
+    pub workers: Vec<WorkerStats>,
+    /// XDP verdict counters, indexed by [`Counter`].
+    pub xdp: [u64; XT_CNT_MAX as usize],
+    /// Per (interface, queue): the XDP program's per-queue counters.
+    pub queues: Vec<(String, u32, XtQueueStats)>,
+    /// Sessions ports on the fast path now.
+    pub fast_ports: usize,
+    /// Kernel run time and run count of the XDP program (zero unless BPF stats are enabled).
+    pub xdp_run: (Duration, u64),
+}
+
+impl RuntimeStats {
+    /// An XDP counter.
+    pub fn counter(&self, c: Counter) -> u64 {
+        self.xdp[c as usize]
+    }
+}
+
+/// One worker's counters.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerStats {
+    /// Queue index served.
+    pub queue: u32,
+    /// Core pinned to.
+    pub core: Option<usize>,
+    /// Frames received.
+    pub rx: u64,
+    /// Frames sent.
+    pub tx: u64,
+    /// Frames dropped (all reasons).
+    pub dropped: u64,
+    /// Of which: relay core refused.
+    pub drop_relay: u64,
+    /// Of which: no route/neighbour.
+    pub drop_no_route: u64,
+    /// Of which: malformed.
+    pub drop_malformed: u64,
+    /// Copy or zero-copy.
+    pub zero_copy: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortPath {
+    Xsk,
+    Fast(XtFastRule),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PortState {
+    path: PortPath,
+    /// Fast-path totals already credited (the map counters are monotonic).
+    credited: (u64, u64),
+}
+
+struct WorkerHandle {
+    queue: u32,
+    core: Option<usize>,
+    zero_copy: bool,
+    counters: Arc<WorkerCounters>,
+    join: Option<JoinHandle<()>>,
+}
+
+/// A running AF_XDP backend. Drive it with [`apply`](Self::apply) and [`tick`](Self::tick) from
+/// one control thread; stop it with [`shutdown`](Self::shutdown) (or drop).
+pub struct XskRuntime<C: MediaCore> {
+    opts: XskOptions,
+    prog: XdpProgram,
+    shared: Arc<Mutex<Shared<C>>>,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    workers: Vec<WorkerHandle>,
+    /// Local port → how the XDP program treats it.
+    ports: BTreeMap<u16, PortState>,
+    /// Session → its local ports (from the spec of the last Create/Update it acknowledged).
+    sessions: HashMap<SessionId, Vec<u16>>,
+    ifnames: Vec<(String, u32, u32)>,
+    last_sync: Instant,
+    last_net: Instant,
+}
+
+fn session_ports(spec: &SessionSpec) -> Vec<u16> {
+    crate::relay::spec_ports(spec).collect()
+}
+
+impl MediaCore for crate::relay::Relay {
+    fn apply(&mut self, now_ms: u64, cmd: &Command, events: &mut dyn FnMut(Event)) {
+        crate::relay::Relay::apply(self, now_ms, cmd, &mut |e| events(e));
+    }
+
+    fn handle_packet(
+        &mut self,
+        now_ms: u64,
+        local_port: u16,
+        src: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Option<(usize, SocketAddr, SocketAddr)> {
+        match crate::relay::Relay::handle_packet(self, now_ms, local_port, src, buf, len) {
+            crate::relay::Verdict::Forward { len, from, to } => Some((len, from, to)),
+            crate::relay::Verdict::Drop(_) => None,
+        }
+    }
+
+    fn fast_path_rule(&self, local_port: u16) -> Option<(SocketAddr, SocketAddr)> {
+        crate::relay::Relay::fast_path_rule(self, local_port).map(|r| (r.from, r.to))
+    }
+
+    fn credit_fast_path(&mut self, local_port: u16, packets: u64, bytes: u64, now_ms: u64) {
+        crate::relay::Relay::credit_fast_path(self, local_port, packets, bytes, now_ms);
+    }
+
+    fn tick(&mut self, now_ms: u64, events: &mut dyn FnMut(Event)) {
+        self.poll_timeouts(now_ms, &mut |e| events(e));
+    }
+}
+
+fn addr_bytes(ip: IpAddr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    match ip {
+        IpAddr::V4(a) => b[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => b = a.octets(),
+    }
+    b
+}
+
+impl<C: MediaCore> XskRuntime<C> {
+    /// Loads and attaches the program, opens and registers every socket, starts the workers.
+    pub fn start(opts: XskOptions, core: C) -> Result<Self, Error> {
+        if opts.interfaces.is_empty() {
+            return Err(Error::Options("interfaces: at least one is needed".into()));
+        }
+        if opts.port_min > opts.port_max {
+            return Err(Error::Options("port_min > port_max".into()));
+        }
+        for (i, itf) in opts.interfaces.iter().enumerate() {
+            if !itf.cores.is_empty() && itf.cores.len() != itf.queues.len() {
+                return Err(Error::Options(format!("interfaces[{i}].cores: one core per queue")));
+            }
+        }
+        let net = NetTable::load().map_err(Error::Netlink)?;
+        let mut prog = XdpProgram::load(opts.port_min, opts.port_max)?;
+        let mut ifnames = Vec::new();
+        for itf in &opts.interfaces {
+            let idx = loader::ifindex(&itf.name)
+                .ok_or_else(|| Error::Loader(LoaderError::UnknownInterface(itf.name.clone())))?;
+            let slot = prog.attach(&itf.name, opts.attach)?;
+            ifnames.push((itf.name.clone(), idx, slot));
+        }
+        // Group sockets by queue index: worker q owns queue q of every interface listing it.
+        let mut by_queue: BTreeMap<u32, (Option<usize>, Vec<Port>)> = BTreeMap::new();
+        let mut zero_copy = HashMap::new();
+        for (itf, (_, idx, slot)) in opts.interfaces.iter().zip(&ifnames) {
+            for (k, &q) in itf.queues.iter().enumerate() {
+                let sock = open_socket(&opts, &itf.name, *idx, q)?;
+                prog.set_xsk(*slot, q, sock.fd())?;
+                zero_copy.insert(q, sock.mode() == BindMode::ZeroCopy);
+                let e = by_queue.entry(q).or_insert((None, Vec::new()));
+                if e.0.is_none() {
+                    e.0 = itf.cores.get(k).copied();
+                }
+                e.1.push(Port::new(sock, *idx));
+            }
+        }
+        let shared = Arc::new(Mutex::new(Shared { core, net }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let epoch = Instant::now();
+        let mut workers = Vec::new();
+        for (q, (core_id, ports)) in by_queue {
+            let counters = Arc::new(WorkerCounters::default());
+            let spec = WorkerSpec { core: core_id, busy_poll: opts.busy_poll };
+            let (sh, st, c) = (shared.clone(), stop.clone(), counters.clone());
+            let join = std::thread::Builder::new()
+                .name(format!("xsk-q{q}"))
+                .spawn(move || worker::run(spec, ports, sh, epoch, st, c))
+                .map_err(Error::Spawn)?;
+            workers.push(WorkerHandle {
+                queue: q,
+                core: core_id,
+                zero_copy: zero_copy.get(&q).copied().unwrap_or(false),
+                counters,
+                join: Some(join),
+            });
+        }
+        let now = Instant::now();
+        Ok(Self {
+            opts,
+            prog,
+            shared,
+            epoch,
+            stop,
+            workers,
+            ports: BTreeMap::new(),
+            sessions: HashMap::new(),
+            ifnames,
+            last_sync: now,
+            last_net: now,
+        })
+    }
+
+    /// One line: interfaces, queues, cores, copy/zero-copy, fast path.
+    pub fn describe(&self) -> String {
+        let ws: Vec<String> = self
+            .workers
+            .iter()
+            .map(|w| {
+                format!(
+                    "q{}@core{}{}",
+                    w.queue,
+                    w.core.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                    if w.zero_copy { "/zc" } else { "/copy" }
+                )
+            })
+            .collect();
+        let ifs: Vec<&str> = self.ifnames.iter().map(|(n, _, _)| n.as_str()).collect();
+        format!(
+            "interfaces {} workers {} fast_path {}",
+            ifs.join(","),
+            ws.join(","),
+            if self.opts.fast_path { "on" } else { "off" }
+        )
+    }
+
+    /// Milliseconds since start: the clock handed to the relay core.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared<C>> {
+        match self.shared.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Applies one command to the relay core and updates the XDP session map accordingly.
+    pub fn apply(&mut self, cmd: &Command, events: &mut dyn FnMut(Event)) {
+        let now = self.now_ms();
+        let mut acked: Option<SessionId> = None;
+        let mut deleted: Option<SessionId> = None;
+        {
+            let mut g = self.lock();
+            g.core.apply(now, cmd, &mut |ev: Event| {
+                match ev {
+                    Event::Created(id) | Event::Updated(id) => acked = Some(id),
+                    Event::Deleted { id, .. } => deleted = Some(id),
+                    _ => {}
+                }
+                events(ev);
+            });
+        }
+        if let (Some(id), Command::Create(spec) | Command::Update(spec)) = (acked, cmd) {
+            let ports = session_ports(spec);
+            let old = self.sessions.insert(id, ports.clone()).unwrap_or_default();
+            for p in old.into_iter().filter(|p| !ports.contains(p)) {
+                self.unmap_port(p);
+            }
+            for p in ports {
+                if let std::collections::btree_map::Entry::Vacant(e) = self.ports.entry(p) {
+                    e.insert(PortState { path: PortPath::Xsk, credited: (0, 0) });
+                    // Baseline of the monotonic fast-path counters for this (re)used port.
+                    let base = self.prog.fast_stats(p).map(|s| (s.packets, s.bytes)).unwrap_or((0, 0));
+                    if let Some(st) = self.ports.get_mut(&p) {
+                        st.credited = base;
+                    }
+                    let entry = XtSession { action: XT_ACT_XSK, ..Default::default() };
+                    if let Err(e) = self.prog.set_session(p, &entry) {
+                        log::error!("xsk: cannot map port {p}: {e}");
+                    }
+                }
+            }
+            self.sync_fast_path();
+        }
+        if let Some(id) = deleted {
+            for p in self.sessions.remove(&id).unwrap_or_default() {
+                self.unmap_port(p);
+            }
+        }
+    }
+
+    fn unmap_port(&mut self, p: u16) {
+        self.ports.remove(&p);
+        if let Err(e) = self.prog.remove_session(p) {
+            log::error!("xsk: cannot unmap port {p}: {e}");
+        }
+    }
+
+    /// Periodic control work; call every few milliseconds: relay-core timers, fast-path credit
+    /// and path decisions (every 20 ms), route/neighbour refresh (every second).
+    pub fn tick(&mut self, events: &mut dyn FnMut(Event)) {
+        let now = self.now_ms();
+        if self.last_net.elapsed() >= Duration::from_secs(1) {
+            self.last_net = Instant::now();
+            match NetTable::load() {
+                Ok(t) => self.lock().net = t,
+                Err(e) => log::warn!("xsk: netlink refresh failed: {e}"),
+            }
+        }
+        if self.last_sync.elapsed() >= Duration::from_millis(20) {
+            self.last_sync = Instant::now();
+            self.credit_fast_path(now);
+            self.sync_fast_path();
+        }
+        self.lock().core.tick(now, events);
+    }
+
+    /// Reads the fast-path counters of every mapped port and credits the deltas to the core.
+    fn credit_fast_path(&mut self, now: u64) {
+        let mut credits = Vec::new();
+        for (p, st) in self.ports.iter_mut() {
+            let Ok(s) = self.prog.fast_stats(*p) else { continue };
+            let (dp, db) = (s.packets.wrapping_sub(st.credited.0), s.bytes.wrapping_sub(st.credited.1));
+            if dp > 0 {
+                st.credited = (s.packets, s.bytes);
+                credits.push((*p, dp, db));
+            }
+        }
+        if !credits.is_empty() {
+            let mut g = self.lock();
+            for (p, dp, db) in credits {
+                g.core.credit_fast_path(p, dp, db, now);
+            }
+        }
+    }
+
+    /// Re-decides, for every mapped port, AF_XDP or fast path, and updates changed map entries.
+    fn sync_fast_path(&mut self) {
+        let mut changes = Vec::new();
+        {
+            let g = self.lock();
+            for (p, st) in &self.ports {
+                let want = if self.opts.fast_path {
+                    g.core.fast_path_rule(*p).and_then(|(from, to)| fast_rule(&g.net, from, to))
+                } else {
+                    None
+                };
+                let want = want.map_or(PortPath::Xsk, PortPath::Fast);
+                if want != st.path {
+                    changes.push((*p, want));
+                }
+            }
+        }
+        for (p, path) in changes {
+            let entry = match path {
+                PortPath::Xsk => XtSession { action: XT_ACT_XSK, ..Default::default() },
+                PortPath::Fast(r) => XtSession { action: XT_ACT_FAST, pad: 0, fast: r },
+            };
+            match self.prog.set_session(p, &entry) {
+                Ok(()) => {
+                    if let Some(st) = self.ports.get_mut(&p) {
+                        st.path = path;
+                    }
+                    log::debug!("xsk: port {p} → {}", if matches!(path, PortPath::Fast(_)) { "fast path" } else { "AF_XDP" });
+                }
+                Err(e) => log::error!("xsk: cannot update port {p}: {e}"),
+            }
+        }
+    }
+
+    /// Current statistics.
+    pub fn stats(&self) -> RuntimeStats {
+        let mut s = RuntimeStats { xdp: self.prog.counters().unwrap_or([0; XT_CNT_MAX as usize]), ..Default::default() };
+        for w in &self.workers {
+            let c = &w.counters;
+            let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let dropped = l(&c.drop_malformed) + l(&c.drop_relay) + l(&c.drop_no_route) + l(&c.drop_no_egress) + l(&c.drop_tx_full);
+            s.workers.push(WorkerStats {
+                queue: w.queue,
+                core: w.core,
+                rx: l(&c.rx),
+                tx: l(&c.tx),
+                dropped,
+                drop_relay: l(&c.drop_relay),
+                drop_no_route: l(&c.drop_no_route),
+                drop_malformed: l(&c.drop_malformed),
+                zero_copy: w.zero_copy,
+            });
+        }
+        for (itf, (name, _, slot)) in self.opts.interfaces.iter().zip(&self.ifnames) {
+            for &q in &itf.queues {
+                if let Ok(qs) = self.prog.queue_stats(*slot, q) {
+                    s.queues.push((name.clone(), q, qs));
+                }
+            }
+        }
+        s.xdp_run = self.prog.run_stats().unwrap_or_default();
+        s.fast_ports = self.ports.values().filter(|p| matches!(p.path, PortPath::Fast(_))).count();
+        s
+    }
+
+    /// Runs `f` on the relay core (under the workers' lock).
+    pub fn with_core<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
+        f(&mut self.lock().core)
+    }
+
+    /// Stops the workers, detaches the program, closes the sockets.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in &mut self.workers {
+            if let Some(j) = w.join.take() {
+                let _ = j.join();
+            }
+        }
+        self.prog.detach_all();
+    }
+}
+
+impl<C: MediaCore> Drop for XskRuntime<C> {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// The fast-path rule for `from → to`, when the next hop is known and the families agree.
+fn fast_rule(net: &NetTable, from: SocketAddr, to: SocketAddr) -> Option<XtFastRule> {
+    if from.is_ipv4() != to.is_ipv4() {
+        return None;
+    }
+    let nh = net.next_hop(to.ip())?;
+    Some(XtFastRule {
+        ifindex: nh.ifindex,
+        family: if to.is_ipv4() { xtrunk_ebpf::XT_FAMILY_V4 } else { xtrunk_ebpf::XT_FAMILY_V6 },
+        pad: [0; 3],
+        src_mac: nh.src_mac,
+        dst_mac: nh.dst_mac,
+        src_addr: addr_bytes(from.ip()),
+        dst_addr: addr_bytes(to.ip()),
+        src_port: from.port().to_be(),
+        dst_port: to.port().to_be(),
+    })
+}
+
+fn open_socket(opts: &XskOptions, iface: &str, ifindex: u32, queue: u32) -> Result<XskSocket, Error> {
+    let cfg = |mode| SocketConfig {
+        ifindex,
+        queue,
+        frame_size: opts.frame_size,
+        frame_count: opts.frame_count,
+        ring_size: opts.ring_size,
+        mode,
+    };
+    let err = |source| Error::Socket { iface: iface.to_owned(), queue, source };
+    match opts.mode {
+        XskMode::Copy => XskSocket::new(&cfg(BindMode::Copy)).map_err(err),
+        XskMode::ZeroCopy => XskSocket::new(&cfg(BindMode::ZeroCopy)).map_err(err),
+        XskMode::Auto => XskSocket::new(&cfg(BindMode::ZeroCopy)).or_else(|e| {
+            log::info!("xsk: {iface} queue {queue}: zero-copy refused ({e}); using copy mode");
+            XskSocket::new(&cfg(BindMode::Copy)).map_err(err)
+        }),
+    }
+}

@@ -1,0 +1,214 @@
+//! One socket-backend worker: a relay shard, its sockets, its epoll loop.
+
+use std::net::{IpAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::Instant;
+
+use xtrunk_ring::msg::{Command, ErrorCode, Event};
+
+use super::sys::{self, EpollEvent, EventFd, MmsgBatch};
+use super::Stats;
+use crate::relay::{DropCounters, PortHooks, Relay, Verdict};
+
+/// epoll token of the wake-up eventfd (ports are 0..=65535).
+const WAKE: u64 = 1 << 32;
+/// Most batches read from one socket per readiness event (fairness between sockets).
+const MAX_BATCHES_PER_WAKE: usize = 4;
+
+/// The sockets of one worker, indexed by local port.
+struct Sockets {
+    by_port: Vec<Option<UdpSocket>>,
+    epoll: sys::Epoll,
+    bind_ip: IpAddr,
+}
+
+impl PortHooks for Sockets {
+    fn open(&mut self, port: u16) -> Result<(), ErrorCode> {
+        let s = sys::bind_udp(self.bind_ip, port).map_err(|e| {
+            log::debug!("bind {}:{port}: {e}", self.bind_ip);
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                ErrorCode::PortInUse
+            } else {
+                ErrorCode::BindFailed
+            }
+        })?;
+        self.epoll.add(s.as_raw_fd(), u64::from(port)).map_err(|_| ErrorCode::BindFailed)?;
+        self.by_port[usize::from(port)] = Some(s);
+        Ok(())
+    }
+
+    fn close(&mut self, port: u16) {
+        if let Some(s) = self.by_port[usize::from(port)].take() {
+            let _ = self.epoll.del(s.as_raw_fd());
+        }
+    }
+}
+
+pub(super) struct Worker {
+    index: usize,
+    relay: Relay,
+    socks: Sockets,
+    wake: Arc<EventFd>,
+    cmd_rx: Receiver<Command>,
+    ev_tx: SyncSender<Event>,
+    batch: MmsgBatch,
+    batch_size: usize,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+    published: DropCounters,
+    /// (first tx index, source port) of each run of consecutive transmissions from one port.
+    runs: Vec<(usize, u16)>,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        index: usize,
+        relay: Relay,
+        epoll: sys::Epoll,
+        wake: Arc<EventFd>,
+        cmd_rx: Receiver<Command>,
+        ev_tx: SyncSender<Event>,
+        bind_ip: IpAddr,
+        batch: usize,
+        start: Instant,
+        stop: Arc<AtomicBool>,
+        stats: Arc<Stats>,
+    ) -> std::io::Result<Self> {
+        epoll.add(wake.raw(), WAKE)?;
+        Ok(Self {
+            index,
+            relay,
+            socks: Sockets { by_port: (0..65536).map(|_| None).collect(), epoll, bind_ip },
+            wake,
+            cmd_rx,
+            ev_tx,
+            batch: MmsgBatch::new(batch),
+            batch_size: batch,
+            start,
+            stop,
+            stats,
+            published: DropCounters::default(),
+            runs: Vec::with_capacity(batch + 1),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64 + 1
+    }
+
+    fn publish_drops(&mut self) {
+        let now = *self.relay.counters();
+        for ((r, n), (_, old)) in now.iter().zip(self.published.iter()) {
+            if n > old {
+                self.stats.add_drop(r, n - old);
+            }
+        }
+        self.published = now;
+    }
+
+    pub(super) fn run(mut self) -> Result<(), String> {
+        let mut events: Vec<EpollEvent> = vec![sys::empty_event(); 256];
+        let mut next_deadline: Option<u64> = None;
+        let mut last_publish = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = self.now_ms();
+            let timeout = match next_deadline {
+                Some(d) if d <= now => 0,
+                Some(d) => (d - now).min(100) as i32,
+                None => 100,
+            };
+            let n = self.socks.epoll.wait(&mut events, timeout).map_err(|e| format!("epoll_wait: {e}"))?;
+            let now = self.now_ms();
+            for ev in &events[..n] {
+                let token = sys::event_token(ev);
+                if token == WAKE {
+                    self.wake.drain();
+                    self.drain_commands(now);
+                    next_deadline = Some(now);
+                } else if let Ok(port) = u16::try_from(token) {
+                    self.serve_port(now, port);
+                }
+            }
+            if next_deadline.is_some_and(|d| d <= now) {
+                let tx = &self.ev_tx;
+                next_deadline = self.relay.poll_timeouts(now, &mut |e| {
+                    let _ = tx.send(e);
+                });
+            }
+            if now >= last_publish + 100 {
+                last_publish = now;
+                self.publish_drops();
+            }
+        }
+        self.publish_drops();
+        log::debug!("socket worker {} stopping with {} sessions", self.index, self.relay.session_count());
+        Ok(())
+    }
+
+    fn drain_commands(&mut self, now: u64) {
+        while let Ok(cmd) = self.cmd_rx.try_recv() {
+            let tx = &self.ev_tx;
+            self.relay.apply_with(now, &cmd, &mut self.socks, &mut |e| {
+                // Blocks only if the control loop is 65536 events behind.
+                let _ = tx.send(e);
+            });
+        }
+        self.stats.sessions.store(self.relay.session_count() as u64, Ordering::Relaxed);
+    }
+
+    fn serve_port(&mut self, now: u64, port: u16) {
+        for _ in 0..MAX_BATCHES_PER_WAKE {
+            let Some(sock) = self.socks.by_port[usize::from(port)].as_ref() else { return };
+            let n = match self.batch.recv(sock, self.batch_size) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) => {
+                    // ICMP errors (ECONNREFUSED) surface on the next receive; nothing to read.
+                    log::trace!("recvmmsg on port {port}: {e}");
+                    return;
+                }
+            };
+            self.stats.rx_packets.fetch_add(n as u64, Ordering::Relaxed);
+            self.stats.rx_batches.fetch_add(1, Ordering::Relaxed);
+            self.batch.clear_tx();
+            self.runs.clear();
+            for i in 0..n {
+                let (src, buf, len) = self.batch.received(i);
+                let Some(src) = src else { continue };
+                if let Verdict::Forward { len, from, to } = self.relay.handle_packet(now, port, src, buf, len) {
+                    let k = self.batch.tx_queued();
+                    if self.runs.last().map(|r| r.1) != Some(from.port()) {
+                        self.runs.push((k, from.port()));
+                    }
+                    self.batch.push_tx(i, len, &to);
+                }
+            }
+            let total = self.batch.tx_queued();
+            let (mut sent, mut failed) = (0u64, 0u64);
+            for r in 0..self.runs.len() {
+                let (start, out_port) = self.runs[r];
+                let end = self.runs.get(r + 1).map_or(total, |x| x.0);
+                match self.socks.by_port[usize::from(out_port)].as_ref() {
+                    Some(out) => {
+                        let (s, _) = self.batch.send(out, start..end);
+                        sent += s as u64;
+                        failed += (end - start - s) as u64;
+                    }
+                    None => failed += (end - start) as u64,
+                }
+            }
+            self.stats.tx_packets.fetch_add(sent, Ordering::Relaxed);
+            if failed > 0 {
+                self.stats.tx_errors.fetch_add(failed, Ordering::Relaxed);
+            }
+            if n < self.batch_size {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! One AF_XDP worker: a thread pinned to a core, owning one socket per interface on its queue.
+//!
+//! Hot loop, per socket: reclaim completions → top up the fill ring → peek a batch of RX
+//! descriptors (copied out, slots released at once; the frames stay ours) → lock the shared
+//! relay state once for the batch → parse, `handle_packet` in place, rewrite headers → queue TX
+//! (same socket: the RX frame itself; other socket: one copy into a free frame of that socket's
+//! UMEM) → submit TX and kick with `sendto` only when the ring asks (`need_wakeup`).
+//! No allocation (free lists are preallocated `Vec`s that never grow past their capacity), one
+//! lock per batch, no syscall per packet. Idle: `poll()` with a short timeout so an idle relay does
+//! not burn its core (set `busy_poll` to spin instead).
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Instant,
+};
+
+use super::{
+    netlink::NetTable,
+    packet::{self, Drop as Why},
+    sys::{XdpDesc, XskSocket},
+    MediaCore,
+};
+
+/// Descriptors handled per batch.
+pub(crate) const BATCH: usize = 64;
+/// Frames each socket keeps out of the fill ring for TX.
+const TX_RESERVE: usize = 4 * BATCH;
+/// Empty iterations before the worker sleeps in `poll()`.
+const SPIN_BEFORE_POLL: u32 = 64;
+
+/// What the workers and the control loop share, behind one mutex taken once per RX batch.
+pub(crate) struct Shared<C> {
+    /// The relay core.
+    pub(crate) core: C,
+    /// Routes, neighbours, link MACs (refreshed by the control loop).
+    pub(crate) net: NetTable,
+}
+
+/// Counters of one worker, updated once per batch (Relaxed: statistics only).
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    /// Frames received from the XSKs.
+    pub rx: AtomicU64,
+    /// Frames queued for TX.
+    pub tx: AtomicU64,
+    /// Dropped: unparsable frame or bad checksum.
+    pub drop_malformed: AtomicU64,
+    /// Dropped by the relay core.
+    pub drop_relay: AtomicU64,
+    /// Dropped: no route or no neighbour.
+    pub drop_no_route: AtomicU64,
+    /// Dropped: egress interface not served.
+    pub drop_no_egress: AtomicU64,
+    /// Dropped: no TX frame or slot.
+    pub drop_tx_full: AtomicU64,
+}
+
+#[derive(Default)]
+struct Local {
+    rx: u64,
+    tx: u64,
+    malformed: u64,
+    relay: u64,
+    no_route: u64,
+    no_egress: u64,
+    tx_full: u64,
+}
+
+impl Local {
+    fn count(&mut self, w: Why) {
+        match w {
+            Why::Malformed => self.malformed += 1,
+            Why::Relay => self.relay += 1,
+            Why::NoRoute => self.no_route += 1,
+            Why::NoEgress => self.no_egress += 1,
+            Why::TxFull => self.tx_full += 1,
+        }
+    }
+
+    fn flush(&mut self, c: &WorkerCounters) {
+        for (a, v) in [
+            (&c.rx, self.rx),
+            (&c.tx, self.tx),
+            (&c.drop_malformed, self.malformed),
+            (&c.drop_relay, self.relay),
+            (&c.drop_no_route, self.no_route),
+            (&c.drop_no_egress, self.no_egress),
+            (&c.drop_tx_full, self.tx_full),
+        ] {
+            if v != 0 {
+                a.fetch_add(v, Ordering::Relaxed);
+            }
+        }
+        *self = Self::default();
+    }
+}
+
+/// One socket with its free-frame list and pending TX descriptors.
+pub(crate) struct Port {
+    pub(crate) sock: XskSocket,
+    pub(crate) ifindex: u32,
+    free: Vec<u64>,
+    txq: [XdpDesc; BATCH * 2],
+    txn: usize,
+}
+
+impl Port {
+    /// Wraps a bound socket; every frame of its UMEM starts free.
+    pub(crate) fn new(sock: XskSocket, ifindex: u32) -> Self {
+        let fs = u64::from(sock.umem.frame_size());
+        let n = sock.umem.frame_count();
+        let mut free = Vec::with_capacity(n as usize);
+        free.extend((0..u64::from(n)).rev().map(|i| i * fs));
+        Self { sock, ifindex, free, txq: [XdpDesc::default(); BATCH * 2], txn: 0 }
+    }
+
+    /// Frames completed by TX come back to the free list.
+    fn reclaim(&mut self) {
+        let b = self.sock.comp.peek(BATCH as u32 * 4);
+        for i in 0..b.len() {
+            if let Some(a) = b.get(i) {
+                if self.free.len() < self.free.capacity() {
+                    self.free.push(self.sock.umem.frame_base(a));
+                }
+            }
+        }
+        b.release();
+    }
+
+    /// Tops the fill ring up from the free list, keeping [`TX_RESERVE`] frames for TX.
+    pub(crate) fn refill(&mut self) {
+        let spare = self.free.len().saturating_sub(TX_RESERVE);
+        if spare == 0 {
+            return;
+        }
+        let mut b = self.sock.fill.reserve(spare.min(BATCH * 4) as u32);
+        while b.remaining() > 0 {
+            match self.free.pop() {
+                Some(a) => {
+                    b.push(a);
+                }
+                None => break,
+            }
+        }
+        b.submit();
+        if self.sock.fill.needs_wakeup() {
+            self.sock.kick_rx();
+        }
+    }
+
+    fn free_frame(&mut self, addr: u64) {
+        if self.free.len() < self.free.capacity() {
+            self.free.push(self.sock.umem.frame_base(addr));
+        }
+    }
+
+    fn queue_tx(&mut self, d: XdpDesc) -> bool {
+        if self.txn == self.txq.len() {
+            return false;
+        }
+        self.txq[self.txn] = d;
+        self.txn += 1;
+        true
+    }
+
+    /// Publishes queued TX descriptors; those that find no slot free their frames.
+    fn flush_tx(&mut self, local: &mut Local) {
+        if self.txn == 0 {
+            return;
+        }
+        let mut b = self.sock.tx.reserve(self.txn as u32);
+        let mut sent = 0;
+        while sent < self.txn && b.push(self.txq[sent]) {
+            sent += 1;
+        }
+        b.submit();
+        for i in sent..self.txn {
+            let a = self.txq[i].addr;
+            self.free_frame(a);
+            local.tx_full += 1;
+        }
+        local.tx += sent as u64;
+        self.txn = 0;
+        if sent > 0 && self.sock.tx.needs_wakeup() {
+            self.sock.kick_tx();
+        }
+    }
+}
+
+/// Settings of one worker thread.
+pub(crate) struct WorkerSpec {
+    pub(crate) core: Option<usize>,
+    pub(crate) busy_poll: bool,
+}
+
+/// The worker loop; returns when `stop` is set.
+pub(crate) fn run<C: MediaCore>(
+    spec: WorkerSpec,
+    mut ports: Vec<Port>,
+    shared: Arc<Mutex<Shared<C>>>,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    counters: Arc<WorkerCounters>,
+) {
+    if let Some(core) = spec.core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            log::warn!("xsk worker: cannot pin to core {core}; running unpinned");
+        }
+    }
+    for p in &mut ports {
+        p.refill();
+    }
+    let mut local = Local::default();
+    let mut idle = 0u32;
+    let mut descs = [XdpDesc::default(); BATCH];
+    while !stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        for i in 0..ports.len() {
+            ports[i].reclaim();
+            ports[i].refill();
+            let n = {
+                let b = ports[i].sock.rx.peek(BATCH as u32);
+                let n = b.len() as usize;
+                for (k, d) in descs.iter_mut().enumerate().take(n) {
+                    *d = b.get(k as u32).unwrap_or_default();
+                }
+                // The frames stay ours after the slots are released (module rules in sys.rs).
+                b.release();
+                n
+            };
+            if n == 0 {
+                continue;
+            }
+            busy = true;
+            local.rx += n as u64;
+            let now_ms = epoch.elapsed().as_millis() as u64;
+            {
+                let mut guard = match shared.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                let sh = &mut *guard;
+                for d in &descs[..n] {
+                    if let Err(w) = relay_one(&mut ports, i, *d, sh, now_ms) {
+                        local.count(w);
+                        ports[i].free_frame(d.addr);
+                    }
+                }
+            }
+            for p in &mut ports {
+                p.flush_tx(&mut local);
+            }
+        }
+        local.flush(&counters);
+        if busy {
+            idle = 0;
+        } else if !spec.busy_poll {
+            idle += 1;
+            if idle > SPIN_BEFORE_POLL {
+                super::sys::poll_readable(ports.iter().map(|p| p.sock.fd()), 10);
+            }
+        }
+    }
+}
+
+/// Relays one received frame of `ports[i]`; on `Err` the caller frees the RX frame.
+fn relay_one<C: MediaCore>(
+    ports: &mut [Port],
+    i: usize,
+    d: XdpDesc,
+    sh: &mut Shared<C>,
+    now_ms: u64,
+) -> Result<(), Why> {
+    let rx = &mut ports[i];
+    let (frame, off) = rx.sock.umem.frame_mut(d.addr).ok_or(Why::Malformed)?;
+    let end = off.checked_add(d.len as usize).filter(|e| *e <= frame.len()).ok_or(Why::Malformed)?;
+    let p = packet::parse(&frame[off..end])?;
+    let payload_off = off + p.payload_off;
+    let fwd = sh.core.handle_packet(now_ms, p.dst.port(), p.src, &mut frame[payload_off..], p.payload_len);
+    let Some((len, from, to)) = fwd else { return Err(Why::Relay) };
+    if len > frame.len() - payload_off {
+        return Err(Why::Malformed);
+    }
+    let nh = sh.net.next_hop(to.ip()).ok_or(Why::NoRoute)?;
+    let from = match (from, to) {
+        (SocketAddr::V4(_), SocketAddr::V4(_)) | (SocketAddr::V6(_), SocketAddr::V6(_)) => from,
+        _ => return Err(Why::NoRoute),
+    };
+    let start = packet::emit_headers(frame, payload_off, len, from, to, nh.src_mac, nh.dst_mac, p.dscp)?;
+    let total = packet::header_len(&to) + len;
+    let base = rx.sock.umem.frame_base(d.addr);
+    if nh.ifindex == rx.ifindex {
+        let desc = XdpDesc { addr: base + start as u64, len: total as u32, options: 0 };
+        return if rx.queue_tx(desc) { Ok(()) } else { Err(Why::TxFull) };
+    }
+    // Other interface: copy into a frame of the egress socket's UMEM.
+    let j = ports.iter().position(|p| p.ifindex == nh.ifindex).ok_or(Why::NoEgress)?;
+    let (a, b) = if i < j {
+        let (l, r) = ports.split_at_mut(j);
+        (&mut l[i], &mut r[0])
+    } else {
+        let (l, r) = ports.split_at_mut(i);
+        (&mut r[0], &mut l[j])
+    };
+    let Some(taddr) = b.free.pop() else { return Err(Why::TxFull) };
+    let src = {
+        let (f, _) = a.sock.umem.frame_mut(d.addr).ok_or(Why::Malformed)?;
+        f.get(start..start + total).ok_or(Why::Malformed)?
+    };
+    let (dst, _) = match b.sock.umem.frame_mut(taddr) {
+        Some(x) => x,
+        None => return Err(Why::TxFull),
+    };
+    match dst.get_mut(..total) {
+        Some(t) => t.copy_from_slice(src),
+        None => {
+            b.free.push(taddr);
+            return Err(Why::Malformed);
+        }
+    }
+    if !b.queue_tx(XdpDesc { addr: taddr, len: total as u32, options: 0 }) {
+        b.free.push(taddr);
+        return Err(Why::TxFull);
+    }
+    // The RX frame was copied out: it is free again.
+    a.free_frame(d.addr);
+    Ok(())
+}

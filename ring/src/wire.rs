@@ -1,0 +1,948 @@
+//! Fixed-size `#[repr(C)]` wire forms of the ring messages, and the validating decoder.
+//!
+//! Every message travels in one [`Slot`] of [`SLOT_SIZE`] bytes: a 16-byte header
+//! (`kind`, `len`, `checksum`, `seq`) followed by a body holding one of the `Wire*` structs below.
+//! All wire structs are made only of integers and byte arrays, so every bit pattern is a valid
+//! value (`bytemuck::Pod`): reading a slot written by a buggy or hostile peer is never undefined
+//! behaviour. Whether the *content* makes sense is decided by [`decode_command`] /
+//! [`decode_event`], which check everything (kind known, exact length, checksum, sequence,
+//! address family, enum discriminants, payload types, SRTP suites, reserved bytes zero, ...)
+//! and name what was wrong in a [`DecodeError`]. Nothing read from shared memory reaches the
+//! domain types in [`crate::msg`] without passing them.
+//!
+//! The checksum is CRC-32 (ISO-HDLC, as in zlib/Ethernet, via `crc32fast`) over the header fields
+//! `kind`, `len`, `seq` and the first `len` body bytes. Bytes of the body past `len` are ignored.
+//!
+//! Byte order is the host's: both ends run on the same machine. The [size table](crate::shm)
+//! checked on attach guarantees both ends agree on every struct's size.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::msg::{
+    Codec, Command, DeleteReason, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry,
+    PtMap, SessionId, SessionSpec, SrtpKeys, SrtpSuite, StreamStats, MAX_PT,
+};
+
+/// Size of one ring slot in bytes.
+pub const SLOT_SIZE: usize = 512;
+/// Size of the slot header (`kind`, `len`, `checksum`, `seq`).
+pub const SLOT_HEADER_SIZE: usize = 16;
+/// Size of the slot body.
+pub const BODY_SIZE: usize = SLOT_SIZE - SLOT_HEADER_SIZE;
+
+/// One ring slot: header plus body. 64-byte aligned so slots never share a cache line.
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C, align(64))]
+pub struct Slot {
+    /// Message kind, one of the `KIND_*` constants.
+    pub kind: u32,
+    /// Number of meaningful body bytes (the size of the kind's wire struct).
+    pub len: u32,
+    /// CRC-32 over `kind`, `len`, `seq` and `body[..len]`.
+    pub checksum: u32,
+    /// Sequence number: the low 32 bits of the ring position the sender wrote this slot at.
+    pub seq: u32,
+    /// The wire struct of the message, left-aligned; the rest is zero.
+    pub body: [u8; BODY_SIZE],
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("kind", &self.kind)
+            .field("len", &self.len)
+            .field("checksum", &self.checksum)
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Zeroable::zeroed()
+    }
+}
+
+/// [`Command::Create`]; body [`WireSessionSpec`].
+pub const KIND_CREATE: u32 = 0x0001;
+/// [`Command::Update`]; body [`WireSessionSpec`].
+pub const KIND_UPDATE: u32 = 0x0002;
+/// [`Command::Delete`]; body [`WireId`].
+pub const KIND_DELETE: u32 = 0x0003;
+/// [`Command::Dump`]; body [`WireToken`].
+pub const KIND_DUMP: u32 = 0x0004;
+/// [`Event::Created`]; body [`WireId`].
+pub const KIND_CREATED: u32 = 0x0101;
+/// [`Event::Updated`]; body [`WireId`].
+pub const KIND_UPDATED: u32 = 0x0102;
+/// [`Event::Deleted`]; body [`WireDeleted`].
+pub const KIND_DELETED: u32 = 0x0103;
+/// [`Event::Error`]; body [`WireError`].
+pub const KIND_ERROR: u32 = 0x0104;
+/// [`Event::MediaTimeout`]; body [`WireMediaTimeout`].
+pub const KIND_MEDIA_TIMEOUT: u32 = 0x0105;
+/// [`Event::Session`]; body [`WireSessionSpec`].
+pub const KIND_SESSION: u32 = 0x0106;
+/// [`Event::DumpDone`]; body [`WireDumpDone`].
+pub const KIND_DUMP_DONE: u32 = 0x0107;
+
+/// A socket address. `family` 0 = none, 4 = IPv4 (`ip[..4]`), 6 = IPv6.
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireAddr {
+    /// 0, 4 or 6.
+    pub family: u8,
+    /// Zero.
+    pub reserved: u8,
+    /// Port, host byte order.
+    pub port: u16,
+    /// IPv6 flow info; zero for IPv4.
+    pub flowinfo: u32,
+    /// IPv6 scope id; zero for IPv4.
+    pub scope_id: u32,
+    /// Address octets, network order; IPv4 uses the first 4, the rest zero.
+    pub ip: [u8; 16],
+}
+
+/// One payload-type entry.
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WirePt {
+    /// Payload type, 0..=127.
+    pub pt: u8,
+    /// [`Codec`] discriminant (see [`codec_to_wire`]).
+    pub codec: u8,
+}
+
+/// SRTP keys of one direction.
+#[derive(Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireKeys {
+    /// 0 = no SRTP (all other fields zero), 1 = present.
+    pub present: u8,
+    /// [`SrtpSuite`] discriminant (see [`suite_to_wire`]).
+    pub suite: u8,
+    /// Zero.
+    pub reserved: [u8; 2],
+    /// Master key; bytes past the suite's key length are zero.
+    pub key: [u8; 32],
+    /// Master salt; bytes past the suite's salt length are zero.
+    pub salt: [u8; 14],
+    /// Zero.
+    pub reserved2: [u8; 2],
+}
+
+/// One leg of a session.
+#[derive(Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireLeg {
+    /// Relay's local address; never family 0.
+    pub local: WireAddr,
+    /// Peer address; family 0 = unknown.
+    pub remote: WireAddr,
+    /// Peer RTCP port or 0.
+    pub remote_rtcp_port: u16,
+    /// 0 or 1.
+    pub rtcp_mux: u8,
+    /// [`LatchPolicy`] discriminant: 0 Once, 1 Follow, 2 Strict.
+    pub latch: u8,
+    /// Number of valid entries in `pts` (≤ [`MAX_PT`]).
+    pub pt_len: u8,
+    /// Zero.
+    pub reserved: [u8; 3],
+    /// Payload types; entries past `pt_len` are zero.
+    pub pts: [WirePt; MAX_PT],
+    /// Receive-direction keys.
+    pub rx: WireKeys,
+    /// Send-direction keys.
+    pub tx: WireKeys,
+}
+
+/// A [`SessionSpec`].
+#[derive(Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireSessionSpec {
+    /// Session id, non-zero.
+    pub id: u64,
+    /// Media timeout in ms.
+    pub media_timeout_ms: u32,
+    /// 0 or 1.
+    pub allow_fast_path: u8,
+    /// Zero.
+    pub reserved: [u8; 3],
+    /// The two legs.
+    pub legs: [WireLeg; 2],
+}
+
+/// A bare session id (Delete, Created, Updated).
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireId {
+    /// Session id, non-zero.
+    pub id: u64,
+}
+
+/// A dump token.
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireToken {
+    /// Opaque token.
+    pub token: u64,
+}
+
+/// A [`StreamStats`].
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireStats {
+    /// See [`StreamStats::packets`].
+    pub packets: u64,
+    /// See [`StreamStats::bytes`].
+    pub bytes: u64,
+    /// See [`StreamStats::lost`].
+    pub lost: u64,
+    /// See [`StreamStats::reordered`].
+    pub reordered: u64,
+    /// See [`StreamStats::duplicates`].
+    pub duplicates: u64,
+    /// See [`StreamStats::rtcp_packets`].
+    pub rtcp_packets: u64,
+    /// See [`StreamStats::dropped`].
+    pub dropped: u64,
+    /// See [`StreamStats::last_rx_ms`].
+    pub last_rx_ms: u64,
+    /// See [`StreamStats::jitter`].
+    pub jitter: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+/// [`Event::Deleted`].
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireDeleted {
+    /// Session id, non-zero.
+    pub id: u64,
+    /// [`DeleteReason`] discriminant: 0 Requested.
+    pub reason: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Per-leg stats.
+    pub stats: [WireStats; 2],
+}
+
+/// [`Event::Error`].
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireError {
+    /// Session id (may be zero only if the offending command carried no valid id: never, today).
+    pub id: u64,
+    /// [`ErrorCode`] discriminant (see [`error_code_to_wire`]).
+    pub code: u32,
+    /// Offending port or 0.
+    pub port: u16,
+    /// Zero.
+    pub reserved: u16,
+}
+
+/// [`Event::MediaTimeout`].
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireMediaTimeout {
+    /// Session id, non-zero.
+    pub id: u64,
+    /// Idle milliseconds.
+    pub idle_ms: u64,
+}
+
+/// [`Event::DumpDone`].
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireDumpDone {
+    /// The dump's token.
+    pub token: u64,
+    /// Number of sessions reported.
+    pub count: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+// Layout is part of the ABI: pin it, so a change is a conscious ABI version bump.
+const _: () = {
+    assert!(std::mem::size_of::<Slot>() == SLOT_SIZE);
+    assert!(std::mem::size_of::<WireAddr>() == 28);
+    assert!(std::mem::size_of::<WireKeys>() == 52);
+    assert!(std::mem::size_of::<WireLeg>() == 184);
+    assert!(std::mem::size_of::<WireSessionSpec>() == 384);
+    assert!(std::mem::size_of::<WireStats>() == 72);
+    assert!(std::mem::size_of::<WireDeleted>() == 160);
+    assert!(std::mem::size_of::<WireError>() == 16);
+    assert!(std::mem::size_of::<WireSessionSpec>() <= BODY_SIZE);
+};
+
+/// Why a slot was rejected. The consumer counts it and moves on; nothing in it is trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The `kind` field names no message of this direction.
+    #[error("unknown message kind {0:#x}")]
+    UnknownKind(u32),
+    /// The `len` field is not the size of the kind's wire struct.
+    #[error("kind {kind:#x}: body length {got}, expected {expected}")]
+    BadLength {
+        /// The slot's kind.
+        kind: u32,
+        /// Length the kind requires.
+        expected: u32,
+        /// Length found.
+        got: u32,
+    },
+    /// The checksum does not match the content.
+    #[error("checksum mismatch: slot says {stored:#010x}, content hashes to {computed:#010x}")]
+    Checksum {
+        /// Checksum in the slot.
+        stored: u32,
+        /// Checksum of the content.
+        computed: u32,
+    },
+    /// The slot's sequence number is not the ring position it was read from.
+    #[error("sequence {got}, expected {expected}")]
+    Sequence {
+        /// Low 32 bits of the ring position.
+        expected: u32,
+        /// Sequence in the slot.
+        got: u32,
+    },
+    /// A session id of zero.
+    #[error("session id 0")]
+    ZeroSessionId,
+    /// An address family other than 4 or 6 (or 0 where "none" is not allowed).
+    #[error("{field}: bad address family {family}")]
+    AddressFamily {
+        /// Which address.
+        field: &'static str,
+        /// The family byte.
+        family: u8,
+    },
+    /// An enum discriminant out of range.
+    #[error("{field}: discriminant {value} out of range")]
+    Discriminant {
+        /// Which enum.
+        field: &'static str,
+        /// The value found.
+        value: u32,
+    },
+    /// A bool field neither 0 nor 1.
+    #[error("{field}: boolean byte {value} is neither 0 nor 1")]
+    Bool {
+        /// Which field.
+        field: &'static str,
+        /// The value found.
+        value: u8,
+    },
+    /// A payload type above 127.
+    #[error("payload type {0} > 127")]
+    PayloadType(u8),
+    /// More payload-type entries than [`MAX_PT`].
+    #[error("payload-type map length {0} > {MAX_PT}")]
+    PtMapLength(u8),
+    /// The same payload type listed twice.
+    #[error("payload type {0} listed twice")]
+    DuplicatePt(u8),
+    /// An SRTP suite number that names no suite.
+    #[error("unknown SRTP suite {0}")]
+    SrtpSuite(u8),
+    /// Reserved or unused bytes (padding, past a length, past a key length) not zero.
+    #[error("{0}: reserved bytes not zero")]
+    Reserved(&'static str),
+}
+
+// ----------------------------------------------------------------------------------------------
+// Discriminant tables. Explicit, so reordering the domain enums cannot silently change the ABI.
+
+/// Wire number of a codec.
+pub const fn codec_to_wire(c: Codec) -> u8 {
+    match c {
+        Codec::Pcmu => 0,
+        Codec::Pcma => 1,
+        Codec::TelephoneEvent => 2,
+        Codec::G722 => 3,
+        Codec::G729 => 4,
+        Codec::Opus => 5,
+        Codec::Cn => 6,
+    }
+}
+
+fn codec_from_wire(v: u8) -> Result<Codec, DecodeError> {
+    Ok(match v {
+        0 => Codec::Pcmu,
+        1 => Codec::Pcma,
+        2 => Codec::TelephoneEvent,
+        3 => Codec::G722,
+        4 => Codec::G729,
+        5 => Codec::Opus,
+        6 => Codec::Cn,
+        _ => return Err(DecodeError::Discriminant { field: "codec", value: v.into() }),
+    })
+}
+
+/// Wire number of an SRTP suite.
+pub const fn suite_to_wire(s: SrtpSuite) -> u8 {
+    match s {
+        SrtpSuite::AesCm128HmacSha1_80 => 1,
+        SrtpSuite::AesCm128HmacSha1_32 => 2,
+        SrtpSuite::AeadAes128Gcm => 3,
+        SrtpSuite::AeadAes256Gcm => 4,
+    }
+}
+
+fn suite_from_wire(v: u8) -> Result<SrtpSuite, DecodeError> {
+    Ok(match v {
+        1 => SrtpSuite::AesCm128HmacSha1_80,
+        2 => SrtpSuite::AesCm128HmacSha1_32,
+        3 => SrtpSuite::AeadAes128Gcm,
+        4 => SrtpSuite::AeadAes256Gcm,
+        _ => return Err(DecodeError::SrtpSuite(v)),
+    })
+}
+
+const fn latch_to_wire(l: LatchPolicy) -> u8 {
+    match l {
+        LatchPolicy::Once => 0,
+        LatchPolicy::Follow => 1,
+        LatchPolicy::Strict => 2,
+    }
+}
+
+fn latch_from_wire(v: u8) -> Result<LatchPolicy, DecodeError> {
+    Ok(match v {
+        0 => LatchPolicy::Once,
+        1 => LatchPolicy::Follow,
+        2 => LatchPolicy::Strict,
+        _ => return Err(DecodeError::Discriminant { field: "latch", value: v.into() }),
+    })
+}
+
+/// Wire number of an error code.
+pub const fn error_code_to_wire(c: ErrorCode) -> u32 {
+    match c {
+        ErrorCode::PortOutOfRange => 0,
+        ErrorCode::PortInUse => 1,
+        ErrorCode::UnknownSession => 2,
+        ErrorCode::DuplicateSession => 3,
+        ErrorCode::InvalidSpec => 4,
+        ErrorCode::CapacityExhausted => 5,
+        ErrorCode::BindFailed => 6,
+    }
+}
+
+fn error_code_from_wire(v: u32) -> Result<ErrorCode, DecodeError> {
+    Ok(match v {
+        0 => ErrorCode::PortOutOfRange,
+        1 => ErrorCode::PortInUse,
+        2 => ErrorCode::UnknownSession,
+        3 => ErrorCode::DuplicateSession,
+        4 => ErrorCode::InvalidSpec,
+        5 => ErrorCode::CapacityExhausted,
+        6 => ErrorCode::BindFailed,
+        _ => return Err(DecodeError::Discriminant { field: "error code", value: v }),
+    })
+}
+
+const fn reason_to_wire(r: DeleteReason) -> u32 {
+    match r {
+        DeleteReason::Requested => 0,
+    }
+}
+
+fn reason_from_wire(v: u32) -> Result<DeleteReason, DecodeError> {
+    match v {
+        0 => Ok(DeleteReason::Requested),
+        _ => Err(DecodeError::Discriminant { field: "delete reason", value: v }),
+    }
+}
+
+fn bool_from_wire(field: &'static str, v: u8) -> Result<bool, DecodeError> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::Bool { field, value: v }),
+    }
+}
+
+fn id_from_wire(v: u64) -> Result<SessionId, DecodeError> {
+    if v == 0 {
+        Err(DecodeError::ZeroSessionId)
+    } else {
+        Ok(SessionId(v))
+    }
+}
+
+fn zero<T: Pod>(field: &'static str, v: &T) -> Result<(), DecodeError> {
+    if bytemuck::bytes_of(v).iter().all(|&b| b == 0) {
+        Ok(())
+    } else {
+        Err(DecodeError::Reserved(field))
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Domain -> wire (infallible) and wire -> domain (validating).
+
+fn addr_to_wire(a: Option<SocketAddr>) -> WireAddr {
+    let mut w = WireAddr::zeroed();
+    match a {
+        None => {}
+        Some(SocketAddr::V4(a)) => {
+            w.family = 4;
+            w.port = a.port();
+            w.ip[..4].copy_from_slice(&a.ip().octets());
+        }
+        Some(SocketAddr::V6(a)) => {
+            w.family = 6;
+            w.port = a.port();
+            w.flowinfo = a.flowinfo();
+            w.scope_id = a.scope_id();
+            w.ip = a.ip().octets();
+        }
+    }
+    w
+}
+
+fn addr_from_wire(field: &'static str, w: &WireAddr) -> Result<Option<SocketAddr>, DecodeError> {
+    zero(field, &w.reserved)?;
+    match w.family {
+        0 => {
+            if *w == WireAddr::zeroed() {
+                Ok(None)
+            } else {
+                Err(DecodeError::Reserved(field))
+            }
+        }
+        4 => {
+            if w.flowinfo != 0 || w.scope_id != 0 || w.ip[4..].iter().any(|&b| b != 0) {
+                return Err(DecodeError::Reserved(field));
+            }
+            let ip = Ipv4Addr::new(w.ip[0], w.ip[1], w.ip[2], w.ip[3]);
+            Ok(Some(SocketAddr::V4(SocketAddrV4::new(ip, w.port))))
+        }
+        6 => Ok(Some(SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::from(w.ip),
+            w.port,
+            w.flowinfo,
+            w.scope_id,
+        )))),
+        f => Err(DecodeError::AddressFamily { field, family: f }),
+    }
+}
+
+fn keys_to_wire(k: Option<SrtpKeys>) -> WireKeys {
+    let mut w = WireKeys::zeroed();
+    if let Some(k) = k {
+        w.present = 1;
+        w.suite = suite_to_wire(k.suite);
+        w.key = k.key;
+        w.salt = k.salt;
+    }
+    w
+}
+
+fn keys_from_wire(field: &'static str, w: &WireKeys) -> Result<Option<SrtpKeys>, DecodeError> {
+    zero(field, &w.reserved)?;
+    zero(field, &w.reserved2)?;
+    match bool_from_wire(field, w.present)? {
+        false => {
+            if *w == WireKeys::zeroed() {
+                Ok(None)
+            } else {
+                Err(DecodeError::Reserved(field))
+            }
+        }
+        true => {
+            let suite = suite_from_wire(w.suite)?;
+            if w.key[suite.key_len()..].iter().any(|&b| b != 0)
+                || w.salt[suite.salt_len()..].iter().any(|&b| b != 0)
+            {
+                return Err(DecodeError::Reserved(field));
+            }
+            Ok(Some(SrtpKeys { suite, key: w.key, salt: w.salt }))
+        }
+    }
+}
+
+fn leg_to_wire(l: &LegSpec) -> WireLeg {
+    let mut w = WireLeg::zeroed();
+    w.local = addr_to_wire(Some(l.local));
+    w.remote = addr_to_wire(l.remote);
+    w.remote_rtcp_port = l.remote_rtcp_port;
+    w.rtcp_mux = u8::from(l.rtcp_mux);
+    w.latch = latch_to_wire(l.latch);
+    // PtMap::len() ≤ MAX_PT by construction.
+    w.pt_len = l.pt_map.len() as u8;
+    for (slot, e) in w.pts.iter_mut().zip(l.pt_map.iter()) {
+        *slot = WirePt { pt: e.pt, codec: codec_to_wire(e.codec) };
+    }
+    w.rx = keys_to_wire(l.crypto.rx);
+    w.tx = keys_to_wire(l.crypto.tx);
+    w
+}
+
+fn leg_from_wire(w: &WireLeg) -> Result<LegSpec, DecodeError> {
+    let local = addr_from_wire("leg.local", &w.local)?
+        .ok_or(DecodeError::AddressFamily { field: "leg.local", family: 0 })?;
+    let remote = addr_from_wire("leg.remote", &w.remote)?;
+    zero("leg.reserved", &w.reserved)?;
+    let n = usize::from(w.pt_len);
+    if n > MAX_PT {
+        return Err(DecodeError::PtMapLength(w.pt_len));
+    }
+    let mut pt_map = PtMap::new();
+    for e in &w.pts[..n] {
+        if e.pt > 127 {
+            return Err(DecodeError::PayloadType(e.pt));
+        }
+        let codec = codec_from_wire(e.codec)?;
+        if !pt_map.push(PtEntry { pt: e.pt, codec }) {
+            // Not full (n ≤ MAX_PT) and pt ≤ 127, so the only reason left is a duplicate.
+            return Err(DecodeError::DuplicatePt(e.pt));
+        }
+    }
+    for e in &w.pts[n..] {
+        zero("leg.pts", e)?;
+    }
+    Ok(LegSpec {
+        local,
+        remote,
+        remote_rtcp_port: w.remote_rtcp_port,
+        rtcp_mux: bool_from_wire("leg.rtcp_mux", w.rtcp_mux)?,
+        latch: latch_from_wire(w.latch)?,
+        pt_map,
+        crypto: LegCrypto {
+            rx: keys_from_wire("leg.crypto.rx", &w.rx)?,
+            tx: keys_from_wire("leg.crypto.tx", &w.tx)?,
+        },
+    })
+}
+
+fn spec_to_wire(s: &SessionSpec) -> WireSessionSpec {
+    WireSessionSpec {
+        id: s.id.0,
+        media_timeout_ms: s.media_timeout_ms,
+        allow_fast_path: u8::from(s.allow_fast_path),
+        reserved: [0; 3],
+        legs: [leg_to_wire(&s.legs[0]), leg_to_wire(&s.legs[1])],
+    }
+}
+
+fn spec_from_wire(w: &WireSessionSpec) -> Result<SessionSpec, DecodeError> {
+    zero("session.reserved", &w.reserved)?;
+    Ok(SessionSpec {
+        id: id_from_wire(w.id)?,
+        legs: [leg_from_wire(&w.legs[0])?, leg_from_wire(&w.legs[1])?],
+        media_timeout_ms: w.media_timeout_ms,
+        allow_fast_path: bool_from_wire("session.allow_fast_path", w.allow_fast_path)?,
+    })
+}
+
+fn stats_to_wire(s: &StreamStats) -> WireStats {
+    WireStats {
+        packets: s.packets,
+        bytes: s.bytes,
+        lost: s.lost,
+        reordered: s.reordered,
+        duplicates: s.duplicates,
+        rtcp_packets: s.rtcp_packets,
+        dropped: s.dropped,
+        last_rx_ms: s.last_rx_ms,
+        jitter: s.jitter,
+        reserved: 0,
+    }
+}
+
+fn stats_from_wire(w: &WireStats) -> Result<StreamStats, DecodeError> {
+    zero("stats.reserved", &w.reserved)?;
+    Ok(StreamStats {
+        packets: w.packets,
+        bytes: w.bytes,
+        lost: w.lost,
+        reordered: w.reordered,
+        duplicates: w.duplicates,
+        jitter: w.jitter,
+        rtcp_packets: w.rtcp_packets,
+        dropped: w.dropped,
+        last_rx_ms: w.last_rx_ms,
+    })
+}
+
+// ----------------------------------------------------------------------------------------------
+// Slot framing.
+
+fn checksum(kind: u32, len: u32, seq: u32, body: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&kind.to_ne_bytes());
+    h.update(&len.to_ne_bytes());
+    h.update(&seq.to_ne_bytes());
+    h.update(body);
+    h.finalize()
+}
+
+fn frame<T: Pod>(kind: u32, seq: u32, body: &T) -> Slot {
+    let bytes = bytemuck::bytes_of(body);
+    let mut slot = Slot::zeroed();
+    slot.kind = kind;
+    // Every wire struct is ≤ BODY_SIZE (checked at compile time above).
+    slot.len = bytes.len() as u32;
+    slot.seq = seq;
+    slot.body[..bytes.len()].copy_from_slice(bytes);
+    slot.checksum = checksum(kind, slot.len, seq, bytes);
+    slot
+}
+
+/// Checks length and checksum, then reads the body struct (unaligned copy).
+fn body<T: Pod>(slot: &Slot) -> Result<T, DecodeError> {
+    let expected = std::mem::size_of::<T>() as u32;
+    if slot.len != expected {
+        return Err(DecodeError::BadLength { kind: slot.kind, expected, got: slot.len });
+    }
+    let bytes = &slot.body[..std::mem::size_of::<T>()];
+    let computed = checksum(slot.kind, slot.len, slot.seq, bytes);
+    if computed != slot.checksum {
+        return Err(DecodeError::Checksum { stored: slot.checksum, computed });
+    }
+    Ok(bytemuck::pod_read_unaligned(bytes))
+}
+
+/// Recomputes a slot's checksum over its current content (a `len` past the body counts as the
+/// whole body). For tests and fuzzing: lets arbitrary bodies reach the field validators.
+pub fn seal(slot: &mut Slot) {
+    let n = (slot.len as usize).min(BODY_SIZE);
+    slot.checksum = checksum(slot.kind, slot.len, slot.seq, &slot.body[..n]);
+}
+
+/// Encodes a command into a slot stamped with sequence number `seq`.
+pub fn encode_command(cmd: &Command, seq: u32) -> Slot {
+    match cmd {
+        Command::Create(s) => frame(KIND_CREATE, seq, &spec_to_wire(s)),
+        Command::Update(s) => frame(KIND_UPDATE, seq, &spec_to_wire(s)),
+        Command::Delete(id) => frame(KIND_DELETE, seq, &WireId { id: id.0 }),
+        Command::Dump { token } => frame(KIND_DUMP, seq, &WireToken { token: *token }),
+    }
+}
+
+/// Decodes and validates a command slot. Does not check `seq` (see [`check_seq`]).
+pub fn decode_command(slot: &Slot) -> Result<Command, DecodeError> {
+    Ok(match slot.kind {
+        KIND_CREATE => Command::Create(spec_from_wire(&body(slot)?)?),
+        KIND_UPDATE => Command::Update(spec_from_wire(&body(slot)?)?),
+        KIND_DELETE => Command::Delete(id_from_wire(body::<WireId>(slot)?.id)?),
+        KIND_DUMP => Command::Dump { token: body::<WireToken>(slot)?.token },
+        k => return Err(DecodeError::UnknownKind(k)),
+    })
+}
+
+/// Encodes an event into a slot stamped with sequence number `seq`.
+pub fn encode_event(ev: &Event, seq: u32) -> Slot {
+    match ev {
+        Event::Created(id) => frame(KIND_CREATED, seq, &WireId { id: id.0 }),
+        Event::Updated(id) => frame(KIND_UPDATED, seq, &WireId { id: id.0 }),
+        Event::Deleted { id, reason, stats } => frame(
+            KIND_DELETED,
+            seq,
+            &WireDeleted {
+                id: id.0,
+                reason: reason_to_wire(*reason),
+                reserved: 0,
+                stats: [stats_to_wire(&stats[0]), stats_to_wire(&stats[1])],
+            },
+        ),
+        Event::Error { id, code, port } => frame(
+            KIND_ERROR,
+            seq,
+            &WireError { id: id.0, code: error_code_to_wire(*code), port: *port, reserved: 0 },
+        ),
+        Event::MediaTimeout { id, idle_ms } => {
+            frame(KIND_MEDIA_TIMEOUT, seq, &WireMediaTimeout { id: id.0, idle_ms: *idle_ms })
+        }
+        Event::Session(s) => frame(KIND_SESSION, seq, &spec_to_wire(s)),
+        Event::DumpDone { token, count } => {
+            frame(KIND_DUMP_DONE, seq, &WireDumpDone { token: *token, count: *count, reserved: 0 })
+        }
+    }
+}
+
+/// Decodes and validates an event slot. Does not check `seq` (see [`check_seq`]).
+pub fn decode_event(slot: &Slot) -> Result<Event, DecodeError> {
+    Ok(match slot.kind {
+        KIND_CREATED => Event::Created(id_from_wire(body::<WireId>(slot)?.id)?),
+        KIND_UPDATED => Event::Updated(id_from_wire(body::<WireId>(slot)?.id)?),
+        KIND_DELETED => {
+            let w: WireDeleted = body(slot)?;
+            zero("deleted.reserved", &w.reserved)?;
+            Event::Deleted {
+                id: id_from_wire(w.id)?,
+                reason: reason_from_wire(w.reason)?,
+                stats: [stats_from_wire(&w.stats[0])?, stats_from_wire(&w.stats[1])?],
+            }
+        }
+        KIND_ERROR => {
+            let w: WireError = body(slot)?;
+            zero("error.reserved", &w.reserved)?;
+            Event::Error {
+                id: id_from_wire(w.id)?,
+                code: error_code_from_wire(w.code)?,
+                port: w.port,
+            }
+        }
+        KIND_MEDIA_TIMEOUT => {
+            let w: WireMediaTimeout = body(slot)?;
+            Event::MediaTimeout { id: id_from_wire(w.id)?, idle_ms: w.idle_ms }
+        }
+        KIND_SESSION => Event::Session(spec_from_wire(&body(slot)?)?),
+        KIND_DUMP_DONE => {
+            let w: WireDumpDone = body(slot)?;
+            zero("dump_done.reserved", &w.reserved)?;
+            Event::DumpDone { token: w.token, count: w.count }
+        }
+        k => return Err(DecodeError::UnknownKind(k)),
+    })
+}
+
+/// Checks that a slot read at ring position `pos` carries `seq == pos as u32`: catches stale
+/// slots (from an earlier lap) and producers that published before writing.
+pub fn check_seq(slot: &Slot, pos: u64) -> Result<(), DecodeError> {
+    let expected = pos as u32;
+    if slot.seq == expected {
+        Ok(())
+    } else {
+        Err(DecodeError::Sequence { expected, got: slot.seq })
+    }
+}
+
+/// A message type that travels over the ring: [`Command`] or [`Event`].
+pub trait Message: Sized + Copy {
+    /// Human name for errors and docs ("command" / "event").
+    const NAME: &'static str;
+    /// Encodes into a slot stamped with `seq`.
+    fn encode(&self, seq: u32) -> Slot;
+    /// Decodes and validates a slot (everything but `seq`).
+    fn decode(slot: &Slot) -> Result<Self, DecodeError>;
+}
+
+impl Message for Command {
+    const NAME: &'static str = "command";
+    fn encode(&self, seq: u32) -> Slot {
+        encode_command(self, seq)
+    }
+    fn decode(slot: &Slot) -> Result<Self, DecodeError> {
+        decode_command(slot)
+    }
+}
+
+impl Message for Event {
+    const NAME: &'static str = "event";
+    fn encode(&self, seq: u32) -> Slot {
+        encode_event(self, seq)
+    }
+    fn decode(slot: &Slot) -> Result<Self, DecodeError> {
+        decode_event(slot)
+    }
+}
+
+/// Sizes of every wire struct, for the shared-memory size table.
+pub(crate) const WIRE_SIZES: [(&str, usize); 10] = [
+    ("Slot", std::mem::size_of::<Slot>()),
+    ("WireAddr", std::mem::size_of::<WireAddr>()),
+    ("WireKeys", std::mem::size_of::<WireKeys>()),
+    ("WireLeg", std::mem::size_of::<WireLeg>()),
+    ("WireSessionSpec", std::mem::size_of::<WireSessionSpec>()),
+    ("WireStats", std::mem::size_of::<WireStats>()),
+    ("WireDeleted", std::mem::size_of::<WireDeleted>()),
+    ("WireError", std::mem::size_of::<WireError>()),
+    ("WireMediaTimeout", std::mem::size_of::<WireMediaTimeout>()),
+    ("WireDumpDone", std::mem::size_of::<WireDumpDone>()),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leg() -> LegSpec {
+        LegSpec {
+            local: "192.0.2.1:30000".parse().unwrap(),
+            remote: Some("[2001:db8::1]:4000".parse().unwrap()),
+            remote_rtcp_port: 0,
+            rtcp_mux: true,
+            latch: LatchPolicy::Follow,
+            pt_map: PtMap::new(),
+            crypto: LegCrypto::default(),
+        }
+    }
+
+    fn spec() -> SessionSpec {
+        SessionSpec { id: SessionId(7), legs: [leg(), leg()], media_timeout_ms: 0, allow_fast_path: true }
+    }
+
+    #[test]
+    fn create_round_trip() {
+        let c = Command::Create(spec());
+        assert_eq!(decode_command(&encode_command(&c, 3)), Ok(c));
+    }
+
+    #[test]
+    fn command_is_not_an_event() {
+        let s = encode_command(&Command::Delete(SessionId(1)), 0);
+        assert_eq!(decode_event(&s), Err(DecodeError::UnknownKind(KIND_DELETE)));
+    }
+
+    #[test]
+    fn flipped_bit_fails_checksum() {
+        let mut s = encode_command(&Command::Create(spec()), 0);
+        s.body[100] ^= 1;
+        assert!(matches!(decode_command(&s), Err(DecodeError::Checksum { .. })));
+    }
+
+    #[test]
+    fn zero_id_rejected() {
+        let s = encode_command(&Command::Delete(SessionId(0)), 0);
+        assert_eq!(decode_command(&s), Err(DecodeError::ZeroSessionId));
+    }
+
+    #[test]
+    fn bad_family_rejected() {
+        let mut w = spec_to_wire(&spec());
+        w.legs[1].remote.family = 5;
+        let s = frame(KIND_CREATE, 0, &w);
+        assert_eq!(
+            decode_command(&s),
+            Err(DecodeError::AddressFamily { field: "leg.remote", family: 5 })
+        );
+    }
+
+    #[test]
+    fn duplicate_pt_rejected() {
+        let mut w = spec_to_wire(&spec());
+        w.legs[0].pt_len = 2;
+        w.legs[0].pts[0] = WirePt { pt: 8, codec: 1 };
+        w.legs[0].pts[1] = WirePt { pt: 8, codec: 0 };
+        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::DuplicatePt(8)));
+        w.legs[0].pts[1] = WirePt { pt: 200, codec: 0 };
+        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::PayloadType(200)));
+        w.legs[0].pt_len = 9;
+        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::PtMapLength(9)));
+    }
+
+    #[test]
+    fn unknown_suite_rejected() {
+        let mut w = spec_to_wire(&spec());
+        w.legs[0].tx.present = 1;
+        w.legs[0].tx.suite = 9;
+        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::SrtpSuite(9)));
+    }
+
+    #[test]
+    fn seq_checked() {
+        let s = encode_event(&Event::Created(SessionId(1)), 5);
+        assert_eq!(check_seq(&s, 5), Ok(()));
+        assert_eq!(check_seq(&s, 6), Err(DecodeError::Sequence { expected: 6, got: 5 }));
+    }
+}

@@ -1,0 +1,432 @@
+//! The thin I/O shell: UDP and TCP sockets on one mio `Poll`, the clock, the datapath port, the
+//! CDR and journal files. Everything else happens in [`Core`].
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token};
+use xtrunk_config::Config;
+use xtrunk_ring::msg::{Command, Event};
+
+use crate::b2bua::Core;
+use crate::journal::{self, Journal, JournalOp};
+use crate::media::MediaPort;
+use crate::metrics::Metrics;
+use crate::sip::msg::frame_len;
+use crate::transport::{Dest, Transmit, Transport};
+
+/// What a server looked like when it stopped (tests assert on it).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Free media ports.
+    pub ports_free: usize,
+    /// Pool size.
+    pub ports_total: usize,
+    /// Calls still up.
+    pub active_calls: usize,
+    /// Sessions whose Delete was not confirmed.
+    pub pending_deletes: usize,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+}
+
+/// The sidecar: sockets bound, not yet running.
+pub struct Server<M: MediaPort> {
+    poll: Poll,
+    udp: Vec<(Token, UdpSocket, SocketAddr)>,
+    tcp: Vec<(Token, TcpListener, SocketAddr)>,
+    conns: HashMap<Token, Conn>,
+    by_peer: HashMap<SocketAddr, Token>,
+    next_token: usize,
+    core: Core,
+    media: M,
+    cdr: Option<File>,
+    journal: Option<Journal>,
+    journal_path: std::path::PathBuf,
+    max: usize,
+}
+
+const FIRST_CONN: usize = 1024;
+
+impl<M: MediaPort> Server<M> {
+    /// Binds every `[[sip.listen]]` (port 0 = any; the bound port is advertised). TLS listeners
+    /// are skipped with a warning (no TLS shell yet).
+    pub fn bind(cfg: &Config, media: M) -> anyhow::Result<Self> {
+        let poll = Poll::new()?;
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        let mut listeners = Vec::new();
+        for (i, l) in cfg.sip.listen.iter().enumerate() {
+            let tok = Token(i);
+            match l.transport {
+                xtrunk_config::Transport::Udp => {
+                    let mut s = UdpSocket::bind(l.addr).with_context(|| format!("sip.listen[{i}]: bind udp {}", l.addr))?;
+                    let a = s.local_addr()?;
+                    poll.registry().register(&mut s, tok, Interest::READABLE)?;
+                    listeners.push((Transport::Udp, a));
+                    udp.push((tok, s, a));
+                }
+                xtrunk_config::Transport::Tcp => {
+                    // Same port as a UDP listener bound with port 0 when asked for port 0.
+                    let addr = if l.addr.port() == 0 {
+                        listeners.iter().find(|(_, a): &&(Transport, SocketAddr)| a.ip() == l.addr.ip()).map_or(l.addr, |(_, a)| *a)
+                    } else {
+                        l.addr
+                    };
+                    let mut s = TcpListener::bind(addr).with_context(|| format!("sip.listen[{i}]: bind tcp {addr}"))?;
+                    let a = s.local_addr()?;
+                    poll.registry().register(&mut s, tok, Interest::READABLE)?;
+                    listeners.push((Transport::Tcp, a));
+                    tcp.push((tok, s, a));
+                }
+                xtrunk_config::Transport::Tls => {
+                    log::warn!("sip.listen[{i}]: tls is not served yet; listener skipped");
+                }
+            }
+        }
+        let seed = {
+            let mut b = [0u8; 8];
+            getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
+            u64::from_le_bytes(b)
+        };
+        let core = Core::new(cfg, listeners, Instant::now(), SystemTime::now(), seed);
+        let cdr = match &cfg.node.cdr_path {
+            Some(p) => Some(OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("node.cdr_path: {}", p.display()))?),
+            None => None,
+        };
+        Ok(Self {
+            poll,
+            udp,
+            tcp,
+            conns: HashMap::new(),
+            by_peer: HashMap::new(),
+            next_token: FIRST_CONN,
+            core,
+            media,
+            cdr,
+            journal: None,
+            journal_path: journal::path_for(&cfg.node.shm_path),
+            max: cfg.sip.max_message_bytes,
+        })
+    }
+
+    /// The bound listener addresses.
+    pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
+        self.udp.iter().map(|(_, _, a)| (Transport::Udp, *a)).chain(self.tcp.iter().map(|(_, _, a)| (Transport::Tcp, *a))).collect()
+    }
+
+    /// Restart recovery: dump the datapath's sessions, replay the journal.
+    fn recover(&mut self) {
+        let token = 0x5151_0000_u64 ^ u64::from(std::process::id());
+        let mut sessions = Vec::new();
+        let mut sent = false;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if !sent {
+                sent = self.media.send(&Command::Dump { token }).is_ok();
+            }
+            match self.media.poll_event() {
+                Some(Event::Session(s)) => sessions.push(s),
+                Some(Event::DumpDone { token: t, .. }) if t == token => break,
+                Some(ev) => self.core.handle_media_event(Instant::now(), ev),
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        let entries = Journal::load(&self.journal_path);
+        if !sessions.is_empty() || !entries.is_empty() {
+            log::info!("recovery: {} datapath sessions, {} journaled calls", sessions.len(), entries.len());
+        }
+        self.core.recover(Instant::now(), &sessions, &entries);
+        match Journal::open(&self.journal_path) {
+            Ok(j) => self.journal = Some(j),
+            Err(e) => log::warn!("journal {}: {e}; restart safety off", self.journal_path.display()),
+        }
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
+        self.recover();
+        let mut events = Events::with_capacity(256);
+        let mut buf = vec![0u8; 65_536];
+        self.flush();
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let mut timeout = Duration::from_millis(5);
+            if let Some(t) = self.core.poll_timeout() {
+                timeout = timeout.min(t.saturating_duration_since(now));
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    return Err(e.into());
+                }
+            }
+            for ev in events.iter() {
+                let tok = ev.token();
+                if let Some(i) = self.udp.iter().position(|(t, _, _)| *t == tok) {
+                    self.read_udp(i, &mut buf);
+                } else if let Some(i) = self.tcp.iter().position(|(t, _, _)| *t == tok) {
+                    self.accept(i);
+                } else {
+                    if ev.is_writable() {
+                        self.write_conn(tok);
+                    }
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        self.read_conn(tok, &mut buf);
+                    }
+                }
+            }
+            let now = Instant::now();
+            self.core.handle_timeout(now);
+            while let Some(ev) = self.media.poll_event() {
+                self.core.handle_media_event(now, ev);
+            }
+            self.flush();
+        }
+        Ok(self.summary())
+    }
+
+    fn summary(&self) -> Summary {
+        let p = self.core.ports();
+        Summary {
+            ports_free: p.capacity() - p.in_use(),
+            ports_total: p.capacity(),
+            active_calls: self.core.active_calls(),
+            pending_deletes: self.core.pending_deletes(),
+            metrics: self.core.metrics.clone(),
+        }
+    }
+
+    fn read_udp(&mut self, i: usize, buf: &mut [u8]) {
+        loop {
+            let (_, sock, local) = &self.udp[i];
+            let local = *local;
+            match sock.recv_from(buf) {
+                Ok((n, from)) => {
+                    let dest = Dest { transport: Transport::Udp, local, remote: from };
+                    self.core.handle_input(Instant::now(), dest, &buf[..n]);
+                    self.flush();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors surface here on Linux; nothing to do for UDP.
+                    log::debug!("udp recv: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, i: usize) {
+        loop {
+            match self.tcp[i].1.accept() {
+                Ok((mut stream, peer)) => {
+                    let tok = Token(self.next_token);
+                    self.next_token += 1;
+                    if self.poll.registry().register(&mut stream, tok, Interest::READABLE | Interest::WRITABLE).is_err() {
+                        continue;
+                    }
+                    let local = self.tcp[i].2;
+                    self.by_peer.insert(peer, tok);
+                    self.conns.insert(tok, Conn { stream, peer, local, rbuf: Vec::new(), wbuf: Vec::new() });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::warn!("tcp accept: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, tok: Token, failed: bool) {
+        if let Some(mut c) = self.conns.remove(&tok) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.by_peer.remove(&c.peer);
+            if failed {
+                self.core.handle_transport_error(Instant::now(), c.peer);
+            }
+        }
+    }
+
+    fn read_conn(&mut self, tok: Token, buf: &mut [u8]) {
+        let mut closed = false;
+        {
+            let Some(c) = self.conns.get_mut(&tok) else { return };
+            loop {
+                match c.stream.read(buf) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => c.rbuf.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        // Frame.
+        loop {
+            let Some(c) = self.conns.get_mut(&tok) else { return };
+            // RFC 5626 keep-alive: CRLFCRLF ping → CRLF pong; stray CRLFs skipped.
+            let mut skip = 0;
+            while c.rbuf[skip..].starts_with(b"\r\n") {
+                skip += 2;
+            }
+            if skip >= 4 {
+                c.wbuf.extend_from_slice(b"\r\n");
+            }
+            c.rbuf.drain(..skip);
+            if c.rbuf.is_empty() {
+                break;
+            }
+            match frame_len(&c.rbuf, self.max) {
+                Ok(Some(n)) => {
+                    let frame: Vec<u8> = c.rbuf.drain(..n).collect();
+                    let dest = Dest { transport: Transport::Tcp, local: c.local, remote: c.peer };
+                    self.core.handle_input(Instant::now(), dest, &frame);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Unframeable stream: nothing after this point can be trusted.
+                    self.core.metrics.bad(e.reason, || format!("tcp stream from {}", c.peer));
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        self.flush();
+        if closed {
+            self.close(tok, false);
+        }
+    }
+
+    fn write_conn(&mut self, tok: Token) {
+        let mut failed = false;
+        if let Some(c) = self.conns.get_mut(&tok) {
+            while !c.wbuf.is_empty() {
+                match c.stream.write(&c.wbuf) {
+                    Ok(0) => {
+                        failed = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        c.wbuf.drain(..n);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == ErrorKind::NotConnected => break,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if failed {
+            self.close(tok, true);
+        }
+    }
+
+    fn send(&mut self, t: Transmit) {
+        match t.dest.transport {
+            Transport::Udp => {
+                let sock = self.udp.iter().find(|(_, _, a)| *a == t.dest.local).or(self.udp.first());
+                if let Some((_, s, _)) = sock {
+                    if let Err(e) = s.send_to(&t.data, t.dest.remote) {
+                        log::debug!("udp send to {}: {e}", t.dest.remote);
+                    }
+                }
+            }
+            Transport::Tcp | Transport::Tls => {
+                let tok = match self.by_peer.get(&t.dest.remote) {
+                    Some(t) => *t,
+                    None => match TcpStream::connect(t.dest.remote) {
+                        Ok(mut stream) => {
+                            let tok = Token(self.next_token);
+                            self.next_token += 1;
+                            if self.poll.registry().register(&mut stream, tok, Interest::READABLE | Interest::WRITABLE).is_err() {
+                                return self.core.handle_transport_error(Instant::now(), t.dest.remote);
+                            }
+                            self.by_peer.insert(t.dest.remote, tok);
+                            self.conns.insert(tok, Conn { stream, peer: t.dest.remote, local: t.dest.local, rbuf: Vec::new(), wbuf: Vec::new() });
+                            tok
+                        }
+                        Err(_) => return self.core.handle_transport_error(Instant::now(), t.dest.remote),
+                    },
+                };
+                if let Some(c) = self.conns.get_mut(&tok) {
+                    c.wbuf.extend_from_slice(&t.data);
+                }
+                self.write_conn(tok);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        // Transport errors can produce more output: loop until quiet.
+        for _ in 0..4 {
+            let mut any = false;
+            while let Some(t) = self.core.poll_transmit() {
+                any = true;
+                self.send(t);
+            }
+            while let Some(c) = self.core.poll_media() {
+                if self.media.send(&c).is_err() {
+                    self.core.unpoll_media(c);
+                    break;
+                }
+            }
+            while let Some(cdr) = self.core.poll_cdr() {
+                if let Some(f) = &mut self.cdr {
+                    if let Ok(mut line) = serde_json::to_string(&cdr) {
+                        line.push('\n');
+                        if let Err(e) = f.write_all(line.as_bytes()) {
+                            log::warn!("cdr write: {e}");
+                        }
+                    }
+                }
+            }
+            while let Some(op) = self.core.poll_journal() {
+                if let Some(j) = &mut self.journal {
+                    if let Err(e) = j.apply(&op) {
+                        log::warn!("journal write: {e}");
+                    }
+                } else if op != JournalOp::Reset {
+                    log::debug!("journal not open; {op:?} lost");
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+}
+
+/// Runs the sidecar until `stop` is set: binds the listeners, recovers after a restart, serves.
+pub fn run(cfg: &Config, media: impl MediaPort + 'static, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let server = Server::bind(cfg, media)?;
+    for (t, a) in server.local_addrs() {
+        log::info!("sip listening on {t:?} {a}");
+    }
+    server.run(stop).map(|_| ())
+}

@@ -1,0 +1,542 @@
+//! RFC 3261 §17 transactions, sans-IO: messages and `now` in, transmissions and events out.
+//!
+//! * Client INVITE: timers A (retransmit, unreliable only), B (timeout), D (absorb final
+//!   retransmissions, then ACK them again). The ACK for a non-2xx final is built here (§17.1.1.3).
+//!   A 2xx moves the transaction to RFC 6026 "Accepted" (timer M = 64·T1): 2xx retransmissions are
+//!   passed to the TU, which ACKs them from the dialog.
+//! * Client non-INVITE: timers E, F, K.
+//! * Server INVITE: retransmitted INVITEs answered with the last response; non-2xx finals
+//!   retransmitted on timer G until ACK, given up on timer H; timer I absorbs ACK retransmissions.
+//!   For a 2xx the transaction enters "Accepted" (timer L) and retransmits the 2xx on the G
+//!   schedule until the TU reports the ACK ([`Transactions::ack_2xx`]) or 64·T1 passes
+//!   ([`TxEvent::AckTimeout`]) — the UAS-core duty of §13.3.1.4 kept here to share the timer code.
+//! * Server non-INVITE: timer J.
+//!
+//! On reliable transports A, E, G are not run and D, I, J, K are zero.
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::msg::{HName, Message, Method};
+use crate::transport::{Dest, Transmit};
+
+/// Timer bases (RFC 3261 Table 4).
+#[derive(Clone, Copy, Debug)]
+pub struct Timers {
+    /// T1.
+    pub t1: Duration,
+    /// T2.
+    pub t2: Duration,
+    /// T4.
+    pub t4: Duration,
+}
+
+impl Timers {
+    /// From `[sip.timers]`.
+    pub fn from_config(t: &xtrunk_config::SipTimers) -> Self {
+        Self {
+            t1: Duration::from_millis(u64::from(t.t1_ms)),
+            t2: Duration::from_millis(u64::from(t.t2_ms)),
+            t4: Duration::from_millis(u64::from(t.t4_ms)),
+        }
+    }
+    fn t64(&self) -> Duration {
+        self.t1 * 64
+    }
+}
+
+/// Who a transaction reports to: an opaque pair chosen by the TU (call id, purpose).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Owner(pub u64, pub u32);
+
+/// Transaction key: branch + method (ACK matches INVITE) + direction.
+pub type TxKey = String;
+
+fn key(server: bool, branch: &str, method: &Method) -> TxKey {
+    let m = match method {
+        Method::Ack => "INVITE",
+        m => m.as_str(),
+    };
+    format!("{}|{}|{}", if server { 's' } else { 'c' }, branch, m)
+}
+
+/// The transaction key of a received request's server transaction (also usable for CANCEL →
+/// INVITE matching with `method = Invite`).
+pub fn server_key(msg: &Message, method: &Method) -> Option<TxKey> {
+    let via = msg.top_via()?;
+    let branch = match via.branch() {
+        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => b.to_string(),
+        // RFC 2543 peers: no usable branch; approximate §17.2.3 with Call-ID, CSeq number,
+        // From tag and sent-by.
+        _ => format!(
+            "2543:{}:{}:{}:{}:{:?}",
+            msg.call_id().unwrap_or(""),
+            msg.cseq().map_or(0, |c| c.seq),
+            msg.from().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default(),
+            via.host,
+            via.port
+        ),
+    };
+    Some(key(true, &branch, method))
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum SState {
+    Proceeding,
+    Completed,
+    Confirmed,
+    Accepted,
+    Terminated,
+}
+
+struct ServerTx {
+    invite: bool,
+    state: SState,
+    owner: Option<Owner>,
+    dest: Dest,
+    last: Option<Vec<u8>>,
+    /// Next retransmission of the last (final) response (G schedule).
+    retx_at: Option<Instant>,
+    interval: Duration,
+    /// When the current state ends (H, I, J, L).
+    end_at: Option<Instant>,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum CState {
+    Calling,
+    Proceeding,
+    Completed,
+    Accepted,
+    Terminated,
+}
+
+struct ClientTx {
+    invite: bool,
+    state: CState,
+    owner: Owner,
+    dest: Dest,
+    request: Message,
+    bytes: Vec<u8>,
+    ack: Option<Vec<u8>>,
+    retx_at: Option<Instant>,
+    interval: Duration,
+    /// B/F while trying; D/K/M after a final.
+    end_at: Instant,
+}
+
+/// What the transaction layer tells its user.
+#[derive(Debug)]
+pub enum TxEvent {
+    /// A response for a client transaction (first provisional/final, and every 2xx).
+    Response {
+        /// Owner given in [`Transactions::send_request`].
+        owner: Owner,
+        /// Transaction.
+        key: TxKey,
+        /// The response.
+        msg: Message,
+    },
+    /// Timer B/F fired or the transport failed: treat as 408.
+    Timeout {
+        /// Owner.
+        owner: Owner,
+        /// Transaction.
+        key: TxKey,
+    },
+    /// A 2xx to an INVITE was never ACKed (64·T1).
+    AckTimeout {
+        /// Owner set with [`Transactions::set_owner`].
+        owner: Owner,
+    },
+}
+
+/// What became of a received request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// New server transaction: the TU must answer it via [`Transactions::respond`].
+    New(TxKey),
+    /// A retransmission, answered (or ignored) here.
+    Absorbed,
+    /// An ACK that matched no INVITE transaction in Completed state: for the TU (ACK to 2xx).
+    Ack,
+}
+
+/// The transaction table.
+pub struct Transactions {
+    timers: Timers,
+    server: HashMap<TxKey, ServerTx>,
+    client: HashMap<TxKey, ClientTx>,
+    heap: BinaryHeap<Reverse<(Instant, TxKey)>>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<TxEvent>,
+}
+
+impl Transactions {
+    /// An empty table.
+    pub fn new(timers: Timers) -> Self {
+        Self {
+            timers,
+            server: HashMap::new(),
+            client: HashMap::new(),
+            heap: BinaryHeap::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Number of live transactions (server, client).
+    pub fn len(&self) -> (usize, usize) {
+        (self.server.len(), self.client.len())
+    }
+
+    fn arm(&mut self, at: Instant, k: &str) {
+        self.heap.push(Reverse((at, k.to_string())));
+    }
+
+    /// A request arrived from `dest.remote`. `dest` is where responses go (RFC 3261 §18.2.2).
+    pub fn on_request(&mut self, now: Instant, msg: &Message, dest: Dest) -> Incoming {
+        let Some(method) = msg.method().cloned() else { return Incoming::Absorbed };
+        let Some(k) = server_key(msg, &method) else { return Incoming::Absorbed };
+        if let Some(tx) = self.server.get_mut(&k) {
+            if method == Method::Ack {
+                if tx.invite && tx.state == SState::Completed {
+                    tx.state = SState::Confirmed;
+                    tx.retx_at = None;
+                    let at = now + if dest.transport.reliable() { Duration::ZERO } else { self.timers.t4 };
+                    tx.end_at = Some(at);
+                    self.arm(at, &k);
+                    return Incoming::Absorbed;
+                }
+                if tx.state == SState::Confirmed {
+                    return Incoming::Absorbed;
+                }
+                return Incoming::Ack;
+            }
+            // Retransmitted request: resend the last response, if any.
+            if let Some(last) = &tx.last {
+                if tx.state != SState::Accepted {
+                    self.out.push_back(Transmit { dest: tx.dest, data: last.clone() });
+                }
+            }
+            return Incoming::Absorbed;
+        }
+        if method == Method::Ack {
+            return Incoming::Ack;
+        }
+        let invite = method == Method::Invite;
+        self.server.insert(
+            k.clone(),
+            ServerTx {
+                invite,
+                state: SState::Proceeding,
+                owner: None,
+                dest,
+                last: None,
+                retx_at: None,
+                interval: self.timers.t1,
+                end_at: None,
+            },
+        );
+        Incoming::New(k)
+    }
+
+    /// Is this server transaction still alive (e.g. an INVITE a CANCEL refers to)?
+    pub fn server_alive(&self, k: &str) -> bool {
+        self.server.get(k).is_some_and(|t| t.state == SState::Proceeding)
+    }
+
+    /// Attaches an owner to a server transaction (INVITE: for [`TxEvent::AckTimeout`]).
+    pub fn set_owner(&mut self, k: &str, owner: Owner) {
+        if let Some(t) = self.server.get_mut(k) {
+            t.owner = Some(owner);
+        }
+    }
+
+    /// The owner of a server transaction.
+    pub fn owner_of(&self, k: &str) -> Option<Owner> {
+        self.server.get(k).and_then(|t| t.owner)
+    }
+
+    /// Sends a response within a server transaction. Responses after a final are ignored, except
+    /// that nothing is sent for a transaction that no longer exists.
+    pub fn respond(&mut self, now: Instant, k: &str, resp: &Message) {
+        let Some(code) = resp.code() else { return };
+        let t = self.timers;
+        let Some(tx) = self.server.get_mut(k) else { return };
+        if tx.state != SState::Proceeding {
+            return;
+        }
+        let data = resp.to_bytes();
+        self.out.push_back(Transmit { dest: tx.dest, data: data.clone() });
+        tx.last = Some(data);
+        if code < 200 {
+            return;
+        }
+        let reliable = tx.dest.transport.reliable();
+        if tx.invite {
+            tx.state = if code < 300 { SState::Accepted } else { SState::Completed };
+            // 2xx is retransmitted until ACK even on reliable transports? No: RFC 3261 §13.3.1.4
+            // retransmits 2xx only for unreliable transports; the ACK wait (64·T1) applies to both.
+            tx.retx_at = (!reliable).then(|| now + t.t1);
+            tx.interval = t.t1;
+            let end = now + t.t64();
+            tx.end_at = Some(end);
+            if let Some(r) = tx.retx_at {
+                self.heap.push(Reverse((r, k.to_string())));
+            }
+            self.heap.push(Reverse((end, k.to_string())));
+        } else {
+            tx.state = SState::Completed;
+            let end = now + if reliable { Duration::ZERO } else { t.t64() };
+            tx.end_at = Some(end);
+            self.heap.push(Reverse((end, k.to_string())));
+        }
+    }
+
+    /// The TU got the ACK for a 2xx: stop retransmitting it.
+    pub fn ack_2xx(&mut self, now: Instant, k: &str) {
+        if let Some(tx) = self.server.get_mut(k) {
+            if tx.state == SState::Accepted && tx.retx_at.is_some() {
+                tx.retx_at = None;
+                tx.owner = None;
+                // Stay (absorbing INVITE retransmissions) until timer L, without retransmitting.
+                let _ = now;
+            }
+        }
+    }
+
+    /// Starts a client transaction; transmits the request.
+    pub fn send_request(&mut self, now: Instant, msg: Message, dest: Dest, owner: Owner) -> TxKey {
+        let method = msg.method().cloned().unwrap_or(Method::Options);
+        let branch = msg.top_via().and_then(|v| v.branch().map(str::to_string)).unwrap_or_default();
+        let k = key(false, &branch, &method);
+        let bytes = msg.to_bytes();
+        self.out.push_back(Transmit { dest, data: bytes.clone() });
+        let reliable = dest.transport.reliable();
+        let retx_at = (!reliable).then(|| now + self.timers.t1);
+        let end_at = now + self.timers.t64();
+        self.client.insert(
+            k.clone(),
+            ClientTx {
+                invite: method == Method::Invite,
+                state: CState::Calling,
+                owner,
+                dest,
+                request: msg,
+                bytes,
+                ack: None,
+                retx_at,
+                interval: self.timers.t1,
+                end_at,
+            },
+        );
+        if let Some(r) = retx_at {
+            self.arm(r, &k);
+        }
+        self.arm(end_at, &k);
+        k
+    }
+
+    /// The request a client transaction sent (to build CANCEL).
+    pub fn client_request(&self, k: &str) -> Option<&Message> {
+        self.client.get(k).map(|t| &t.request)
+    }
+
+    /// A response arrived; matched by top Via branch and CSeq method (§17.1.3).
+    pub fn on_response(&mut self, now: Instant, msg: Message) {
+        let Some(via) = msg.top_via() else { return };
+        let Some(cseq) = msg.cseq() else { return };
+        let Some(branch) = via.branch() else { return };
+        let k = key(false, branch, &cseq.method);
+        let Some(code) = msg.code() else { return };
+        let t = self.timers;
+        let Some(tx) = self.client.get_mut(&k) else { return };
+        let reliable = tx.dest.transport.reliable();
+        match (tx.state, code) {
+            (CState::Calling | CState::Proceeding, 100..=199) => {
+                tx.state = CState::Proceeding;
+                if tx.invite {
+                    tx.retx_at = None;
+                }
+                let owner = tx.owner;
+                self.events.push_back(TxEvent::Response { owner, key: k, msg });
+            }
+            (CState::Calling | CState::Proceeding, 200..=299) => {
+                tx.retx_at = None;
+                if tx.invite {
+                    tx.state = CState::Accepted;
+                    tx.end_at = now + t.t64();
+                } else {
+                    tx.state = CState::Completed;
+                    tx.end_at = now + if reliable { Duration::ZERO } else { t.t4 };
+                }
+                let (owner, end) = (tx.owner, tx.end_at);
+                self.arm(end, &k);
+                self.events.push_back(TxEvent::Response { owner, key: k, msg });
+            }
+            (CState::Calling | CState::Proceeding, _) => {
+                tx.retx_at = None;
+                tx.state = CState::Completed;
+                if tx.invite {
+                    let ack = build_ack(&tx.request, &msg).to_bytes();
+                    self.out.push_back(Transmit { dest: tx.dest, data: ack.clone() });
+                    tx.ack = Some(ack);
+                    tx.end_at = now + if reliable { Duration::ZERO } else { Duration::from_secs(32) };
+                } else {
+                    tx.end_at = now + if reliable { Duration::ZERO } else { t.t4 };
+                }
+                let (owner, end) = (tx.owner, tx.end_at);
+                self.arm(end, &k);
+                self.events.push_back(TxEvent::Response { owner, key: k, msg });
+            }
+            (CState::Accepted, 200..=299) => {
+                let owner = tx.owner;
+                self.events.push_back(TxEvent::Response { owner, key: k, msg });
+            }
+            (CState::Completed, 300..=699) => {
+                if let Some(a) = &tx.ack {
+                    self.out.push_back(Transmit { dest: tx.dest, data: a.clone() });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The transport to `remote` failed (TCP connect/reset): client transactions there time out.
+    pub fn on_transport_error(&mut self, remote: SocketAddr) {
+        let keys: Vec<TxKey> = self
+            .client
+            .iter()
+            .filter(|(_, t)| {
+                t.dest.remote == remote && matches!(t.state, CState::Calling | CState::Proceeding)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            if let Some(t) = self.client.remove(&k) {
+                self.events.push_back(TxEvent::Timeout { owner: t.owner, key: k });
+            }
+        }
+    }
+
+    /// Drops a client transaction without telling anyone (the TU gave up on it).
+    pub fn forget_client(&mut self, k: &str) {
+        self.client.remove(k);
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn on_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.heap.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, k))) = self.heap.pop() else { break };
+            self.fire(now, &k);
+        }
+    }
+
+    fn fire(&mut self, now: Instant, k: &str) {
+        let t = self.timers;
+        if let Some(tx) = self.server.get_mut(k) {
+            if let Some(r) = tx.retx_at {
+                if r <= now && matches!(tx.state, SState::Completed | SState::Accepted) {
+                    if let Some(last) = &tx.last {
+                        self.out.push_back(Transmit { dest: tx.dest, data: last.clone() });
+                    }
+                    tx.interval = (tx.interval * 2).min(t.t2);
+                    let next = now + tx.interval;
+                    tx.retx_at = Some(next);
+                    self.heap.push(Reverse((next, k.to_string())));
+                }
+            }
+            if tx.end_at.is_some_and(|e| e <= now) {
+                if tx.state == SState::Accepted && tx.retx_at.is_some() {
+                    if let Some(o) = tx.owner {
+                        self.events.push_back(TxEvent::AckTimeout { owner: o });
+                    }
+                }
+                tx.state = SState::Terminated;
+                self.server.remove(k);
+            }
+            return;
+        }
+        if let Some(tx) = self.client.get_mut(k) {
+            if let Some(r) = tx.retx_at {
+                if r <= now && matches!(tx.state, CState::Calling | CState::Proceeding) {
+                    self.out.push_back(Transmit { dest: tx.dest, data: tx.bytes.clone() });
+                    tx.interval = if tx.invite {
+                        tx.interval * 2
+                    } else if tx.state == CState::Proceeding {
+                        t.t2
+                    } else {
+                        (tx.interval * 2).min(t.t2)
+                    };
+                    let next = now + tx.interval;
+                    tx.retx_at = Some(next);
+                    self.heap.push(Reverse((next, k.to_string())));
+                }
+            }
+            if tx.end_at <= now {
+                if matches!(tx.state, CState::Calling | CState::Proceeding) {
+                    // Timer B / F. A proceeding INVITE has no timer B (§17.1.1.2): it rings until
+                    // the TU cancels it.
+                    if tx.invite && tx.state == CState::Proceeding {
+                        tx.end_at = now + Duration::from_secs(3600);
+                        let e = tx.end_at;
+                        self.heap.push(Reverse((e, k.to_string())));
+                        return;
+                    }
+                    let owner = tx.owner;
+                    self.events.push_back(TxEvent::Timeout { owner, key: k.to_string() });
+                }
+                tx.state = CState::Terminated;
+                self.client.remove(k);
+            }
+        }
+    }
+
+    /// The earliest pending timer.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Next datagram/segment to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// Next event for the TU.
+    pub fn poll_event(&mut self) -> Option<TxEvent> {
+        self.events.pop_front()
+    }
+}
+
+/// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): same R-URI, top Via, From,
+/// Call-ID, CSeq number and Route as the INVITE; To from the response.
+pub fn build_ack(invite: &Message, resp: &Message) -> Message {
+    let mut a = Message::request(Method::Ack, invite.uri().unwrap_or("sip:invalid"));
+    if let Some(v) = invite.header(&HName::Via) {
+        a.push(HName::Via, v);
+    }
+    a.push(HName::MaxForwards, "70");
+    for n in [HName::From] {
+        if let Some(v) = invite.header(&n) {
+            a.push(n, v);
+        }
+    }
+    if let Some(v) = resp.header(&HName::To) {
+        a.push(HName::To, v);
+    }
+    if let Some(v) = invite.call_id() {
+        a.push(HName::CallId, v);
+    }
+    let seq = invite.cseq().map_or(1, |c| c.seq);
+    a.push(HName::CSeq, format!("{seq} ACK"));
+    for r in invite.headers_of(&HName::Route) {
+        a.push(HName::Route, r);
+    }
+    a
+}
