@@ -12,7 +12,9 @@ fn ctx(suite: Suite) -> SrtpContext {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, pkt)) = data.split_first() else { return };
+    let Some((&sel, pkt)) = data.split_first() else {
+        return;
+    };
     let suite = Suite::ALL[usize::from(sel & 3)];
     let mut rx = ctx(suite);
     // 1. raw bytes: never accepted (no key), never panic

@@ -478,7 +478,7 @@ impl Shm {
         let geometry = Geometry::new(commands_capacity, events_capacity)?;
         let io_err = |op| move |source| Error::Io { path: path.to_owned(), op, source };
 
-        if let Ok(file) = File::open(path) {
+        if let Ok(file) = OpenOptions::new().read(true).write(true).open(path) {
             if validate(path, &file).is_ok() {
                 let old = Mapping::map(path, &file, Role::Datapath)?;
                 let word = old.owner(Role::Datapath).load(Ordering::Acquire);

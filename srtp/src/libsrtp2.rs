@@ -155,7 +155,10 @@ fn init() -> Result<(), LibSrtpError> {
     if status == 0 {
         Ok(())
     } else {
-        Err(LibSrtpError::Status { op: "srtp_init", status })
+        Err(LibSrtpError::Status {
+            op: "srtp_init",
+            status,
+        })
     }
 }
 
@@ -173,7 +176,12 @@ impl core::fmt::Debug for Session {
 impl Session {
     /// Creates a session for `suite` with master `key` and `salt` (window 128). For
     /// AES_CM_128_HMAC_SHA1_32 SRTCP uses the 80-bit tag, as RFC 4568 prescribes.
-    pub fn new(suite: Suite, key: &[u8], salt: &[u8], dir: Direction) -> Result<Self, LibSrtpError> {
+    pub fn new(
+        suite: Suite,
+        key: &[u8],
+        salt: &[u8],
+        dir: Direction,
+    ) -> Result<Self, LibSrtpError> {
         init()?;
         let zero = SrtpCryptoPolicy {
             cipher_type: 0,
@@ -242,7 +250,10 @@ impl Session {
         let status = unsafe { srtp_create(&mut ctx, &policy) };
         material.fill(0);
         if status != 0 || ctx.is_null() {
-            return Err(LibSrtpError::Status { op: "srtp_create", status });
+            return Err(LibSrtpError::Status {
+                op: "srtp_create",
+                status,
+            });
         }
         Ok(Session { ctx })
     }

@@ -202,6 +202,8 @@ pub(crate) const TAILROOM: usize = 64;
 /// forward it from the same buffers.
 pub(crate) struct MmsgBatch {
     bufs: Box<[u8]>,
+    /// Never read from Rust: kept alive because `rx_hdr` points into it.
+    #[allow(dead_code)]
     rx_iov: Box<[libc::iovec]>,
     rx_addr: Box<[libc::sockaddr_storage]>,
     rx_hdr: Box<[libc::mmsghdr]>,

@@ -259,6 +259,8 @@ pub struct WorkerStats {
     pub drop_malformed: u64,
     /// Copy or zero-copy.
     pub zero_copy: bool,
+    /// Time spent on non-empty batches (work, without idle spinning).
+    pub busy: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -595,6 +597,7 @@ impl<C: MediaCore> XskRuntime<C> {
                 drop_no_route: l(&c.drop_no_route),
                 drop_malformed: l(&c.drop_malformed),
                 zero_copy: w.zero_copy,
+                busy: Duration::from_nanos(l(&c.busy_ns)),
             });
         }
         for (itf, (name, _, slot)) in self.opts.interfaces.iter().zip(&self.ifnames) {

@@ -244,6 +244,11 @@ impl<T: Copy> Producer<T> {
         ProdBatch { start: self.cached_prod, len: n, filled: 0, ring: self }
     }
 
+    /// Entries published but not yet consumed by the kernel (refreshes the consumer index).
+    pub(crate) fn pending(&mut self) -> u32 {
+        self.size - self.free(self.size)
+    }
+
     /// Whether the kernel asks for a wakeup syscall (`XDP_RING_NEED_WAKEUP`).
     pub(crate) fn needs_wakeup(&self) -> bool {
         self.ring.flags().load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0

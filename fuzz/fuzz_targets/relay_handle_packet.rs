@@ -1,0 +1,79 @@
+//! Arbitrary datagrams into a relay holding sessions with transcoding, DTMF, rtcp-mux and strict
+//! latching. Invariants: no panic; a forwarded length fits the buffer; counters add up.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use libfuzzer_sys::fuzz_target;
+use xtrunk_datapath::relay::{Relay, RelayConfig, Verdict};
+use xtrunk_ring::msg::{Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec};
+
+fn map(list: &[(u8, Codec)]) -> PtMap {
+    let mut m = PtMap::new();
+    for &(pt, codec) in list {
+        m.push(PtEntry { pt, codec });
+    }
+    m
+}
+
+fn leg(port: u16, remote: u16, mux: bool, latch: LatchPolicy, pt_map: PtMap) -> LegSpec {
+    LegSpec {
+        local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        remote: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), remote)),
+        remote_rtcp_port: 0,
+        rtcp_mux: mux,
+        latch,
+        pt_map,
+        crypto: LegCrypto::default(),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut r = Relay::new(RelayConfig { port_min: 2000, port_max: 2100, max_sessions: 4 });
+    let a = map(&[(8, Codec::Pcma), (101, Codec::TelephoneEvent), (13, Codec::Cn)]);
+    let b = map(&[(0, Codec::Pcmu), (96, Codec::TelephoneEvent)]);
+    let specs = [
+        SessionSpec { id: SessionId(1), legs: [leg(2000, 4000, false, LatchPolicy::Once, a), leg(2002, 5000, false, LatchPolicy::Follow, b)], media_timeout_ms: 50, allow_fast_path: true },
+        SessionSpec { id: SessionId(2), legs: [leg(2010, 4010, true, LatchPolicy::Strict, PtMap::new()), leg(2012, 5010, true, LatchPolicy::Once, PtMap::new())], media_timeout_ms: 0, allow_fast_path: true },
+    ];
+    for s in specs {
+        r.apply(0, &Command::Create(s), &mut |_| {});
+    }
+    const PORTS: [u16; 7] = [2000, 2001, 2002, 2003, 2010, 2012, 2050];
+    let mut now = 1;
+    let mut rest = data;
+    let mut handled = 0u64;
+    let mut dropped = 0u64;
+    // Each record: [port selector, source selector, length, bytes...].
+    while rest.len() >= 3 {
+        let port = PORTS[usize::from(rest[0]) % PORTS.len()];
+        let src_port = [4000u16, 4001, 5000, 5001, 4010, 5010, 9999][usize::from(rest[1]) % 7];
+        let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), src_port);
+        let len = usize::from(rest[2]).min(rest.len() - 3);
+        let mut buf = vec![0u8; len + 64];
+        buf[..len].copy_from_slice(&rest[3..3 + len]);
+        // Occasionally claim a length past the buffer.
+        let claimed = if rest[0] == 0xff { buf.len() + 1 } else { len };
+        match r.handle_packet(now, port, src, &mut buf, claimed) {
+            Verdict::Forward { len: out, from, .. } => {
+                assert!(out <= buf.len());
+                assert!(PORTS.contains(&from.port()) || from.port() == 2011 || from.port() == 2013);
+            }
+            Verdict::Drop(_) => dropped += 1,
+        }
+        handled += 1;
+        now += u64::from(rest[1] % 40);
+        r.poll_timeouts(now, &mut |_| {});
+        for p in PORTS {
+            if let Some(rule) = r.fast_path_rule(p) {
+                assert_ne!(rule.from.port(), p);
+            }
+        }
+        rest = &rest[3 + len..];
+    }
+    assert_eq!(r.counters().total(), dropped);
+    assert!(dropped <= handled);
+    let mut n = 0;
+    r.apply(now, &Command::Dump { token: 1 }, &mut |_| n += 1);
+    assert_eq!(n, 3);
+});

@@ -1,0 +1,327 @@
+//! End-to-end tests: SIPp as the calling PBX and as the called carrier(s), the sidecar in-process
+//! (its datapath is the in-memory [`LoopbackMedia`] unless stated). Every test uses its own free
+//! ports, so they run in parallel. Outcomes asserted: SIPp's exit status (0 = every call
+//! successful), SIPp's own success/failure counters from its `-trace_stat` CSV, and the
+//! sidecar's state at the end (no call left, every media port back in the pool).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use xtrunk_config::{Config, Listen, Route, Target, Transport, Trunk, TrunkRole};
+use xtrunk_signaling::{LoopbackMedia, Server, Summary};
+
+fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").join(format!("{name}.xml")).display().to_string()
+}
+
+fn sipp_available() -> bool {
+    Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// A free UDP port whose +1 is free too (SIPp media binds RTP and RTCP).
+fn free_port() -> u16 {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = s.local_addr().unwrap().port();
+        if p % 2 == 0 && p < 65_000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xtrunk-sig-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) -> Trunk {
+    Trunk {
+        name: name.into(),
+        role,
+        acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
+        targets: targets
+            .iter()
+            .map(|p| Target { addr: SocketAddr::from(([127, 0, 0, 1], *p)), transport: Transport::Udp })
+            .collect(),
+        codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
+        srtp: Default::default(),
+        srtp_suites: vec![],
+        latch: None,
+    }
+}
+
+struct Sidecar {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Summary>>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Sidecar {
+    fn start(name: &str, carriers: &[u16], tweak: impl FnOnce(&mut Config)) -> Self {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let dir = tmpdir(name);
+        let port = free_port();
+        let mut cfg = Config::embedded_default().unwrap();
+        cfg.node.shm_path = dir.join("shm");
+        cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
+        cfg.sip.listen = vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: None }];
+        cfg.sip.timers.t1_ms = 200;
+        cfg.sip.no_answer_timeout_secs = 30;
+        cfg.media.port_min = 20_000;
+        cfg.media.port_max = 29_999;
+        cfg.trunks = vec![
+            trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]),
+            trunk("carrier", TrunkRole::Carrier, &[], carriers),
+        ];
+        cfg.routes = vec![Route { prefix: String::new(), from_trunk: Some("pbx".into()), trunk: "carrier".into() }];
+        tweak(&mut cfg);
+        let server = Server::bind(&cfg, LoopbackMedia::default()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let handle = std::thread::spawn(move || server.run(s2).unwrap());
+        Self { stop, handle: Some(handle), port, dir }
+    }
+
+    fn stop(mut self) -> Summary {
+        // Let in-flight teardown (BYE/ACK retransmissions, Deleted events) settle.
+        std::thread::sleep(Duration::from_millis(300));
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+
+    fn cdrs(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("cdr.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+struct Sipp {
+    child: Child,
+    stat: PathBuf,
+    name: String,
+}
+
+/// Starts a SIPp instance. `remote`: where a UAC sends; `calls`: `-m`.
+fn sipp(dir: &Path, tag: &str, sf: &str, port: u16, remote: Option<u16>, calls: usize, extra: &[&str]) -> Sipp {
+    let stat = dir.join(format!("{tag}.csv"));
+    let mut c = Command::new("sipp");
+    if let Some(r) = remote {
+        c.arg(format!("127.0.0.1:{r}"));
+    }
+    c.args(["-sf", &scenario(sf), "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mp", &free_port().to_string(), "-m", &calls.to_string()])
+        .args(["-nostdin", "-timeout", "50s", "-timeout_error", "-trace_stat", "-fd", "1"])
+        .args(["-stf", stat.to_str().unwrap()])
+        .args(extra)
+        .args(if std::env::var_os("XT_SIPP_TRACE").is_some() { vec!["-trace_msg", "-trace_err"] } else { vec![] })
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    Sipp { child: c.spawn().expect("spawn sipp"), stat, name: format!("{tag} ({sf})") }
+}
+
+#[derive(Debug)]
+struct Outcome {
+    ok: bool,
+    successful: u64,
+    failed: u64,
+}
+
+impl Sipp {
+    fn wait(mut self) -> Outcome {
+        let st = self.child.wait().unwrap();
+        let (successful, failed) = read_stat(&self.stat);
+        if !st.success() {
+            let mut e = String::new();
+            use std::io::Read;
+            let _ = self.child.stderr.take().unwrap().read_to_string(&mut e);
+            eprintln!("{}: exit {st}; stderr: {e}", self.name);
+        }
+        Outcome { ok: st.success(), successful, failed }
+    }
+}
+
+/// SuccessfulCall(C) and FailedCall(C) from the last row of SIPp's statistics CSV.
+fn read_stat(p: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let mut lines = text.lines();
+    let Some(head) = lines.next() else { return (0, 0) };
+    let Some(last) = lines.filter(|l| !l.trim().is_empty()).last() else { return (0, 0) };
+    let cols: Vec<&str> = head.split(';').collect();
+    let vals: Vec<&str> = last.split(';').collect();
+    let get = |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
+
+fn assert_clean(s: &Summary) {
+    assert_eq!(s.active_calls, 0, "calls left: {s:?}");
+    assert_eq!(s.pending_deletes, 0, "sessions not deleted: {s:?}");
+    assert_eq!(s.ports_free, s.ports_total, "ports leaked: {s:?}");
+}
+
+/// Runs one carrier UAS + one PBX UAC through the sidecar.
+fn pair(name: &str, uac: &str, uas: &str, calls: usize, rate: u32, uac_extra: &[&str], tweak: impl FnOnce(&mut Config)) -> (Outcome, Outcome, Summary, Vec<serde_json::Value>) {
+    let uas_port = free_port();
+    let side = Sidecar::start(name, &[uas_port], tweak);
+    let carrier = sipp(&side.dir, "uas", uas, uas_port, None, calls, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let rate_s = rate.to_string();
+    let mut extra = vec!["-r", &rate_s];
+    extra.extend_from_slice(uac_extra);
+    let pbx = sipp(&side.dir, "uac", uac, free_port(), Some(side.port), calls, &extra);
+    let a = pbx.wait();
+    let b = carrier.wait();
+    let cdrs = side.cdrs();
+    let s = side.stop();
+    (a, b, s, cdrs)
+}
+
+macro_rules! need_sipp {
+    () => {
+        if !sipp_available() {
+            eprintln!("sipp not installed; skipping");
+            return;
+        }
+    };
+}
+
+#[test]
+fn basic_calls_caller_hangs_up_1000() {
+    need_sipp!();
+    const CALLS: usize = 1000;
+    let t0 = Instant::now();
+    let (a, b, s, cdrs) = pair("basic", "uac_basic", "uas_basic", CALLS, 200, &["-l", "400"], |_| {});
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, a.failed), (CALLS as u64, 0));
+    assert_eq!(b.successful, CALLS as u64);
+    assert_clean(&s);
+    assert_eq!(s.metrics.calls_answered, CALLS as u64);
+    assert_eq!(cdrs.len(), CALLS);
+    assert!(cdrs.iter().all(|c| c["disposition"] == 200 && c["end_reason"] == "caller_bye"));
+    assert!(t0.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn caller_cancels() {
+    need_sipp!();
+    let (a, b, s, cdrs) = pair("cancel", "uac_cancel", "uas_cancelled", 20, 20, &[], |_| {});
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, b.successful), (20, 20));
+    assert_clean(&s);
+    assert_eq!(s.metrics.finals_to_caller.get(&487), Some(&20));
+    assert!(cdrs.iter().all(|c| c["disposition"] == 487 && c["end_reason"] == "cancel"));
+}
+
+#[test]
+fn callee_busy() {
+    need_sipp!();
+    let (a, b, s, cdrs) = pair("busy", "uac_busy", "uas_busy", 20, 20, &[], |_| {});
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, b.successful), (20, 20));
+    assert_clean(&s);
+    assert!(cdrs.iter().all(|c| c["disposition"] == 486));
+}
+
+#[test]
+fn callee_hangs_up() {
+    need_sipp!();
+    let (a, b, s, cdrs) = pair("calleebye", "uac_calleebye", "uas_bye", 20, 20, &[], |_| {});
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, b.successful), (20, 20));
+    assert_clean(&s);
+    assert!(cdrs.iter().all(|c| c["end_reason"] == "callee_bye"));
+}
+
+#[test]
+fn no_answer_gives_408() {
+    need_sipp!();
+    let (a, b, s, cdrs) = pair("noanswer", "uac_noanswer", "uas_cancelled", 5, 10, &[], |c| c.sip.no_answer_timeout_secs = 1);
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, b.successful), (5, 5));
+    assert_clean(&s);
+    assert!(cdrs.iter().all(|c| c["disposition"] == 408 && c["end_reason"] == "no_answer"));
+}
+
+#[test]
+fn hold_and_resume_by_reinvite() {
+    need_sipp!();
+    let (a, b, s, _) = pair("hold", "uac_hold", "uas_hold", 10, 10, &[], |_| {});
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, b.successful), (10, 10));
+    assert_clean(&s);
+}
+
+#[test]
+fn lossy_links_retransmit() {
+    need_sipp!();
+    // 10 % loss on every SIPp send on both sides; T1 = 200 ms on the sidecar.
+    let (a, b, s, _) = pair("lossy", "uac_lossy", "uas_lossy", 100, 50, &["-l", "200"], |_| {});
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, a.failed), (100, 0));
+    assert_clean(&s);
+}
+
+#[test]
+fn failover_on_503() {
+    need_sipp!();
+    let bad = free_port();
+    let good = free_port();
+    let side = Sidecar::start("failover", &[bad, good], |_| {});
+    let c1 = sipp(&side.dir, "uas503", "uas_503", bad, None, 10, &[]);
+    let c2 = sipp(&side.dir, "uas", "uas_basic", good, None, 10, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 10, &["-r", "10"]);
+    let (a, b1, b2) = (pbx.wait(), c1.wait(), c2.wait());
+    let s = side.stop();
+    assert!(a.ok && b1.ok && b2.ok, "{a:?} {b1:?} {b2:?}");
+    assert_eq!(a.successful, 10);
+    assert_clean(&s);
+}
+
+#[test]
+fn no_route_and_acl() {
+    need_sipp!();
+    // No route for the caller's trunk: every call gets 404 — SIPp's uac_basic fails each.
+    let uas_port = free_port();
+    let side = Sidecar::start("noroute", &[uas_port], |c| c.routes[0].prefix = "0049".into());
+    let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 3, &["-r", "10"]);
+    let a = pbx.wait();
+    let s = side.stop();
+    assert!(!a.ok);
+    assert_eq!((a.successful, a.failed), (0, 3));
+    assert_eq!(s.metrics.finals_to_caller.get(&404), Some(&3));
+    assert_clean(&s);
+}
+
+#[test]
+fn refer_transfer() {
+    need_sipp!();
+    let b_port = free_port();
+    let z_port = free_port();
+    let side = Sidecar::start("refer", &[b_port], |c| {
+        c.trunks.push(trunk("target", TrunkRole::Carrier, &[], &[z_port]));
+        c.routes.push(Route { prefix: "999".into(), from_trunk: Some("carrier".into()), trunk: "target".into() });
+    });
+    let n = 5;
+    let b = sipp(&side.dir, "uas_b", "uas_refer", b_port, None, n, &[]);
+    let z = sipp(&side.dir, "uas_z", "uas_basic", z_port, None, n, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let a = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), n, &["-r", "5", "-d", "1500"]);
+    let (a, b, z) = (a.wait(), b.wait(), z.wait());
+    let s = side.stop();
+    assert!(a.ok && b.ok && z.ok, "A {a:?} B {b:?} Z {z:?}");
+    assert_eq!((a.successful, b.successful, z.successful), (n as u64, n as u64, n as u64));
+    assert_clean(&s);
+}
