@@ -284,8 +284,8 @@ mod tests {
     #[test]
     fn sizes_match_header_comments() {
         for (name, size) in [
-            ("struct xt_config", size_of::<XtConfig>()),
-            ("struct xt_session_key", size_of::<XtSessionKey>()),
+            ("config map value", size_of::<XtConfig>()),
+            ("sessions map key", size_of::<XtSessionKey>()),
             ("How the XDP program rewrites", size_of::<XtFastRule>()),
             ("sessions map value", size_of::<XtSession>()),
         ] {

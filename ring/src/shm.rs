@@ -632,6 +632,15 @@ impl Shm {
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process on the machine, for
+/// stamping messages whose one-way latency is measured across the ring (the bench does).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
 fn stale(map: &Mapping) -> bool {
     let word = map.owner(Role::Datapath).load(Ordering::Acquire);
     if !owner_alive(word) {

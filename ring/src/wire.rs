@@ -59,6 +59,22 @@ impl std::fmt::Debug for Slot {
     }
 }
 
+impl Slot {
+    /// A slot holding `bytes` (truncated or zero-padded to [`SLOT_SIZE`]): how raw input (fuzzers,
+    /// tests) becomes a slot.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut s = Self::zeroed();
+        let n = bytes.len().min(SLOT_SIZE);
+        bytemuck::bytes_of_mut(&mut s)[..n].copy_from_slice(&bytes[..n]);
+        s
+    }
+
+    /// The slot's raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        bytemuck::bytes_of(self)
+    }
+}
+
 impl Default for Slot {
     fn default() -> Self {
         Zeroable::zeroed()

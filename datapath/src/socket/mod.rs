@@ -158,6 +158,81 @@ impl Stats {
     }
 }
 
+/// Raises the process's `RLIMIT_NOFILE` soft limit (and the hard one when privileged) to at least
+/// `want`; returns the soft limit in force afterwards. [`run`] calls it for its port range; load
+/// generators holding many sockets call it too.
+pub fn raise_nofile_limit(want: u64) -> u64 {
+    sys::raise_nofile(want)
+}
+
+/// A non-blocking UDP socket with preallocated `sendmmsg`/`recvmmsg` batches, for load generators
+/// and test peers (the backend's own workers use the same shim).
+#[derive(Debug)]
+pub struct BatchSocket {
+    sock: std::net::UdpSocket,
+    tx: sys::MmsgBatch,
+    rx: sys::MmsgBatch,
+}
+
+impl BatchSocket {
+    /// Binds `addr` with batches of `batch` datagrams.
+    pub fn bind(addr: std::net::SocketAddr, batch: usize) -> std::io::Result<Self> {
+        Ok(Self { sock: sys::bind_udp(addr.ip(), addr.port())?, tx: sys::MmsgBatch::new(batch), rx: sys::MmsgBatch::new(batch) })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// Sets the kernel receive buffer (forced past `rmem_max` when privileged); returns the
+    /// resulting size.
+    pub fn set_recv_buffer(&self, bytes: usize) -> std::io::Result<usize> {
+        sys::set_recv_buffer(&self.sock, bytes)
+    }
+
+    /// Queues a datagram: `fill` writes the payload into the given buffer (up to
+    /// `BUF_SIZE - 64` bytes) and returns its length. Returns false when the batch is full
+    /// (call [`BatchSocket::flush`]).
+    pub fn queue(&mut self, to: &std::net::SocketAddr, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        let i = self.tx.tx_queued();
+        if i >= self.tx.capacity() {
+            return false;
+        }
+        let buf = self.tx.buffer_mut(i);
+        let cap = buf.len() - sys::TAILROOM;
+        let len = fill(&mut buf[..cap]).min(cap);
+        self.tx.push_tx(i, len, to);
+        true
+    }
+
+    /// Number of queued datagrams.
+    pub fn queued(&self) -> usize {
+        self.tx.tx_queued()
+    }
+
+    /// Sends everything queued with `sendmmsg`; returns (sent, failed).
+    pub fn flush(&mut self) -> (usize, usize) {
+        let n = self.tx.tx_queued();
+        let (sent, _) = self.tx.send(&self.sock, 0..n);
+        self.tx.clear_tx();
+        (sent, n - sent)
+    }
+
+    /// Receives up to one batch without blocking and calls `f(source, datagram)` for each.
+    /// Returns how many were received.
+    pub fn recv_batch(&mut self, mut f: impl FnMut(std::net::SocketAddr, &[u8])) -> std::io::Result<usize> {
+        let n = self.rx.recv(&self.sock, self.rx.capacity())?;
+        for i in 0..n {
+            let (src, buf, len) = self.rx.received(i);
+            if let Some(src) = src {
+                f(src, &buf[..len]);
+            }
+        }
+        Ok(n)
+    }
+}
+
 fn validate(opts: &SocketOptions) -> Result<(), Error> {
     let bad = |field, reason: String| Err(Error::InvalidOption { field, reason });
     if opts.port_min > opts.port_max || opts.port_min == 0 {

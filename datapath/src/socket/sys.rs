@@ -299,6 +299,12 @@ impl MmsgBatch {
         (src, &mut self.bufs[i * BUF_SIZE..(i + 1) * BUF_SIZE], len)
     }
 
+    /// Packet buffer `i` (for building datagrams to send).
+    pub(crate) fn buffer_mut(&mut self, i: usize) -> &mut [u8] {
+        let i = i.min(self.capacity() - 1);
+        &mut self.bufs[i * BUF_SIZE..(i + 1) * BUF_SIZE]
+    }
+
     /// Queues buffer `i` (first `len` bytes) for sending to `to`.
     pub(crate) fn push_tx(&mut self, i: usize, len: usize, to: &SocketAddr) {
         let k = self.tx_len;
@@ -351,6 +357,25 @@ impl MmsgBatch {
     pub(crate) fn clear_tx(&mut self) {
         self.tx_len = 0;
     }
+}
+
+/// Sets the receive buffer of `sock` to `bytes`: `SO_RCVBUFFORCE` (ignores `rmem_max`, needs
+/// CAP_NET_ADMIN), else `SO_RCVBUF`. Returns the size the kernel reports afterwards.
+pub(crate) fn set_recv_buffer(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    let len = size_of::<libc::c_int>() as libc::socklen_t;
+    let fd = sock.as_raw_fd();
+    // SAFETY: `v` is a valid c_int of length `len`; `sock` keeps the fd open.
+    let r = unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&v as *const libc::c_int).cast(), len) };
+    if r != 0 {
+        // SAFETY: as above.
+        cvt(unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&v as *const libc::c_int).cast(), len) })?;
+    }
+    let mut out: libc::c_int = 0;
+    let mut olen = len;
+    // SAFETY: `out`/`olen` are valid writable locations of the sizes given.
+    cvt(unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&mut out as *mut libc::c_int).cast(), &mut olen) })?;
+    Ok(out.max(0) as usize)
 }
 
 /// Binds a non-blocking UDP socket on `ip:port`.

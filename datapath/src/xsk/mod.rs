@@ -138,17 +138,16 @@ impl Default for XskOptions {
 }
 
 /// Runs the AF_XDP backend with a fresh `relay::Relay` until `stop` is set: applies commands from
-/// `next_command` (polled until it returns `None`, then again after a short sleep), hands events to
-/// `send_event`, ticks the control duties, and on exit stops the workers and detaches the program.
-///
-/// `next_command`/`send_event` are the `poll_command`/`send_event` of the backend's
-/// `CommandSource`/`EventSink` (`run(opts, || cmds.poll_command(), |e| events.send_event(e), stop)`).
+/// `cmds` (up to 256 per round, then a 1 ms sleep when none came), hands events to `events`, ticks
+/// the control duties, and on exit stops the workers and detaches the program.
 pub fn run(
     opts: XskOptions,
-    mut next_command: impl FnMut() -> Option<Command>,
-    mut send_event: impl FnMut(Event),
+    mut cmds: impl crate::socket::CommandSource,
+    mut events: impl crate::socket::EventSink,
     stop: Arc<AtomicBool>,
 ) -> Result<(), Error> {
+    let mut next_command = move || cmds.poll_command();
+    let mut send_event = move |e: Event| events.send_event(e);
     let relay = crate::relay::Relay::new(crate::relay::RelayConfig {
         port_min: opts.port_min,
         port_max: opts.port_max,

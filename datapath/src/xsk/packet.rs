@@ -103,8 +103,7 @@ pub(crate) fn emit_headers(
     payload_len: usize,
     from: SocketAddr,
     to: SocketAddr,
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
+    (src_mac, dst_mac): ([u8; 6], [u8; 6]),
     dscp: u8,
 ) -> Result<usize, Drop> {
     let hl = header_len(&to);
@@ -154,7 +153,7 @@ mod tests {
         f[off..].copy_from_slice(payload);
         let from: SocketAddr = "10.77.1.2:4000".parse().unwrap();
         let to: SocketAddr = "10.77.1.1:30000".parse().unwrap();
-        let s = emit_headers(&mut f, off, payload.len(), from, to, [2; 6], [4; 6], 46).unwrap();
+        let s = emit_headers(&mut f, off, payload.len(), from, to, ([2; 6], [4; 6]), 46).unwrap();
         assert_eq!(s, 256);
         f.drain(..256);
         f
@@ -187,13 +186,13 @@ mod tests {
         f[300..].copy_from_slice(&payload);
         let a: SocketAddr = "[fd00::2]:5000".parse().unwrap();
         let b: SocketAddr = "[fd00::1]:30002".parse().unwrap();
-        let s = emit_headers(&mut f, 300, 100, a, b, [1; 6], [3; 6], 0).unwrap();
+        let s = emit_headers(&mut f, 300, 100, a, b, ([1; 6], [3; 6]), 0).unwrap();
         let p = parse(&f[s..]).unwrap();
         assert_eq!((p.src, p.dst, p.payload_len), (a, b, 100));
         // Rewrite the same frame for the other leg, v4 now: headers shrink, payload stays put.
         let c: SocketAddr = "10.0.0.1:30004".parse().unwrap();
         let d: SocketAddr = "10.0.0.2:6000".parse().unwrap();
-        let s2 = emit_headers(&mut f, 300, 100, c, d, [5; 6], [6; 6], 0).unwrap();
+        let s2 = emit_headers(&mut f, 300, 100, c, d, ([5; 6], [6; 6]), 0).unwrap();
         let p2 = parse(&f[s2..]).unwrap();
         assert_eq!((p2.src, p2.dst), (c, d));
         assert_eq!(&f[300..], &payload[..]);
@@ -206,6 +205,6 @@ mod tests {
             let _ = parse(&f);
         }
         let mut short = [0u8; 10];
-        assert!(emit_headers(&mut short, 5, 2, "1.1.1.1:1".parse().unwrap(), "2.2.2.2:2".parse().unwrap(), [0; 6], [0; 6], 0).is_err());
+        assert!(emit_headers(&mut short, 5, 2, "1.1.1.1:1".parse().unwrap(), "2.2.2.2:2".parse().unwrap(), ([0; 6], [0; 6]), 0).is_err());
     }
 }

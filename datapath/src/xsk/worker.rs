@@ -312,7 +312,7 @@ fn relay_one<C: MediaCore>(
         (SocketAddr::V4(_), SocketAddr::V4(_)) | (SocketAddr::V6(_), SocketAddr::V6(_)) => from,
         _ => return Err(Why::NoRoute),
     };
-    let start = packet::emit_headers(frame, payload_off, len, from, to, nh.src_mac, nh.dst_mac, p.dscp)?;
+    let start = packet::emit_headers(frame, payload_off, len, from, to, (nh.src_mac, nh.dst_mac), p.dscp)?;
     let total = packet::header_len(&to) + len;
     let base = rx.sock.umem.frame_base(d.addr);
     if nh.ifindex == rx.ifindex {

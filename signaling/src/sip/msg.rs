@@ -387,9 +387,17 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     while buf.starts_with(b"\r\n") {
         buf = &buf[2..];
     }
-    let (head, rest) = match find(buf, b"\r\n\r\n") {
-        Some(i) => (&buf[..i], &buf[i + 4..]),
-        None => return Err(ParseError::new("Bad Message Framing")),
+    // A message without the empty line is malformed, but its headers are still read so that
+    // a request can be answered 400.
+    let (head, rest, unterminated) = match find(buf, b"\r\n\r\n") {
+        Some(i) => (&buf[..i], &buf[i + 4..], false),
+        None => {
+            let mut h = buf;
+            while h.ends_with(b"\r\n") {
+                h = &h[..h.len() - 2];
+            }
+            (h, &buf[buf.len()..], true)
+        }
     };
     let head = std::str::from_utf8(head).map_err(|_| ParseError::new("Bad Header Encoding"))?;
     let (first, hdrs) = head.split_once("\r\n").unwrap_or((head, ""));
@@ -457,6 +465,11 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
         Ok(s) => s,
         Err(r) => return Err(fail(r, headers)),
     };
+    if let StartLine::Request { version, .. } = &start {
+        if version != "SIP/2.0" {
+            return Err(ParseError { reason: "Version Not Supported", is_request, headers, code: 505 });
+        }
+    }
     if let Some(r) = err {
         return Err(fail(r, headers));
     }
@@ -482,16 +495,9 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
         let Message { headers, .. } = msg;
         return Err(fail(r, headers));
     }
-    if let StartLine::Request { version, .. } = &msg.start {
-        if version != "SIP/2.0" {
-            let Message { headers, .. } = msg;
-            return Err(ParseError {
-                reason: "Version Not Supported",
-                is_request,
-                headers,
-                code: 505,
-            });
-        }
+    if unterminated {
+        let Message { headers, .. } = msg;
+        return Err(fail("Bad Message Framing", headers));
     }
     Ok(msg)
 }
