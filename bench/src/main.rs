@@ -6,7 +6,10 @@
 use clap::{Parser, Subcommand};
 
 mod compare;
+mod lab;
+mod plot;
 mod relay;
+mod report;
 mod ring;
 mod sip;
 mod srtp;

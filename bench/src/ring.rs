@@ -52,6 +52,9 @@ pub(crate) struct RingArgs {
     /// Internal: run as the producing child on this ring file.
     #[arg(long, hide = true)]
     child: Option<PathBuf>,
+    /// Internal: the core the child pins itself to.
+    #[arg(long, hide = true)]
+    child_core: Option<usize>,
 }
 
 const MARK_SATURATED: u64 = 1;
@@ -65,15 +68,13 @@ pub(crate) fn run(args: RingArgs) -> anyhow::Result<()> {
     }
 }
 
-fn pin(index: usize) -> Option<usize> {
-    let cores = core_affinity::get_core_ids()?;
-    if cores.len() < 2 {
-        return None;
-    }
-    let core = cores[index % cores.len()];
-    core_affinity::set_for_current(core).then_some(core.id)
+/// Pins the current thread to core `id`; returns it if that worked.
+fn pin(id: Option<usize>) -> Option<usize> {
+    let id = id?;
+    core_affinity::set_for_current(core_affinity::CoreId { id }).then_some(id)
 }
 
+/// The message template; [`stamped`] copies it with a timestamp id.
 fn spec(stamp: u64) -> SessionSpec {
     let mut pts = PtMap::new();
     for (pt, codec) in [(0, Codec::Pcmu), (8, Codec::Pcma), (101, Codec::TelephoneEvent), (13, Codec::Cn)] {
@@ -99,8 +100,15 @@ fn spec(stamp: u64) -> SessionSpec {
     }
 }
 
+fn stamped(template: &SessionSpec, stamp: u64) -> Command {
+    let mut s = *template;
+    s.id = SessionId(stamp.max(1));
+    Command::Create(s)
+}
+
 fn child(args: &RingArgs, path: &PathBuf) -> anyhow::Result<()> {
-    let core = pin(1);
+    let template = spec(1);
+    let core = pin(args.child_core);
     let shm = Shm::attach(path)?;
     let (mut tx, _rx) = shm.signaling_end()?;
     eprintln!("ring child: pid {} core {:?}", std::process::id(), core);
@@ -125,7 +133,7 @@ fn child(args: &RingArgs, path: &PathBuf) -> anyhow::Result<()> {
         batch.clear();
         let n = (limit - sent).min(32);
         let t = monotonic_ns();
-        batch.extend((0..n).map(|_| Command::Create(spec(t))));
+        batch.extend((0..n).map(|_| stamped(&template, t)));
         send_all(&mut tx, &batch);
         sent += n;
     }
@@ -140,7 +148,7 @@ fn child(args: &RingArgs, path: &PathBuf) -> anyhow::Result<()> {
             std::hint::spin_loop();
         }
         next += interval;
-        send_all(&mut tx, &[Command::Create(spec(monotonic_ns()))]);
+        send_all(&mut tx, &[stamped(&template, monotonic_ns())]);
     }
     send_all(&mut tx, &[Command::Dump { token: MARK_PACED }]);
     Ok(())
@@ -202,21 +210,55 @@ fn receive(
     Ok(Phase { messages, elapsed, hist })
 }
 
+/// Baseline, same invocation: one thread, heap-backed ring, send a batch of 32 then receive it.
+/// Measures the CPU cost of encode + push + pop + validate/decode per message with no cross-core
+/// traffic; returns messages/s.
+fn baseline(seconds: f64) -> anyhow::Result<f64> {
+    let ((mut tx, _erx), (mut rx, _etx)) = xtrunk_ring::pair(64, 16);
+    let template = spec(1);
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut batch = Vec::with_capacity(32);
+    while start.elapsed().as_secs_f64() < seconds {
+        batch.clear();
+        let t = monotonic_ns();
+        batch.extend((0..32).map(|_| stamped(&template, t)));
+        let sent = tx.send_batch(&batch);
+        let mut ok = 0;
+        rx.recv_batch(64, |r| ok += usize::from(matches!(r, Ok(Command::Create(_)))));
+        if ok != sent || sent != 32 {
+            bail!("ring bench baseline: sent {sent}, received {ok}");
+        }
+        n += 32;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
 fn parent(args: &RingArgs) -> anyhow::Result<()> {
+    let base = baseline(args.seconds.min(2.0))?;
     let path = PathBuf::from(format!("/dev/shm/xtrunk-bench-ring-{}", std::process::id()));
     let shm = Shm::create(&path, args.capacity, 16).context("create ring file")?;
     let result = (|| {
         let (mut rx, _etx) = shm.datapath_end()?;
-        let core = pin(0);
+        // Two distinct cores if the machine (our affinity mask) has them; otherwise unpinned.
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let (ours, theirs) = match cores.as_slice() {
+            [a, b, ..] => (Some(a.id), Some(b.id)),
+            _ => (None, None),
+        };
         let exe = std::env::current_exe()?;
         let mut cmd = Proc::new(exe);
         cmd.args(["ring", "--child"]).arg(&path);
+        if let Some(c) = theirs {
+            cmd.args(["--child-core", &c.to_string()]);
+        }
         cmd.args(["--seconds", &args.seconds.to_string(), "--rate", &args.rate.to_string()]);
         cmd.args(["--capacity", &args.capacity.to_string()]);
         if let Some(m) = args.messages {
             cmd.args(["--messages", &m.to_string()]);
         }
         let mut child = cmd.stdin(Stdio::null()).spawn().context("spawn producer")?;
+        let core = pin(ours);
         let deadline = Instant::now() + Duration::from_secs_f64(args.seconds * 2.0 + 60.0);
         let sat = receive(&mut rx, MARK_SATURATED, deadline, &mut child);
         let paced = sat.as_ref().ok().map(|_| receive(&mut rx, MARK_PACED, deadline, &mut child));
@@ -250,6 +292,12 @@ fn parent(args: &RingArgs) -> anyhow::Result<()> {
         core
     );
     println!(
+        "ring: baseline (one thread, heap ring, encode+push+pop+decode): {:.2} M msgs/s; \
+         two-process / baseline = {:.2}",
+        base / 1e6,
+        rate / base
+    );
+    println!(
         "ring: saturated one-way latency (queueing): p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns",
         q(&sat.hist, 0.5),
         q(&sat.hist, 0.99),
@@ -279,6 +327,8 @@ fn parent(args: &RingArgs) -> anyhow::Result<()> {
             "messages": sat.messages,
             "seconds": sat.elapsed.as_secs_f64(),
             "msgs_per_s": rate,
+            "baseline_one_thread_msgs_per_s": base,
+            "ratio_to_baseline": rate / base,
             "rejected": rejected,
             "saturated_latency": lat(&sat.hist),
             "paced_rate": args.rate,

@@ -1,4 +1,22 @@
-//! `xtrunk-bench sip`.
+//! `xtrunk-bench sip`: SIPp at a rate ramp against the signaling sidecar, with a SIPp UAS as the
+//! carrier; reports the highest call rate sustained with < `--max-failed` failed calls, and the
+//! setup latency (INVITE sent → 200 received, SIPp `rtd` on the 200, from `-trace_rtt`).
+//!
+//! `--self-contained` runs the sidecar in this process (loopback datapath stand-in, so only the
+//! signaling is measured) on free loopback ports; otherwise `--target` names a running sidecar
+//! whose default route points at `--carrier-port` on 127.0.0.1.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+const UAC: &str = include_str!("../../signaling/tests/scenarios/uac_basic.xml");
+const UAS: &str = include_str!("../../signaling/tests/scenarios/uas_basic.xml");
 
 /// Arguments of `xtrunk-bench sip`.
 #[derive(clap::Args, Debug)]
@@ -6,9 +24,212 @@ pub(crate) struct SipArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
+    /// Total time budget in seconds, split over the ramp steps.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Run the sidecar in-process on free loopback ports.
+    #[arg(long)]
+    self_contained: bool,
+    /// A running sidecar (without --self-contained).
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// Port of the carrier UAS the running sidecar routes to (without --self-contained).
+    #[arg(long, default_value_t = 5080)]
+    carrier_port: u16,
+    /// Ramp steps, calls per second.
+    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,1500,2000,2500,3000,4000")]
+    rates: Vec<u32>,
+    /// Failure ratio above which a step does not count as sustained.
+    #[arg(long, default_value_t = 0.001)]
+    max_failed: f64,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0")?;
+        let p = s.local_addr()?.port();
+        if p % 2 == 0 && p < 65_000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return Ok(p);
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Step {
+    rate: u32,
+    calls: u64,
+    successful: u64,
+    failed: u64,
+    failed_ratio: f64,
+    achieved_cps: f64,
+    setup_p50_ms: f64,
+    setup_p99_ms: f64,
+    setup_max_ms: f64,
+}
+
+fn stat_counts(p: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let mut lines = text.lines();
+    let Some(head) = lines.next() else { return (0, 0) };
+    let Some(last) = lines.filter(|l| !l.trim().is_empty()).last() else { return (0, 0) };
+    let cols: Vec<&str> = head.split(';').collect();
+    let vals: Vec<&str> = last.split(';').collect();
+    let get = |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
+
+fn rtts(dir: &Path) -> hdrhistogram::Histogram<u64> {
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if !e.file_name().to_string_lossy().ends_with("_rtt.csv") {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            for l in text.lines().skip(1) {
+                // Date_ms;response_time_ms;rtd_no
+                if let Some(ms) = l.split(';').nth(1).and_then(|v| v.trim().parse::<f64>().ok()) {
+                    let _ = h.record(((ms * 1000.0) as u64).max(1));
+                }
+            }
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    h
+}
+
+fn run_step(dir: &Path, target: SocketAddr, rate: u32, secs: u64) -> anyhow::Result<Step> {
+    let calls = u64::from(rate) * secs;
+    let uac = dir.join("uac.xml");
+    let stat = dir.join(format!("uac_{rate}.csv"));
+    let t0 = Instant::now();
+    let st = Command::new("sipp")
+        .arg(target.to_string())
+        .args(["-sf", uac.to_str().unwrap_or_default(), "-i", "127.0.0.1", "-p", &free_port()?.to_string()])
+        .args(["-mp", &free_port()?.to_string(), "-r", &rate.to_string(), "-m", &calls.to_string()])
+        .args(["-l", &(rate * 4).to_string(), "-nostdin", "-timeout", &format!("{}s", secs * 3 + 20)])
+        .args(["-trace_stat", "-fd", "1", "-stf", stat.to_str().unwrap_or_default(), "-trace_rtt", "-rtt_freq", "1"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running sipp (is sip-tester installed?)")?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let _ = st;
+    let (successful, failed) = stat_counts(&stat);
+    let h = rtts(dir);
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Ok(Step {
+        rate,
+        calls,
+        successful,
+        failed,
+        failed_ratio: if calls == 0 { 1.0 } else { (calls - successful.min(calls)) as f64 / calls as f64 },
+        achieved_cps: successful as f64 / elapsed.max(1e-9),
+        setup_p50_ms: ms(0.5),
+        setup_p99_ms: ms(0.99),
+        setup_max_ms: h.max() as f64 / 1000.0,
+    })
 }
 
 /// Runs `xtrunk-bench sip`.
-pub(crate) fn run(_args: SipArgs) -> anyhow::Result<()> {
-    anyhow::bail!("xtrunk-bench sip: not implemented yet")
+pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("xtrunk-bench-sip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("uac.xml"), UAC)?;
+    std::fs::write(dir.join("uas.xml"), UAS)?;
+    let carrier_port = if args.self_contained { free_port()? } else { args.carrier_port };
+
+    // The sidecar.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sidecar = None;
+    let target = if args.self_contained {
+        let port = free_port()?;
+        let mut cfg = xtrunk_config::Config::embedded_default()?;
+        cfg.node.shm_path = dir.join("shm");
+        cfg.sip.listen = vec![xtrunk_config::Listen { transport: xtrunk_config::Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: None }];
+        cfg.media.port_min = 10_000;
+        cfg.media.port_max = 60_000;
+        for t in &mut cfg.trunks {
+            for tg in &mut t.targets {
+                tg.addr = SocketAddr::from(([127, 0, 0, 1], carrier_port));
+            }
+        }
+        let server = xtrunk_signaling::Server::bind(&cfg, xtrunk_signaling::LoopbackMedia::default())?;
+        let s2 = stop.clone();
+        sidecar = Some(std::thread::spawn(move || server.run(s2)));
+        SocketAddr::from(([127, 0, 0, 1], port))
+    } else {
+        args.target.context("--target HOST:PORT (or --self-contained)")?
+    };
+
+    // The carrier: one SIPp UAS for the whole ramp.
+    let mut uas = Command::new("sipp")
+        .args(["-sf", dir.join("uas.xml").to_str().unwrap_or_default(), "-i", "127.0.0.1", "-p", &carrier_port.to_string()])
+        .args(["-mp", &free_port()?.to_string(), "-nostdin"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting sipp uas")?;
+    std::thread::sleep(Duration::from_millis(300));
+
+    let per_step = (args.seconds / args.rates.len().max(1) as u64).max(2);
+    let mut steps = Vec::new();
+    let mut best: Option<Step> = None;
+    for &rate in &args.rates {
+        let s = run_step(&dir, target, rate, per_step)?;
+        eprintln!(
+            "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+            s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms
+        );
+        let sustained = s.failed_ratio < args.max_failed && s.achieved_cps >= f64::from(rate) * 0.9;
+        if sustained {
+            best = Some(s.clone());
+        }
+        steps.push(s);
+        if !sustained {
+            break;
+        }
+        // Let the previous step's calls drain.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = uas.kill();
+    let _ = uas.wait();
+    stop.store(true, Ordering::Relaxed);
+    let summary = match sidecar {
+        Some(h) => Some(h.join().map_err(|_| anyhow::anyhow!("sidecar thread panicked"))??),
+        None => None,
+    };
+    // Nothing sustained: report the first step with cps 0.
+    let best = best.unwrap_or_else(|| Step { rate: 0, ..steps[0].clone() });
+    println!(
+        "sustained {} cps (failed {:.3} %), setup p50 {:.2} ms p99 {:.2} ms",
+        best.rate,
+        best.failed_ratio * 100.0,
+        best.setup_p50_ms,
+        best.setup_p99_ms
+    );
+    if let Some(s) = &summary {
+        println!("sidecar: {} calls answered, {} active at end, {}/{} ports free", s.metrics.calls_answered, s.active_calls, s.ports_free, s.ports_total);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "mode": "sip",
+                "cps": best.rate,
+                "achieved_cps": best.achieved_cps,
+                "failed_ratio": best.failed_ratio,
+                "setup_p50_ms": best.setup_p50_ms,
+                "setup_p99_ms": best.setup_p99_ms,
+                "steps": steps,
+                "self_contained": args.self_contained,
+            })
+        );
+    }
+    let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
+    Ok(())
 }

@@ -209,6 +209,7 @@ struct Sent {
     expect_rtcp: Vec<Vec<u8>>,
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Sends `n` sequence numbers' worth of RTP at 1 packet/ms (RTP clock 8 per packet, so arrival
 /// spacing matches the timestamps), with injected loss (every 97th seq skipped), reordering
 /// (pairs swapped every 151 packets), one duplicate, a DTMF event every 400 packets, and an

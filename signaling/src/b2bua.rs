@@ -115,7 +115,6 @@ struct Call {
     /// Dialogs of released legs (a transferor), answered 200 to BYE.
     released: Vec<(String, String)>,
     cdr: Cdr,
-    pending_final: Option<u16>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -741,7 +740,6 @@ impl Core {
             transfer: None,
             released: Vec::new(),
             cdr,
-            pending_final: None,
         };
         self.calls.insert(id, call);
         self.metrics.calls_started += 1;

@@ -320,7 +320,7 @@ impl Relay {
 
     fn lookup(&self, port: u16) -> Option<(usize, usize, bool)> {
         let e = self.port_index[usize::from(port)];
-        (e != NO_SLOT).then(|| ((e >> 2) as usize, ((e >> 1) & 1) as usize, e & 1 == 1))
+        (e != NO_SLOT).then_some(((e >> 2) as usize, ((e >> 1) & 1) as usize, e & 1 == 1))
     }
 
     /// Applies a ring command; pushes the resulting events. Same as [`Relay::apply_with`] with

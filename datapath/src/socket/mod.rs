@@ -325,7 +325,7 @@ pub fn run_with_stats(
     }
     drop(ev_tx);
 
-    let mut ctl = Control { owner: HashMap::new(), dumps: HashMap::new(), max_sessions: opts.max_sessions };
+    let mut ctl = Control { owner: HashMap::new(), dumps: HashMap::new(), max_sessions: opts.max_sessions, stats: stats.clone() };
     let mut result = Ok(());
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
@@ -334,14 +334,9 @@ pub fn run_with_stats(
             busy = true;
             ctl.route(cmd, &mut workers, &mut events);
         }
-        loop {
-            match ev_rx.try_recv() {
-                Ok(ev) => {
-                    busy = true;
-                    ctl.on_event(ev, &mut workers, &mut events)
-                }
-                Err(_) => break,
-            }
+        while let Ok(ev) = ev_rx.try_recv() {
+            busy = true;
+            ctl.on_event(ev, &mut workers, &mut events);
         }
         if workers.iter().any(|w| w.join.is_finished()) {
             stop.store(true, Ordering::Relaxed);
@@ -379,6 +374,7 @@ struct Control {
     /// Dump token → (workers still to answer, sessions counted).
     dumps: HashMap<u64, (usize, u32)>,
     max_sessions: usize,
+    stats: Arc<Stats>,
 }
 
 impl Control {
@@ -434,13 +430,17 @@ impl Control {
                 if let Some(o) = self.owner.get_mut(&id) {
                     o.1 = false;
                 }
+                self.stats.sessions.fetch_add(1, Ordering::Relaxed);
             }
             Event::Error { id, .. } => {
                 if matches!(self.owner.get(&id), Some(&(_, true))) {
                     self.forget(id, workers);
                 }
             }
-            Event::Deleted { id, .. } => self.forget(id, workers),
+            Event::Deleted { id, .. } => {
+                self.forget(id, workers);
+                self.stats.sessions.fetch_sub(1, Ordering::Relaxed);
+            }
             Event::DumpDone { token, count } => {
                 let Some(e) = self.dumps.get_mut(&token) else { return };
                 e.0 = e.0.saturating_sub(1);

@@ -228,8 +228,8 @@ impl MmsgBatch {
     pub(crate) fn new(n: usize) -> Self {
         let n = n.max(1);
         let mut bufs = vec![0u8; n * BUF_SIZE].into_boxed_slice();
-        // SAFETY (for the zeroed values below): iovec, sockaddr_storage and mmsghdr are plain C
-        // structs for which all-zero bytes are valid (null pointers, zero lengths).
+        // SAFETY: iovec, sockaddr_storage and mmsghdr are plain C structs for which all-zero
+        // bytes are valid (null pointers, zero lengths).
         let zero_iov: libc::iovec = unsafe { zeroed() };
         // SAFETY: as above.
         let zero_ss: libc::sockaddr_storage = unsafe { zeroed() };

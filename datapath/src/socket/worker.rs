@@ -158,7 +158,6 @@ impl Worker {
                 let _ = tx.send(e);
             });
         }
-        self.stats.sessions.store(self.relay.session_count() as u64, Ordering::Relaxed);
     }
 
     fn serve_port(&mut self, now: u64, port: u16) {

@@ -394,7 +394,9 @@ mod tests {
         assert_eq!(classify(&[0x80]), MuxKind::Other);
     }
 
-    fn arb_repr() -> impl Strategy<Value = (bool, u8, u16, u32, u32, Vec<u32>, Option<(u16, Vec<u8>)>, u8, Vec<u8>)> {
+    type ReprParts = (bool, u8, u16, u32, u32, Vec<u32>, Option<(u16, Vec<u8>)>, u8, Vec<u8>);
+
+    fn arb_repr() -> impl Strategy<Value = ReprParts> {
         (
             any::<bool>(),
             0u8..128,

@@ -407,7 +407,7 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     let mut headers = Vec::new();
     let mut err: Option<&'static str> = None;
     let mut cur: Option<(String, String)> = None;
-    let mut flush = |cur: &mut Option<(String, String)>, headers: &mut Vec<Header>, err: &mut Option<&'static str>| {
+    let flush = |cur: &mut Option<(String, String)>, headers: &mut Vec<Header>, err: &mut Option<&'static str>| {
         if let Some((n, v)) = cur.take() {
             let name = HName::parse(&n);
             let v = v.trim();

@@ -1,0 +1,94 @@
+//! Micro-benchmarks of the relay core's packet path and the wire parsers (criterion).
+//!
+//! Needs `[[bench]] name = "relay" harness = false` in datapath/Cargo.toml.
+//! Run: `cargo bench -p xtrunk-datapath --bench relay`.
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented `pub fn benches`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use xtrunk_datapath::relay::{Relay, RelayConfig, Verdict};
+use xtrunk_datapath::wire::rtcp::{validate_compound, RtcpRepr, SdesChunk, SdesItem};
+use xtrunk_datapath::wire::rtp::{RtpPacket, RtpRepr, MAX_CSRC};
+use xtrunk_ring::msg::{Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec};
+
+fn map(list: &[(u8, Codec)]) -> PtMap {
+    let mut m = PtMap::new();
+    for &(pt, codec) in list {
+        m.push(PtEntry { pt, codec });
+    }
+    m
+}
+
+fn relay_with(sessions: usize, m0: PtMap, m1: PtMap) -> Relay {
+    let mut r = Relay::new(RelayConfig { port_min: 10000, port_max: 60000, max_sessions: sessions });
+    for i in 0..sessions {
+        let p = 10000 + (i * 4) as u16;
+        let leg = |port: u16, remote: u16, m: PtMap| LegSpec {
+            local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            remote: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), remote)),
+            remote_rtcp_port: 0,
+            rtcp_mux: false,
+            latch: LatchPolicy::Once,
+            pt_map: m,
+            crypto: LegCrypto::default(),
+        };
+        let s = SessionSpec { id: SessionId(i as u64 + 1), legs: [leg(p, 4000, m0), leg(p + 2, 5000, m1)], media_timeout_ms: 30_000, allow_fast_path: false };
+        r.apply(0, &Command::Create(s), &mut |_| {});
+    }
+    r
+}
+
+fn rtp(pt: u8) -> Vec<u8> {
+    let r = RtpRepr { marker: false, payload_type: pt, sequence_number: 1, timestamp: 0, ssrc: 7, csrc_count: 0, csrcs: [0; MAX_CSRC], extension: None, padding: 0 };
+    let mut b = vec![0u8; 2048];
+    r.emit(&mut b, &[0x55; 160]).unwrap();
+    b
+}
+
+fn bench_relay(c: &mut Criterion) {
+    let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 4000);
+    let mut g = c.benchmark_group("handle_packet");
+    g.throughput(Throughput::Elements(1));
+    for (name, m0, m1, pt) in [
+        ("passthrough", PtMap::new(), PtMap::new(), 0u8),
+        ("pt_rewrite", map(&[(0, Codec::Pcmu)]), map(&[(100, Codec::Pcmu)]), 0),
+        ("pcma_to_pcmu", map(&[(8, Codec::Pcma)]), map(&[(0, Codec::Pcmu)]), 8),
+    ] {
+        let mut r = relay_with(10_000, m0, m1);
+        let pkt = rtp(pt);
+        let mut buf = pkt.clone();
+        let mut seq = 0u16;
+        let mut now = 1u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                now += 1;
+                buf[..172].copy_from_slice(&pkt[..172]);
+                buf[2..4].copy_from_slice(&seq.to_be_bytes());
+                let port = 10000 + (u32::from(seq) % 10_000 * 4) as u16;
+                let v = r.handle_packet(now, port, src, black_box(&mut buf), 172);
+                debug_assert!(matches!(v, Verdict::Forward { .. }));
+                black_box(v)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_wire(c: &mut Criterion) {
+    let pkt = rtp(0);
+    let mut rtcp = vec![0u8; 256];
+    let items = [SdesItem { kind: 1, text: b"user@example.com" }];
+    let mut n = RtcpRepr::ReceiverReport { ssrc: 1, reports: &[Default::default(); 2] }.emit(&mut rtcp).unwrap();
+    n += RtcpRepr::SourceDescription { chunks: &[SdesChunk { ssrc: 1, items: &items }] }.emit(&mut rtcp[n..]).unwrap();
+    let mut g = c.benchmark_group("wire");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rtp_new_checked", |b| b.iter(|| RtpPacket::new_checked(black_box(&pkt[..172])).map(|p| p.sequence_number())));
+    g.bench_function("rtcp_validate_compound", |b| b.iter(|| validate_compound(black_box(&rtcp[..n]), true)));
+    g.finish();
+}
+
+criterion_group!(benches, bench_relay, bench_wire);
+criterion_main!(benches);

@@ -1,0 +1,101 @@
+//! Restart safety on the sans-IO core: a call answered by core #1 is journaled; core #2, given
+//! the journal and the datapath's dump, sends BYE to both legs and deletes the session, and the
+//! ports come back when the Delete is confirmed.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use xtrunk_ring::msg::{Command, Event};
+use xtrunk_signaling::b2bua::Core;
+use xtrunk_signaling::journal::{JournalEntry, JournalOp};
+use xtrunk_signaling::media::{LoopbackMedia, MediaPort};
+use xtrunk_signaling::sip::msg::{parse, HName};
+use xtrunk_signaling::transport::{Dest, Transport};
+
+fn cfg() -> xtrunk_config::Config {
+    let mut c = xtrunk_config::Config::embedded_default().unwrap();
+    c.media.port_min = 30_000;
+    c.media.port_max = 30_099;
+    c
+}
+
+#[test]
+fn journaled_call_is_released_after_restart() {
+    let cfg = cfg();
+    let local = "127.0.0.1:5060".parse().unwrap();
+    let pbx = "127.0.0.1:5062".parse().unwrap();
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let t0 = Instant::now();
+    let mut core = Core::new(&cfg, vec![(Transport::Udp, local)], t0, SystemTime::now(), 7);
+    let mut media = LoopbackMedia::default();
+    let from_pbx = Dest { transport: Transport::Udp, local, remote: pbx };
+    let from_carrier = Dest { transport: Transport::Udp, local, remote: carrier };
+    let sdp = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n";
+    let invite = format!("INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKa1;rport\r\nFrom: <sip:100@pbx>;tag=pa\r\nTo: <sip:4930123@x>\r\nCall-ID: callA\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
+    core.handle_input(t0, from_pbx, invite.as_bytes());
+    let mut out = Vec::new();
+    let pump = |core: &mut Core, media: &mut LoopbackMedia, out: &mut Vec<xtrunk_signaling::transport::Transmit>| {
+        while let Some(t) = core.poll_transmit() {
+            out.push(t);
+        }
+        while let Some(c) = core.poll_media() {
+            media.send(&c).unwrap();
+        }
+        while let Some(ev) = media.poll_event() {
+            core.handle_media_event(t0, ev);
+        }
+    };
+    pump(&mut core, &mut media, &mut out);
+    let b_inv = out.iter().map(|t| parse(&t.data).unwrap()).find(|m| m.uri().is_some()).expect("INVITE to the carrier");
+    assert_eq!(out.iter().find(|t| t.dest.remote == carrier).unwrap().dest.remote, carrier);
+    // Topology hiding: nothing of the caller's dialog leaks.
+    let text = String::from_utf8(b_inv.to_bytes()).unwrap();
+    for leak in ["callA", "pa", "5062", "7000", "z9hG4bKa1"] {
+        assert!(!text.contains(leak), "{leak} leaked into {text}");
+    }
+    // The carrier answers.
+    let mut ok = format!("SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=cb\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{carrier}>\r\nContent-Type: application/sdp\r\n", b_inv.header(&HName::Via).unwrap(), b_inv.header(&HName::From).unwrap(), b_inv.header(&HName::To).unwrap(), b_inv.call_id().unwrap());
+    let asdp = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 8\r\n";
+    ok.push_str(&format!("Content-Length: {}\r\n\r\n{asdp}", asdp.len()));
+    core.handle_input(t0 + Duration::from_millis(10), from_carrier, ok.as_bytes());
+    out.clear();
+    pump(&mut core, &mut media, &mut out);
+    assert!(out.iter().any(|t| t.dest.remote == pbx && t.data.starts_with(b"SIP/2.0 200")));
+    let mut journal: Vec<JournalOp> = Vec::new();
+    while let Some(op) = core.poll_journal() {
+        journal.push(op);
+    }
+    let entries: Vec<JournalEntry> = journal.iter().filter_map(|o| if let JournalOp::Add(e) = o { Some(e.clone()) } else { None }).collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(core.ports().in_use(), 2);
+    drop(core); // the crash
+
+    // Restart: a new core, the same datapath (media still holds the session).
+    let sessions: Vec<_> = media.sessions().values().copied().collect();
+    assert_eq!(sessions.len(), 1);
+    let t1 = t0 + Duration::from_secs(5);
+    let mut core2 = Core::new(&cfg, vec![(Transport::Udp, local)], t1, SystemTime::now(), 8);
+    core2.recover(t1, &sessions, &entries);
+    assert_eq!(core2.ports().in_use(), 2, "ports of the dumped session are occupied");
+    let mut out = Vec::new();
+    while let Some(t) = core2.poll_transmit() {
+        out.push(t);
+    }
+    let byes: Vec<_> = out.iter().map(|t| (t.dest.remote, parse(&t.data).unwrap())).filter(|(_, m)| m.method().map(|m| m.as_str()) == Some("BYE")).collect();
+    assert_eq!(byes.len(), 2);
+    let to_pbx = byes.iter().find(|(d, _)| *d == pbx).expect("BYE to the caller");
+    assert_eq!(to_pbx.1.call_id(), Some("callA"));
+    assert_eq!(to_pbx.1.to().unwrap().tag(), Some("pa"));
+    let to_carrier = byes.iter().find(|(d, _)| *d == carrier).expect("BYE to the carrier");
+    assert_eq!(to_carrier.1.to().unwrap().tag(), Some("cb"));
+    let cmds: Vec<Command> = std::iter::from_fn(|| core2.poll_media()).collect();
+    assert!(matches!(cmds.as_slice(), [Command::Delete(id)] if *id == sessions[0].id));
+    for c in &cmds {
+        media.send(c).unwrap();
+    }
+    while let Some(ev) = media.poll_event() {
+        assert!(matches!(ev, Event::Deleted { .. }));
+        core2.handle_media_event(t1, ev);
+    }
+    assert_eq!(core2.ports().in_use(), 0);
+    assert!(matches!(core2.poll_journal(), Some(JournalOp::Reset)));
+}
