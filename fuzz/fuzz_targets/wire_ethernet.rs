@@ -17,23 +17,24 @@ fuzz_target!(|data: &[u8]| {
     let mut hdr = [0u8; 18];
     let n = repr.emit(&mut hdr).unwrap();
     assert_eq!(n, f.header_len());
-    let (src, dst, l4) = match f.ethertype() {
+    match f.ethertype() {
         ethertype::IPV4 => {
             let Ok(ip) = Ipv4Packet::new_checked(f.payload()) else { return };
-            if ip.protocol() != PROTO_UDP {
-                return;
+            if ip.protocol() == PROTO_UDP {
+                udp(IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), ip.payload());
             }
-            (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), ip.payload())
         }
         ethertype::IPV6 => {
             let Ok(ip) = Ipv6Packet::new_checked(f.payload()) else { return };
-            if ip.next_header() != PROTO_UDP {
-                return;
+            if ip.next_header() == PROTO_UDP {
+                udp(IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.payload());
             }
-            (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.payload())
         }
-        _ => return,
-    };
+        _ => {}
+    }
+});
+
+fn udp(src: IpAddr, dst: IpAddr, l4: &[u8]) {
     let Ok(u) = UdpPacket::new_checked(l4) else { return };
     let _ = u.verify_checksum(&src, &dst);
     match classify(u.payload()) {
@@ -47,4 +48,4 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {}
     }
-});
+}

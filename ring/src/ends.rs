@@ -44,7 +44,7 @@ impl<M: Message> Sender<M> {
     pub fn try_send(&mut self, msg: &M) -> Result<(), Full> {
         let mut batch = self.producer.write_batch(1);
         let seq = batch.next_position() as u32;
-        batch.push(&msg.encode(seq))?;
+        batch.push_with(|slot| msg.encode_into(seq, slot))?;
         batch.commit();
         Ok(())
     }
@@ -60,8 +60,8 @@ impl<M: Message> Sender<M> {
             }
             for m in &msgs[sent..sent + batch.capacity()] {
                 let seq = batch.next_position() as u32;
-                // Cannot fail: we push exactly `capacity()` items.
-                let _ = batch.push(&m.encode(seq));
+                // Cannot fail: we push exactly `capacity()` items. Encoded in place in the ring.
+                let _ = batch.push_with(|slot| m.encode_into(seq, slot));
             }
             sent += batch.len();
             batch.commit();
@@ -138,19 +138,15 @@ impl<M: Message> Receiver<M> {
             if n == 0 {
                 break;
             }
-            let mut slots = [Slot::default(); BATCH];
-            for (i, s) in slots[..n].iter_mut().enumerate() {
-                if let Some(v) = batch.get(i) {
-                    *s = v;
+            let start = batch.position(0);
+            for i in 0..n {
+                // Each slot is copied out (one at a time, on the stack) before validation.
+                if let Some(slot) = batch.get(i) {
+                    let r = self.check(&slot, start.wrapping_add(i as u64));
+                    f(r);
                 }
             }
-            let start = batch.position(0);
-            // Release the slots before decoding: they are copied out already.
             batch.commit();
-            for (i, s) in slots[..n].iter().enumerate() {
-                let r = self.check(s, start.wrapping_add(i as u64));
-                f(r);
-            }
             done += n;
         }
         done

@@ -416,6 +416,23 @@ impl<T: Pod, B: Backing + ?Sized> WriteBatch<'_, T, B> {
         Ok(())
     }
 
+    /// Fills the next reserved slot in place with `fill` (which sees the slot's previous
+    /// content; every byte of it is a valid `T`); [`Full`] once all reserved slots are used.
+    /// Saves a copy for large slots.
+    pub fn push_with(&mut self, fill: impl FnOnce(&mut T)) -> Result<(), Full> {
+        if self.filled == self.reserved {
+            return Err(Full);
+        }
+        let p = self.producer.raw.slot_ptr(self.next_position());
+        // SAFETY: as in `push`, the slot is ours until `commit` (the consumer released it and will
+        // not read it before our Release store); it is in bounds and aligned, and holds a valid T
+        // (T: Pod), so a unique reference to it for the duration of `fill` is sound. A peer that
+        // breaks usage rule 1 could race on these bytes; that is the shared-memory contract.
+        fill(unsafe { &mut *p });
+        self.filled += 1;
+        Ok(())
+    }
+
     /// Publishes the pushed items.
     pub fn commit(self) {
         if self.filled == 0 {

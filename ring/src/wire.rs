@@ -702,15 +702,22 @@ fn checksum(kind: u32, len: u32, seq: u32, body: &[u8]) -> u32 {
     h.finalize()
 }
 
-fn frame<T: Pod>(kind: u32, seq: u32, body: &T) -> Slot {
+/// Writes header and body into `slot`. Body bytes past `len` are left as they were (ignored by
+/// the decoder and not covered by the checksum).
+fn frame_into<T: Pod>(slot: &mut Slot, kind: u32, seq: u32, body: &T) {
     let bytes = bytemuck::bytes_of(body);
-    let mut slot = Slot::zeroed();
     slot.kind = kind;
     // Every wire struct is ≤ BODY_SIZE (checked at compile time above).
     slot.len = bytes.len() as u32;
     slot.seq = seq;
     slot.body[..bytes.len()].copy_from_slice(bytes);
     slot.checksum = checksum(kind, slot.len, seq, bytes);
+}
+
+#[cfg(test)]
+fn frame<T: Pod>(kind: u32, seq: u32, body: &T) -> Slot {
+    let mut slot = Slot::zeroed();
+    frame_into(&mut slot, kind, seq, body);
     slot
 }
 
@@ -737,11 +744,19 @@ pub fn seal(slot: &mut Slot) {
 
 /// Encodes a command into a slot stamped with sequence number `seq`.
 pub fn encode_command(cmd: &Command, seq: u32) -> Slot {
+    let mut slot = Slot::zeroed();
+    encode_command_into(cmd, seq, &mut slot);
+    slot
+}
+
+/// Encodes a command into an existing slot (e.g. in place in the ring). Body bytes past the
+/// message's length keep their old content; they are not part of the message.
+pub fn encode_command_into(cmd: &Command, seq: u32, slot: &mut Slot) {
     match cmd {
-        Command::Create(s) => frame(KIND_CREATE, seq, &spec_to_wire(s)),
-        Command::Update(s) => frame(KIND_UPDATE, seq, &spec_to_wire(s)),
-        Command::Delete(id) => frame(KIND_DELETE, seq, &WireId { id: id.0 }),
-        Command::Dump { token } => frame(KIND_DUMP, seq, &WireToken { token: *token }),
+        Command::Create(s) => frame_into(slot, KIND_CREATE, seq, &spec_to_wire(s)),
+        Command::Update(s) => frame_into(slot, KIND_UPDATE, seq, &spec_to_wire(s)),
+        Command::Delete(id) => frame_into(slot, KIND_DELETE, seq, &WireId { id: id.0 }),
+        Command::Dump { token } => frame_into(slot, KIND_DUMP, seq, &WireToken { token: *token }),
     }
 }
 
@@ -758,10 +773,17 @@ pub fn decode_command(slot: &Slot) -> Result<Command, DecodeError> {
 
 /// Encodes an event into a slot stamped with sequence number `seq`.
 pub fn encode_event(ev: &Event, seq: u32) -> Slot {
+    let mut slot = Slot::zeroed();
+    encode_event_into(ev, seq, &mut slot);
+    slot
+}
+
+/// Encodes an event into an existing slot (see [`encode_command_into`]).
+pub fn encode_event_into(ev: &Event, seq: u32, slot: &mut Slot) {
     match ev {
-        Event::Created(id) => frame(KIND_CREATED, seq, &WireId { id: id.0 }),
-        Event::Updated(id) => frame(KIND_UPDATED, seq, &WireId { id: id.0 }),
-        Event::Deleted { id, reason, stats } => frame(
+        Event::Created(id) => frame_into(slot, KIND_CREATED, seq, &WireId { id: id.0 }),
+        Event::Updated(id) => frame_into(slot, KIND_UPDATED, seq, &WireId { id: id.0 }),
+        Event::Deleted { id, reason, stats } => frame_into(slot, 
             KIND_DELETED,
             seq,
             &WireDeleted {
@@ -771,17 +793,17 @@ pub fn encode_event(ev: &Event, seq: u32) -> Slot {
                 stats: [stats_to_wire(&stats[0]), stats_to_wire(&stats[1])],
             },
         ),
-        Event::Error { id, code, port } => frame(
+        Event::Error { id, code, port } => frame_into(slot, 
             KIND_ERROR,
             seq,
             &WireError { id: id.0, code: error_code_to_wire(*code), port: *port, reserved: 0 },
         ),
         Event::MediaTimeout { id, idle_ms } => {
-            frame(KIND_MEDIA_TIMEOUT, seq, &WireMediaTimeout { id: id.0, idle_ms: *idle_ms })
+            frame_into(slot, KIND_MEDIA_TIMEOUT, seq, &WireMediaTimeout { id: id.0, idle_ms: *idle_ms })
         }
-        Event::Session(s) => frame(KIND_SESSION, seq, &spec_to_wire(s)),
+        Event::Session(s) => frame_into(slot, KIND_SESSION, seq, &spec_to_wire(s)),
         Event::DumpDone { token, count } => {
-            frame(KIND_DUMP_DONE, seq, &WireDumpDone { token: *token, count: *count, reserved: 0 })
+            frame_into(slot, KIND_DUMP_DONE, seq, &WireDumpDone { token: *token, count: *count, reserved: 0 })
         }
     }
 }
@@ -840,6 +862,8 @@ pub trait Message: Sized + Copy {
     const NAME: &'static str;
     /// Encodes into a slot stamped with `seq`.
     fn encode(&self, seq: u32) -> Slot;
+    /// Encodes into an existing slot stamped with `seq` (see [`encode_command_into`]).
+    fn encode_into(&self, seq: u32, slot: &mut Slot);
     /// Decodes and validates a slot (everything but `seq`).
     fn decode(slot: &Slot) -> Result<Self, DecodeError>;
 }
@@ -848,6 +872,9 @@ impl Message for Command {
     const NAME: &'static str = "command";
     fn encode(&self, seq: u32) -> Slot {
         encode_command(self, seq)
+    }
+    fn encode_into(&self, seq: u32, slot: &mut Slot) {
+        encode_command_into(self, seq, slot)
     }
     fn decode(slot: &Slot) -> Result<Self, DecodeError> {
         decode_command(slot)
@@ -858,6 +885,9 @@ impl Message for Event {
     const NAME: &'static str = "event";
     fn encode(&self, seq: u32) -> Slot {
         encode_event(self, seq)
+    }
+    fn encode_into(&self, seq: u32, slot: &mut Slot) {
+        encode_event_into(self, seq, slot)
     }
     fn decode(slot: &Slot) -> Result<Self, DecodeError> {
         decode_event(slot)
