@@ -687,6 +687,12 @@ fn start_xsk_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load, fast: bool
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        if std::env::var_os("XTB_VERBOSE").is_some() {
+            let s = rt.stats();
+            let xdp: Vec<String> =
+                Counter::ALL.iter().filter(|c| s.counter(**c) > 0).map(|c| format!("{c:?}={}", s.counter(*c))).collect();
+            eprintln!("xsk stats: xdp [{}]\n  workers {:?}\n  queues {:?}", xdp.join(" "), s.workers, s.queues);
+        }
         rt.shutdown();
         Ok(())
     });
@@ -798,9 +804,12 @@ fn load_thread(mut socks: [BatchSocket; 2], plan: LoadPlan, live: Arc<Live>) -> 
                 }
             }
         }
-        // Receive everything waiting (bounded, so pacing keeps up).
+        // Receive what is waiting. A flood drains the sockets completely first (the receiver
+        // has priority over the sender on the shared core, so the flood cannot overrun its own
+        // receive buffers); paced sending bounds it so the schedule keeps up.
+        let max_batches = if interval_ns.is_some() { 16 } else { 1024 };
         for k in 0..2 {
-            for _ in 0..16 {
+            for _ in 0..max_batches {
                 let mut got = 0u64;
                 let n = socks[k].recv_batch(|_, d| {
                     let Some(st) = read_packet(d) else {

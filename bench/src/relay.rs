@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
-use xtrunk_datapath::socket::{self, BatchSocket, SocketOptions, Stats};
+use xtrunk_datapath::socket::{self, BatchSocket, ReadyWaiter, SocketOptions, Stats};
 use xtrunk_ring::msg::{Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec};
 
 /// Arguments of `xtrunk-bench relay`.
@@ -238,7 +238,9 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
     let mut last_report = (0u64, 0u64); // (sent, received) at the previous report
     let mut sending = true;
     let mut drain_until: Option<Instant> = None;
+    let mut send_wall_ns: u64 = 0;
     let payload = args.payload;
+    let mut waiter = ReadyWaiter::new(side_a.iter().chain(side_b.iter()));
 
     loop {
         let now_ns = epoch.elapsed().as_nanos() as u64;
@@ -275,6 +277,7 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
             }
             if g >= total_packets || now_ns >= duration_ns + 1_000_000_000 {
                 sending = false;
+                send_wall_ns = epoch.elapsed().as_nanos() as u64;
                 drain_until = Some(Instant::now() + Duration::from_millis(500));
             }
         }
@@ -336,18 +339,24 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
             }
         }
         if got == 0 {
-            // Nothing arrived: sleep until the next send is due (bounded), else yield briefly.
-            let next_due = (g as f64 * interval_ns) as u64;
+            // Nothing arrived: sleep in ppoll until a reply arrives or the next send is due, so
+            // latency is measured at arrival and an idle generator costs no CPU.
             let now_ns = epoch.elapsed().as_nanos() as u64;
-            if !sending || next_due > now_ns + 200_000 {
-                std::thread::sleep(Duration::from_micros(100));
+            let wait_ns = if sending && g < total_packets {
+                ((g as f64 * interval_ns) as u64).saturating_sub(now_ns)
+            } else {
+                drain_until.map_or(0, |t| t.saturating_duration_since(Instant::now()).as_nanos() as u64)
+            };
+            if wait_ns > 20_000 {
+                let _ = waiter.wait(Duration::from_nanos(wait_ns.min(100_000_000)));
             }
         }
     }
     if tty {
         eprintln!();
     }
-    let send_secs = (g as f64 * interval_ns / 1e9).max(1e-9);
+    // Rates over the wall time the senders ran (a saturated sender runs up to 1 s past --seconds).
+    let send_secs = (send_wall_ns as f64 / 1e9).max(1e-9);
     let offered_pps = tot.sent as f64 / send_secs;
     let delivered_pps = tot.received as f64 / send_secs;
     let loss_ratio = if tot.sent > 0 { (1.0 - tot.received as f64 / tot.sent as f64).max(0.0) } else { 0.0 };

@@ -112,10 +112,8 @@ impl<M: Message> Receiver<M> {
     }
 
     fn check(&mut self, slot: &Slot, pos: u64) -> Result<M, DecodeError> {
-        let r = check_seq(slot, pos).and_then(|()| M::decode(slot));
-        if r.is_err() {
-            self.rejected += 1;
-        }
+        let r = check(slot, pos);
+        self.rejected += u64::from(r.is_err());
         r
     }
 
@@ -139,14 +137,17 @@ impl<M: Message> Receiver<M> {
                 break;
             }
             let start = batch.position(0);
+            let mut rejected = 0;
             for i in 0..n {
                 // Each slot is copied out (one at a time, on the stack) before validation.
                 if let Some(slot) = batch.get(i) {
-                    let r = self.check(&slot, start.wrapping_add(i as u64));
+                    let r = check::<M>(&slot, start.wrapping_add(i as u64));
+                    rejected += u64::from(r.is_err());
                     f(r);
                 }
             }
             batch.commit();
+            self.rejected += rejected;
             done += n;
         }
         done
@@ -171,6 +172,11 @@ impl<M: Message> Receiver<M> {
     pub fn is_empty(&mut self) -> bool {
         self.consumer.is_empty()
     }
+}
+
+/// Sequence check, then validating decode.
+fn check<M: Message>(slot: &Slot, pos: u64) -> Result<M, DecodeError> {
+    check_seq(slot, pos).and_then(|()| M::decode(slot))
 }
 
 /// The signaling side's ends of an in-process pair.

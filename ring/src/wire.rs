@@ -694,10 +694,12 @@ fn stats_from_wire(w: &WireStats) -> Result<StreamStats, DecodeError> {
 // Slot framing.
 
 fn checksum(kind: u32, len: u32, seq: u32, body: &[u8]) -> u32 {
+    let mut head = [0u8; 12];
+    head[..4].copy_from_slice(&kind.to_ne_bytes());
+    head[4..8].copy_from_slice(&len.to_ne_bytes());
+    head[8..].copy_from_slice(&seq.to_ne_bytes());
     let mut h = crc32fast::Hasher::new();
-    h.update(&kind.to_ne_bytes());
-    h.update(&len.to_ne_bytes());
-    h.update(&seq.to_ne_bytes());
+    h.update(&head);
     h.update(body);
     h.finalize()
 }

@@ -233,6 +233,28 @@ impl BatchSocket {
     }
 }
 
+/// Waits for any of several [`BatchSocket`]s to become readable, with a nanosecond timeout
+/// (`ppoll`). It remembers descriptors, not borrows: drop it with the sockets (a waiter that
+/// outlives a socket polls a stale descriptor, which is wrong but not memory-unsafe).
+#[derive(Debug)]
+pub struct ReadyWaiter {
+    set: sys::PollSet,
+}
+
+impl ReadyWaiter {
+    /// A waiter over `socks`.
+    pub fn new<'a>(socks: impl IntoIterator<Item = &'a BatchSocket>) -> Self {
+        use std::os::fd::AsRawFd;
+        let fds: Vec<_> = socks.into_iter().map(|s| s.sock.as_raw_fd()).collect();
+        Self { set: sys::PollSet::new(&fds) }
+    }
+
+    /// Blocks until a socket is readable or `timeout` passes; returns how many are readable.
+    pub fn wait(&mut self, timeout: Duration) -> std::io::Result<usize> {
+        self.set.wait(timeout)
+    }
+}
+
 fn validate(opts: &SocketOptions) -> Result<(), Error> {
     let bad = |field, reason: String| Err(Error::InvalidOption { field, reason });
     if opts.port_min > opts.port_max || opts.port_min == 0 {

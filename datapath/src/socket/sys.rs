@@ -378,6 +378,33 @@ pub(crate) fn set_recv_buffer(sock: &UdpSocket, bytes: usize) -> io::Result<usiz
     Ok(out.max(0) as usize)
 }
 
+/// A set of descriptors to wait on with `ppoll` (nanosecond timeouts, unlike `epoll_wait`).
+#[derive(Debug)]
+pub(crate) struct PollSet {
+    fds: Vec<libc::pollfd>,
+}
+
+impl PollSet {
+    /// A set over `fds`. A descriptor closed meanwhile makes `ppoll` report `POLLNVAL` (or
+    /// poll a reused descriptor): wrong results, never memory unsafety.
+    pub(crate) fn new(fds: &[RawFd]) -> Self {
+        Self { fds: fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect() }
+    }
+
+    /// Waits until one fd is readable or `timeout` passes; returns how many are readable.
+    pub(crate) fn wait(&mut self, timeout: std::time::Duration) -> io::Result<usize> {
+        let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32) };
+        // SAFETY: `fds` is a valid array of `len` pollfd; `ts` lives across the call; a null
+        // sigmask leaves the mask unchanged.
+        let r = unsafe { libc::ppoll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, &ts, std::ptr::null()) };
+        match cvt(r) {
+            Ok(n) => Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Binds a non-blocking UDP socket on `ip:port`.
 pub(crate) fn bind_udp(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
     let s = UdpSocket::bind(SocketAddr::new(ip, port))?;
