@@ -80,6 +80,7 @@ pub(crate) fn compare_svg(path: &Path, sums: &[BackendSummary], title: &str) -> 
             }
         })
         .y_desc("µs")
+        .y_label_formatter(&|v: &f64| format!("{v:.0}"))
         .draw()
         .map_err(|x| e(&x))?;
     for (i, s) in sums.iter().enumerate() {

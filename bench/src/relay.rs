@@ -63,6 +63,9 @@ pub(crate) struct RelayArgs {
     /// Peer sockets per side.
     #[arg(long, default_value_t = 4)]
     peer_sockets: usize,
+    /// Sessions use rtcp-mux (RFC 5761): 2 relay sockets per session instead of 4.
+    #[arg(long)]
+    rtcp_mux: bool,
     /// RTP payload bytes (160 = 20 ms of G.711).
     #[arg(long, default_value_t = 160)]
     payload: usize,
@@ -107,13 +110,13 @@ fn rtp_packet(buf: &mut [u8], seq: u16, ssrc: u32, stream: u32, t_ns: u64, paylo
     len
 }
 
-fn spec(i: usize, base: u16, a: SocketAddr, b: SocketAddr) -> SessionSpec {
+fn spec(i: usize, base: u16, a: SocketAddr, b: SocketAddr, rtcp_mux: bool) -> SessionSpec {
     let p = base + (i * 4) as u16;
     let leg = |port: u16, remote: SocketAddr| LegSpec {
         local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
         remote: Some(remote),
         remote_rtcp_port: 0,
-        rtcp_mux: false,
+        rtcp_mux,
         latch: LatchPolicy::Once,
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
@@ -144,10 +147,16 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
         bail!("--streams {} needs {} ports from --port-base {}: past 65535", args.streams, ports_needed, args.port_base);
     }
     let peers = args.peer_sockets.max(1);
-    let want_fds = (ports_needed + 2 * peers + 1024) as u64;
+    let sockets_per_session = if args.rtcp_mux { 2 } else { 4 };
+    let want_fds = (args.streams * sockets_per_session + 2 * peers + 64) as u64;
     let got_fds = socket::raise_nofile_limit(want_fds);
     if got_fds < want_fds {
-        bail!("RLIMIT_NOFILE is {got_fds}, need {want_fds} for {} sessions: raise `ulimit -n`", args.streams);
+        bail!(
+            "RLIMIT_NOFILE is {got_fds} and cannot be raised (hard limit; raising it needs CAP_SYS_RESOURCE), \
+             but {} sessions need {want_fds} descriptors ({sockets_per_session} relay sockets each): \
+             raise the hard limit, use --rtcp-mux (2 sockets per session), or fewer --streams",
+            args.streams
+        );
     }
 
     // The relay.
@@ -176,6 +185,7 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
 }
 
 fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receiver<Event>, stats: &Stats) -> anyhow::Result<()> {
+    let sockets_per_session = if args.rtcp_mux { 2 } else { 4 };
     let peers = args.peer_sockets.max(1);
     let peer_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
     let mut side_a = Vec::new();
@@ -193,7 +203,7 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
     // Sessions.
     let t_setup = Instant::now();
     for i in 0..args.streams {
-        cmd_tx.send(Command::Create(spec(i, args.port_base, a_addr[i % peers], b_addr[i % peers])))?;
+        cmd_tx.send(Command::Create(spec(i, args.port_base, a_addr[i % peers], b_addr[i % peers], args.rtcp_mux)))?;
     }
     let mut created = 0;
     while created < args.streams {
@@ -284,7 +294,9 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
         // Receivers.
         let mut got = 0;
         for s in side_a.iter_mut().chain(side_b.iter_mut()) {
-            got += s
+            // Drain each socket (bounded) so receiving keeps up with sending.
+            for _ in 0..16 {
+            let n = s
                 .recv_batch(|_src, d| {
                     let arrive = epoch.elapsed().as_nanos() as i64;
                     if d.len() < RTP_HDR + STAMP {
@@ -317,6 +329,11 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
                     let _ = tot.hist.record_correct(us, stream_interval_us);
                 })
                 .unwrap_or(0);
+            got += n;
+            if n < args.batch {
+                break;
+            }
+            }
         }
         let elapsed = epoch.elapsed();
         if tty && elapsed.as_secs() >= next_report && sending {
@@ -373,7 +390,14 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
     let relay_tx_err = stats.tx_errors.load(Ordering::Relaxed);
 
     println!("xtrunk-bench relay  backend=socket (self-contained)  relay core {}  load core {}", args.relay_core, args.load_core);
-    println!("  sessions             {:>12}   ({} directed streams, {} relay sockets, setup {:.2} s)", args.streams, n_streams, 4 * args.streams, setup_s);
+    println!(
+        "  sessions             {:>12}   ({} directed streams, {} relay sockets{}, setup {:.2} s)",
+        args.streams,
+        n_streams,
+        sockets_per_session * args.streams,
+        if args.rtcp_mux { ", rtcp-mux" } else { "" },
+        setup_s
+    );
     println!("  requested            {:>12.0} pps ({} pps/stream, {} s)", requested_pps, args.pps_per_stream, args.seconds);
     println!("  offered              {:>12.0} pps ({} sent, {} send errors, max sender lag {:.1} ms)", offered_pps, tot.sent, tot.send_failed, max_lag_ns as f64 / 1e6);
     println!("  delivered            {:>12.0} pps ({} received)", delivered_pps, tot.received);
@@ -395,6 +419,7 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
             "backend": "socket",
             "self_contained": true,
             "streams": args.streams,
+            "rtcp_mux": args.rtcp_mux,
             "pps_per_stream": args.pps_per_stream,
             "seconds": args.seconds,
             "requested_pps": requested_pps,

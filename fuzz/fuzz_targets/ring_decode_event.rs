@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 use xtrunk_ring::wire::{self, Slot};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else { return };
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
     let mut slot = Slot::from_bytes(rest);
     if flags & 1 == 1 {
         wire::seal(&mut slot);

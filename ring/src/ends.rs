@@ -29,7 +29,9 @@ pub struct Sender<M> {
 
 impl<M> std::fmt::Debug for Sender<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sender").field("producer", &self.producer).finish()
+        f.debug_struct("Sender")
+            .field("producer", &self.producer)
+            .finish()
     }
 }
 
@@ -37,7 +39,10 @@ impl<M: Message> Sender<M> {
     /// Wraps the producer end of a ring of slots (see [`crate::pair`] and [`crate::Shm`] for the
     /// usual constructors; this one is for tests and tools working on raw rings).
     pub fn from_producer(producer: Producer<Slot>) -> Self {
-        Self { producer, _msg: PhantomData }
+        Self {
+            producer,
+            _msg: PhantomData,
+        }
     }
 
     /// Encodes and sends one message, or returns [`Full`] (nothing sent; retry later).
@@ -108,7 +113,11 @@ impl<M> std::fmt::Debug for Receiver<M> {
 impl<M: Message> Receiver<M> {
     /// Wraps the consumer end of a ring of slots (see [`Sender::from_producer`]).
     pub fn from_consumer(consumer: Consumer<Slot>) -> Self {
-        Self { consumer, rejected: 0, _msg: PhantomData }
+        Self {
+            consumer,
+            rejected: 0,
+            _msg: PhantomData,
+        }
     }
 
     fn check(&mut self, slot: &Slot, pos: u64) -> Result<M, DecodeError> {

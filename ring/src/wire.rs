@@ -398,7 +398,12 @@ fn codec_from_wire(v: u8) -> Result<Codec, DecodeError> {
         4 => Codec::G729,
         5 => Codec::Opus,
         6 => Codec::Cn,
-        _ => return Err(DecodeError::Discriminant { field: "codec", value: v.into() }),
+        _ => {
+            return Err(DecodeError::Discriminant {
+                field: "codec",
+                value: v.into(),
+            })
+        }
     })
 }
 
@@ -435,7 +440,12 @@ fn latch_from_wire(v: u8) -> Result<LatchPolicy, DecodeError> {
         0 => LatchPolicy::Once,
         1 => LatchPolicy::Follow,
         2 => LatchPolicy::Strict,
-        _ => return Err(DecodeError::Discriminant { field: "latch", value: v.into() }),
+        _ => {
+            return Err(DecodeError::Discriminant {
+                field: "latch",
+                value: v.into(),
+            })
+        }
     })
 }
 
@@ -461,7 +471,12 @@ fn error_code_from_wire(v: u32) -> Result<ErrorCode, DecodeError> {
         4 => ErrorCode::InvalidSpec,
         5 => ErrorCode::CapacityExhausted,
         6 => ErrorCode::BindFailed,
-        _ => return Err(DecodeError::Discriminant { field: "error code", value: v }),
+        _ => {
+            return Err(DecodeError::Discriminant {
+                field: "error code",
+                value: v,
+            })
+        }
     })
 }
 
@@ -474,7 +489,10 @@ const fn reason_to_wire(r: DeleteReason) -> u32 {
 fn reason_from_wire(v: u32) -> Result<DeleteReason, DecodeError> {
     match v {
         0 => Ok(DeleteReason::Requested),
-        _ => Err(DecodeError::Discriminant { field: "delete reason", value: v }),
+        _ => Err(DecodeError::Discriminant {
+            field: "delete reason",
+            value: v,
+        }),
     }
 }
 
@@ -581,7 +599,11 @@ fn keys_from_wire(field: &'static str, w: &WireKeys) -> Result<Option<SrtpKeys>,
             {
                 return Err(DecodeError::Reserved(field));
             }
-            Ok(Some(SrtpKeys { suite, key: w.key, salt: w.salt }))
+            Ok(Some(SrtpKeys {
+                suite,
+                key: w.key,
+                salt: w.salt,
+            }))
         }
     }
 }
@@ -596,7 +618,10 @@ fn leg_to_wire(l: &LegSpec) -> WireLeg {
     // PtMap::len() ≤ MAX_PT by construction.
     w.pt_len = l.pt_map.len() as u8;
     for (slot, e) in w.pts.iter_mut().zip(l.pt_map.iter()) {
-        *slot = WirePt { pt: e.pt, codec: codec_to_wire(e.codec) };
+        *slot = WirePt {
+            pt: e.pt,
+            codec: codec_to_wire(e.codec),
+        };
     }
     w.rx = keys_to_wire(l.crypto.rx);
     w.tx = keys_to_wire(l.crypto.tx);
@@ -604,8 +629,10 @@ fn leg_to_wire(l: &LegSpec) -> WireLeg {
 }
 
 fn leg_from_wire(w: &WireLeg) -> Result<LegSpec, DecodeError> {
-    let local = addr_from_wire("leg.local", &w.local)?
-        .ok_or(DecodeError::AddressFamily { field: "leg.local", family: 0 })?;
+    let local = addr_from_wire("leg.local", &w.local)?.ok_or(DecodeError::AddressFamily {
+        field: "leg.local",
+        family: 0,
+    })?;
     let remote = addr_from_wire("leg.remote", &w.remote)?;
     zero("leg.reserved", &w.reserved)?;
     let n = usize::from(w.pt_len);
@@ -727,12 +754,19 @@ fn frame<T: Pod>(kind: u32, seq: u32, body: &T) -> Slot {
 fn body<T: Pod>(slot: &Slot) -> Result<T, DecodeError> {
     let expected = std::mem::size_of::<T>() as u32;
     if slot.len != expected {
-        return Err(DecodeError::BadLength { kind: slot.kind, expected, got: slot.len });
+        return Err(DecodeError::BadLength {
+            kind: slot.kind,
+            expected,
+            got: slot.len,
+        });
     }
     let bytes = &slot.body[..std::mem::size_of::<T>()];
     let computed = checksum(slot.kind, slot.len, slot.seq, bytes);
     if computed != slot.checksum {
-        return Err(DecodeError::Checksum { stored: slot.checksum, computed });
+        return Err(DecodeError::Checksum {
+            stored: slot.checksum,
+            computed,
+        });
     }
     Ok(bytemuck::pod_read_unaligned(bytes))
 }
@@ -768,7 +802,9 @@ pub fn decode_command(slot: &Slot) -> Result<Command, DecodeError> {
         KIND_CREATE => Command::Create(spec_from_wire(&body(slot)?)?),
         KIND_UPDATE => Command::Update(spec_from_wire(&body(slot)?)?),
         KIND_DELETE => Command::Delete(id_from_wire(body::<WireId>(slot)?.id)?),
-        KIND_DUMP => Command::Dump { token: body::<WireToken>(slot)?.token },
+        KIND_DUMP => Command::Dump {
+            token: body::<WireToken>(slot)?.token,
+        },
         k => return Err(DecodeError::UnknownKind(k)),
     })
 }
@@ -785,7 +821,8 @@ pub fn encode_event_into(ev: &Event, seq: u32, slot: &mut Slot) {
     match ev {
         Event::Created(id) => frame_into(slot, KIND_CREATED, seq, &WireId { id: id.0 }),
         Event::Updated(id) => frame_into(slot, KIND_UPDATED, seq, &WireId { id: id.0 }),
-        Event::Deleted { id, reason, stats } => frame_into(slot, 
+        Event::Deleted { id, reason, stats } => frame_into(
+            slot,
             KIND_DELETED,
             seq,
             &WireDeleted {
@@ -795,18 +832,37 @@ pub fn encode_event_into(ev: &Event, seq: u32, slot: &mut Slot) {
                 stats: [stats_to_wire(&stats[0]), stats_to_wire(&stats[1])],
             },
         ),
-        Event::Error { id, code, port } => frame_into(slot, 
+        Event::Error { id, code, port } => frame_into(
+            slot,
             KIND_ERROR,
             seq,
-            &WireError { id: id.0, code: error_code_to_wire(*code), port: *port, reserved: 0 },
+            &WireError {
+                id: id.0,
+                code: error_code_to_wire(*code),
+                port: *port,
+                reserved: 0,
+            },
         ),
-        Event::MediaTimeout { id, idle_ms } => {
-            frame_into(slot, KIND_MEDIA_TIMEOUT, seq, &WireMediaTimeout { id: id.0, idle_ms: *idle_ms })
-        }
+        Event::MediaTimeout { id, idle_ms } => frame_into(
+            slot,
+            KIND_MEDIA_TIMEOUT,
+            seq,
+            &WireMediaTimeout {
+                id: id.0,
+                idle_ms: *idle_ms,
+            },
+        ),
         Event::Session(s) => frame_into(slot, KIND_SESSION, seq, &spec_to_wire(s)),
-        Event::DumpDone { token, count } => {
-            frame_into(slot, KIND_DUMP_DONE, seq, &WireDumpDone { token: *token, count: *count, reserved: 0 })
-        }
+        Event::DumpDone { token, count } => frame_into(
+            slot,
+            KIND_DUMP_DONE,
+            seq,
+            &WireDumpDone {
+                token: *token,
+                count: *count,
+                reserved: 0,
+            },
+        ),
     }
 }
 
@@ -835,13 +891,19 @@ pub fn decode_event(slot: &Slot) -> Result<Event, DecodeError> {
         }
         KIND_MEDIA_TIMEOUT => {
             let w: WireMediaTimeout = body(slot)?;
-            Event::MediaTimeout { id: id_from_wire(w.id)?, idle_ms: w.idle_ms }
+            Event::MediaTimeout {
+                id: id_from_wire(w.id)?,
+                idle_ms: w.idle_ms,
+            }
         }
         KIND_SESSION => Event::Session(spec_from_wire(&body(slot)?)?),
         KIND_DUMP_DONE => {
             let w: WireDumpDone = body(slot)?;
             zero("dump_done.reserved", &w.reserved)?;
-            Event::DumpDone { token: w.token, count: w.count }
+            Event::DumpDone {
+                token: w.token,
+                count: w.count,
+            }
         }
         k => return Err(DecodeError::UnknownKind(k)),
     })
@@ -854,7 +916,10 @@ pub fn check_seq(slot: &Slot, pos: u64) -> Result<(), DecodeError> {
     if slot.seq == expected {
         Ok(())
     } else {
-        Err(DecodeError::Sequence { expected, got: slot.seq })
+        Err(DecodeError::Sequence {
+            expected,
+            got: slot.seq,
+        })
     }
 }
 
@@ -927,7 +992,12 @@ mod tests {
     }
 
     fn spec() -> SessionSpec {
-        SessionSpec { id: SessionId(7), legs: [leg(), leg()], media_timeout_ms: 0, allow_fast_path: true }
+        SessionSpec {
+            id: SessionId(7),
+            legs: [leg(), leg()],
+            media_timeout_ms: 0,
+            allow_fast_path: true,
+        }
     }
 
     #[test]
@@ -946,7 +1016,10 @@ mod tests {
     fn flipped_bit_fails_checksum() {
         let mut s = encode_command(&Command::Create(spec()), 0);
         s.body[100] ^= 1;
-        assert!(matches!(decode_command(&s), Err(DecodeError::Checksum { .. })));
+        assert!(matches!(
+            decode_command(&s),
+            Err(DecodeError::Checksum { .. })
+        ));
     }
 
     #[test]
@@ -962,7 +1035,10 @@ mod tests {
         let s = frame(KIND_CREATE, 0, &w);
         assert_eq!(
             decode_command(&s),
-            Err(DecodeError::AddressFamily { field: "leg.remote", family: 5 })
+            Err(DecodeError::AddressFamily {
+                field: "leg.remote",
+                family: 5
+            })
         );
     }
 
@@ -972,11 +1048,20 @@ mod tests {
         w.legs[0].pt_len = 2;
         w.legs[0].pts[0] = WirePt { pt: 8, codec: 1 };
         w.legs[0].pts[1] = WirePt { pt: 8, codec: 0 };
-        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::DuplicatePt(8)));
+        assert_eq!(
+            decode_command(&frame(KIND_CREATE, 0, &w)),
+            Err(DecodeError::DuplicatePt(8))
+        );
         w.legs[0].pts[1] = WirePt { pt: 200, codec: 0 };
-        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::PayloadType(200)));
+        assert_eq!(
+            decode_command(&frame(KIND_CREATE, 0, &w)),
+            Err(DecodeError::PayloadType(200))
+        );
         w.legs[0].pt_len = 9;
-        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::PtMapLength(9)));
+        assert_eq!(
+            decode_command(&frame(KIND_CREATE, 0, &w)),
+            Err(DecodeError::PtMapLength(9))
+        );
     }
 
     #[test]
@@ -984,13 +1069,22 @@ mod tests {
         let mut w = spec_to_wire(&spec());
         w.legs[0].tx.present = 1;
         w.legs[0].tx.suite = 9;
-        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::SrtpSuite(9)));
+        assert_eq!(
+            decode_command(&frame(KIND_CREATE, 0, &w)),
+            Err(DecodeError::SrtpSuite(9))
+        );
     }
 
     #[test]
     fn seq_checked() {
         let s = encode_event(&Event::Created(SessionId(1)), 5);
         assert_eq!(check_seq(&s, 5), Ok(()));
-        assert_eq!(check_seq(&s, 6), Err(DecodeError::Sequence { expected: 6, got: 5 }));
+        assert_eq!(
+            check_seq(&s, 6),
+            Err(DecodeError::Sequence {
+                expected: 6,
+                got: 5
+            })
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! slots (`SessionSpec.legs[0]` is the caller side).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,13 +17,15 @@ use xtrunk_ring::msg::{
 };
 
 use crate::cdr::{Cdr, LegStats};
-use crate::journal::{JournalEntry, JournalLeg, JournalOp};
+use crate::journal::JournalOp;
 use crate::metrics::Metrics;
 use crate::ports::PortPool;
 use crate::sdp::{self, Origin, Rewrite, Sdp, SdpError};
 use crate::sip::msg::{self, HName, Message, Method, NameAddr, StartLine, Uri, Via};
 use crate::sip::transaction::{server_key, Incoming, Owner, Timers, Transactions, TxEvent, TxKey};
 use crate::transport::{Dest, Transmit, Transport};
+
+mod restart;
 
 /// Methods we answer (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REFER";
@@ -49,6 +51,8 @@ struct Leg {
     remote_hdr: String,
     remote_tag: String,
     local_cseq: u32,
+    /// The peer's last CSeq (journaled; not yet checked, RFC 3261 §12.2.2).
+    remote_cseq: u32,
     remote_target: String,
     route_set: Vec<String>,
     /// Where in-dialog requests go.
@@ -146,6 +150,8 @@ pub struct Core {
     media_out: VecDeque<Command>,
     cdr_out: VecDeque<Cdr>,
     journal_out: VecDeque<JournalOp>,
+    /// Answered calls whose dialog state changed since last journaled (see `restart.rs`).
+    journal_dirty: BTreeSet<u64>,
     next: u64,
     seed: u64,
     epoch: (Instant, SystemTime),
@@ -369,6 +375,7 @@ impl Core {
             media_out: VecDeque::new(),
             cdr_out: VecDeque::new(),
             journal_out: VecDeque::new(),
+            journal_dirty: BTreeSet::new(),
             next: 1,
             seed,
             epoch: (now, wall),
@@ -590,14 +597,13 @@ impl Core {
             self.metrics.bad("Bad SDP", || src.remote.to_string());
             return self.reject_invite(now, &k, &req, 400, "Bad SDP", Some(tin), "rejected");
         };
-        let in_srtp_off = cfg.trunks[tin].srtp == xtrunk_config::SrtpPolicy::Off;
-        if in_srtp_off {
-            if let Some(i) = offer.audio_index() {
-                if offer.media[i].proto.contains("SAVP") {
-                    return self.reject_invite(now, &k, &req, 488, "SRTP Not Allowed", Some(tin), "rejected");
-                }
-            }
-        }
+        // SDES on the caller's leg (RFC 4568): the line we accept and our own key for the answer.
+        let a_srtp = sdp::accept_offer(&offer, &sdp::SrtpPrefs::of(&cfg.trunks[tin]))
+            .and_then(|l| l.map(|l| Ok((l, sdp::fresh_keys(l.keys.suite)?))).transpose());
+        let a_srtp = match a_srtp {
+            Ok(c) => c,
+            Err(e) => return self.reject_offer(now, &k, &req, e, src.local, tin),
+        };
         let allowed: Vec<String> = cfg.trunks[tout]
             .codecs
             .iter()
@@ -611,20 +617,21 @@ impl Core {
         };
         let ip = self.cfg.media.sdp_ip();
         let mut b_origin = Origin { id: self.next ^ 0x5eed, version: 0 };
-        let rw = Rewrite { ip, port: pb, allowed: &allowed, srtp_off: self.cfg.trunks[tout].srtp == xtrunk_config::SrtpPolicy::Off };
-        let b_sdp = match sdp::rewrite_offer(&offer, &rw, &mut b_origin) {
+        let rw = Rewrite { ip, port: pb, allowed: &allowed, srtp_off: self.cfg.trunks[tin].srtp == xtrunk_config::SrtpPolicy::Off };
+        // The callee's leg is keyed on its own: SRTP offered by its trunk's policy, fresh keys.
+        let b_prefs = sdp::SrtpPrefs::of(&self.cfg.trunks[tout]);
+        let b_sdp = sdp::rewrite_offer(&offer, &rw, &mut b_origin).and_then(|mut s| {
+            if b_prefs.offer_srtp(false) {
+                sdp::add_offer_crypto(&mut s, &b_prefs.suites, None)?;
+            }
+            Ok(s)
+        });
+        let b_sdp = match b_sdp {
             Ok(s) => s,
             Err(e) => {
                 self.ports.release(pa);
                 self.ports.release(pb);
-                let phrase = match e {
-                    SdpError::Malformed => "Bad SDP",
-                    SdpError::NoAudio => "No Audio Stream",
-                    SdpError::NoCommonCodec => "No Common Codec",
-                    SdpError::SrtpOnly => "SRTP Not Allowed",
-                };
-                let code = if e == SdpError::Malformed { 400 } else { 488 };
-                return self.reject_invite(now, &k, &req, code, phrase, Some(tin), "rejected");
+                return self.reject_offer(now, &k, &req, e, src.local, tin);
             }
         };
         let a_remote = offer.remote().ok();
@@ -642,6 +649,7 @@ impl Core {
             None => remote_spec(&sdp::Remote { index: 0, addr: None, rtcp_port: 0, rtcp_mux: false, payloads: vec![], direction: "sendrecv" }, SocketAddr::new(bind, pa), latch_of(tin, &self.cfg)),
         };
         leg0.latch = latch_of(tin, &self.cfg);
+        leg0.crypto = LegCrypto { rx: a_srtp.map(|(l, _)| l.keys), tx: a_srtp.map(|(_, ours)| ours) };
         let leg1 = LegSpec {
             local: SocketAddr::new(bind, pb),
             remote: None,
@@ -673,6 +681,7 @@ impl Core {
             remote_tag: req.from().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default(),
             remote_hdr: from_v.clone(),
             local_cseq: 0,
+            remote_cseq: req.cseq().map_or(0, |c| c.seq),
             remote_target: contact.unwrap_or_else(|| format!("sip:{}", src.remote)),
             route_set,
             dest: a_dest,
@@ -697,6 +706,7 @@ impl Core {
             remote_tag: String::new(),
             remote_hdr: String::new(),
             local_cseq: 0,
+            remote_cseq: 0,
             remote_target: String::new(),
             route_set: Vec::new(),
             dest: Dest { transport: t.transport.into(), local, remote: t.addr },
@@ -755,9 +765,35 @@ impl Core {
         self.reject_invite(now, k, req, 503, "No Media Ports", Some(tin), "rejected");
     }
 
+    /// Refuses an INVITE whose offer we cannot take: the status of `e` (400/488/500), with a
+    /// `Warning: 399` for the SRTP reasons. Logs no SDP (it may carry keys).
+    fn reject_offer(&mut self, now: Instant, k: &str, req: &Message, e: SdpError, local: SocketAddr, tin: usize) {
+        let (code, phrase) = e.status();
+        if e.warning().is_none() {
+            return self.reject_invite(now, k, req, code, phrase, Some(tin), "rejected");
+        }
+        let tag = self.token();
+        let mut r = response(req, code, phrase, Some(&tag));
+        self.push_warning(&mut r, e, local);
+        self.txs.respond(now, k, &r);
+        self.rejected_cdr(now, req, code, Some(tin), "rejected");
+    }
+
+    /// Adds `Warning: 399 <our host> "<reason>"` (RFC 3261 §20.43) when `e` has one.
+    fn push_warning(&self, r: &mut Message, e: SdpError, local: SocketAddr) {
+        if let Some(w) = e.warning() {
+            r.push(HName::Other("Warning".into()), format!("399 {} \"{w}\"", self.host_of(local)));
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn reject_invite(&mut self, now: Instant, k: &str, req: &Message, code: u16, phrase: &str, tin: Option<usize>, why: &str) {
         self.reply(now, k, req, code, phrase);
+        self.rejected_cdr(now, req, code, tin, why);
+    }
+
+    /// Counts a refused INVITE and writes its CDR.
+    fn rejected_cdr(&mut self, now: Instant, req: &Message, code: u16, tin: Option<usize>, why: &str) {
         *self.metrics.finals_to_caller.entry(code).or_insert(0) += 1;
         let t = self.unix_ms(now);
         self.cdr_out.push_back(Cdr {
@@ -903,6 +939,10 @@ impl Core {
                 return self.reply(now, &k, &req, code, reason(code));
             }
         };
+        if let (Some(c), Some(seq)) = (self.calls.get_mut(&id), req.cseq().map(|c| c.seq)) {
+            c.legs[s].remote_cseq = c.legs[s].remote_cseq.max(seq);
+            self.journal_dirty.insert(id);
+        }
         match method {
             Method::Bye => {
                 self.reply(now, &k, &req, 200, "OK");
@@ -938,6 +978,7 @@ impl Core {
         let call = self.calls.get_mut(&id)?;
         let leg = &mut call.legs[s];
         let m = build_in_dialog(leg, method, via, contact, body);
+        self.journal_dirty.insert(id);
         Some(self.txs.send_request(now, m, leg_dest, Owner(id, purpose)))
     }
 
@@ -1109,7 +1150,18 @@ impl Core {
         let tin = call.legs[0].trunk;
         let codecs = self.cfg.trunks[tin].codecs.clone();
         let rw = Rewrite { ip, port: call.legs[0].port, allowed: &codecs, srtp_off: true };
-        let out = sdp::rewrite_answer(ans, &call.a_offer, &rw, &mut call.legs[0].origin).ok()?;
+        // SDES: the callee leg's keys from its answer to our offer (none usable = unusable answer).
+        let b_crypto = match &call.legs[1].local_sdp {
+            Some(ours) => sdp::answer_crypto(ours, ans).ok()?,
+            None => LegCrypto::default(),
+        };
+        let mut out = sdp::rewrite_answer(ans, &call.a_offer, &rw, &mut call.legs[0].origin).ok()?;
+        // The caller's leg: echo the tag/suite of the line we accepted, with our key.
+        if let Some(ours) = call.spec.legs[0].crypto.tx {
+            let line = sdp::accept_offer(&call.a_offer, &sdp::SrtpPrefs::of(&self.cfg.trunks[tin])).ok().flatten()?;
+            sdp::add_answer_crypto(&mut out, line.tag, &ours);
+        }
+        call.spec.legs[1].crypto = b_crypto;
         call.early_answer = Some(ans.clone());
         call.legs[1].remote_sdp = Some(ans.clone());
         let b = out.to_bytes();
@@ -1124,8 +1176,10 @@ impl Core {
         let latch1 = call.spec.legs[1].latch;
         let l0 = call.spec.legs[0].local;
         let l1 = call.spec.legs[1].local;
+        let (c0, c1) = (call.spec.legs[0].crypto, call.spec.legs[1].crypto);
         call.spec.legs[0] = remote_spec(&sdp::negotiated(&a, &b), l0, latch0);
         call.spec.legs[1] = remote_spec(&b, l1, latch1);
+        (call.spec.legs[0].crypto, call.spec.legs[1].crypto) = (c0, c1);
         self.media_out.push_back(Command::Update(call.spec));
     }
 
@@ -1203,10 +1257,7 @@ impl Core {
         self.txs.set_owner(&k, Owner(id, P_A_2XX));
         *self.metrics.finals_to_caller.entry(200).or_insert(0) += 1;
         self.metrics.calls_answered += 1;
-        let entry = self.journal_entry(id);
-        if let Some(e) = entry {
-            self.journal_out.push_back(JournalOp::Add(e));
-        }
+        self.journal_dirty.insert(id);
     }
 
     fn cancel_to_a_and_finish(&mut self, now: Instant, id: u64, code: u16) {
@@ -1292,8 +1343,24 @@ impl Core {
             to.codecs.iter().filter(|c| ts.codecs.iter().any(|d| d.eq_ignore_ascii_case(c))).cloned().collect()
         };
         let ip = self.cfg.media.sdp_ip();
-        let rw = Rewrite { ip, port: call.legs[o].port, allowed: &allowed, srtp_off: true };
-        let new = match sdp::rewrite_offer(&offer, &rw, &mut call.legs[o].origin) {
+        let s_prefs = sdp::SrtpPrefs::of(&self.cfg.trunks[call.legs[s].trunk]);
+        if let Err(e) = sdp::accept_offer(&offer, &s_prefs) {
+            let (tag, local) = (call.legs[s].local_tag.clone(), call.legs[s].dest.local);
+            let mut r = response(&req, 488, reason(488), Some(&tag));
+            self.push_warning(&mut r, e, local);
+            return self.txs.respond(now, &k, &r);
+        }
+        let rw = Rewrite { ip, port: call.legs[o].port, allowed: &allowed, srtp_off: s_prefs.policy == xtrunk_config::SrtpPolicy::Off };
+        // The other leg keeps SRTP if it has it (our key reused) or its trunk requires it.
+        let o_prefs = sdp::SrtpPrefs::of(&self.cfg.trunks[call.legs[o].trunk]);
+        let o_tx = call.spec.legs[o].crypto.tx;
+        let new = sdp::rewrite_offer(&offer, &rw, &mut call.legs[o].origin).and_then(|mut n| {
+            if o_prefs.offer_srtp(o_tx.is_some()) {
+                sdp::add_offer_crypto(&mut n, &o_prefs.suites, o_tx.as_ref())?;
+            }
+            Ok(n)
+        });
+        let new = match new {
             Ok(n) => n,
             Err(_) => return self.reply(now, &k, &req, 488, reason(488)),
         };
@@ -1305,6 +1372,7 @@ impl Core {
     fn reoffer_final(&mut self, now: Instant, id: u64, code: u16, msg: Option<Message>) {
         let Some(call) = self.calls.get_mut(&id) else { return };
         let Some(ro) = call.reoffer.take() else { return };
+        self.journal_dirty.insert(id);
         let s = ro.from;
         let o = 1 - s;
         // ACK a 2xx to our re-INVITE.
@@ -1334,9 +1402,27 @@ impl Core {
                 let call = self.calls.get_mut(&id).expect("present");
                 let codecs = self.cfg.trunks[call.legs[s].trunk].codecs.clone();
                 let rw = Rewrite { ip, port: call.legs[s].port, allowed: &codecs, srtp_off: true };
-                let Ok(out) = sdp::rewrite_answer(&ans, &ro.offer, &rw, &mut call.legs[s].origin) else {
+                // SDES: the answering leg's keys from its answer to our re-offer, the re-offerer's
+                // from its offer (our key kept unless it re-keyed or changed suite).
+                let o_crypto = match &call.legs[o].local_sdp {
+                    Some(ours) => sdp::answer_crypto(ours, &ans),
+                    None => Ok(LegCrypto::default()),
+                };
+                let s_prefs = sdp::SrtpPrefs::of(&self.cfg.trunks[call.legs[s].trunk]);
+                let s_srtp = sdp::answer_offer_crypto(&ro.offer, &s_prefs, &call.spec.legs[s].crypto);
+                let out = sdp::rewrite_answer(&ans, &ro.offer, &rw, &mut call.legs[s].origin);
+                let (Ok(mut out), Ok(o_crypto), Ok(s_srtp)) = (out, o_crypto, s_srtp) else {
                     let r = response(&fake_req, 488, reason(488), Some(&tag));
                     return self.txs.respond(now, &stx, &r);
+                };
+                let s_crypto = match s_srtp {
+                    Some((tag, c)) => {
+                        if let Some(tx) = &c.tx {
+                            sdp::add_answer_crypto(&mut out, tag, tx);
+                        }
+                        c
+                    }
+                    None => LegCrypto::default(),
                 };
                 call.legs[s].local_sdp = Some(out.clone());
                 call.legs[s].remote_sdp = Some(ro.offer.clone());
@@ -1345,6 +1431,7 @@ impl Core {
                     let (ls, lo) = (call.spec.legs[s], call.spec.legs[o]);
                     call.spec.legs[s] = remote_spec(&sdp::negotiated(&rs, &ro_), ls.local, ls.latch);
                     call.spec.legs[o] = remote_spec(&ro_, lo.local, lo.latch);
+                    (call.spec.legs[s].crypto, call.spec.legs[o].crypto) = (s_crypto, o_crypto);
                     self.media_out.push_back(Command::Update(call.spec));
                 }
                 let mut r = response(&fake_req, 200, "OK", Some(&tag));
@@ -1404,8 +1491,16 @@ impl Core {
         let Some(other_sdp) = other_sdp else { return self.notify(now, id, s, 488, "Not Acceptable Here", true) };
         let allowed: Vec<String> = self.cfg.trunks[tout].codecs.clone();
         let mut origin = Origin { id: self.next ^ 0x7f3, version: 0 };
-        let rw = Rewrite { ip: self.cfg.media.sdp_ip(), port, allowed: &allowed, srtp_off: true };
-        let offer = match sdp::rewrite_offer(&other_sdp, &rw, &mut origin) {
+        // The transferee's SDP was accepted already; the new leg is keyed on its own.
+        let rw = Rewrite { ip: self.cfg.media.sdp_ip(), port, allowed: &allowed, srtp_off: false };
+        let prefs = sdp::SrtpPrefs::of(&self.cfg.trunks[tout]);
+        let offer = sdp::rewrite_offer(&other_sdp, &rw, &mut origin).and_then(|mut o| {
+            if prefs.offer_srtp(false) {
+                sdp::add_offer_crypto(&mut o, &prefs.suites, None)?;
+            }
+            Ok(o)
+        });
+        let offer = match offer {
             Ok(o) => o,
             Err(_) => return self.notify(now, id, s, 488, "Not Acceptable Here", true),
         };
@@ -1419,6 +1514,7 @@ impl Core {
             remote_tag: String::new(),
             remote_hdr: String::new(),
             local_cseq: 1,
+            remote_cseq: 0,
             remote_target: String::new(),
             route_set: Vec::new(),
             dest: Dest { transport: tr, local, remote: t.addr },
@@ -1459,6 +1555,7 @@ impl Core {
         let mut m = build_in_dialog(leg, Method::Notify, via, contact, Some(("message/sipfrag;version=2.0", body)));
         m.push(HName::Event, "refer");
         m.push(HName::SubscriptionState, if last { "terminated;reason=noresource" } else { "active;expires=60" });
+        self.journal_dirty.insert(id);
         self.txs.send_request(now, m, d, Owner(id, P_NOTIFY));
     }
 
@@ -1488,7 +1585,11 @@ impl Core {
         ack.set(HName::CSeq, format!("{} ACK", tr.leg.local_cseq));
         self.out.push_back(Transmit { dest: d, data: ack.to_bytes() });
         tr.ack = None;
-        let Some(ans) = answer else {
+        let crypto = match (&answer, &tr.leg.local_sdp) {
+            (Some(a), Some(ours)) => sdp::answer_crypto(ours, a).ok(),
+            _ => Some(LegCrypto::default()),
+        };
+        let (Some(ans), Some(crypto)) = (answer, crypto) else {
             self.send_bye_leg(now, &mut tr.leg.clone(), id);
             return self.notify(now, id, s, 488, reason(488), true);
         };
@@ -1498,6 +1599,7 @@ impl Core {
         if let Ok(r) = ans.remote() {
             let l = call.spec.legs[s];
             call.spec.legs[s] = remote_spec(&r, l.local, l.latch);
+            call.spec.legs[s].crypto = crypto;
             self.media_out.push_back(Command::Update(call.spec));
         }
         self.notify(now, id, s, 200, "OK", true);
@@ -1511,10 +1613,7 @@ impl Core {
         if s == 1 {
             call.cdr.trunk_out = self.cfg.trunks[new.trunk].name.clone();
         }
-        let entry = self.journal_entry(id);
-        if let Some(e) = entry {
-            self.journal_out.push_back(JournalOp::Add(e));
-        }
+        self.journal_dirty.insert(id);
     }
 
     fn send_bye_leg(&mut self, now: Instant, leg: &mut Leg, id: u64) {
@@ -1608,72 +1707,7 @@ impl Core {
     }
 
     // ------------------------------------------------------------------ restart
-
-    /// Recovery after a restart: `sessions` from the datapath's dump, `journal` the calls that
-    /// were up. Every dumped session's ports are marked used until its Delete is confirmed;
-    /// journaled calls get a BYE on both legs; every session is deleted.
-    pub fn recover(&mut self, now: Instant, sessions: &[SessionSpec], journal: &[JournalEntry]) {
-        for s in sessions {
-            let ports = [s.legs[0].local.port(), s.legs[1].local.port()];
-            for p in ports {
-                self.ports.mark_used(p);
-            }
-            self.pending_delete.insert(s.id, (ports, None));
-            self.media_out.push_back(Command::Delete(s.id));
-            self.next = self.next.max(s.id.0 + 1);
-        }
-        for e in journal {
-            self.next = self.next.max(e.id + 1);
-            for l in &e.legs {
-                let Ok(remote) = l.remote.parse() else { continue };
-                let Ok(local) = l.local.parse() else { continue };
-                let transport = Transport::from_token(&l.transport).unwrap_or(Transport::Udp);
-                let mut leg = Leg {
-                    call_id: l.call_id.clone(),
-                    local_tag: l.local_tag.clone(),
-                    local_hdr: l.local_hdr.clone(),
-                    remote_hdr: l.remote_hdr.clone(),
-                    remote_tag: String::new(),
-                    local_cseq: l.cseq + 100,
-                    remote_target: l.target.clone(),
-                    route_set: l.routes.clone(),
-                    dest: Dest { transport, local, remote },
-                    trunk: 0,
-                    port: 0,
-                    origin: Origin { id: 0, version: 0 },
-                    remote_sdp: None,
-                    local_sdp: None,
-                    pending_2xx: None,
-                };
-                self.send_bye_leg(now, &mut leg, 0);
-            }
-            log::info!("recovered call {} ({}): sent BYE to both legs", e.id, e.legs[0].call_id);
-        }
-        self.journal_out.push_back(JournalOp::Reset);
-    }
-
-    fn journal_entry(&self, id: u64) -> Option<JournalEntry> {
-        let c = self.calls.get(&id)?;
-        Some(JournalEntry {
-            id,
-            session: c.session.0,
-            legs: [0, 1].map(|i| {
-                let l = &c.legs[i];
-                JournalLeg {
-                    call_id: l.call_id.clone(),
-                    local_tag: l.local_tag.clone(),
-                    local_hdr: l.local_hdr.clone(),
-                    remote_hdr: l.remote_hdr.clone(),
-                    cseq: l.local_cseq,
-                    target: l.remote_target.clone(),
-                    routes: l.route_set.clone(),
-                    transport: l.dest.transport.via_token().to_string(),
-                    local: l.dest.local.to_string(),
-                    remote: l.dest.remote.to_string(),
-                }
-            }),
-        })
-    }
+    // `recover()` and the journal records live in `b2bua/restart.rs`.
 
     // ------------------------------------------------------------------ outputs
 
@@ -1700,6 +1734,7 @@ impl Core {
 
     /// Next journal operation.
     pub fn poll_journal(&mut self) -> Option<JournalOp> {
+        self.flush_journal_dirty();
         self.journal_out.pop_front()
     }
 

@@ -1,10 +1,10 @@
 //! Call detail records, shaped for billing: one JSON object per line.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xtrunk_ring::msg::StreamStats;
 
 /// Media statistics of one leg (what the relay received from that leg's peer).
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LegStats {
     /// RTP packets received.
     pub packets: u64,
@@ -21,7 +21,7 @@ impl From<StreamStats> for LegStats {
 }
 
 /// One call.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Cdr {
     /// Caller-side Call-ID.
     pub call_id: String,

@@ -15,6 +15,10 @@ pub struct Metrics {
     pub calls_answered: u64,
     /// Calls fully torn down.
     pub calls_ended: u64,
+    /// Answered calls resumed from the journal after a restart.
+    pub calls_recovered: u64,
+    /// Calls or sessions that could not be resumed after a restart and were ended.
+    pub calls_released_on_restart: u64,
     /// Commands that waited because the datapath queue was full.
     pub media_backpressure: u64,
     /// Datapath errors received.

@@ -57,6 +57,7 @@ pub struct Server<M: MediaPort> {
     media: M,
     cdr: Option<File>,
     journal: Option<Journal>,
+    journal_ops: Vec<JournalOp>,
     journal_path: std::path::PathBuf,
     max: usize,
 }
@@ -120,6 +121,7 @@ impl<M: MediaPort> Server<M> {
             media,
             cdr,
             journal: None,
+            journal_ops: Vec::new(),
             journal_path: journal::path_for(&cfg.node.shm_path),
             max: cfg.sip.max_message_bytes,
         })
@@ -130,31 +132,54 @@ impl<M: MediaPort> Server<M> {
         self.udp.iter().map(|(_, _, a)| (Transport::Udp, *a)).chain(self.tcp.iter().map(|(_, _, a)| (Transport::Tcp, *a))).collect()
     }
 
-    /// Restart recovery: dump the datapath's sessions, replay the journal.
+    /// Restart recovery: dump the datapath's sessions, open (and compact) the journal, and let
+    /// the core resume the answered calls found in both (see `b2bua/restart.rs`).
     fn recover(&mut self) {
         let token = 0x5151_0000_u64 ^ u64::from(std::process::id());
         let mut sessions = Vec::new();
         let mut sent = false;
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut complete = false;
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(5);
         while Instant::now() < deadline {
             if !sent {
                 sent = self.media.send(&Command::Dump { token }).is_ok();
             }
             match self.media.poll_event() {
                 Some(Event::Session(s)) => sessions.push(s),
-                Some(Event::DumpDone { token: t, .. }) if t == token => break,
+                Some(Event::DumpDone { token: t, .. }) if t == token => {
+                    complete = true;
+                    break;
+                }
                 Some(ev) => self.core.handle_media_event(Instant::now(), ev),
                 None => std::thread::sleep(Duration::from_millis(1)),
             }
         }
-        let entries = Journal::load(&self.journal_path);
+        if !complete {
+            log::warn!("recovery: no DumpDone from the datapath within 5 s; {} session(s) seen", sessions.len());
+        }
+        let entries = match Journal::open(&self.journal_path) {
+            Ok((j, entries)) => {
+                self.journal = Some(j);
+                entries
+            }
+            Err(e) => {
+                log::warn!("journal {}: {e}; restart safety off", self.journal_path.display());
+                Journal::load(&self.journal_path)
+            }
+        };
         if !sessions.is_empty() || !entries.is_empty() {
-            log::info!("recovery: {} datapath sessions, {} journaled calls", sessions.len(), entries.len());
+            log::info!(
+                "recovery: {} datapath session(s), {} journaled call(s) (dump took {:?})",
+                sessions.len(),
+                entries.len(),
+                started.elapsed()
+            );
         }
         self.core.recover(Instant::now(), &sessions, &entries);
-        match Journal::open(&self.journal_path) {
-            Ok(j) => self.journal = Some(j),
-            Err(e) => log::warn!("journal {}: {e}; restart safety off", self.journal_path.display()),
+        if !sessions.is_empty() || !entries.is_empty() {
+            let m = &self.core.metrics;
+            log::info!("recovery: {} call(s) resumed, {} ended", m.calls_recovered, m.calls_released_on_restart);
         }
     }
 
@@ -382,10 +407,31 @@ impl<M: MediaPort> Server<M> {
         }
     }
 
+    /// Writes the core's pending journal operations with one `write(2)`.
+    fn flush_journal(&mut self) {
+        self.journal_ops.clear();
+        while let Some(op) = self.core.poll_journal() {
+            self.journal_ops.push(op);
+        }
+        if self.journal_ops.is_empty() {
+            return;
+        }
+        match &mut self.journal {
+            Some(j) => {
+                if let Err(e) = j.apply_all(&self.journal_ops) {
+                    log::warn!("journal write: {e}");
+                }
+            }
+            None => log::debug!("journal not open; {} operation(s) lost", self.journal_ops.len()),
+        }
+    }
+
     fn flush(&mut self) {
         // Transport errors can produce more output: loop until quiet.
         for _ in 0..4 {
             let mut any = false;
+            // The journal first: a record is on file before the messages it describes leave.
+            self.flush_journal();
             while let Some(t) = self.core.poll_transmit() {
                 any = true;
                 self.send(t);
@@ -406,15 +452,7 @@ impl<M: MediaPort> Server<M> {
                     }
                 }
             }
-            while let Some(op) = self.core.poll_journal() {
-                if let Some(j) = &mut self.journal {
-                    if let Err(e) = j.apply(&op) {
-                        log::warn!("journal write: {e}");
-                    }
-                } else if op != JournalOp::Reset {
-                    log::debug!("journal not open; {op:?} lost");
-                }
-            }
+            self.flush_journal();
             if !any {
                 break;
             }

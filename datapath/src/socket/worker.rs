@@ -17,6 +17,10 @@ use crate::relay::{DropCounters, PortHooks, Relay, Verdict};
 const WAKE: u64 = 1 << 32;
 /// Most batches read from one socket per readiness event (fairness between sockets).
 const MAX_BATCHES_PER_WAKE: usize = 4;
+/// After handling packets, poll without sleeping for this long before blocking in `epoll_wait`:
+/// a worker that sleeps between packets makes every sender pay a cross-core wake-up (an IPI, a VM
+/// exit under virtualization), which costs more than the packet itself at high rates.
+const BUSY_POLL_US: u64 = 200;
 
 /// The sockets of one worker, indexed by local port.
 struct Sockets {
@@ -115,14 +119,19 @@ impl Worker {
         let mut events: Vec<EpollEvent> = vec![sys::empty_event(); 256];
         let mut next_deadline: Option<u64> = None;
         let mut last_publish = 0u64;
+        let mut last_busy = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let now = self.now_ms();
             let timeout = match next_deadline {
+                _ if last_busy.elapsed().as_micros() < u128::from(BUSY_POLL_US) => 0,
                 Some(d) if d <= now => 0,
                 Some(d) => (d - now).min(100) as i32,
                 None => 100,
             };
             let n = self.socks.epoll.wait(&mut events, timeout).map_err(|e| format!("epoll_wait: {e}"))?;
+            if n > 0 {
+                last_busy = Instant::now();
+            }
             let now = self.now_ms();
             for ev in &events[..n] {
                 let token = sys::event_token(ev);

@@ -1,0 +1,197 @@
+//! Helpers shared by the SIPp tests (`sipp.rs`, `srtp_sipp.rs`): free ports, the in-process
+//! sidecar, SIPp processes and their statistics.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use xtrunk_config::{Config, Listen, Route, Target, Transport, Trunk, TrunkRole};
+use xtrunk_signaling::{LoopbackMedia, Server, Summary};
+
+pub(crate) fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").join(format!("{name}.xml")).display().to_string()
+}
+
+pub(crate) fn sipp_available() -> bool {
+    Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// A free UDP port whose +1 is free too (SIPp media binds RTP and RTCP).
+pub(crate) fn free_port() -> u16 {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = s.local_addr().unwrap().port();
+        if p % 2 == 0 && p < 65_000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+pub(crate) fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xtrunk-sig-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) -> Trunk {
+    Trunk {
+        name: name.into(),
+        role,
+        acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
+        targets: targets
+            .iter()
+            .map(|p| Target { addr: SocketAddr::from(([127, 0, 0, 1], *p)), transport: Transport::Udp })
+            .collect(),
+        codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
+        srtp: Default::default(),
+        srtp_suites: vec![],
+        latch: None,
+    }
+}
+
+pub(crate) struct Sidecar {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Summary>>,
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
+}
+
+impl Sidecar {
+    pub(crate) fn start(name: &str, carriers: &[u16], tweak: impl FnOnce(&mut Config)) -> Self {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let dir = tmpdir(name);
+        let port = free_port();
+        let mut cfg = Config::embedded_default().unwrap();
+        cfg.node.shm_path = dir.join("shm");
+        cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
+        cfg.sip.listen = vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: None }];
+        cfg.sip.timers.t1_ms = 200;
+        cfg.sip.no_answer_timeout_secs = 30;
+        cfg.media.port_min = 20_000;
+        cfg.media.port_max = 29_999;
+        cfg.trunks = vec![
+            trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]),
+            trunk("carrier", TrunkRole::Carrier, &[], carriers),
+        ];
+        cfg.routes = vec![Route { prefix: String::new(), from_trunk: Some("pbx".into()), trunk: "carrier".into() }];
+        tweak(&mut cfg);
+        let server = Server::bind(&cfg, LoopbackMedia::default()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let handle = std::thread::spawn(move || server.run(s2).unwrap());
+        Self { stop, handle: Some(handle), port, dir }
+    }
+
+    pub(crate) fn stop(mut self) -> Summary {
+        // Let in-flight teardown (BYE/ACK retransmissions, Deleted events) settle.
+        std::thread::sleep(Duration::from_millis(300));
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+
+    pub(crate) fn cdrs(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("cdr.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+pub(crate) struct Sipp {
+    child: Child,
+    stat: PathBuf,
+    name: String,
+}
+
+/// Starts a SIPp instance. `remote`: where a UAC sends; `calls`: `-m`.
+pub(crate) fn sipp(dir: &Path, tag: &str, sf: &str, port: u16, remote: Option<u16>, calls: usize, extra: &[&str]) -> Sipp {
+    let stat = dir.join(format!("{tag}.csv"));
+    let mut c = Command::new("sipp");
+    if let Some(r) = remote {
+        c.arg(format!("127.0.0.1:{r}"));
+    }
+    c.args(["-sf", &scenario(sf), "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mp", &free_port().to_string(), "-m", &calls.to_string()])
+        .args(["-nostdin", "-timeout", "50s", "-timeout_error", "-trace_stat", "-fd", "1"])
+        .args(["-stf", stat.to_str().unwrap()])
+        .args(extra)
+        .args(if std::env::var_os("XT_SIPP_TRACE").is_some() { vec!["-trace_msg", "-trace_err"] } else { vec![] })
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    Sipp { child: c.spawn().expect("spawn sipp"), stat, name: format!("{tag} ({sf})") }
+}
+
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) ok: bool,
+    pub(crate) successful: u64,
+    pub(crate) failed: u64,
+}
+
+impl Sipp {
+    pub(crate) fn wait(mut self) -> Outcome {
+        let st = self.child.wait().unwrap();
+        let (successful, failed) = read_stat(&self.stat);
+        if !st.success() {
+            let mut e = String::new();
+            use std::io::Read;
+            let _ = self.child.stderr.take().unwrap().read_to_string(&mut e);
+            eprintln!("{}: exit {st}; stderr: {e}", self.name);
+        }
+        Outcome { ok: st.success(), successful, failed }
+    }
+}
+
+/// SuccessfulCall(C) and FailedCall(C) from the last row of SIPp's statistics CSV.
+pub(crate) fn read_stat(p: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let mut lines = text.lines();
+    let Some(head) = lines.next() else { return (0, 0) };
+    let Some(last) = lines.filter(|l| !l.trim().is_empty()).last() else { return (0, 0) };
+    let cols: Vec<&str> = head.split(';').collect();
+    let vals: Vec<&str> = last.split(';').collect();
+    let get = |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
+
+pub(crate) fn assert_clean(s: &Summary) {
+    assert_eq!(s.active_calls, 0, "calls left: {s:?}");
+    assert_eq!(s.pending_deletes, 0, "sessions not deleted: {s:?}");
+    assert_eq!(s.ports_free, s.ports_total, "ports leaked: {s:?}");
+}
+
+/// Runs one carrier UAS + one PBX UAC through the sidecar.
+pub(crate) fn pair(name: &str, uac: &str, uas: &str, calls: usize, rate: u32, uac_extra: &[&str], tweak: impl FnOnce(&mut Config)) -> (Outcome, Outcome, Summary, Vec<serde_json::Value>) {
+    let uas_port = free_port();
+    let side = Sidecar::start(name, &[uas_port], tweak);
+    let carrier = sipp(&side.dir, "uas", uas, uas_port, None, calls, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let rate_s = rate.to_string();
+    let mut extra = vec!["-r", &rate_s];
+    extra.extend_from_slice(uac_extra);
+    let pbx = sipp(&side.dir, "uac", uac, free_port(), Some(side.port), calls, &extra);
+    let a = pbx.wait();
+    let b = carrier.wait();
+    let cdrs = side.cdrs();
+    let s = side.stop();
+    (a, b, s, cdrs)
+}
+
+macro_rules! need_sipp {
+    () => {
+        if !sipp_available() {
+            eprintln!("sipp not installed; skipping");
+            return;
+        }
+    };
+}

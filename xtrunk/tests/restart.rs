@@ -1,0 +1,391 @@
+//! The product promise, end to end with the real binary: a sidecar crash does not cut the media
+//! of a call in progress, and the restarted sidecar ends that call cleanly later.
+//!
+//! The test plays the PBX and the carrier itself (SIP and RTP over loopback UDP), starts
+//! `xtrunk run --config <temp file>` (unique shm path, SIP port and media range), sets a call up,
+//! streams RTP from the PBX side and counts what reaches the carrier side, `kill -9`s the signaling
+//! child (its pid is in the supervisor's log), checks that RTP keeps arriving during and after the
+//! crash and that the supervisor restarts the sidecar, which resumes the call; then the PBX hangs
+//! up: the BYE is answered 200, a BYE reaches the carrier, the relay stops, a CDR is written.
+//! SIGTERM to the supervisor must remove the shm file and exit 0. Every process is killed on
+//! the way out (`Guard`), whatever happens.
+
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xtrunk_signaling::b2bua::response;
+use xtrunk_signaling::sip::msg::{parse, HName, Message, NameAddr};
+
+/// Kills (SIGKILL) every process this test started or learnt the pid of, and removes its files.
+struct Guard {
+    supervisor: Option<Child>,
+    log: PathBuf,
+    dir: PathBuf,
+    shm: PathBuf,
+}
+
+impl Guard {
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Pids the supervisor logged for its children.
+    fn child_pids(&self) -> Vec<i32> {
+        let log = self.log();
+        ["datapath started (pid ", "sidecar started (pid ", "sidecar restarted (pid "]
+            .iter()
+            .flat_map(|k| log.match_indices(k).map(|(i, k)| &log[i + k.len()..]).collect::<Vec<_>>())
+            .filter_map(|rest| rest.split(')').next()?.parse().ok())
+            .collect()
+    }
+
+    /// Waits for `needle` to appear in the log `n` times.
+    fn wait_log(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let t = Instant::now() + timeout;
+        while Instant::now() < t {
+            if self.log().matches(needle).count() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.supervisor.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for pid in self.child_pids() {
+            // SAFETY: kill(2) on pids our supervisor logged as its children; no memory involved.
+            // Signal 0 first: only signal processes that still exist.
+            unsafe {
+                if libc::kill(pid, 0) == 0 {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        let _ = fs::remove_file(&self.shm);
+        let mut j = self.shm.as_os_str().to_owned();
+        j.push(".calls");
+        let _ = fs::remove_file(PathBuf::from(j));
+        if std::env::var_os("XT_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A free UDP port (even, with the next one free too).
+fn free_port() -> u16 {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = s.local_addr().unwrap().port();
+        if p % 2 == 0 && p < 60_000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// A free media range of `n` ports (probed by binding every port once).
+fn free_range(n: u16) -> u16 {
+    let seed = (std::process::id() as u16).wrapping_mul(7919);
+    for k in 0..500u16 {
+        let base = 40_000 + ((seed.wrapping_add(k * 97)) % 400) * 40;
+        if (base..base + n).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free media range");
+}
+
+fn udp() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s
+}
+
+/// Receives until a message matching `pred` arrives (others are skipped); None on timeout.
+fn recv_msg(s: &UdpSocket, timeout: Duration, pred: impl Fn(&Message) -> bool) -> Option<(Message, SocketAddr)> {
+    let t = Instant::now() + timeout;
+    let mut buf = [0u8; 65_536];
+    while Instant::now() < t {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            if let Ok(m) = parse(&buf[..n]) {
+                if pred(&m) {
+                    return Some((m, from));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn is_req(m: &'static str) -> impl Fn(&Message) -> bool {
+    move |x: &Message| x.method().map(|k| k.as_str() == m).unwrap_or(false)
+}
+
+fn is_resp(code: u16, method: &'static str) -> impl Fn(&Message) -> bool {
+    move |x: &Message| x.code() == Some(code) && x.cseq().map_or(false, |c| c.method.as_str() == method)
+}
+
+fn sdp(o: &str, port: u16) -> String {
+    format!("v=0\r\no={o} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n")
+}
+
+fn sdp_port(body: &[u8]) -> u16 {
+    let t = String::from_utf8_lossy(body);
+    let m = t.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio");
+    m.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn config(dir: &Path, shm: &Path, sip: u16, carrier: u16, media: u16) -> PathBuf {
+    let text = format!(
+        r#"[node]
+name = "xtrunk-restart-test"
+shm_path = "{shm}"
+log_level = "info"
+cdr_path = "{cdr}"
+
+[[sip.listen]]
+transport = "udp"
+addr = "127.0.0.1:{sip}"
+
+[sip.timers]
+t1_ms = 200
+t2_ms = 4000
+t4_ms = 5000
+
+[media]
+port_min = {media}
+port_max = {media_max}
+bind_ip = "127.0.0.1"
+timeout_secs = 60
+latch = "once"
+
+[datapath]
+backend = "socket"
+max_sessions = 8
+
+[[trunk]]
+name = "pbx"
+role = "customer"
+acl = ["127.0.0.0/8"]
+codecs = ["PCMA", "PCMU", "telephone-event"]
+
+[[trunk]]
+name = "carrier"
+role = "carrier"
+targets = [{{ addr = "127.0.0.1:{carrier}", transport = "udp" }}]
+codecs = ["PCMA", "PCMU", "telephone-event"]
+
+[[route]]
+prefix = ""
+from_trunk = "pbx"
+trunk = "carrier"
+"#,
+        shm = shm.display(),
+        cdr = dir.join("cdr.jsonl").display(),
+        media_max = media + 39,
+    );
+    let f = dir.join("xtrunk.toml");
+    fs::write(&f, text).unwrap();
+    f
+}
+
+/// Sends RTP (PCMA, 20 ms) from `from` to `to` until `stop`.
+fn rtp_sender(from: UdpSocket, to: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut seq: u16 = 0;
+        let mut ts: u32 = 0;
+        let mut sent = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let mut p = vec![0x80, 8];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+            p.extend_from_slice(&[0xd5; 160]);
+            if from.send_to(&p, to).is_ok() {
+                sent += 1;
+            }
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(160);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sent
+    })
+}
+
+/// Counts RTP packets arriving on `sock` until `stop`.
+fn rtp_counter(sock: UdpSocket, count: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                if n >= 12 && buf[0] >> 6 == 2 {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    })
+}
+
+/// Packets counted during `d`.
+fn arrivals(count: &AtomicU64, d: Duration) -> u64 {
+    let a = count.load(Ordering::Relaxed);
+    std::thread::sleep(d);
+    count.load(Ordering::Relaxed) - a
+}
+
+#[test]
+fn media_survives_a_sidecar_crash_and_the_call_ends_cleanly() {
+    let started = Instant::now();
+    let tag = format!("{}-{}", std::process::id(), started.elapsed().as_nanos() % 1_000_000);
+    let dir = std::env::temp_dir().join(format!("xtrunk-restart-e2e-{tag}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let shm = PathBuf::from(format!("/dev/shm/xtrunk-test-restart-{tag}"));
+    let pbx_sip = udp();
+    let carrier_sip = udp();
+    let pbx_rtp = udp();
+    let carrier_rtp = udp();
+    let sip_port = free_port();
+    let media = free_range(40);
+    let cfg = config(&dir, &shm, sip_port, carrier_sip.local_addr().unwrap().port(), media);
+    let log = dir.join("xtrunk.log");
+    let mut g = Guard { supervisor: None, log: log.clone(), dir: dir.clone(), shm: shm.clone() };
+    let child = Command::new(env!("CARGO_BIN_EXE_xtrunk"))
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn xtrunk");
+    g.supervisor = Some(child);
+    let xt: SocketAddr = ([127, 0, 0, 1], sip_port).into();
+    let carrier_addr = carrier_sip.local_addr().unwrap();
+    let pbx_addr = pbx_sip.local_addr().unwrap();
+
+    // Ready when it answers OPTIONS.
+    let mut ready = false;
+    for i in 0..100 {
+        let opt = format!("OPTIONS sip:xtrunk@{xt} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKo{i};rport\r\nFrom: <sip:100@127.0.0.1>;tag=o{i}\r\nTo: <sip:xtrunk@{xt}>\r\nCall-ID: opt{i}-{tag}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        pbx_sip.send_to(opt.as_bytes(), xt).unwrap();
+        if let Some(s) = g.supervisor.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            panic!("xtrunk exited early ({s}); log:\n{}", g.log());
+        }
+        if recv_msg(&pbx_sip, Duration::from_millis(100), is_resp(200, "OPTIONS")).is_some() {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "xtrunk did not answer OPTIONS; log:\n{}", g.log());
+
+    // The call.
+    let call_id = format!("e2e-{tag}");
+    let offer = sdp("pbx", pbx_rtp.local_addr().unwrap().port());
+    let invite = format!("INVITE sip:4930123@{xt} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKinv1;rport\r\nFrom: <sip:100@127.0.0.1>;tag=pa\r\nTo: <sip:4930123@{xt}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{pbx_addr}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}", offer.len());
+    pbx_sip.send_to(invite.as_bytes(), xt).unwrap();
+    let (b_inv, from) = recv_msg(&carrier_sip, Duration::from_secs(5), is_req("INVITE")).expect("INVITE at the carrier");
+    let mut ok = response(&b_inv, 200, "OK", Some("cb1"));
+    ok.push(HName::Contact, format!("<sip:c@{carrier_addr}>"));
+    ok.push(HName::ContentType, "application/sdp");
+    ok.body = sdp("carrier", carrier_rtp.local_addr().unwrap().port()).into_bytes();
+    carrier_sip.send_to(&ok.to_bytes(), from).unwrap();
+    let (ok_a, _) = recv_msg(&pbx_sip, Duration::from_secs(5), is_resp(200, "INVITE")).expect("200 at the PBX");
+    let relay_a: SocketAddr = ([127, 0, 0, 1], sdp_port(&ok_a.body)).into();
+    let to_a = ok_a.header(&HName::To).unwrap().to_string();
+    let target = ok_a.header(&HName::Contact).and_then(|c| NameAddr::parse(c).ok()).map(|n| n.uri).unwrap();
+    let ack = format!("ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKack1;rport\r\nFrom: <sip:100@127.0.0.1>;tag=pa\r\nTo: {to_a}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    pbx_sip.send_to(ack.as_bytes(), xt).unwrap();
+    assert!(recv_msg(&carrier_sip, Duration::from_secs(2), is_req("ACK")).is_some(), "ACK at the carrier");
+
+    // Media: PBX → relay → carrier.
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let counter = rtp_counter(carrier_rtp, Arc::clone(&count), Arc::clone(&stop));
+    let sender = rtp_sender(pbx_rtp, relay_a, Arc::clone(&stop));
+    let before = arrivals(&count, Duration::from_millis(600));
+    assert!(before >= 15, "RTP relayed before the crash: {before} packets in 600 ms");
+
+    // The crash.
+    assert!(g.wait_log("sidecar started (pid ", 1, Duration::from_secs(1)));
+    let pids = g.child_pids();
+    let log = g.log();
+    let sidecar: i32 = log
+        .split("sidecar started (pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .expect("sidecar pid in the log");
+    assert!(pids.contains(&sidecar));
+    // SAFETY: kill(2) on the sidecar pid our supervisor logged; no memory involved.
+    assert_eq!(unsafe { libc::kill(sidecar, libc::SIGKILL) }, 0);
+    let during = arrivals(&count, Duration::from_millis(400));
+    assert!(during >= 10, "RTP during the crash: {during} packets in 400 ms");
+    assert!(g.wait_log("sidecar restarted (pid ", 1, Duration::from_secs(10)), "no restart; log:\n{}", g.log());
+    assert!(g.wait_log("1 call(s) resumed", 1, Duration::from_secs(10)), "call not resumed; log:\n{}", g.log());
+    let after = arrivals(&count, Duration::from_millis(600));
+    assert!(after >= 15, "RTP after the restart: {after} packets in 600 ms");
+
+    // The PBX hangs up; the restarted sidecar handles it within the resumed dialogs.
+    let bye = format!("BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKbye1;rport\r\nFrom: <sip:100@127.0.0.1>;tag=pa\r\nTo: {to_a}\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    pbx_sip.send_to(bye.as_bytes(), xt).unwrap();
+    let (bye_ok, _) = recv_msg(&pbx_sip, Duration::from_secs(3), is_resp(200, "BYE")).expect("200 to the PBX's BYE");
+    assert_eq!(bye_ok.call_id(), Some(call_id.as_str()));
+    let (bye_b, from) = recv_msg(&carrier_sip, Duration::from_secs(3), is_req("BYE")).expect("BYE at the carrier");
+    assert_eq!(bye_b.call_id(), b_inv.call_id());
+    assert_eq!(bye_b.to().unwrap().tag(), Some("cb1"));
+    assert_eq!(bye_b.from().unwrap().tag(), b_inv.from().unwrap().tag());
+    assert_eq!(bye_b.cseq().unwrap().seq, 2, "carrier-side CSeq = INVITE + 1");
+    carrier_sip.send_to(&response(&bye_b, 200, "OK", None).to_bytes(), from).unwrap();
+    // The session is deleted: the relay stops.
+    std::thread::sleep(Duration::from_millis(300));
+    let gone = arrivals(&count, Duration::from_millis(400));
+    assert_eq!(gone, 0, "RTP still relayed after the BYE");
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    counter.join().unwrap();
+    assert!(sent > 0);
+    let t = Instant::now() + Duration::from_secs(3);
+    let cdr = loop {
+        let c = fs::read_to_string(dir.join("cdr.jsonl")).unwrap_or_default();
+        if c.contains(&call_id) || Instant::now() > t {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let line = cdr.lines().find(|l| l.contains(&call_id)).unwrap_or_else(|| panic!("no CDR for the call; log:\n{}", g.log()));
+    assert!(line.contains("\"end_reason\":\"caller_bye\""), "{line}");
+    assert!(line.contains("\"disposition\":200"), "{line}");
+
+    // Clean stop.
+    let mut sup = g.supervisor.take().unwrap();
+    let pid = sup.id() as i32;
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let t = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = sup.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > t {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    g.supervisor = Some(sup);
+    let status = status.unwrap_or_else(|| panic!("supervisor did not exit on SIGTERM; log:\n{}", g.log()));
+    assert!(status.success(), "supervisor exit {status}; log:\n{}", g.log());
+    assert!(!shm.exists(), "shm file left behind");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
