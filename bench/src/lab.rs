@@ -269,6 +269,12 @@ pub(crate) enum Net<'a> {
 }
 
 struct Topo {
+    /// Relay ports: session i uses `port_base + 4i` and `+ 2`.
+    port_base: u16,
+    port_max: u16,
+    /// Peer ports are fixed in the lab; on loopback (a namespace shared with everything else on
+    /// the machine) peers bind ephemeral ports and the relay block is probed for.
+    fixed_peer_ports: bool,
     pbx_ns: Option<String>,
     relay_ns: Option<String>,
     car_ns: Option<String>,
@@ -282,6 +288,9 @@ impl Topo {
     fn of(net: &Net<'_>) -> Self {
         match net {
             Net::Lab(l) => Topo {
+                port_base: PORT_BASE,
+                port_max: PORT_MAX,
+                fixed_peer_ports: true,
                 pbx_ns: Some(l.ns("pbx")),
                 relay_ns: Some(l.ns("relay")),
                 car_ns: Some(l.ns("carrier")),
@@ -291,6 +300,9 @@ impl Topo {
                 car: Ipv4Addr::new(10, 77, 2, 2).into(),
             },
             Net::Loopback => Topo {
+                port_base: 0,
+                port_max: 0,
+                fixed_peer_ports: false,
                 pbx_ns: None,
                 relay_ns: None,
                 car_ns: None,
@@ -303,16 +315,43 @@ impl Topo {
     }
 
     fn leg0(&self, i: usize) -> SocketAddr {
-        SocketAddr::new(self.relay_pbx, PORT_BASE + (4 * i) as u16)
+        SocketAddr::new(self.relay_pbx, self.port_base + (4 * i) as u16)
     }
 
     fn leg1(&self, i: usize) -> SocketAddr {
-        SocketAddr::new(self.relay_car, PORT_BASE + (4 * i) as u16 + 2)
+        SocketAddr::new(self.relay_car, self.port_base + (4 * i) as u16 + 2)
     }
 
     /// Session i. Leg 0 latches once (so the fast path may take it); leg 1 latches once when the
     /// carrier also sends, else it is strict (its SDP address is the fixed destination).
-    fn spec(&self, i: usize, bidir: bool, pbx_src: SocketAddr) -> SessionSpec {
+    fn peer_port(&self, fixed: u16) -> u16 {
+        if self.fixed_peer_ports {
+            fixed
+        } else {
+            0
+        }
+    }
+
+    /// Loopback: a block of `4 × sessions` relay ports nobody holds now on the relay address.
+    fn probe_port_block(&mut self, sessions: usize) -> anyhow::Result<()> {
+        let need = 4 * sessions;
+        let pid = std::process::id() as usize;
+        for k in 0..512usize {
+            let base = (20_000 + (pid.wrapping_mul(52) + k * 1_012) % (40_000 - need)) & !3;
+            let free = (0..2 * sessions)
+                .map(|j| std::net::UdpSocket::bind(SocketAddr::new(self.relay_pbx, (base + 2 * j) as u16)))
+                .collect::<Result<Vec<_>, _>>()
+                .is_ok();
+            if free {
+                self.port_base = base as u16;
+                self.port_max = (base + need - 1) as u16;
+                return Ok(());
+            }
+        }
+        bail!("no block of {need} free UDP ports on {} for the relay", self.relay_pbx)
+    }
+
+    fn spec(&self, i: usize, bidir: bool, pbx_src: SocketAddr, car: SocketAddr) -> SessionSpec {
         let leg = |local, remote, latch| LegSpec {
             local,
             remote: Some(remote),
@@ -326,7 +365,7 @@ impl Topo {
             id: SessionId(i as u64 + 1),
             legs: [
                 leg(self.leg0(i), pbx_src, LatchPolicy::Once),
-                leg(self.leg1(i), SocketAddr::new(self.car, CAR_PORT), if bidir { LatchPolicy::Once } else { LatchPolicy::Strict }),
+                leg(self.leg1(i), car, if bidir { LatchPolicy::Once } else { LatchPolicy::Strict }),
             ],
             media_timeout_ms: 0,
             allow_fast_path: true,
@@ -599,8 +638,8 @@ fn start_socket_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load) -> anyh
     let (ev_tx, ev_rx) = mpsc::channel::<Event>();
     let opts = SocketOptions {
         bind_ip: if topo.relay_ns.is_some() { Ipv4Addr::UNSPECIFIED.into() } else { topo.relay_pbx },
-        port_min: PORT_BASE,
-        port_max: PORT_MAX,
+        port_min: topo.port_base,
+        port_max: topo.port_max,
         cores: vec![load.relay_core],
         max_sessions: specs.len(),
         batch: BATCH,
@@ -939,13 +978,26 @@ pub(crate) fn measure(net: &Net<'_>, backend: Backend, load: &Load, progress: Pr
         bail!("the {} backend needs the namespace lab (root): only the socket backend runs on loopback", backend.name());
     }
     let _ = interrupted();
-    let topo = Topo::of(net);
+    let mut topo = Topo::of(net);
+    if !topo.fixed_peer_ports {
+        topo.probe_port_block(load.sessions)?;
+    }
     let bidir = load.bidirectional && load.impair.is_none();
-    let pbx_src = match load.impair {
-        Some(_) => SocketAddr::new(topo.pbx, IMPAIR_OUT_PORT),
-        None => SocketAddr::new(topo.pbx, PBX_PORT),
+    let pbx_sock = bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, topo.peer_port(PBX_PORT)))?;
+    let car_sock = bind(topo.car_ns.as_deref(), SocketAddr::new(topo.car, topo.peer_port(CAR_PORT)))?;
+    let impair_socks = match load.impair {
+        Some(_) => Some((
+            bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_IN_PORT)))?,
+            bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_OUT_PORT)))?,
+        )),
+        None => None,
     };
-    let specs: Vec<SessionSpec> = (0..load.sessions).map(|i| topo.spec(i, bidir, pbx_src)).collect();
+    let pbx_src = match &impair_socks {
+        Some((_, out)) => out.local_addr()?,
+        None => pbx_sock.local_addr()?,
+    };
+    let car_addr = car_sock.local_addr()?;
+    let specs: Vec<SessionSpec> = (0..load.sessions).map(|i| topo.spec(i, bidir, pbx_src, car_addr)).collect();
 
     // BPF run-time statistics only while the fast path is measured (they cost every XDP run).
     let _bpf_stats = if backend == Backend::Xdp {
@@ -962,25 +1014,22 @@ pub(crate) fn measure(net: &Net<'_>, backend: Backend, load: &Load, progress: Pr
     // Directed streams: 0..n PBX → carrier (to leg 0), n..2n carrier → PBX (to leg 1).
     let mut streams: Vec<(bool, SocketAddr)> = (0..load.sessions).map(|i| (false, topo.leg0(i))).collect();
     let relay_dests: Vec<SocketAddr> = streams.iter().map(|s| s.1).collect();
-    if let Some(_imp) = load.impair {
+    if let Some((inp, _)) = &impair_socks {
+        let to = inp.local_addr()?;
         for s in &mut streams {
-            s.1 = SocketAddr::new(topo.pbx, IMPAIR_IN_PORT);
+            s.1 = to;
         }
     }
     if bidir {
         streams.extend((0..load.sessions).map(|i| (true, topo.leg1(i))));
     }
-    let pbx_sock = bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, PBX_PORT))?;
-    let car_sock = bind(topo.car_ns.as_deref(), SocketAddr::new(topo.car, CAR_PORT))?;
     let live = Arc::new(Live::default());
-    let impair = match load.impair {
-        Some(imp) => {
-            let inp = bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, IMPAIR_IN_PORT))?;
-            let out = bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, IMPAIR_OUT_PORT))?;
+    let impair = match (load.impair, impair_socks) {
+        (Some(imp), Some((inp, out))) => {
             let l = live.clone();
             Some(spawn_in("xtb-impair", None, Some(load.load_core), move || impair_thread(inp, out, imp, relay_dests, l)))
         }
-        None => None,
+        _ => None,
     };
     let plan = LoadPlan { rate: load.asked_pps(), streams };
     let l = live.clone();

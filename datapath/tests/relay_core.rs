@@ -10,6 +10,7 @@ use xtrunk_ring::msg::{
     Codec, Command, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec,
     SrtpKeys, SrtpSuite,
 };
+use xtrunk_srtp::{SrtpContext, Suite};
 
 const RELAY_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 
@@ -97,9 +98,6 @@ fn create_refusals_name_the_port() {
     assert_eq!(apply(&mut r, 0, Command::Create(mk(2, 10004, 10002))), err(2, ErrorCode::PortInUse, 10002));
     // The RTCP port of 10000 (10001) is in use too: a leg on 10000 with mux would still clash on 10000.
     assert_eq!(apply(&mut r, 0, Command::Create(mk(2, 10004, 10004))), err(2, ErrorCode::InvalidSpec, 10004));
-    let mut keyed = mk(3, 10020, 10022);
-    keyed.legs[1].crypto.rx = Some(SrtpKeys { suite: SrtpSuite::AesCm128HmacSha1_80, key: [1; 32], salt: [2; 14] });
-    assert_eq!(apply(&mut r, 0, Command::Create(keyed)), err(3, ErrorCode::InvalidSpec, 10022));
     // Nothing of the refused commands stuck.
     let mut ports: Vec<u16> = r.local_ports().collect();
     ports.sort();
@@ -456,4 +454,89 @@ fn fast_path_rules() {
     r.handle_packet(0, 10000, addr(PEER_A, 4000), &mut rtp(8, 1, 0, 1, &[0; 10]), 22);
     r.handle_packet(0, 10002, addr(PEER_B, 6000), &mut rtp(0, 1, 0, 1, &[0; 10]), 22);
     assert_eq!(r.fast_path_rule(10000), None);
+}
+
+#[test]
+fn srtp_leg_bridged_to_plain_leg() {
+    // Leg 0 speaks SRTP: the peer protects with AES_CM_128_HMAC_SHA1_80 (our rx keys) and we
+    // protect towards it with AEAD_AES_128_GCM (our tx keys). Leg 1 is plain RTP.
+    let peer_keys = SrtpKeys { suite: SrtpSuite::AesCm128HmacSha1_80, key: [0x11; 32], salt: [0x22; 14] };
+    let our_keys = SrtpKeys { suite: SrtpSuite::AeadAes128Gcm, key: [0x33; 32], salt: [0x44; 14] };
+    let mut r = relay();
+    let mut s = spec(1, leg(10000, Some(addr(PEER_A, 4000)), LatchPolicy::Once, PtMap::new()), leg(10002, Some(addr(PEER_B, 6000)), LatchPolicy::Once, PtMap::new()));
+    s.legs[0].crypto = LegCrypto { rx: Some(peer_keys), tx: Some(our_keys) };
+    assert_eq!(apply(&mut r, 0, Command::Create(s)), vec![Event::Created(SessionId(1))]);
+    assert_eq!(r.fast_path_rule(10000), None);
+    let mut peer_tx = SrtpContext::new(Suite::AesCm128HmacSha1_80, &[0x11; 16], &[0x22; 14]).unwrap();
+    let mut peer_rx = SrtpContext::new(Suite::AeadAes128Gcm, &[0x33; 16], &[0x44; 12]).unwrap();
+    let (a, b) = (addr(PEER_A, 4000), addr(PEER_B, 6000));
+    let mut last_srtp = vec![];
+    for seq in 0..20u16 {
+        // A → relay (SRTP) → B (plain, identical to what A protected).
+        let mut buf = rtp(0, seq, u32::from(seq) * 160, 0xA, &[seq as u8; 160]);
+        let plain = buf[..172].to_vec();
+        let n = peer_tx.protect_rtp(&mut buf, 172).unwrap();
+        last_srtp = buf[..n].to_vec();
+        match r.handle_packet(u64::from(seq), 10000, a, &mut buf, n) {
+            Verdict::Forward { len, to, .. } => {
+                assert_eq!(to, b);
+                assert_eq!(&buf[..len], &plain[..]);
+            }
+            v => panic!("{v:?}"),
+        }
+        // B → relay (plain) → A (SRTP the peer can unprotect back to the original).
+        let mut buf = rtp(8, seq, u32::from(seq) * 160, 0xB, &[!(seq as u8); 160]);
+        let plain = buf[..172].to_vec();
+        match r.handle_packet(u64::from(seq), 10002, b, &mut buf, 172) {
+            Verdict::Forward { len, to, .. } => {
+                assert_eq!(to, a);
+                assert!(len > 172, "tag appended");
+                assert_ne!(&buf[12..172], &plain[12..], "payload encrypted");
+                let m = peer_rx.unprotect_rtp(&mut buf[..len]).unwrap();
+                assert_eq!(&buf[..m], &plain[..]);
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+    // Replay of an accepted packet, and a tampered packet, are dropped and counted.
+    let mut replay = last_srtp.clone();
+    let n = replay.len();
+    replay.resize(n + 64, 0);
+    assert_eq!(r.handle_packet(100, 10000, a, &mut replay, n), Verdict::Drop(DropReason::Srtp));
+    let mut forged = rtp(0, 500, 0, 0xA, &[1; 160]);
+    let n = peer_tx.protect_rtp(&mut forged, 172).unwrap();
+    forged[40] ^= 1;
+    assert_eq!(r.handle_packet(100, 10000, a, &mut forged, n), Verdict::Drop(DropReason::Srtp));
+    assert_eq!(r.counters().get(DropReason::Srtp), 2);
+    // SRTCP both ways.
+    let mut c = vec![0u8; 256];
+    let clen = RtcpRepr::SenderReport { ssrc: 0xA, info: Default::default(), reports: &[] }.emit(&mut c).unwrap();
+    let plain_rtcp = c[..clen].to_vec();
+    let n = peer_tx.protect_rtcp(&mut c, clen).unwrap();
+    match r.handle_packet(101, 10001, addr(PEER_A, 4001), &mut c, n) {
+        Verdict::Forward { len, to, .. } => {
+            assert_eq!(to, addr(PEER_B, 6001));
+            assert_eq!(&c[..len], &plain_rtcp[..]);
+        }
+        v => panic!("{v:?}"),
+    }
+    let mut c = vec![0u8; 256];
+    c[..clen].copy_from_slice(&plain_rtcp);
+    match r.handle_packet(102, 10003, addr(PEER_B, 6001), &mut c, clen) {
+        Verdict::Forward { len, to, .. } => {
+            assert_eq!(to, addr(PEER_A, 4001));
+            let m = peer_rx.unprotect_rtcp(&mut c[..len]).unwrap();
+            assert_eq!(&c[..m], &plain_rtcp[..]);
+        }
+        v => panic!("{v:?}"),
+    }
+    let st = r.session_stats(SessionId(1)).unwrap();
+    assert_eq!((st[0].packets, st[0].rtcp_packets, st[0].dropped, st[0].bytes), (20, 1, 2, 20 * 172));
+    // Re-keying on Update replaces the contexts: the old peer keys no longer authenticate.
+    let mut s2 = s;
+    s2.legs[0].crypto.rx = Some(SrtpKeys { key: [0x55; 32], ..peer_keys });
+    assert_eq!(apply(&mut r, 200, Command::Update(s2)), vec![Event::Updated(SessionId(1))]);
+    let mut buf = rtp(0, 30, 0, 0xA, &[0; 160]);
+    let n = peer_tx.protect_rtp(&mut buf, 172).unwrap();
+    assert_eq!(r.handle_packet(201, 10000, a, &mut buf, n), Verdict::Drop(DropReason::Srtp));
 }

@@ -73,6 +73,7 @@ fn run(n: usize, mode: Mode, dir: &Path) -> (Duration, u64, u64) {
                 core.handle_media_event(now, ev);
             }
             while core.poll_cdr().is_some() {}
+            core.handle_timeout(now);
         };
         let inv = format!("INVITE sip:4930{i}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKa{i};rport\r\nFrom: <sip:100@pbx>;tag=pa{i}\r\nTo: <sip:4930{i}@x>\r\nCall-ID: c{i}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}", offer.len());
         core.handle_input(now, from_pbx, inv.as_bytes());
@@ -112,26 +113,50 @@ fn run(n: usize, mode: Mode, dir: &Path) -> (Duration, u64, u64) {
     (el, journal.stats.writes, max_record)
 }
 
+/// The journal's own path in isolation: one answered call = one `add` batch + one `remove` batch.
+fn isolated(n: usize, dir: &Path) -> (f64, u64) {
+    let path = dir.join("iso.calls");
+    let _ = std::fs::remove_file(&path);
+    let (mut j, _) = Journal::open(&path).unwrap();
+    let entry: xtrunk_signaling::journal::JournalEntry = serde_json::from_str(SAMPLE).unwrap();
+    let t = Instant::now();
+    for i in 0..n as u64 {
+        let mut e = entry.clone();
+        e.id = i;
+        j.apply_all(&[JournalOp::Add(e)]).unwrap();
+        j.apply_all(&[JournalOp::Remove(i)]).unwrap();
+    }
+    let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let _ = std::fs::remove_file(&path);
+    (us, j.stats.compactions)
+}
+
+const SAMPLE: &str = r#"{"id":2,"session":2,"legs":[{"call_id":"c0","local_tag":"a1b2c3d4e5f6","local_hdr":"<sip:4930123@x>;tag=a1b2c3d4e5f6","remote_hdr":"<sip:100@pbx>;tag=pa0","cseq":0,"remote_cseq":1,"target":"sip:100@127.0.0.1:5062","routes":[],"transport":"UDP","local":"127.0.0.1:5060","remote":"127.0.0.1:5062","trunk":"local-pbx","port":20000,"origin":[680657,1],"local_sdp":"v=0\r\no=- 680657 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n","remote_sdp":"v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"},{"call_id":"f00dfeed12","local_tag":"b2c3d4e5f6a1","local_hdr":"<sip:100@127.0.0.1:5060>;tag=b2c3d4e5f6a1","remote_hdr":"<sip:4930123@127.0.0.1:5080>;tag=cb","cseq":1,"remote_cseq":0,"target":"sip:c@127.0.0.1:5080","routes":[],"transport":"UDP","local":"127.0.0.1:5060","remote":"127.0.0.1:5080","trunk":"local-carrier","port":20002,"origin":[24301,0],"local_sdp":"v=0\r\no=- 24301 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20002 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n","remote_sdp":"v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"}],"user":"4930123","cdr":{"call_id":"c0","b_call_id":"f00dfeed12","trunk_in":"local-pbx","trunk_out":"local-carrier","from":"100","to":"4930123","start_ms":1795419673007,"answer_ms":1795419673008,"end_ms":0,"disposition":200,"end_reason":"","legs":[{"packets":0,"lost":0,"jitter":0},{"packets":0,"lost":0,"jitter":0}]}}"#;
+
 #[test]
 #[ignore = "measurement; run in release with --ignored --nocapture"]
 fn journal_cost_per_call() {
-    let n: usize = std::env::var("XT_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let shm = std::env::temp_dir();
-    for (name, dir) in [("/dev/shm (tmpfs)", Path::new("/dev/shm")), ("temp dir", shm.as_path())] {
-        let _ = run(n / 10, Mode::Write, dir); // warm-up
-        let (base, _, _) = run(n, Mode::Discard, dir);
-        let (w, writes, rec) = run(n, Mode::Write, dir);
+    let n: usize = std::env::var("XT_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let tmp = std::env::temp_dir();
+    let us = |d: Duration, k: usize| d.as_secs_f64() * 1e6 / k as f64;
+    for (name, dir) in [("/dev/shm (tmpfs)", Path::new("/dev/shm")), ("temp dir", tmp.as_path())] {
+        let (iso, comp) = isolated(n * 4, dir);
+        println!("{name}: journal alone (add + remove, 2 writes): {iso:.2} µs/call over {} calls, {comp} compactions", n * 4);
+        // Alternate the modes, keep the best of three (the machine is shared).
+        let (mut base, mut w) = (f64::MAX, f64::MAX);
+        let (mut writes, mut rec) = (0, 0);
+        for _ in 0..3 {
+            base = base.min(us(run(n, Mode::Discard, dir).0, n));
+            let (d, wr, r) = run(n, Mode::Write, dir);
+            w = w.min(us(d, n));
+            writes = wr;
+            rec = r;
+        }
         let sync_n = (n / 10).max(100);
-        let (s, _, _) = run(sync_n, Mode::WriteSync, dir);
-        let us = |d: Duration, k: usize| d.as_secs_f64() * 1e6 / k as f64;
+        let s = us(run(sync_n, Mode::WriteSync, dir).0, sync_n);
         println!(
-            "{name}: {n} calls; core alone {:.1} µs/call; with journal {:.1} µs/call (+{:.1} µs, x{:.3}), {} writes, record ≤ {rec} B; with fdatasync per round {:.1} µs/call ({sync_n} calls)",
-            us(base, n),
-            us(w, n),
-            us(w, n) - us(base, n),
-            w.as_secs_f64() / base.as_secs_f64(),
-            writes,
-            us(s, sync_n),
+            "{name}: whole call through the core: {base:.1} µs/call without journal I/O, {w:.1} with (x{:.3}; {writes} writes, record <= {rec} B), {s:.1} with fdatasync per round",
+            w / base
         );
     }
 }

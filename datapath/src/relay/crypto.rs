@@ -1,35 +1,43 @@
-//! The SRTP seam of the relay.
+//! SRTP per leg, through `xtrunk-srtp`.
 //!
-//! `xtrunk-srtp` is not ready yet, so [`supported`] accepts only legs without keys and the relay
-//! refuses keyed specs with `ErrorCode::InvalidSpec`. When the SRTP crate lands:
-//!
-//! 1. build per-leg contexts here from [`LegCrypto`] (`rx` → an unprotect context for what the
-//!    leg's peer sends, `tx` → a protect context for what we send it) and keep them in
-//!    [`LegSrtp`] inside the session's leg state;
-//! 2. in `Relay::handle_packet`, the two `SRTP seam` comments mark where to call
-//!    `unprotect_rtp(&mut buf[..len])` on receive (before the RTP header is trusted for PT mapping)
-//!    and `protect_rtp(&mut buf, len)` on transmit (after PT rewrite/transcoding, using the spare
-//!    room after `len` for the tag); failures drop with `DropReason::Srtp`;
-//! 3. make `supported` return true for the suites the crate implements;
-//! 4. `Relay::fast_path_rule` already returns `None` for keyed legs.
+//! A leg's [`LegCrypto`] names up to two key sets: `rx` (the peer's keys, from its SDP) to
+//! unprotect what the peer sends us, and `tx` (our keys) to protect what we send it. Either may be
+//! absent, so a session can bridge SRTP on one leg to plain RTP on the other. Contexts are built
+//! when a session is created (or its keys change on Update) — never on the packet path — and
+//! keep their roll-over counters and replay windows across Updates that leave the keys alone.
 
-use xtrunk_ring::msg::LegCrypto;
+use xtrunk_ring::msg::{LegCrypto, SrtpKeys, SrtpSuite};
+use xtrunk_srtp::{SrtpContext, Suite};
 
-/// Per-leg SRTP contexts (empty until `xtrunk-srtp` is integrated).
+/// Per-leg SRTP contexts.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LegSrtp {}
+pub(crate) struct LegSrtp {
+    /// Unprotects what this leg's peer sends.
+    pub(crate) rx: Option<SrtpContext>,
+    /// Protects what is sent to this leg's peer.
+    pub(crate) tx: Option<SrtpContext>,
+}
 
-impl LegSrtp {
-    /// Builds the contexts of one leg; `None` when the keys cannot be used.
-    pub(crate) fn new(crypto: &LegCrypto) -> Option<Self> {
-        supported(crypto).then_some(Self {})
+fn suite(s: SrtpSuite) -> Suite {
+    match s {
+        SrtpSuite::AesCm128HmacSha1_80 => Suite::AesCm128HmacSha1_80,
+        SrtpSuite::AesCm128HmacSha1_32 => Suite::AesCm128HmacSha1_32,
+        SrtpSuite::AeadAes128Gcm => Suite::AeadAes128Gcm,
+        SrtpSuite::AeadAes256Gcm => Suite::AeadAes256Gcm,
     }
 }
 
-/// True when the relay can serve a leg with this crypto configuration.
-pub(crate) fn supported(crypto: &LegCrypto) -> bool {
-    // TODO(srtp): accept keyed legs once xtrunk-srtp provides protect/unprotect contexts.
-    crypto.rx.is_none() && crypto.tx.is_none()
+fn context(k: &SrtpKeys) -> Result<SrtpContext, xtrunk_srtp::Error> {
+    let key = k.key.get(..k.suite.key_len()).unwrap_or(&k.key);
+    let salt = k.salt.get(..k.suite.salt_len()).unwrap_or(&k.salt);
+    SrtpContext::new(suite(k.suite), key, salt)
+}
+
+impl LegSrtp {
+    /// Builds the contexts of one leg; `Err` when the keys cannot be used.
+    pub(crate) fn new(crypto: &LegCrypto) -> Result<Self, xtrunk_srtp::Error> {
+        Ok(Self { rx: crypto.rx.as_ref().map(context).transpose()?, tx: crypto.tx.as_ref().map(context).transpose()? })
+    }
 }
 
 /// True when a leg's packets need no SRTP work.

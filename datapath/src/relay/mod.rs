@@ -67,7 +67,7 @@ pub enum DropReason {
     MalformedDtmf,
     /// The other leg's peer address is not known yet.
     NoDestination,
-    /// SRTP authentication or decryption failed.
+    /// SRTP/SRTCP authentication, replay check or decryption failed, or no room for the tag.
     Srtp,
 }
 
@@ -203,7 +203,6 @@ struct LegState {
     rx: StreamTracker,
     latched: Option<SocketAddr>,
     latched_rtcp: Option<SocketAddr>,
-    #[allow(dead_code)]
     srtp: crypto::LegSrtp,
 }
 
@@ -368,7 +367,8 @@ impl Relay {
             if p % 2 != 0 {
                 return Err((ErrorCode::InvalidSpec, p));
             }
-            if !crypto::supported(&leg.crypto) {
+            if let Err(e) = crypto::LegSrtp::new(&leg.crypto) {
+                log::debug!("session {}: leg on port {p}: unusable SRTP keys: {e}", spec.id.0);
                 return Err((ErrorCode::InvalidSpec, p));
             }
         }
@@ -438,6 +438,7 @@ impl Relay {
         }
         Self::open_ports(hooks, &ports[..n])?;
         self.free.pop();
+        // Validated above, so building the contexts succeeds.
         let legs = [0, 1].map(|i| LegState {
             srtp: crypto::LegSrtp::new(&spec.legs[i].crypto).unwrap_or_default(),
             ..LegState::default()
@@ -488,6 +489,10 @@ impl Relay {
             if o.remote != n.remote || o.latch != n.latch || o.remote_rtcp_port != n.remote_rtcp_port {
                 leg.latched = None;
                 leg.latched_rtcp = None;
+            }
+            // New keys (re-keying re-INVITE): fresh contexts; same keys keep ROC and replay state.
+            if o.crypto != n.crypto {
+                leg.srtp = crypto::LegSrtp::new(&n.crypto).unwrap_or_default();
             }
         }
         s.spec = *spec;
@@ -638,8 +643,20 @@ impl Relay {
             return self.drop_on(slot, leg, DropReason::SourceMismatch);
         }
         let other = 1 - leg;
+        // SRTP/SRTCP receive side: authenticate and decrypt in place.
+        let mut len = len;
+        if let Some(rx) = self.slots[slot].as_mut().and_then(|s| s.legs[leg].srtp.rx.as_mut()) {
+            let r = if is_rtcp { rx.unprotect_rtcp(pkt) } else { rx.unprotect_rtp(pkt) };
+            match r {
+                Ok(n) => len = n,
+                Err(e) => {
+                    log::trace!("SRTP unprotect on port {local_port}: {e}");
+                    return self.drop_on(slot, leg, DropReason::Srtp);
+                }
+            }
+        }
+        let Some(pkt) = buf.get_mut(..len) else { return self.drop_on(slot, leg, DropReason::BadLength) };
         if is_rtcp {
-            // SRTP seam (SRTCP): unprotect here for keyed legs.
             if rtcp::validate_compound(pkt, false).is_err() {
                 return self.drop_on(slot, leg, DropReason::MalformedRtcp);
             }
@@ -650,13 +667,18 @@ impl Relay {
             };
             s.legs[leg].rx.on_rtcp(now_ms);
             let from = Self::local_addr(&s.spec.legs[other], true);
+            if let Some(tx) = s.legs[other].srtp.tx.as_mut() {
+                match tx.protect_rtcp(buf, len) {
+                    Ok(n) => len = n,
+                    Err(_) => return self.drop_on(slot, leg, DropReason::Srtp),
+                }
+            }
             self.touch(slot, now_ms);
-            // SRTP seam (SRTCP): protect here for the other leg.
             return Verdict::Forward { len, from, to };
         }
 
         // RTP.
-        // SRTP seam: unprotect `pkt` here when the leg has rx keys (crypto::LegSrtp).
+        let Some(s) = self.slots[slot].as_ref() else { return Verdict::Drop(DropReason::UnknownPort) };
         let Ok(mut p) = rtp::RtpPacket::new_checked(&mut *pkt) else {
             return self.drop_on(slot, leg, DropReason::MalformedRtp);
         };
@@ -687,8 +709,14 @@ impl Relay {
                 g711::ulaw_to_alaw(p.payload_mut());
             }
         }
+        // SRTP transmit side: encrypt and append the tag in the room after `len`.
+        if let Some(tx) = self.slots[slot].as_mut().and_then(|s| s.legs[other].srtp.tx.as_mut()) {
+            match tx.protect_rtp(buf, len) {
+                Ok(n) => len = n,
+                Err(_) => return self.drop_on(slot, leg, DropReason::Srtp),
+            }
+        }
         self.touch(slot, now_ms);
-        // SRTP seam: protect `buf` (len → len + tag) here when the other leg has tx keys.
         Verdict::Forward { len, from, to }
     }
 
