@@ -49,6 +49,10 @@ pub(crate) struct RingArgs {
     /// Capacity of the commands ring (power of two).
     #[arg(long, default_value_t = 4096)]
     capacity: usize,
+    /// Run only the one-thread baseline phase, for exactly `--messages` messages (default
+    /// 1,000,000), and exit: a deterministic workload for `valgrind --tool=callgrind`.
+    #[arg(long)]
+    baseline_only: bool,
     /// Internal: run as the producing child on this ring file.
     #[arg(long, hide = true)]
     child: Option<PathBuf>,
@@ -238,14 +242,14 @@ fn receive(
 /// Measures the CPU cost of encode + push + pop + validate/decode per message with no cross-core
 /// traffic. Timed in chunks of 3,200 messages; returns (overall msgs/s, best chunk's msgs/s). On
 /// a shared machine the best chunk approximates the uncontended cost.
-fn baseline(seconds: f64) -> anyhow::Result<(f64, f64)> {
+fn baseline(seconds: f64, limit: Option<u64>) -> anyhow::Result<(f64, f64)> {
     let ((mut tx, _erx), (mut rx, _etx)) = xtrunk_ring::pair(64, 16);
     let template = spec(1);
     let start = Instant::now();
     let mut n = 0u64;
     let mut best = Duration::MAX;
     let mut batch = Vec::with_capacity(32);
-    while start.elapsed().as_secs_f64() < seconds {
+    while limit.map_or(start.elapsed().as_secs_f64() < seconds, |l| n < l) {
         let chunk = Instant::now();
         for _ in 0..100 {
             batch.clear();
@@ -270,7 +274,17 @@ fn baseline(seconds: f64) -> anyhow::Result<(f64, f64)> {
 }
 
 fn parent(args: &RingArgs) -> anyhow::Result<()> {
-    let (base, base_best) = baseline(args.seconds.min(2.0))?;
+    if args.baseline_only {
+        let messages = args.messages.unwrap_or(1_000_000).div_ceil(3200) * 3200;
+        let (base, base_best) = baseline(f64::INFINITY, Some(messages))?;
+        println!(
+            "ring: baseline only, {messages} messages: {:.2} M msgs/s (best chunk {:.0} ns/msg)",
+            base / 1e6,
+            1e9 / base_best
+        );
+        return Ok(());
+    }
+    let (base, base_best) = baseline(args.seconds.min(2.0), None)?;
     let path = PathBuf::from(format!("/dev/shm/xtrunk-bench-ring-{}", std::process::id()));
     let shm = Shm::create(&path, args.capacity, 16).context("create ring file")?;
     let result = (|| {

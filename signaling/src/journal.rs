@@ -99,6 +99,8 @@ pub struct JournalEntry {
 }
 
 /// A change to the journal.
+// `Add` is large, but ops only pass through a short queue between the core and the file.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JournalOp {

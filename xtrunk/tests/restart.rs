@@ -132,7 +132,7 @@ fn is_req(m: &'static str) -> impl Fn(&Message) -> bool {
 }
 
 fn is_resp(code: u16, method: &'static str) -> impl Fn(&Message) -> bool {
-    move |x: &Message| x.code() == Some(code) && x.cseq().map_or(false, |c| c.method.as_str() == method)
+    move |x: &Message| x.code() == Some(code) && x.cseq().is_some_and(|c| c.method.as_str() == method)
 }
 
 fn sdp(o: &str, port: u16) -> String {
