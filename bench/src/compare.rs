@@ -99,7 +99,11 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     if cores < 2 {
         eprintln!("xtrunk-bench compare: warning: {cores} core(s): relay and load share a core, figures are not per-core capacity");
     }
-    let (relay_core, load_core) = if cores < 2 { (0, 0) } else { (args.relay_core, args.load_core) };
+    let (relay_core, load_core) = if cores < 2 {
+        (0, 0)
+    } else {
+        (args.relay_core, args.load_core)
+    };
     if cores >= 2 && relay_core == load_core {
         eprintln!("xtrunk-bench compare: warning: --relay-core = --load-core: the relay shares its core with the load");
     }
@@ -122,7 +126,11 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     };
     let _ = lab::interrupted();
 
-    let lab_guard = if args.loopback { None } else { Some(Lab::up()?) };
+    let lab_guard = if args.loopback {
+        None
+    } else {
+        Some(Lab::up()?)
+    };
     let net = match &lab_guard {
         Some(l) => Net::Lab(l),
         None => Net::Loopback,
@@ -195,7 +203,11 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
         if sums.is_empty() {
             eprintln!("xtrunk-bench compare: nothing measured, no plot written");
         } else {
-            let title = format!("xtrunk-bench compare: {} round(s) × {:.1} s, {place}, relay on 1 core", rounds.len(), args.seconds);
+            let title = format!(
+                "xtrunk-bench compare: {} round(s) × {:.1} s, {place}, relay on 1 core",
+                rounds.len(),
+                args.seconds
+            );
             crate::plot::compare_svg(path, &sums, &title)?;
             eprintln!("xtrunk-bench compare: plot written to {}", path.display());
         }

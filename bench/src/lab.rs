@@ -48,9 +48,13 @@ use anyhow::{anyhow, bail, Context};
 use hdrhistogram::Histogram;
 use xtrunk_datapath::relay::{Relay, RelayConfig};
 use xtrunk_datapath::socket::{self, BatchSocket, SocketOptions, Stats};
-use xtrunk_datapath::xsk::{enable_run_stats, AttachMode, XskInterface, XskMode, XskOptions, XskRuntime};
+use xtrunk_datapath::xsk::{
+    enable_run_stats, AttachMode, XskInterface, XskMode, XskOptions, XskRuntime,
+};
 use xtrunk_ebpf::Counter;
-use xtrunk_ring::msg::{Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec};
+use xtrunk_ring::msg::{
+    Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec,
+};
 
 /// First relay port; session i uses `PORT_BASE + 4i` (leg 0) and `+ 2` (leg 1), RTCP muxed.
 const PORT_BASE: u16 = 30000;
@@ -135,7 +139,8 @@ fn now_ns() -> u64 {
 }
 
 fn enter_netns(ns: &str) -> anyhow::Result<()> {
-    let f = std::fs::File::open(format!("/var/run/netns/{ns}")).with_context(|| format!("opening netns {ns}"))?;
+    let f = std::fs::File::open(format!("/var/run/netns/{ns}"))
+        .with_context(|| format!("opening netns {ns}"))?;
     // SAFETY: setns with a valid namespace fd only changes this thread's network namespace.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(std::io::Error::last_os_error()).with_context(|| format!("setns({ns})"));
@@ -174,18 +179,29 @@ fn join<T>(h: JoinHandle<anyhow::Result<T>>) -> anyhow::Result<T> {
 }
 
 /// Runs `f` on a short-lived thread inside `ns`.
-fn in_ns<T: Send + 'static>(ns: Option<&str>, f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+fn in_ns<T: Send + 'static>(
+    ns: Option<&str>,
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
     join(spawn_in("xtb-ns", ns, None, f))
 }
 
 /// CPU time (ns) of this process's threads named `name` (`/proc/self/task/*/schedstat`).
 fn thread_cpu_ns(name: &str) -> u64 {
     let mut total = 0;
-    for e in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+    for e in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
         if comm.trim() == name {
             let s = std::fs::read_to_string(e.path().join("schedstat")).unwrap_or_default();
-            total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     total
@@ -200,7 +216,12 @@ fn udp_rcvbuf_errors() -> u64 {
     }
     let names: Vec<&str> = udp[0].split_whitespace().collect();
     let vals: Vec<&str> = udp[1].split_whitespace().collect();
-    names.iter().position(|n| *n == "RcvbufErrors").and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    names
+        .iter()
+        .position(|n| *n == "RcvbufErrors")
+        .and_then(|i| vals.get(i))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,14 +238,21 @@ fn lab_script() -> PathBuf {
 }
 
 fn run_lab(script: &std::path::Path, cmd: &str, prefix: &str) -> anyhow::Result<()> {
-    let line = format!("bash {} {cmd} --queues 1 --prefix {prefix}", script.display());
+    let line = format!(
+        "bash {} {cmd} --queues 1 --prefix {prefix}",
+        script.display()
+    );
     let out = Proc::new("bash")
         .arg(script)
         .args([cmd, "--queues", "1", "--prefix", prefix])
         .output()
         .with_context(|| format!("running `{line}`"))?;
     if !out.status.success() {
-        bail!("lab {cmd} failed: `{line}` exited with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "lab {cmd} failed: `{line}` exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -238,9 +266,16 @@ impl Lab {
         }
         let script = lab_script();
         if !script.exists() {
-            bail!("lab script {} not found (xtrunk-bench uses the checkout it was built from)", script.display());
+            bail!(
+                "lab script {} not found (xtrunk-bench uses the checkout it was built from)",
+                script.display()
+            );
         }
-        let prefix = format!("xtb{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let prefix = format!(
+            "xtb{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         let lab = Lab { prefix, script };
         // On failure `lab` drops here and removes whatever was half created.
         run_lab(&lab.script, "up", &lab.prefix)?;
@@ -255,7 +290,10 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         if let Err(e) = run_lab(&self.script, "down", &self.prefix) {
-            eprintln!("xtrunk-bench: {e:#}; remove the namespaces {}-* by hand (ip netns del)", self.prefix);
+            eprintln!(
+                "xtrunk-bench: {e:#}; remove the namespaces {}-* by hand (ip netns del)",
+                self.prefix
+            );
         }
     }
 }
@@ -339,7 +377,12 @@ impl Topo {
         for k in 0..512usize {
             let base = (20_000 + (pid.wrapping_mul(52) + k * 1_012) % (40_000 - need)) & !3;
             let free = (0..2 * sessions)
-                .map(|j| std::net::UdpSocket::bind(SocketAddr::new(self.relay_pbx, (base + 2 * j) as u16)))
+                .map(|j| {
+                    std::net::UdpSocket::bind(SocketAddr::new(
+                        self.relay_pbx,
+                        (base + 2 * j) as u16,
+                    ))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .is_ok();
             if free {
@@ -348,7 +391,10 @@ impl Topo {
                 return Ok(());
             }
         }
-        bail!("no block of {need} free UDP ports on {} for the relay", self.relay_pbx)
+        bail!(
+            "no block of {need} free UDP ports on {} for the relay",
+            self.relay_pbx
+        )
     }
 
     fn spec(&self, i: usize, bidir: bool, pbx_src: SocketAddr, car: SocketAddr) -> SessionSpec {
@@ -365,7 +411,15 @@ impl Topo {
             id: SessionId(i as u64 + 1),
             legs: [
                 leg(self.leg0(i), pbx_src, LatchPolicy::Once),
-                leg(self.leg1(i), car, if bidir { LatchPolicy::Once } else { LatchPolicy::Strict }),
+                leg(
+                    self.leg1(i),
+                    car,
+                    if bidir {
+                        LatchPolicy::Once
+                    } else {
+                        LatchPolicy::Strict
+                    },
+                ),
             ],
             media_timeout_ms: 0,
             allow_fast_path: true,
@@ -409,7 +463,12 @@ pub(crate) struct Load {
 
 impl Load {
     fn directed(&self) -> usize {
-        self.sessions * if self.bidirectional && self.impair.is_none() { 2 } else { 1 }
+        self.sessions
+            * if self.bidirectional && self.impair.is_none() {
+                2
+            } else {
+                1
+            }
     }
 
     /// Asked-for aggregate rate (None for a flood).
@@ -438,7 +497,11 @@ impl Load {
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default().len();
         if self.load_core >= cores.max(1) || self.relay_core >= cores.max(1) {
-            bail!("load core {} / relay core {}: this machine has {cores} cores", self.load_core, self.relay_core);
+            bail!(
+                "load core {} / relay core {}: this machine has {cores} cores",
+                self.load_core,
+                self.relay_core
+            );
         }
         Ok(())
     }
@@ -565,7 +628,12 @@ fn read_packet(d: &[u8]) -> Option<Stamp> {
     }
     let u32_at = |i: usize| u32::from_be_bytes(d[i..i + 4].try_into().unwrap_or_default());
     let u64_at = |i: usize| u64::from_be_bytes(d[i..i + 8].try_into().unwrap_or_default());
-    Some(Stamp { stream: u32_at(16), seq: u64_at(20), intended_ns: u64_at(28), phase: d[36] })
+    Some(Stamp {
+        stream: u32_at(16),
+        seq: u64_at(20),
+        intended_ns: u64_at(28),
+        phase: d[36],
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -591,7 +659,9 @@ struct RunningRelay {
 
 impl RunningRelay {
     fn snapshot(&self) -> RelaySnap {
-        let Some(req) = &self.snap else { return RelaySnap::default() };
+        let Some(req) = &self.snap else {
+            return RelaySnap::default();
+        };
         let (tx, rx) = mpsc::channel();
         if req.send(tx).is_err() {
             return RelaySnap::default();
@@ -624,7 +694,9 @@ fn wait_created(ev_rx: &mpsc::Receiver<Event>, n: usize) -> anyhow::Result<()> {
         let left = deadline.saturating_duration_since(Instant::now());
         match ev_rx.recv_timeout(left) {
             Ok(Event::Created(_)) => created += 1,
-            Ok(Event::Error { id, code, port }) => bail!("the relay refused session {id:?}: {code:?} (port {port})"),
+            Ok(Event::Error { id, code, port }) => {
+                bail!("the relay refused session {id:?}: {code:?} (port {port})")
+            }
             Ok(_) => {}
             Err(_) => bail!("the relay created {created} of {n} sessions within 10 s"),
         }
@@ -632,12 +704,20 @@ fn wait_created(ev_rx: &mpsc::Receiver<Event>, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_socket_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load) -> anyhow::Result<RunningRelay> {
+fn start_socket_relay(
+    topo: &Topo,
+    specs: Vec<SessionSpec>,
+    load: &Load,
+) -> anyhow::Result<RunningRelay> {
     let stop = Arc::new(AtomicBool::new(false));
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
     let (ev_tx, ev_rx) = mpsc::channel::<Event>();
     let opts = SocketOptions {
-        bind_ip: if topo.relay_ns.is_some() { Ipv4Addr::UNSPECIFIED.into() } else { topo.relay_pbx },
+        bind_ip: if topo.relay_ns.is_some() {
+            Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            topo.relay_pbx
+        },
         port_min: topo.port_base,
         port_max: topo.port_max,
         cores: vec![load.relay_core],
@@ -648,13 +728,19 @@ fn start_socket_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load) -> anyh
     // The control loop stays unpinned (a pinned caller would narrow the cores `run` accepts);
     // it wakes once per millisecond and does nothing while the sessions stand.
     let ctl = spawn_in("xtb-sock-ctl", topo.relay_ns.as_deref(), None, move || {
-        socket::run_with_stats(opts, cmd_rx, ev_tx, st, Arc::new(Stats::default())).context("socket backend")
+        socket::run_with_stats(opts, cmd_rx, ev_tx, st, Arc::new(Stats::default()))
+            .context("socket backend")
     });
     let n = specs.len();
     for s in specs {
         let _ = cmd_tx.send(Command::Create(s));
     }
-    let relay = RunningRelay { thread_name: "xt-sock-0", stop, ctl: Some(ctl), snap: None };
+    let relay = RunningRelay {
+        thread_name: "xt-sock-0",
+        stop,
+        ctl: Some(ctl),
+        snap: None,
+    };
     if let Err(e) = wait_created(&ev_rx, n) {
         // The control loop may have failed first: its error says more.
         return Err(match relay.stop() {
@@ -667,7 +753,12 @@ fn start_socket_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load) -> anyh
     Ok(relay)
 }
 
-fn start_xsk_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load, fast: bool) -> anyhow::Result<RunningRelay> {
+fn start_xsk_relay(
+    topo: &Topo,
+    specs: Vec<SessionSpec>,
+    load: &Load,
+    fast: bool,
+) -> anyhow::Result<RunningRelay> {
     let stop = Arc::new(AtomicBool::new(false));
     let (snap_tx, snap_rx) = mpsc::channel::<mpsc::Sender<RelaySnap>>();
     let (up_tx, up_rx) = mpsc::channel::<anyhow::Result<()>>();
@@ -679,7 +770,11 @@ fn start_xsk_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load, fast: bool
         let opts = XskOptions {
             interfaces: ["rp0", "rc0"]
                 .iter()
-                .map(|i| XskInterface { name: (*i).into(), queues: vec![0], cores: vec![relay_core] })
+                .map(|i| XskInterface {
+                    name: (*i).into(),
+                    queues: vec![0],
+                    cores: vec![relay_core],
+                })
                 .collect(),
             mode: XskMode::Auto,
             attach: AttachMode::Auto,
@@ -689,7 +784,11 @@ fn start_xsk_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load, fast: bool
             max_sessions: n,
             ..XskOptions::default()
         };
-        let cfg = RelayConfig { port_min: PORT_BASE, port_max: PORT_MAX, max_sessions: n };
+        let cfg = RelayConfig {
+            port_min: PORT_BASE,
+            port_max: PORT_MAX,
+            max_sessions: n,
+        };
         let mut rt = match XskRuntime::start(opts, Relay::new(cfg)) {
             Ok(rt) => rt,
             Err(e) => {
@@ -705,7 +804,9 @@ fn start_xsk_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load, fast: bool
         for s in specs {
             rt.apply(&Command::Create(s), &mut |ev| {
                 if let Event::Error { id, code, port } = ev {
-                    refused.get_or_insert(format!("the relay refused session {id:?}: {code:?} (port {port})"));
+                    refused.get_or_insert(format!(
+                        "the relay refused session {id:?}: {code:?} (port {port})"
+                    ));
                 }
             });
         }
@@ -728,14 +829,27 @@ fn start_xsk_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load, fast: bool
         }
         if std::env::var_os("XTB_VERBOSE").is_some() {
             let s = rt.stats();
-            let xdp: Vec<String> =
-                Counter::ALL.iter().filter(|c| s.counter(**c) > 0).map(|c| format!("{c:?}={}", s.counter(*c))).collect();
-            eprintln!("xsk stats: xdp [{}]\n  workers {:?}\n  queues {:?}", xdp.join(" "), s.workers, s.queues);
+            let xdp: Vec<String> = Counter::ALL
+                .iter()
+                .filter(|c| s.counter(**c) > 0)
+                .map(|c| format!("{c:?}={}", s.counter(*c)))
+                .collect();
+            eprintln!(
+                "xsk stats: xdp [{}]\n  workers {:?}\n  queues {:?}",
+                xdp.join(" "),
+                s.workers,
+                s.queues
+            );
         }
         rt.shutdown();
         Ok(())
     });
-    let relay = RunningRelay { thread_name: "xsk-q0", stop, ctl: Some(ctl), snap: Some(snap_tx) };
+    let relay = RunningRelay {
+        thread_name: "xsk-q0",
+        stop,
+        ctl: Some(ctl),
+        snap: Some(snap_tx),
+    };
     match up_rx.recv_timeout(Duration::from_secs(20)) {
         Ok(Ok(())) => Ok(relay),
         Ok(Err(e)) => Err(e),
@@ -760,7 +874,11 @@ struct Live {
 
 impl Default for Live {
     fn default() -> Self {
-        Live { phase: AtomicU8::new(PH_WARMUP), sent: AtomicU64::new(0), received: AtomicU64::new(0) }
+        Live {
+            phase: AtomicU8::new(PH_WARMUP),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+        }
     }
 }
 
@@ -790,7 +908,11 @@ fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-fn load_thread(mut socks: [BatchSocket; 2], plan: LoadPlan, live: Arc<Live>) -> anyhow::Result<LoadResult> {
+fn load_thread(
+    mut socks: [BatchSocket; 2],
+    plan: LoadPlan,
+    live: Arc<Live>,
+) -> anyhow::Result<LoadResult> {
     let mut rx_state = vec![StreamRx::default(); plan.streams.len()];
     let mut hist = new_hist();
     let (mut send_failed, mut foreign, mut max_lag_ns) = (0u64, 0u64, 0u64);
@@ -824,7 +946,12 @@ fn load_thread(mut socks: [BatchSocket; 2], plan: LoadPlan, live: Arc<Live>) -> 
                 let s = (j % nstreams) as usize;
                 j += 1;
                 let (carrier, dst) = plan.streams[s];
-                let stamp = Stamp { stream: s as u32, seq: seqs[s], intended_ns: intended, phase };
+                let stamp = Stamp {
+                    stream: s as u32,
+                    seq: seqs[s],
+                    intended_ns: intended,
+                    phase,
+                };
                 seqs[s] += 1;
                 let k = usize::from(carrier);
                 if !socks[k].queue(&dst, |b| write_packet(b, &stamp)) {
@@ -923,7 +1050,9 @@ fn impair_thread(
                     return;
                 }
                 let Some(st) = read_packet(d) else { return };
-                let Some(&to) = dests.get(st.stream as usize) else { return };
+                let Some(&to) = dests.get(st.stream as usize) else {
+                    return;
+                };
                 let mut b = [0u8; RTP_HDR + PAYLOAD];
                 let len = d.len().min(b.len());
                 b[..len].copy_from_slice(&d[..len]);
@@ -936,7 +1065,9 @@ fn impair_thread(
         }
         let now = now_ns();
         while line.front().is_some_and(|p| p.0 <= now) {
-            let Some((_, to, b, len)) = line.pop_front() else { break };
+            let Some((_, to, b, len)) = line.pop_front() else {
+                break;
+            };
             if !out.queue(&to, |buf| {
                 buf[..len].copy_from_slice(&b[..len]);
                 len
@@ -962,7 +1093,8 @@ fn impair_thread(
 
 fn bind(ns: Option<&str>, addr: SocketAddr) -> anyhow::Result<BatchSocket> {
     in_ns(ns, move || {
-        let s = BatchSocket::bind(addr, BATCH).with_context(|| format!("binding the load socket {addr}"))?;
+        let s = BatchSocket::bind(addr, BATCH)
+            .with_context(|| format!("binding the load socket {addr}"))?;
         let _ = s.set_recv_buffer(8 << 20);
         Ok(s)
     })
@@ -972,7 +1104,12 @@ fn bind(ns: Option<&str>, addr: SocketAddr) -> anyhow::Result<BatchSocket> {
 pub(crate) type Progress<'a> = &'a mut dyn FnMut(f64, f64, u64, u64);
 
 /// Measures one backend under `load` on `net`. Stops early (shorter window) on Ctrl-C.
-pub(crate) fn measure(net: &Net<'_>, backend: Backend, load: &Load, progress: Progress<'_>) -> anyhow::Result<Measurement> {
+pub(crate) fn measure(
+    net: &Net<'_>,
+    backend: Backend,
+    load: &Load,
+    progress: Progress<'_>,
+) -> anyhow::Result<Measurement> {
     load.validate()?;
     if matches!(net, Net::Loopback) && backend != Backend::Socket {
         bail!("the {} backend needs the namespace lab (root): only the socket backend runs on loopback", backend.name());
@@ -983,12 +1120,24 @@ pub(crate) fn measure(net: &Net<'_>, backend: Backend, load: &Load, progress: Pr
         topo.probe_port_block(load.sessions)?;
     }
     let bidir = load.bidirectional && load.impair.is_none();
-    let pbx_sock = bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, topo.peer_port(PBX_PORT)))?;
-    let car_sock = bind(topo.car_ns.as_deref(), SocketAddr::new(topo.car, topo.peer_port(CAR_PORT)))?;
+    let pbx_sock = bind(
+        topo.pbx_ns.as_deref(),
+        SocketAddr::new(topo.pbx, topo.peer_port(PBX_PORT)),
+    )?;
+    let car_sock = bind(
+        topo.car_ns.as_deref(),
+        SocketAddr::new(topo.car, topo.peer_port(CAR_PORT)),
+    )?;
     let impair_socks = match load.impair {
         Some(_) => Some((
-            bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_IN_PORT)))?,
-            bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_OUT_PORT)))?,
+            bind(
+                topo.pbx_ns.as_deref(),
+                SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_IN_PORT)),
+            )?,
+            bind(
+                topo.pbx_ns.as_deref(),
+                SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_OUT_PORT)),
+            )?,
         )),
         None => None,
     };
@@ -997,7 +1146,9 @@ pub(crate) fn measure(net: &Net<'_>, backend: Backend, load: &Load, progress: Pr
         None => pbx_sock.local_addr()?,
     };
     let car_addr = car_sock.local_addr()?;
-    let specs: Vec<SessionSpec> = (0..load.sessions).map(|i| topo.spec(i, bidir, pbx_src, car_addr)).collect();
+    let specs: Vec<SessionSpec> = (0..load.sessions)
+        .map(|i| topo.spec(i, bidir, pbx_src, car_addr))
+        .collect();
 
     // BPF run-time statistics only while the fast path is measured (they cost every XDP run).
     let _bpf_stats = if backend == Backend::Xdp {
@@ -1012,7 +1163,8 @@ pub(crate) fn measure(net: &Net<'_>, backend: Backend, load: &Load, progress: Pr
     };
 
     // Directed streams: 0..n PBX → carrier (to leg 0), n..2n carrier → PBX (to leg 1).
-    let mut streams: Vec<(bool, SocketAddr)> = (0..load.sessions).map(|i| (false, topo.leg0(i))).collect();
+    let mut streams: Vec<(bool, SocketAddr)> =
+        (0..load.sessions).map(|i| (false, topo.leg0(i))).collect();
     let relay_dests: Vec<SocketAddr> = streams.iter().map(|s| s.1).collect();
     if let Some((inp, _)) = &impair_socks {
         let to = inp.local_addr()?;
@@ -1027,17 +1179,31 @@ pub(crate) fn measure(net: &Net<'_>, backend: Backend, load: &Load, progress: Pr
     let impair = match (load.impair, impair_socks) {
         (Some(imp), Some((inp, out))) => {
             let l = live.clone();
-            Some(spawn_in("xtb-impair", None, Some(load.load_core), move || impair_thread(inp, out, imp, relay_dests, l)))
+            Some(spawn_in(
+                "xtb-impair",
+                None,
+                Some(load.load_core),
+                move || impair_thread(inp, out, imp, relay_dests, l),
+            ))
         }
         _ => None,
     };
-    let plan = LoadPlan { rate: load.asked_pps(), streams };
+    let plan = LoadPlan {
+        rate: load.asked_pps(),
+        streams,
+    };
     let l = live.clone();
-    let gen = spawn_in("xtb-load", None, Some(load.load_core), move || load_thread([pbx_sock, car_sock], plan, l));
+    let gen = spawn_in("xtb-load", None, Some(load.load_core), move || {
+        load_thread([pbx_sock, car_sock], plan, l)
+    });
 
     let mut warnings = Vec::new();
     // Warm-up; the fast path additionally waits for every forwarding port to be switched over.
-    let ports_expected = if backend == Backend::Xdp { load.sessions * if bidir { 2 } else { 1 } } else { 0 };
+    let ports_expected = if backend == Backend::Xdp {
+        load.sessions * if bidir { 2 } else { 1 }
+    } else {
+        0
+    };
     let warm_end = Instant::now() + load.warmup;
     let fast_deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -1052,12 +1218,17 @@ pub(crate) fn measure(net: &Net<'_>, backend: Backend, load: &Load, progress: Pr
     }
 
     let rcvbuf = |relay_side: bool| -> u64 {
-        let nss: Vec<Option<String>> =
-            if relay_side { vec![topo.relay_ns.clone()] } else { vec![topo.pbx_ns.clone(), topo.car_ns.clone()] };
+        let nss: Vec<Option<String>> = if relay_side {
+            vec![topo.relay_ns.clone()]
+        } else {
+            vec![topo.pbx_ns.clone(), topo.car_ns.clone()]
+        };
         if topo.relay_ns.is_none() && !relay_side {
             return 0; // loopback: one namespace, counted on the relay side
         }
-        nss.into_iter().map(|ns| in_ns(ns.as_deref(), || Ok(udp_rcvbuf_errors())).unwrap_or(0)).sum()
+        nss.into_iter()
+            .map(|ns| in_ns(ns.as_deref(), || Ok(udp_rcvbuf_errors())).unwrap_or(0))
+            .sum()
     };
     let (rb0, pb0) = (rcvbuf(true), rcvbuf(false));
     let s0 = relay.snapshot();
@@ -1213,7 +1384,12 @@ impl RelayReport {
 /// core 1, load thread on core 0. Sets the lab up and tears it down. Prints a progress line on
 /// stderr when it is a terminal.
 #[allow(dead_code)] // see RelayReport
-pub(crate) fn run_relay(backend: Backend, streams: usize, pps_per_stream: u32, seconds: u64) -> anyhow::Result<RelayReport> {
+pub(crate) fn run_relay(
+    backend: Backend,
+    streams: usize,
+    pps_per_stream: u32,
+    seconds: u64,
+) -> anyhow::Result<RelayReport> {
     if !is_root() {
         bail!("relay --backend {}: needs root (it builds a network-namespace lab and attaches XDP); rerun with sudo", backend.name());
     }
@@ -1236,7 +1412,11 @@ pub(crate) fn run_relay(backend: Backend, streams: usize, pps_per_stream: u32, s
     let mut progress = |t: f64, total: f64, sent: u64, recv: u64| {
         if tty {
             let d = t.max(1e-3);
-            eprint!("\r{name}: {t:4.1}/{total:.0} s  offered {:>9.0} pps  delivered {:>9.0} pps   ", sent as f64 / d, recv as f64 / d);
+            eprint!(
+                "\r{name}: {t:4.1}/{total:.0} s  offered {:>9.0} pps  delivered {:>9.0} pps   ",
+                sent as f64 / d,
+                recv as f64 / d
+            );
             let _ = std::io::stderr().flush();
         }
     };
@@ -1245,5 +1425,9 @@ pub(crate) fn run_relay(backend: Backend, streams: usize, pps_per_stream: u32, s
         eprintln!();
     }
     drop(lab);
-    Ok(RelayReport { m: m?, sessions: streams, pps_per_stream })
+    Ok(RelayReport {
+        m: m?,
+        sessions: streams,
+        pps_per_stream,
+    })
 }

@@ -25,8 +25,16 @@ impl Spread {
         }
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
-        Some(Spread { min: v[0], median, max: v[n - 1] })
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            min: v[0],
+            median,
+            max: v[n - 1],
+        })
     }
 
     fn json(&self) -> serde_json::Value {
@@ -105,11 +113,14 @@ pub(crate) fn summarize(order: &[Backend], rounds: &[Vec<Measurement>]) -> Vec<B
     order
         .iter()
         .map(|&b| {
-            let mut hist = Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid histogram bounds");
+            let mut hist = Histogram::new_with_bounds(1_000, 60_000_000_000, 3)
+                .expect("valid histogram bounds");
             let mut mine = Vec::new();
             let (mut rc, mut rd) = (Vec::new(), Vec::new());
             for round in rounds {
-                let Some(m) = round.iter().find(|m| m.backend == b) else { continue };
+                let Some(m) = round.iter().find(|m| m.backend == b) else {
+                    continue;
+                };
                 let _ = hist.add(&m.hist);
                 if let Some(s) = round.iter().find(|m| m.backend == Backend::Socket) {
                     if s.per_core_pps() > 0.0 {
@@ -121,24 +132,50 @@ pub(crate) fn summarize(order: &[Backend], rounds: &[Vec<Measurement>]) -> Vec<B
                 }
                 mine.push(m.clone());
             }
-            BackendSummary { backend: b, rounds: mine, hist, ratio_per_core: Spread::of(&rc), ratio_delivered: Spread::of(&rd) }
+            BackendSummary {
+                backend: b,
+                rounds: mine,
+                hist,
+                ratio_per_core: Spread::of(&rc),
+                ratio_delivered: Spread::of(&rd),
+            }
         })
         .filter(|s| !s.rounds.is_empty())
         .collect()
 }
 
 fn ratio_cell(s: Option<Spread>) -> String {
-    s.map_or_else(|| "-".to_owned(), |s| format!("{:.2}× ({:.2}–{:.2})", s.median, s.min, s.max))
+    s.map_or_else(
+        || "-".to_owned(),
+        |s| format!("{:.2}× ({:.2}–{:.2})", s.median, s.min, s.max),
+    )
 }
 
 /// The summary table (several lines, no trailing newline).
 pub(crate) fn table(sums: &[BackendSummary]) -> String {
     let mut out = format!(
         "{:<8} {:>6} {:>12} {:>12} {:>7} {:>14} {:>6} {:>22} {:>22} {:>9} {:>9} {:>9}\n",
-        "backend", "rounds", "offered_pps", "deliv_pps", "loss%", "pps/relay_core", "util%", "per-core ratio", "delivered ratio", "p50_us", "p99_us", "p99.9_us"
+        "backend",
+        "rounds",
+        "offered_pps",
+        "deliv_pps",
+        "loss%",
+        "pps/relay_core",
+        "util%",
+        "per-core ratio",
+        "delivered ratio",
+        "p50_us",
+        "p99_us",
+        "p99.9_us"
     );
     for s in sums {
-        let util = Spread::of(&s.rounds.iter().map(Measurement::relay_util).collect::<Vec<_>>()).map_or(0.0, |x| x.median);
+        let util = Spread::of(
+            &s.rounds
+                .iter()
+                .map(Measurement::relay_util)
+                .collect::<Vec<_>>(),
+        )
+        .map_or(0.0, |x| x.median);
         out.push_str(&format!(
             "{:<8} {:>6} {:>12.0} {:>12.0} {:>7.2} {:>14.0} {:>6.0} {:>22} {:>22} {:>9.0} {:>9.0} {:>9.0}\n",
             s.backend.name(),
@@ -167,8 +204,12 @@ pub(crate) fn table(sums: &[BackendSummary]) -> String {
 pub(crate) fn json(sums: &[BackendSummary], meta: serde_json::Value) -> serde_json::Value {
     let mut backends = serde_json::Map::new();
     for s in sums {
-        let xdp_ns: Vec<f64> =
-            s.rounds.iter().filter(|m| m.xdp_runs > 0).map(|m| m.xdp_run_ns as f64 / m.xdp_runs as f64).collect();
+        let xdp_ns: Vec<f64> = s
+            .rounds
+            .iter()
+            .filter(|m| m.xdp_runs > 0)
+            .map(|m| m.xdp_run_ns as f64 / m.xdp_runs as f64)
+            .collect();
         let rounds: Vec<serde_json::Value> = s
             .rounds
             .iter()
@@ -220,7 +261,10 @@ pub(crate) fn json(sums: &[BackendSummary], meta: serde_json::Value) -> serde_js
         serde_json::Value::Object(m) => m,
         _ => serde_json::Map::new(),
     };
-    obj.insert("ratio_to_socket_basis".into(), "delivered_pps_per_core (see per_core_basis)".into());
+    obj.insert(
+        "ratio_to_socket_basis".into(),
+        "delivered_pps_per_core (see per_core_basis)".into(),
+    );
     obj.insert("backends".into(), serde_json::Value::Object(backends));
     serde_json::Value::Object(obj)
 }
@@ -232,8 +276,18 @@ mod tests {
     #[test]
     fn spread_median_odd_even_and_nan() {
         assert_eq!(Spread::of(&[]), None);
-        assert_eq!(Spread::of(&[3.0, 1.0, 2.0]), Some(Spread { min: 1.0, median: 2.0, max: 3.0 }));
-        assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 3.0]).map(|s| s.median), Some(2.5));
+        assert_eq!(
+            Spread::of(&[3.0, 1.0, 2.0]),
+            Some(Spread {
+                min: 1.0,
+                median: 2.0,
+                max: 3.0
+            })
+        );
+        assert_eq!(
+            Spread::of(&[4.0, 1.0, 2.0, 3.0]).map(|s| s.median),
+            Some(2.5)
+        );
         assert_eq!(Spread::of(&[f64::NAN, 5.0]).map(|s| s.median), Some(5.0));
     }
 }

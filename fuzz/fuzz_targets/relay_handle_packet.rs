@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use libfuzzer_sys::fuzz_target;
 use xtrunk_datapath::relay::{Relay, RelayConfig, Verdict};
-use xtrunk_ring::msg::{Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec};
+use xtrunk_ring::msg::{
+    Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec, SrtpKeys, SrtpSuite,
+};
 
 fn map(list: &[(u8, Codec)]) -> PtMap {
     let mut m = PtMap::new();
@@ -36,10 +38,13 @@ fuzz_target!(|data: &[u8]| {
         SessionSpec { id: SessionId(1), legs: [leg(2000, 4000, false, LatchPolicy::Once, a), leg(2002, 5000, false, LatchPolicy::Follow, b)], media_timeout_ms: 50, allow_fast_path: true },
         SessionSpec { id: SessionId(2), legs: [leg(2010, 4010, true, LatchPolicy::Strict, PtMap::new()), leg(2012, 5010, true, LatchPolicy::Once, PtMap::new())], media_timeout_ms: 0, allow_fast_path: true },
     ];
-    for s in specs {
+    let mut srtp = SessionSpec { id: SessionId(3), legs: [leg(2020, 4020, false, LatchPolicy::Once, PtMap::new()), leg(2022, 5020, false, LatchPolicy::Once, PtMap::new())], media_timeout_ms: 0, allow_fast_path: false };
+    let keys = SrtpKeys { suite: SrtpSuite::AesCm128HmacSha1_80, key: [7; 32], salt: [9; 14] };
+    srtp.legs[0].crypto = LegCrypto { rx: Some(keys), tx: Some(SrtpKeys { suite: SrtpSuite::AeadAes128Gcm, ..keys }) };
+    for s in specs.into_iter().chain([srtp]) {
         r.apply(0, &Command::Create(s), &mut |_| {});
     }
-    const PORTS: [u16; 7] = [2000, 2001, 2002, 2003, 2010, 2012, 2050];
+    const PORTS: [u16; 10] = [2000, 2001, 2002, 2003, 2010, 2012, 2050, 2020, 2021, 2022];
     let mut now = 1;
     let mut rest = data;
     let mut handled = 0u64;
@@ -47,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
     // Each record: [port selector, source selector, length, bytes...].
     while rest.len() >= 3 {
         let port = PORTS[usize::from(rest[0]) % PORTS.len()];
-        let src_port = [4000u16, 4001, 5000, 5001, 4010, 5010, 9999][usize::from(rest[1]) % 7];
+        let src_port = [4000u16, 4001, 5000, 5001, 4010, 5010, 9999, 4020, 5020][usize::from(rest[1]) % 9];
         let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), src_port);
         let len = usize::from(rest[2]).min(rest.len() - 3);
         let mut buf = vec![0u8; len + 64];
@@ -57,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
         match r.handle_packet(now, port, src, &mut buf, claimed) {
             Verdict::Forward { len: out, from, .. } => {
                 assert!(out <= buf.len());
-                assert!(PORTS.contains(&from.port()) || from.port() == 2011 || from.port() == 2013);
+                assert!(PORTS.contains(&from.port()) || [2011, 2013, 2023].contains(&from.port()));
             }
             Verdict::Drop(_) => dropped += 1,
         }
@@ -75,5 +80,5 @@ fuzz_target!(|data: &[u8]| {
     assert!(dropped <= handled);
     let mut n = 0;
     r.apply(now, &Command::Dump { token: 1 }, &mut |_| n += 1);
-    assert_eq!(n, 3);
+    assert_eq!(n, 4);
 });

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 
 use crate::msg::{Command, Event};
 use crate::spsc::{self, Consumer, Full, Producer};
-use crate::wire::{check_seq, DecodeError, Message, Slot};
+use crate::wire::{check_seq, DecodeError, Message, Slot, BODY_SIZE, SLOT_HEADER_SIZE};
 
 /// Sends commands (signaling → datapath).
 pub type CommandSender = Sender<Command>;
@@ -95,10 +95,20 @@ impl<M: Message> Sender<M> {
 ///
 /// Every slot is validated ([`crate::wire`]); a corrupt one is returned as an `Err`, counted in
 /// [`rejected`](Self::rejected), and consumed, so later messages still flow.
+///
+/// Receiving copies each slot once, header plus only its `len` body bytes, into a private buffer
+/// (the peer cannot change what is being validated), checks it there and decodes it in place
+/// into a message buffer held by the receiver; [`recv_batch_with`](Self::recv_batch_with) and
+/// [`try_recv_into`](Self::try_recv_into) hand that out by reference, so a ~450-byte
+/// `SessionSpec` is never moved around.
 pub struct Receiver<M> {
     consumer: Consumer<Slot>,
     rejected: u64,
-    _msg: PhantomData<fn() -> M>,
+    /// Private copy of the slot being validated (only the header and `len` body bytes are
+    /// refreshed per slot; the decoder never looks past `len`).
+    scratch: Box<Slot>,
+    /// Decode buffer: messages are decoded over it in place.
+    msg: M,
 }
 
 impl<M> std::fmt::Debug for Receiver<M> {
@@ -110,34 +120,66 @@ impl<M> std::fmt::Debug for Receiver<M> {
     }
 }
 
+/// Bytes of a slot worth copying: the header and the body up to `len` (clamped: a corrupt `len`
+/// is rejected by the decoder, which then never reads the body).
+#[inline(always)]
+fn slot_prefix(s: &Slot) -> usize {
+    SLOT_HEADER_SIZE + (s.len as usize).min(BODY_SIZE)
+}
+
 impl<M: Message> Receiver<M> {
     /// Wraps the consumer end of a ring of slots (see [`Sender::from_producer`]).
     pub fn from_consumer(consumer: Consumer<Slot>) -> Self {
         Self {
             consumer,
             rejected: 0,
-            _msg: PhantomData,
+            scratch: Box::default(),
+            msg: M::PLACEHOLDER,
         }
-    }
-
-    fn check(&mut self, slot: &Slot, pos: u64) -> Result<M, DecodeError> {
-        let r = check(slot, pos);
-        self.rejected += u64::from(r.is_err());
-        r
     }
 
     /// The next message: `None` if the ring is empty, `Some(Err(_))` for a rejected slot.
     pub fn try_recv(&mut self) -> Option<Result<M, DecodeError>> {
+        let mut got = None;
+        self.recv_batch_with(1, |r| got = Some(r.copied()));
+        got
+    }
+
+    /// Like [`try_recv`](Self::try_recv), but decodes into `out` in place (no large move):
+    /// `None` if the ring is empty, `Some(Ok(()))` with the message in `out`, or `Some(Err(_))`
+    /// for a rejected slot (then `out` holds some valid but meaningless message).
+    pub fn try_recv_into(&mut self, out: &mut M) -> Option<Result<(), DecodeError>> {
         let batch = self.consumer.read_batch(1);
         let pos = batch.position(0);
-        let slot = batch.get(0)?;
+        if !batch.read_prefix_into(0, &mut self.scratch, SLOT_HEADER_SIZE, slot_prefix) {
+            return None;
+        }
         batch.commit();
-        Some(self.check(&slot, pos))
+        let r = check_into(&self.scratch, pos, out);
+        self.rejected += u64::from(r.is_err());
+        Some(r)
     }
 
     /// Receives up to `max` messages, calling `f` on each in order, releasing their slots
     /// together; returns how many were handled.
+    ///
+    /// Each message is copied into `f`'s argument; [`recv_batch_with`](Self::recv_batch_with)
+    /// lends it by reference instead (cheaper for `Create`/`Update`/`Session`).
+    #[inline]
     pub fn recv_batch(&mut self, max: usize, mut f: impl FnMut(Result<M, DecodeError>)) -> usize {
+        self.recv_batch_with(max, |r| f(r.copied()))
+    }
+
+    /// Receives up to `max` messages, lending each to `f` by reference (decoded in place into the
+    /// receiver's buffer, valid for the call), in order; releases their slots together (one
+    /// Acquire load of the producer's position when the cached one is used up and one Release
+    /// store per batch of up to 64); returns how many were handled.
+    #[inline]
+    pub fn recv_batch_with(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Result<&M, DecodeError>),
+    ) -> usize {
         let mut done = 0;
         while done < max {
             let batch = self.consumer.read_batch((max - done).min(BATCH));
@@ -148,12 +190,11 @@ impl<M: Message> Receiver<M> {
             let start = batch.position(0);
             let mut rejected = 0;
             for i in 0..n {
-                // Each slot is copied out (one at a time, on the stack) before validation.
-                if let Some(slot) = batch.get(i) {
-                    let r = check::<M>(&slot, start.wrapping_add(i as u64));
-                    rejected += u64::from(r.is_err());
-                    f(r);
-                }
+                // One copy of the meaningful bytes into private memory, then validate there.
+                batch.read_prefix_into(i, &mut self.scratch, SLOT_HEADER_SIZE, slot_prefix);
+                let r = check_into(&self.scratch, start.wrapping_add(i as u64), &mut self.msg);
+                rejected += u64::from(r.is_err());
+                f(r.map(|()| &self.msg));
             }
             batch.commit();
             self.rejected += rejected;
@@ -183,9 +224,11 @@ impl<M: Message> Receiver<M> {
     }
 }
 
-/// Sequence check, then validating decode.
-fn check<M: Message>(slot: &Slot, pos: u64) -> Result<M, DecodeError> {
-    check_seq(slot, pos).and_then(|()| M::decode(slot))
+/// Sequence check, then validating decode in place.
+#[inline(always)]
+fn check_into<M: Message>(slot: &Slot, pos: u64, out: &mut M) -> Result<(), DecodeError> {
+    check_seq(slot, pos)?;
+    M::decode_into(slot, out)
 }
 
 /// The signaling side's ends of an in-process pair.

@@ -92,6 +92,23 @@ impl PtMap {
     pub fn by_codec(&self, codec: Codec) -> Option<u8> {
         self.iter().find(|e| e.codec == codec).map(|e| e.pt)
     }
+
+    /// The raw entry array (`Some` for the first [`len`](Self::len) entries, `None` after):
+    /// lets the wire encoder copy the map without iterator overhead.
+    #[inline]
+    pub(crate) const fn raw_entries(&self) -> &[Option<PtEntry>; MAX_PT] {
+        &self.entries
+    }
+
+    /// A map from parts the wire decoder has already checked: `len ≤ MAX_PT`, `entries[..len]`
+    /// all `Some` with distinct payload types ≤ 127, the rest `None` (the invariants `push`
+    /// keeps). Saves re-checking every entry with `push` (quadratic duplicate search).
+    #[inline]
+    pub(crate) fn from_checked_parts(len: u8, entries: [Option<PtEntry>; MAX_PT]) -> Self {
+        debug_assert!(usize::from(len) <= MAX_PT);
+        debug_assert!(entries.iter().enumerate().all(|(i, e)| e.is_some() == (i < usize::from(len))));
+        Self { len, entries }
+    }
 }
 
 /// How a leg learns the address its peer really sends from (symmetric RTP, NAT traversal).

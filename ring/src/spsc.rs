@@ -587,6 +587,41 @@ impl<T: Pod, B: Backing + ?Sized> ReadBatch<'_, T, B> {
         Some(unsafe { p.read() })
     }
 
+    /// Copies only the meaningful prefix of item `i` into `out` (one copy, no second pass):
+    /// first its leading `head` bytes, then, once `total(out)` has read how long the item says
+    /// it is from that *private* copy, up to `total` bytes in all (both clamped to
+    /// `size_of::<T>()`). Bytes of `out` past the copied prefix keep their old content. Returns
+    /// `false` (copying nothing) if `i >= len()`. Like [`get`](Self::get), validation then works
+    /// on memory the peer cannot change underneath.
+    #[inline]
+    pub fn read_prefix_into(
+        &self,
+        i: usize,
+        out: &mut T,
+        head: usize,
+        total: impl FnOnce(&T) -> usize,
+    ) -> bool {
+        if i >= self.len {
+            return false;
+        }
+        let size = std::mem::size_of::<T>();
+        let src = self.consumer.raw.slot_ptr(self.position(i)).cast::<u8>();
+        let head = head.min(size);
+        let dst = &mut bytemuck::bytes_of_mut(out)[..head];
+        // SAFETY: `src` is item i's slot: in bounds, below the tail we loaded with Acquire, so
+        // the producer's writes are visible and it will not overwrite it before our Release store
+        // of `head` in `commit`; `head ≤ size_of::<T>()` bytes of it are readable. `dst` is a
+        // distinct (private) buffer of exactly `head` bytes. Any bytes are a valid T (T: Pod).
+        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), head) };
+        let n = total(out).min(size);
+        if n > head {
+            let dst = &mut bytemuck::bytes_of_mut(out)[head..n];
+            // SAFETY: as above, for bytes head..n (n ≤ size_of::<T>()) of the same slot.
+            unsafe { std::ptr::copy_nonoverlapping(src.add(head), dst.as_mut_ptr(), n - head) };
+        }
+        true
+    }
+
     /// Releases all items of the batch to the producer.
     pub fn commit(self) {
         if self.len == 0 {

@@ -496,6 +496,7 @@ fn reason_from_wire(v: u32) -> Result<DeleteReason, DecodeError> {
     }
 }
 
+#[inline(always)]
 fn bool_from_wire(field: &'static str, v: u8) -> Result<bool, DecodeError> {
     match v {
         0 => Ok(false),
@@ -504,6 +505,7 @@ fn bool_from_wire(field: &'static str, v: u8) -> Result<bool, DecodeError> {
     }
 }
 
+#[inline(always)]
 fn id_from_wire(v: u64) -> Result<SessionId, DecodeError> {
     if v == 0 {
         Err(DecodeError::ZeroSessionId)
@@ -512,52 +514,103 @@ fn id_from_wire(v: u64) -> Result<SessionId, DecodeError> {
     }
 }
 
-fn zero<T: Pod>(field: &'static str, v: &T) -> Result<(), DecodeError> {
-    if bytemuck::bytes_of(v).iter().all(|&b| b == 0) {
+/// True if every byte of `a` is zero. Word-wise (the length is a constant, so this unrolls into
+/// a few loads and ORs instead of a byte loop).
+#[inline(always)]
+fn all_zero<const N: usize>(a: &[u8; N]) -> bool {
+    let mut acc = 0u64;
+    let mut words = a.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        acc |= u64::from_ne_bytes(b);
+    }
+    for &b in words.remainder() {
+        acc |= u64::from(b);
+    }
+    acc == 0
+}
+
+#[inline(always)]
+fn zero<const N: usize>(field: &'static str, v: &[u8; N]) -> Result<(), DecodeError> {
+    if all_zero(v) {
         Ok(())
     } else {
         Err(DecodeError::Reserved(field))
     }
 }
 
+/// A valid [`SessionSpec`] whose content does not matter: the starting value a spec is decoded
+/// over in place (every field is overwritten by a successful decode).
+const PLACEHOLDER_LEG: LegSpec = LegSpec {
+    local: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+    remote: None,
+    remote_rtcp_port: 0,
+    rtcp_mux: false,
+    latch: LatchPolicy::Once,
+    pt_map: PtMap::new(),
+    crypto: LegCrypto { rx: None, tx: None },
+};
+const PLACEHOLDER_SPEC: SessionSpec = SessionSpec {
+    id: SessionId(1),
+    legs: [PLACEHOLDER_LEG; 2],
+    media_timeout_ms: 0,
+    allow_fast_path: false,
+};
+
 // ----------------------------------------------------------------------------------------------
 // Domain -> wire (infallible) and wire -> domain (validating).
+//
+// Encoders build each wire struct with a struct literal (so every byte, reserved ones included,
+// is written: the slot they land in holds a previous lap's bytes) directly in the ring slot.
+// Decoders read each field of the (private copy of the) slot once and write the domain value in
+// place, in the order the checks have always run, so the first error reported is unchanged.
 
+#[inline(always)]
 fn addr_to_wire(a: Option<SocketAddr>) -> WireAddr {
-    let mut w = WireAddr::zeroed();
     match a {
-        None => {}
+        None => WireAddr::zeroed(),
         Some(SocketAddr::V4(a)) => {
-            w.family = 4;
-            w.port = a.port();
-            w.ip[..4].copy_from_slice(&a.ip().octets());
+            let o = a.ip().octets();
+            WireAddr {
+                family: 4,
+                reserved: 0,
+                port: a.port(),
+                flowinfo: 0,
+                scope_id: 0,
+                ip: [o[0], o[1], o[2], o[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            }
         }
-        Some(SocketAddr::V6(a)) => {
-            w.family = 6;
-            w.port = a.port();
-            w.flowinfo = a.flowinfo();
-            w.scope_id = a.scope_id();
-            w.ip = a.ip().octets();
-        }
+        Some(SocketAddr::V6(a)) => WireAddr {
+            family: 6,
+            reserved: 0,
+            port: a.port(),
+            flowinfo: a.flowinfo(),
+            scope_id: a.scope_id(),
+            ip: a.ip().octets(),
+        },
     }
-    w
 }
 
+#[inline(always)]
 fn addr_from_wire(field: &'static str, w: &WireAddr) -> Result<Option<SocketAddr>, DecodeError> {
-    zero(field, &w.reserved)?;
+    if w.reserved != 0 {
+        return Err(DecodeError::Reserved(field));
+    }
     match w.family {
         0 => {
-            if *w == WireAddr::zeroed() {
+            if w.port == 0 && (w.flowinfo | w.scope_id) == 0 && all_zero(&w.ip) {
                 Ok(None)
             } else {
                 Err(DecodeError::Reserved(field))
             }
         }
         4 => {
-            if w.flowinfo != 0 || w.scope_id != 0 || w.ip[4..].iter().any(|&b| b != 0) {
+            let [a, b, c, d, rest @ ..] = w.ip;
+            if (w.flowinfo | w.scope_id) != 0 || !all_zero(&rest) {
                 return Err(DecodeError::Reserved(field));
             }
-            let ip = Ipv4Addr::new(w.ip[0], w.ip[1], w.ip[2], w.ip[3]);
+            let ip = Ipv4Addr::new(a, b, c, d);
             Ok(Some(SocketAddr::V4(SocketAddrV4::new(ip, w.port))))
         }
         6 => Ok(Some(SocketAddr::V6(SocketAddrV6::new(
@@ -570,23 +623,28 @@ fn addr_from_wire(field: &'static str, w: &WireAddr) -> Result<Option<SocketAddr
     }
 }
 
-fn keys_to_wire(k: Option<SrtpKeys>) -> WireKeys {
-    let mut w = WireKeys::zeroed();
-    if let Some(k) = k {
-        w.present = 1;
-        w.suite = suite_to_wire(k.suite);
-        w.key = k.key;
-        w.salt = k.salt;
+#[inline(always)]
+fn keys_to_wire(k: &Option<SrtpKeys>) -> WireKeys {
+    match k {
+        None => WireKeys::zeroed(),
+        Some(k) => WireKeys {
+            present: 1,
+            suite: suite_to_wire(k.suite),
+            reserved: [0; 2],
+            key: k.key,
+            salt: k.salt,
+            reserved2: [0; 2],
+        },
     }
-    w
 }
 
+#[inline(always)]
 fn keys_from_wire(field: &'static str, w: &WireKeys) -> Result<Option<SrtpKeys>, DecodeError> {
     zero(field, &w.reserved)?;
     zero(field, &w.reserved2)?;
     match bool_from_wire(field, w.present)? {
         false => {
-            if *w == WireKeys::zeroed() {
+            if w.suite == 0 && all_zero(&w.key) && all_zero(&w.salt) {
                 Ok(None)
             } else {
                 Err(DecodeError::Reserved(field))
@@ -594,9 +652,11 @@ fn keys_from_wire(field: &'static str, w: &WireKeys) -> Result<Option<SrtpKeys>,
         }
         true => {
             let suite = suite_from_wire(w.suite)?;
-            if w.key[suite.key_len()..].iter().any(|&b| b != 0)
-                || w.salt[suite.salt_len()..].iter().any(|&b| b != 0)
-            {
+            // Key lengths are 16 or 32, salt lengths 14 or 12 (checked by the tests below).
+            let [_, key_hi] = bytemuck::cast_ref::<[u8; 32], [[u8; 16]; 2]>(&w.key);
+            let key_tail_zero = suite.key_len() == 32 || all_zero(key_hi);
+            let salt_tail_zero = suite.salt_len() == 14 || (w.salt[12] | w.salt[13]) == 0;
+            if !key_tail_zero || !salt_tail_zero {
                 return Err(DecodeError::Reserved(field));
             }
             Ok(Some(SrtpKeys {
@@ -608,65 +668,86 @@ fn keys_from_wire(field: &'static str, w: &WireKeys) -> Result<Option<SrtpKeys>,
     }
 }
 
-fn leg_to_wire(l: &LegSpec) -> WireLeg {
-    let mut w = WireLeg::zeroed();
-    w.local = addr_to_wire(Some(l.local));
-    w.remote = addr_to_wire(l.remote);
-    w.remote_rtcp_port = l.remote_rtcp_port;
-    w.rtcp_mux = u8::from(l.rtcp_mux);
-    w.latch = latch_to_wire(l.latch);
-    // PtMap::len() ≤ MAX_PT by construction.
-    w.pt_len = l.pt_map.len() as u8;
-    for (slot, e) in w.pts.iter_mut().zip(l.pt_map.iter()) {
-        *slot = WirePt {
-            pt: e.pt,
-            codec: codec_to_wire(e.codec),
-        };
+#[inline(always)]
+fn pts_to_wire(m: &PtMap) -> [WirePt; MAX_PT] {
+    let mut out = [WirePt { pt: 0, codec: 0 }; MAX_PT];
+    for (o, e) in out.iter_mut().zip(m.raw_entries()) {
+        if let Some(e) = e {
+            *o = WirePt {
+                pt: e.pt,
+                codec: codec_to_wire(e.codec),
+            };
+        }
     }
-    w.rx = keys_to_wire(l.crypto.rx);
-    w.tx = keys_to_wire(l.crypto.tx);
-    w
+    out
 }
 
-fn leg_from_wire(w: &WireLeg) -> Result<LegSpec, DecodeError> {
-    let local = addr_from_wire("leg.local", &w.local)?.ok_or(DecodeError::AddressFamily {
-        field: "leg.local",
-        family: 0,
-    })?;
-    let remote = addr_from_wire("leg.remote", &w.remote)?;
-    zero("leg.reserved", &w.reserved)?;
-    let n = usize::from(w.pt_len);
-    if n > MAX_PT {
-        return Err(DecodeError::PtMapLength(w.pt_len));
+#[inline(always)]
+fn leg_to_wire(l: &LegSpec) -> WireLeg {
+    WireLeg {
+        local: addr_to_wire(Some(l.local)),
+        remote: addr_to_wire(l.remote),
+        remote_rtcp_port: l.remote_rtcp_port,
+        rtcp_mux: u8::from(l.rtcp_mux),
+        latch: latch_to_wire(l.latch),
+        // PtMap::len() ≤ MAX_PT by construction.
+        pt_len: l.pt_map.len() as u8,
+        reserved: [0; 3],
+        pts: pts_to_wire(&l.pt_map),
+        rx: keys_to_wire(&l.crypto.rx),
+        tx: keys_to_wire(&l.crypto.tx),
     }
-    let mut pt_map = PtMap::new();
-    for e in &w.pts[..n] {
+}
+
+/// Decodes the payload-type table: `pt_len` entries, each pt ≤ 127 with a known codec and no
+/// duplicate (a 128-bit "seen" mask instead of a search), the entries past `pt_len` zero.
+#[inline(always)]
+fn pts_from_wire(pt_len: u8, pts: &[WirePt; MAX_PT]) -> Result<PtMap, DecodeError> {
+    let n = usize::from(pt_len);
+    if n > MAX_PT {
+        return Err(DecodeError::PtMapLength(pt_len));
+    }
+    let mut entries = [None; MAX_PT];
+    let mut seen = 0u128;
+    for (e, out) in pts[..n].iter().zip(&mut entries) {
         if e.pt > 127 {
             return Err(DecodeError::PayloadType(e.pt));
         }
         let codec = codec_from_wire(e.codec)?;
-        if !pt_map.push(PtEntry { pt: e.pt, codec }) {
-            // Not full (n ≤ MAX_PT) and pt ≤ 127, so the only reason left is a duplicate.
+        let bit = 1u128 << e.pt;
+        if seen & bit != 0 {
             return Err(DecodeError::DuplicatePt(e.pt));
         }
+        seen |= bit;
+        *out = Some(PtEntry { pt: e.pt, codec });
     }
-    for e in &w.pts[n..] {
-        zero("leg.pts", e)?;
+    // Entries past n must be zero: drop the first 2n bytes (little-endian view, so byte 0 is the
+    // low end whatever the host order) and compare the rest with zero.
+    let raw: [u8; 2 * MAX_PT] = bytemuck::cast(*pts);
+    if n < MAX_PT && u128::from_le_bytes(raw) >> (16 * n) != 0 {
+        return Err(DecodeError::Reserved("leg.pts"));
     }
-    Ok(LegSpec {
-        local,
-        remote,
-        remote_rtcp_port: w.remote_rtcp_port,
-        rtcp_mux: bool_from_wire("leg.rtcp_mux", w.rtcp_mux)?,
-        latch: latch_from_wire(w.latch)?,
-        pt_map,
-        crypto: LegCrypto {
-            rx: keys_from_wire("leg.crypto.rx", &w.rx)?,
-            tx: keys_from_wire("leg.crypto.tx", &w.tx)?,
-        },
-    })
+    Ok(PtMap::from_checked_parts(pt_len, entries))
 }
 
+#[inline(always)]
+fn leg_from_wire_into(w: &WireLeg, l: &mut LegSpec) -> Result<(), DecodeError> {
+    l.local = addr_from_wire("leg.local", &w.local)?.ok_or(DecodeError::AddressFamily {
+        field: "leg.local",
+        family: 0,
+    })?;
+    l.remote = addr_from_wire("leg.remote", &w.remote)?;
+    zero("leg.reserved", &w.reserved)?;
+    l.pt_map = pts_from_wire(w.pt_len, &w.pts)?;
+    l.remote_rtcp_port = w.remote_rtcp_port;
+    l.rtcp_mux = bool_from_wire("leg.rtcp_mux", w.rtcp_mux)?;
+    l.latch = latch_from_wire(w.latch)?;
+    l.crypto.rx = keys_from_wire("leg.crypto.rx", &w.rx)?;
+    l.crypto.tx = keys_from_wire("leg.crypto.tx", &w.tx)?;
+    Ok(())
+}
+
+#[inline(always)]
 fn spec_to_wire(s: &SessionSpec) -> WireSessionSpec {
     WireSessionSpec {
         id: s.id.0,
@@ -677,16 +758,26 @@ fn spec_to_wire(s: &SessionSpec) -> WireSessionSpec {
     }
 }
 
-fn spec_from_wire(w: &WireSessionSpec) -> Result<SessionSpec, DecodeError> {
+/// Decodes a spec over `s` in place. On error `s` is left partly overwritten (still a valid
+/// value, but meaningless).
+#[inline(always)]
+fn spec_from_wire_into(w: &WireSessionSpec, s: &mut SessionSpec) -> Result<(), DecodeError> {
     zero("session.reserved", &w.reserved)?;
-    Ok(SessionSpec {
-        id: id_from_wire(w.id)?,
-        legs: [leg_from_wire(&w.legs[0])?, leg_from_wire(&w.legs[1])?],
-        media_timeout_ms: w.media_timeout_ms,
-        allow_fast_path: bool_from_wire("session.allow_fast_path", w.allow_fast_path)?,
-    })
+    s.id = id_from_wire(w.id)?;
+    leg_from_wire_into(&w.legs[0], &mut s.legs[0])?;
+    leg_from_wire_into(&w.legs[1], &mut s.legs[1])?;
+    s.media_timeout_ms = w.media_timeout_ms;
+    s.allow_fast_path = bool_from_wire("session.allow_fast_path", w.allow_fast_path)?;
+    Ok(())
 }
 
+fn spec_from_wire(w: &WireSessionSpec) -> Result<SessionSpec, DecodeError> {
+    let mut s = PLACEHOLDER_SPEC;
+    spec_from_wire_into(w, &mut s)?;
+    Ok(s)
+}
+
+#[inline(always)]
 fn stats_to_wire(s: &StreamStats) -> WireStats {
     WireStats {
         packets: s.packets,
@@ -702,8 +793,11 @@ fn stats_to_wire(s: &StreamStats) -> WireStats {
     }
 }
 
+#[inline(always)]
 fn stats_from_wire(w: &WireStats) -> Result<StreamStats, DecodeError> {
-    zero("stats.reserved", &w.reserved)?;
+    if w.reserved != 0 {
+        return Err(DecodeError::Reserved("stats.reserved"));
+    }
     Ok(StreamStats {
         packets: w.packets,
         bytes: w.bytes,
@@ -720,6 +814,47 @@ fn stats_from_wire(w: &WireStats) -> Result<StreamStats, DecodeError> {
 // ----------------------------------------------------------------------------------------------
 // Slot framing.
 
+/// Bitwise CRC-32 (ISO-HDLC), for compile-time constants only.
+const fn crc32_const(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    let mut i = 0;
+    while i < bytes.len() {
+        crc ^= bytes[i] as u32;
+        let mut b = 0;
+        while b < 8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+            b += 1;
+        }
+        i += 1;
+    }
+    !crc
+}
+
+/// CRC-32 of the first 8 checksummed bytes (`kind`, `len`), a constant per message kind: the
+/// hot path starts the CRC from it and hashes only `seq` + body (contiguous in the slot).
+const fn head_crc(kind: u32, len: usize) -> u32 {
+    let k = kind.to_ne_bytes();
+    let l = (len as u32).to_ne_bytes();
+    crc32_const(&[k[0], k[1], k[2], k[3], l[0], l[1], l[2], l[3]])
+}
+
+/// Byte offset of `seq` in a slot; `seq` and the body are contiguous from here.
+const SEQ_OFFSET: usize = 12;
+
+/// The checksum of a slot whose `kind`/`len` are known to hash to `head` and whose body is `len`
+/// bytes: continues the CRC over `seq` and `body[..len]` in one call (crc32fast's PCLMULQDQ
+/// path for bodies of 128 bytes and more).
+#[inline(always)]
+fn checksum_from(head: u32, slot: &Slot, len: usize) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(head);
+    h.update(&bytemuck::bytes_of(slot)[SEQ_OFFSET..SLOT_HEADER_SIZE + len]);
+    h.finalize()
+}
+
 fn checksum(kind: u32, len: u32, seq: u32, body: &[u8]) -> u32 {
     let mut head = [0u8; 12];
     head[..4].copy_from_slice(&kind.to_ne_bytes());
@@ -733,6 +868,7 @@ fn checksum(kind: u32, len: u32, seq: u32, body: &[u8]) -> u32 {
 
 /// Writes header and body into `slot`. Body bytes past `len` are left as they were (ignored by
 /// the decoder and not covered by the checksum).
+#[cfg(test)]
 fn frame_into<T: Pod>(slot: &mut Slot, kind: u32, seq: u32, body: &T) {
     let bytes = bytemuck::bytes_of(body);
     slot.kind = kind;
@@ -750,25 +886,44 @@ fn frame<T: Pod>(kind: u32, seq: u32, body: &T) -> Slot {
     slot
 }
 
-/// Checks length and checksum, then reads the body struct (unaligned copy).
-fn body<T: Pod>(slot: &Slot) -> Result<T, DecodeError> {
-    let expected = std::mem::size_of::<T>() as u32;
-    if slot.len != expected {
+/// Frames a message of kind `KIND` with body type `T` in place: header, then `fill` writes the
+/// body straight into the slot (no intermediate struct copy), then the checksum over the `len`
+/// bytes written. Body bytes past `len` keep their old content.
+#[inline(always)]
+fn frame_with<const KIND: u32, T: Pod>(slot: &mut Slot, seq: u32, fill: impl FnOnce(&mut T)) {
+    const { assert!(std::mem::size_of::<T>() <= BODY_SIZE && std::mem::align_of::<T>() <= 16) };
+    let len = std::mem::size_of::<T>();
+    slot.kind = KIND;
+    slot.len = len as u32;
+    slot.seq = seq;
+    // The body starts 16 bytes into a 64-byte-aligned slot and T needs at most 16-byte
+    // alignment (asserted above), so the cast cannot fail.
+    fill(bytemuck::from_bytes_mut(&mut slot.body[..len]));
+    slot.checksum = checksum_from(const { head_crc(KIND, std::mem::size_of::<T>()) }, slot, len);
+}
+
+/// Checks length and checksum of a slot of kind `KIND` (the caller matched it), then views the
+/// body as a `T` in place.
+#[inline(always)]
+fn body_ref<const KIND: u32, T: Pod>(slot: &Slot) -> Result<&T, DecodeError> {
+    const { assert!(std::mem::size_of::<T>() <= BODY_SIZE && std::mem::align_of::<T>() <= 16) };
+    let len = std::mem::size_of::<T>();
+    if slot.len != len as u32 {
         return Err(DecodeError::BadLength {
             kind: slot.kind,
-            expected,
+            expected: len as u32,
             got: slot.len,
         });
     }
-    let bytes = &slot.body[..std::mem::size_of::<T>()];
-    let computed = checksum(slot.kind, slot.len, slot.seq, bytes);
+    let computed = checksum_from(const { head_crc(KIND, std::mem::size_of::<T>()) }, slot, len);
     if computed != slot.checksum {
         return Err(DecodeError::Checksum {
             stored: slot.checksum,
             computed,
         });
     }
-    Ok(bytemuck::pod_read_unaligned(bytes))
+    // Aligned (see `frame_with`), exact length: cannot fail.
+    Ok(bytemuck::from_bytes(&slot.body[..len]))
 }
 
 /// Recomputes a slot's checksum over its current content (a `len` past the body counts as the
@@ -787,26 +942,78 @@ pub fn encode_command(cmd: &Command, seq: u32) -> Slot {
 
 /// Encodes a command into an existing slot (e.g. in place in the ring). Body bytes past the
 /// message's length keep their old content; they are not part of the message.
+#[inline]
 pub fn encode_command_into(cmd: &Command, seq: u32, slot: &mut Slot) {
     match cmd {
-        Command::Create(s) => frame_into(slot, KIND_CREATE, seq, &spec_to_wire(s)),
-        Command::Update(s) => frame_into(slot, KIND_UPDATE, seq, &spec_to_wire(s)),
-        Command::Delete(id) => frame_into(slot, KIND_DELETE, seq, &WireId { id: id.0 }),
-        Command::Dump { token } => frame_into(slot, KIND_DUMP, seq, &WireToken { token: *token }),
+        Command::Create(s) => {
+            frame_with::<KIND_CREATE, WireSessionSpec>(slot, seq, |w| *w = spec_to_wire(s))
+        }
+        Command::Update(s) => {
+            frame_with::<KIND_UPDATE, WireSessionSpec>(slot, seq, |w| *w = spec_to_wire(s))
+        }
+        Command::Delete(id) => {
+            frame_with::<KIND_DELETE, WireId>(slot, seq, |w| *w = WireId { id: id.0 })
+        }
+        Command::Dump { token } => {
+            frame_with::<KIND_DUMP, WireToken>(slot, seq, |w| *w = WireToken { token: *token })
+        }
     }
 }
 
 /// Decodes and validates a command slot. Does not check `seq` (see [`check_seq`]).
 pub fn decode_command(slot: &Slot) -> Result<Command, DecodeError> {
     Ok(match slot.kind {
-        KIND_CREATE => Command::Create(spec_from_wire(&body(slot)?)?),
-        KIND_UPDATE => Command::Update(spec_from_wire(&body(slot)?)?),
-        KIND_DELETE => Command::Delete(id_from_wire(body::<WireId>(slot)?.id)?),
+        KIND_CREATE => Command::Create(spec_from_wire(body_ref::<KIND_CREATE, _>(slot)?)?),
+        KIND_UPDATE => Command::Update(spec_from_wire(body_ref::<KIND_UPDATE, _>(slot)?)?),
+        KIND_DELETE => Command::Delete(id_from_wire(body_ref::<KIND_DELETE, WireId>(slot)?.id)?),
         KIND_DUMP => Command::Dump {
-            token: body::<WireToken>(slot)?.token,
+            token: body_ref::<KIND_DUMP, WireToken>(slot)?.token,
         },
         k => return Err(DecodeError::UnknownKind(k)),
     })
+}
+
+/// `out` as a `Create` (or `Update`) spec to decode over; replaces `out` with a placeholder of
+/// that variant first if it holds another one (in a stream of one kind, this happens once).
+#[inline(always)]
+fn command_spec(out: &mut Command, update: bool) -> &mut SessionSpec {
+    match (update, &*out) {
+        (false, Command::Create(_)) | (true, Command::Update(_)) => {}
+        (false, _) => *out = Command::Create(PLACEHOLDER_SPEC),
+        (true, _) => *out = Command::Update(PLACEHOLDER_SPEC),
+    }
+    match out {
+        Command::Create(s) | Command::Update(s) => s,
+        // Set just above.
+        Command::Delete(_) | Command::Dump { .. } => unreachable!("command_spec"),
+    }
+}
+
+/// Decodes and validates a command slot into `out`, writing a large `SessionSpec` in place
+/// instead of returning it by value. Same checks and errors as [`decode_command`]; on error
+/// `out` holds some valid but meaningless command. Does not check `seq`.
+#[inline]
+pub fn decode_command_into(slot: &Slot, out: &mut Command) -> Result<(), DecodeError> {
+    match slot.kind {
+        KIND_CREATE => {
+            let w = body_ref::<KIND_CREATE, WireSessionSpec>(slot)?;
+            spec_from_wire_into(w, command_spec(out, false))
+        }
+        KIND_UPDATE => {
+            let w = body_ref::<KIND_UPDATE, WireSessionSpec>(slot)?;
+            spec_from_wire_into(w, command_spec(out, true))
+        }
+        KIND_DELETE => {
+            *out = Command::Delete(id_from_wire(body_ref::<KIND_DELETE, WireId>(slot)?.id)?);
+            Ok(())
+        }
+        KIND_DUMP => {
+            let token = body_ref::<KIND_DUMP, WireToken>(slot)?.token;
+            *out = Command::Dump { token };
+            Ok(())
+        }
+        k => Err(DecodeError::UnknownKind(k)),
+    }
 }
 
 /// Encodes an event into a slot stamped with sequence number `seq`.
@@ -817,63 +1024,74 @@ pub fn encode_event(ev: &Event, seq: u32) -> Slot {
 }
 
 /// Encodes an event into an existing slot (see [`encode_command_into`]).
+#[inline]
 pub fn encode_event_into(ev: &Event, seq: u32, slot: &mut Slot) {
     match ev {
-        Event::Created(id) => frame_into(slot, KIND_CREATED, seq, &WireId { id: id.0 }),
-        Event::Updated(id) => frame_into(slot, KIND_UPDATED, seq, &WireId { id: id.0 }),
-        Event::Deleted { id, reason, stats } => frame_into(
-            slot,
-            KIND_DELETED,
-            seq,
-            &WireDeleted {
-                id: id.0,
-                reason: reason_to_wire(*reason),
-                reserved: 0,
-                stats: [stats_to_wire(&stats[0]), stats_to_wire(&stats[1])],
-            },
-        ),
-        Event::Error { id, code, port } => frame_into(
-            slot,
-            KIND_ERROR,
-            seq,
-            &WireError {
+        Event::Created(id) => {
+            frame_with::<KIND_CREATED, WireId>(slot, seq, |w| *w = WireId { id: id.0 })
+        }
+        Event::Updated(id) => {
+            frame_with::<KIND_UPDATED, WireId>(slot, seq, |w| *w = WireId { id: id.0 })
+        }
+        Event::Deleted { id, reason, stats } => {
+            frame_with::<KIND_DELETED, WireDeleted>(slot, seq, |w| {
+                *w = WireDeleted {
+                    id: id.0,
+                    reason: reason_to_wire(*reason),
+                    reserved: 0,
+                    stats: [stats_to_wire(&stats[0]), stats_to_wire(&stats[1])],
+                }
+            })
+        }
+        Event::Error { id, code, port } => frame_with::<KIND_ERROR, WireError>(slot, seq, |w| {
+            *w = WireError {
                 id: id.0,
                 code: error_code_to_wire(*code),
                 port: *port,
                 reserved: 0,
-            },
-        ),
-        Event::MediaTimeout { id, idle_ms } => frame_into(
-            slot,
-            KIND_MEDIA_TIMEOUT,
-            seq,
-            &WireMediaTimeout {
-                id: id.0,
-                idle_ms: *idle_ms,
-            },
-        ),
-        Event::Session(s) => frame_into(slot, KIND_SESSION, seq, &spec_to_wire(s)),
-        Event::DumpDone { token, count } => frame_into(
-            slot,
-            KIND_DUMP_DONE,
-            seq,
-            &WireDumpDone {
-                token: *token,
-                count: *count,
-                reserved: 0,
-            },
-        ),
+            }
+        }),
+        Event::MediaTimeout { id, idle_ms } => {
+            frame_with::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot, seq, |w| {
+                *w = WireMediaTimeout {
+                    id: id.0,
+                    idle_ms: *idle_ms,
+                }
+            })
+        }
+        Event::Session(s) => {
+            frame_with::<KIND_SESSION, WireSessionSpec>(slot, seq, |w| *w = spec_to_wire(s))
+        }
+        Event::DumpDone { token, count } => {
+            frame_with::<KIND_DUMP_DONE, WireDumpDone>(slot, seq, |w| {
+                *w = WireDumpDone {
+                    token: *token,
+                    count: *count,
+                    reserved: 0,
+                }
+            })
+        }
     }
 }
 
 /// Decodes and validates an event slot. Does not check `seq` (see [`check_seq`]).
 pub fn decode_event(slot: &Slot) -> Result<Event, DecodeError> {
-    Ok(match slot.kind {
-        KIND_CREATED => Event::Created(id_from_wire(body::<WireId>(slot)?.id)?),
-        KIND_UPDATED => Event::Updated(id_from_wire(body::<WireId>(slot)?.id)?),
+    let mut ev = <Event as Message>::PLACEHOLDER;
+    decode_event_into(slot, &mut ev)?;
+    Ok(ev)
+}
+
+/// Decodes and validates an event slot into `out` (see [`decode_command_into`]).
+#[inline]
+pub fn decode_event_into(slot: &Slot, out: &mut Event) -> Result<(), DecodeError> {
+    *out = match slot.kind {
+        KIND_CREATED => Event::Created(id_from_wire(body_ref::<KIND_CREATED, WireId>(slot)?.id)?),
+        KIND_UPDATED => Event::Updated(id_from_wire(body_ref::<KIND_UPDATED, WireId>(slot)?.id)?),
         KIND_DELETED => {
-            let w: WireDeleted = body(slot)?;
-            zero("deleted.reserved", &w.reserved)?;
+            let w = body_ref::<KIND_DELETED, WireDeleted>(slot)?;
+            if w.reserved != 0 {
+                return Err(DecodeError::Reserved("deleted.reserved"));
+            }
             Event::Deleted {
                 id: id_from_wire(w.id)?,
                 reason: reason_from_wire(w.reason)?,
@@ -881,8 +1099,10 @@ pub fn decode_event(slot: &Slot) -> Result<Event, DecodeError> {
             }
         }
         KIND_ERROR => {
-            let w: WireError = body(slot)?;
-            zero("error.reserved", &w.reserved)?;
+            let w = body_ref::<KIND_ERROR, WireError>(slot)?;
+            if w.reserved != 0 {
+                return Err(DecodeError::Reserved("error.reserved"));
+            }
             Event::Error {
                 id: id_from_wire(w.id)?,
                 code: error_code_from_wire(w.code)?,
@@ -890,27 +1110,41 @@ pub fn decode_event(slot: &Slot) -> Result<Event, DecodeError> {
             }
         }
         KIND_MEDIA_TIMEOUT => {
-            let w: WireMediaTimeout = body(slot)?;
+            let w = body_ref::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot)?;
             Event::MediaTimeout {
                 id: id_from_wire(w.id)?,
                 idle_ms: w.idle_ms,
             }
         }
-        KIND_SESSION => Event::Session(spec_from_wire(&body(slot)?)?),
+        KIND_SESSION => {
+            let w = body_ref::<KIND_SESSION, WireSessionSpec>(slot)?;
+            if !matches!(out, Event::Session(_)) {
+                *out = Event::Session(PLACEHOLDER_SPEC);
+            }
+            return match out {
+                Event::Session(s) => spec_from_wire_into(w, s),
+                // Set just above.
+                _ => unreachable!("decode_event_into"),
+            };
+        }
         KIND_DUMP_DONE => {
-            let w: WireDumpDone = body(slot)?;
-            zero("dump_done.reserved", &w.reserved)?;
+            let w = body_ref::<KIND_DUMP_DONE, WireDumpDone>(slot)?;
+            if w.reserved != 0 {
+                return Err(DecodeError::Reserved("dump_done.reserved"));
+            }
             Event::DumpDone {
                 token: w.token,
                 count: w.count,
             }
         }
         k => return Err(DecodeError::UnknownKind(k)),
-    })
+    };
+    Ok(())
 }
 
 /// Checks that a slot read at ring position `pos` carries `seq == pos as u32`: catches stale
 /// slots (from an earlier lap) and producers that published before writing.
+#[inline]
 pub fn check_seq(slot: &Slot, pos: u64) -> Result<(), DecodeError> {
     let expected = pos as u32;
     if slot.seq == expected {
@@ -927,37 +1161,53 @@ pub fn check_seq(slot: &Slot, pos: u64) -> Result<(), DecodeError> {
 pub trait Message: Sized + Copy {
     /// Human name for errors and docs ("command" / "event").
     const NAME: &'static str;
+    /// A cheap valid value (no meaning): the initial content of a receiver's decode buffer.
+    const PLACEHOLDER: Self;
     /// Encodes into a slot stamped with `seq`.
     fn encode(&self, seq: u32) -> Slot;
     /// Encodes into an existing slot stamped with `seq` (see [`encode_command_into`]).
     fn encode_into(&self, seq: u32, slot: &mut Slot);
     /// Decodes and validates a slot (everything but `seq`).
     fn decode(slot: &Slot) -> Result<Self, DecodeError>;
+    /// Decodes and validates a slot into `out` in place (see [`decode_command_into`]).
+    fn decode_into(slot: &Slot, out: &mut Self) -> Result<(), DecodeError>;
 }
 
 impl Message for Command {
     const NAME: &'static str = "command";
+    const PLACEHOLDER: Self = Command::Dump { token: 0 };
     fn encode(&self, seq: u32) -> Slot {
         encode_command(self, seq)
     }
+    #[inline]
     fn encode_into(&self, seq: u32, slot: &mut Slot) {
         encode_command_into(self, seq, slot)
     }
     fn decode(slot: &Slot) -> Result<Self, DecodeError> {
         decode_command(slot)
     }
+    #[inline]
+    fn decode_into(slot: &Slot, out: &mut Self) -> Result<(), DecodeError> {
+        decode_command_into(slot, out)
+    }
 }
 
 impl Message for Event {
     const NAME: &'static str = "event";
+    const PLACEHOLDER: Self = Event::DumpDone { token: 0, count: 0 };
     fn encode(&self, seq: u32) -> Slot {
         encode_event(self, seq)
     }
+    #[inline]
     fn encode_into(&self, seq: u32, slot: &mut Slot) {
         encode_event_into(self, seq, slot)
     }
     fn decode(slot: &Slot) -> Result<Self, DecodeError> {
         decode_event(slot)
+    }
+    #[inline]
+    fn decode_into(slot: &Slot, out: &mut Self) -> Result<(), DecodeError> {
+        decode_event_into(slot, out)
     }
 }
 
