@@ -7,7 +7,8 @@
 //! around `:`. It rejects, with a reason phrase naming the fault, what RFC 4475 §3.1.2 calls invalid.
 //! Input is never trusted: no index can panic, and every failure is a [`ParseError`].
 
-use std::fmt::{self, Write as _};
+use std::borrow::Cow;
+use std::fmt;
 
 /// A SIP method.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -226,18 +227,18 @@ impl HName {
         )
     }
 
-    /// Headers that may appear at most once.
-    fn is_single(&self) -> bool {
-        matches!(
-            self,
-            Self::From
-                | Self::To
-                | Self::CallId
-                | Self::CSeq
-                | Self::MaxForwards
-                | Self::ContentLength
-                | Self::ContentType
-        )
+    /// Headers that may appear at most once: their index in a per-message counter table.
+    fn single_index(&self) -> Option<usize> {
+        Some(match self {
+            Self::From => 0,
+            Self::To => 1,
+            Self::CallId => 2,
+            Self::CSeq => 3,
+            Self::MaxForwards => 4,
+            Self::ContentLength => 5,
+            Self::ContentType => 6,
+            _ => return None,
+        })
     }
 }
 
@@ -404,14 +405,16 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
     let is_request = !first.starts_with("SIP/");
 
     // Headers first: a 400 needs them even when the start line is bad.
-    let mut headers = Vec::new();
+    let mut headers = Vec::with_capacity(16);
     let mut err: Option<&'static str> = None;
-    let mut cur: Option<(String, String)> = None;
-    let flush = |cur: &mut Option<(String, String)>, headers: &mut Vec<Header>, err: &mut Option<&'static str>| {
+    // The header being read: its name and value, borrowed from the datagram until a folded
+    // continuation line forces a copy (one allocation per header value otherwise).
+    let mut cur: Option<(&str, Cow<'_, str>)> = None;
+    let flush = |cur: &mut Option<(&str, Cow<'_, str>)>, headers: &mut Vec<Header>, err: &mut Option<&'static str>| {
         if let Some((n, v)) = cur.take() {
-            let name = HName::parse(&n);
+            let name = HName::parse(n);
             let v = v.trim();
-            if name.is_list() {
+            if name.is_list() && v.contains(',') {
                 for part in split_list(v) {
                     if part.is_empty() && err.is_none() {
                         *err = Some(empty_list_reason(&name));
@@ -419,6 +422,10 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
                     headers.push(Header { name: name.clone(), value: part.to_string() });
                 }
             } else {
+                // A list value without a comma is one (trimmed) element, as `split_list` gives.
+                if name.is_list() && v.is_empty() && err.is_none() {
+                    *err = Some(empty_list_reason(&name));
+                }
                 headers.push(Header { name, value: v.to_string() });
             }
         }
@@ -428,6 +435,7 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
             if line.starts_with([' ', '\t']) {
                 match cur.as_mut() {
                     Some((_, v)) => {
+                        let v = v.to_mut();
                         v.push(' ');
                         v.push_str(line.trim());
                     }
@@ -445,7 +453,7 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
                         err.get_or_insert("Bad Header Name");
                         continue;
                     }
-                    cur = Some((n.to_string(), v.to_string()));
+                    cur = Some((n, Cow::Borrowed(v)));
                 }
                 None => {
                     err.get_or_insert("Bad Header Line");
@@ -474,10 +482,17 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
         return Err(fail(r, headers));
     }
 
-    // Single-valued headers.
+    // Single-valued headers: count each, then report the first (in header order) seen twice.
+    let mut counts = [0u8; 7];
     for h in &headers {
-        if h.name.is_single() && headers.iter().filter(|x| x.name == h.name).count() > 1 {
-            return Err(fail(multiple_reason(&h.name), headers));
+        if let Some(i) = h.name.single_index() {
+            counts[i] = counts[i].saturating_add(1);
+        }
+    }
+    if counts.iter().any(|c| *c > 1) {
+        if let Some(h) = headers.iter().find(|h| h.name.single_index().is_some_and(|i| counts[i] > 1)) {
+            let r = multiple_reason(&h.name);
+            return Err(fail(r, headers));
         }
     }
 
@@ -582,21 +597,21 @@ fn check_headers(msg: &Message) -> Result<(), &'static str> {
     for h in &msg.headers {
         match h.name {
             HName::Via => {
-                Via::parse(&h.value).map_err(|_| "Bad Via")?;
+                ViaRef::parse(&h.value).map_err(|_| "Bad Via")?;
             }
             HName::From => {
-                NameAddr::parse(&h.value).map_err(|_| "Bad From")?;
+                NameAddrRef::parse(&h.value).map_err(|_| "Bad From")?;
             }
             HName::To => {
-                NameAddr::parse(&h.value).map_err(|_| "Bad To")?;
+                NameAddrRef::parse(&h.value).map_err(|_| "Bad To")?;
             }
             HName::Contact => {
                 if h.value != "*" {
-                    NameAddr::parse(&h.value).map_err(|_| "Bad Contact")?;
+                    NameAddrRef::parse(&h.value).map_err(|_| "Bad Contact")?;
                 }
             }
             HName::Route | HName::RecordRoute => {
-                NameAddr::parse(&h.value).map_err(|_| "Bad Route")?;
+                NameAddrRef::parse(&h.value).map_err(|_| "Bad Route")?;
             }
             HName::CSeq => {
                 let c = CSeq::parse(&h.value).map_err(|_| "Bad CSeq")?;
@@ -718,6 +733,21 @@ impl Message {
         self.header(&HName::Via).and_then(|v| Via::parse(v).ok())
     }
 
+    /// Top Via, parsed into borrowed parts (no allocation).
+    pub fn top_via_ref(&self) -> Option<ViaRef<'_>> {
+        self.header(&HName::Via).and_then(|v| ViaRef::parse(v).ok())
+    }
+
+    /// The From tag (no allocation).
+    pub fn from_tag(&self) -> Option<&str> {
+        self.header(&HName::From).and_then(|v| NameAddrRef::parse(v).ok()).and_then(|n| n.tag())
+    }
+
+    /// The To tag (no allocation).
+    pub fn to_tag(&self) -> Option<&str> {
+        self.header(&HName::To).and_then(|v| NameAddrRef::parse(v).ok()).and_then(|n| n.tag())
+    }
+
     /// CSeq, parsed.
     pub fn cseq(&self) -> Option<CSeq> {
         self.header(&HName::CSeq).and_then(|v| CSeq::parse(v).ok())
@@ -740,23 +770,35 @@ impl Message {
 
     /// Serializes; `Content-Length` is written from the body (any stored one is ignored).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut s = String::with_capacity(512);
+        // Plain appends (no `fmt` machinery): this runs for every message we send.
+        let size = 64 + self.body.len() + self.headers.iter().map(|h| h.name.as_str().len() + h.value.len() + 4).sum::<usize>();
+        let mut out = Vec::with_capacity(size);
         match &self.start {
             StartLine::Request { method, uri, version } => {
-                let _ = write!(s, "{method} {uri} {version}\r\n");
+                for part in [method.as_str().as_bytes(), b" ", uri.as_bytes(), b" ", version.as_bytes(), b"\r\n"] {
+                    out.extend_from_slice(part);
+                }
             }
             StartLine::Response { code, reason } => {
-                let _ = write!(s, "SIP/2.0 {code} {reason}\r\n");
+                out.extend_from_slice(b"SIP/2.0 ");
+                push_decimal(&mut out, u64::from(*code));
+                out.push(b' ');
+                out.extend_from_slice(reason.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
         }
         for h in &self.headers {
             if h.name == HName::ContentLength {
                 continue;
             }
-            let _ = write!(s, "{}: {}\r\n", h.name.as_str(), h.value);
+            out.extend_from_slice(h.name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        let _ = write!(s, "Content-Length: {}\r\n\r\n", self.body.len());
-        let mut out = s.into_bytes();
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(&mut out, self.body.len() as u64);
+        out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(&self.body);
         out
     }
@@ -770,18 +812,36 @@ pub fn param<'a>(p: &'a Params, name: &str) -> Option<Option<&'a str>> {
     p.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref())
 }
 
-fn parse_params(s: &str) -> Result<Params, ()> {
-    let mut out = Vec::new();
-    if s.trim().is_empty() {
-        return Ok(out);
+/// Appends the decimal digits of `n`.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
-    let s = s.trim_start();
-    let s = s.strip_prefix(';').ok_or(())?;
-    for p in s.split(';') {
-        let (n, v) = match p.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim())),
-            None => (p.trim(), None),
-        };
+    out.extend_from_slice(&d[i..]);
+}
+
+/// The `;name[=value]` items of a parameter string, trimmed, without validation.
+fn param_items(s: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    let body = if s.trim().is_empty() { None } else { s.trim_start().strip_prefix(';') };
+    body.into_iter().flat_map(|b| b.split(';')).map(|p| match p.split_once('=') {
+        Some((n, v)) => (n.trim(), Some(v.trim())),
+        None => (p.trim(), None),
+    })
+}
+
+/// Validates a parameter string the way [`parse_params`] does, without allocating.
+fn check_params(s: &str) -> Result<(), ()> {
+    if !s.trim().is_empty() && !s.trim_start().starts_with(';') {
+        return Err(());
+    }
+    for (n, v) in param_items(s) {
         if !is_token(n) {
             return Err(());
         }
@@ -791,9 +851,18 @@ fn parse_params(s: &str) -> Result<Params, ()> {
                 return Err(());
             }
         }
-        out.push((n.to_string(), v.map(str::to_string)));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Looks a parameter up in an (already validated) parameter string; names case-insensitive.
+fn param_in<'a>(s: &'a str, name: &str) -> Option<Option<&'a str>> {
+    param_items(s).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+fn parse_params(s: &str) -> Result<Params, ()> {
+    check_params(s)?;
+    Ok(param_items(s).map(|(n, v)| (n.to_string(), v.map(str::to_string))).collect())
 }
 
 /// A parsed Via value.
@@ -809,9 +878,22 @@ pub struct Via {
     pub params: Params,
 }
 
-impl Via {
-    /// Parses one Via value, tolerating LWS around `/` (RFC 4475 wsinv).
-    pub fn parse(v: &str) -> Result<Self, ()> {
+/// A Via value validated and split into borrowed parts (the hot-path form of [`Via`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViaRef<'a> {
+    /// Transport token as received (compare case-insensitively).
+    pub transport: &'a str,
+    /// sent-by host (IPv6 without brackets).
+    pub host: &'a str,
+    /// sent-by port.
+    pub port: Option<u16>,
+    /// The parameter string (`;branch=...;rport`), validated.
+    pub params: &'a str,
+}
+
+impl<'a> ViaRef<'a> {
+    /// Parses one Via value; accepts exactly what [`Via::parse`] accepts.
+    pub fn parse(v: &'a str) -> Result<Self, ()> {
         let mut parts = v.splitn(3, '/');
         let name = parts.next().ok_or(())?.trim();
         let ver = parts.next().ok_or(())?.trim();
@@ -827,9 +909,33 @@ impl Via {
         let rest = rest[tend..].trim_start();
         let pstart = rest.find(';').unwrap_or(rest.len());
         let sent_by = rest[..pstart].trim();
-        let (host, port) = parse_hostport(sent_by)?;
-        let params = parse_params(&rest[pstart..])?;
-        Ok(Self { transport: transport.to_ascii_uppercase(), host, port, params })
+        let (host, port) = hostport(sent_by)?;
+        let params = &rest[pstart..];
+        check_params(params)?;
+        Ok(Self { transport, host, port, params })
+    }
+
+    /// A parameter (`Some(None)` for a flag).
+    pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        param_in(self.params, name)
+    }
+
+    /// The branch parameter.
+    pub fn branch(&self) -> Option<&'a str> {
+        self.param("branch").flatten()
+    }
+}
+
+impl Via {
+    /// Parses one Via value, tolerating LWS around `/` (RFC 4475 wsinv).
+    pub fn parse(v: &str) -> Result<Self, ()> {
+        let r = ViaRef::parse(v)?;
+        Ok(Self {
+            transport: r.transport.to_ascii_uppercase(),
+            host: r.host.to_string(),
+            port: r.port,
+            params: parse_params(r.params)?,
+        })
     }
 
     /// The branch parameter.
@@ -839,6 +945,10 @@ impl Via {
 }
 
 fn parse_hostport(s: &str) -> Result<(String, Option<u16>), ()> {
+    hostport(s).map(|(h, p)| (h.to_string(), p))
+}
+
+fn hostport(s: &str) -> Result<(&str, Option<u16>), ()> {
     let (host, port) = if let Some(r) = s.strip_prefix('[') {
         let (h, rest) = r.split_once(']').ok_or(())?;
         let port = match rest.strip_prefix(':') {
@@ -867,7 +977,7 @@ fn parse_hostport(s: &str) -> Result<(String, Option<u16>), ()> {
         }
         None => None,
     };
-    Ok((host.to_string(), port))
+    Ok((host, port))
 }
 
 /// A parsed CSeq.
@@ -907,9 +1017,21 @@ pub struct NameAddr {
     pub params: Params,
 }
 
-impl NameAddr {
-    /// Parses `[display] <uri> *(;param)` or `addr-spec *(;param)`.
-    pub fn parse(v: &str) -> Result<Self, ()> {
+/// A name-addr validated and split into borrowed parts (the hot-path form of [`NameAddr`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameAddrRef<'a> {
+    /// Display name, quotes kept as received.
+    pub display: Option<&'a str>,
+    /// The URI text.
+    pub uri: &'a str,
+    /// The header parameter string, validated.
+    pub params: &'a str,
+}
+
+impl<'a> NameAddrRef<'a> {
+    /// Parses `[display] <uri> *(;param)` or `addr-spec *(;param)`; accepts exactly what
+    /// [`NameAddr::parse`] accepts.
+    pub fn parse(v: &'a str) -> Result<Self, ()> {
         let v = v.trim();
         let (display, rest) = if let Some(q) = v.strip_prefix('"') {
             let mut end = None;
@@ -929,13 +1051,14 @@ impl NameAddr {
             if !rest.starts_with('<') {
                 return Err(());
             }
-            (Some(format!("\"{}\"", &q[..end])), rest)
+            // The quoted string, quotes included: `v` starts with `"` and `q[end]` is `"`.
+            (Some(&v[..end + 2]), rest)
         } else if let Some(lt) = v.find('<') {
             let d = v[..lt].trim();
             if !d.is_empty() && !d.split([' ', '\t']).filter(|w| !w.is_empty()).all(is_token) {
                 return Err(());
             }
-            ((!d.is_empty()).then(|| d.to_string()), &v[lt..])
+            ((!d.is_empty()).then_some(d), &v[lt..])
         } else {
             (None, v)
         };
@@ -944,8 +1067,8 @@ impl NameAddr {
             if uri.is_empty() || uri.bytes().any(|c| c <= b' ' || c == b'<' || c == b'"') {
                 return Err(());
             }
-            let params = parse_params(params)?;
-            Ok(Self { display, uri: uri.to_string(), params })
+            check_params(params)?;
+            Ok(Self { display, uri, params })
         } else {
             // addr-spec: no display name, and the URI can carry neither `?`, `,` nor `;`
             // parameters (they belong to the header).
@@ -957,9 +1080,23 @@ impl NameAddr {
             {
                 return Err(());
             }
-            let params = parse_params(&rest[end..])?;
-            Ok(Self { display: None, uri: uri.to_string(), params })
+            let params = &rest[end..];
+            check_params(params)?;
+            Ok(Self { display: None, uri, params })
         }
+    }
+
+    /// The tag parameter.
+    pub fn tag(&self) -> Option<&'a str> {
+        param_in(self.params, "tag").flatten()
+    }
+}
+
+impl NameAddr {
+    /// Parses `[display] <uri> *(;param)` or `addr-spec *(;param)`.
+    pub fn parse(v: &str) -> Result<Self, ()> {
+        let r = NameAddrRef::parse(v)?;
+        Ok(Self { display: r.display.map(str::to_string), uri: r.uri.to_string(), params: parse_params(r.params)? })
     }
 
     /// The tag parameter.
@@ -974,15 +1111,15 @@ impl NameAddr {
             s.push_str(d);
             s.push(' ');
         }
-        let _ = write!(s, "<{}>", self.uri);
+        s.push('<');
+        s.push_str(&self.uri);
+        s.push('>');
         for (n, v) in &self.params {
-            match v {
-                Some(v) => {
-                    let _ = write!(s, ";{n}={v}");
-                }
-                None => {
-                    let _ = write!(s, ";{n}");
-                }
+            s.push(';');
+            s.push_str(n);
+            if let Some(v) = v {
+                s.push('=');
+                s.push_str(v);
             }
         }
         s
