@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use xtrunk_datapath::socket::{self, BatchSocket, ReadyWaiter, SocketOptions, Stats};
-use xtrunk_ring::msg::{Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec};
+use xtrunk_ring::msg::{
+    Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec,
+};
 
 /// Arguments of `xtrunk-bench relay`.
 #[derive(clap::Args, Debug)]
@@ -94,7 +96,14 @@ struct Totals {
     hist: Histogram<u64>,
 }
 
-fn rtp_packet(buf: &mut [u8], seq: u16, ssrc: u32, stream: u32, t_ns: u64, payload: usize) -> usize {
+fn rtp_packet(
+    buf: &mut [u8],
+    seq: u16,
+    ssrc: u32,
+    stream: u32,
+    t_ns: u64,
+    payload: usize,
+) -> usize {
     let len = RTP_HDR + payload.max(STAMP);
     if buf.len() < len {
         return 0;
@@ -121,7 +130,12 @@ fn spec(i: usize, base: u16, a: SocketAddr, b: SocketAddr, rtcp_mux: bool) -> Se
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
     };
-    SessionSpec { id: SessionId(i as u64 + 1), legs: [leg(p, a), leg(p + 2, b)], media_timeout_ms: 0, allow_fast_path: false }
+    SessionSpec {
+        id: SessionId(i as u64 + 1),
+        legs: [leg(p, a), leg(p + 2, b)],
+        media_timeout_ms: 0,
+        allow_fast_path: false,
+    }
 }
 
 fn pin(core: usize) -> bool {
@@ -144,7 +158,12 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
     let ports_needed = args.streams * 4;
     let port_max = usize::from(args.port_base) + ports_needed - 1;
     if port_max > 65535 {
-        bail!("--streams {} needs {} ports from --port-base {}: past 65535", args.streams, ports_needed, args.port_base);
+        bail!(
+            "--streams {} needs {} ports from --port-base {}: past 65535",
+            args.streams,
+            ports_needed,
+            args.port_base
+        );
     }
     let peers = args.peer_sockets.max(1);
     let sockets_per_session = if args.rtcp_mux { 2 } else { 4 };
@@ -180,11 +199,19 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
     };
     let result = drive(&args, &cmd_tx, &ev_rx, &stats);
     stop.store(true, Ordering::Relaxed);
-    backend.join().map_err(|_| anyhow::anyhow!("socket backend panicked"))?.context("socket backend")?;
+    backend
+        .join()
+        .map_err(|_| anyhow::anyhow!("socket backend panicked"))?
+        .context("socket backend")?;
     result
 }
 
-fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receiver<Event>, stats: &Stats) -> anyhow::Result<()> {
+fn drive(
+    args: &RelayArgs,
+    cmd_tx: &mpsc::Sender<Command>,
+    ev_rx: &mpsc::Receiver<Event>,
+    stats: &Stats,
+) -> anyhow::Result<()> {
     let sockets_per_session = if args.rtcp_mux { 2 } else { 4 };
     let peers = args.peer_sockets.max(1);
     let peer_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -192,32 +219,53 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
     let mut side_b = Vec::new();
     for _ in 0..peers {
         for side in [&mut side_a, &mut side_b] {
-            let s = BatchSocket::bind(SocketAddr::new(peer_ip, 0), args.batch).context("bind peer socket on 127.0.0.2")?;
+            let s = BatchSocket::bind(SocketAddr::new(peer_ip, 0), args.batch)
+                .context("bind peer socket on 127.0.0.2")?;
             s.set_recv_buffer(8 << 20).context("SO_RCVBUF")?;
             side.push(s);
         }
     }
-    let a_addr: Vec<SocketAddr> = side_a.iter().map(|s| s.local_addr()).collect::<Result<_, _>>()?;
-    let b_addr: Vec<SocketAddr> = side_b.iter().map(|s| s.local_addr()).collect::<Result<_, _>>()?;
+    let a_addr: Vec<SocketAddr> = side_a
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
+    let b_addr: Vec<SocketAddr> = side_b
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
 
     // Sessions.
     let t_setup = Instant::now();
     for i in 0..args.streams {
-        cmd_tx.send(Command::Create(spec(i, args.port_base, a_addr[i % peers], b_addr[i % peers], args.rtcp_mux)))?;
+        cmd_tx.send(Command::Create(spec(
+            i,
+            args.port_base,
+            a_addr[i % peers],
+            b_addr[i % peers],
+            args.rtcp_mux,
+        )))?;
     }
     let mut created = 0;
     while created < args.streams {
         match ev_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(Event::Created(_)) => created += 1,
-            Ok(Event::Error { id, code, port }) => bail!("session {} refused: {code:?} (port {port})", id.0),
+            Ok(Event::Error { id, code, port }) => {
+                bail!("session {} refused: {code:?} (port {port})", id.0)
+            }
             Ok(_) => {}
-            Err(_) => bail!("timed out creating sessions ({created}/{} created)", args.streams),
+            Err(_) => bail!(
+                "timed out creating sessions ({created}/{} created)",
+                args.streams
+            ),
         }
     }
     let setup_s = t_setup.elapsed().as_secs_f64();
 
     if !pin(args.load_core) {
-        eprintln!("warning: could not pin the load generator to core {}", args.load_core);
+        eprintln!(
+            "warning: could not pin the load generator to core {}",
+            args.load_core
+        );
     }
     let n_streams = 2 * args.streams; // directed
     let requested_pps = n_streams as f64 * f64::from(args.pps_per_stream);
@@ -266,7 +314,11 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
                 let stream = (g % n_streams as u64) as usize;
                 let seq = (g / n_streams as u64) as u16;
                 let session = stream / 2;
-                let sock = if stream % 2 == 0 { &mut side_a[session % peers] } else { &mut side_b[session % peers] };
+                let sock = if stream % 2 == 0 {
+                    &mut side_a[session % peers]
+                } else {
+                    &mut side_b[session % peers]
+                };
                 if sock.queued() >= args.batch {
                     let (s, f) = sock.flush();
                     tot.sent += s as u64;
@@ -274,7 +326,9 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
                 }
                 let to = relay_port(stream);
                 let t = epoch.elapsed().as_nanos() as u64;
-                sock.queue(&to, |b| rtp_packet(b, seq, stream as u32 + 1, stream as u32, t, payload));
+                sock.queue(&to, |b| {
+                    rtp_packet(b, seq, stream as u32 + 1, stream as u32, t, payload)
+                });
                 g += 1;
                 budget -= 1;
             }
@@ -296,43 +350,45 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
         for s in side_a.iter_mut().chain(side_b.iter_mut()) {
             // Drain each socket (bounded) so receiving keeps up with sending.
             for _ in 0..16 {
-            let n = s
-                .recv_batch(|_src, d| {
-                    let arrive = epoch.elapsed().as_nanos() as i64;
-                    if d.len() < RTP_HDR + STAMP {
-                        tot.foreign += 1;
-                        return;
-                    }
-                    let seq = u16::from_be_bytes([d[2], d[3]]);
-                    let t_send = u64::from_be_bytes(d[12..20].try_into().unwrap_or([0; 8])) as i64;
-                    let stream = u32::from_be_bytes(d[20..24].try_into().unwrap_or([0; 4])) as usize;
-                    let Some(st) = rx.get_mut(stream) else {
-                        tot.foreign += 1;
-                        return;
-                    };
-                    st.received += 1;
-                    tot.received += 1;
-                    match st.max_seq {
-                        Some(m) if seq.wrapping_sub(m) as i16 <= 0 => {
-                            st.reordered += 1;
-                            tot.reordered += 1;
+                let n = s
+                    .recv_batch(|_src, d| {
+                        let arrive = epoch.elapsed().as_nanos() as i64;
+                        if d.len() < RTP_HDR + STAMP {
+                            tot.foreign += 1;
+                            return;
                         }
-                        _ => st.max_seq = Some(seq),
-                    }
-                    let transit = arrive - t_send;
-                    if let Some(last) = st.last_transit_ns {
-                        let d = (transit - last).abs() as f64;
-                        st.jitter_ns += (d - st.jitter_ns) / 16.0;
-                    }
-                    st.last_transit_ns = Some(transit);
-                    let us = (transit.max(0) as u64 / 1000).max(1);
-                    let _ = tot.hist.record_correct(us, stream_interval_us);
-                })
-                .unwrap_or(0);
-            got += n;
-            if n < args.batch {
-                break;
-            }
+                        let seq = u16::from_be_bytes([d[2], d[3]]);
+                        let t_send =
+                            u64::from_be_bytes(d[12..20].try_into().unwrap_or([0; 8])) as i64;
+                        let stream =
+                            u32::from_be_bytes(d[20..24].try_into().unwrap_or([0; 4])) as usize;
+                        let Some(st) = rx.get_mut(stream) else {
+                            tot.foreign += 1;
+                            return;
+                        };
+                        st.received += 1;
+                        tot.received += 1;
+                        match st.max_seq {
+                            Some(m) if seq.wrapping_sub(m) as i16 <= 0 => {
+                                st.reordered += 1;
+                                tot.reordered += 1;
+                            }
+                            _ => st.max_seq = Some(seq),
+                        }
+                        let transit = arrive - t_send;
+                        if let Some(last) = st.last_transit_ns {
+                            let d = (transit - last).abs() as f64;
+                            st.jitter_ns += (d - st.jitter_ns) / 16.0;
+                        }
+                        st.last_transit_ns = Some(transit);
+                        let us = (transit.max(0) as u64 / 1000).max(1);
+                        let _ = tot.hist.record_correct(us, stream_interval_us);
+                    })
+                    .unwrap_or(0);
+                got += n;
+                if n < args.batch {
+                    break;
+                }
             }
         }
         let elapsed = epoch.elapsed();
@@ -362,7 +418,9 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
             let wait_ns = if sending && g < total_packets {
                 ((g as f64 * interval_ns) as u64).saturating_sub(now_ns)
             } else {
-                drain_until.map_or(0, |t| t.saturating_duration_since(Instant::now()).as_nanos() as u64)
+                drain_until.map_or(0, |t| {
+                    t.saturating_duration_since(Instant::now()).as_nanos() as u64
+                })
             };
             if wait_ns > 20_000 {
                 let _ = waiter.wait(Duration::from_nanos(wait_ns.min(100_000_000)));
@@ -376,20 +434,37 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
     let send_secs = (send_wall_ns as f64 / 1e9).max(1e-9);
     let offered_pps = tot.sent as f64 / send_secs;
     let delivered_pps = tot.received as f64 / send_secs;
-    let loss_ratio = if tot.sent > 0 { (1.0 - tot.received as f64 / tot.sent as f64).max(0.0) } else { 0.0 };
-    let could_offer = tot.sent + tot.send_failed >= total_packets * 98 / 100 && max_lag_ns < 1_000_000_000;
+    let loss_ratio = if tot.sent > 0 {
+        (1.0 - tot.received as f64 / tot.sent as f64).max(0.0)
+    } else {
+        0.0
+    };
+    let could_offer =
+        tot.sent + tot.send_failed >= total_packets * 98 / 100 && max_lag_ns < 1_000_000_000;
     let active: Vec<&StreamRx> = rx.iter().filter(|s| s.received > 1).collect();
-    let jitter_mean_us = if active.is_empty() { 0.0 } else { active.iter().map(|s| s.jitter_ns).sum::<f64>() / active.len() as f64 / 1000.0 };
+    let jitter_mean_us = if active.is_empty() {
+        0.0
+    } else {
+        active.iter().map(|s| s.jitter_ns).sum::<f64>() / active.len() as f64 / 1000.0
+    };
     let jitter_max_us = active.iter().map(|s| s.jitter_ns).fold(0.0, f64::max) / 1000.0;
     let h = &tot.hist;
-    let (p50, p90, p99, p999, max) =
-        (h.value_at_quantile(0.5), h.value_at_quantile(0.9), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max());
+    let (p50, p90, p99, p999, max) = (
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+    );
     let relay_rx = stats.rx_packets.load(Ordering::Relaxed);
     let relay_tx = stats.tx_packets.load(Ordering::Relaxed);
     let relay_drops = stats.total_drops();
     let relay_tx_err = stats.tx_errors.load(Ordering::Relaxed);
 
-    println!("xtrunk-bench relay  backend=socket (self-contained)  relay core {}  load core {}", args.relay_core, args.load_core);
+    println!(
+        "xtrunk-bench relay  backend=socket (self-contained)  relay core {}  load core {}",
+        args.relay_core, args.load_core
+    );
     println!(
         "  sessions             {:>12}   ({} directed streams, {} relay sockets{}, setup {:.2} s)",
         args.streams,
@@ -398,15 +473,33 @@ fn drive(args: &RelayArgs, cmd_tx: &mpsc::Sender<Command>, ev_rx: &mpsc::Receive
         if args.rtcp_mux { ", rtcp-mux" } else { "" },
         setup_s
     );
-    println!("  requested            {:>12.0} pps ({} pps/stream, {} s)", requested_pps, args.pps_per_stream, args.seconds);
-    println!("  offered              {:>12.0} pps ({} sent, {} send errors, max sender lag {:.1} ms)", offered_pps, tot.sent, tot.send_failed, max_lag_ns as f64 / 1e6);
-    println!("  delivered            {:>12.0} pps ({} received)", delivered_pps, tot.received);
+    println!(
+        "  requested            {:>12.0} pps ({} pps/stream, {} s)",
+        requested_pps, args.pps_per_stream, args.seconds
+    );
+    println!(
+        "  offered              {:>12.0} pps ({} sent, {} send errors, max sender lag {:.1} ms)",
+        offered_pps,
+        tot.sent,
+        tot.send_failed,
+        max_lag_ns as f64 / 1e6
+    );
+    println!(
+        "  delivered            {:>12.0} pps ({} received)",
+        delivered_pps, tot.received
+    );
     println!("  loss                 {:>12.4} %", loss_ratio * 100.0);
     println!("  reordered            {:>12}", tot.reordered);
     println!("  latency p50/p90/p99  {:>7} / {} / {} us", p50, p90, p99);
     println!("  latency p99.9 / max  {:>7} / {} us", p999, max);
-    println!("  jitter mean / max    {:>9.1} / {:.1} us (RFC 3550 A.8 per stream)", jitter_mean_us, jitter_max_us);
-    println!("  relay rx/tx/drops    {} / {} / {} (tx errors {})", relay_rx, relay_tx, relay_drops, relay_tx_err);
+    println!(
+        "  jitter mean / max    {:>9.1} / {:.1} us (RFC 3550 A.8 per stream)",
+        jitter_mean_us, jitter_max_us
+    );
+    println!(
+        "  relay rx/tx/drops    {} / {} / {} (tx errors {})",
+        relay_rx, relay_tx, relay_drops, relay_tx_err
+    );
     if !could_offer {
         println!(
             "  NOTE: could not offer the requested load: sent {} of {} packets (max sender lag {:.1} ms); the load generator, not only the relay, is saturated",

@@ -12,22 +12,36 @@ use xtrunk_datapath::wire::rtp::{classify, MuxKind, RtpPacket};
 use xtrunk_datapath::wire::udp::UdpPacket;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(f) = EthernetFrame::new_checked(data) else { return };
+    let Ok(f) = EthernetFrame::new_checked(data) else {
+        return;
+    };
     let repr = EthernetRepr::parse(&f).unwrap();
     let mut hdr = [0u8; 18];
     let n = repr.emit(&mut hdr).unwrap();
     assert_eq!(n, f.header_len());
     match f.ethertype() {
         ethertype::IPV4 => {
-            let Ok(ip) = Ipv4Packet::new_checked(f.payload()) else { return };
+            let Ok(ip) = Ipv4Packet::new_checked(f.payload()) else {
+                return;
+            };
             if ip.protocol() == PROTO_UDP {
-                udp(IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), ip.payload());
+                udp(
+                    IpAddr::V4(ip.src_addr()),
+                    IpAddr::V4(ip.dst_addr()),
+                    ip.payload(),
+                );
             }
         }
         ethertype::IPV6 => {
-            let Ok(ip) = Ipv6Packet::new_checked(f.payload()) else { return };
+            let Ok(ip) = Ipv6Packet::new_checked(f.payload()) else {
+                return;
+            };
             if ip.next_header() == PROTO_UDP {
-                udp(IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.payload());
+                udp(
+                    IpAddr::V6(ip.src_addr()),
+                    IpAddr::V6(ip.dst_addr()),
+                    ip.payload(),
+                );
             }
         }
         _ => {}
@@ -35,7 +49,9 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn udp(src: IpAddr, dst: IpAddr, l4: &[u8]) {
-    let Ok(u) = UdpPacket::new_checked(l4) else { return };
+    let Ok(u) = UdpPacket::new_checked(l4) else {
+        return;
+    };
     let _ = u.verify_checksum(&src, &dst);
     match classify(u.payload()) {
         MuxKind::Rtp => {

@@ -6,8 +6,16 @@ use xtrunk_datapath::wire::rtp::{classify, RtpPacket, RtpRepr};
 
 fuzz_target!(|data: &[u8]| {
     let _ = classify(data);
-    let Ok(p) = RtpPacket::new_checked(data) else { return };
-    let _ = (p.marker(), p.payload_type(), p.sequence_number(), p.timestamp(), p.ssrc());
+    let Ok(p) = RtpPacket::new_checked(data) else {
+        return;
+    };
+    let _ = (
+        p.marker(),
+        p.payload_type(),
+        p.sequence_number(),
+        p.timestamp(),
+        p.ssrc(),
+    );
     let _ = p.csrcs().count();
     let _ = p.extension_header();
     assert!(p.header_len() + p.padding_len() <= data.len());

@@ -1326,6 +1326,70 @@ mod tests {
     }
 
     #[test]
+    fn head_crc_matches_the_generic_checksum() {
+        let mut s = encode_command(&Command::Create(spec()), 0xdead_beef);
+        let stored = s.checksum;
+        seal(&mut s);
+        assert_eq!(s.checksum, stored);
+        assert_eq!(head_crc(KIND_CREATE, 384), {
+            let mut h = crc32fast::Hasher::new();
+            h.update(&KIND_CREATE.to_ne_bytes());
+            h.update(&384u32.to_ne_bytes());
+            h.finalize()
+        });
+    }
+
+    #[test]
+    fn key_and_salt_lengths_are_what_the_decoder_assumes() {
+        for s in [
+            SrtpSuite::AesCm128HmacSha1_80,
+            SrtpSuite::AesCm128HmacSha1_32,
+            SrtpSuite::AeadAes128Gcm,
+            SrtpSuite::AeadAes256Gcm,
+        ] {
+            assert!(matches!(s.key_len(), 16 | 32), "{s:?}");
+            assert!(matches!(s.salt_len(), 12 | 14), "{s:?}");
+        }
+    }
+
+    /// Encoding in place over a previous lap's bytes writes every byte up to `len` (reserved
+    /// ones included), and decoding in place over any previous message gives the same result.
+    #[test]
+    fn in_place_encode_and_decode_ignore_old_content() {
+        let mut sp = spec();
+        sp.legs[0].pt_map.push(PtEntry { pt: 96, codec: Codec::Opus });
+        sp.legs[1].crypto.tx = Some(SrtpKeys {
+            suite: SrtpSuite::AeadAes128Gcm,
+            key: [3; 16].iter().chain(&[0; 16]).copied().collect::<Vec<_>>().try_into().unwrap(),
+            salt: [5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 0, 0],
+        });
+        let cmds = [
+            Command::Create(sp),
+            Command::Update(sp),
+            Command::Delete(SessionId(9)),
+            Command::Dump { token: 4 },
+        ];
+        for c in cmds {
+            let clean = encode_command(&c, 11);
+            let mut dirty = Slot::from_bytes(&[0xa5; SLOT_SIZE]);
+            encode_command_into(&c, 11, &mut dirty);
+            let n = SLOT_HEADER_SIZE + clean.len as usize;
+            assert_eq!(clean.as_bytes()[..n], dirty.as_bytes()[..n]);
+            for prev in cmds {
+                let mut out = prev;
+                assert_eq!(decode_command_into(&dirty, &mut out), Ok(()));
+                assert_eq!(out, c);
+            }
+        }
+        let ev = Event::Session(sp);
+        for prev in [Event::Created(SessionId(1)), ev] {
+            let mut out = prev;
+            assert_eq!(decode_event_into(&encode_event(&ev, 0), &mut out), Ok(()));
+            assert_eq!(out, ev);
+        }
+    }
+
+    #[test]
     fn seq_checked() {
         let s = encode_event(&Event::Created(SessionId(1)), 5);
         assert_eq!(check_seq(&s, 5), Ok(()));

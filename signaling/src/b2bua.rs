@@ -21,7 +21,7 @@ use crate::journal::JournalOp;
 use crate::metrics::Metrics;
 use crate::ports::PortPool;
 use crate::sdp::{self, Origin, Rewrite, Sdp, SdpError};
-use crate::sip::msg::{self, HName, Message, Method, NameAddr, StartLine, Uri, Via};
+use crate::sip::msg::{self, HName, Message, Method, NameAddr, StartLine, Uri};
 use crate::sip::transaction::{server_key, Incoming, Owner, Timers, Transactions, TxEvent, TxKey};
 use crate::transport::{Dest, Transmit, Transport};
 
@@ -160,7 +160,11 @@ pub struct Core {
 }
 
 fn dkey(call_id: &str, local_tag: &str) -> String {
-    format!("{call_id}|{local_tag}")
+    let mut k = String::with_capacity(call_id.len() + local_tag.len() + 1);
+    k.push_str(call_id);
+    k.push('|');
+    k.push_str(local_tag);
+    k
 }
 
 /// Longest-prefix route for `user` arriving from trunk `from`.
@@ -466,7 +470,7 @@ impl Core {
         }
         match msg.start {
             StartLine::Response { .. } => {
-                if msg.top_via().is_none() || msg.cseq().is_none() {
+                if msg.top_via_ref().is_none() || msg.cseq().is_none() {
                     self.metrics.bad("Malformed Response", || format!("from {}", src.remote));
                     return;
                 }
@@ -497,32 +501,55 @@ impl Core {
     /// (§18.2.2, RFC 3581).
     fn stamp_via(&mut self, req: &mut Message, src: Dest) -> Option<Dest> {
         let i = req.headers.iter().position(|h| h.name == HName::Via)?;
-        let Ok(mut via) = Via::parse(&req.headers[i].value) else {
+        let Ok(via) = msg::ViaRef::parse(&req.headers[i].value) else {
             return Some(src);
         };
-        if Transport::from_token(&via.transport) != Some(src.transport) {
-            self.metrics.bad("Via Transport Mismatch", || format!("{} via {}", via.transport, src.remote));
+        if Transport::from_token(via.transport) != Some(src.transport) {
+            let t = via.transport.to_ascii_uppercase();
+            self.metrics.bad("Via Transport Mismatch", || format!("{t} via {}", src.remote));
         }
         let mut port = via.port.unwrap_or(5060);
         let ip_s = src.remote.ip().to_string();
-        if via.host != ip_s {
-            via.params.retain(|(n, _)| !n.eq_ignore_ascii_case("received"));
-            via.params.push(("received".into(), Some(ip_s)));
+        let add_received = via.host != ip_s;
+        // Rebuilt as `Via::parse` + edit + render would give it: transport upper case, params
+        // trimmed, `received` (when added) last, the first `rport` filled in.
+        let mut v = String::with_capacity(req.headers[i].value.len() + 32);
+        v.push_str("SIP/2.0/");
+        v.extend(via.transport.chars().map(|c| c.to_ascii_uppercase()));
+        v.push(' ');
+        if via.host.contains(':') {
+            v.push('[');
+            v.push_str(via.host);
+            v.push(']');
+        } else {
+            v.push_str(via.host);
         }
-        if let Some(p) = via.params.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case("rport")) {
-            p.1 = Some(src.remote.port().to_string());
-            port = src.remote.port();
-        }
-        let host = if via.host.contains(':') { format!("[{}]", via.host) } else { via.host.clone() };
-        let mut v = format!("SIP/2.0/{} {}", via.transport, host);
         if let Some(p) = via.port {
-            v.push_str(&format!(":{p}"));
+            v.push(':');
+            v.push_str(&p.to_string());
         }
-        for (n, val) in &via.params {
-            match val {
-                Some(val) => v.push_str(&format!(";{n}={val}")),
-                None => v.push_str(&format!(";{n}")),
+        let mut rport_seen = false;
+        for (n, val) in via.param_iter() {
+            if add_received && n.eq_ignore_ascii_case("received") {
+                continue;
             }
+            v.push(';');
+            v.push_str(n);
+            if !rport_seen && n.eq_ignore_ascii_case("rport") {
+                rport_seen = true;
+                port = src.remote.port();
+                v.push('=');
+                v.push_str(&port.to_string());
+                continue;
+            }
+            if let Some(val) = val {
+                v.push('=');
+                v.push_str(val);
+            }
+        }
+        if add_received {
+            v.push_str(";received=");
+            v.push_str(&ip_s);
         }
         req.headers[i].value = v;
         if src.transport.reliable() {
@@ -552,8 +579,7 @@ impl Core {
                     self.txs.respond(now, &k, &r);
                     return;
                 }
-                let to_tag = req.to().and_then(|t| t.tag().map(str::to_string));
-                if to_tag.is_some() {
+                if req.to_tag().is_some() {
                     self.in_dialog(now, k, req, src);
                     return;
                 }
@@ -678,7 +704,7 @@ impl Core {
             call_id: req.call_id().unwrap_or("").to_string(),
             local_tag: a_tag.clone(),
             local_hdr: format!("{to_v};tag={a_tag}"),
-            remote_tag: req.from().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default(),
+            remote_tag: req.from_tag().unwrap_or_default().to_string(),
             remote_hdr: from_v.clone(),
             local_cseq: 0,
             remote_cseq: req.cseq().map_or(0, |c| c.seq),
@@ -923,8 +949,8 @@ impl Core {
 
     fn lookup(&self, req: &Message) -> Option<(u64, Slot)> {
         let cid = req.call_id()?;
-        let tag = req.to()?.tag()?.to_string();
-        self.dialogs.get(&dkey(cid, &tag)).copied()
+        let tag = req.to_tag()?;
+        self.dialogs.get(&dkey(cid, tag)).copied()
     }
 
     fn in_dialog(&mut self, now: Instant, k: TxKey, req: Message, src: Dest) {
@@ -1185,7 +1211,7 @@ impl Core {
 
     fn b_answer(&mut self, now: Instant, id: u64, msg: Message) {
         let Some(call) = self.calls.get_mut(&id) else { return };
-        let to_tag = msg.to().and_then(|t| t.tag().map(str::to_string)).unwrap_or_default();
+        let to_tag = msg.to_tag().unwrap_or_default().to_string();
         if call.state != State::Proceeding {
             if call.state == State::Cancelling {
                 // Answered after we gave up: ACK and BYE it, then end.

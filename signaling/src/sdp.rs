@@ -164,17 +164,43 @@ impl Sdp {
 
     /// Serializes with CRLF line ends.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut s = String::with_capacity(256);
+        self.to_text().into_bytes()
+    }
+
+    /// Serializes with CRLF line ends, as text (plain appends: this runs for every SDP we send
+    /// and every journal record).
+    pub fn to_text(&self) -> String {
+        let mut s = String::with_capacity(320);
+        let line = |s: &mut String, t: u8, v: &str| {
+            s.push(char::from(t));
+            s.push('=');
+            s.push_str(v);
+            s.push_str("\r\n");
+        };
         for (t, v) in &self.session {
-            let _ = write!(s, "{}={}\r\n", *t as char, v);
+            line(&mut s, *t, v);
         }
         for m in &self.media {
-            let _ = write!(s, "m={} {} {} {}\r\n", m.kind, m.port, m.proto, m.fmts.join(" "));
+            s.push_str("m=");
+            s.push_str(&m.kind);
+            s.push(' ');
+            let _ = write!(s, "{}", m.port);
+            s.push(' ');
+            s.push_str(&m.proto);
+            // `m=<kind> <port> <proto> <fmt>*( <fmt>)`: one space before the list even when empty.
+            s.push(' ');
+            for (k, f) in m.fmts.iter().enumerate() {
+                if k > 0 {
+                    s.push(' ');
+                }
+                s.push_str(f);
+            }
+            s.push_str("\r\n");
             for (t, v) in &m.lines {
-                let _ = write!(s, "{}={}\r\n", *t as char, v);
+                line(&mut s, *t, v);
             }
         }
-        s.into_bytes()
+        s
     }
 
     /// Index of the relayed stream: the first audio m-line with a non-zero port.

@@ -26,7 +26,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
 use xtrunk_ring::msg::{
-    Codec, Command, DeleteReason, ErrorCode, Event, LatchPolicy, LegSpec, SessionId, SessionSpec, StreamStats,
+    Codec, Command, DeleteReason, ErrorCode, Event, LatchPolicy, LegSpec, SessionId, SessionSpec,
+    StreamStats,
 };
 
 use crate::wire::{dtmf::DtmfPayload, rtcp, rtp};
@@ -187,7 +188,9 @@ impl PortHooks for NoPortHooks {
 pub fn spec_ports(spec: &SessionSpec) -> impl Iterator<Item = u16> + '_ {
     spec.legs.iter().flat_map(|l| {
         let p = l.local.port();
-        [Some(p), (!l.rtcp_mux).then(|| p.wrapping_add(1))].into_iter().flatten()
+        [Some(p), (!l.rtcp_mux).then(|| p.wrapping_add(1))]
+            .into_iter()
+            .flatten()
     })
 }
 
@@ -237,7 +240,11 @@ fn clock_rate(codec: Option<Codec>) -> Option<u32> {
 
 fn rtcp_addr(leg: &LegSpec, peer: SocketAddr) -> SocketAddr {
     let mut a = peer;
-    a.set_port(if leg.remote_rtcp_port != 0 { leg.remote_rtcp_port } else { peer.port().wrapping_add(1) });
+    a.set_port(if leg.remote_rtcp_port != 0 {
+        leg.remote_rtcp_port
+    } else {
+        peer.port().wrapping_add(1)
+    });
     a
 }
 
@@ -287,7 +294,10 @@ impl Relay {
 
     /// Every local port in use (RTP and RTCP), in no particular order.
     pub fn local_ports(&self) -> impl Iterator<Item = u16> + '_ {
-        self.slots.iter().flatten().flat_map(|s| spec_ports(&s.spec))
+        self.slots
+            .iter()
+            .flatten()
+            .flat_map(|s| spec_ports(&s.spec))
     }
 
     /// The current spec of a session.
@@ -297,7 +307,8 @@ impl Relay {
 
     /// Current per-leg receive stats of a session.
     pub fn session_stats(&self, id: SessionId) -> Option<[StreamStats; 2]> {
-        self.session(id).map(|s| [s.legs[0].rx.stats, s.legs[1].rx.stats])
+        self.session(id)
+            .map(|s| [s.legs[0].rx.stats, s.legs[1].rx.stats])
     }
 
     /// The session owning `port`, if any.
@@ -331,19 +342,41 @@ impl Relay {
     /// Applies a ring command, calling `hooks` for every port opened or closed, and pushes the
     /// resulting events (exactly one answer per Create/Update/Delete; per Dump one
     /// [`Event::Session`] per session then [`Event::DumpDone`]).
-    pub fn apply_with(&mut self, now_ms: u64, cmd: &Command, hooks: &mut impl PortHooks, events: &mut impl FnMut(Event)) {
+    pub fn apply_with(
+        &mut self,
+        now_ms: u64,
+        cmd: &Command,
+        hooks: &mut impl PortHooks,
+        events: &mut impl FnMut(Event),
+    ) {
         match cmd {
             Command::Create(spec) => match self.create(now_ms, spec, hooks) {
                 Ok(()) => events(Event::Created(spec.id)),
-                Err((code, port)) => events(Event::Error { id: spec.id, code, port }),
+                Err((code, port)) => events(Event::Error {
+                    id: spec.id,
+                    code,
+                    port,
+                }),
             },
             Command::Update(spec) => match self.update(now_ms, spec, hooks) {
                 Ok(()) => events(Event::Updated(spec.id)),
-                Err((code, port)) => events(Event::Error { id: spec.id, code, port }),
+                Err((code, port)) => events(Event::Error {
+                    id: spec.id,
+                    code,
+                    port,
+                }),
             },
             Command::Delete(id) => match self.delete(*id, hooks) {
-                Some(stats) => events(Event::Deleted { id: *id, reason: DeleteReason::Requested, stats }),
-                None => events(Event::Error { id: *id, code: ErrorCode::UnknownSession, port: 0 }),
+                Some(stats) => events(Event::Deleted {
+                    id: *id,
+                    reason: DeleteReason::Requested,
+                    stats,
+                }),
+                None => events(Event::Error {
+                    id: *id,
+                    code: ErrorCode::UnknownSession,
+                    port: 0,
+                }),
             },
             Command::Dump { token } => {
                 let mut count = 0u32;
@@ -351,7 +384,10 @@ impl Relay {
                     events(Event::Session(s.spec));
                     count += 1;
                 }
-                events(Event::DumpDone { token: *token, count });
+                events(Event::DumpDone {
+                    token: *token,
+                    count,
+                });
             }
         }
     }
@@ -368,7 +404,10 @@ impl Relay {
                 return Err((ErrorCode::InvalidSpec, p));
             }
             if let Err(e) = crypto::LegSrtp::new(&leg.crypto) {
-                log::debug!("session {}: leg on port {p}: unusable SRTP keys: {e}", spec.id.0);
+                log::debug!(
+                    "session {}: leg on port {p}: unusable SRTP keys: {e}",
+                    spec.id.0
+                );
                 return Err((ErrorCode::InvalidSpec, p));
             }
         }
@@ -424,12 +463,19 @@ impl Relay {
         }
     }
 
-    fn create(&mut self, now_ms: u64, spec: &SessionSpec, hooks: &mut impl PortHooks) -> Result<(), (ErrorCode, u16)> {
+    fn create(
+        &mut self,
+        now_ms: u64,
+        spec: &SessionSpec,
+        hooks: &mut impl PortHooks,
+    ) -> Result<(), (ErrorCode, u16)> {
         if self.by_id.contains_key(&spec.id) {
             return Err((ErrorCode::DuplicateSession, 0));
         }
         self.validate(spec, None)?;
-        let Some(&slot) = self.free.last() else { return Err((ErrorCode::CapacityExhausted, 0)) };
+        let Some(&slot) = self.free.last() else {
+            return Err((ErrorCode::CapacityExhausted, 0));
+        };
         let mut ports = [0u16; 4];
         let mut n = 0;
         for p in spec_ports(spec) {
@@ -445,10 +491,21 @@ impl Relay {
         });
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
-        let mut s = Session { spec: *spec, legs, last_activity_ms: now_ms, timed_out: false, in_timer: false, gen };
+        let mut s = Session {
+            spec: *spec,
+            legs,
+            last_activity_ms: now_ms,
+            timed_out: false,
+            in_timer: false,
+            gen,
+        };
         if spec.media_timeout_ms > 0 {
             s.in_timer = true;
-            self.timers.push(Reverse((now_ms + u64::from(spec.media_timeout_ms), slot, gen)));
+            self.timers.push(Reverse((
+                now_ms + u64::from(spec.media_timeout_ms),
+                slot,
+                gen,
+            )));
         }
         self.slots[slot as usize] = Some(s);
         self.by_id.insert(spec.id, slot);
@@ -456,8 +513,15 @@ impl Relay {
         Ok(())
     }
 
-    fn update(&mut self, now_ms: u64, spec: &SessionSpec, hooks: &mut impl PortHooks) -> Result<(), (ErrorCode, u16)> {
-        let Some(&slot) = self.by_id.get(&spec.id) else { return Err((ErrorCode::UnknownSession, 0)) };
+    fn update(
+        &mut self,
+        now_ms: u64,
+        spec: &SessionSpec,
+        hooks: &mut impl PortHooks,
+    ) -> Result<(), (ErrorCode, u16)> {
+        let Some(&slot) = self.by_id.get(&spec.id) else {
+            return Err((ErrorCode::UnknownSession, 0));
+        };
         let Some(old) = self.slots[slot as usize].as_ref().map(|s| s.spec) else {
             return Err((ErrorCode::UnknownSession, 0));
         };
@@ -483,10 +547,15 @@ impl Relay {
             }
         }
         self.index_ports(slot, spec);
-        let Some(s) = self.slots[slot as usize].as_mut() else { return Err((ErrorCode::UnknownSession, 0)) };
+        let Some(s) = self.slots[slot as usize].as_mut() else {
+            return Err((ErrorCode::UnknownSession, 0));
+        };
         for (leg, (o, n)) in s.legs.iter_mut().zip(old.legs.iter().zip(&spec.legs)) {
             // A new peer address or policy invalidates what was learned.
-            if o.remote != n.remote || o.latch != n.latch || o.remote_rtcp_port != n.remote_rtcp_port {
+            if o.remote != n.remote
+                || o.latch != n.latch
+                || o.remote_rtcp_port != n.remote_rtcp_port
+            {
                 leg.latched = None;
                 leg.latched_rtcp = None;
             }
@@ -499,7 +568,9 @@ impl Relay {
         if spec.media_timeout_ms > 0 && !s.timed_out {
             // Re-arm: the heap entry recomputes the real deadline when it pops.
             s.in_timer = true;
-            let d = s.last_activity_ms.max(now_ms.saturating_sub(u64::from(spec.media_timeout_ms)))
+            let d = s
+                .last_activity_ms
+                .max(now_ms.saturating_sub(u64::from(spec.media_timeout_ms)))
                 + u64::from(spec.media_timeout_ms);
             self.timers.push(Reverse((d, slot, s.gen)));
         }
@@ -531,7 +602,11 @@ impl Relay {
             return Self::rtp_dest(s, leg);
         }
         let st = &s.legs[leg];
-        let latched = if spec.latch == LatchPolicy::Strict { None } else { st.latched_rtcp };
+        let latched = if spec.latch == LatchPolicy::Strict {
+            None
+        } else {
+            st.latched_rtcp
+        };
         latched
             .or_else(|| spec.remote.map(|r| rtcp_addr(spec, r)))
             .or_else(|| st.latched.map(|r| rtcp_addr(spec, r)))
@@ -570,7 +645,11 @@ impl Relay {
     fn latch(s: &mut Session, leg: usize, rtcp_port: bool, src: SocketAddr) {
         let policy = s.spec.legs[leg].latch;
         let st = &mut s.legs[leg];
-        let slot = if rtcp_port { &mut st.latched_rtcp } else { &mut st.latched };
+        let slot = if rtcp_port {
+            &mut st.latched_rtcp
+        } else {
+            &mut st.latched
+        };
         match policy {
             LatchPolicy::Once => {
                 if slot.is_none() {
@@ -583,7 +662,9 @@ impl Relay {
     }
 
     fn touch(&mut self, slot: usize, now_ms: u64) {
-        let Some(s) = self.slots[slot].as_mut() else { return };
+        let Some(s) = self.slots[slot].as_mut() else {
+            return;
+        };
         s.last_activity_ms = s.last_activity_ms.max(now_ms);
         if s.timed_out {
             s.timed_out = false;
@@ -597,19 +678,31 @@ impl Relay {
     }
 
     /// Decides what happens to an RTP packet's payload type on its way from `leg` to the other.
-    fn payload_action(s: &Session, leg: usize, pt: u8) -> Result<(PayloadAction, Option<Codec>), DropReason> {
+    fn payload_action(
+        s: &Session,
+        leg: usize,
+        pt: u8,
+    ) -> Result<(PayloadAction, Option<Codec>), DropReason> {
         let (mine, theirs) = (&s.spec.legs[leg].pt_map, &s.spec.legs[1 - leg].pt_map);
         if mine.is_empty() || theirs.is_empty() {
             return Ok((PayloadAction::Pass, mine.by_pt(pt)));
         }
         let codec = mine.by_pt(pt).ok_or(DropReason::UnmappedPayloadType)?;
         if let Some(out) = theirs.by_codec(codec) {
-            let a = if out == pt { PayloadAction::Pass } else { PayloadAction::Rewrite(out) };
+            let a = if out == pt {
+                PayloadAction::Pass
+            } else {
+                PayloadAction::Rewrite(out)
+            };
             return Ok((a, Some(codec)));
         }
         match codec {
-            Codec::Pcma => theirs.by_codec(Codec::Pcmu).map(|o| (PayloadAction::AlawToUlaw(o), Some(codec))),
-            Codec::Pcmu => theirs.by_codec(Codec::Pcma).map(|o| (PayloadAction::UlawToAlaw(o), Some(codec))),
+            Codec::Pcma => theirs
+                .by_codec(Codec::Pcmu)
+                .map(|o| (PayloadAction::AlawToUlaw(o), Some(codec))),
+            Codec::Pcmu => theirs
+                .by_codec(Codec::Pcma)
+                .map(|o| (PayloadAction::UlawToAlaw(o), Some(codec))),
             _ => None,
         }
         .ok_or(DropReason::UnmappedPayloadType)
@@ -617,7 +710,14 @@ impl Relay {
 
     /// Handles one UDP datagram that arrived on `local_port` from `src`; `buf[..len]` is its
     /// payload and `buf[len..]` spare room. Rewrites in place and says where to send it.
-    pub fn handle_packet(&mut self, now_ms: u64, local_port: u16, src: SocketAddr, buf: &mut [u8], len: usize) -> Verdict {
+    pub fn handle_packet(
+        &mut self,
+        now_ms: u64,
+        local_port: u16,
+        src: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Verdict {
         let Some((slot, leg, rtcp_port)) = self.lookup(local_port) else {
             self.counters.bump(DropReason::UnknownPort);
             return Verdict::Drop(DropReason::UnknownPort);
@@ -634,7 +734,9 @@ impl Relay {
         let is_rtcp = match (kind, rtcp_port) {
             (rtp::MuxKind::Rtcp, true) => true,
             (rtp::MuxKind::Rtcp, false) if mux => true,
-            (rtp::MuxKind::Rtcp, false) => return self.drop_on(slot, leg, DropReason::RtcpNotMuxed),
+            (rtp::MuxKind::Rtcp, false) => {
+                return self.drop_on(slot, leg, DropReason::RtcpNotMuxed)
+            }
             (rtp::MuxKind::Rtp, false) => false,
             (rtp::MuxKind::Rtp, true) => return self.drop_on(slot, leg, DropReason::MalformedRtcp),
             _ => return self.drop_on(slot, leg, DropReason::Foreign),
@@ -645,8 +747,15 @@ impl Relay {
         let other = 1 - leg;
         // SRTP/SRTCP receive side: authenticate and decrypt in place.
         let mut len = len;
-        if let Some(rx) = self.slots[slot].as_mut().and_then(|s| s.legs[leg].srtp.rx.as_mut()) {
-            let r = if is_rtcp { rx.unprotect_rtcp(pkt) } else { rx.unprotect_rtp(pkt) };
+        if let Some(rx) = self.slots[slot]
+            .as_mut()
+            .and_then(|s| s.legs[leg].srtp.rx.as_mut())
+        {
+            let r = if is_rtcp {
+                rx.unprotect_rtcp(pkt)
+            } else {
+                rx.unprotect_rtp(pkt)
+            };
             match r {
                 Ok(n) => len = n,
                 Err(e) => {
@@ -655,12 +764,16 @@ impl Relay {
                 }
             }
         }
-        let Some(pkt) = buf.get_mut(..len) else { return self.drop_on(slot, leg, DropReason::BadLength) };
+        let Some(pkt) = buf.get_mut(..len) else {
+            return self.drop_on(slot, leg, DropReason::BadLength);
+        };
         if is_rtcp {
             if rtcp::validate_compound(pkt, false).is_err() {
                 return self.drop_on(slot, leg, DropReason::MalformedRtcp);
             }
-            let Some(s) = self.slots[slot].as_mut() else { return Verdict::Drop(DropReason::UnknownPort) };
+            let Some(s) = self.slots[slot].as_mut() else {
+                return Verdict::Drop(DropReason::UnknownPort);
+            };
             Self::latch(s, leg, rtcp_port, src);
             let Some(to) = Self::rtcp_dest(s, other) else {
                 return self.drop_on(slot, leg, DropReason::NoDestination);
@@ -678,7 +791,9 @@ impl Relay {
         }
 
         // RTP.
-        let Some(s) = self.slots[slot].as_ref() else { return Verdict::Drop(DropReason::UnknownPort) };
+        let Some(s) = self.slots[slot].as_ref() else {
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
         let Ok(mut p) = rtp::RtpPacket::new_checked(&mut *pkt) else {
             return self.drop_on(slot, leg, DropReason::MalformedRtp);
         };
@@ -689,13 +804,22 @@ impl Relay {
         if codec == Some(Codec::TelephoneEvent) && DtmfPayload::new_checked(p.payload()).is_err() {
             return self.drop_on(slot, leg, DropReason::MalformedDtmf);
         }
-        let Some(s) = self.slots[slot].as_mut() else { return Verdict::Drop(DropReason::UnknownPort) };
+        let Some(s) = self.slots[slot].as_mut() else {
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
         Self::latch(s, leg, false, src);
         let Some(to) = Self::rtp_dest(s, other) else {
             return self.drop_on(slot, leg, DropReason::NoDestination);
         };
         let arrival = clock_rate(codec).map(|r| (now_ms.wrapping_mul(u64::from(r)) / 1000) as u32);
-        s.legs[leg].rx.on_rtp(now_ms, p.sequence_number(), p.ssrc(), p.timestamp(), arrival, len);
+        s.legs[leg].rx.on_rtp(
+            now_ms,
+            p.sequence_number(),
+            p.ssrc(),
+            p.timestamp(),
+            arrival,
+            len,
+        );
         let from = Self::local_addr(&s.spec.legs[other], false);
         match action {
             PayloadAction::Pass => {}
@@ -710,7 +834,10 @@ impl Relay {
             }
         }
         // SRTP transmit side: encrypt and append the tag in the room after `len`.
-        if let Some(tx) = self.slots[slot].as_mut().and_then(|s| s.legs[other].srtp.tx.as_mut()) {
+        if let Some(tx) = self.slots[slot]
+            .as_mut()
+            .and_then(|s| s.legs[other].srtp.tx.as_mut())
+        {
             match tx.protect_rtp(buf, len) {
                 Ok(n) => len = n,
                 Err(_) => return self.drop_on(slot, leg, DropReason::Srtp),
@@ -728,7 +855,9 @@ impl Relay {
                 return Some(deadline);
             }
             self.timers.pop();
-            let Some(s) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else { continue };
+            let Some(s) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else {
+                continue;
+            };
             if s.gen != gen || !s.in_timer || s.spec.media_timeout_ms == 0 {
                 if s.gen == gen {
                     s.in_timer = false;
@@ -741,7 +870,10 @@ impl Relay {
             } else {
                 s.in_timer = false;
                 s.timed_out = true;
-                events(Event::MediaTimeout { id: s.spec.id, idle_ms: now_ms - s.last_activity_ms });
+                events(Event::MediaTimeout {
+                    id: s.spec.id,
+                    idle_ms: now_ms - s.last_activity_ms,
+                });
             }
         }
         None
@@ -768,7 +900,11 @@ impl Relay {
         let me = &s.spec.legs[leg];
         let my_state = &s.legs[leg];
         let src_fixed = me.latch == LatchPolicy::Once
-            && if rtcp_port { my_state.latched_rtcp.is_some() } else { my_state.latched.is_some() };
+            && if rtcp_port {
+                my_state.latched_rtcp.is_some()
+            } else {
+                my_state.latched.is_some()
+            };
         if !src_fixed {
             return None;
         }
@@ -789,18 +925,29 @@ impl Relay {
         if !dest_fixed {
             return None;
         }
-        let to = if rtcp_port { Self::rtcp_dest(s, other)? } else { Self::rtp_dest(s, other)? };
-        Some(ForwardRule { from: Self::local_addr(os, rtcp_port), to })
+        let to = if rtcp_port {
+            Self::rtcp_dest(s, other)?
+        } else {
+            Self::rtp_dest(s, other)?
+        };
+        Some(ForwardRule {
+            from: Self::local_addr(os, rtcp_port),
+            to,
+        })
     }
 
     /// Credits `packets`/`bytes` forwarded in the kernel for packets that arrived on `local_port`
     /// (keeps the stats and media timeouts right).
     pub fn credit_fast_path(&mut self, local_port: u16, packets: u64, bytes: u64, now_ms: u64) {
-        let Some((slot, leg, rtcp_port)) = self.lookup(local_port) else { return };
+        let Some((slot, leg, rtcp_port)) = self.lookup(local_port) else {
+            return;
+        };
         if packets == 0 {
             return;
         }
-        let Some(s) = self.slots[slot].as_mut() else { return };
+        let Some(s) = self.slots[slot].as_mut() else {
+            return;
+        };
         let rx = &mut s.legs[leg].rx;
         if rtcp_port {
             rx.stats.rtcp_packets += packets;

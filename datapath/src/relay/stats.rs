@@ -46,7 +46,15 @@ impl StreamTracker {
 
     /// Accounts one accepted RTP packet. `arrival_ts` is the arrival time in the stream's RTP
     /// clock (for jitter) or `None` to skip jitter (telephone-event, unknown clock).
-    pub(crate) fn on_rtp(&mut self, now_ms: u64, seq: u16, ssrc: u32, rtp_ts: u32, arrival_ts: Option<u32>, bytes: usize) {
+    pub(crate) fn on_rtp(
+        &mut self,
+        now_ms: u64,
+        seq: u16,
+        ssrc: u32,
+        rtp_ts: u32,
+        arrival_ts: Option<u32>,
+        bytes: usize,
+    ) {
         let s = &mut self.stats;
         s.packets += 1;
         s.bytes += bytes as u64;

@@ -239,7 +239,9 @@ impl Ipv4Repr {
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let total = self.payload_len + Self::HEADER_LEN;
         let total = u16::try_from(total).map_err(|_| Error::Malformed)?;
-        let Some(b) = buf.get_mut(..Self::HEADER_LEN) else { return Err(Error::BufferTooSmall) };
+        let Some(b) = buf.get_mut(..Self::HEADER_LEN) else {
+            return Err(Error::BufferTooSmall);
+        };
         b[field::VER_IHL] = 0x45;
         b[field::DSCP_ECN] = self.dscp << 2;
         put16(b, field::TOTAL_LEN, total);
@@ -264,8 +266,8 @@ mod tests {
     fn known_header_checksum() {
         // Classic example header (Wikipedia "IPv4 header checksum"): checksum b861.
         let h = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00,
-            0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
         ];
         let mut buf = [0u8; 0x73];
         buf[..20].copy_from_slice(&h);
@@ -281,9 +283,15 @@ mod tests {
         let mut b = [0u8; 20];
         b[0] = 0x46; // IHL 6 > buffer
         put16(&mut b, 2, 24);
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            Error::Truncated
+        );
         b[0] = 0x44;
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            Error::Malformed
+        );
     }
 
     proptest! {

@@ -33,7 +33,9 @@ pub enum MuxKind {
 
 /// Classifies a datagram received on an RTP port (RFC 5761 rtcp-mux, RFC 7983).
 pub fn classify(buf: &[u8]) -> MuxKind {
-    let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else { return MuxKind::Other };
+    let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else {
+        return MuxKind::Other;
+    };
     match b0 {
         0..=3 => MuxKind::Stun,
         20..=63 => MuxKind::Dtls,
@@ -152,7 +154,8 @@ impl<T: AsRef<[u8]>> RtpPacket<T> {
 
     /// The `i`-th CSRC, if listed.
     pub fn csrc(&self, i: usize) -> Option<u32> {
-        (i < usize::from(self.csrc_count())).then(|| be32(self.buffer.as_ref(), field::CSRC + 4 * i))
+        (i < usize::from(self.csrc_count()))
+            .then(|| be32(self.buffer.as_ref(), field::CSRC + 4 * i))
     }
 
     /// The CSRC list.
@@ -172,7 +175,10 @@ impl<T: AsRef<[u8]>> RtpPacket<T> {
         let b = self.buffer.as_ref();
         let off = self.ext_offset();
         let words = usize::from(be16(b, off + 2));
-        Some((be16(b, off), b.get(off + 4..off + 4 + 4 * words).unwrap_or(&[])))
+        Some((
+            be16(b, off),
+            b.get(off + 4..off + 4 + 4 * words).unwrap_or(&[]),
+        ))
     }
 
     /// Header length: fixed header, CSRCs and extension.
@@ -203,7 +209,10 @@ impl<T: AsRef<[u8]>> RtpPacket<T> {
 
     /// The payload (padding excluded).
     pub fn payload(&self) -> &[u8] {
-        self.buffer.as_ref().get(self.payload_range()).unwrap_or(&[])
+        self.buffer
+            .as_ref()
+            .get(self.payload_range())
+            .unwrap_or(&[])
     }
 }
 
@@ -292,7 +301,9 @@ impl<'a> RtpRepr<'a> {
             ssrc: p.ssrc(),
             csrc_count: p.csrc_count(),
             csrcs,
-            extension: p.extension_header().map(|(profile, data)| RtpExtension { profile, data }),
+            extension: p
+                .extension_header()
+                .map(|(profile, data)| RtpExtension { profile, data }),
             padding: p.padding_len() as u8,
         })
     }
@@ -322,7 +333,9 @@ impl<'a> RtpRepr<'a> {
             None => None,
         };
         let total = self.buffer_len(payload.len());
-        let Some(b) = buf.get_mut(..total) else { return Err(Error::BufferTooSmall) };
+        let Some(b) = buf.get_mut(..total) else {
+            return Err(Error::BufferTooSmall);
+        };
         b[field::VPXCC] = 0x80
             | if self.padding > 0 { 0x20 } else { 0 }
             | if ext_words.is_some() { 0x10 } else { 0 }
@@ -360,7 +373,9 @@ mod tests {
 
     #[test]
     fn parses_minimal_packet() {
-        let b = [0x80, 0x08, 0x12, 0x34, 0, 0, 0, 160, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3];
+        let b = [
+            0x80, 0x08, 0x12, 0x34, 0, 0, 0, 160, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3,
+        ];
         let p = RtpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(p.payload_type(), 8);
         assert_eq!(p.sequence_number(), 0x1234);
@@ -373,13 +388,25 @@ mod tests {
     fn rejects_bad_padding_and_truncation() {
         let mut b = [0x80u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         b[0] = 0xA0; // padding bit, last byte 0
-        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            RtpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::Malformed
+        );
         b[12] = 2; // padding 2 > 1 byte after header
-        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            RtpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::Malformed
+        );
         b[0] = 0x82; // 2 CSRCs, missing
-        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            RtpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::Truncated
+        );
         b[0] = 0x40; // version 1
-        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            RtpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::Malformed
+        );
     }
 
     #[test]
@@ -394,7 +421,17 @@ mod tests {
         assert_eq!(classify(&[0x80]), MuxKind::Other);
     }
 
-    type ReprParts = (bool, u8, u16, u32, u32, Vec<u32>, Option<(u16, Vec<u8>)>, u8, Vec<u8>);
+    type ReprParts = (
+        bool,
+        u8,
+        u16,
+        u32,
+        u32,
+        Vec<u32>,
+        Option<(u16, Vec<u8>)>,
+        u8,
+        Vec<u8>,
+    );
 
     fn arb_repr() -> impl Strategy<Value = ReprParts> {
         (
@@ -404,10 +441,13 @@ mod tests {
             any::<u32>(),
             any::<u32>(),
             proptest::collection::vec(any::<u32>(), 0..=MAX_CSRC),
-            proptest::option::of((any::<u16>(), proptest::collection::vec(any::<u8>(), 0..10).prop_map(|mut v| {
-                v.truncate(v.len() / 4 * 4);
-                v
-            }))),
+            proptest::option::of((
+                any::<u16>(),
+                proptest::collection::vec(any::<u8>(), 0..10).prop_map(|mut v| {
+                    v.truncate(v.len() / 4 * 4);
+                    v
+                }),
+            )),
             any::<u8>(),
             proptest::collection::vec(any::<u8>(), 0..200),
         )

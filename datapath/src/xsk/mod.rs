@@ -38,6 +38,7 @@ use xtrunk_ebpf::{Counter, XtFastRule, XtQueueStats, XtSession, XT_ACT_FAST, XT_
 use xtrunk_ring::msg::{Command, Event, SessionId, SessionSpec};
 
 pub use loader::{enable_run_stats, AttachMode, LoaderError, Sink, XdpProgram};
+pub use sys::XskStatistics;
 pub use worker::WorkerCounters;
 
 use netlink::NetTable;
@@ -228,6 +229,8 @@ pub struct RuntimeStats {
     pub fast_ports: usize,
     /// Kernel run time and run count of the XDP program (zero unless BPF stats are enabled).
     pub xdp_run: (Duration, u64),
+    /// Per (interface, queue): the kernel's XSK drop counters (`XDP_STATISTICS`).
+    pub xsk: Vec<(String, u32, XskStatistics)>,
 }
 
 impl RuntimeStats {
@@ -297,6 +300,8 @@ pub struct XskRuntime<C: MediaCore> {
     /// Session → its local ports (from the spec of the last Create/Update it acknowledged).
     sessions: HashMap<SessionId, Vec<u16>>,
     ifnames: Vec<(String, u32, u32)>,
+    /// Duplicates of the XSK fds (interface, queue, fd), only for `XDP_STATISTICS`.
+    stat_fds: Vec<(String, u32, std::os::fd::OwnedFd)>,
     last_sync: Instant,
     last_net: Instant,
 }
@@ -372,10 +377,15 @@ impl<C: MediaCore> XskRuntime<C> {
         // Group sockets by queue index: worker q owns queue q of every interface listing it.
         let mut by_queue: BTreeMap<u32, (Option<usize>, Vec<Port>)> = BTreeMap::new();
         let mut zero_copy = HashMap::new();
+        let mut stat_fds = Vec::new();
         for (itf, (_, idx, slot)) in opts.interfaces.iter().zip(&ifnames) {
             for (k, &q) in itf.queues.iter().enumerate() {
                 let sock = open_socket(&opts, &itf.name, *idx, q)?;
                 prog.set_xsk(*slot, q, sock.fd())?;
+                match sock.fd().try_clone_to_owned() {
+                    Ok(fd) => stat_fds.push((itf.name.clone(), q, fd)),
+                    Err(e) => log::warn!("xsk: {} queue {q}: no statistics fd: {e}", itf.name),
+                }
                 zero_copy.insert(q, sock.mode() == BindMode::ZeroCopy);
                 let e = by_queue.entry(q).or_insert((None, Vec::new()));
                 if e.0.is_none() {
@@ -415,6 +425,7 @@ impl<C: MediaCore> XskRuntime<C> {
             ports: BTreeMap::new(),
             sessions: HashMap::new(),
             ifnames,
+            stat_fds,
             last_sync: now,
             last_net: now,
         })
@@ -606,6 +617,12 @@ impl<C: MediaCore> XskRuntime<C> {
                 }
             }
         }
+        for (name, q, fd) in &self.stat_fds {
+            use std::os::fd::AsFd;
+            if let Ok(x) = sys::statistics(fd.as_fd()) {
+                s.xsk.push((name.clone(), *q, x));
+            }
+        }
         s.xdp_run = self.prog.run_stats().unwrap_or_default();
         s.fast_ports = self.ports.values().filter(|p| matches!(p.path, PortPath::Fast(_))).count();
         s
@@ -622,6 +639,9 @@ impl<C: MediaCore> XskRuntime<C> {
     }
 
     fn stop_all(&mut self) {
+        // The duplicates go first: each worker's own close must be the socket's last reference,
+        // so the socket is released (and leaves the XSKMAP) before its UMEM is unmapped.
+        self.stat_fds.clear();
         self.stop.store(true, Ordering::Relaxed);
         for w in &mut self.workers {
             if let Some(j) = w.join.take() {

@@ -523,6 +523,54 @@ impl XskSocket {
 #[repr(transparent)]
 struct MmapOffsets(libc::xdp_mmap_offsets);
 
+#[repr(transparent)]
+struct RawStatistics(libc::xdp_statistics);
+
+impl Default for RawStatistics {
+    fn default() -> Self {
+        Self(libc::xdp_statistics {
+            rx_dropped: 0,
+            rx_invalid_descs: 0,
+            tx_invalid_descs: 0,
+            rx_ring_full: 0,
+            rx_fill_ring_empty_descs: 0,
+            tx_ring_empty_descs: 0,
+        })
+    }
+}
+
+/// The kernel's drop counters of one XSK (`getsockopt(SOL_XDP, XDP_STATISTICS)`), monotonic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XskStatistics {
+    /// Frames the kernel could not deliver to the socket (fill ring empty or RX ring full, or
+    /// too big for a frame).
+    pub rx_dropped: u64,
+    /// Of `rx_dropped`: the RX ring was full (user space not draining).
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty (no frame to receive into).
+    pub rx_fill_ring_empty_descs: u64,
+    /// Invalid descriptors on the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors on the TX ring.
+    pub tx_invalid_descs: u64,
+    /// Times the kernel found the TX ring empty when woken to send.
+    pub tx_ring_empty_descs: u64,
+}
+
+/// Reads the XSK statistics of the AF_XDP socket `fd`.
+pub(crate) fn statistics(fd: BorrowedFd<'_>) -> io::Result<XskStatistics> {
+    let s: RawStatistics = getsockopt(fd, libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")?;
+    let s = s.0;
+    Ok(XskStatistics {
+        rx_dropped: s.rx_dropped,
+        rx_ring_full: s.rx_ring_full,
+        rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+        rx_invalid_descs: s.rx_invalid_descs,
+        tx_invalid_descs: s.tx_invalid_descs,
+        tx_ring_empty_descs: s.tx_ring_empty_descs,
+    })
+}
+
 impl Default for MmapOffsets {
     fn default() -> Self {
         let z = libc::xdp_ring_offset { producer: 0, consumer: 0, desc: 0, flags: 0 };

@@ -262,8 +262,8 @@ impl Core {
                     trunk: self.cfg.trunks.get(l.trunk).map(|t| t.name.clone()).unwrap_or_default(),
                     port: l.port,
                     origin: (l.origin.id, l.origin.version),
-                    local_sdp: l.local_sdp.as_ref().map(|s| String::from_utf8_lossy(&s.to_bytes()).into_owned()),
-                    remote_sdp: l.remote_sdp.as_ref().map(|s| String::from_utf8_lossy(&s.to_bytes()).into_owned()),
+                    local_sdp: l.local_sdp.as_ref().map(Sdp::to_text),
+                    remote_sdp: l.remote_sdp.as_ref().map(Sdp::to_text),
                 }
             }),
             user: c.user.clone(),

@@ -924,6 +924,11 @@ impl<'a> ViaRef<'a> {
     pub fn branch(&self) -> Option<&'a str> {
         self.param("branch").flatten()
     }
+
+    /// The parameters in order, names and values trimmed.
+    pub fn param_iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> {
+        param_items(self.params)
+    }
 }
 
 impl Via {

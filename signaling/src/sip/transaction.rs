@@ -59,22 +59,28 @@ fn key(server: bool, branch: &str, method: &Method) -> TxKey {
         Method::Ack => "INVITE",
         m => m.as_str(),
     };
-    format!("{}|{}|{}", if server { 's' } else { 'c' }, branch, m)
+    let mut k = String::with_capacity(branch.len() + m.len() + 3);
+    k.push(if server { 's' } else { 'c' });
+    k.push('|');
+    k.push_str(branch);
+    k.push('|');
+    k.push_str(m);
+    k
 }
 
 /// The transaction key of a received request's server transaction (also usable for CANCEL →
 /// INVITE matching with `method = Invite`).
 pub fn server_key(msg: &Message, method: &Method) -> Option<TxKey> {
-    let via = msg.top_via()?;
+    let via = msg.top_via_ref()?;
     let branch = match via.branch() {
-        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => b.to_string(),
+        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => return Some(key(true, b, method)),
         // RFC 2543 peers: no usable branch; approximate §17.2.3 with Call-ID, CSeq number,
         // From tag and sent-by.
         _ => format!(
             "2543:{}:{}:{}:{}:{:?}",
             msg.call_id().unwrap_or(""),
             msg.cseq().map_or(0, |c| c.seq),
-            msg.from().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default(),
+            msg.from_tag().unwrap_or_default(),
             via.host,
             via.port
         ),
@@ -311,8 +317,7 @@ impl Transactions {
     /// Starts a client transaction; transmits the request.
     pub fn send_request(&mut self, now: Instant, msg: Message, dest: Dest, owner: Owner) -> TxKey {
         let method = msg.method().cloned().unwrap_or(Method::Options);
-        let branch = msg.top_via().and_then(|v| v.branch().map(str::to_string)).unwrap_or_default();
-        let k = key(false, &branch, &method);
+        let k = key(false, msg.top_via_ref().and_then(|v| v.branch()).unwrap_or_default(), &method);
         let bytes = msg.to_bytes();
         self.out.push_back(Transmit { dest, data: bytes.clone() });
         let reliable = dest.transport.reliable();
@@ -347,7 +352,7 @@ impl Transactions {
 
     /// A response arrived; matched by top Via branch and CSeq method (§17.1.3).
     pub fn on_response(&mut self, now: Instant, msg: Message) {
-        let Some(via) = msg.top_via() else { return };
+        let Some(via) = msg.top_via_ref() else { return };
         let Some(cseq) = msg.cseq() else { return };
         let Some(branch) = via.branch() else { return };
         let k = key(false, branch, &cseq.method);
