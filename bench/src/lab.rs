@@ -1305,8 +1305,6 @@ pub(crate) fn measure(
 
 /// Result of [`run_relay`]: one lab measurement at a fixed rate, ready to print.
 #[derive(Debug)]
-#[allow(dead_code)] // called by `relay --backend af_xdp|xdp` once relay.rs routes to it
-
 pub(crate) struct RelayReport {
     /// The measurement.
     pub(crate) m: Measurement,
@@ -1316,7 +1314,6 @@ pub(crate) struct RelayReport {
     pub(crate) pps_per_stream: u32,
 }
 
-#[allow(dead_code)] // see RelayReport
 impl RelayReport {
     /// One JSON object (the `relay` mode's last line).
     pub(crate) fn json(&self) -> serde_json::Value {
@@ -1383,7 +1380,6 @@ impl RelayReport {
 /// a PBX → carrier and a carrier → PBX stream at `pps_per_stream`, for `seconds`; relay worker on
 /// core 1, load thread on core 0. Sets the lab up and tears it down. Prints a progress line on
 /// stderr when it is a terminal.
-#[allow(dead_code)] // see RelayReport
 pub(crate) fn run_relay(
     backend: Backend,
     streams: usize,

@@ -199,12 +199,12 @@ fn receive(
     let mut error = None;
     while !done {
         let mut k = 0;
-        let n = rx.recv_batch(64, |r| match r {
+        let n = rx.recv_batch_with(64, |r| match r {
             Ok(Command::Create(s)) => {
                 stamps[k] = s.id.0;
                 k += 1;
             }
-            Ok(Command::Dump { token }) if token == marker => done = true,
+            Ok(&Command::Dump { token }) if token == marker => done = true,
             other => {
                 error.get_or_insert(format!("{other:?}"));
             }
@@ -257,7 +257,7 @@ fn baseline(seconds: f64, limit: Option<u64>) -> anyhow::Result<(f64, f64)> {
             batch.extend((0..32).map(|_| stamped(&template, t)));
             let sent = tx.send_batch(&batch);
             let mut ok = 0;
-            rx.recv_batch(64, |r| {
+            rx.recv_batch_with(64, |r| {
                 ok += usize::from(matches!(r, Ok(Command::Create(_))))
             });
             if ok != sent || sent != 32 {

@@ -42,6 +42,28 @@ pub(crate) struct SipArgs {
     /// Failure ratio above which a step does not count as sustained.
     #[arg(long, default_value_t = 0.001)]
     max_failed: f64,
+    /// Pin the in-process sidecar thread to this CPU (with --self-contained).
+    #[arg(long)]
+    pin_sidecar: Option<usize>,
+}
+
+/// CPU seconds (user + system) used so far by the process or thread whose `stat` file is `path`
+/// (`/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat`); None once it is gone.
+fn cpu_secs(path: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+/// CPU use of the three processes during one step, percent of one core.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+struct CpuUse {
+    sipp_uac: f64,
+    sipp_uas: f64,
+    sidecar: f64,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -65,6 +87,7 @@ struct Step {
     setup_p50_ms: f64,
     setup_p99_ms: f64,
     setup_max_ms: f64,
+    cpu_pct: CpuUse,
 }
 
 fn stat_counts(p: &Path) -> (u64, u64) {
@@ -98,12 +121,14 @@ fn rtts(dir: &Path) -> hdrhistogram::Histogram<u64> {
     h
 }
 
-fn run_step(dir: &Path, target: SocketAddr, rate: u32, secs: u64) -> anyhow::Result<Step> {
+fn run_step(dir: &Path, target: SocketAddr, rate: u32, secs: u64, uas_stat: &Path, sidecar_stat: Option<&Path>) -> anyhow::Result<Step> {
     let calls = u64::from(rate) * secs;
     let uac = dir.join("uac.xml");
     let stat = dir.join(format!("uac_{rate}.csv"));
     let t0 = Instant::now();
-    let st = Command::new("sipp")
+    let uas0 = cpu_secs(uas_stat).unwrap_or(0.0);
+    let side0 = sidecar_stat.and_then(cpu_secs).unwrap_or(0.0);
+    let mut child = Command::new("sipp")
         .arg(target.to_string())
         .args(["-sf", uac.to_str().unwrap_or_default(), "-i", "127.0.0.1", "-p", &free_port()?.to_string()])
         .args(["-mp", &free_port()?.to_string(), "-r", &rate.to_string(), "-m", &calls.to_string()])
@@ -113,10 +138,22 @@ fn run_step(dir: &Path, target: SocketAddr, rate: u32, secs: u64) -> anyhow::Res
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
+        .spawn()
         .context("running sipp (is sip-tester installed?)")?;
+    // Sample the UAC's CPU time until it exits (its /proc entry goes with it).
+    let uac_stat = PathBuf::from(format!("/proc/{}/stat", child.id()));
+    let mut uac_cpu = 0.0;
+    while child.try_wait()?.is_none() {
+        uac_cpu = cpu_secs(&uac_stat).unwrap_or(uac_cpu);
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let elapsed = t0.elapsed().as_secs_f64();
-    let _ = st;
+    let pct = |c: f64| (c / elapsed.max(1e-9) * 1000.0).round() / 10.0;
+    let cpu_pct = CpuUse {
+        sipp_uac: pct(uac_cpu),
+        sipp_uas: pct(cpu_secs(uas_stat).unwrap_or(uas0) - uas0),
+        sidecar: pct(sidecar_stat.and_then(cpu_secs).unwrap_or(side0) - side0),
+    };
     let (successful, failed) = stat_counts(&stat);
     let h = rtts(dir);
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
@@ -130,6 +167,7 @@ fn run_step(dir: &Path, target: SocketAddr, rate: u32, secs: u64) -> anyhow::Res
         setup_p50_ms: ms(0.5),
         setup_p99_ms: ms(0.99),
         setup_max_ms: h.max() as f64 / 1000.0,
+        cpu_pct,
     })
 }
 
@@ -144,6 +182,7 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
     // The sidecar.
     let stop = Arc::new(AtomicBool::new(false));
     let mut sidecar = None;
+    let mut sidecar_stat: Option<PathBuf> = None;
     let target = if args.self_contained {
         let port = free_port()?;
         let mut cfg = xtrunk_config::Config::embedded_default()?;
@@ -158,7 +197,19 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
         }
         let server = xtrunk_signaling::Server::bind(&cfg, xtrunk_signaling::LoopbackMedia::default())?;
         let s2 = stop.clone();
-        sidecar = Some(std::thread::spawn(move || server.run(s2)));
+        let pin = args.pin_sidecar;
+        let (tx, rx) = std::sync::mpsc::channel();
+        sidecar = Some(std::thread::spawn(move || {
+            if let Some(c) = pin {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                    eprintln!("could not pin the sidecar to cpu {c}");
+                }
+            }
+            // This thread's stat file, for its CPU use per step.
+            let _ = tx.send(std::fs::read_link("/proc/thread-self").ok().map(|p| PathBuf::from("/proc").join(p).join("stat")));
+            server.run(s2)
+        }));
+        sidecar_stat = rx.recv().ok().flatten();
         SocketAddr::from(([127, 0, 0, 1], port))
     } else {
         args.target.context("--target HOST:PORT (or --self-contained)")?
@@ -175,15 +226,17 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
         .spawn()
         .context("starting sipp uas")?;
     std::thread::sleep(Duration::from_millis(300));
+    let uas_stat = PathBuf::from(format!("/proc/{}/stat", uas.id()));
 
     let per_step = (args.seconds / args.rates.len().max(1) as u64).max(2);
     let mut steps = Vec::new();
     let mut best: Option<Step> = None;
     for &rate in &args.rates {
-        let s = run_step(&dir, target, rate, per_step)?;
+        let s = run_step(&dir, target, rate, per_step, &uas_stat, sidecar_stat.as_deref())?;
         eprintln!(
-            "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
-            s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms
+            "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms; cpu % uac {} uas {} sidecar {}",
+            s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms,
+            s.cpu_pct.sipp_uac, s.cpu_pct.sipp_uas, s.cpu_pct.sidecar
         );
         let sustained = s.failed_ratio < args.max_failed && s.achieved_cps >= f64::from(rate) * 0.9;
         if sustained {

@@ -514,19 +514,15 @@ fn id_from_wire(v: u64) -> Result<SessionId, DecodeError> {
     }
 }
 
-/// True if every byte of `a` is zero. Word-wise (the length is a constant, so this unrolls into
-/// a few loads and ORs instead of a byte loop).
+/// True if every byte of `a` is zero. Chunk-wise (the length is a constant, so this unrolls into
+/// a few wide loads and ORs instead of a byte loop).
 #[inline(always)]
 fn all_zero<const N: usize>(a: &[u8; N]) -> bool {
-    let mut acc = 0u64;
-    let mut words = a.chunks_exact(8);
-    for w in &mut words {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        acc |= u64::from_ne_bytes(b);
-    }
-    for &b in words.remainder() {
-        acc |= u64::from(b);
+    let mut acc = 0u128;
+    for c in a.chunks(16) {
+        let mut b = [0u8; 16];
+        b[..c.len()].copy_from_slice(c);
+        acc |= u128::from_ne_bytes(b);
     }
     acc == 0
 }
@@ -682,25 +678,37 @@ fn pts_to_wire(m: &PtMap) -> [WirePt; MAX_PT] {
     out
 }
 
+/// Writes a leg's wire form straight into `w` (in the ring slot). The exhaustive destructuring
+/// makes the compiler check that every field, reserved ones included, is written.
 #[inline(always)]
-fn leg_to_wire(l: &LegSpec) -> WireLeg {
-    WireLeg {
-        local: addr_to_wire(Some(l.local)),
-        remote: addr_to_wire(l.remote),
-        remote_rtcp_port: l.remote_rtcp_port,
-        rtcp_mux: u8::from(l.rtcp_mux),
-        latch: latch_to_wire(l.latch),
-        // PtMap::len() ≤ MAX_PT by construction.
-        pt_len: l.pt_map.len() as u8,
-        reserved: [0; 3],
-        pts: pts_to_wire(&l.pt_map),
-        rx: keys_to_wire(&l.crypto.rx),
-        tx: keys_to_wire(&l.crypto.tx),
-    }
+fn leg_to_wire_into(l: &LegSpec, w: &mut WireLeg) {
+    let WireLeg {
+        local,
+        remote,
+        remote_rtcp_port,
+        rtcp_mux,
+        latch,
+        pt_len,
+        reserved,
+        pts,
+        rx,
+        tx,
+    } = w;
+    *local = addr_to_wire(Some(l.local));
+    *remote = addr_to_wire(l.remote);
+    *remote_rtcp_port = l.remote_rtcp_port;
+    *rtcp_mux = u8::from(l.rtcp_mux);
+    *latch = latch_to_wire(l.latch);
+    // PtMap::len() ≤ MAX_PT by construction.
+    *pt_len = l.pt_map.len() as u8;
+    *reserved = [0; 3];
+    *pts = pts_to_wire(&l.pt_map);
+    *rx = keys_to_wire(&l.crypto.rx);
+    *tx = keys_to_wire(&l.crypto.tx);
 }
 
 /// Decodes the payload-type table: `pt_len` entries, each pt ≤ 127 with a known codec and no
-/// duplicate (a 128-bit "seen" mask instead of a search), the entries past `pt_len` zero.
+/// duplicate (a 128-bit "seen" set instead of a search), the entries past `pt_len` zero.
 #[inline(always)]
 fn pts_from_wire(pt_len: u8, pts: &[WirePt; MAX_PT]) -> Result<PtMap, DecodeError> {
     let n = usize::from(pt_len);
@@ -708,17 +716,17 @@ fn pts_from_wire(pt_len: u8, pts: &[WirePt; MAX_PT]) -> Result<PtMap, DecodeErro
         return Err(DecodeError::PtMapLength(pt_len));
     }
     let mut entries = [None; MAX_PT];
-    let mut seen = 0u128;
+    let mut seen = [0u64; 2];
     for (e, out) in pts[..n].iter().zip(&mut entries) {
         if e.pt > 127 {
             return Err(DecodeError::PayloadType(e.pt));
         }
         let codec = codec_from_wire(e.codec)?;
-        let bit = 1u128 << e.pt;
-        if seen & bit != 0 {
+        let (word, bit) = (usize::from(e.pt >> 6), 1u64 << (e.pt & 63));
+        if seen[word] & bit != 0 {
             return Err(DecodeError::DuplicatePt(e.pt));
         }
-        seen |= bit;
+        seen[word] |= bit;
         *out = Some(PtEntry { pt: e.pt, codec });
     }
     // Entries past n must be zero: drop the first 2n bytes (little-endian view, so byte 0 is the
@@ -747,15 +755,29 @@ fn leg_from_wire_into(w: &WireLeg, l: &mut LegSpec) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// Writes a spec's wire form straight into `w` (see [`leg_to_wire_into`]).
 #[inline(always)]
+fn spec_to_wire_into(s: &SessionSpec, w: &mut WireSessionSpec) {
+    let WireSessionSpec {
+        id,
+        media_timeout_ms,
+        allow_fast_path,
+        reserved,
+        legs: [leg0, leg1],
+    } = w;
+    *id = s.id.0;
+    *media_timeout_ms = s.media_timeout_ms;
+    *allow_fast_path = u8::from(s.allow_fast_path);
+    *reserved = [0; 3];
+    leg_to_wire_into(&s.legs[0], leg0);
+    leg_to_wire_into(&s.legs[1], leg1);
+}
+
+#[cfg(test)]
 fn spec_to_wire(s: &SessionSpec) -> WireSessionSpec {
-    WireSessionSpec {
-        id: s.id.0,
-        media_timeout_ms: s.media_timeout_ms,
-        allow_fast_path: u8::from(s.allow_fast_path),
-        reserved: [0; 3],
-        legs: [leg_to_wire(&s.legs[0]), leg_to_wire(&s.legs[1])],
-    }
+    let mut w = WireSessionSpec::zeroed();
+    spec_to_wire_into(s, &mut w);
+    w
 }
 
 /// Decodes a spec over `s` in place. On error `s` is left partly overwritten (still a valid
@@ -946,10 +968,10 @@ pub fn encode_command(cmd: &Command, seq: u32) -> Slot {
 pub fn encode_command_into(cmd: &Command, seq: u32, slot: &mut Slot) {
     match cmd {
         Command::Create(s) => {
-            frame_with::<KIND_CREATE, WireSessionSpec>(slot, seq, |w| *w = spec_to_wire(s))
+            frame_with::<KIND_CREATE, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w))
         }
         Command::Update(s) => {
-            frame_with::<KIND_UPDATE, WireSessionSpec>(slot, seq, |w| *w = spec_to_wire(s))
+            frame_with::<KIND_UPDATE, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w))
         }
         Command::Delete(id) => {
             frame_with::<KIND_DELETE, WireId>(slot, seq, |w| *w = WireId { id: id.0 })
@@ -1060,7 +1082,7 @@ pub fn encode_event_into(ev: &Event, seq: u32, slot: &mut Slot) {
             })
         }
         Event::Session(s) => {
-            frame_with::<KIND_SESSION, WireSessionSpec>(slot, seq, |w| *w = spec_to_wire(s))
+            frame_with::<KIND_SESSION, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w))
         }
         Event::DumpDone { token, count } => {
             frame_with::<KIND_DUMP_DONE, WireDumpDone>(slot, seq, |w| {

@@ -6,6 +6,7 @@
 //! tags, CSeq or Record-Route: each leg carries our own. The session's datapath legs follow the
 //! slots (`SessionSpec.legs[0]` is the caller side).
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -138,6 +139,8 @@ enum CallTimer {
 pub struct Core {
     cfg: Config,
     listeners: Vec<(Transport, SocketAddr)>,
+    /// `format_host` of each listener, formatted once.
+    hosts: Vec<(SocketAddr, String)>,
     timers: Timers,
     txs: Transactions,
     calls: HashMap<u64, Call>,
@@ -366,6 +369,7 @@ impl Core {
         let timers = Timers::from_config(&cfg.sip.timers);
         Self {
             cfg: cfg.clone(),
+            hosts: listeners.iter().map(|(_, a)| (*a, format_host(cfg, *a))).collect(),
             listeners,
             timers,
             txs: Transactions::new(timers),
@@ -426,23 +430,26 @@ impl Core {
             .map_or(SocketAddr::from(([127, 0, 0, 1], 5060)), |(_, a)| *a)
     }
 
-    fn host_of(&self, local: SocketAddr) -> String {
-        match &self.cfg.sip.advertised_host {
-            Some(h) => format!("{h}:{}", local.port()),
-            None => match local.ip() {
-                IpAddr::V6(ip) => format!("[{ip}]:{}", local.port()),
-                IpAddr::V4(ip) => format!("{ip}:{}", local.port()),
-            },
-        }
+    fn host_of(&self, local: SocketAddr) -> Cow<'_, str> {
+        cached_host(&self.hosts, &self.cfg, local)
     }
 
     fn via(&mut self, t: Transport, local: SocketAddr) -> String {
-        format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", t.via_token(), self.host_of(local), self.token())
+        let token = self.token();
+        let host = self.host_of(local);
+        let mut v = String::with_capacity(40 + host.len() + token.len());
+        v.push_str("SIP/2.0/");
+        v.push_str(t.via_token());
+        v.push(' ');
+        v.push_str(&host);
+        v.push_str(";branch=z9hG4bK");
+        v.push_str(&token);
+        v.push_str(";rport");
+        v
     }
 
     fn contact(&self, t: Transport, local: SocketAddr) -> String {
-        let tp = if t == Transport::Udp { "" } else { ";transport=tcp" };
-        format!("<sip:xtrunk@{}{tp}>", self.host_of(local))
+        self_contact(&self.cfg, Dest { transport: t, local, remote: local }, &self.hosts)
     }
 
     // ------------------------------------------------------------------ inputs
@@ -1154,7 +1161,7 @@ impl Core {
             return;
         }
         let mut r = response(&call.a_invite, code, reason(code), Some(&call.legs[0].local_tag));
-        r.push(HName::Contact, self_contact(&self.cfg, call.legs[0].dest, &self.listeners));
+        r.push(HName::Contact, self_contact(&self.cfg, call.legs[0].dest, &self.hosts));
         if !msg.body.is_empty() {
             if let Ok(ans) = Sdp::parse(&msg.body) {
                 if let Some(body) = self.answer_for_a(id, &ans) {
@@ -1270,7 +1277,7 @@ impl Core {
         let unix = self.unix_ms(now);
         let call = self.calls.get_mut(&id).expect("present");
         let mut r = response(&call.a_invite, 200, "OK", Some(&call.legs[0].local_tag));
-        r.push(HName::Contact, self_contact(&self.cfg, call.legs[0].dest, &self.listeners));
+        r.push(HName::Contact, self_contact(&self.cfg, call.legs[0].dest, &self.hosts));
         r.push(HName::Allow, ALLOW);
         r.push(HName::ContentType, "application/sdp");
         r.body = body;
@@ -1344,7 +1351,7 @@ impl Core {
             let tag = call.legs[s].local_tag.clone();
             let sdp = call.legs[s].local_sdp.as_ref().map(Sdp::to_bytes);
             let mut r = response(&req, 200, "OK", Some(&tag));
-            r.push(HName::Contact, self_contact(&self.cfg, call.legs[s].dest, &self.listeners));
+            r.push(HName::Contact, self_contact(&self.cfg, call.legs[s].dest, &self.hosts));
             if let Some(b) = sdp {
                 if method == Method::Invite {
                     r.push(HName::ContentType, "application/sdp");
@@ -1461,7 +1468,7 @@ impl Core {
                     self.media_out.push_back(Command::Update(call.spec));
                 }
                 let mut r = response(&fake_req, 200, "OK", Some(&tag));
-                r.push(HName::Contact, self_contact(&self.cfg, call.legs[s].dest, &self.listeners));
+                r.push(HName::Contact, self_contact(&self.cfg, call.legs[s].dest, &self.hosts));
                 r.push(HName::ContentType, "application/sdp");
                 r.body = out.to_bytes();
                 if ro.method == Method::Invite {
@@ -1532,7 +1539,7 @@ impl Core {
         };
         let c_tag = self.token();
         let c_cid = self.token();
-        let host = self.host_of(local);
+        let host = self.host_of(local).into_owned();
         let leg = Leg {
             call_id: c_cid.clone(),
             local_tag: c_tag.clone(),
@@ -1781,16 +1788,34 @@ impl Core {
     }
 }
 
-fn self_contact(cfg: &Config, d: Dest, _l: &[(Transport, SocketAddr)]) -> String {
-    let host = match &cfg.sip.advertised_host {
-        Some(h) => format!("{h}:{}", d.local.port()),
-        None => match d.local {
-            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-            a => a.to_string(),
+/// Our `host:port` for a listener address (Via sent-by, Contact): `advertised_host` or the IP.
+fn format_host(cfg: &Config, local: SocketAddr) -> String {
+    match &cfg.sip.advertised_host {
+        Some(h) => format!("{h}:{}", local.port()),
+        None => match local.ip() {
+            IpAddr::V6(ip) => format!("[{ip}]:{}", local.port()),
+            IpAddr::V4(ip) => format!("{ip}:{}", local.port()),
         },
-    };
+    }
+}
+
+/// [`format_host`], from the per-listener strings formatted once at construction.
+fn cached_host<'a>(hosts: &'a [(SocketAddr, String)], cfg: &Config, local: SocketAddr) -> Cow<'a, str> {
+    match hosts.iter().find(|(a, _)| *a == local) {
+        Some((_, h)) => Cow::Borrowed(h.as_str()),
+        None => Cow::Owned(format_host(cfg, local)),
+    }
+}
+
+fn self_contact(cfg: &Config, d: Dest, hosts: &[(SocketAddr, String)]) -> String {
+    let host = cached_host(hosts, cfg, d.local);
     let tp = if d.transport == Transport::Udp { "" } else { ";transport=tcp" };
-    format!("<sip:xtrunk@{host}{tp}>")
+    let mut c = String::with_capacity(16 + host.len() + tp.len());
+    c.push_str("<sip:xtrunk@");
+    c.push_str(&host);
+    c.push_str(tp);
+    c.push('>');
+    c
 }
 
 /// An in-dialog request from the dialog state (RFC 3261 §12.2.1.1). Increments the local CSeq

@@ -208,7 +208,8 @@ impl Journal {
                     let start = self.buf.len();
                     serde_json::to_writer(&mut self.buf, op).map_err(std::io::Error::other)?;
                     self.buf.push(b'\n');
-                    let line = String::from_utf8_lossy(&self.buf[start..]).into_owned();
+                    // serde_json writes UTF-8: the lossy path never replaces anything.
+                    let line = std::str::from_utf8(&self.buf[start..]).map_or_else(|_| String::from_utf8_lossy(&self.buf[start..]).into_owned(), str::to_string);
                     self.live.insert(e.id, line);
                 }
                 JournalOp::Remove(id) => {

@@ -56,6 +56,7 @@ pub struct Server<M: MediaPort> {
     core: Core,
     media: M,
     cdr: Option<File>,
+    cdr_buf: Vec<u8>,
     journal: Option<Journal>,
     journal_ops: Vec<JournalOp>,
     journal_path: std::path::PathBuf,
@@ -63,6 +64,36 @@ pub struct Server<M: MediaPort> {
 }
 
 const FIRST_CONN: usize = 1024;
+
+/// Requested SO_RCVBUF/SO_SNDBUF of the SIP UDP sockets. A burst of calls must not overflow the
+/// receive queue while the loop is busy (a lost datagram costs a 500 ms T1 retransmission); the
+/// kernel caps the request at `net.core.rmem_max`/`wmem_max` (and reports twice what it grants).
+pub const UDP_BUFFER_BYTES: usize = 8 << 20;
+
+/// Datagrams handled per batch before the round's journal, transmissions and CDRs are flushed.
+const UDP_BATCH: usize = 64;
+
+/// A non-blocking UDP socket bound to `addr` with [`UDP_BUFFER_BYTES`] buffers (best effort,
+/// logged), as a mio socket.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = s.set_recv_buffer_size(UDP_BUFFER_BYTES) {
+        log::warn!("udp {addr}: SO_RCVBUF {UDP_BUFFER_BYTES}: {e}");
+    }
+    if let Err(e) = s.set_send_buffer_size(UDP_BUFFER_BYTES) {
+        log::warn!("udp {addr}: SO_SNDBUF {UDP_BUFFER_BYTES}: {e}");
+    }
+    let (rcv, snd) = (s.recv_buffer_size().unwrap_or(0), s.send_buffer_size().unwrap_or(0));
+    if rcv < UDP_BUFFER_BYTES {
+        log::warn!("udp {addr}: receive buffer {rcv} B granted of {UDP_BUFFER_BYTES} B asked (raise net.core.rmem_max)");
+    } else {
+        log::info!("udp {addr}: receive buffer {rcv} B, send buffer {snd} B (kernel-reported, i.e. doubled)");
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(s.into()))
+}
 
 impl<M: MediaPort> Server<M> {
     /// Binds every `[[sip.listen]]` (port 0 = any; the bound port is advertised). TLS listeners
@@ -76,7 +107,7 @@ impl<M: MediaPort> Server<M> {
             let tok = Token(i);
             match l.transport {
                 xtrunk_config::Transport::Udp => {
-                    let mut s = UdpSocket::bind(l.addr).with_context(|| format!("sip.listen[{i}]: bind udp {}", l.addr))?;
+                    let mut s = bind_udp(l.addr).with_context(|| format!("sip.listen[{i}]: bind udp {}", l.addr))?;
                     let a = s.local_addr()?;
                     poll.registry().register(&mut s, tok, Interest::READABLE)?;
                     listeners.push((Transport::Udp, a));
@@ -120,6 +151,7 @@ impl<M: MediaPort> Server<M> {
             core,
             media,
             cdr,
+            cdr_buf: Vec::new(),
             journal: None,
             journal_ops: Vec::new(),
             journal_path: journal::path_for(&cfg.node.shm_path),
@@ -236,23 +268,39 @@ impl<M: MediaPort> Server<M> {
         }
     }
 
+    /// Drains the socket (edge-triggered: until `WouldBlock`), flushing once per batch of up to
+    /// [`UDP_BATCH`] datagrams: one journal `write(2)` and one CDR `write(2)` per batch, and the
+    /// journal still reaches the file before the batch's messages leave.
     fn read_udp(&mut self, i: usize, buf: &mut [u8]) {
+        let local = self.udp[i].2;
         loop {
-            let (_, sock, local) = &self.udp[i];
-            let local = *local;
-            match sock.recv_from(buf) {
-                Ok((n, from)) => {
-                    let dest = Dest { transport: Transport::Udp, local, remote: from };
-                    self.core.handle_input(Instant::now(), dest, &buf[..n]);
-                    self.flush();
+            let mut handled = 0;
+            let mut drained = false;
+            while handled < UDP_BATCH {
+                match self.udp[i].1.recv_from(buf) {
+                    Ok((n, from)) => {
+                        let dest = Dest { transport: Transport::Udp, local, remote: from };
+                        self.core.handle_input(Instant::now(), dest, &buf[..n]);
+                        handled += 1;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // ICMP errors surface here on Linux; nothing to do for UDP.
+                        log::debug!("udp recv: {e}");
+                        drained = true;
+                        break;
+                    }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ICMP errors surface here on Linux; nothing to do for UDP.
-                    log::debug!("udp recv: {e}");
-                    break;
-                }
+            }
+            if handled > 0 {
+                self.flush();
+            }
+            if drained {
+                break;
             }
         }
     }
@@ -442,14 +490,16 @@ impl<M: MediaPort> Server<M> {
                     break;
                 }
             }
+            // All of the round's CDRs with one write(2).
+            self.cdr_buf.clear();
             while let Some(cdr) = self.core.poll_cdr() {
-                if let Some(f) = &mut self.cdr {
-                    if let Ok(mut line) = serde_json::to_string(&cdr) {
-                        line.push('\n');
-                        if let Err(e) = f.write_all(line.as_bytes()) {
-                            log::warn!("cdr write: {e}");
-                        }
-                    }
+                if self.cdr.is_some() && serde_json::to_writer(&mut self.cdr_buf, &cdr).is_ok() {
+                    self.cdr_buf.push(b'\n');
+                }
+            }
+            if let (Some(f), false) = (&mut self.cdr, self.cdr_buf.is_empty()) {
+                if let Err(e) = f.write_all(&self.cdr_buf) {
+                    log::warn!("cdr write: {e}");
                 }
             }
             self.flush_journal();

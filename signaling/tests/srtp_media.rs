@@ -63,7 +63,6 @@ fn udp() -> UdpSocket {
 }
 
 #[test]
-#[ignore = "relay core refuses keyed legs: Create → Event::Error InvalidSpec (datapath/src/relay/crypto.rs `supported`); run with --ignored once the datapath SRTP half lands"]
 fn srtp_pbx_to_plain_carrier_media_with_libsrtp2() {
     let _ = env_logger::builder().is_test(true).try_init();
     let dir = std::env::temp_dir().join(format!("xtrunk-sig-srtp-media-{}", std::process::id()));

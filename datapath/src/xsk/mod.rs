@@ -263,6 +263,11 @@ pub struct WorkerStats {
     pub zero_copy: bool,
     /// Time spent on non-empty batches (work, without idle spinning).
     pub busy: Duration,
+    /// Idle sleeps in `poll()`, of them ended by the timeout, of them with packets waiting
+    /// (a lost wakeup).
+    pub sleeps: (u64, u64, u64),
+    /// `sendto` (TX) and `recvfrom` (fill ring) kicks.
+    pub kicks: (u64, u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -608,6 +613,8 @@ impl<C: MediaCore> XskRuntime<C> {
                 drop_malformed: l(&c.drop_malformed),
                 zero_copy: w.zero_copy,
                 busy: Duration::from_nanos(l(&c.busy_ns)),
+                sleeps: (l(&c.sleeps), l(&c.sleep_timeouts), l(&c.missed_wakeups)),
+                kicks: (l(&c.tx_kicks), l(&c.rx_kicks)),
             });
         }
         for (itf, (name, _, slot)) in self.opts.interfaces.iter().zip(&self.ifnames) {
@@ -641,6 +648,10 @@ impl<C: MediaCore> XskRuntime<C> {
     fn stop_all(&mut self) {
         // The duplicates go first: each worker's own close must be the socket's last reference,
         // so the socket is released (and leaves the XSKMAP) before its UMEM is unmapped.
+        if std::env::var_os("XT_XSK_DEBUG").is_some() {
+            let s = self.stats();
+            eprintln!("XT_XSK_DEBUG workers {:?}\nXT_XSK_DEBUG xsk {:?}", s.workers, s.xsk);
+        }
         self.stat_fds.clear();
         self.stop.store(true, Ordering::Relaxed);
         for w in &mut self.workers {

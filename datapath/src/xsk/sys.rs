@@ -579,8 +579,9 @@ impl Default for MmapOffsets {
 }
 
 /// Waits until one of `fds` is readable or `timeout_ms` passes (idle back-off of the workers;
-/// never called while packets are flowing).
-pub(crate) fn poll_readable<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>, timeout_ms: i32) {
+/// never called while packets are flowing). Returns how many are readable (0: timeout, -1: error
+/// such as `EINTR`).
+pub(crate) fn poll_readable<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>, timeout_ms: i32) -> i32 {
     let mut pfds = [libc::pollfd { fd: -1, events: 0, revents: 0 }; 8];
     let mut n = 0;
     for (p, fd) in pfds.iter_mut().zip(fds) {
@@ -588,7 +589,5 @@ pub(crate) fn poll_readable<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>, timeo
         n += 1;
     }
     // SAFETY: `pfds[..n]` is a valid, writable array of pollfd.
-    unsafe {
-        libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, timeout_ms);
-    }
+    unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, timeout_ms) }
 }

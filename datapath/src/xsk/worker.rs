@@ -31,6 +31,12 @@ pub(crate) const BATCH: usize = 64;
 const TX_RESERVE: usize = 4 * BATCH;
 /// Empty iterations before the worker sleeps in `poll()`.
 const SPIN_BEFORE_POLL: u32 = 64;
+/// Longest idle sleep, ms. RX wakes the worker at once (the kernel signals the XSK readable when
+/// it fills the RX ring); the timeout only bounds how long a missed wakeup or a `stop` can wait.
+const IDLE_POLL_MS: i32 = 10;
+static OLD_KICKS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+/// Most `sendto` kicks per TX flush (copy mode: 32 frames each).
+const TX_KICKS: u32 = 4;
 
 /// What the workers and the control loop share, behind one mutex taken once per RX batch.
 pub(crate) struct Shared<C> {
@@ -60,6 +66,16 @@ pub struct WorkerCounters {
     /// Nanoseconds spent on non-empty batches (receive to TX kick): the worker's work, without
     /// idle spinning or sleeping.
     pub busy_ns: AtomicU64,
+    /// Idle sleeps in `poll()`.
+    pub sleeps: AtomicU64,
+    /// Of `sleeps`: ended by the timeout rather than by a readable socket.
+    pub sleep_timeouts: AtomicU64,
+    /// TX kicks (`sendto`).
+    pub tx_kicks: AtomicU64,
+    /// RX kicks (`recvfrom`, fill ring asked for a wakeup).
+    pub rx_kicks: AtomicU64,
+    /// Sleeps that timed out although an RX ring held packets (a lost wakeup).
+    pub missed_wakeups: AtomicU64,
 }
 
 #[derive(Default)]
@@ -72,6 +88,11 @@ struct Local {
     no_egress: u64,
     tx_full: u64,
     busy_ns: u64,
+    sleeps: u64,
+    sleep_timeouts: u64,
+    tx_kicks: u64,
+    rx_kicks: u64,
+    missed_wakeups: u64,
 }
 
 impl Local {
@@ -95,6 +116,11 @@ impl Local {
             (&c.drop_no_egress, self.no_egress),
             (&c.drop_tx_full, self.tx_full),
             (&c.busy_ns, self.busy_ns),
+            (&c.sleeps, self.sleeps),
+            (&c.sleep_timeouts, self.sleep_timeouts),
+            (&c.tx_kicks, self.tx_kicks),
+            (&c.rx_kicks, self.rx_kicks),
+            (&c.missed_wakeups, self.missed_wakeups),
         ] {
             if v != 0 {
                 a.fetch_add(v, Ordering::Relaxed);
@@ -136,24 +162,27 @@ impl Port {
         b.release();
     }
 
-    /// Tops the fill ring up from the free list, keeping [`TX_RESERVE`] frames for TX.
-    pub(crate) fn refill(&mut self) {
+    /// Tops the fill ring up from the free list, keeping [`TX_RESERVE`] frames for TX, then wakes
+    /// the kernel if the fill ring asks for it. The flag is checked on every call, not only after
+    /// a submit: a zero-copy driver that ran dry sets it at any time, and nothing else would wake
+    /// it (copy mode never sets it: RX there runs in the driver's NAPI).
+    fn refill(&mut self, local: &mut Local) {
         let spare = self.free.len().saturating_sub(TX_RESERVE);
-        if spare == 0 {
-            return;
-        }
-        let mut b = self.sock.fill.reserve(spare.min(BATCH * 4) as u32);
-        while b.remaining() > 0 {
-            match self.free.pop() {
-                Some(a) => {
-                    b.push(a);
+        if spare > 0 {
+            let mut b = self.sock.fill.reserve(spare.min(BATCH * 4) as u32);
+            while b.remaining() > 0 {
+                match self.free.pop() {
+                    Some(a) => {
+                        b.push(a);
+                    }
+                    None => break,
                 }
-                None => break,
             }
+            b.submit();
         }
-        b.submit();
         if self.sock.fill.needs_wakeup() {
             self.sock.kick_rx();
+            local.rx_kicks += 1;
         }
     }
 
@@ -172,7 +201,7 @@ impl Port {
         true
     }
 
-    /// Publishes queued TX descriptors; those that find no slot free their frames.
+    /// Publishes queued TX descriptors (those that find no slot free their frames), then kicks.
     fn flush_tx(&mut self, local: &mut Local) {
         if self.txn == 0 {
             return;
@@ -190,21 +219,30 @@ impl Port {
         }
         local.tx += sent as u64;
         self.txn = 0;
-        if sent > 0 && self.sock.tx.needs_wakeup() {
-            self.sock.kick_tx();
-        }
+        self.kick_tx(local);
     }
 
-    /// In copy mode one `sendto` sends at most 32 frames: keep kicking while the kernel has not
-    /// consumed the TX ring. Returns whether anything was pending.
-    fn kick_pending_tx(&mut self) -> bool {
-        if self.sock.tx.pending() == 0 {
-            return false;
-        }
-        if self.sock.tx.needs_wakeup() {
+    /// Wakes the kernel to send what the TX ring holds, when it asks for it (`need_wakeup`; copy
+    /// mode always asks). A copy-mode `sendto` sends at most 32 frames, synchronously: keep
+    /// kicking while that makes progress (≤ [`TX_KICKS`] kicks); a kick that moves nothing (driver
+    /// busy, completion ring full) is retried on the next loop. Returns whether frames are still
+    /// pending (the worker must not sleep then: nothing else would send them).
+    fn kick_tx(&mut self, local: &mut Local) -> bool {
+        let mut pending = self.sock.tx.pending();
+        for _ in 0..*OLD_KICKS.get_or_init(|| if std::env::var_os("XT_OLD_TX").is_some() { 1 } else { TX_KICKS }) {
+            if pending == 0 || !self.sock.tx.needs_wakeup() {
+                break;
+            }
             self.sock.kick_tx();
+            local.tx_kicks += 1;
+            let now = self.sock.tx.pending();
+            if now >= pending {
+                pending = now;
+                break;
+            }
+            pending = now;
         }
-        true
+        pending > 0
     }
 }
 
@@ -228,17 +266,19 @@ pub(crate) fn run<C: MediaCore>(
             log::warn!("xsk worker: cannot pin to core {core}; running unpinned");
         }
     }
-    for p in &mut ports {
-        p.refill();
-    }
     let mut local = Local::default();
+    for p in &mut ports {
+        p.refill(&mut local);
+    }
     let mut idle = 0u32;
     let mut descs = [XdpDesc::default(); BATCH];
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         for i in 0..ports.len() {
+            // Every loop, busy or not: completions back to the free list, free frames to the
+            // fill ring (so the kernel never finds it empty while frames sit on our free list).
             ports[i].reclaim();
-            ports[i].refill();
+            ports[i].refill(&mut local);
             let n = {
                 let b = ports[i].sock.rx.peek(BATCH as u32);
                 let n = b.len() as usize;
@@ -275,7 +315,8 @@ pub(crate) fn run<C: MediaCore>(
             local.busy_ns += t0.elapsed().as_nanos() as u64;
         }
         for p in &mut ports {
-            busy |= p.kick_pending_tx();
+            // TX left over by a kick that moved nothing (or beyond TX_KICKS × 32 frames).
+            busy |= p.kick_tx(&mut local);
         }
         local.flush(&counters);
         if busy {
@@ -283,10 +324,19 @@ pub(crate) fn run<C: MediaCore>(
         } else if !spec.busy_poll {
             idle += 1;
             if idle > SPIN_BEFORE_POLL {
-                super::sys::poll_readable(ports.iter().map(|p| p.sock.fd()), 10);
+                // Nothing pending on TX (else `busy`), fill rings topped up above: sleep until a
+                // socket turns readable.
+                local.sleeps += 1;
+                if super::sys::poll_readable(ports.iter().map(|p| p.sock.fd()), IDLE_POLL_MS) == 0 {
+                    local.sleep_timeouts += 1;
+                    if ports.iter_mut().any(|p| p.sock.rx.peek(1).len() > 0) {
+                        local.missed_wakeups += 1;
+                    }
+                }
             }
         }
     }
+    local.flush(&counters);
 }
 
 /// Relays one received frame of `ports[i]`; on `Err` the caller frees the RX frame.
@@ -328,21 +378,26 @@ fn relay_one<C: MediaCore>(
         let (l, r) = ports.split_at_mut(i);
         (&mut r[0], &mut l[j])
     };
-    let Some(taddr) = b.free.pop() else { return Err(Why::TxFull) };
+    // Every error path below leaves each frame where it belongs: the RX frame goes back to the
+    // caller (which frees it), the TX frame back to `b`'s free list.
     let src = {
         let (f, _) = a.sock.umem.frame_mut(d.addr).ok_or(Why::Malformed)?;
         f.get(start..start + total).ok_or(Why::Malformed)?
     };
-    let (dst, _) = match b.sock.umem.frame_mut(taddr) {
-        Some(x) => x,
-        None => return Err(Why::TxFull),
+    let Some(taddr) = b.free.pop() else { return Err(Why::TxFull) };
+    let copied = match b.sock.umem.frame_mut(taddr) {
+        Some((dst, _)) => match dst.get_mut(..total) {
+            Some(t) => {
+                t.copy_from_slice(src);
+                Ok(())
+            }
+            None => Err(Why::Malformed),
+        },
+        None => Err(Why::Malformed),
     };
-    match dst.get_mut(..total) {
-        Some(t) => t.copy_from_slice(src),
-        None => {
-            b.free.push(taddr);
-            return Err(Why::Malformed);
-        }
+    if let Err(w) = copied {
+        b.free.push(taddr);
+        return Err(w);
     }
     if !b.queue_tx(XdpDesc { addr: taddr, len: total as u32, options: 0 }) {
         b.free.push(taddr);
