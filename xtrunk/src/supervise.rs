@@ -90,10 +90,14 @@ pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()
 
     stop_child(&mut sidecar, "signaling");
     stop_child(&mut datapath, "datapath");
-    match std::fs::remove_file(&shm) {
-        Ok(()) => log::info!("removed {}", shm.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => log::warn!("could not remove {}: {e}", shm.display()),
+    // Both processes are gone, and with the datapath every call's media: the ring and the
+    // sidecar's call journal describe nothing that still exists.
+    for file in [shm.clone(), xtrunk_signaling::journal::path_for(&shm)] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => log::info!("removed {}", file.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("could not remove {}: {e}", file.display()),
+        }
     }
     outcome
 }
