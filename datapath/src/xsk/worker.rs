@@ -31,10 +31,10 @@ pub(crate) const BATCH: usize = 64;
 const TX_RESERVE: usize = 4 * BATCH;
 /// Empty iterations before the worker sleeps in `poll()`.
 const SPIN_BEFORE_POLL: u32 = 64;
-/// Longest idle sleep, ms. RX wakes the worker at once (the kernel signals the XSK readable when
-/// it fills the RX ring); the timeout only bounds how long a missed wakeup or a `stop` can wait.
+/// Longest idle sleep, ms. RX wakes the worker at once (the kernel marks the XSK readable when it
+/// flushes the RX ring; measured: no sleep ever timed out with packets waiting, see
+/// `missed_wakeups`); the timeout only bounds how long a missed wakeup or a `stop` can wait.
 const IDLE_POLL_MS: i32 = 10;
-static OLD_KICKS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 /// Most `sendto` kicks per TX flush (copy mode: 32 frames each).
 const TX_KICKS: u32 = 4;
 
@@ -229,7 +229,7 @@ impl Port {
     /// pending (the worker must not sleep then: nothing else would send them).
     fn kick_tx(&mut self, local: &mut Local) -> bool {
         let mut pending = self.sock.tx.pending();
-        for _ in 0..*OLD_KICKS.get_or_init(|| if std::env::var_os("XT_OLD_TX").is_some() { 1 } else { TX_KICKS }) {
+        for _ in 0..TX_KICKS {
             if pending == 0 || !self.sock.tx.needs_wakeup() {
                 break;
             }
