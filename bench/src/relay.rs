@@ -805,7 +805,15 @@ fn measure(
     };
     let cpu0 = worker_cpu_ns(pid);
     let c0 = stats.map(RelayCounters::read);
-    let traffic = drive(args, &plan, &mut side_a, &mut side_b, &mut a_tx, &mut a_rx);
+    // On its own thread, so that pinning it leaves this thread (which spawns the next run's
+    // backend) free to use every core.
+    let traffic = std::thread::scope(|sc| {
+        std::thread::Builder::new()
+            .name("xt-bench-load".into())
+            .spawn_scoped(sc, || drive(args, &plan, &mut side_a, &mut side_b, &mut a_tx, &mut a_rx))
+            .map_err(anyhow::Error::from)
+            .and_then(|h| h.join().map_err(|_| anyhow!("the load generator panicked"))?)
+    });
     let relay_cpu_ns = worker_cpu_ns(pid).saturating_sub(cpu0);
     let counters = stats.map(|s| RelayCounters::read(s).since(c0.unwrap_or_default()));
     let ids: Vec<SessionId> = specs.iter().map(|s| s.id).collect();

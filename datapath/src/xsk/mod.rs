@@ -268,6 +268,10 @@ pub struct WorkerStats {
     pub sleeps: (u64, u64, u64),
     /// `sendto` (TX) and `recvfrom` (fill ring) kicks.
     pub kicks: (u64, u64),
+    /// Longest wait for the shared relay lock.
+    pub lock_wait_max: Duration,
+    /// Longest loop iteration, idle sleep excluded (the worker off its core, or stuck).
+    pub loop_gap_max: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -615,6 +619,8 @@ impl<C: MediaCore> XskRuntime<C> {
                 busy: Duration::from_nanos(l(&c.busy_ns)),
                 sleeps: (l(&c.sleeps), l(&c.sleep_timeouts), l(&c.missed_wakeups)),
                 kicks: (l(&c.tx_kicks), l(&c.rx_kicks)),
+                lock_wait_max: Duration::from_nanos(l(&c.lock_wait_max_ns)),
+                loop_gap_max: Duration::from_nanos(l(&c.loop_gap_max_ns)),
             });
         }
         for (itf, (name, _, slot)) in self.opts.interfaces.iter().zip(&self.ifnames) {

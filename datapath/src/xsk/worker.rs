@@ -76,6 +76,11 @@ pub struct WorkerCounters {
     pub rx_kicks: AtomicU64,
     /// Sleeps that timed out although an RX ring held packets (a lost wakeup).
     pub missed_wakeups: AtomicU64,
+    /// Longest wait for the shared relay lock, ns (a control thread preempted while holding it
+    /// stalls the worker).
+    pub lock_wait_max_ns: AtomicU64,
+    /// Longest loop iteration (idle sleep excluded), ns: the worker kept off its core, or stuck.
+    pub loop_gap_max_ns: AtomicU64,
 }
 
 #[derive(Default)]
@@ -93,6 +98,8 @@ struct Local {
     tx_kicks: u64,
     rx_kicks: u64,
     missed_wakeups: u64,
+    lock_wait_max_ns: u64,
+    loop_gap_max_ns: u64,
 }
 
 impl Local {
@@ -124,6 +131,11 @@ impl Local {
         ] {
             if v != 0 {
                 a.fetch_add(v, Ordering::Relaxed);
+            }
+        }
+        for (a, v) in [(&c.lock_wait_max_ns, self.lock_wait_max_ns), (&c.loop_gap_max_ns, self.loop_gap_max_ns)] {
+            if v != 0 {
+                a.fetch_max(v, Ordering::Relaxed);
             }
         }
         *self = Self::default();
@@ -274,6 +286,7 @@ pub(crate) fn run<C: MediaCore>(
     let mut descs = [XdpDesc::default(); BATCH];
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
+        let it = Instant::now();
         for i in 0..ports.len() {
             // Every loop, busy or not: completions back to the free list, free frames to the
             // fill ring (so the kernel never finds it empty while frames sit on our free list).
@@ -301,6 +314,7 @@ pub(crate) fn run<C: MediaCore>(
                     Ok(g) => g,
                     Err(p) => p.into_inner(),
                 };
+                local.lock_wait_max_ns = local.lock_wait_max_ns.max(t0.elapsed().as_nanos() as u64);
                 let sh = &mut *guard;
                 for d in &descs[..n] {
                     if let Err(w) = relay_one(&mut ports, i, *d, sh, now_ms) {
@@ -318,6 +332,7 @@ pub(crate) fn run<C: MediaCore>(
             // TX left over by a kick that moved nothing (or beyond TX_KICKS × 32 frames).
             busy |= p.kick_tx(&mut local);
         }
+        local.loop_gap_max_ns = local.loop_gap_max_ns.max(it.elapsed().as_nanos() as u64);
         local.flush(&counters);
         if busy {
             idle = 0;
