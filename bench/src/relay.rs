@@ -1216,11 +1216,14 @@ impl Measured {
             self.jitter_mean_us, self.jitter_max_us
         ));
         if self.relay_cpu_ns > 0 {
+            let busy = self.relay_cpu_ns as f64 / 1e9 / self.send_secs;
             line(format!(
-                "  relay worker CPU     {:>9.3} s  = {:.0} ns per delivered packet  ≈ {:.0} packets/s per core",
+                "  relay worker CPU     {:>9.3} s ({:.0}% of a core) = {:.0} ns per delivered packet  ≈ {:.0} packets/s per core{}",
                 self.relay_cpu_ns as f64 / 1e9,
+                busy * 100.0,
                 self.ns_per_packet(),
-                self.pps_per_core()
+                self.pps_per_core(),
+                if busy < 0.9 { "\n                       (includes the worker's busy-polling between packets: a capacity figure only when the load keeps it > 90% busy)" } else { "" }
             ));
         } else {
             line("  relay worker CPU     unknown (no xt-sock-*/xsk-q* threads readable)".into());
