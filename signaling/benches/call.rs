@@ -11,7 +11,7 @@
 //! steady state of that rate (about 64·T1 = 32 s of finished transactions stay in the tables).
 //!
 //! `XT_CALLS=N` skips criterion and runs N calls once (for `valgrind --tool=callgrind` or
-//! `perf record`): see `signaling/BENCH_NOTES.md`.
+//! `perf record`): see BENCHMARKS.md (signaling section).
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented `pub fn benches`.
 
