@@ -11,10 +11,8 @@
 //!   CPU c to TX queue c of the sender's veth, which is RX queue c of the relay's veth.
 
 use std::{
-    fs::File,
     net::{Ipv4Addr, SocketAddr, UdpSocket},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    path::PathBuf,
     process::Command as Proc,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -36,67 +34,15 @@ use xtrunk_datapath::{
 use xtrunk_ebpf::Counter;
 use xtrunk_ring::msg::{Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec};
 
+mod common;
+use common::{is_root, pin, spawn_in, Lab};
+
 const PBX_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
 const RP_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 1);
 const RC_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 1);
 const CAR_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 2);
 const SESSIONS: u16 = 16; // 0..8 AF_XDP, 8..16 fast path
 const PACKETS: u16 = 150; // per flow and direction, after warm-up
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn lab_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/lab")
-}
-
-/// The lab namespaces; `down` on drop, even when the test fails.
-struct Lab {
-    prefix: String,
-}
-
-impl Lab {
-    fn up(prefix: &str, queues: u32) -> Lab {
-        let lab = Lab { prefix: prefix.to_owned() };
-        let st = Proc::new("bash")
-            .arg(lab_script())
-            .args(["up", "--queues", &queues.to_string(), "--prefix", prefix])
-            .status()
-            .expect("run scripts/lab");
-        assert!(st.success(), "scripts/lab up failed");
-        lab
-    }
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Proc::new("bash").arg(lab_script()).args(["down", "--prefix", &self.prefix]).status();
-    }
-}
-
-fn enter_netns(ns: &str) {
-    let f = File::open(format!("/var/run/netns/{ns}")).expect("open netns");
-    // SAFETY: setns on a valid namespace fd changes only the calling thread's network namespace.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns({ns}): {}", std::io::Error::last_os_error());
-}
-
-fn spawn_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-    let ns = ns.to_owned();
-    std::thread::spawn(move || {
-        enter_netns(&ns);
-        f()
-    })
-}
-
-fn pin(cpu: usize) {
-    core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-}
 
 /// An AF_PACKET socket receiving every frame that arrives on `ifname` (created in the caller's
 /// namespace).

@@ -26,11 +26,8 @@
 //! errors (a loss there is the test bench's, not the relay's).
 
 use std::{
-    fs::File,
     net::{Ipv4Addr, SocketAddr, UdpSocket},
     os::fd::AsRawFd,
-    path::PathBuf,
-    process::Command as Proc,
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc, Mutex,
@@ -45,6 +42,9 @@ use xtrunk_datapath::{
 };
 use xtrunk_ebpf::Counter;
 use xtrunk_ring::msg::{Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec};
+
+mod common;
+use common::{is_root, pin, spawn_in, Lab};
 
 const PBX: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 1, 2)), 40000);
 const RP: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 1, 1)), 30000);
@@ -72,61 +72,6 @@ const PHASES: [Phase; 6] = [
     Phase { name: "big", pps: 0, burst: 1_500, bursts: 3, gap: Duration::from_millis(200) },
     Phase { name: "trickle", pps: 0, burst: 1, bursts: 40, gap: Duration::from_millis(25) },
 ];
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn lab_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/lab")
-}
-
-/// The lab namespaces; `down` on drop, even when the test fails.
-struct Lab {
-    prefix: String,
-}
-
-impl Lab {
-    fn up(prefix: &str) -> Lab {
-        let lab = Lab { prefix: prefix.to_owned() };
-        let st = Proc::new("bash")
-            .arg(lab_script())
-            .args(["up", "--queues", "1", "--prefix", prefix])
-            .status()
-            .expect("run scripts/lab");
-        assert!(st.success(), "scripts/lab up failed");
-        lab
-    }
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Proc::new("bash").arg(lab_script()).args(["down", "--prefix", &self.prefix]).status();
-    }
-}
-
-fn enter_netns(ns: &str) {
-    let f = File::open(format!("/var/run/netns/{ns}")).expect("open netns");
-    // SAFETY: setns on a valid namespace fd changes only the calling thread's network namespace.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns({ns}): {}", std::io::Error::last_os_error());
-}
-
-fn spawn_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-    let ns = ns.to_owned();
-    std::thread::spawn(move || {
-        enter_netns(&ns);
-        f()
-    })
-}
-
-fn pin(cpu: usize) {
-    core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-}
 
 fn leg(local: SocketAddr, remote: SocketAddr) -> LegSpec {
     LegSpec {
@@ -376,7 +321,7 @@ fn af_xdp_loses_nothing_at_light_and_bursty_load() {
 /// One run of the phases on a fresh lab; returns the failures and the longest worker iteration.
 fn attempt(n: u32) -> (Vec<String>, Duration) {
     let t_start = Instant::now();
-    let lab = Lab::up(&format!("xl{}-{n}", std::process::id()));
+    let lab = Lab::up(&format!("xl{}-{n}", std::process::id()), 1);
     let (pbx_ns, relay_ns, car_ns) = (lab.ns("pbx"), lab.ns("relay"), lab.ns("carrier"));
     let epoch = Instant::now();
 

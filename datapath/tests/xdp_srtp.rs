@@ -12,11 +12,7 @@
 //!   every relayed packet went through the AF_XDP socket (XSK redirect count).
 
 use std::{
-    fs::File,
     net::{Ipv4Addr, SocketAddr, UdpSocket},
-    os::fd::AsRawFd,
-    path::PathBuf,
-    process::Command as Proc,
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc, Mutex,
@@ -37,6 +33,9 @@ use xtrunk_ring::msg::{
 use xtrunk_srtp::libsrtp2::{Direction, Session, HEADROOM};
 use xtrunk_srtp::Suite;
 
+mod common;
+use common::{is_root, spawn_in, Lab};
+
 const PBX: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 1, 2)), 40000);
 const RP: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 1, 1)), 30000);
 const RC: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 2, 1)), 30002);
@@ -46,57 +45,6 @@ const PBX_SALT: [u8; 14] = *b"pbx-salt-14byt";
 const RELAY_KEY: [u8; 16] = *b"relay-master-k16";
 const RELAY_SALT: [u8; 14] = *b"relay-salt-14b";
 const PACKETS: u16 = 200;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn lab_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/lab")
-}
-
-/// The lab namespaces; `down` on drop, even when the test fails.
-struct Lab {
-    prefix: String,
-}
-
-impl Lab {
-    fn up(prefix: &str) -> Lab {
-        let lab = Lab { prefix: prefix.to_owned() };
-        let st = Proc::new("bash")
-            .arg(lab_script())
-            .args(["up", "--queues", "1", "--prefix", prefix])
-            .status()
-            .expect("run scripts/lab");
-        assert!(st.success(), "scripts/lab up failed");
-        lab
-    }
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Proc::new("bash").arg(lab_script()).args(["down", "--prefix", &self.prefix]).status();
-    }
-}
-
-fn enter_netns(ns: &str) {
-    let f = File::open(format!("/var/run/netns/{ns}")).expect("open netns");
-    // SAFETY: setns on a valid namespace fd changes only the calling thread's network namespace.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns({ns}): {}", std::io::Error::last_os_error());
-}
-
-fn spawn_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-    let ns = ns.to_owned();
-    std::thread::spawn(move || {
-        enter_netns(&ns);
-        f()
-    })
-}
 
 /// A UDP socket bound in `ns` (a socket stays in the namespace it was created in).
 fn udp_in(ns: &str, addr: SocketAddr) -> UdpSocket {
@@ -251,7 +199,7 @@ fn xdp_srtp_pbx_to_plain_carrier_with_libsrtp2() {
         println!("SKIPPED: needs root (AF_XDP/netns)");
         return;
     }
-    let lab = Lab::up(&format!("xts{}", std::process::id()));
+    let lab = Lab::up(&format!("xts{}", std::process::id()), 1);
     let (pbx_ns, relay_ns, car_ns) = (lab.ns("pbx"), lab.ns("relay"), lab.ns("carrier"));
     let ctl = RelayCtl::start(&relay_ns);
     ctl.cmds.send(Command::Create(spec())).unwrap();
