@@ -24,6 +24,9 @@
 //! Receiver<M>::try_recv(&mut self) -> Option<Result<M, DecodeError>>
 //! Receiver<M>::recv_batch(&mut self, max, FnMut(Result<M, DecodeError>)) -> usize
 //! Receiver<M>::rejected(&self) -> u64                         // corrupt slots seen
+//! Receiver<M>::try_recv_into(&mut self, &mut M) -> Option<Result<(), DecodeError>>  // no move
+//! Receiver<M>::recv_batch_with(&mut self, max, FnMut(Result<&M, DecodeError>)) -> usize
+//! wire::{decode_command_into, decode_event_into}(&Slot, &mut M) -> Result<(), DecodeError>
 //! ```
 //!
 //! The four end types are `Send` (move each to the thread that polls it) and hold an `Arc` of
