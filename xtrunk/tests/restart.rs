@@ -12,98 +12,17 @@
 
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{free_port, free_range, write_config, Guard, TestConfig};
+
 use xtrunk_signaling::b2bua::response;
 use xtrunk_signaling::sip::msg::{parse, HName, Message, NameAddr};
-
-/// Kills (SIGKILL) every process this test started or learnt the pid of, and removes its files.
-struct Guard {
-    supervisor: Option<Child>,
-    log: PathBuf,
-    dir: PathBuf,
-    shm: PathBuf,
-}
-
-impl Guard {
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Pids the supervisor logged for its children.
-    fn child_pids(&self) -> Vec<i32> {
-        let log = self.log();
-        ["datapath started (pid ", "sidecar started (pid ", "sidecar restarted (pid "]
-            .iter()
-            .flat_map(|k| log.match_indices(k).map(|(i, k)| &log[i + k.len()..]).collect::<Vec<_>>())
-            .filter_map(|rest| rest.split(')').next()?.parse().ok())
-            .collect()
-    }
-
-    /// Waits for `needle` to appear in the log `n` times.
-    fn wait_log(&self, needle: &str, n: usize, timeout: Duration) -> bool {
-        let t = Instant::now() + timeout;
-        while Instant::now() < t {
-            if self.log().matches(needle).count() >= n {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.supervisor.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for pid in self.child_pids() {
-            // SAFETY: kill(2) on pids our supervisor logged as its children; no memory involved.
-            // Signal 0 first: only signal processes that still exist.
-            unsafe {
-                if libc::kill(pid, 0) == 0 {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-        let _ = fs::remove_file(&self.shm);
-        let mut j = self.shm.as_os_str().to_owned();
-        j.push(".calls");
-        let _ = fs::remove_file(PathBuf::from(j));
-        if std::env::var_os("XT_KEEP").is_none() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// A free UDP port (even, with the next one free too).
-fn free_port() -> u16 {
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = s.local_addr().unwrap().port();
-        if p % 2 == 0 && p < 60_000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-}
-
-/// A free media range of `n` ports (probed by binding every port once).
-fn free_range(n: u16) -> u16 {
-    let seed = (std::process::id() as u16).wrapping_mul(7919);
-    for k in 0..500u16 {
-        let base = 40_000 + ((seed.wrapping_add(k * 97)) % 400) * 40;
-        if (base..base + n).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free media range");
-}
 
 fn udp() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -143,60 +62,6 @@ fn sdp_port(body: &[u8]) -> u16 {
     let t = String::from_utf8_lossy(body);
     let m = t.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio");
     m.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn config(dir: &Path, shm: &Path, sip: u16, carrier: u16, media: u16) -> PathBuf {
-    let text = format!(
-        r#"[node]
-name = "xtrunk-restart-test"
-shm_path = "{shm}"
-log_level = "info"
-cdr_path = "{cdr}"
-
-[[sip.listen]]
-transport = "udp"
-addr = "127.0.0.1:{sip}"
-
-[sip.timers]
-t1_ms = 200
-t2_ms = 4000
-t4_ms = 5000
-
-[media]
-port_min = {media}
-port_max = {media_max}
-bind_ip = "127.0.0.1"
-timeout_secs = 60
-latch = "once"
-
-[datapath]
-backend = "socket"
-max_sessions = 8
-
-[[trunk]]
-name = "pbx"
-role = "customer"
-acl = ["127.0.0.0/8"]
-codecs = ["PCMA", "PCMU", "telephone-event"]
-
-[[trunk]]
-name = "carrier"
-role = "carrier"
-targets = [{{ addr = "127.0.0.1:{carrier}", transport = "udp" }}]
-codecs = ["PCMA", "PCMU", "telephone-event"]
-
-[[route]]
-prefix = ""
-from_trunk = "pbx"
-trunk = "carrier"
-"#,
-        shm = shm.display(),
-        cdr = dir.join("cdr.jsonl").display(),
-        media_max = media + 39,
-    );
-    let f = dir.join("xtrunk.toml");
-    fs::write(&f, text).unwrap();
-    f
 }
 
 /// Sends RTP (PCMA, 20 ms) from `from` to `to` until `stop`.
@@ -255,11 +120,23 @@ fn media_survives_a_sidecar_crash_and_the_call_ends_cleanly() {
     let carrier_sip = udp();
     let pbx_rtp = udp();
     let carrier_rtp = udp();
-    let sip_port = free_port();
-    let media = free_range(40);
-    let cfg = config(&dir, &shm, sip_port, carrier_sip.local_addr().unwrap().port(), media);
+    let sip_port = free_port(&[]);
+    let media = free_range(40, &[]);
+    let cfg = write_config(
+        &dir,
+        &shm,
+        &TestConfig {
+            name: "xtrunk-restart-test",
+            sip: sip_port,
+            carrier: carrier_sip.local_addr().unwrap().port(),
+            media,
+            media_ports: 40,
+            max_sessions: 8,
+            t1_ms: 200,
+        },
+    );
     let log = dir.join("xtrunk.log");
-    let mut g = Guard { supervisor: None, log: log.clone(), dir: dir.clone(), shm: shm.clone() };
+    let mut g = Guard::new(&log, &dir, &shm);
     let child = Command::new(env!("CARGO_BIN_EXE_xtrunk"))
         .arg("run")
         .arg("--config")

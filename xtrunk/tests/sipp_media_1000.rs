@@ -27,6 +27,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{free_port, free_range, write_config, Guard, TestConfig};
+
 const CALLS: usize = 1_000;
 const RATE: u32 = 50;
 const LIMIT: u32 = 200;
@@ -34,96 +37,8 @@ const LIMIT: u32 = 200;
 const MIN_PKTS: u64 = 50;
 const MEDIA_PORTS: u16 = 4_000;
 
-struct Guard {
-    supervisor: Option<Child>,
-    sipps: Vec<Child>,
-    log: PathBuf,
-    dir: PathBuf,
-    shm: PathBuf,
-}
-
-impl Guard {
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn child_pids(&self) -> Vec<i32> {
-        let log = self.log();
-        ["datapath started (pid ", "sidecar started (pid ", "sidecar restarted (pid ", "datapath restarted (pid "]
-            .iter()
-            .flat_map(|k| log.match_indices(k).map(|(i, k)| &log[i + k.len()..]).collect::<Vec<_>>())
-            .filter_map(|rest| rest.split(')').next()?.parse().ok())
-            .collect()
-    }
-
-    fn log_tail(&self) -> String {
-        let l = self.log();
-        let lines: Vec<&str> = l.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for c in &mut self.sipps {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Some(mut c) = self.supervisor.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for pid in self.child_pids() {
-            // SAFETY: kill(2) on pids our supervisor logged as its children; signal 0 first so
-            // only processes that still exist are signalled.
-            unsafe {
-                if libc::kill(pid, 0) == 0 {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-        let _ = fs::remove_file(&self.shm);
-        let mut j = self.shm.as_os_str().to_owned();
-        j.push(".calls");
-        let _ = fs::remove_file(PathBuf::from(j));
-        if std::env::var_os("XT_KEEP").is_none() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 fn sipp_available() -> bool {
     Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-}
-
-/// A free UDP port whose +1 is free too, outside `avoid`.
-fn free_port(avoid: &[(u16, u16)]) -> u16 {
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = s.local_addr().unwrap().port();
-        if p % 2 == 0
-            && p < 60_000
-            && !avoid.iter().any(|&(lo, n)| p + 1 >= lo && p < lo + n)
-            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
-        {
-            return p;
-        }
-    }
-}
-
-/// A free range of `n` UDP ports (every port probed), not overlapping `avoid`.
-fn free_range(n: u16, avoid: &[(u16, u16)]) -> u16 {
-    let seed = (std::process::id() as u16).wrapping_mul(7919);
-    for k in 0..200u16 {
-        let base = 12_000 + (seed.wrapping_add(k.wrapping_mul(3_001)) % 40_000) / 2 * 2;
-        if base + n > 60_000 || avoid.iter().any(|&(lo, m)| base < lo + m && lo < base + n) {
-            continue;
-        }
-        if (base..base + n).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free range of {n} ports");
 }
 
 /// 2 s of A-law silence-ish tone as a WAV (format 6, 8 kHz, mono) for SIPp's `rtp_stream`.
@@ -144,65 +59,6 @@ fn write_wav(p: &Path) {
     w.extend_from_slice(&(data.len() as u32).to_le_bytes());
     w.extend_from_slice(&data);
     fs::write(p, w).unwrap();
-}
-
-fn config(dir: &Path, shm: &Path, sip: u16, carrier: u16, media: u16) -> PathBuf {
-    let text = format!(
-        r#"[node]
-name = "xtrunk-sipp-media-1000"
-shm_path = "{shm}"
-log_level = "info"
-cdr_path = "{cdr}"
-
-[[sip.listen]]
-transport = "udp"
-addr = "127.0.0.1:{sip}"
-
-[sip.timers]
-t1_ms = 500
-t2_ms = 4000
-t4_ms = 5000
-
-[media]
-port_min = {media}
-port_max = {media_max}
-bind_ip = "127.0.0.1"
-timeout_secs = 60
-latch = "once"
-
-[datapath]
-backend = "socket"
-max_sessions = {max_sessions}
-
-[datapath.ring]
-commands = 4096
-events = 4096
-
-[[trunk]]
-name = "local-pbx"
-role = "customer"
-acl = ["127.0.0.0/8"]
-codecs = ["PCMA", "PCMU", "telephone-event"]
-
-[[trunk]]
-name = "local-carrier"
-role = "carrier"
-targets = [{{ addr = "127.0.0.1:{carrier}", transport = "udp" }}]
-codecs = ["PCMA", "PCMU", "telephone-event"]
-
-[[route]]
-prefix = ""
-from_trunk = "local-pbx"
-trunk = "local-carrier"
-"#,
-        shm = shm.display(),
-        cdr = dir.join("cdr.jsonl").display(),
-        media_max = media + MEDIA_PORTS - 1,
-        max_sessions = MEDIA_PORTS / 4,
-    );
-    let f = dir.join("xtrunk.toml");
-    fs::write(&f, text).unwrap();
-    f
 }
 
 fn scenario(name: &str) -> String {
@@ -248,28 +104,12 @@ fn stderr_of(c: &mut Child) -> String {
     e
 }
 
-/// The first unsigned integer after `key` in `s`.
-fn num_after(s: &str, key: &str) -> Option<u64> {
-    let i = s.find(key)? + key.len();
-    let d: String = s[i..].chars().skip_while(|c| c.is_whitespace()).take_while(|c| c.is_ascii_digit()).collect();
-    d.parse().ok()
-}
-
-/// (call_id, disposition, legs[0].packets, legs[1].packets) of one CDR JSON line (the xtrunk crate
-/// has no JSON dev-dependency; the shape is `signaling/src/cdr.rs`: `"legs":[{"packets":N,..},{..}]`).
+/// (call_id, disposition, legs[0].packets, legs[1].packets) of one CDR JSON line
+/// (`signaling/src/cdr.rs`). A field that is missing reads as empty / 0, which the assertions reject.
 fn cdr_fields(line: &str) -> (String, u64, u64, u64) {
-    let call_id = line
-        .split("\"call_id\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap_or_default()
-        .to_string();
-    let disp = num_after(line, "\"disposition\":").unwrap_or(0);
-    let legs = &line[line.find("\"legs\":").unwrap_or(line.len())..];
-    let p0 = num_after(legs, "\"packets\":").unwrap_or(0);
-    let second = legs.find("},").map(|i| &legs[i + 2..]).unwrap_or("");
-    let p1 = num_after(second, "\"packets\":").unwrap_or(0);
-    (call_id, disp, p0, p1)
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("CDR is not JSON ({e}): {line}"));
+    let packets = |leg: usize| v["legs"][leg]["packets"].as_u64().unwrap_or(0);
+    (v["call_id"].as_str().unwrap_or_default().to_string(), v["disposition"].as_u64().unwrap_or(0), packets(0), packets(1))
 }
 
 #[test]
@@ -295,10 +135,22 @@ fn thousand_sipp_calls_with_rtp_through_xtrunk_run() {
     let uac_port = free_port(&avoid);
     let uas_mp = free_port(&avoid);
     let uac_mp = free_port(&avoid);
-    let cfg = config(&dir, &shm, sip_port, uas_port, media);
+    let cfg = write_config(
+        &dir,
+        &shm,
+        &TestConfig {
+            name: "xtrunk-sipp-media-1000",
+            sip: sip_port,
+            carrier: uas_port,
+            media,
+            media_ports: MEDIA_PORTS,
+            max_sessions: MEDIA_PORTS / 4,
+            t1_ms: 500,
+        },
+    );
     write_wav(&dir.join("tone.wav"));
     let log = dir.join("xtrunk.log");
-    let mut g = Guard { supervisor: None, sipps: vec![], log: log.clone(), dir: dir.clone(), shm: shm.clone() };
+    let mut g = Guard::new(&log, &dir, &shm);
     eprintln!("dir {} sip {sip_port} media {media}-{}", dir.display(), media + MEDIA_PORTS - 1);
 
     let child = Command::new(env!("CARGO_BIN_EXE_xtrunk"))

@@ -1,0 +1,198 @@
+//! Shared by the tests that run the real `xtrunk run` binary: a guard that kills everything the
+//! test started (the supervisor, the children it logged, SIPp) and removes its files, free-port
+//! probes, and the test configuration file.
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Kills (SIGKILL) every process a test started or learnt the pid of, and removes its files.
+pub(crate) struct Guard {
+    pub(crate) supervisor: Option<Child>,
+    pub(crate) sipps: Vec<Child>,
+    pub(crate) log: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) shm: PathBuf,
+}
+
+impl Guard {
+    /// A guard for a run whose supervisor logs to `log`, with files in `dir` and the ring at `shm`.
+    pub(crate) fn new(log: &Path, dir: &Path, shm: &Path) -> Self {
+        Self { supervisor: None, sipps: Vec::new(), log: log.to_path_buf(), dir: dir.to_path_buf(), shm: shm.to_path_buf() }
+    }
+
+    /// The supervisor's log so far.
+    pub(crate) fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last 60 lines of the log, for failure messages.
+    pub(crate) fn log_tail(&self) -> String {
+        let l = self.log();
+        let lines: Vec<&str> = l.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// Pids the supervisor logged for its children.
+    pub(crate) fn child_pids(&self) -> Vec<i32> {
+        let log = self.log();
+        ["datapath started (pid ", "sidecar started (pid ", "sidecar restarted (pid "]
+            .iter()
+            .flat_map(|k| log.match_indices(k).map(|(i, k)| &log[i + k.len()..]).collect::<Vec<_>>())
+            .filter_map(|rest| rest.split(')').next()?.parse().ok())
+            .collect()
+    }
+
+    /// Waits for `needle` to appear in the log `n` times.
+    pub(crate) fn wait_log(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let t = Instant::now() + timeout;
+        while Instant::now() < t {
+            if self.log().matches(needle).count() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for c in &mut self.sipps {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(mut c) = self.supervisor.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for pid in self.child_pids() {
+            // SAFETY: kill(2) on pids our supervisor logged as its children; signal 0 first so
+            // only processes that still exist are signalled. No memory is involved.
+            unsafe {
+                if libc::kill(pid, 0) == 0 {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        let _ = fs::remove_file(&self.shm);
+        let _ = fs::remove_file(xtrunk_signaling::journal::path_for(&self.shm));
+        if std::env::var_os("XT_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A free even UDP port whose +1 is free too, outside the `(first, count)` ranges in `avoid`.
+pub(crate) fn free_port(avoid: &[(u16, u16)]) -> u16 {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = s.local_addr().unwrap().port();
+        if p % 2 == 0
+            && p < 60_000
+            && !avoid.iter().any(|&(lo, n)| p + 1 >= lo && p < lo + n)
+            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
+/// A free range of `n` UDP ports starting on an even port (every port probed), not overlapping
+/// `avoid`.
+pub(crate) fn free_range(n: u16, avoid: &[(u16, u16)]) -> u16 {
+    let seed = (std::process::id() as u16).wrapping_mul(7919);
+    for k in 0..200u16 {
+        let base = 12_000 + (seed.wrapping_add(k.wrapping_mul(3_001)) % 40_000) / 2 * 2;
+        if base + n > 60_000 || avoid.iter().any(|&(lo, m)| base < lo + m && lo < base + n) {
+            continue;
+        }
+        if (base..base + n).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free range of {n} ports");
+}
+
+/// What differs between the tests' configurations.
+pub(crate) struct TestConfig<'a> {
+    /// `[node].name`.
+    pub(crate) name: &'a str,
+    /// The sidecar's UDP SIP port on 127.0.0.1.
+    pub(crate) sip: u16,
+    /// The carrier's UDP SIP port on 127.0.0.1.
+    pub(crate) carrier: u16,
+    /// First media port (even).
+    pub(crate) media: u16,
+    /// Number of media ports.
+    pub(crate) media_ports: u16,
+    /// `[datapath].max_sessions`.
+    pub(crate) max_sessions: u16,
+    /// `[sip.timers].t1_ms`.
+    pub(crate) t1_ms: u32,
+}
+
+/// Writes `dir/xtrunk.toml`: loopback, socket backend, ring at `shm`, CDRs in `dir/cdr.jsonl`,
+/// a PBX trunk for 127.0.0.0/8 whose calls all go to the carrier.
+pub(crate) fn write_config(dir: &Path, shm: &Path, c: &TestConfig<'_>) -> PathBuf {
+    let text = format!(
+        r#"[node]
+name = "{name}"
+shm_path = "{shm}"
+log_level = "info"
+cdr_path = "{cdr}"
+
+[[sip.listen]]
+transport = "udp"
+addr = "127.0.0.1:{sip}"
+
+[sip.timers]
+t1_ms = {t1}
+t2_ms = 4000
+t4_ms = 5000
+
+[media]
+port_min = {media}
+port_max = {media_max}
+bind_ip = "127.0.0.1"
+timeout_secs = 60
+latch = "once"
+
+[datapath]
+backend = "socket"
+max_sessions = {max_sessions}
+
+[[trunk]]
+name = "pbx"
+role = "customer"
+acl = ["127.0.0.0/8"]
+codecs = ["PCMA", "PCMU", "telephone-event"]
+
+[[trunk]]
+name = "carrier"
+role = "carrier"
+targets = [{{ addr = "127.0.0.1:{carrier}", transport = "udp" }}]
+codecs = ["PCMA", "PCMU", "telephone-event"]
+
+[[route]]
+prefix = ""
+from_trunk = "pbx"
+trunk = "carrier"
+"#,
+        name = c.name,
+        shm = shm.display(),
+        cdr = dir.join("cdr.jsonl").display(),
+        sip = c.sip,
+        t1 = c.t1_ms,
+        media = c.media,
+        media_max = c.media + c.media_ports - 1,
+        max_sessions = c.max_sessions,
+        carrier = c.carrier,
+    );
+    let f = dir.join("xtrunk.toml");
+    fs::write(&f, text).unwrap();
+    f
+}
