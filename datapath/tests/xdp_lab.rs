@@ -16,26 +16,22 @@ use std::{
     process::Command as Proc,
     sync::{
         atomic::{AtomicBool, Ordering},
-        mpsc, Arc, Mutex,
+        mpsc, Arc,
     },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use xtrunk_datapath::{
-    relay::{Relay, RelayConfig},
-    wire::{
+use xtrunk_datapath::wire::{
         ethernet::{ethertype, EthernetFrame},
         ipv4::Ipv4Packet,
         udp::UdpPacket,
-    },
-    xsk::{AttachMode, RuntimeStats, XskInterface, XskMode, XskOptions, XskRuntime},
-};
+    };
 use xtrunk_ebpf::Counter;
 use xtrunk_ring::msg::{Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec};
 
 mod common;
-use common::{is_root, pin, spawn_in, Lab};
+use common::{RelayCtl, is_root, pin, spawn_in, Lab};
 
 const PBX_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
 const RP_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 1);
@@ -185,104 +181,6 @@ fn spec(k: u16) -> SessionSpec {
     }
 }
 
-/// The relay side: the AF_XDP runtime driven from a control thread inside the relay namespace.
-struct RelayCtl {
-    cmds: mpsc::Sender<Command>,
-    events: mpsc::Receiver<Event>,
-    stats: Arc<Mutex<RuntimeStats>>,
-    stop: Arc<AtomicBool>,
-    join: Option<JoinHandle<Result<RuntimeStats, String>>>,
-}
-
-impl RelayCtl {
-    fn start(ns: &str, fast_path: bool) -> RelayCtl {
-        let (cmds, cmd_rx) = mpsc::channel::<Command>();
-        let (ev_tx, events) = mpsc::channel();
-        let stats = Arc::new(Mutex::new(RuntimeStats::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (st, sp) = (stats.clone(), stop.clone());
-        let join = spawn_in(ns, move || {
-            let opts = XskOptions {
-                interfaces: ["rp0", "rc0"]
-                    .iter()
-                    .map(|n| XskInterface { name: (*n).into(), queues: vec![0, 1], cores: vec![0, 1] })
-                    .collect(),
-                mode: XskMode::Auto,
-                attach: AttachMode::Auto,
-                frame_size: 2048,
-                frame_count: 4096,
-                ring_size: 1024,
-                fast_path,
-                port_min: 30000,
-                port_max: 30999,
-                busy_poll: false,
-                max_sessions: 64,
-            };
-            let relay = Relay::new(RelayConfig { port_min: 30000, port_max: 30999, max_sessions: 64 });
-            let mut rt = match XskRuntime::start(opts, relay) {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return Err(e.to_string());
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let mut last = Instant::now();
-            while !sp.load(Ordering::Relaxed) {
-                while let Ok(c) = cmd_rx.try_recv() {
-                    rt.apply(&c, &mut |e| {
-                        let _ = ev_tx.send(e);
-                    });
-                }
-                rt.tick(&mut |e| {
-                    let _ = ev_tx.send(e);
-                });
-                if last.elapsed() > Duration::from_millis(50) {
-                    *st.lock().unwrap() = rt.stats();
-                    last = Instant::now();
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            let s = rt.stats();
-            rt.shutdown();
-            Ok(s)
-        });
-        ready_rx.recv().expect("relay thread").expect("XskRuntime::start");
-        RelayCtl { cmds, events, stats, stop, join: Some(join) }
-    }
-
-    fn stats(&self) -> RuntimeStats {
-        self.stats.lock().unwrap().clone()
-    }
-
-    fn wait_stats(&self, what: &str, f: impl Fn(&RuntimeStats) -> bool) -> RuntimeStats {
-        let t = Instant::now();
-        loop {
-            let s = self.stats();
-            if f(&s) {
-                return s;
-            }
-            assert!(t.elapsed() < Duration::from_secs(10), "timed out waiting for {what}: {s:#?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn finish(mut self) -> RuntimeStats {
-        self.stop.store(true, Ordering::Relaxed);
-        self.join.take().unwrap().join().expect("relay thread panicked").expect("relay")
-    }
-}
-
-impl Drop for RelayCtl {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
-        }
-    }
-}
-
 /// Sends `count` RTP packets per flow from sockets bound in `ns`, half the flows from a thread
 /// pinned to CPU 0 and half from CPU 1 (so both relay queues get load). `flows`: (k, bind, to).
 fn send_flows(ns: &str, flows: Vec<(u16, SocketAddr, SocketAddr)>, seq0: u16, count: u16) {
@@ -337,7 +235,7 @@ fn xdp_lab_af_xdp_and_fast_path() {
     .join()
     .unwrap();
 
-    let ctl = RelayCtl::start(&relay_ns, true);
+    let ctl = RelayCtl::start(&relay_ns, &[0, 1], true, 64);
     for k in 0..SESSIONS {
         ctl.cmds.send(Command::Create(spec(k))).unwrap();
     }

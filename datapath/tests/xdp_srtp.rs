@@ -13,18 +13,9 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr, UdpSocket},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        mpsc, Arc, Mutex,
-    },
-    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use xtrunk_datapath::{
-    relay::{Relay, RelayConfig},
-    xsk::{AttachMode, RuntimeStats, XskInterface, XskMode, XskOptions, XskRuntime},
-};
 use xtrunk_ebpf::Counter;
 use xtrunk_ring::msg::{
     Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec, SrtpKeys,
@@ -34,7 +25,7 @@ use xtrunk_srtp::libsrtp2::{Direction, Session, HEADROOM};
 use xtrunk_srtp::Suite;
 
 mod common;
-use common::{is_root, spawn_in, Lab};
+use common::{RelayCtl, is_root, spawn_in, Lab};
 
 const PBX: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 1, 2)), 40000);
 const RP: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 1, 1)), 30000);
@@ -92,92 +83,6 @@ fn rtp(seq: u16, ssrc: u32, dir: u8) -> Vec<u8> {
     p
 }
 
-/// The AF_XDP runtime driven from a control thread inside the relay namespace.
-struct RelayCtl {
-    cmds: mpsc::Sender<Command>,
-    events: mpsc::Receiver<Event>,
-    stats: Arc<Mutex<RuntimeStats>>,
-    stop: Arc<AtomicBool>,
-    join: Option<JoinHandle<Result<RuntimeStats, String>>>,
-}
-
-impl RelayCtl {
-    fn start(ns: &str) -> RelayCtl {
-        let (cmds, cmd_rx) = mpsc::channel::<Command>();
-        let (ev_tx, events) = mpsc::channel();
-        let stats = Arc::new(Mutex::new(RuntimeStats::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (st, sp) = (stats.clone(), stop.clone());
-        let join = spawn_in(ns, move || {
-            let opts = XskOptions {
-                interfaces: ["rp0", "rc0"]
-                    .iter()
-                    .map(|n| XskInterface { name: (*n).into(), queues: vec![0], cores: vec![0] })
-                    .collect(),
-                mode: XskMode::Auto,
-                attach: AttachMode::Auto,
-                frame_size: 2048,
-                frame_count: 4096,
-                ring_size: 1024,
-                fast_path: true,
-                port_min: 30000,
-                port_max: 30999,
-                busy_poll: false,
-                max_sessions: 16,
-            };
-            let relay = Relay::new(RelayConfig { port_min: 30000, port_max: 30999, max_sessions: 16 });
-            let mut rt = match XskRuntime::start(opts, relay) {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return Err(e.to_string());
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let mut last = Instant::now();
-            while !sp.load(Ordering::Relaxed) {
-                while let Ok(c) = cmd_rx.try_recv() {
-                    rt.apply(&c, &mut |e| {
-                        let _ = ev_tx.send(e);
-                    });
-                }
-                rt.tick(&mut |e| {
-                    let _ = ev_tx.send(e);
-                });
-                if last.elapsed() > Duration::from_millis(50) {
-                    *st.lock().unwrap() = rt.stats();
-                    last = Instant::now();
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            let s = rt.stats();
-            rt.shutdown();
-            Ok(s)
-        });
-        ready_rx.recv().expect("relay thread").expect("XskRuntime::start");
-        RelayCtl { cmds, events, stats, stop, join: Some(join) }
-    }
-
-    fn stats(&self) -> RuntimeStats {
-        self.stats.lock().unwrap().clone()
-    }
-
-    fn finish(mut self) -> RuntimeStats {
-        self.stop.store(true, Ordering::Relaxed);
-        self.join.take().unwrap().join().expect("relay thread panicked").expect("relay")
-    }
-}
-
-impl Drop for RelayCtl {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
-        }
-    }
-}
-
 /// Receives from `s` until a datagram of `want`'s sequence number arrives (earlier ones from the
 /// warm-up are skipped) or the timeout; returns it.
 fn recv_seq(s: &UdpSocket, seq: u16, from: SocketAddr) -> Option<Vec<u8>> {
@@ -201,7 +106,7 @@ fn xdp_srtp_pbx_to_plain_carrier_with_libsrtp2() {
     }
     let lab = Lab::up(&format!("xts{}", std::process::id()), 1);
     let (pbx_ns, relay_ns, car_ns) = (lab.ns("pbx"), lab.ns("relay"), lab.ns("carrier"));
-    let ctl = RelayCtl::start(&relay_ns);
+    let ctl = RelayCtl::start(&relay_ns, &[0], true, 16);
     ctl.cmds.send(Command::Create(spec())).unwrap();
     match ctl.events.recv_timeout(Duration::from_secs(5)).expect("an answer to Create") {
         Event::Created(SessionId(1)) => {}
