@@ -460,23 +460,8 @@ pub fn rewrite_offer(offer: &Sdp, rw: &Rewrite<'_>, origin: &mut Origin) -> Resu
     if !chosen.iter().any(|(_, _, n)| is_codec(n)) {
         return Err(SdpError::NoCommonCodec);
     }
-    let media = offer
-        .media
-        .iter()
-        .enumerate()
-        .map(|(j, m)| {
-            if j != i {
-                return declined(m);
-            }
-            MediaDesc {
-                kind: "audio".into(),
-                port: rw.port,
-                proto: "RTP/AVP".into(),
-                fmts: chosen.iter().map(|(_, p, _)| p.to_string()).collect(),
-                lines: stream_lines(offer, i, &chosen, r.rtcp_mux, r.direction),
-            }
-        })
-        .collect();
+    let lines = stream_lines(offer, i, &chosen, r.rtcp_mux, r.direction);
+    let media = relay_media(offer, i, rw.port, "RTP/AVP".into(), &chosen, lines);
     Ok(Sdp { session: header_lines(rw.ip, origin), media })
 }
 
@@ -504,24 +489,35 @@ pub fn rewrite_answer(
     if am.port == 0 || !chosen.iter().any(|(_, _, n)| is_codec(n)) {
         return Err(SdpError::NoCommonCodec);
     }
-    let media = orig_offer
-        .media
+    let lines = stream_lines(answer, i, &chosen, offer_r.rtcp_mux, answer.direction(i));
+    let proto = orig_offer.media.get(i).map(|m| m.proto.clone()).unwrap_or_default();
+    let media = relay_media(orig_offer, i, rw.port, proto, &chosen, lines);
+    Ok(Sdp { session: header_lines(rw.ip, origin), media })
+}
+
+/// The media sections of `base` with stream `i` replaced by the relay's audio stream (`port`,
+/// `proto`, the `chosen` payload types as `(theirs, ours, name)`, attribute `lines`) and every
+/// other stream declined.
+fn relay_media(
+    base: &Sdp,
+    i: usize,
+    port: u16,
+    proto: String,
+    chosen: &[(u8, u8, String)],
+    lines: Vec<(u8, String)>,
+) -> Vec<MediaDesc> {
+    let mut stream = Some(MediaDesc {
+        kind: "audio".into(),
+        port,
+        proto,
+        fmts: chosen.iter().map(|(_, p, _)| p.to_string()).collect(),
+        lines,
+    });
+    base.media
         .iter()
         .enumerate()
-        .map(|(j, m)| {
-            if j != i {
-                return declined(m);
-            }
-            MediaDesc {
-                kind: "audio".into(),
-                port: rw.port,
-                proto: m.proto.clone(),
-                fmts: chosen.iter().map(|(_, p, _)| p.to_string()).collect(),
-                lines: stream_lines(answer, i, &chosen, offer_r.rtcp_mux, answer.direction(i)),
-            }
-        })
-        .collect();
-    Ok(Sdp { session: header_lines(rw.ip, origin), media })
+        .map(|(j, m)| if j == i { stream.take().unwrap_or_else(|| declined(m)) } else { declined(m) })
+        .collect()
 }
 
 /// The payloads of `side` restricted to the codecs of `other` (the negotiated set on that leg).
