@@ -1,6 +1,6 @@
-//! What the journal costs per call (a measurement, not a pass/fail test; prints figures).
+//! What the journal costs per call (a measurement; prints figures).
 //!
-//!     cargo test --release -p xtrunk-signaling --test restart_journal_cost -- --ignored --nocapture
+//!     cargo bench -p xtrunk-signaling --bench journal_cost      (XT_CALLS=N sets the call count)
 //!
 //! Runs the same N complete calls (INVITE → 180 → 200 → ACK → BYE → Delete) through the sans-IO
 //! core three times, in the same invocation: journal operations discarded (baseline), written to
@@ -133,9 +133,7 @@ fn isolated(n: usize, dir: &Path) -> (f64, u64) {
 
 const SAMPLE: &str = r#"{"id":2,"session":2,"legs":[{"call_id":"c0","local_tag":"a1b2c3d4e5f6","local_hdr":"<sip:4930123@x>;tag=a1b2c3d4e5f6","remote_hdr":"<sip:100@pbx>;tag=pa0","cseq":0,"remote_cseq":1,"target":"sip:100@127.0.0.1:5062","routes":[],"transport":"UDP","local":"127.0.0.1:5060","remote":"127.0.0.1:5062","trunk":"local-pbx","port":20000,"origin":[680657,1],"local_sdp":"v=0\r\no=- 680657 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n","remote_sdp":"v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"},{"call_id":"f00dfeed12","local_tag":"b2c3d4e5f6a1","local_hdr":"<sip:100@127.0.0.1:5060>;tag=b2c3d4e5f6a1","remote_hdr":"<sip:4930123@127.0.0.1:5080>;tag=cb","cseq":1,"remote_cseq":0,"target":"sip:c@127.0.0.1:5080","routes":[],"transport":"UDP","local":"127.0.0.1:5060","remote":"127.0.0.1:5080","trunk":"local-carrier","port":20002,"origin":[24301,0],"local_sdp":"v=0\r\no=- 24301 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20002 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n","remote_sdp":"v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"}],"user":"4930123","cdr":{"call_id":"c0","b_call_id":"f00dfeed12","trunk_in":"local-pbx","trunk_out":"local-carrier","from":"100","to":"4930123","start_ms":1795419673007,"answer_ms":1795419673008,"end_ms":0,"disposition":200,"end_reason":"","legs":[{"packets":0,"lost":0,"jitter":0},{"packets":0,"lost":0,"jitter":0}]}}"#;
 
-#[test]
-#[ignore = "measurement; run in release with --ignored --nocapture"]
-fn journal_cost_per_call() {
+fn main() {
     let n: usize = std::env::var("XT_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let tmp = std::env::temp_dir();
     let us = |d: Duration, k: usize| d.as_secs_f64() * 1e6 / k as f64;
