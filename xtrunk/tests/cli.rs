@@ -1,0 +1,59 @@
+//! The operator's entry points: `check-config` and a role started on a bad file name the problem
+//! and exit 1; a good file passes.
+
+use std::process::Command;
+
+fn xtrunk(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtrunk")).args(args).output().expect("run xtrunk");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("xtrunk-cli-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn check_config_accepts_the_shipped_files() {
+    for f in ["xtrunk.toml", "carrier.example.toml"] {
+        let path = format!("{}/../config/{f}", env!("CARGO_MANIFEST_DIR"));
+        let (code, text) = xtrunk(&["check-config", &path]);
+        assert_eq!(code, 0, "{f}: {text}");
+        assert!(text.contains(": ok ("), "{text}");
+    }
+}
+
+#[test]
+fn check_config_lists_every_problem_with_its_key_and_exits_1() {
+    let f = temp_file("bad.toml", "[datapath.ring]\ncommands = 1000\n[media]\nport_min = 20000\nport_max = 10000\n");
+    let (code, text) = xtrunk(&["check-config", f.to_str().unwrap()]);
+    std::fs::remove_file(&f).unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("datapath.ring.commands: must be a power of two, got 1000"), "{text}");
+    assert!(text.contains("media.port_max: range is inverted"), "{text}");
+}
+
+#[test]
+fn unknown_key_and_missing_file_are_named() {
+    let f = temp_file("typo.toml", "[media]\nport_mni = 10000\n");
+    let (code, text) = xtrunk(&["check-config", f.to_str().unwrap()]);
+    std::fs::remove_file(&f).unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("port_mni"), "{text}");
+    let (code, text) = xtrunk(&["check-config", "/nonexistent/xtrunk.toml"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("/nonexistent/xtrunk.toml") && text.contains("cannot read"), "{text}");
+}
+
+#[test]
+fn roles_refuse_a_bad_config_before_starting_anything() {
+    let f = temp_file("role.toml", "[datapath.af_xdp]\nring_size = 1000\n");
+    for role in ["run", "datapath", "signaling"] {
+        let (code, text) = xtrunk(&[role, "--config", f.to_str().unwrap()]);
+        assert_eq!(code, 1, "{role}: {text}");
+        assert!(text.contains("datapath.af_xdp.ring_size: must be a power of two, got 1000"), "{role}: {text}");
+    }
+    std::fs::remove_file(&f).unwrap();
+}
