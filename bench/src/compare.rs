@@ -57,6 +57,11 @@ pub(crate) struct CompareArgs {
     /// Core of the load generator/receiver and the control loops.
     #[arg(long, default_value_t = 0)]
     load_core: usize,
+    /// Interrupt coalescing of the relay's lab veths, µs: the kernel's software form of a NIC's
+    /// `rx-usecs` (gro_flush_timeout, napi_defer_hard_irqs = 2), applied alike to every backend.
+    /// 0 = a wakeup per packet (see BENCHMARKS.md for both).
+    #[arg(long, default_value_t = lab::DEFAULT_COALESCE_US)]
+    coalesce_us: u32,
     /// Warm-up before each window, ms.
     #[arg(long, default_value_t = 500)]
     warmup_ms: u64,
@@ -129,7 +134,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     let lab_guard = if args.loopback {
         None
     } else {
-        Some(Lab::up()?)
+        Some(Lab::up(relay_core, load_core, args.coalesce_us)?)
     };
     let net = match &lab_guard {
         Some(l) => Net::Lab(l),
@@ -223,6 +228,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
             "load": args.rate.map_or_else(|| serde_json::json!("flood"), |r| serde_json::json!({ "rate_pps": r })),
             "sessions": args.sessions,
             "relay_core": relay_core,
+            "coalesce_us": if args.loopback { 0 } else { args.coalesce_us },
             "load_core": load_core,
             "impair": impair.map(|i| serde_json::json!({ "drop_every": i.drop_every, "delay_ms": i.delay.as_secs_f64() * 1e3 })),
             "error": failure.as_ref().map(|e| format!("{e:#}")),

@@ -30,9 +30,12 @@
 //!   offered = phase-1 packets the kernel accepted / window; delivered = phase-1 packets received
 //!   (including those arriving during the drain after the window) / window; loss = 1 − received /
 //!   sent; reordered = arrivals with a sequence number below the stream's highest so far.
-//! - **Relay core time.** CPU time of the relay's worker thread (`/proc/self/task/*/schedstat`)
-//!   over the window, and for the fast path the kernel's BPF run time of the XDP program
-//!   (`BPF_ENABLE_STATS`), which on veth runs in the sender's softirq, not on core R.
+//! - **Relay core time.** CPU time over the window (`schedstat`) of the relay's worker thread and,
+//!   on the lab, of the relay veths' NAPI threads, pinned to core R as well (the NIC model, see
+//!   [`Lab`]): every backend's receive work (socket: GRO + IP + UDP; AF_XDP: XDP program + copy
+//!   into the UMEM; fast path: the XDP program forwarding) counts on core R, the far hosts' on
+//!   core G. For the fast path the XDP program's own run time (`BPF_ENABLE_STATS`) is reported
+//!   too (`xdp_ns_per_packet`).
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -59,6 +62,8 @@ use xtrunk_ring::msg::{
 /// First relay port; session i uses `PORT_BASE + 4i` (leg 0) and `+ 2` (leg 1), RTCP muxed.
 const PORT_BASE: u16 = 30000;
 const PORT_MAX: u16 = 39999;
+/// Default interrupt coalescing of the relay's lab veths, µs (see [`Lab`]).
+pub(crate) const DEFAULT_COALESCE_US: u32 = 50;
 /// Most sessions the port range holds.
 pub(crate) const MAX_SESSIONS: usize = ((PORT_MAX - PORT_BASE) as usize + 1) / 4;
 const PBX_PORT: u16 = 40000;
@@ -207,6 +212,56 @@ fn thread_cpu_ns(name: &str) -> u64 {
     total
 }
 
+/// CPU time (ns) of process or thread `pid` (`/proc/<pid>/schedstat`); 0 once it is gone.
+fn pid_cpu_ns(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Pids of the kernel's threaded-NAPI threads (`comm` = `napi/<ifname>-<napi id>`).
+fn napi_threads() -> Vec<(i32, String)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("napi/") {
+            v.push((pid, comm.trim().to_owned()));
+        }
+    }
+    v
+}
+
+/// Pins thread `pid` (any process's) to `core`.
+fn pin_pid(pid: i32, core: usize) -> anyhow::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it (core < 1024 is
+    // checked by the caller's core validation against the machine's core count).
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if !ok {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("pinning thread {pid} to core {core}"));
+    }
+    Ok(())
+}
+
+/// Gives thread `pid` the lowest real-time priority (`SCHED_FIFO` 1).
+fn realtime(pid: i32) -> anyhow::Result<()> {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: sched_setscheduler reads one valid sched_param.
+    if unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("SCHED_FIFO for thread {pid}"));
+    }
+    Ok(())
+}
+
 /// `Udp: RcvbufErrors` of the calling thread's network namespace.
 fn udp_rcvbuf_errors() -> u64 {
     let s = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default();
@@ -228,9 +283,29 @@ fn udp_rcvbuf_errors() -> u64 {
 // The lab
 
 /// The namespace lab (`scripts/lab`), removed on drop.
+///
+/// **NIC model.** A veth does its receive work (NAPI: GRO, the XDP program, the IP/UDP stack) on
+/// whichever CPU sent the packet, so by default the relay core would pay for the *far hosts'*
+/// receive path and the load core for the relay's. A real NIC queue does that work on the core
+/// its IRQ is pinned to (`scripts/tune-nic` pins it to the core serving the queue), and the far
+/// hosts are other machines. The bench makes the lab behave that way: every lab veth gets
+/// threaded NAPI (`/sys/class/net/IF/threaded`, GRO on so the NAPI instance is permanent), the
+/// relay's veths' NAPI threads are pinned to the relay core and the peers' to the load core.
+/// The relay core's time is then the worker thread plus the relay veths' NAPI threads, for
+/// every backend alike: socket (NAPI runs GRO + IP + UDP, the worker recvmmsg/sendmmsg), AF_XDP
+/// (NAPI runs the XDP program and the copy into the UMEM, the worker relays and transmits) and
+/// the fast path (NAPI runs the XDP program, which forwards).
+///
+/// **Coalescing.** A NIC batches its interrupts (`ethtool -C IF rx-usecs N`; 8–64 µs or adaptive
+/// by default on server NICs); a veth wakes its NAPI for every packet, and in a virtual machine
+/// every such cross-core wakeup is an IPI that costs microseconds. The relay's veths therefore
+/// get the kernel's software coalescing (`gro_flush_timeout` = the given µs,
+/// `napi_defer_hard_irqs` = 2), the same for every backend; `--coalesce-us 0` turns it off.
 pub(crate) struct Lab {
     prefix: String,
     script: PathBuf,
+    /// NAPI threads of the relay namespace's veths (pinned to the relay core).
+    relay_napi: Vec<i32>,
 }
 
 fn lab_script() -> PathBuf {
@@ -258,8 +333,10 @@ fn run_lab(script: &std::path::Path, cmd: &str, prefix: &str) -> anyhow::Result<
 }
 
 impl Lab {
-    /// Creates the three namespaces `xtb<pid>-<n>-{pbx,relay,carrier}` with one queue per veth.
-    pub(crate) fn up() -> anyhow::Result<Self> {
+    /// Creates the three namespaces `xtb<pid>-<n>-{pbx,relay,carrier}` with one queue per veth,
+    /// and sets up the NIC model (see the type's docs) for `relay_core` and `load_core`, with
+    /// `coalesce_us` of interrupt coalescing on the relay's veths (0 = none).
+    pub(crate) fn up(relay_core: usize, load_core: usize, coalesce_us: u32) -> anyhow::Result<Self> {
         static N: AtomicU64 = AtomicU64::new(0);
         if !is_root() {
             bail!("the namespace lab needs root (network namespaces, XDP): rerun with sudo");
@@ -276,15 +353,110 @@ impl Lab {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        let lab = Lab { prefix, script };
+        let mut lab = Lab {
+            prefix,
+            script,
+            relay_napi: Vec::new(),
+        };
         // On failure `lab` drops here and removes whatever was half created.
         run_lab(&lab.script, "up", &lab.prefix)?;
+        for (role, ifname, core) in [
+            ("relay", "rp0", relay_core),
+            ("relay", "rc0", relay_core),
+            ("pbx", "pbx0", load_core),
+            ("carrier", "car0", load_core),
+        ] {
+            // Coalescing on the relay's NICs only: the far hosts stand for other machines.
+            let co = if role == "relay" { u64::from(coalesce_us) * 1000 } else { 0 };
+            let pids = threaded_napi(&lab.ns(role), ifname, core, co)?;
+            if role == "relay" {
+                lab.relay_napi.extend(pids);
+            } else {
+                // The far hosts take every packet the wire brings: their receive path runs
+                // before the load thread on the shared load core (a flood would otherwise keep
+                // it off the core and overflow the veth's ring, a loss that is the lab's, not
+                // the relay's).
+                for p in pids {
+                    realtime(p)?;
+                }
+            }
+        }
         Ok(lab)
+    }
+
+    /// CPU time of the relay veths' NAPI threads (see the NIC model in the type's docs).
+    fn relay_napi_cpu_ns(&self) -> u64 {
+        self.relay_napi.iter().map(|p| pid_cpu_ns(*p)).sum()
+    }
+
+    /// The relay NAPI threads that are gone or moved off the relay core (the kernel recreates
+    /// them if a veth's NAPI is deleted and re-added), as a warning for the reader.
+    fn napi_model_broken(&self, relay_core: usize) -> Option<String> {
+        let bad: Vec<String> = self
+            .relay_napi
+            .iter()
+            .filter(|p| {
+                let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                let stat = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+                let cpus = stat
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                    .map(str::trim)
+                    .unwrap_or("");
+                !comm.starts_with("napi/") || cpus != relay_core.to_string()
+            })
+            .map(|p| p.to_string())
+            .collect();
+        (!bad.is_empty()).then(|| {
+            format!(
+                "NIC model broken: relay NAPI thread(s) {} gone or no longer pinned to core {relay_core}; relay core time is incomplete",
+                bad.join(", ")
+            )
+        })
     }
 
     fn ns(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
     }
+}
+
+/// Turns on threaded NAPI for `ifname` in namespace `ns` with `coalesce_ns` of interrupt
+/// coalescing (0 = none) and pins its NAPI thread(s) to `core`; returns their pids.
+fn threaded_napi(ns: &str, ifname: &str, core: usize, coalesce_ns: u64) -> anyhow::Result<Vec<i32>> {
+    let before: Vec<i32> = napi_threads().into_iter().map(|(p, _)| p).collect();
+    // `ip netns exec` mounts the namespace's own /sys, where IF's attributes are.
+    // napi_defer_hard_irqs = 2 with gro_flush_timeout = T: after a poll that found work, the
+    // kernel polls again from a timer T ns later instead of re-arming the "interrupt" (on veth:
+    // the peer's wakeup per packet), the software form of a NIC's rx-usecs coalescing.
+    let defer = if coalesce_ns > 0 { 2 } else { 0 };
+    let script = format!(
+        "ethtool -K {ifname} gro on >/dev/null && echo 1 > /sys/class/net/{ifname}/threaded \
+         && echo {coalesce_ns} > /sys/class/net/{ifname}/gro_flush_timeout \
+         && echo {defer} > /sys/class/net/{ifname}/napi_defer_hard_irqs"
+    );
+    let out = Proc::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", &script])
+        .output()
+        .with_context(|| format!("running `ip netns exec {ns} sh -c '{script}'`"))?;
+    if !out.status.success() {
+        bail!(
+            "threaded NAPI on {ns}/{ifname} failed (`{script}`): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let prefix = format!("napi/{ifname}-");
+    let pids: Vec<i32> = napi_threads()
+        .into_iter()
+        .filter(|(p, c)| c.starts_with(&prefix) && !before.contains(p))
+        .map(|(p, _)| p)
+        .collect();
+    if pids.is_empty() {
+        bail!("no NAPI thread appeared for {ns}/{ifname} after enabling threaded NAPI (kernel without threaded NAPI on veth?)");
+    }
+    for p in &pids {
+        pin_pid(*p, core)?;
+    }
+    Ok(pids)
 }
 
 impl Drop for Lab {
@@ -528,8 +700,10 @@ pub(crate) struct Measurement {
     pub(crate) foreign: u64,
     /// One-way latency from the intended send time, ns.
     pub(crate) hist: Histogram<u64>,
-    /// CPU time of the relay worker thread over the window.
+    /// CPU time of the relay core over the window: worker thread + relay veths' NAPI threads.
     pub(crate) relay_cpu_ns: u64,
+    /// NAPI threads counted in `relay_cpu_ns` (0 on loopback).
+    pub(crate) napi_threads: usize,
     /// XDP program run time / runs over the window (fast path only; zero otherwise).
     pub(crate) xdp_run_ns: u64,
     /// See `xdp_run_ns`.
@@ -566,18 +740,14 @@ impl Measurement {
         }
     }
 
-    /// Delivered packets per second of relay-core time. Socket and AF_XDP: per CPU-second of the
-    /// pinned worker thread. Fast path: per second of XDP program run time (the program alone,
-    /// running in softirq on the sender's core: an upper bound, see the module docs).
+    /// Delivered packets per second of relay-core time: per CPU-second of the pinned worker
+    /// thread plus (on the lab) the relay veths' NAPI threads, the same for every backend (see
+    /// the NIC model on [`Lab`]).
     pub(crate) fn per_core_pps(&self) -> f64 {
-        let ns = match self.backend {
-            Backend::Xdp => self.xdp_run_ns,
-            _ => self.relay_cpu_ns,
-        };
-        if ns == 0 {
+        if self.relay_cpu_ns == 0 {
             0.0
         } else {
-            self.received as f64 * 1e9 / ns as f64
+            self.received as f64 * 1e9 / self.relay_cpu_ns as f64
         }
     }
 
@@ -1232,7 +1402,11 @@ pub(crate) fn measure(
     };
     let (rb0, pb0) = (rcvbuf(true), rcvbuf(false));
     let s0 = relay.snapshot();
-    let cpu0 = thread_cpu_ns(relay.thread_name);
+    let napi_ns = || match net {
+        Net::Lab(l) => l.relay_napi_cpu_ns(),
+        Net::Loopback => 0,
+    };
+    let cpu0 = thread_cpu_ns(relay.thread_name) + napi_ns();
     let start = Instant::now();
     live.phase.store(PH_MEASURE, Ordering::Relaxed);
     let window = Duration::from_secs_f64(load.seconds);
@@ -1247,7 +1421,7 @@ pub(crate) fn measure(
     }
     live.phase.store(PH_DRAIN, Ordering::Relaxed);
     let secs = start.elapsed().as_secs_f64();
-    let cpu1 = thread_cpu_ns(relay.thread_name);
+    let cpu1 = thread_cpu_ns(relay.thread_name) + napi_ns();
     let s1 = relay.snapshot();
     // Drain: packets sent in the window may still be in flight (queues, impairment delay).
     let drain = Duration::from_millis(300) + load.impair.map_or(Duration::ZERO, |i| i.delay * 2);
@@ -1260,6 +1434,9 @@ pub(crate) fn measure(
     }
     relay.stop()?;
     let res = res?;
+    if let Net::Lab(l) = net {
+        warnings.extend(l.napi_model_broken(load.relay_core));
+    }
     if s1.fast_ports < ports_expected {
         warnings.push(format!(
             "only {} of {ports_expected} ports reached the fast path; the rest went through AF_XDP",
@@ -1290,6 +1467,10 @@ pub(crate) fn measure(
         foreign: res.foreign,
         hist: res.hist,
         relay_cpu_ns: cpu1.saturating_sub(cpu0),
+        napi_threads: match net {
+            Net::Lab(l) => l.relay_napi.len(),
+            Net::Loopback => 0,
+        },
         xdp_run_ns: s1.xdp_run_ns.saturating_sub(s0.xdp_run_ns),
         xdp_runs: s1.xdp_runs.saturating_sub(s0.xdp_runs),
         fast_forwarded: s1.fast_forwarded.saturating_sub(s0.fast_forwarded),
@@ -1385,6 +1566,7 @@ pub(crate) fn run_relay(
     streams: usize,
     pps_per_stream: u32,
     seconds: u64,
+    coalesce_us: u32,
 ) -> anyhow::Result<RelayReport> {
     if !is_root() {
         bail!("relay --backend {}: needs root (it builds a network-namespace lab and attaches XDP); rerun with sudo", backend.name());
@@ -1402,7 +1584,7 @@ pub(crate) fn run_relay(
         impair: None,
     };
     load.validate()?;
-    let lab = Lab::up()?;
+    let lab = Lab::up(relay_core, load_core, coalesce_us)?;
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let name = backend.name();
     let mut progress = |t: f64, total: f64, sent: u64, recv: u64| {

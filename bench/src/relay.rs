@@ -116,6 +116,10 @@ pub(crate) struct RelayArgs {
     /// RTP payload bytes (160 = 20 ms of G.711).
     #[arg(long, default_value_t = 160)]
     payload: usize,
+    /// Lab backends (af_xdp, xdp): interrupt coalescing of the relay's veths, µs (0 = off);
+    /// see `compare --help`.
+    #[arg(long, default_value_t = lab::DEFAULT_COALESCE_US)]
+    coalesce_us: u32,
 }
 
 const RTP_HDR: usize = 12;
@@ -626,7 +630,7 @@ fn run_lab(args: &RelayArgs, backend: lab::Backend) -> anyhow::Result<()> {
     if args.streams == 0 || args.pps_per_stream == 0 || args.seconds == 0 {
         bail!("--streams, --pps-per-stream and --seconds must be positive");
     }
-    let report = lab::run_relay(backend, args.streams, args.pps_per_stream, args.seconds)?;
+    let report = lab::run_relay(backend, args.streams, args.pps_per_stream, args.seconds, args.coalesce_us)?;
     println!("{}", report.summary());
     if args.json {
         println!("{}", report.json());

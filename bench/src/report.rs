@@ -101,8 +101,10 @@ impl BackendSummary {
     /// What "per core" means for this backend.
     pub(crate) fn per_core_basis(&self) -> &'static str {
         match self.backend {
-            Backend::Xdp => "delivered / XDP program run time (kernel BPF stats; softirq on the sender's core, program only)",
-            _ => "delivered / CPU time of the pinned relay worker thread",
+            Backend::Socket if self.rounds.iter().all(|m| m.napi_threads == 0) => {
+                "delivered / CPU time of the pinned relay worker thread (loopback: no NIC model)"
+            }
+            _ => "delivered / CPU time of the relay core: pinned worker thread + the relay veths' NAPI threads (NIC model)",
         }
     }
 }
@@ -193,9 +195,10 @@ pub(crate) fn table(sums: &[BackendSummary]) -> String {
         ));
     }
     out.push_str(
-        "pps/relay_core: socket, af_xdp = delivered / CPU time of the pinned relay worker; xdp = delivered / XDP\n\
-         program run time (BPF stats; the program alone, in the sender's softirq: an upper bound). util% = relay\n\
-         worker CPU / wall time. Ratios: per round against the socket run of the same round, median (min–max).",
+        "pps/relay_core = delivered / CPU time on the relay core: the pinned worker thread plus, on the lab, the\n\
+         relay veths' NAPI threads pinned beside it (the NIC model: receive work runs on the relay core, the far\n\
+         hosts' on the load core), alike for every backend. util% = that CPU time / wall time. Ratios: per round\n\
+         against the socket run of the same round, median (min–max).",
     );
     out
 }
