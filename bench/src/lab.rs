@@ -656,7 +656,8 @@ impl Load {
             bail!("seconds must be in (0, 3600], got {}", self.seconds);
         }
         if let Some(r) = self.pps_per_stream {
-            if !(r > 0.0) {
+            // NaN fails this too.
+            if r.is_nan() || r <= 0.0 {
                 bail!("the rate must be positive, got {r} packets/s per stream");
             }
             let total = r * self.directed() as f64;
@@ -1144,10 +1145,10 @@ fn load_thread(
         // has priority over the sender on the shared core, so the flood cannot overrun its own
         // receive buffers); paced sending bounds it so the schedule keeps up.
         let max_batches = if interval_ns.is_some() { 16 } else { 1024 };
-        for k in 0..2 {
+        for sock in &mut socks {
             for _ in 0..max_batches {
                 let mut got = 0u64;
-                let n = socks[k].recv_batch(|_, d| {
+                let n = sock.recv_batch(|_, d| {
                     let Some(st) = read_packet(d) else {
                         foreign += 1;
                         return;

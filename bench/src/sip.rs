@@ -99,7 +99,7 @@ fn stat_counts(p: &Path) -> (u64, u64) {
     let text = std::fs::read_to_string(p).unwrap_or_default();
     let mut lines = text.lines();
     let Some(head) = lines.next() else { return (0, 0) };
-    let Some(last) = lines.filter(|l| !l.trim().is_empty()).last() else { return (0, 0) };
+    let Some(last) = lines.rfind(|l| !l.trim().is_empty()) else { return (0, 0) };
     let cols: Vec<&str> = head.split(';').collect();
     let vals: Vec<&str> = last.split(';').collect();
     let get = |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);

@@ -18,7 +18,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -55,7 +55,7 @@ struct Side {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Summary>,
     port: u16,
-    dir: PathBuf,
+    dir: common::TmpDir,
     cmds: Arc<Mutex<Vec<Command>>>,
 }
 

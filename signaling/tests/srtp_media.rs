@@ -187,4 +187,6 @@ fn srtp_pbx_to_plain_carrier_media_with_libsrtp2() {
     let _ = dp.join();
     assert_eq!(summary.active_calls, 0);
     assert!(got_b >= usize::from(n_pkts) * 9 / 10 && got_a >= usize::from(n_pkts) * 9 / 10, "PBX→carrier {got_b}, carrier→PBX {got_a} of {n_pkts}");
+    // Passed: the scratch directory goes (a failure above keeps it for its logs).
+    let _ = std::fs::remove_dir_all(&dir);
 }

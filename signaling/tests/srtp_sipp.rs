@@ -40,14 +40,15 @@ fn srtp_to_plain(name: &str, policy: SrtpPolicy, n: usize) -> (String, String) {
     let pbx = sipp(&side.dir, "uac", "uac_srtp", free_port(), Some(side.port), n, &["-r", "10", "-trace_msg", "-message_file", &uac_log]);
     let (a, b) = (pbx.wait(), carrier.wait());
     let cdrs = side.cdrs();
-    let dir = side.dir.clone();
+    // Read before `stop`, which removes the scratch directory.
+    let logs = (msg_log(&side.dir, "uac").1, msg_log(&side.dir, "uas").1);
     let s = side.stop();
     assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
     assert_eq!((a.successful, a.failed, b.successful), (n as u64, 0, n as u64));
     assert_clean(&s);
     assert_eq!(cdrs.len(), n);
     assert!(cdrs.iter().all(|c| c["disposition"] == 200));
-    (msg_log(&dir, "uac").1, msg_log(&dir, "uas").1)
+    logs
 }
 
 /// The SDP bodies of the 200 OK responses in a SIPp message log.
@@ -99,14 +100,15 @@ fn refused(name: &str, policy: SrtpPolicy, proto: &str, crypto: &str) -> String 
     let (log, _) = msg_log(&side.dir, "uac");
     let extra = ["-r", "10", "-key", "proto", proto, "-key", "crypto", crypto, "-trace_msg", "-message_file", &log];
     let a = sipp(&side.dir, "uac", "uac_srtp_488", free_port(), Some(side.port), n, &extra).wait();
-    let dir = side.dir.clone();
+    // Read before `stop`, which removes the scratch directory.
+    let log = msg_log(&side.dir, "uac").1;
     let s = side.stop();
     assert!(a.ok, "{a:?}");
     assert_eq!((a.successful, a.failed), (n as u64, 0));
     assert_eq!(s.metrics.finals_to_caller.get(&488), Some(&(n as u64)));
     assert_eq!(s.metrics.calls_started, 0, "a refused offer starts no call");
     assert_clean(&s);
-    msg_log(&dir, "uac").1
+    log
 }
 
 #[test]

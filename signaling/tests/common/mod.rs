@@ -33,11 +33,31 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
-pub(crate) fn tmpdir(name: &str) -> PathBuf {
+/// A test's scratch directory, removed when the test passes (kept after a panic, for the logs).
+pub(crate) struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test scratch directory kept: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub(crate) fn tmpdir(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("xtrunk-sig-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) -> Trunk {
@@ -60,7 +80,7 @@ pub(crate) struct Sidecar {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<Summary>>,
     pub(crate) port: u16,
-    pub(crate) dir: PathBuf,
+    pub(crate) dir: TmpDir,
 }
 
 impl Sidecar {
