@@ -62,6 +62,10 @@ pub(crate) struct CompareArgs {
     /// 0 = a wakeup per packet (see BENCHMARKS.md for both).
     #[arg(long, default_value_t = lab::DEFAULT_COALESCE_US)]
     coalesce_us: u32,
+    /// Under a flood, skip the extra paced socket run (`socket~`) of every round; the ratios are
+    /// then taken against the flooded socket run alone.
+    #[arg(long)]
+    no_paced_socket: bool,
     /// Warm-up before each window, ms.
     #[arg(long, default_value_t = 500)]
     warmup_ms: u64,
@@ -141,6 +145,16 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
         None => Net::Loopback,
     };
     let tty = std::io::stderr().is_terminal();
+    // Under a flood the socket backend also runs paced (row `socket~`), so that the ratios are
+    // taken against its better figure.
+    let paced_probe = args.rate.is_none() && !args.no_paced_socket && order.contains(&Backend::Socket);
+    let summary_order: Vec<Backend> = order
+        .iter()
+        .flat_map(|b| {
+            let paced = (*b == Backend::Socket && paced_probe).then_some(Backend::SocketPaced);
+            std::iter::once(*b).chain(paced)
+        })
+        .collect();
     let mut rounds: Vec<Vec<Measurement>> = Vec::new();
     let mut failure = None;
     'outer: for r in 0..args.rounds {
@@ -175,7 +189,36 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
                         m.pct_us(0.5),
                         if m.warnings.is_empty() { String::new() } else { format!("  [{}]", m.warnings.join("; ")) }
                     );
+                    let probe = (b == Backend::Socket && paced_probe)
+                        .then(|| m.delivered_pps() * 0.9)
+                        .filter(|r| *r > 0.0);
                     this.push(m);
+                    if let Some(rate) = probe {
+                        // The same backend below its flood capacity: no receive livelock.
+                        let paced = Load {
+                            pps_per_stream: Some(rate / load.sessions.max(1) as f64),
+                            ..load
+                        };
+                        let tag = format!("round {}/{} socket~", r + 1, args.rounds);
+                        match lab::measure(&net, Backend::SocketPaced, &paced, &mut |_, _, _, _| {}) {
+                            Ok(m) => {
+                                eprintln!(
+                                    "{tag} offered {:>10.0} pps  delivered {:>10.0} pps  loss {:>6.2}%  per relay core {:>10.0} pps  p50 {:>8.0} µs",
+                                    m.offered_pps(),
+                                    m.delivered_pps(),
+                                    m.loss_ratio() * 100.0,
+                                    m.per_core_pps(),
+                                    m.pct_us(0.5),
+                                );
+                                this.push(m);
+                            }
+                            Err(e) => {
+                                failure = Some(e.context(format!("{tag}: measurement failed")));
+                                rounds.push(std::mem::take(&mut this));
+                                break 'outer;
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     if tty {
@@ -193,7 +236,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     drop(lab_guard);
 
-    let sums = report::summarize(&order, &rounds);
+    let sums = report::summarize(&summary_order, &rounds);
     let place = if args.loopback { "loopback" } else { "lab" };
     if !sums.is_empty() {
         println!(
@@ -223,7 +266,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
             "place": place,
             "seconds": args.seconds,
             "rounds": args.rounds,
-            "completed_rounds": rounds.iter().filter(|r| r.len() == order.len()).count(),
+            "completed_rounds": rounds.iter().filter(|r| r.len() == summary_order.len()).count(),
             "interrupted": lab::interrupted().load(Ordering::Relaxed),
             "load": args.rate.map_or_else(|| serde_json::json!("flood"), |r| serde_json::json!({ "rate_pps": r })),
             "sessions": args.sessions,

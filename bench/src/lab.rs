@@ -87,6 +87,10 @@ pub(crate) enum Backend {
     AfXdp,
     /// The XDP fast path: the in-kernel program rewrites and redirects.
     Xdp,
+    /// The socket backend again, paced just below what it delivered under the flood of the same
+    /// round (`compare` only): its capacity without receive livelock, so the ratios are taken
+    /// against the socket backend's better figure.
+    SocketPaced,
 }
 
 impl Backend {
@@ -96,7 +100,13 @@ impl Backend {
             Backend::Socket => "socket",
             Backend::AfXdp => "af_xdp",
             Backend::Xdp => "xdp",
+            Backend::SocketPaced => "socket~",
         }
+    }
+
+    /// The socket backend, flooded or paced.
+    pub(crate) fn is_socket(self) -> bool {
+        matches!(self, Backend::Socket | Backend::SocketPaced)
     }
 
     /// Parses `socket`, `af_xdp` (also `afxdp`, `xsk`) or `xdp` (also `fast`, `fast_path`).
@@ -1282,7 +1292,7 @@ pub(crate) fn measure(
     progress: Progress<'_>,
 ) -> anyhow::Result<Measurement> {
     load.validate()?;
-    if matches!(net, Net::Loopback) && backend != Backend::Socket {
+    if matches!(net, Net::Loopback) && !backend.is_socket() {
         bail!("the {} backend needs the namespace lab (root): only the socket backend runs on loopback", backend.name());
     }
     let _ = interrupted();
@@ -1328,7 +1338,7 @@ pub(crate) fn measure(
         None
     };
     let relay = match backend {
-        Backend::Socket => start_socket_relay(&topo, specs, load)?,
+        Backend::Socket | Backend::SocketPaced => start_socket_relay(&topo, specs, load)?,
         Backend::AfXdp => start_xsk_relay(&topo, specs, load, false)?,
         Backend::Xdp => start_xsk_relay(&topo, specs, load, true)?,
     };
