@@ -52,7 +52,7 @@ use hdrhistogram::Histogram;
 use xtrunk_datapath::relay::{Relay, RelayConfig};
 use xtrunk_datapath::socket::{self, BatchSocket, SocketOptions, Stats};
 use xtrunk_datapath::xsk::{
-    enable_run_stats, AttachMode, XskInterface, XskMode, XskOptions, XskRuntime,
+    enable_run_stats, AttachMode, Sink, XskInterface, XskMode, XskOptions, XskRuntime,
 };
 use xtrunk_ebpf::Counter;
 use xtrunk_ring::msg::{
@@ -641,6 +641,11 @@ pub(crate) struct Load {
     pub(crate) relay_core: usize,
     /// Optional impairment hop (PBX → relay direction only; forces one direction).
     pub(crate) impair: Option<Impair>,
+    /// Capacity mode (lab only): the carrier's veth runs `xtrunk_sink`, an XDP program that
+    /// counts and drops, instead of a UDP receiver. The load core then spends next to nothing
+    /// per received packet and can offer more; delivered packets come from the sink's counter,
+    /// and no latency is measured.
+    pub(crate) xdp_sink: bool,
 }
 
 impl Load {
@@ -1301,6 +1306,19 @@ pub(crate) fn measure(
         topo.probe_port_block(load.sessions)?;
     }
     let bidir = load.bidirectional && load.impair.is_none();
+    if load.xdp_sink && (matches!(net, Net::Loopback) || bidir || load.impair.is_some()) {
+        bail!("the XDP sink (capacity mode) needs the lab and one direction (PBX → carrier), without the impairment hop");
+    }
+    // Attached before the relay starts and detached when `sink` drops, after the measurement.
+    let sink = match (load.xdp_sink, &topo.car_ns) {
+        (true, Some(ns)) => Some(
+            in_ns(Some(ns), || {
+                Sink::attach("car0").map_err(|e| anyhow!("attaching the XDP sink to car0: {e}"))
+            })?,
+        ),
+        _ => None,
+    };
+    let sink_count = || sink.as_ref().map_or(0, |s| s.count().unwrap_or(0));
     let pbx_sock = bind(
         topo.pbx_ns.as_deref(),
         SocketAddr::new(topo.pbx, topo.peer_port(PBX_PORT)),
@@ -1413,6 +1431,7 @@ pub(crate) fn measure(
     };
     let (rb0, pb0) = (rcvbuf(true), rcvbuf(false));
     let s0 = relay.snapshot();
+    let sunk0 = sink_count();
     let napi_ns = || match net {
         Net::Lab(l) => l.relay_napi_cpu_ns(),
         Net::Loopback => 0,
@@ -1438,6 +1457,7 @@ pub(crate) fn measure(
     let drain = Duration::from_millis(300) + load.impair.map_or(Duration::ZERO, |i| i.delay * 2);
     std::thread::sleep(drain);
     let (rb1, pb1) = (rcvbuf(true), rcvbuf(false));
+    let sunk = sink_count().saturating_sub(sunk0);
     live.phase.store(PH_EXIT, Ordering::Relaxed);
     let res = join(gen);
     if let Some(h) = impair {
@@ -1473,7 +1493,9 @@ pub(crate) fn measure(
         asked_pps: load.asked_pps(),
         sent,
         send_failed: res.send_failed,
-        received: live.received.load(Ordering::Relaxed),
+        // The sink counts every frame from the window's start to the drain's end (packets of
+        // the warm-up still in flight at the start are a few hundred at most).
+        received: if sink.is_some() { sunk.min(sent) } else { live.received.load(Ordering::Relaxed) },
         reordered: res.reordered,
         foreign: res.foreign,
         hist: res.hist,
@@ -1593,6 +1615,7 @@ pub(crate) fn run_relay(
         load_core,
         relay_core,
         impair: None,
+        xdp_sink: false,
     };
     load.validate()?;
     let lab = Lab::up(relay_core, load_core, coalesce_us)?;
