@@ -103,6 +103,9 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
         }
         order = vec![Backend::Socket];
     }
+    if args.loopback && args.xdp_sink {
+        bail!("--xdp-sink needs the namespace lab (an XDP program on the carrier's veth): drop --loopback");
+    }
     if !args.loopback && !lab::is_root() {
         bail!(
             "compare needs root: it builds a network-namespace lab and attaches XDP programs. Rerun with sudo, \
