@@ -62,9 +62,9 @@ pub(crate) struct CompareArgs {
     /// 0 = a wakeup per packet (see BENCHMARKS.md for both).
     #[arg(long, default_value_t = lab::DEFAULT_COALESCE_US)]
     coalesce_us: u32,
-    /// Capacity mode: the carrier's receiver is an XDP program that counts and drops
-    /// (`xtrunk_sink`), so the load core can offer more; delivered comes from its counter and no
-    /// latency is measured (the latency columns read 0). Lab only.
+    /// Capacity mode: the carrier's receiver is an XDP program (`xtrunk_sink`) that counts the
+    /// measured packets into a latency histogram (buckets about 6 % wide) and drops them, so the
+    /// load core can offer more. Reordering is not tracked. Lab only.
     #[arg(long)]
     xdp_sink: bool,
     /// Under a flood, skip the extra paced socket run (`socket~`) of every round; the ratios are
@@ -281,7 +281,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
             "sessions": args.sessions,
             "relay_core": relay_core,
             "coalesce_us": if args.loopback { 0 } else { args.coalesce_us },
-            "receiver": if args.xdp_sink { "xdp_sink (no latency)" } else { "udp socket" },
+            "receiver": if args.xdp_sink { "xdp_sink (latency in ~6 % buckets, no reordering)" } else { "udp socket" },
             "load_core": load_core,
             "impair": impair.map(|i| serde_json::json!({ "drop_every": i.drop_every, "delay_ms": i.delay.as_secs_f64() * 1e3 })),
             "error": failure.as_ref().map(|e| format!("{e:#}")),

@@ -245,6 +245,33 @@ fn napi_threads() -> Vec<(i32, String)> {
     v
 }
 
+/// CLOCK_MONOTONIC ns of [`now_ns`]'s epoch (`Instant` is CLOCK_MONOTONIC on Linux).
+fn epoch_monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let mono = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    mono.saturating_sub(now_ns())
+}
+
+/// The XDP sink's latency buckets as (packets, HDR histogram): each bucket's packets are
+/// recorded at the bucket's middle (buckets are 1/8 of a power of two wide above 64 µs, 1.024 µs
+/// below, so percentiles are within about 6 %).
+fn sink_histogram(buckets: &[u64]) -> (u64, Histogram<u64>) {
+    let mut h = new_hist();
+    let mut n = 0;
+    for (b, c) in (0u32..).zip(buckets) {
+        if *c == 0 {
+            continue;
+        }
+        n += c;
+        let lo = xtrunk_ebpf::sink_bucket_floor_ns(b);
+        let hi = xtrunk_ebpf::sink_bucket_floor_ns(b + 1).max(lo + 1024);
+        let _ = h.record_n(((lo + hi) / 2).max(1_000), *c);
+    }
+    (n, h)
+}
+
 /// Pins thread `pid` (any process's) to `core`.
 fn pin_pid(pid: i32, core: usize) -> anyhow::Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it (core < 1024 is
@@ -642,9 +669,9 @@ pub(crate) struct Load {
     /// Optional impairment hop (PBX → relay direction only; forces one direction).
     pub(crate) impair: Option<Impair>,
     /// Capacity mode (lab only): the carrier's veth runs `xtrunk_sink`, an XDP program that
-    /// counts and drops, instead of a UDP receiver. The load core then spends next to nothing
-    /// per received packet and can offer more; delivered packets come from the sink's counter,
-    /// and no latency is measured.
+    /// counts measured packets into a latency histogram and drops them, instead of a UDP
+    /// receiver. The load core then spends next to nothing per received packet and can offer
+    /// more; reordering is not tracked.
     pub(crate) xdp_sink: bool,
 }
 
@@ -1306,19 +1333,21 @@ pub(crate) fn measure(
         topo.probe_port_block(load.sessions)?;
     }
     let bidir = load.bidirectional && load.impair.is_none();
-    if load.xdp_sink && (matches!(net, Net::Loopback) || bidir || load.impair.is_some()) {
-        bail!("the XDP sink (capacity mode) needs the lab and one direction (PBX → carrier), without the impairment hop");
+    if load.xdp_sink && (matches!(net, Net::Loopback) || bidir) {
+        bail!("the XDP sink (capacity mode) needs the lab and one direction (PBX → carrier)");
     }
     // Attached before the relay starts and detached when `sink` drops, after the measurement.
     let sink = match (load.xdp_sink, &topo.car_ns) {
-        (true, Some(ns)) => Some(
-            in_ns(Some(ns), || {
+        (true, Some(ns)) => {
+            let mut s = in_ns(Some(ns), || {
                 Sink::attach("car0").map_err(|e| anyhow!("attaching the XDP sink to car0: {e}"))
-            })?,
-        ),
+            })?;
+            s.set_epoch(epoch_monotonic_ns())
+                .map_err(|e| anyhow!("setting the XDP sink's clock: {e}"))?;
+            Some(s)
+        }
         _ => None,
     };
-    let sink_count = || sink.as_ref().map_or(0, |s| s.count().unwrap_or(0));
     let pbx_sock = bind(
         topo.pbx_ns.as_deref(),
         SocketAddr::new(topo.pbx, topo.peer_port(PBX_PORT)),
@@ -1431,7 +1460,6 @@ pub(crate) fn measure(
     };
     let (rb0, pb0) = (rcvbuf(true), rcvbuf(false));
     let s0 = relay.snapshot();
-    let sunk0 = sink_count();
     let napi_ns = || match net {
         Net::Lab(l) => l.relay_napi_cpu_ns(),
         Net::Loopback => 0,
@@ -1457,7 +1485,13 @@ pub(crate) fn measure(
     let drain = Duration::from_millis(300) + load.impair.map_or(Duration::ZERO, |i| i.delay * 2);
     std::thread::sleep(drain);
     let (rb1, pb1) = (rcvbuf(true), rcvbuf(false));
-    let sunk = sink_count().saturating_sub(sunk0);
+    // Measured-phase packets the sink saw, as (received, latency histogram).
+    let sunk = match &sink {
+        Some(s) => Some(sink_histogram(
+            &s.latency_buckets().map_err(|e| anyhow!("reading the XDP sink's histogram: {e}"))?,
+        )),
+        None => None,
+    };
     live.phase.store(PH_EXIT, Ordering::Relaxed);
     let res = join(gen);
     if let Some(h) = impair {
@@ -1493,12 +1527,13 @@ pub(crate) fn measure(
         asked_pps: load.asked_pps(),
         sent,
         send_failed: res.send_failed,
-        // The sink counts every frame from the window's start to the drain's end (packets of
-        // the warm-up still in flight at the start are a few hundred at most).
-        received: if sink.is_some() { sunk.min(sent) } else { live.received.load(Ordering::Relaxed) },
+        received: sunk.as_ref().map_or_else(|| live.received.load(Ordering::Relaxed), |s| s.0),
         reordered: res.reordered,
         foreign: res.foreign,
-        hist: res.hist,
+        hist: match sunk {
+            Some((_, h)) => h,
+            None => res.hist,
+        },
         relay_cpu_ns: cpu1.saturating_sub(cpu0),
         napi_threads: match net {
             Net::Lab(l) => l.relay_napi.len(),

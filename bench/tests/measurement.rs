@@ -172,6 +172,38 @@ fn lab_reports_injected_loss_and_delay() {
 }
 
 #[test]
+fn lab_xdp_sink_reports_injected_loss_and_delay() {
+    if !is_root() {
+        eprintln!("!!!!! SKIPPED lab_xdp_sink_reports_injected_loss_and_delay: needs root (network namespaces, XDP) !!!!!");
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // The receiver is the XDP sink: its counter and its in-kernel latency histogram must see
+    // the injected loss and delay as the UDP receiver does.
+    let args = [
+        "--xdp-sink",
+        "--backends",
+        "af_xdp,xdp",
+        "--rounds",
+        "1",
+        "--seconds",
+        "2",
+        "--warmup-ms",
+        "300",
+        "--rate",
+        "5000",
+        "--impair-drop-every",
+        "50",
+        "--impair-delay-ms",
+        "5",
+    ];
+    let j = compare_undisturbed(&args);
+    check_impaired(&j, "af_xdp");
+    check_impaired(&j, "xdp");
+    assert_eq!(j["receiver"], "xdp_sink (latency in ~6 % buckets, no reordering)");
+}
+
+#[test]
 fn impossible_rate_is_refused_with_a_reason() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (ok, log, _) = compare(&[

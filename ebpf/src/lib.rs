@@ -22,6 +22,30 @@ pub const PROGRAM_NAME: &str = "xtrunk_xdp";
 pub const SINK_PROGRAM_NAME: &str = "xtrunk_sink";
 /// `sink_count` map: PERCPU_ARRAY of one u64, the frames [`SINK_PROGRAM_NAME`] dropped.
 pub const MAP_SINK_COUNT: &str = "sink_count";
+/// `sink_epoch` map: ARRAY of one u64, the CLOCK_MONOTONIC ns that the bench's intended send
+/// times are relative to.
+pub const MAP_SINK_EPOCH: &str = "sink_epoch";
+/// `sink_lat` map: PERCPU_ARRAY of [`SINK_BUCKETS`] u64, the latency histogram of measured
+/// bench packets (see [`sink_bucket_floor_ns`]).
+pub const MAP_SINK_LAT: &str = "sink_lat";
+/// Buckets of [`MAP_SINK_LAT`].
+pub const SINK_BUCKETS: u32 = 512;
+
+/// Lowest latency (ns) that falls into sink latency bucket `b`, the inverse of the program's
+/// bucketing: over v = latency >> 10, v < 64 -> bucket v; else, with m = floor(log2 v),
+/// 64 + (m - 6) * 8 + the 3 bits of v below its top bit.
+pub fn sink_bucket_floor_ns(b: u32) -> u64 {
+    // The program caps m at 40: bucket 64 + 34 * 8 + 7 = 343 is the last one it fills.
+    let b = b.min(343);
+    let v = if b < 64 {
+        u64::from(b)
+    } else {
+        let m = (b - 64) / 8 + 6;
+        let sub = u64::from((b - 64) % 8);
+        (1u64 << m) | (sub << (m - 3))
+    };
+    v << 10
+}
 
 /// `config` map: ARRAY of one [`XtConfig`].
 pub const MAP_CONFIG: &str = "config";
@@ -314,5 +338,39 @@ mod tests {
     fn object_is_bpf_elf() {
         assert_eq!(&XDP_OBJECT[..4], b"\x7fELF");
         assert_eq!(XDP_OBJECT[18], 247, "e_machine must be EM_BPF");
+    }
+}
+
+#[cfg(test)]
+mod sink_bucket_tests {
+    use super::sink_bucket_floor_ns;
+
+    /// The program's bucketing (xtrunk.bpf.c, `sink_record`), written again.
+    fn bucket(lat_ns: u64) -> u32 {
+        let v = lat_ns >> 10;
+        if v < 64 {
+            return v as u32;
+        }
+        let m = (63 - v.leading_zeros()).min(40);
+        (64 + (m - 6) * 8 + ((v >> (m - 3)) & 7) as u32).min(511)
+    }
+
+    #[test]
+    fn floors_invert_the_bucketing() {
+        let mut x: u64 = 1;
+        while x < 1 << 50 {
+            for lat in [x, x + x / 3, x * 2 - 1] {
+                let b = bucket(lat);
+                assert!(sink_bucket_floor_ns(b) <= lat, "lat {lat} bucket {b}");
+                if b < 343 {
+                    assert!(lat < sink_bucket_floor_ns(b + 1), "lat {lat} bucket {b}");
+                }
+            }
+            x = x * 3 / 2 + 1;
+        }
+        // Monotonic floors.
+        for b in 0..511 {
+            assert!(sink_bucket_floor_ns(b) <= sink_bucket_floor_ns(b + 1));
+        }
     }
 }

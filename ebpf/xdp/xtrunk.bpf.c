@@ -291,13 +291,96 @@ int xtrunk_xdp(struct xdp_md *ctx)
 }
 
 /* Lab/benchmark helper, not attached by the relay: counts and drops every frame (a receiver
- * that costs the benchmark's CPUs next to nothing). */
+ * that costs the benchmark's CPUs next to nothing). Frames of xtrunk-bench's measured phase
+ * (IPv4/UDP, payload: RTP header, magic "XTB1", stream, seq, intended send time, phase = 1) are
+ * also put in a latency histogram: now (CLOCK_MONOTONIC) - (sink_epoch + intended). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
 } sink_count SEC(".maps");
+
+/* CLOCK_MONOTONIC ns of the bench's epoch (its intended times are relative to it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sink_epoch SEC(".maps");
+
+/* Latency buckets, log-linear over v = latency >> 10 (~µs): v < 64 -> bucket v; else with
+ * m = floor(log2 v) (6..40): 64 + (m - 6) * 8 + the 3 bits of v below its top bit. */
+#define XT_SINK_BUCKETS 512
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XT_SINK_BUCKETS);
+	__type(key, __u32);
+	__type(value, __u64);
+} sink_lat SEC(".maps");
+
+#define XT_BENCH_MAGIC 0x58544231 /* "XTB1" */
+
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 m = 0;
+	if (v >> 32) { v >>= 32; m += 32; }
+	if (v >> 16) { v >>= 16; m += 16; }
+	if (v >> 8) { v >>= 8; m += 8; }
+	if (v >> 4) { v >>= 4; m += 4; }
+	if (v >> 2) { v >>= 2; m += 2; }
+	if (v >> 1) { m += 1; }
+	return m;
+}
+
+static __always_inline void sink_record(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP)
+		return;
+	__u32 ihl = ip->ihl * 4;
+	if (ihl < sizeof(*ip))
+		return;
+	struct udphdr *udp = (void *)ip + ihl;
+	if ((void *)(udp + 1) > end)
+		return;
+	__u8 *p = (void *)(udp + 1);
+	if ((void *)(p + 37) > end)
+		return;
+	__u32 magic = (__u32)p[12] << 24 | (__u32)p[13] << 16 | (__u32)p[14] << 8 | p[15];
+	if (magic != XT_BENCH_MAGIC || p[36] != 1)
+		return;
+	__u64 intended = 0;
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		intended = intended << 8 | p[28 + i];
+	__u32 zero = 0;
+	__u64 *epoch = bpf_map_lookup_elem(&sink_epoch, &zero);
+	if (!epoch)
+		return;
+	__u64 sent = *epoch + intended;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 v = now > sent ? (now - sent) >> 10 : 0;
+	__u32 b;
+	if (v < 64) {
+		b = (__u32)v;
+	} else {
+		__u32 m = log2_u64(v);
+		if (m > 40)
+			m = 40;
+		b = 64 + (m - 6) * 8 + (__u32)((v >> (m - 3)) & 7);
+	}
+	if (b >= XT_SINK_BUCKETS)
+		b = XT_SINK_BUCKETS - 1;
+	__u64 *c = bpf_map_lookup_elem(&sink_lat, &b);
+	if (c)
+		*c += 1;
+}
 
 SEC("xdp")
 int xtrunk_sink(struct xdp_md *ctx)
@@ -306,5 +389,6 @@ int xtrunk_sink(struct xdp_md *ctx)
 	__u64 *c = bpf_map_lookup_elem(&sink_count, &zero);
 	if (c)
 		*c += 1;
+	sink_record(ctx);
 	return XDP_DROP;
 }

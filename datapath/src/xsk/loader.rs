@@ -281,6 +281,24 @@ impl Sink {
         Ok(Self { bpf, link: Some(link) })
     }
 
+    /// Sets the CLOCK_MONOTONIC time (ns) that the bench's intended send times count from.
+    pub fn set_epoch(&mut self, monotonic_ns: u64) -> Result<(), LoaderError> {
+        let mut m: aya::maps::Array<_, u64> = aya::maps::Array::try_from(
+            self.bpf.map_mut(xtrunk_ebpf::MAP_SINK_EPOCH).ok_or(LoaderError::Missing(xtrunk_ebpf::MAP_SINK_EPOCH))?,
+        )?;
+        m.set(0, monotonic_ns, 0)?;
+        Ok(())
+    }
+
+    /// The latency histogram of measured bench packets: count per bucket (summed over CPUs),
+    /// bucket `b` starting at `xtrunk_ebpf::sink_bucket_floor_ns(b)`.
+    pub fn latency_buckets(&self) -> Result<Vec<u64>, LoaderError> {
+        let m: PerCpuArray<_, u64> = PerCpuArray::try_from(
+            self.bpf.map(xtrunk_ebpf::MAP_SINK_LAT).ok_or(LoaderError::Missing(xtrunk_ebpf::MAP_SINK_LAT))?,
+        )?;
+        (0..xtrunk_ebpf::SINK_BUCKETS).map(|b| Ok(m.get(&b, 0)?.iter().sum())).collect()
+    }
+
     /// Frames dropped so far (summed over CPUs).
     pub fn count(&self) -> Result<u64, LoaderError> {
         let m: PerCpuArray<_, u64> = PerCpuArray::try_from(
