@@ -62,11 +62,13 @@ pub(crate) struct CompareArgs {
     /// 0 = a wakeup per packet (see BENCHMARKS.md for both).
     #[arg(long, default_value_t = lab::DEFAULT_COALESCE_US)]
     coalesce_us: u32,
-    /// Capacity mode: the carrier's receiver is an XDP program (`xtrunk_sink`) that counts the
-    /// measured packets into a latency histogram (buckets about 6 % wide) and drops them, so the
-    /// load core can offer more. Reordering is not tracked. Lab only.
+    /// On the lab the carrier's receiver is, by default, an XDP program (`xtrunk_sink`) that
+    /// counts the measured packets into a latency histogram (buckets about 6 % wide) and drops
+    /// them: the far host then costs the load core next to nothing, so it can offer more. This
+    /// flag receives with a UDP socket in the carrier namespace instead (latency to the
+    /// application, reordering counted; one load core then offers about a third less).
     #[arg(long)]
-    xdp_sink: bool,
+    udp_receiver: bool,
     /// Under a flood, skip the extra paced socket run (`socket~`) of every round; the ratios are
     /// then taken against the flooded socket run alone.
     #[arg(long)]
@@ -103,9 +105,6 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
         }
         order = vec![Backend::Socket];
     }
-    if args.loopback && args.xdp_sink {
-        bail!("--xdp-sink needs the namespace lab (an XDP program on the carrier's veth): drop --loopback");
-    }
     if !args.loopback && !lab::is_root() {
         bail!(
             "compare needs root: it builds a network-namespace lab and attaches XDP programs. Rerun with sudo, \
@@ -140,7 +139,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
         load_core,
         relay_core,
         impair,
-        xdp_sink: args.xdp_sink,
+        xdp_sink: !args.loopback && !args.udp_receiver,
     };
     let _ = lab::interrupted();
 
@@ -246,7 +245,13 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     drop(lab_guard);
 
     let sums = report::summarize(&summary_order, &rounds);
-    let place = if args.loopback { "loopback" } else { "lab" };
+    let place = if args.loopback {
+        "loopback"
+    } else if args.udp_receiver {
+        "lab (UDP receiver)"
+    } else {
+        "lab (XDP sink receiver)"
+    };
     if !sums.is_empty() {
         println!(
             "compare: {} round(s) of {:.1} s per backend, {} on {place}, relay on core {relay_core}, load on core {load_core}",
@@ -272,7 +277,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     if args.json {
         let meta = serde_json::json!({
             "mode": "compare",
-            "place": place,
+            "place": if args.loopback { "loopback" } else { "lab" },
             "seconds": args.seconds,
             "rounds": args.rounds,
             "completed_rounds": rounds.iter().filter(|r| r.len() == summary_order.len()).count(),
@@ -281,7 +286,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
             "sessions": args.sessions,
             "relay_core": relay_core,
             "coalesce_us": if args.loopback { 0 } else { args.coalesce_us },
-            "receiver": if args.xdp_sink { "xdp_sink (latency in ~6 % buckets, no reordering)" } else { "udp socket" },
+            "receiver": if !args.loopback && !args.udp_receiver { "xdp_sink (latency in ~6 % buckets, no reordering)" } else { "udp socket" },
             "load_core": load_core,
             "impair": impair.map(|i| serde_json::json!({ "drop_every": i.drop_every, "delay_ms": i.delay.as_secs_f64() * 1e3 })),
             "error": failure.as_ref().map(|e| format!("{e:#}")),

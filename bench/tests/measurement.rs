@@ -150,6 +150,7 @@ fn lab_reports_injected_loss_and_delay() {
     }
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let args = [
+        "--udp-receiver",
         "--backends",
         "socket,xdp",
         "--rounds",
@@ -169,6 +170,7 @@ fn lab_reports_injected_loss_and_delay() {
     check_impaired(&j, "socket");
     check_impaired(&j, "xdp");
     assert_eq!(j["place"], "lab");
+    assert_eq!(j["receiver"], "udp socket");
 }
 
 #[test]
@@ -180,8 +182,8 @@ fn lab_xdp_sink_reports_injected_loss_and_delay() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // The receiver is the XDP sink: its counter and its in-kernel latency histogram must see
     // the injected loss and delay as the UDP receiver does.
+    // (The default receiver on the lab.)
     let args = [
-        "--xdp-sink",
         "--backends",
         "af_xdp,xdp",
         "--rounds",
