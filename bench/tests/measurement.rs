@@ -142,67 +142,44 @@ fn loopback_reports_injected_loss_and_delay() {
     check_impaired(&j, "socket");
 }
 
-#[test]
-fn lab_reports_injected_loss_and_delay() {
+/// On the lab, with `receiver_args` selecting the receiver: `backends` each report the injected
+/// 2 % loss and 5 ms delay; returns the JSON (None when not root: skipped loudly).
+fn lab_impaired(test: &str, receiver_args: &[&str], backends: &[&str]) -> Option<serde_json::Value> {
     if !is_root() {
-        eprintln!("!!!!! SKIPPED lab_reports_injected_loss_and_delay: needs root (network namespaces, XDP) !!!!!");
-        return;
+        eprintln!("!!!!! SKIPPED {test}: needs root (network namespaces, XDP) !!!!!");
+        return None;
     }
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let args = [
-        "--udp-receiver",
-        "--backends",
-        "socket,xdp",
-        "--rounds",
-        "1",
-        "--seconds",
-        "2",
-        "--warmup-ms",
-        "300",
-        "--rate",
-        "5000",
-        "--impair-drop-every",
-        "50",
-        "--impair-delay-ms",
-        "5",
-    ];
+    let list = backends.join(",");
+    let mut args = receiver_args.to_vec();
+    args.extend([
+        "--backends", &list, "--rounds", "1", "--seconds", "2", "--warmup-ms", "300", "--rate",
+        "5000", "--impair-drop-every", "50", "--impair-delay-ms", "5",
+    ]);
     let j = compare_undisturbed(&args);
-    check_impaired(&j, "socket");
-    check_impaired(&j, "xdp");
+    for b in backends {
+        check_impaired(&j, b);
+    }
     assert_eq!(j["place"], "lab");
-    assert_eq!(j["receiver"], "udp socket");
+    Some(j)
+}
+
+#[test]
+fn lab_reports_injected_loss_and_delay() {
+    let test = "lab_reports_injected_loss_and_delay";
+    if let Some(j) = lab_impaired(test, &["--udp-receiver"], &["socket", "xdp"]) {
+        assert_eq!(j["receiver"], "udp socket");
+    }
 }
 
 #[test]
 fn lab_xdp_sink_reports_injected_loss_and_delay() {
-    if !is_root() {
-        eprintln!("!!!!! SKIPPED lab_xdp_sink_reports_injected_loss_and_delay: needs root (network namespaces, XDP) !!!!!");
-        return;
+    // The default receiver on the lab: the XDP sink's counter and in-kernel latency histogram
+    // must see the injected loss and delay as the UDP receiver does.
+    let test = "lab_xdp_sink_reports_injected_loss_and_delay";
+    if let Some(j) = lab_impaired(test, &[], &["af_xdp", "xdp"]) {
+        assert_eq!(j["receiver"], "xdp_sink (latency in ~6 % buckets, no reordering)");
     }
-    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    // The receiver is the XDP sink: its counter and its in-kernel latency histogram must see
-    // the injected loss and delay as the UDP receiver does.
-    // (The default receiver on the lab.)
-    let args = [
-        "--backends",
-        "af_xdp,xdp",
-        "--rounds",
-        "1",
-        "--seconds",
-        "2",
-        "--warmup-ms",
-        "300",
-        "--rate",
-        "5000",
-        "--impair-drop-every",
-        "50",
-        "--impair-delay-ms",
-        "5",
-    ];
-    let j = compare_undisturbed(&args);
-    check_impaired(&j, "af_xdp");
-    check_impaired(&j, "xdp");
-    assert_eq!(j["receiver"], "xdp_sink (latency in ~6 % buckets, no reordering)");
 }
 
 #[test]
