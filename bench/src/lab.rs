@@ -201,33 +201,34 @@ fn in_ns<T: Send + 'static>(
     join(spawn_in("xtb-ns", ns, None, f))
 }
 
-/// CPU time (ns) of this process's threads named `name` (`/proc/self/task/*/schedstat`).
-fn thread_cpu_ns(name: &str) -> u64 {
-    let mut total = 0;
-    for e in std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim() == name {
-            let s = std::fs::read_to_string(e.path().join("schedstat")).unwrap_or_default();
-            total += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    total
-}
-
-/// CPU time (ns) of process or thread `pid` (`/proc/<pid>/schedstat`); 0 once it is gone.
-fn pid_cpu_ns(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+/// CPU time (ns) of the task whose /proc directory is `dir` (first field of its `schedstat`);
+/// 0 once it is gone.
+fn schedstat_ns(dir: &std::path::Path) -> u64 {
+    std::fs::read_to_string(dir.join("schedstat"))
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0)
+}
+
+/// CPU time (ns) of the threads under `task_dir` (`/proc/<pid>/task`) whose name passes `keep`.
+pub(crate) fn tasks_cpu_ns(task_dir: &str, keep: impl Fn(&str) -> bool) -> u64 {
+    std::fs::read_dir(task_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| keep(std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim()))
+        .map(|e| schedstat_ns(&e.path()))
+        .sum()
+}
+
+/// CPU time (ns) of this process's threads named `name`.
+fn thread_cpu_ns(name: &str) -> u64 {
+    tasks_cpu_ns("/proc/self/task", |c| c == name)
+}
+
+/// CPU time (ns) of process or thread `pid`; 0 once it is gone.
+fn pid_cpu_ns(pid: i32) -> u64 {
+    schedstat_ns(std::path::Path::new(&format!("/proc/{pid}")))
 }
 
 /// Pids of the kernel's threaded-NAPI threads (`comm` = `napi/<ifname>-<napi id>`).

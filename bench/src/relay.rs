@@ -476,19 +476,7 @@ fn worker_cpu_ns(pid: Option<i32>) -> u64 {
         Some(p) => format!("/proc/{p}/task"),
         None => "/proc/self/task".to_owned(),
     };
-    let mut total = 0;
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if WORKER_THREADS.iter().any(|p| comm.trim().starts_with(p)) {
-            let s = std::fs::read_to_string(e.path().join("schedstat")).unwrap_or_default();
-            total += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    total
+    lab::tasks_cpu_ns(&dir, |comm| WORKER_THREADS.iter().any(|p| comm.starts_with(p)))
 }
 
 fn pin(core: usize) -> bool {
