@@ -84,6 +84,19 @@ pub(crate) struct CompareArgs {
     impair_delay_ms: Option<f64>,
 }
 
+/// The progress line of one measurement (with its warnings, if any).
+fn round_line(tag: &str, m: &Measurement) -> String {
+    format!(
+        "{tag} offered {:>10.0} pps  delivered {:>10.0} pps  loss {:>6.2}%  per relay core {:>10.0} pps  p50 {:>8.0} µs{}",
+        m.offered_pps(),
+        m.delivered_pps(),
+        m.loss_ratio() * 100.0,
+        m.per_core_pps(),
+        m.pct_us(0.5),
+        if m.warnings.is_empty() { String::new() } else { format!("  [{}]", m.warnings.join("; ")) }
+    )
+}
+
 /// Runs `xtrunk-bench compare`.
 pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut order = Vec::new();
@@ -188,15 +201,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
                     if tty {
                         eprint!("\r");
                     }
-                    eprintln!(
-                        "{tag} offered {:>10.0} pps  delivered {:>10.0} pps  loss {:>6.2}%  per relay core {:>10.0} pps  p50 {:>8.0} µs{}",
-                        m.offered_pps(),
-                        m.delivered_pps(),
-                        m.loss_ratio() * 100.0,
-                        m.per_core_pps(),
-                        m.pct_us(0.5),
-                        if m.warnings.is_empty() { String::new() } else { format!("  [{}]", m.warnings.join("; ")) }
-                    );
+                    eprintln!("{}", round_line(&tag, &m));
                     let probe = (b == Backend::Socket && paced_probe)
                         .then(|| m.delivered_pps() * 0.9)
                         .filter(|r| *r > 0.0);
@@ -210,14 +215,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
                         let tag = format!("round {}/{} socket~", r + 1, args.rounds);
                         match lab::measure(&net, Backend::SocketPaced, &paced, &mut |_, _, _, _| {}) {
                             Ok(m) => {
-                                eprintln!(
-                                    "{tag} offered {:>10.0} pps  delivered {:>10.0} pps  loss {:>6.2}%  per relay core {:>10.0} pps  p50 {:>8.0} µs",
-                                    m.offered_pps(),
-                                    m.delivered_pps(),
-                                    m.loss_ratio() * 100.0,
-                                    m.per_core_pps(),
-                                    m.pct_us(0.5),
-                                );
+                                eprintln!("{}", round_line(&tag, &m));
                                 this.push(m);
                             }
                             Err(e) => {

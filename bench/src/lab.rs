@@ -1117,7 +1117,7 @@ struct LoadResult {
     max_lag_ns: u64,
 }
 
-fn new_hist() -> Histogram<u64> {
+pub(crate) fn new_hist() -> Histogram<u64> {
     // 1 µs .. 60 s in ns, 3 significant digits.
     Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid histogram bounds")
 }

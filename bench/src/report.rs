@@ -117,8 +117,7 @@ pub(crate) fn summarize(order: &[Backend], rounds: &[Vec<Measurement>]) -> Vec<B
     order
         .iter()
         .map(|&b| {
-            let mut hist = Histogram::new_with_bounds(1_000, 60_000_000_000, 3)
-                .expect("valid histogram bounds");
+            let mut hist = crate::lab::new_hist();
             let mut mine = Vec::new();
             let (mut rc, mut rd, mut rf) = (Vec::new(), Vec::new(), Vec::new());
             for round in rounds {
