@@ -8,9 +8,7 @@ fn main() {
     }
     // Prefer pkg-config's view (search paths of a non-default prefix); fall back to
     // the plain library name, which is where Debian's libsrtp2-dev puts it.
-    let libs = std::process::Command::new("pkg-config")
-        .args(["--libs-only-L", "libsrtp2"])
-        .output();
+    let libs = std::process::Command::new("pkg-config").args(["--libs-only-L", "libsrtp2"]).output();
     if let Ok(out) = libs {
         if out.status.success() {
             for flag in String::from_utf8_lossy(&out.stdout).split_whitespace() {

@@ -114,7 +114,9 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     if args.loopback && order.iter().any(|b| *b != Backend::Socket) {
         if args.backends.len() > 1 || order != [Backend::Socket] {
-            eprintln!("xtrunk-bench compare: --loopback measures the socket backend only (af_xdp and xdp need the lab)");
+            eprintln!(
+                "xtrunk-bench compare: --loopback measures the socket backend only (af_xdp and xdp need the lab)"
+            );
         }
         order = vec![Backend::Socket];
     }
@@ -128,11 +130,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     if cores < 2 {
         eprintln!("xtrunk-bench compare: warning: {cores} core(s): relay and load share a core, figures are not per-core capacity");
     }
-    let (relay_core, load_core) = if cores < 2 {
-        (0, 0)
-    } else {
-        (args.relay_core, args.load_core)
-    };
+    let (relay_core, load_core) = if cores < 2 { (0, 0) } else { (args.relay_core, args.load_core) };
     if cores >= 2 && relay_core == load_core {
         eprintln!("xtrunk-bench compare: warning: --relay-core = --load-core: the relay shares its core with the load");
     }
@@ -156,11 +154,7 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
     };
     let _ = lab::interrupted();
 
-    let lab_guard = if args.loopback {
-        None
-    } else {
-        Some(Lab::up(relay_core, load_core, args.coalesce_us)?)
-    };
+    let lab_guard = if args.loopback { None } else { Some(Lab::up(relay_core, load_core, args.coalesce_us)?) };
     let net = match &lab_guard {
         Some(l) => Net::Lab(l),
         None => Net::Loopback,
@@ -202,16 +196,12 @@ pub(crate) fn run(args: CompareArgs) -> anyhow::Result<()> {
                         eprint!("\r");
                     }
                     eprintln!("{}", round_line(&tag, &m));
-                    let probe = (b == Backend::Socket && paced_probe)
-                        .then(|| m.delivered_pps() * 0.9)
-                        .filter(|r| *r > 0.0);
+                    let probe =
+                        (b == Backend::Socket && paced_probe).then(|| m.delivered_pps() * 0.9).filter(|r| *r > 0.0);
                     this.push(m);
                     if let Some(rate) = probe {
                         // The same backend below its flood capacity: no receive livelock.
-                        let paced = Load {
-                            pps_per_stream: Some(rate / load.sessions.max(1) as f64),
-                            ..load
-                        };
+                        let paced = Load { pps_per_stream: Some(rate / load.sessions.max(1) as f64), ..load };
                         let tag = format!("round {}/{} socket~", r + 1, args.rounds);
                         match lab::measure(&net, Backend::SocketPaced, &paced, &mut |_, _, _, _| {}) {
                             Ok(m) => {

@@ -51,13 +51,9 @@ use anyhow::{anyhow, bail, Context};
 use hdrhistogram::Histogram;
 use xtrunk_datapath::relay::{Relay, RelayConfig};
 use xtrunk_datapath::socket::{self, BatchSocket, SocketOptions, Stats};
-use xtrunk_datapath::xsk::{
-    enable_run_stats, AttachMode, Sink, XskInterface, XskMode, XskOptions, XskRuntime,
-};
+use xtrunk_datapath::xsk::{enable_run_stats, AttachMode, Sink, XskInterface, XskMode, XskOptions, XskRuntime};
 use xtrunk_ebpf::Counter;
-use xtrunk_ring::msg::{
-    Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec,
-};
+use xtrunk_ring::msg::{Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec};
 
 /// First relay port; session i uses `PORT_BASE + 4i` (leg 0) and `+ 2` (leg 1), RTCP muxed.
 const PORT_BASE: u16 = 30000;
@@ -154,8 +150,7 @@ fn now_ns() -> u64 {
 }
 
 fn enter_netns(ns: &str) -> anyhow::Result<()> {
-    let f = std::fs::File::open(format!("/var/run/netns/{ns}"))
-        .with_context(|| format!("opening netns {ns}"))?;
+    let f = std::fs::File::open(format!("/var/run/netns/{ns}")).with_context(|| format!("opening netns {ns}"))?;
     // SAFETY: setns with a valid namespace fd only changes this thread's network namespace.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(std::io::Error::last_os_error()).with_context(|| format!("setns({ns})"));
@@ -283,8 +278,7 @@ fn pin_pid(pid: i32, core: usize) -> anyhow::Result<()> {
         libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     };
     if !ok {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("pinning thread {pid} to core {core}"));
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("pinning thread {pid} to core {core}"));
     }
     Ok(())
 }
@@ -294,8 +288,7 @@ fn realtime(pid: i32) -> anyhow::Result<()> {
     let param = libc::sched_param { sched_priority: 1 };
     // SAFETY: sched_setscheduler reads one valid sched_param.
     if unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("SCHED_FIFO for thread {pid}"));
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("SCHED_FIFO for thread {pid}"));
     }
     Ok(())
 }
@@ -309,12 +302,7 @@ fn udp_rcvbuf_errors() -> u64 {
     }
     let names: Vec<&str> = udp[0].split_whitespace().collect();
     let vals: Vec<&str> = udp[1].split_whitespace().collect();
-    names
-        .iter()
-        .position(|n| *n == "RcvbufErrors")
-        .and_then(|i| vals.get(i))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    names.iter().position(|n| *n == "RcvbufErrors").and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,21 +339,14 @@ fn lab_script() -> PathBuf {
 }
 
 fn run_lab(script: &std::path::Path, cmd: &str, prefix: &str) -> anyhow::Result<()> {
-    let line = format!(
-        "bash {} {cmd} --queues 1 --prefix {prefix}",
-        script.display()
-    );
+    let line = format!("bash {} {cmd} --queues 1 --prefix {prefix}", script.display());
     let out = Proc::new("bash")
         .arg(script)
         .args([cmd, "--queues", "1", "--prefix", prefix])
         .output()
         .with_context(|| format!("running `{line}`"))?;
     if !out.status.success() {
-        bail!(
-            "lab {cmd} failed: `{line}` exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("lab {cmd} failed: `{line}` exited with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -381,21 +362,10 @@ impl Lab {
         }
         let script = lab_script();
         if !script.exists() {
-            bail!(
-                "lab script {} not found (xtrunk-bench uses the checkout it was built from)",
-                script.display()
-            );
+            bail!("lab script {} not found (xtrunk-bench uses the checkout it was built from)", script.display());
         }
-        let prefix = format!(
-            "xtb{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut lab = Lab {
-            prefix,
-            script,
-            relay_napi: Vec::new(),
-        };
+        let prefix = format!("xtb{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let mut lab = Lab { prefix, script, relay_napi: Vec::new() };
         // On failure `lab` drops here and removes whatever was half created.
         run_lab(&lab.script, "up", &lab.prefix)?;
         for (role, ifname, core) in [
@@ -436,11 +406,7 @@ impl Lab {
             .filter(|p| {
                 let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
                 let stat = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-                let cpus = stat
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                    .map(str::trim)
-                    .unwrap_or("");
+                let cpus = stat.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(str::trim).unwrap_or("");
                 !comm.starts_with("napi/") || cpus != relay_core.to_string()
             })
             .map(|p| p.to_string())
@@ -477,10 +443,7 @@ fn threaded_napi(ns: &str, ifname: &str, core: usize, coalesce_ns: u64) -> anyho
         .output()
         .with_context(|| format!("running `ip netns exec {ns} sh -c '{script}'`"))?;
     if !out.status.success() {
-        bail!(
-            "threaded NAPI on {ns}/{ifname} failed (`{script}`): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("threaded NAPI on {ns}/{ifname} failed (`{script}`): {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     let prefix = format!("napi/{ifname}-");
     let pids: Vec<i32> = napi_threads()
@@ -500,10 +463,7 @@ fn threaded_napi(ns: &str, ifname: &str, core: usize, coalesce_ns: u64) -> anyho
 impl Drop for Lab {
     fn drop(&mut self) {
         if let Err(e) = run_lab(&self.script, "down", &self.prefix) {
-            eprintln!(
-                "xtrunk-bench: {e:#}; remove the namespaces {}-* by hand (ip netns del)",
-                self.prefix
-            );
+            eprintln!("xtrunk-bench: {e:#}; remove the namespaces {}-* by hand (ip netns del)", self.prefix);
         }
     }
 }
@@ -587,12 +547,7 @@ impl Topo {
         for k in 0..512usize {
             let base = (20_000 + (pid.wrapping_mul(52) + k * 1_012) % (40_000 - need)) & !3;
             let free = (0..2 * sessions)
-                .map(|j| {
-                    std::net::UdpSocket::bind(SocketAddr::new(
-                        self.relay_pbx,
-                        (base + 2 * j) as u16,
-                    ))
-                })
+                .map(|j| std::net::UdpSocket::bind(SocketAddr::new(self.relay_pbx, (base + 2 * j) as u16)))
                 .collect::<Result<Vec<_>, _>>()
                 .is_ok();
             if free {
@@ -601,10 +556,7 @@ impl Topo {
                 return Ok(());
             }
         }
-        bail!(
-            "no block of {need} free UDP ports on {} for the relay",
-            self.relay_pbx
-        )
+        bail!("no block of {need} free UDP ports on {} for the relay", self.relay_pbx)
     }
 
     fn spec(&self, i: usize, bidir: bool, pbx_src: SocketAddr, car: SocketAddr) -> SessionSpec {
@@ -621,15 +573,7 @@ impl Topo {
             id: SessionId(i as u64 + 1),
             legs: [
                 leg(self.leg0(i), pbx_src, LatchPolicy::Once),
-                leg(
-                    self.leg1(i),
-                    car,
-                    if bidir {
-                        LatchPolicy::Once
-                    } else {
-                        LatchPolicy::Strict
-                    },
-                ),
+                leg(self.leg1(i), car, if bidir { LatchPolicy::Once } else { LatchPolicy::Strict }),
             ],
             media_timeout_ms: 0,
             allow_fast_path: true,
@@ -678,12 +622,7 @@ pub(crate) struct Load {
 
 impl Load {
     fn directed(&self) -> usize {
-        self.sessions
-            * if self.bidirectional && self.impair.is_none() {
-                2
-            } else {
-                1
-            }
+        self.sessions * if self.bidirectional && self.impair.is_none() { 2 } else { 1 }
     }
 
     /// Asked-for aggregate rate (None for a flood).
@@ -693,7 +632,10 @@ impl Load {
 
     fn validate(&self) -> anyhow::Result<()> {
         if self.sessions == 0 || self.sessions > MAX_SESSIONS {
-            bail!("sessions must be 1..={MAX_SESSIONS} (ports {PORT_BASE}..={PORT_MAX}, 4 per session), got {}", self.sessions);
+            bail!(
+                "sessions must be 1..={MAX_SESSIONS} (ports {PORT_BASE}..={PORT_MAX}, 4 per session), got {}",
+                self.sessions
+            );
         }
         if !(self.seconds > 0.0 && self.seconds <= 3600.0) {
             bail!("seconds must be in (0, 3600], got {}", self.seconds);
@@ -713,11 +655,7 @@ impl Load {
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default().len();
         if self.load_core >= cores.max(1) || self.relay_core >= cores.max(1) {
-            bail!(
-                "load core {} / relay core {}: this machine has {cores} cores",
-                self.load_core,
-                self.relay_core
-            );
+            bail!("load core {} / relay core {}: this machine has {cores} cores", self.load_core, self.relay_core);
         }
         Ok(())
     }
@@ -842,12 +780,7 @@ fn read_packet(d: &[u8]) -> Option<Stamp> {
     }
     let u32_at = |i: usize| u32::from_be_bytes(d[i..i + 4].try_into().unwrap_or_default());
     let u64_at = |i: usize| u64::from_be_bytes(d[i..i + 8].try_into().unwrap_or_default());
-    Some(Stamp {
-        stream: u32_at(16),
-        seq: u64_at(20),
-        intended_ns: u64_at(28),
-        phase: d[36],
-    })
+    Some(Stamp { stream: u32_at(16), seq: u64_at(20), intended_ns: u64_at(28), phase: d[36] })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -918,20 +851,12 @@ fn wait_created(ev_rx: &mpsc::Receiver<Event>, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_socket_relay(
-    topo: &Topo,
-    specs: Vec<SessionSpec>,
-    load: &Load,
-) -> anyhow::Result<RunningRelay> {
+fn start_socket_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load) -> anyhow::Result<RunningRelay> {
     let stop = Arc::new(AtomicBool::new(false));
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
     let (ev_tx, ev_rx) = mpsc::channel::<Event>();
     let opts = SocketOptions {
-        bind_ip: if topo.relay_ns.is_some() {
-            Ipv4Addr::UNSPECIFIED.into()
-        } else {
-            topo.relay_pbx
-        },
+        bind_ip: if topo.relay_ns.is_some() { Ipv4Addr::UNSPECIFIED.into() } else { topo.relay_pbx },
         port_min: topo.port_base,
         port_max: topo.port_max,
         cores: vec![load.relay_core],
@@ -942,19 +867,13 @@ fn start_socket_relay(
     // The control loop stays unpinned (a pinned caller would narrow the cores `run` accepts);
     // it wakes once per millisecond and does nothing while the sessions stand.
     let ctl = spawn_in("xtb-sock-ctl", topo.relay_ns.as_deref(), None, move || {
-        socket::run_with_stats(opts, cmd_rx, ev_tx, st, Arc::new(Stats::default()))
-            .context("socket backend")
+        socket::run_with_stats(opts, cmd_rx, ev_tx, st, Arc::new(Stats::default())).context("socket backend")
     });
     let n = specs.len();
     for s in specs {
         let _ = cmd_tx.send(Command::Create(s));
     }
-    let relay = RunningRelay {
-        thread_name: "xt-sock-0",
-        stop,
-        ctl: Some(ctl),
-        snap: None,
-    };
+    let relay = RunningRelay { thread_name: "xt-sock-0", stop, ctl: Some(ctl), snap: None };
     if let Err(e) = wait_created(&ev_rx, n) {
         // The control loop may have failed first: its error says more.
         return Err(match relay.stop() {
@@ -967,12 +886,7 @@ fn start_socket_relay(
     Ok(relay)
 }
 
-fn start_xsk_relay(
-    topo: &Topo,
-    specs: Vec<SessionSpec>,
-    load: &Load,
-    fast: bool,
-) -> anyhow::Result<RunningRelay> {
+fn start_xsk_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load, fast: bool) -> anyhow::Result<RunningRelay> {
     let stop = Arc::new(AtomicBool::new(false));
     let (snap_tx, snap_rx) = mpsc::channel::<mpsc::Sender<RelaySnap>>();
     let (up_tx, up_rx) = mpsc::channel::<anyhow::Result<()>>();
@@ -984,11 +898,7 @@ fn start_xsk_relay(
         let opts = XskOptions {
             interfaces: ["rp0", "rc0"]
                 .iter()
-                .map(|i| XskInterface {
-                    name: (*i).into(),
-                    queues: vec![0],
-                    cores: vec![relay_core],
-                })
+                .map(|i| XskInterface { name: (*i).into(), queues: vec![0], cores: vec![relay_core] })
                 .collect(),
             mode: XskMode::Auto,
             attach: AttachMode::Auto,
@@ -998,11 +908,7 @@ fn start_xsk_relay(
             max_sessions: n,
             ..XskOptions::default()
         };
-        let cfg = RelayConfig {
-            port_min: PORT_BASE,
-            port_max: PORT_MAX,
-            max_sessions: n,
-        };
+        let cfg = RelayConfig { port_min: PORT_BASE, port_max: PORT_MAX, max_sessions: n };
         let mut rt = match XskRuntime::start(opts, Relay::new(cfg)) {
             Ok(rt) => rt,
             Err(e) => {
@@ -1018,9 +924,7 @@ fn start_xsk_relay(
         for s in specs {
             rt.apply(&Command::Create(s), &mut |ev| {
                 if let Event::Error { id, code, port } = ev {
-                    refused.get_or_insert(format!(
-                        "the relay refused session {id:?}: {code:?} (port {port})"
-                    ));
+                    refused.get_or_insert(format!("the relay refused session {id:?}: {code:?} (port {port})"));
                 }
             });
         }
@@ -1048,22 +952,12 @@ fn start_xsk_relay(
                 .filter(|c| s.counter(**c) > 0)
                 .map(|c| format!("{c:?}={}", s.counter(*c)))
                 .collect();
-            eprintln!(
-                "xsk stats: xdp [{}]\n  workers {:?}\n  queues {:?}",
-                xdp.join(" "),
-                s.workers,
-                s.queues
-            );
+            eprintln!("xsk stats: xdp [{}]\n  workers {:?}\n  queues {:?}", xdp.join(" "), s.workers, s.queues);
         }
         rt.shutdown();
         Ok(())
     });
-    let relay = RunningRelay {
-        thread_name: "xsk-q0",
-        stop,
-        ctl: Some(ctl),
-        snap: Some(snap_tx),
-    };
+    let relay = RunningRelay { thread_name: "xsk-q0", stop, ctl: Some(ctl), snap: Some(snap_tx) };
     match up_rx.recv_timeout(Duration::from_secs(20)) {
         Ok(Ok(())) => Ok(relay),
         Ok(Err(e)) => Err(e),
@@ -1088,11 +982,7 @@ struct Live {
 
 impl Default for Live {
     fn default() -> Self {
-        Live {
-            phase: AtomicU8::new(PH_WARMUP),
-            sent: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-        }
+        Live { phase: AtomicU8::new(PH_WARMUP), sent: AtomicU64::new(0), received: AtomicU64::new(0) }
     }
 }
 
@@ -1122,11 +1012,7 @@ pub(crate) fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-fn load_thread(
-    mut socks: [BatchSocket; 2],
-    plan: LoadPlan,
-    live: Arc<Live>,
-) -> anyhow::Result<LoadResult> {
+fn load_thread(mut socks: [BatchSocket; 2], plan: LoadPlan, live: Arc<Live>) -> anyhow::Result<LoadResult> {
     let mut rx_state = vec![StreamRx::default(); plan.streams.len()];
     let mut hist = new_hist();
     let (mut send_failed, mut foreign, mut max_lag_ns) = (0u64, 0u64, 0u64);
@@ -1160,12 +1046,7 @@ fn load_thread(
                 let s = (j % nstreams) as usize;
                 j += 1;
                 let (carrier, dst) = plan.streams[s];
-                let stamp = Stamp {
-                    stream: s as u32,
-                    seq: seqs[s],
-                    intended_ns: intended,
-                    phase,
-                };
+                let stamp = Stamp { stream: s as u32, seq: seqs[s], intended_ns: intended, phase };
                 seqs[s] += 1;
                 let k = usize::from(carrier);
                 if !socks[k].queue(&dst, |b| write_packet(b, &stamp)) {
@@ -1232,13 +1113,7 @@ fn load_thread(
             }
         }
     }
-    Ok(LoadResult {
-        send_failed,
-        reordered: rx_state.iter().map(|r| r.reordered).sum(),
-        foreign,
-        hist,
-        max_lag_ns,
-    })
+    Ok(LoadResult { send_failed, reordered: rx_state.iter().map(|r| r.reordered).sum(), foreign, hist, max_lag_ns })
 }
 
 /// The impairment hop: receives on `inp`, drops every k-th datagram, holds the others for
@@ -1307,8 +1182,7 @@ fn impair_thread(
 
 fn bind(ns: Option<&str>, addr: SocketAddr) -> anyhow::Result<BatchSocket> {
     in_ns(ns, move || {
-        let s = BatchSocket::bind(addr, BATCH)
-            .with_context(|| format!("binding the load socket {addr}"))?;
+        let s = BatchSocket::bind(addr, BATCH).with_context(|| format!("binding the load socket {addr}"))?;
         let _ = s.set_recv_buffer(8 << 20);
         Ok(s)
     })
@@ -1326,7 +1200,10 @@ pub(crate) fn measure(
 ) -> anyhow::Result<Measurement> {
     load.validate()?;
     if matches!(net, Net::Loopback) && !backend.is_socket() {
-        bail!("the {} backend needs the namespace lab (root): only the socket backend runs on loopback", backend.name());
+        bail!(
+            "the {} backend needs the namespace lab (root): only the socket backend runs on loopback",
+            backend.name()
+        );
     }
     let _ = interrupted();
     let mut topo = Topo::of(net);
@@ -1340,33 +1217,19 @@ pub(crate) fn measure(
     // Attached before the relay starts and detached when `sink` drops, after the measurement.
     let sink = match (load.xdp_sink, &topo.car_ns) {
         (true, Some(ns)) => {
-            let mut s = in_ns(Some(ns), || {
-                Sink::attach("car0").map_err(|e| anyhow!("attaching the XDP sink to car0: {e}"))
-            })?;
-            s.set_epoch(epoch_monotonic_ns())
-                .map_err(|e| anyhow!("setting the XDP sink's clock: {e}"))?;
+            let mut s =
+                in_ns(Some(ns), || Sink::attach("car0").map_err(|e| anyhow!("attaching the XDP sink to car0: {e}")))?;
+            s.set_epoch(epoch_monotonic_ns()).map_err(|e| anyhow!("setting the XDP sink's clock: {e}"))?;
             Some(s)
         }
         _ => None,
     };
-    let pbx_sock = bind(
-        topo.pbx_ns.as_deref(),
-        SocketAddr::new(topo.pbx, topo.peer_port(PBX_PORT)),
-    )?;
-    let car_sock = bind(
-        topo.car_ns.as_deref(),
-        SocketAddr::new(topo.car, topo.peer_port(CAR_PORT)),
-    )?;
+    let pbx_sock = bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, topo.peer_port(PBX_PORT)))?;
+    let car_sock = bind(topo.car_ns.as_deref(), SocketAddr::new(topo.car, topo.peer_port(CAR_PORT)))?;
     let impair_socks = match load.impair {
         Some(_) => Some((
-            bind(
-                topo.pbx_ns.as_deref(),
-                SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_IN_PORT)),
-            )?,
-            bind(
-                topo.pbx_ns.as_deref(),
-                SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_OUT_PORT)),
-            )?,
+            bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_IN_PORT)))?,
+            bind(topo.pbx_ns.as_deref(), SocketAddr::new(topo.pbx, topo.peer_port(IMPAIR_OUT_PORT)))?,
         )),
         None => None,
     };
@@ -1375,9 +1238,7 @@ pub(crate) fn measure(
         None => pbx_sock.local_addr()?,
     };
     let car_addr = car_sock.local_addr()?;
-    let specs: Vec<SessionSpec> = (0..load.sessions)
-        .map(|i| topo.spec(i, bidir, pbx_src, car_addr))
-        .collect();
+    let specs: Vec<SessionSpec> = (0..load.sessions).map(|i| topo.spec(i, bidir, pbx_src, car_addr)).collect();
 
     // BPF run-time statistics only while the fast path is measured (they cost every XDP run).
     let _bpf_stats = if backend == Backend::Xdp {
@@ -1392,8 +1253,7 @@ pub(crate) fn measure(
     };
 
     // Directed streams: 0..n PBX → carrier (to leg 0), n..2n carrier → PBX (to leg 1).
-    let mut streams: Vec<(bool, SocketAddr)> =
-        (0..load.sessions).map(|i| (false, topo.leg0(i))).collect();
+    let mut streams: Vec<(bool, SocketAddr)> = (0..load.sessions).map(|i| (false, topo.leg0(i))).collect();
     let relay_dests: Vec<SocketAddr> = streams.iter().map(|s| s.1).collect();
     if let Some((inp, _)) = &impair_socks {
         let to = inp.local_addr()?;
@@ -1408,31 +1268,19 @@ pub(crate) fn measure(
     let impair = match (load.impair, impair_socks) {
         (Some(imp), Some((inp, out))) => {
             let l = live.clone();
-            Some(spawn_in(
-                "xtb-impair",
-                None,
-                Some(load.load_core),
-                move || impair_thread(inp, out, imp, relay_dests, l),
-            ))
+            Some(spawn_in("xtb-impair", None, Some(load.load_core), move || {
+                impair_thread(inp, out, imp, relay_dests, l)
+            }))
         }
         _ => None,
     };
-    let plan = LoadPlan {
-        rate: load.asked_pps(),
-        streams,
-    };
+    let plan = LoadPlan { rate: load.asked_pps(), streams };
     let l = live.clone();
-    let gen = spawn_in("xtb-load", None, Some(load.load_core), move || {
-        load_thread([pbx_sock, car_sock], plan, l)
-    });
+    let gen = spawn_in("xtb-load", None, Some(load.load_core), move || load_thread([pbx_sock, car_sock], plan, l));
 
     let mut warnings = Vec::new();
     // Warm-up; the fast path additionally waits for every forwarding port to be switched over.
-    let ports_expected = if backend == Backend::Xdp {
-        load.sessions * if bidir { 2 } else { 1 }
-    } else {
-        0
-    };
+    let ports_expected = if backend == Backend::Xdp { load.sessions * if bidir { 2 } else { 1 } } else { 0 };
     let warm_end = Instant::now() + load.warmup;
     let fast_deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -1447,17 +1295,12 @@ pub(crate) fn measure(
     }
 
     let rcvbuf = |relay_side: bool| -> u64 {
-        let nss: Vec<Option<String>> = if relay_side {
-            vec![topo.relay_ns.clone()]
-        } else {
-            vec![topo.pbx_ns.clone(), topo.car_ns.clone()]
-        };
+        let nss: Vec<Option<String>> =
+            if relay_side { vec![topo.relay_ns.clone()] } else { vec![topo.pbx_ns.clone(), topo.car_ns.clone()] };
         if topo.relay_ns.is_none() && !relay_side {
             return 0; // loopback: one namespace, counted on the relay side
         }
-        nss.into_iter()
-            .map(|ns| in_ns(ns.as_deref(), || Ok(udp_rcvbuf_errors())).unwrap_or(0))
-            .sum()
+        nss.into_iter().map(|ns| in_ns(ns.as_deref(), || Ok(udp_rcvbuf_errors())).unwrap_or(0)).sum()
     };
     let (rb0, pb0) = (rcvbuf(true), rcvbuf(false));
     let s0 = relay.snapshot();
@@ -1488,9 +1331,9 @@ pub(crate) fn measure(
     let (rb1, pb1) = (rcvbuf(true), rcvbuf(false));
     // Measured-phase packets the sink saw, as (received, latency histogram).
     let sunk = match &sink {
-        Some(s) => Some(sink_histogram(
-            &s.latency_buckets().map_err(|e| anyhow!("reading the XDP sink's histogram: {e}"))?,
-        )),
+        Some(s) => {
+            Some(sink_histogram(&s.latency_buckets().map_err(|e| anyhow!("reading the XDP sink's histogram: {e}"))?))
+        }
         None => None,
     };
     live.phase.store(PH_EXIT, Ordering::Relaxed);
@@ -1638,7 +1481,10 @@ pub(crate) fn run_relay(
     coalesce_us: u32,
 ) -> anyhow::Result<RelayReport> {
     if !is_root() {
-        bail!("relay --backend {}: needs root (it builds a network-namespace lab and attaches XDP); rerun with sudo", backend.name());
+        bail!(
+            "relay --backend {}: needs root (it builds a network-namespace lab and attaches XDP); rerun with sudo",
+            backend.name()
+        );
     }
     let cores = core_affinity::get_core_ids().unwrap_or_default().len();
     let (load_core, relay_core) = if cores >= 2 { (0, 1) } else { (0, 0) };
@@ -1673,9 +1519,5 @@ pub(crate) fn run_relay(
         eprintln!();
     }
     drop(lab);
-    Ok(RelayReport {
-        m: m?,
-        sessions: streams,
-        pps_per_stream,
-    })
+    Ok(RelayReport { m: m?, sessions: streams, pps_per_stream })
 }

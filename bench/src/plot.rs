@@ -8,22 +8,11 @@ use plotters::prelude::*;
 
 use crate::report::BackendSummary;
 
-const QUANTILES: [(f64, &str); 6] = [
-    (0.5, "p50"),
-    (0.9, "p90"),
-    (0.99, "p99"),
-    (0.999, "p99.9"),
-    (0.9999, "p99.99"),
-    (1.0, "max"),
-];
+const QUANTILES: [(f64, &str); 6] =
+    [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9"), (0.9999, "p99.99"), (1.0, "max")];
 
 fn color(i: usize) -> RGBColor {
-    [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-    ][i % 4]
+    [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)][i % 4]
 }
 
 fn kpps(v: &f64) -> String {
@@ -41,18 +30,11 @@ pub(crate) fn compare_svg(path: &Path, sums: &[BackendSummary], title: &str) -> 
     // Left: delivered vs offered.
     let max = sums
         .iter()
-        .flat_map(|s| {
-            s.rounds
-                .iter()
-                .map(|m| m.offered_pps().max(m.delivered_pps()))
-        })
+        .flat_map(|s| s.rounds.iter().map(|m| m.offered_pps().max(m.delivered_pps())))
         .fold(1.0f64, f64::max)
         * 1.1;
     let mut c = ChartBuilder::on(&left)
-        .caption(
-            "delivered vs offered packets/s (one point per round)",
-            ("sans-serif", 15),
-        )
+        .caption("delivered vs offered packets/s (one point per round)", ("sans-serif", 15))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -65,27 +47,16 @@ pub(crate) fn compare_svg(path: &Path, sums: &[BackendSummary], title: &str) -> 
         .y_label_formatter(&kpps)
         .draw()
         .map_err(|x| e(&x))?;
-    c.draw_series(LineSeries::new(
-        [(0.0, 0.0), (max, max)],
-        ShapeStyle::from(&BLACK.mix(0.3)).stroke_width(1),
-    ))
-    .map_err(|x| e(&x))?
-    .label("delivered = offered")
-    .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.3)));
+    c.draw_series(LineSeries::new([(0.0, 0.0), (max, max)], ShapeStyle::from(&BLACK.mix(0.3)).stroke_width(1)))
+        .map_err(|x| e(&x))?
+        .label("delivered = offered")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.3)));
     for (i, s) in sums.iter().enumerate() {
         let col = color(i);
-        c.draw_series(
-            s.rounds
-                .iter()
-                .map(|m| Circle::new((m.offered_pps(), m.delivered_pps()), 5, col.filled())),
-        )
-        .map_err(|x| e(&x))?
-        .label(format!(
-            "{} (median {:.0}k pps)",
-            s.backend.name(),
-            s.delivered_pps() / 1000.0
-        ))
-        .legend(move |(x, y)| Circle::new((x + 9, y), 5, col.filled()));
+        c.draw_series(s.rounds.iter().map(|m| Circle::new((m.offered_pps(), m.delivered_pps()), 5, col.filled())))
+            .map_err(|x| e(&x))?
+            .label(format!("{} (median {:.0}k pps)", s.backend.name(), s.delivered_pps() / 1000.0))
+            .legend(move |(x, y)| Circle::new((x + 9, y), 5, col.filled()));
     }
     c.configure_series_labels()
         .background_style(WHITE.mix(0.8))
@@ -96,25 +67,14 @@ pub(crate) fn compare_svg(path: &Path, sums: &[BackendSummary], title: &str) -> 
 
     // Right: latency percentiles, log scale.
     let lat_max = sums.iter().map(|s| s.pct_us(1.0)).fold(10.0f64, f64::max) * 2.0;
-    let lat_min = sums
-        .iter()
-        .map(|s| s.pct_us(0.5))
-        .filter(|v| *v > 0.0)
-        .fold(f64::MAX, f64::min)
-        .min(lat_max / 10.0)
-        / 2.0;
+    let lat_min =
+        sums.iter().map(|s| s.pct_us(0.5)).filter(|v| *v > 0.0).fold(f64::MAX, f64::min).min(lat_max / 10.0) / 2.0;
     let mut c = ChartBuilder::on(&right)
-        .caption(
-            "one-way latency from intended send time (µs, all rounds)",
-            ("sans-serif", 15),
-        )
+        .caption("one-way latency from intended send time (µs, all rounds)", ("sans-serif", 15))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(
-            -0.3f64..(QUANTILES.len() as f64 - 0.7),
-            (lat_min.max(0.5)..lat_max).log_scale(),
-        )
+        .build_cartesian_2d(-0.3f64..(QUANTILES.len() as f64 - 0.7), (lat_min.max(0.5)..lat_max).log_scale())
         .map_err(|x| e(&x))?;
     c.configure_mesh()
         .x_labels(QUANTILES.len())
@@ -135,17 +95,13 @@ pub(crate) fn compare_svg(path: &Path, sums: &[BackendSummary], title: &str) -> 
             continue;
         }
         let col = color(i);
-        let pts: Vec<(f64, f64)> = QUANTILES
-            .iter()
-            .enumerate()
-            .map(|(k, (q, _))| (k as f64, s.pct_us(*q).max(lat_min)))
-            .collect();
+        let pts: Vec<(f64, f64)> =
+            QUANTILES.iter().enumerate().map(|(k, (q, _))| (k as f64, s.pct_us(*q).max(lat_min))).collect();
         c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
             .map_err(|x| e(&x))?
             .label(s.backend.name())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2)));
-        c.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled())))
-            .map_err(|x| e(&x))?;
+        c.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled()))).map_err(|x| e(&x))?;
     }
     c.configure_series_labels()
         .background_style(WHITE.mix(0.8))

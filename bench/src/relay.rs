@@ -48,8 +48,7 @@ use hdrhistogram::Histogram;
 use xtrunk_datapath::relay::DropReason;
 use xtrunk_datapath::socket::{self, BatchSocket, ReadyWaiter, SocketOptions, Stats};
 use xtrunk_ring::msg::{
-    Command, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec,
-    SrtpKeys, SrtpSuite,
+    Command, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec, SrtpKeys, SrtpSuite,
 };
 use xtrunk_ring::{CommandSender, EventReceiver, Shm};
 use xtrunk_srtp::{SrtpContext, Suite};
@@ -157,14 +156,7 @@ fn pattern(seq: u16, stream: u32, i: usize) -> u8 {
     (seq as u8).wrapping_add(i as u8) ^ (stream as u8).wrapping_mul(3)
 }
 
-fn rtp_packet(
-    buf: &mut [u8],
-    seq: u16,
-    ssrc: u32,
-    stream: u32,
-    t_ns: u64,
-    payload: usize,
-) -> usize {
+fn rtp_packet(buf: &mut [u8], seq: u16, ssrc: u32, stream: u32, t_ns: u64, payload: usize) -> usize {
     let len = RTP_HDR + payload.max(STAMP);
     if buf.len() < len {
         return 0;
@@ -249,18 +241,12 @@ impl Plan {
             crypto,
         };
         let pbx_crypto = match self.srtp {
-            Some((_, s)) => LegCrypto {
-                rx: Some(srtp_keys(s, i, 0)),
-                tx: Some(srtp_keys(s, i, 1)),
-            },
+            Some((_, s)) => LegCrypto { rx: Some(srtp_keys(s, i, 0)), tx: Some(srtp_keys(s, i, 1)) },
             None => LegCrypto::default(),
         };
         SessionSpec {
             id: SessionId(self.id_base + i as u64 + 1),
-            legs: [
-                leg(self.leg_port(i, 0), a, pbx_crypto),
-                leg(self.leg_port(i, 1), b, LegCrypto::default()),
-            ],
+            legs: [leg(self.leg_port(i, 0), a, pbx_crypto), leg(self.leg_port(i, 1), b, LegCrypto::default())],
             media_timeout_ms: 0,
             allow_fast_path: false,
         }
@@ -297,9 +283,7 @@ fn ring_recv(rx: &mut EventReceiver) -> Option<Event> {
 impl Ctl {
     fn send(&mut self, cmd: Command) -> anyhow::Result<()> {
         match self {
-            Ctl::InProc { tx, .. } => tx
-                .send(cmd)
-                .map_err(|_| anyhow!("the in-process socket backend stopped")),
+            Ctl::InProc { tx, .. } => tx.send(cmd).map_err(|_| anyhow!("the in-process socket backend stopped")),
             Ctl::Ring { tx, rx, pending } => {
                 let t0 = Instant::now();
                 loop {
@@ -351,9 +335,9 @@ fn refusal(id: SessionId, code: ErrorCode, port: u16, media_ip: IpAddr) -> anyho
             "port {port} is outside the datapath's media range (media.port_min..port_max): choose --port-base inside it"
         ),
         ErrorCode::PortInUse => format!("port {port} is already in use (another session or process)"),
-        ErrorCode::BindFailed => format!(
-            "binding {media_ip}:{port} failed: is --media-ip the datapath's media.bind_ip?"
-        ),
+        ErrorCode::BindFailed => {
+            format!("binding {media_ip}:{port} failed: is --media-ip the datapath's media.bind_ip?")
+        }
         ErrorCode::CapacityExhausted => {
             "the datapath holds datapath.max_sessions sessions already: fewer --streams".into()
         }
@@ -403,9 +387,7 @@ fn create_sessions(ctl: &mut Ctl, specs: &[SessionSpec], media_ip: IpAddr) -> an
             }
             Some(_) => {} // a stale event of an earlier run
             None if last_progress.elapsed() > Duration::from_secs(30) => {
-                failure = Some(anyhow!(
-                    "timed out creating sessions ({answered} of {sent} answered)"
-                ));
+                failure = Some(anyhow!("timed out creating sessions ({answered} of {sent} answered)"));
                 break;
             }
             None => {}
@@ -511,11 +493,7 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
         (None, true) => Some(parse_suite("AES_CM_128_HMAC_SHA1_80")?),
         (None, false) => None,
     };
-    let runs: Vec<Option<(Suite, SrtpSuite)>> = if args.compare_srtp {
-        vec![None, srtp]
-    } else {
-        vec![srtp]
-    };
+    let runs: Vec<Option<(Suite, SrtpSuite)>> = if args.compare_srtp { vec![None, srtp] } else { vec![srtp] };
     let peers = args.peer_sockets.max(1);
     let sockets_per_session = if args.rtcp_mux { 2 } else { 4 };
     let want_fds = (args.streams * sockets_per_session + 2 * peers + 64) as u64;
@@ -546,19 +524,12 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
         let shm = attach(&args.shm)?;
         let datapath_pid = shm.datapath_pid();
         let (tx, rx) = shm.signaling_end().map_err(|e| ring_error(&args.shm, e))?;
-        let mut ctl = Ctl::Ring {
-            tx,
-            rx,
-            pending: VecDeque::new(),
-        };
+        let mut ctl = Ctl::Ring { tx, rx, pending: VecDeque::new() };
         for (n, srtp) in runs.into_iter().enumerate() {
             if interrupted() {
                 break;
             }
-            let place = Place::Ring {
-                path: args.shm.clone(),
-                pid: datapath_pid,
-            };
+            let place = Place::Ring { path: args.shm.clone(), pid: datapath_pid };
             // Ids unique to this process and run: a crashed earlier run's leftovers cannot clash.
             let id_base = (u64::from(std::process::id()) << 32) | ((n as u64) << 24);
             let r = measure(&args, &mut ctl, place, srtp, id_base, None)?;
@@ -568,11 +539,7 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
     }
     if results.len() == 2 {
         let (p, s) = (&results[0], &results[1]);
-        let ratio = if p.ns_per_packet() > 0.0 {
-            s.ns_per_packet() / p.ns_per_packet()
-        } else {
-            0.0
-        };
+        let ratio = if p.ns_per_packet() > 0.0 { s.ns_per_packet() / p.ns_per_packet() } else { 0.0 };
         println!(
             "SRTP vs plain: relay CPU per packet {:.0} ns vs {:.0} ns (× {:.2}); packets/s per relay core {:.0} vs {:.0}",
             s.ns_per_packet(),
@@ -605,9 +572,7 @@ pub(crate) fn run(args: RelayArgs) -> anyhow::Result<()> {
 /// `--backend af_xdp|xdp`: the namespace lab.
 fn run_lab(args: &RelayArgs, backend: lab::Backend) -> anyhow::Result<()> {
     if args.srtp.is_some() || args.compare_srtp {
-        bail!(
-            "--srtp/--compare-srtp are measured with --backend socket only (the lab driver sends plain RTP)"
-        );
+        bail!("--srtp/--compare-srtp are measured with --backend socket only (the lab driver sends plain RTP)");
     }
     if !lab::is_root() {
         bail!(
@@ -643,11 +608,7 @@ fn attach(path: &std::path::Path) -> anyhow::Result<Shm> {
     Shm::attach(path).map_err(|e| ring_error(path, e))
 }
 
-fn run_self_contained(
-    args: &RelayArgs,
-    srtp: Option<(Suite, SrtpSuite)>,
-    port_max: u16,
-) -> anyhow::Result<Measured> {
+fn run_self_contained(args: &RelayArgs, srtp: Option<(Suite, SrtpSuite)>, port_max: u16) -> anyhow::Result<Measured> {
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
     let (ev_tx, ev_rx) = mpsc::channel::<Event>();
     let stop = Arc::new(AtomicBool::new(false));
@@ -666,16 +627,10 @@ fn run_self_contained(
             .name("xt-bench-ctl".into())
             .spawn(move || socket::run_with_stats(opts, cmd_rx, ev_tx, stop, stats))?
     };
-    let mut ctl = Ctl::InProc {
-        tx: cmd_tx,
-        rx: ev_rx,
-    };
+    let mut ctl = Ctl::InProc { tx: cmd_tx, rx: ev_rx };
     let result = measure(args, &mut ctl, Place::InProc, srtp, 0, Some(&stats));
     stop.store(true, Ordering::Relaxed);
-    backend
-        .join()
-        .map_err(|_| anyhow!("socket backend panicked"))?
-        .context("socket backend")?;
+    backend.join().map_err(|_| anyhow!("socket backend panicked"))?.context("socket backend")?;
     result
 }
 
@@ -761,24 +716,11 @@ fn measure(
             side.push(s);
         }
     }
-    let a_addr: Vec<SocketAddr> = side_a
-        .iter()
-        .map(|s| s.local_addr())
-        .collect::<Result<_, _>>()?;
-    let b_addr: Vec<SocketAddr> = side_b
-        .iter()
-        .map(|s| s.local_addr())
-        .collect::<Result<_, _>>()?;
-    let plan = Plan {
-        id_base,
-        port_base: args.port_base,
-        media_ip: args.media_ip,
-        rtcp_mux: args.rtcp_mux,
-        srtp,
-    };
-    let specs: Vec<SessionSpec> = (0..args.streams)
-        .map(|i| plan.spec(i, a_addr[i % peers], b_addr[i % peers]))
-        .collect();
+    let a_addr: Vec<SocketAddr> = side_a.iter().map(|s| s.local_addr()).collect::<Result<_, _>>()?;
+    let b_addr: Vec<SocketAddr> = side_b.iter().map(|s| s.local_addr()).collect::<Result<_, _>>()?;
+    let plan = Plan { id_base, port_base: args.port_base, media_ip: args.media_ip, rtcp_mux: args.rtcp_mux, srtp };
+    let specs: Vec<SessionSpec> =
+        (0..args.streams).map(|i| plan.spec(i, a_addr[i % peers], b_addr[i % peers])).collect();
     // The PBX peer's contexts: protect with the leg's rx keys, unprotect with its tx keys.
     let (mut a_tx, mut a_rx) = (Vec::new(), Vec::new());
     if let Some((suite, _)) = srtp {
@@ -815,11 +757,7 @@ fn measure(
     let t = traffic?;
     let deleted = deleted?;
     if deleted.count < ids.len() {
-        eprintln!(
-            "warning: {} of {} sessions reported deleted",
-            deleted.count,
-            ids.len()
-        );
+        eprintln!("warning: {} of {} sessions reported deleted", deleted.count, ids.len());
     }
     Ok(Measured {
         place,
@@ -859,10 +797,7 @@ fn drive(
     let peers = side_a.len();
     let srtp_on = plan.srtp.is_some();
     if !pin(args.load_core) {
-        eprintln!(
-            "warning: could not pin the load generator to core {}",
-            args.load_core
-        );
+        eprintln!("warning: could not pin the load generator to core {}", args.load_core);
     }
     let n_streams = 2 * args.streams; // directed
     let requested_pps = n_streams as f64 * f64::from(args.pps_per_stream);
@@ -987,17 +922,13 @@ fn drive(
                         let seq = u16::from_be_bytes([d[2], d[3]]);
                         if d.len() != expect_len
                             || u32::from_be_bytes([d[20], d[21], d[22], d[23]]) as usize != stream
-                            || d[24..]
-                                .iter()
-                                .enumerate()
-                                .any(|(i, b)| *b != pattern(seq, stream as u32, i))
+                            || d[24..].iter().enumerate().any(|(i, b)| *b != pattern(seq, stream as u32, i))
                         {
                             tot.corrupt += 1;
                             return;
                         }
-                        let t_send = u64::from_be_bytes([
-                            d[12], d[13], d[14], d[15], d[16], d[17], d[18], d[19],
-                        ]) as i64;
+                        let t_send =
+                            u64::from_be_bytes([d[12], d[13], d[14], d[15], d[16], d[17], d[18], d[19]]) as i64;
                         let st = &mut rx[stream];
                         st.received += 1;
                         tot.received += 1;
@@ -1051,9 +982,7 @@ fn drive(
             let wait_ns = if sending && g < total_packets {
                 ((g as f64 * interval_ns) as u64).saturating_sub(now_ns)
             } else {
-                drain_until.map_or(0, |t| {
-                    t.saturating_duration_since(Instant::now()).as_nanos() as u64
-                })
+                drain_until.map_or(0, |t| t.saturating_duration_since(Instant::now()).as_nanos() as u64)
             };
             if wait_ns > 20_000 {
                 let _ = waiter.wait(Duration::from_nanos(wait_ns.min(100_000_000)));
@@ -1106,8 +1035,7 @@ impl Measured {
     }
 
     fn could_offer(&self) -> bool {
-        self.tot.sent + self.tot.send_failed >= self.total_packets * 98 / 100
-            && self.max_lag_ns < 1_000_000_000
+        self.tot.sent + self.tot.send_failed >= self.total_packets * 98 / 100 && self.max_lag_ns < 1_000_000_000
     }
 
     /// Relay worker CPU per delivered packet (ns); 0 when unknown.
@@ -1181,11 +1109,7 @@ impl Measured {
             t.send_failed,
             self.max_lag_ns as f64 / 1e6
         ));
-        line(format!(
-            "  delivered            {:>12.0} pps ({} received intact)",
-            self.delivered_pps(),
-            t.received
-        ));
+        line(format!("  delivered            {:>12.0} pps ({} received intact)", self.delivered_pps(), t.received));
         line(format!("  loss                 {:>12.4} %", self.loss_ratio() * 100.0));
         line(format!(
             "  payload check        {:>12} corrupt, {} SRTP unprotect failures at the PBX peer, {} foreign",
@@ -1198,11 +1122,7 @@ impl Measured {
             h.value_at_quantile(0.9),
             h.value_at_quantile(0.99)
         ));
-        line(format!(
-            "  latency p99.9 / max  {:>7} / {} us",
-            h.value_at_quantile(0.999),
-            h.max()
-        ));
+        line(format!("  latency p99.9 / max  {:>7} / {} us", h.value_at_quantile(0.999), h.max()));
         line(format!(
             "  jitter mean / max    {:>9.1} / {:.1} us (RFC 3550 A.8 per stream)",
             self.jitter_mean_us, self.jitter_max_us

@@ -25,16 +25,8 @@ impl Spread {
         }
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Some(Spread {
-            min: v[0],
-            median,
-            max: v[n - 1],
-        })
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Some(Spread { min: v[0], median, max: v[n - 1] })
     }
 
     fn json(&self) -> serde_json::Value {
@@ -127,11 +119,7 @@ pub(crate) fn summarize(order: &[Backend], rounds: &[Vec<Measurement>]) -> Vec<B
                 let _ = hist.add(&m.hist);
                 // The baseline: the better of the round's socket runs (flooded, paced).
                 let best = |f: fn(&Measurement) -> f64| {
-                    round
-                        .iter()
-                        .filter(|m| m.backend.is_socket())
-                        .map(f)
-                        .fold(0.0_f64, f64::max)
+                    round.iter().filter(|m| m.backend.is_socket()).map(f).fold(0.0_f64, f64::max)
                 };
                 let (bc, bd) = (best(Measurement::per_core_pps), best(Measurement::delivered_pps));
                 if bc > 0.0 {
@@ -161,10 +149,7 @@ pub(crate) fn summarize(order: &[Backend], rounds: &[Vec<Measurement>]) -> Vec<B
 }
 
 fn ratio_cell(s: Option<Spread>) -> String {
-    s.map_or_else(
-        || "-".to_owned(),
-        |s| format!("{:.2}× ({:.2}–{:.2})", s.median, s.min, s.max),
-    )
+    s.map_or_else(|| "-".to_owned(), |s| format!("{:.2}× ({:.2}–{:.2})", s.median, s.min, s.max))
 }
 
 /// The summary table (several lines, no trailing newline).
@@ -185,13 +170,8 @@ pub(crate) fn table(sums: &[BackendSummary]) -> String {
         "p99.9_us"
     );
     for s in sums {
-        let util = Spread::of(
-            &s.rounds
-                .iter()
-                .map(Measurement::relay_util)
-                .collect::<Vec<_>>(),
-        )
-        .map_or(0.0, |x| x.median);
+        let util =
+            Spread::of(&s.rounds.iter().map(Measurement::relay_util).collect::<Vec<_>>()).map_or(0.0, |x| x.median);
         out.push_str(&format!(
             "{:<8} {:>6} {:>12.0} {:>12.0} {:>7.2} {:>14.0} {:>6.0} {:>22} {:>22} {:>9.0} {:>9.0} {:>9.0}\n",
             s.backend.name(),
@@ -222,12 +202,8 @@ pub(crate) fn table(sums: &[BackendSummary]) -> String {
 pub(crate) fn json(sums: &[BackendSummary], meta: serde_json::Value) -> serde_json::Value {
     let mut backends = serde_json::Map::new();
     for s in sums {
-        let xdp_ns: Vec<f64> = s
-            .rounds
-            .iter()
-            .filter(|m| m.xdp_runs > 0)
-            .map(|m| m.xdp_run_ns as f64 / m.xdp_runs as f64)
-            .collect();
+        let xdp_ns: Vec<f64> =
+            s.rounds.iter().filter(|m| m.xdp_runs > 0).map(|m| m.xdp_run_ns as f64 / m.xdp_runs as f64).collect();
         let rounds: Vec<serde_json::Value> = s
             .rounds
             .iter()
@@ -322,9 +298,17 @@ mod tests {
         let order = [Backend::Socket, Backend::SocketPaced, Backend::AfXdp];
         let rounds = vec![
             // Round 1: the paced socket run is better per core (100 k vs 80 k).
-            vec![m(Backend::Socket, 80_000, 1000), m(Backend::SocketPaced, 50_000, 500), m(Backend::AfXdp, 200_000, 1000)],
+            vec![
+                m(Backend::Socket, 80_000, 1000),
+                m(Backend::SocketPaced, 50_000, 500),
+                m(Backend::AfXdp, 200_000, 1000),
+            ],
             // Round 2: the flooded one is (90 k vs 60 k).
-            vec![m(Backend::Socket, 90_000, 1000), m(Backend::SocketPaced, 30_000, 500), m(Backend::AfXdp, 270_000, 1000)],
+            vec![
+                m(Backend::Socket, 90_000, 1000),
+                m(Backend::SocketPaced, 30_000, 500),
+                m(Backend::AfXdp, 270_000, 1000),
+            ],
         ];
         let sums = summarize(&order, &rounds);
         let af = sums.iter().find(|s| s.backend == Backend::AfXdp).unwrap();
@@ -339,18 +323,8 @@ mod tests {
     #[test]
     fn spread_median_odd_even_and_nan() {
         assert_eq!(Spread::of(&[]), None);
-        assert_eq!(
-            Spread::of(&[3.0, 1.0, 2.0]),
-            Some(Spread {
-                min: 1.0,
-                median: 2.0,
-                max: 3.0
-            })
-        );
-        assert_eq!(
-            Spread::of(&[4.0, 1.0, 2.0, 3.0]).map(|s| s.median),
-            Some(2.5)
-        );
+        assert_eq!(Spread::of(&[3.0, 1.0, 2.0]), Some(Spread { min: 1.0, median: 2.0, max: 3.0 }));
+        assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 3.0]).map(|s| s.median), Some(2.5));
         assert_eq!(Spread::of(&[f64::NAN, 5.0]).map(|s| s.median), Some(5.0));
     }
 }

@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use xtrunk_ring::msg::{
-    Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec,
-    SrtpKeys, SrtpSuite,
+    Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec, SrtpKeys, SrtpSuite,
 };
 use xtrunk_ring::shm::monotonic_ns;
 use xtrunk_ring::Shm;
@@ -81,19 +80,10 @@ fn pin(id: Option<usize>) -> Option<usize> {
 /// The message template; [`stamped`] copies it with a timestamp id.
 fn spec(stamp: u64) -> SessionSpec {
     let mut pts = PtMap::new();
-    for (pt, codec) in [
-        (0, Codec::Pcmu),
-        (8, Codec::Pcma),
-        (101, Codec::TelephoneEvent),
-        (13, Codec::Cn),
-    ] {
+    for (pt, codec) in [(0, Codec::Pcmu), (8, Codec::Pcma), (101, Codec::TelephoneEvent), (13, Codec::Cn)] {
         pts.push(PtEntry { pt, codec });
     }
-    let keys = SrtpKeys {
-        suite: SrtpSuite::AesCm128HmacSha1_80,
-        key: [7; 32],
-        salt: [9; 14],
-    };
+    let keys = SrtpKeys { suite: SrtpSuite::AesCm128HmacSha1_80, key: [7; 32], salt: [9; 14] };
     let mut keys = keys;
     keys.key[16..].fill(0);
     let leg = |local: &str, remote: &str| LegSpec {
@@ -103,17 +93,11 @@ fn spec(stamp: u64) -> SessionSpec {
         rtcp_mux: false,
         latch: LatchPolicy::Once,
         pt_map: pts,
-        crypto: LegCrypto {
-            rx: Some(keys),
-            tx: Some(keys),
-        },
+        crypto: LegCrypto { rx: Some(keys), tx: Some(keys) },
     };
     SessionSpec {
         id: SessionId(stamp.max(1)),
-        legs: [
-            leg("192.0.2.10:30000", "198.51.100.7:4000"),
-            leg("[2001:db8::10]:30002", "[2001:db8::99]:5004"),
-        ],
+        legs: [leg("192.0.2.10:30000", "198.51.100.7:4000"), leg("[2001:db8::10]:30002", "[2001:db8::99]:5004")],
         media_timeout_ms: 30_000,
         allow_fast_path: false,
     }
@@ -156,12 +140,7 @@ fn child(args: &RingArgs, path: &PathBuf) -> anyhow::Result<()> {
         send_all(&mut tx, &batch);
         sent += n;
     }
-    send_all(
-        &mut tx,
-        &[Command::Dump {
-            token: MARK_SATURATED,
-        }],
-    );
+    send_all(&mut tx, &[Command::Dump { token: MARK_SATURATED }]);
 
     // Paced.
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
@@ -231,11 +210,7 @@ fn receive(
         bail!("ring bench: unexpected message {e}");
     }
     let elapsed = first.map_or(Duration::ZERO, |f| last - f);
-    Ok(Phase {
-        messages,
-        elapsed,
-        hist,
-    })
+    Ok(Phase { messages, elapsed, hist })
 }
 
 /// Baseline, same invocation: one thread, heap-backed ring, send a batch of 32 then receive it.
@@ -257,9 +232,7 @@ fn baseline(seconds: f64, limit: Option<u64>) -> anyhow::Result<(f64, f64)> {
             batch.extend((0..32).map(|_| stamped(&template, t)));
             let sent = tx.send_batch(&batch);
             let mut ok = 0;
-            rx.recv_batch_with(64, |r| {
-                ok += usize::from(matches!(r, Ok(Command::Create(_))))
-            });
+            rx.recv_batch_with(64, |r| ok += usize::from(matches!(r, Ok(Command::Create(_)))));
             if ok != sent || sent != 32 {
                 bail!("ring bench baseline: sent {sent}, received {ok}");
             }
@@ -267,10 +240,7 @@ fn baseline(seconds: f64, limit: Option<u64>) -> anyhow::Result<(f64, f64)> {
         }
         best = best.min(chunk.elapsed());
     }
-    Ok((
-        n as f64 / start.elapsed().as_secs_f64(),
-        3200.0 / best.as_secs_f64(),
-    ))
+    Ok((n as f64 / start.elapsed().as_secs_f64(), 3200.0 / best.as_secs_f64()))
 }
 
 fn parent(args: &RingArgs) -> anyhow::Result<()> {
@@ -301,12 +271,7 @@ fn parent(args: &RingArgs) -> anyhow::Result<()> {
         if let Some(c) = theirs {
             cmd.args(["--child-core", &c.to_string()]);
         }
-        cmd.args([
-            "--seconds",
-            &args.seconds.to_string(),
-            "--rate",
-            &args.rate.to_string(),
-        ]);
+        cmd.args(["--seconds", &args.seconds.to_string(), "--rate", &args.rate.to_string()]);
         cmd.args(["--capacity", &args.capacity.to_string()]);
         if let Some(m) = args.messages {
             cmd.args(["--messages", &m.to_string()]);
@@ -315,10 +280,7 @@ fn parent(args: &RingArgs) -> anyhow::Result<()> {
         let core = pin(ours);
         let deadline = Instant::now() + Duration::from_secs_f64(args.seconds * 2.0 + 60.0);
         let sat = receive(&mut rx, MARK_SATURATED, deadline, &mut child);
-        let paced = sat
-            .as_ref()
-            .ok()
-            .map(|_| receive(&mut rx, MARK_PACED, deadline, &mut child));
+        let paced = sat.as_ref().ok().map(|_| receive(&mut rx, MARK_PACED, deadline, &mut child));
         let status = match (&sat, &paced) {
             (Ok(_), Some(Ok(_))) => child.wait()?,
             _ => {

@@ -102,7 +102,8 @@ fn stat_counts(p: &Path) -> (u64, u64) {
     let Some(last) = lines.rfind(|l| !l.trim().is_empty()) else { return (0, 0) };
     let cols: Vec<&str> = head.split(';').collect();
     let vals: Vec<&str> = last.split(';').collect();
-    let get = |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let get =
+        |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
     (get("SuccessfulCall(C)"), get("FailedCall(C)"))
 }
 
@@ -126,7 +127,14 @@ fn rtts(dir: &Path) -> hdrhistogram::Histogram<u64> {
     h
 }
 
-fn run_step(dir: &Path, target: SocketAddr, rate: u32, secs: u64, uas_stat: &Path, sidecar_stat: Option<&Path>) -> anyhow::Result<Step> {
+fn run_step(
+    dir: &Path,
+    target: SocketAddr,
+    rate: u32,
+    secs: u64,
+    uas_stat: &Path,
+    sidecar_stat: Option<&Path>,
+) -> anyhow::Result<Step> {
     let calls = u64::from(rate) * secs;
     let uac = dir.join("uac.xml");
     let stat = dir.join(format!("uac_{rate}.csv"));
@@ -193,7 +201,11 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
         let port = free_port()?;
         let mut cfg = xtrunk_config::Config::embedded_default()?;
         cfg.node.shm_path = dir.join("shm");
-        cfg.sip.listen = vec![xtrunk_config::Listen { transport: xtrunk_config::Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: None }];
+        cfg.sip.listen = vec![xtrunk_config::Listen {
+            transport: xtrunk_config::Transport::Udp,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls: None,
+        }];
         cfg.media.port_min = 10_000;
         cfg.media.port_max = 60_000;
         for t in &mut cfg.trunks {
@@ -212,7 +224,9 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
                 }
             }
             // This thread's stat file, for its CPU use per step.
-            let _ = tx.send(std::fs::read_link("/proc/thread-self").ok().map(|p| PathBuf::from("/proc").join(p).join("stat")));
+            let _ = tx.send(
+                std::fs::read_link("/proc/thread-self").ok().map(|p| PathBuf::from("/proc").join(p).join("stat")),
+            );
             server.run(s2)
         }));
         sidecar_stat = rx.recv().ok().flatten();
@@ -223,7 +237,14 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
 
     // The carrier: one SIPp UAS for the whole ramp.
     let mut uas = Command::new("sipp")
-        .args(["-sf", dir.join("uas.xml").to_str().unwrap_or_default(), "-i", "127.0.0.1", "-p", &carrier_port.to_string()])
+        .args([
+            "-sf",
+            dir.join("uas.xml").to_str().unwrap_or_default(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &carrier_port.to_string(),
+        ])
         .args(["-mp", &free_port()?.to_string(), "-nostdin", "-buff_size", SIPP_BUFF])
         .current_dir(&dir)
         .stdin(Stdio::null())
@@ -272,7 +293,10 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
         best.setup_p99_ms
     );
     if let Some(s) = &summary {
-        println!("sidecar: {} calls answered, {} active at end, {}/{} ports free", s.metrics.calls_answered, s.active_calls, s.ports_free, s.ports_total);
+        println!(
+            "sidecar: {} calls answered, {} active at end, {}/{} ports free",
+            s.metrics.calls_answered, s.active_calls, s.ports_free, s.ports_total
+        );
     }
     if args.json {
         println!(

@@ -64,12 +64,8 @@ enum Pair {
 
 impl Pair {
     fn new(imp: Impl, suite: Suite) -> anyhow::Result<Self> {
-        let key: Vec<u8> = (0..suite.key_len())
-            .map(|i| (i as u8).wrapping_mul(29) ^ 0x5a)
-            .collect();
-        let salt: Vec<u8> = (0..suite.salt_len())
-            .map(|i| (i as u8).wrapping_mul(53) ^ 0xa5)
-            .collect();
+        let key: Vec<u8> = (0..suite.key_len()).map(|i| (i as u8).wrapping_mul(29) ^ 0x5a).collect();
+        let salt: Vec<u8> = (0..suite.salt_len()).map(|i| (i as u8).wrapping_mul(53) ^ 0xa5).collect();
         Ok(match imp {
             Impl::Xtrunk => Pair::Xtrunk(
                 Box::new(SrtpContext::new(suite, &key, &salt)?),
@@ -102,13 +98,7 @@ impl Chunk {
         let mut template = vec![0x80, 0x00, 0, 0, 0, 0, 0, 0];
         template.extend_from_slice(&SSRC.to_be_bytes());
         template.extend((0..payload).map(|i| 0xd5 ^ i as u8)); // G.711 A-law silence-ish
-        Chunk {
-            slot,
-            plain_len,
-            bufs: vec![0; slot * CHUNK],
-            lens: vec![0; CHUNK],
-            template,
-        }
+        Chunk { slot, plain_len, bufs: vec![0; slot * CHUNK], lens: vec![0; CHUNK], template }
     }
 
     fn fill(&mut self, first_seq: u16) {
@@ -169,14 +159,8 @@ fn run_round(
         t_protect += t1 - t0;
         t_unprotect += t2 - t1;
         // sanity, untimed: the round trip gave the plaintext back
-        ensure!(
-            lens[..n].iter().all(|&l| l == plain_len),
-            "unprotect returned a wrong length"
-        );
-        ensure!(
-            bufs[HEADER..plain_len] == chunk.template[HEADER..],
-            "round trip changed the payload"
-        );
+        ensure!(lens[..n].iter().all(|&l| l == plain_len), "unprotect returned a wrong length");
+        ensure!(bufs[HEADER..plain_len] == chunk.template[HEADER..], "round trip changed the payload");
         done += n;
     }
     Ok((t_protect, t_unprotect))
@@ -215,18 +199,10 @@ fn round2(x: f64) -> f64 {
 
 /// Runs the SRTP benchmark.
 pub(crate) fn run(args: SrtpArgs) -> anyhow::Result<()> {
-    ensure!(
-        args.iterations > 0 && args.rounds > 0,
-        "--iterations and --rounds must be > 0"
-    );
+    ensure!(args.iterations > 0 && args.rounds > 0, "--iterations and --rounds must be > 0");
     ensure!(args.payload <= 1400, "--payload at most 1400 bytes");
     let suites: Vec<Suite> = if args.suites.is_empty() {
-        vec![
-            Suite::AesCm128HmacSha1_80,
-            Suite::AesCm128HmacSha1_32,
-            Suite::AeadAes128Gcm,
-            Suite::AeadAes256Gcm,
-        ]
+        vec![Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32, Suite::AeadAes128Gcm, Suite::AeadAes256Gcm]
     } else {
         args.suites
             .iter()
@@ -238,10 +214,7 @@ pub(crate) fn run(args: SrtpArgs) -> anyhow::Result<()> {
     for &suite in &suites {
         let mut chunk = Chunk::new(args.payload);
         let imps = [Impl::Xtrunk, Impl::Libsrtp2];
-        let mut pairs = [
-            Pair::new(Impl::Xtrunk, suite)?,
-            Pair::new(Impl::Libsrtp2, suite)?,
-        ];
+        let mut pairs = [Pair::new(Impl::Xtrunk, suite)?, Pair::new(Impl::Libsrtp2, suite)?];
         let mut seqs = [60_000u16; 2];
         // warm-up: one small round each (page faults, CPU feature detection)
         for (i, p) in pairs.iter_mut().enumerate() {
@@ -285,21 +258,13 @@ pub(crate) fn run(args: SrtpArgs) -> anyhow::Result<()> {
         for (imp, f) in [(Impl::Xtrunk, x), (Impl::Libsrtp2, l)] {
             println!(
                 "{:<24} {:<9} {:>11.1} {:>8.2} {:>13.1} {:>8.2} {:>7}",
-                if imp == Impl::Xtrunk {
-                    suite.sdes_name()
-                } else {
-                    ""
-                },
+                if imp == Impl::Xtrunk { suite.sdes_name() } else { "" },
                 imp.name(),
                 f.protect_ns,
                 1e3 / f.protect_ns,
                 f.unprotect_ns,
                 1e3 / f.unprotect_ns,
-                if imp == Impl::Xtrunk {
-                    format!("{ratio:.2}")
-                } else {
-                    String::new()
-                },
+                if imp == Impl::Xtrunk { format!("{ratio:.2}") } else { String::new() },
             );
         }
         json_suites.insert(

@@ -18,11 +18,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
         .unwrap_or(false)
 }
 
@@ -37,28 +33,16 @@ fn compare(args: &[&str]) -> (bool, String, Option<serde_json::Value>) {
         .expect("running xtrunk-bench");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok());
-    (
-        out.status.success(),
-        format!("{stderr}\n--- stdout:\n{stdout}"),
-        json,
-    )
+    let json = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok());
+    (out.status.success(), format!("{stderr}\n--- stdout:\n{stdout}"), json)
 }
 
 /// Receive-buffer overflows anywhere on the path in the run (all backends, all rounds).
 fn rcvbuf_errors(j: &serde_json::Value) -> u64 {
     let mut n = 0;
-    for b in j["backends"]
-        .as_object()
-        .into_iter()
-        .flat_map(|m| m.values())
-    {
+    for b in j["backends"].as_object().into_iter().flat_map(|m| m.values()) {
         for r in b["rounds"].as_array().into_iter().flatten() {
-            n += r["rcvbuf_errors_relay_ns"].as_u64().unwrap_or(0)
-                + r["rcvbuf_errors_peer_ns"].as_u64().unwrap_or(0);
+            n += r["rcvbuf_errors_relay_ns"].as_u64().unwrap_or(0) + r["rcvbuf_errors_peer_ns"].as_u64().unwrap_or(0);
         }
     }
     n
@@ -77,37 +61,26 @@ fn compare_undisturbed(args: &[&str]) -> serde_json::Value {
         if e == 0 || attempt == 3 {
             return j;
         }
-        eprintln!(
-            "attempt {attempt}: {e} receive-buffer overflows on the path (machine busy): retrying"
-        );
+        eprintln!("attempt {attempt}: {e} receive-buffer overflows on the path (machine busy): retrying");
     }
     unreachable!()
 }
 
 fn field(j: &serde_json::Value, backend: &str, key: &str) -> f64 {
-    j["backends"][backend][key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("backends.{backend}.{key} missing in {j}"))
+    j["backends"][backend][key].as_f64().unwrap_or_else(|| panic!("backends.{backend}.{key} missing in {j}"))
 }
 
 /// Loss 2 % ± 0.5 % and p50 5 ms ± 1 ms for `backend`.
 fn check_impaired(j: &serde_json::Value, backend: &str) {
     let loss = field(j, backend, "loss_ratio");
     let p50 = field(j, backend, "p50_us");
-    let (offered, delivered) = (
-        field(j, backend, "offered_pps"),
-        field(j, backend, "delivered_pps"),
-    );
-    eprintln!("{backend}: offered {offered:.0} pps, delivered {delivered:.0} pps, loss {:.3} %, p50 {p50:.0} µs", loss * 100.0);
-    assert!(
-        (0.015..=0.025).contains(&loss),
-        "{backend}: injected 2 % loss, measured {:.3} %",
+    let (offered, delivered) = (field(j, backend, "offered_pps"), field(j, backend, "delivered_pps"));
+    eprintln!(
+        "{backend}: offered {offered:.0} pps, delivered {delivered:.0} pps, loss {:.3} %, p50 {p50:.0} µs",
         loss * 100.0
     );
-    assert!(
-        (4_000.0..=6_000.0).contains(&p50),
-        "{backend}: injected 5 ms delay, measured p50 {p50:.0} µs"
-    );
+    assert!((0.015..=0.025).contains(&loss), "{backend}: injected 2 % loss, measured {:.3} %", loss * 100.0);
+    assert!((4_000.0..=6_000.0).contains(&p50), "{backend}: injected 5 ms delay, measured p50 {p50:.0} µs");
     // Every received packet is in the histogram: delivered must match offered × (1 − loss).
     assert!((delivered - offered * (1.0 - loss)).abs() <= offered * 0.001 + 1.0);
 }
@@ -115,23 +88,10 @@ fn check_impaired(j: &serde_json::Value, backend: &str) {
 #[test]
 fn loopback_reports_injected_loss_and_delay() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let base = [
-        "--loopback",
-        "--rounds",
-        "1",
-        "--seconds",
-        "2",
-        "--warmup-ms",
-        "300",
-        "--rate",
-        "5000",
-    ];
+    let base = ["--loopback", "--rounds", "1", "--seconds", "2", "--warmup-ms", "300", "--rate", "5000"];
     // Control: no impairment, so no loss and well under the injected 5 ms.
     let j = compare_undisturbed(&base);
-    let (loss, p50) = (
-        field(&j, "socket", "loss_ratio"),
-        field(&j, "socket", "p50_us"),
-    );
+    let (loss, p50) = (field(&j, "socket", "loss_ratio"), field(&j, "socket", "p50_us"));
     eprintln!("control: loss {:.3} %, p50 {p50:.0} µs", loss * 100.0);
     assert!(loss < 0.005, "control run lost {:.3} %", loss * 100.0);
     assert!(p50 < 3_000.0, "control run p50 {p50:.0} µs");
@@ -153,8 +113,20 @@ fn lab_impaired(test: &str, receiver_args: &[&str], backends: &[&str]) -> Option
     let list = backends.join(",");
     let mut args = receiver_args.to_vec();
     args.extend([
-        "--backends", &list, "--rounds", "1", "--seconds", "2", "--warmup-ms", "300", "--rate",
-        "5000", "--impair-drop-every", "50", "--impair-delay-ms", "5",
+        "--backends",
+        &list,
+        "--rounds",
+        "1",
+        "--seconds",
+        "2",
+        "--warmup-ms",
+        "300",
+        "--rate",
+        "5000",
+        "--impair-drop-every",
+        "50",
+        "--impair-delay-ms",
+        "5",
     ]);
     let j = compare_undisturbed(&args);
     for b in backends {
@@ -185,15 +157,7 @@ fn lab_xdp_sink_reports_injected_loss_and_delay() {
 #[test]
 fn impossible_rate_is_refused_with_a_reason() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (ok, log, _) = compare(&[
-        "--loopback",
-        "--rounds",
-        "1",
-        "--seconds",
-        "1",
-        "--rate",
-        "1e9",
-    ]);
+    let (ok, log, _) = compare(&["--loopback", "--rounds", "1", "--seconds", "1", "--rate", "1e9"]);
     assert!(!ok, "a 1e9 pps rate was accepted:\n{log}");
     assert!(log.contains("rate impossible"), "no reason given:\n{log}");
 }

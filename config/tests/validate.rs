@@ -44,8 +44,7 @@ fn every_file_under_config_loads_and_validates() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") && path.file_name().unwrap() != "Cargo.toml" {
             let text = std::fs::read_to_string(&path).unwrap();
-            let cfg = Config::parse(&text, &path.display().to_string())
-                .unwrap_or_else(|e| panic!("{e}"));
+            let cfg = Config::parse(&text, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
             let probs = cfg.validate(HOST);
             assert!(probs.is_empty(), "{}: {probs:#?}", path.display());
             n += 1;
@@ -106,7 +105,11 @@ fn port_min_odd() {
 
 #[test]
 fn port_range_too_small() {
-    assert_problem(&default_with("[media]\nport_min = 10000\nport_max = 10002\n[datapath]\nmax_sessions=1"), "media.port_max", "at least 4 ports");
+    assert_problem(
+        &default_with("[media]\nport_min = 10000\nport_max = 10002\n[datapath]\nmax_sessions=1"),
+        "media.port_max",
+        "at least 4 ports",
+    );
 }
 
 #[test]
@@ -129,9 +132,15 @@ fn duplicate_listener() {
 
 #[test]
 fn tls_without_files_and_files_without_tls() {
-    assert_problem(&default_with("[[sip.listen]]\ntransport = \"tls\"\naddr = \"127.0.0.1:5061\""), "sip.listen[0].tls", "needs tls");
     assert_problem(
-        &default_with("[[sip.listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5061\"\ntls = { cert = \"a\", key = \"b\" }"),
+        &default_with("[[sip.listen]]\ntransport = \"tls\"\naddr = \"127.0.0.1:5061\""),
+        "sip.listen[0].tls",
+        "needs tls",
+    );
+    assert_problem(
+        &default_with(
+            "[[sip.listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5061\"\ntls = { cert = \"a\", key = \"b\" }",
+        ),
         "sip.listen[0].tls",
         "only meaningful",
     );
@@ -170,7 +179,11 @@ fn unspecified_bind_needs_advertised() {
 
 #[test]
 fn core_that_does_not_exist() {
-    assert_problem(&default_with("[datapath]\nsocket_cores = [0, 7]"), "datapath.socket_cores[1]", "core 7 does not exist");
+    assert_problem(
+        &default_with("[datapath]\nsocket_cores = [0, 7]"),
+        "datapath.socket_cores[1]",
+        "core 7 does not exist",
+    );
     assert_problem(&default_with("[datapath]\nsocket_cores = [1, 1]"), "datapath.socket_cores[1]", "twice");
     assert_problem(
         &default_with("[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = [{ id = 0, core = 9 }]"),
@@ -190,11 +203,21 @@ fn queue_count_power_of_two() {
 
 #[test]
 fn queue_rules() {
-    let t = default_with("[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = [{ id = 0, core = 0 }, { id = 0, core = 0 }]");
+    let t = default_with(
+        "[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = [{ id = 0, core = 0 }, { id = 0, core = 0 }]",
+    );
     assert_problem(&t, "datapath.af_xdp.interfaces[0].queues[1].id", "twice");
     assert_problem(&t, "datapath.af_xdp.interfaces[0].queues[1].core", "already serves");
-    assert_problem(&default_with("[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = []"), "datapath.af_xdp.interfaces[0].queues", "at least one");
-    assert_problem(&default_with("[[datapath.af_xdp.interfaces]]\nname = \"a/b\"\nqueues = [{ id = 0, core = 0 }]"), "datapath.af_xdp.interfaces[0].name", "interface name");
+    assert_problem(
+        &default_with("[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = []"),
+        "datapath.af_xdp.interfaces[0].queues",
+        "at least one",
+    );
+    assert_problem(
+        &default_with("[[datapath.af_xdp.interfaces]]\nname = \"a/b\"\nqueues = [{ id = 0, core = 0 }]"),
+        "datapath.af_xdp.interfaces[0].name",
+        "interface name",
+    );
     assert_problem(
         &default_with("[[datapath.af_xdp.interfaces]]\nname = \"e\"\nqueues = [{ id = 0, core = 0 }]\n[[datapath.af_xdp.interfaces]]\nname = \"e\"\nqueues = [{ id = 0, core = 1 }]"),
         "datapath.af_xdp.interfaces[1].name",
@@ -204,52 +227,128 @@ fn queue_rules() {
 
 #[test]
 fn af_xdp_needs_interfaces() {
-    assert_problem(&default_with("[datapath]\nbackend = \"af_xdp\""), "datapath.af_xdp.interfaces", "at least one interface");
+    assert_problem(
+        &default_with("[datapath]\nbackend = \"af_xdp\""),
+        "datapath.af_xdp.interfaces",
+        "at least one interface",
+    );
 }
 
 #[test]
 fn ring_sizes_power_of_two() {
-    assert_problem(&default_with("[datapath.ring]\ncommands = 1000"), "datapath.ring.commands", "must be a power of two, got 1000");
+    assert_problem(
+        &default_with("[datapath.ring]\ncommands = 1000"),
+        "datapath.ring.commands",
+        "must be a power of two, got 1000",
+    );
     assert_problem(&default_with("[datapath.ring]\nevents = 4"), "datapath.ring.events", "between");
-    assert_problem(&default_with("[datapath.af_xdp]\nring_size = 1000"), "datapath.af_xdp.ring_size", "must be a power of two, got 1000");
-    assert_problem(&default_with("[datapath.af_xdp]\nframe_count = 3000"), "datapath.af_xdp.frame_count", "power of two");
-    assert_problem(&default_with("[datapath.af_xdp]\nframe_count = 1024\nring_size = 1024"), "datapath.af_xdp.frame_count", "2 x ring_size");
+    assert_problem(
+        &default_with("[datapath.af_xdp]\nring_size = 1000"),
+        "datapath.af_xdp.ring_size",
+        "must be a power of two, got 1000",
+    );
+    assert_problem(
+        &default_with("[datapath.af_xdp]\nframe_count = 3000"),
+        "datapath.af_xdp.frame_count",
+        "power of two",
+    );
+    assert_problem(
+        &default_with("[datapath.af_xdp]\nframe_count = 1024\nring_size = 1024"),
+        "datapath.af_xdp.frame_count",
+        "2 x ring_size",
+    );
     assert_problem(&default_with("[datapath.af_xdp]\nframe_size = 1500"), "datapath.af_xdp.frame_size", "2048 or 4096");
 }
 
 #[test]
 fn max_sessions_vs_ports() {
     assert_problem(&default_with("[datapath]\nmax_sessions = 0"), "datapath.max_sessions", "at least 1");
-    assert_problem(&default_with("[media]\nport_min = 10000\nport_max = 10999\n[datapath]\nmax_sessions = 1000"), "datapath.max_sessions", "need 4000 ports");
+    assert_problem(
+        &default_with("[media]\nport_min = 10000\nport_max = 10999\n[datapath]\nmax_sessions = 1000"),
+        "datapath.max_sessions",
+        "need 4000 ports",
+    );
 }
 
 #[test]
 fn trunk_rules() {
-    assert_problem(&format!("{MINIMAL}\n[[trunk]]\nname = \"pbx\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]"), "trunk[2].name", "defined twice");
-    assert_problem("[[trunk]]\nname = \"a b\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]", "trunk[0].name", "[A-Za-z0-9._-]");
+    assert_problem(
+        &format!("{MINIMAL}\n[[trunk]]\nname = \"pbx\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]"),
+        "trunk[2].name",
+        "defined twice",
+    );
+    assert_problem(
+        "[[trunk]]\nname = \"a b\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]",
+        "trunk[0].name",
+        "[A-Za-z0-9._-]",
+    );
     assert_problem("[[trunk]]\nname = \"x\"\nrole = \"carrier\"", "trunk[0].acl", "needs an acl");
-    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"PCMA\", \"AMR\"]", "trunk[0].codecs[1]", "unknown codec \"AMR\"");
-    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"PCMA\", \"pcma\"]", "trunk[0].codecs[1]", "twice");
-    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = []", "trunk[0].codecs", "at least one codec");
-    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"telephone-event\"]", "trunk[0].codecs", "audio codec");
-    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nsrtp_suites = [\"F8_128\"]", "trunk[0].srtp_suites[0]", "unknown SRTP suite");
-    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nsrtp = \"mandatory\"\nsrtp_suites = []", "trunk[0].srtp_suites", "needs at least one suite");
-    assert_problem("[[trunk]]\nname = \"x\"\nrole = \"carrier\"\ntargets = [{ addr = \"0.0.0.0:5060\" }]", "trunk[0].targets[0].addr", "reachable");
+    assert_problem(
+        "[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"PCMA\", \"AMR\"]",
+        "trunk[0].codecs[1]",
+        "unknown codec \"AMR\"",
+    );
+    assert_problem(
+        "[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"PCMA\", \"pcma\"]",
+        "trunk[0].codecs[1]",
+        "twice",
+    );
+    assert_problem(
+        "[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = []",
+        "trunk[0].codecs",
+        "at least one codec",
+    );
+    assert_problem(
+        "[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"telephone-event\"]",
+        "trunk[0].codecs",
+        "audio codec",
+    );
+    assert_problem(
+        "[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nsrtp_suites = [\"F8_128\"]",
+        "trunk[0].srtp_suites[0]",
+        "unknown SRTP suite",
+    );
+    assert_problem(
+        "[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nsrtp = \"mandatory\"\nsrtp_suites = []",
+        "trunk[0].srtp_suites",
+        "needs at least one suite",
+    );
+    assert_problem(
+        "[[trunk]]\nname = \"x\"\nrole = \"carrier\"\ntargets = [{ addr = \"0.0.0.0:5060\" }]",
+        "trunk[0].targets[0].addr",
+        "reachable",
+    );
 }
 
 #[test]
 fn bad_acl_is_a_parse_error_naming_the_value() {
-    let err = Config::parse("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/99\"]", "f").unwrap_err().to_string();
+    let err = Config::parse("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/99\"]", "f")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("acl"), "{err}");
 }
 
 #[test]
 fn route_rules() {
-    assert_problem(&default_with("[[route]]\nprefix = \"+44\"\ntrunk = \"nowhere\""), "route[0].trunk", "no trunk named \"nowhere\"");
+    assert_problem(
+        &default_with("[[route]]\nprefix = \"+44\"\ntrunk = \"nowhere\""),
+        "route[0].trunk",
+        "no trunk named \"nowhere\"",
+    );
     assert_problem(&default_with("[[route]]\nprefix = \"+44\"\ntrunk = \"pbx\""), "route[0].trunk", "no targets");
     assert_problem(&default_with("[[route]]\nprefix = \"44x\"\ntrunk = \"carrier\""), "route[0].prefix", "digits");
-    assert_problem(&default_with("[[route]]\nprefix = \"+44\"\nfrom_trunk = \"ghost\"\ntrunk = \"carrier\""), "route[0].from_trunk", "no trunk named");
-    assert_problem(&default_with("[[route]]\nprefix = \"+44\"\ntrunk = \"carrier\"\n[[route]]\nprefix = \"+44\"\ntrunk = \"carrier\""), "route[1].prefix", "routed twice");
+    assert_problem(
+        &default_with("[[route]]\nprefix = \"+44\"\nfrom_trunk = \"ghost\"\ntrunk = \"carrier\""),
+        "route[0].from_trunk",
+        "no trunk named",
+    );
+    assert_problem(
+        &default_with(
+            "[[route]]\nprefix = \"+44\"\ntrunk = \"carrier\"\n[[route]]\nprefix = \"+44\"\ntrunk = \"carrier\"",
+        ),
+        "route[1].prefix",
+        "routed twice",
+    );
 }
 
 #[test]
@@ -270,8 +369,202 @@ fn load_reports_file_name_and_all_problems() {
         other => panic!("expected Invalid, got {other}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("bad.toml") && msg.contains("datapath.ring.commands") && msg.contains("datapath.ring.events"), "{msg}");
+    assert!(
+        msg.contains("bad.toml") && msg.contains("datapath.ring.commands") && msg.contains("datapath.ring.events"),
+        "{msg}"
+    );
     let missing = Config::load(&dir.join("nope.toml")).unwrap_err().to_string();
     assert!(missing.contains("nope.toml") && missing.contains("cannot read"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// --- accounts, DIDs, trunk policy keys, ACL overlap ---
+
+const ACCOUNTS: &str = r#"
+[[account]]
+name = "acme"
+dids = ["442071234567", "15551230000-15551239999", "1555120-1555129"]
+
+[[account]]
+name = "globex"
+dids = ["442071234568"]
+"#;
+
+#[test]
+fn accounts_with_disjoint_pools_are_valid() {
+    let text = format!("{MINIMAL}\n{ACCOUNTS}");
+    assert!(problems_of(&text).is_empty(), "{:#?}", problems_of(&text));
+    let cfg = Config::parse(&text, "t").unwrap();
+    assert_eq!(cfg.accounts.len(), 2);
+    assert_eq!(cfg.accounts[0].dids.len(), 3);
+    assert!(cfg.trunks.iter().all(|t| t.account.is_none()));
+    // Lengths differ, so a 7-digit range and an 11-digit number starting alike do not overlap.
+    assert!(problems_of(&format!(
+        "{MINIMAL}\n[[account]]\nname = \"a\"\ndids = [\"1555120-1555129\", \"15551200000\"]"
+    ))
+    .is_empty());
+}
+
+#[test]
+fn account_without_dids_and_empty_list() {
+    assert!(problems_of(&format!("{MINIMAL}\n[[account]]\nname = \"a\"")).is_empty());
+    assert!(problems_of("").is_empty());
+    assert!(Config::parse("", "t").unwrap().accounts.is_empty());
+}
+
+#[test]
+fn account_unknown_key_is_a_parse_error() {
+    let err = Config::parse("[[account]]\nname = \"a\"\nnumbers = []", "f.toml").unwrap_err().to_string();
+    assert!(err.contains("numbers"), "{err}");
+}
+
+#[test]
+fn account_names() {
+    assert_problem(&format!("{MINIMAL}\n[[account]]\nname = \"\""), "account[0].name", "must not be empty");
+    assert_problem(
+        &format!("{MINIMAL}\n[[account]]\nname = \"a\"\n[[account]]\nname = \"a\""),
+        "account[1].name",
+        "defined twice",
+    );
+}
+
+#[test]
+fn did_with_plus_prefix() {
+    assert_problem(
+        &format!("{MINIMAL}\n[[account]]\nname = \"a\"\ndids = [\"+442071234567\"]"),
+        "account[0].dids[0]",
+        "without + or 0/00 prefixes",
+    );
+}
+
+#[test]
+fn did_with_0_prefix() {
+    assert_problem(
+        &format!("{MINIMAL}\n[[account]]\nname = \"a\"\ndids = [\"1\", \"02071234567\"]"),
+        "account[0].dids[1]",
+        "starts with \"0\": DID pools hold national-significant E.164 digits without + or 0/00 prefixes",
+    );
+    // A range whose end carries the prefix.
+    assert_problem(
+        &format!("{MINIMAL}\n[[account]]\nname = \"a\"\ndids = [\"1555-0555\"]"),
+        "account[0].dids[0]",
+        "starts with \"0\"",
+    );
+}
+
+#[test]
+fn did_with_00_prefix() {
+    assert_problem(
+        &format!("{MINIMAL}\n[[account]]\nname = \"a\"\ndids = [\"00442071234567\"]"),
+        "account[0].dids[0]",
+        "starts with \"00\"",
+    );
+}
+
+#[test]
+fn did_syntax() {
+    let with = |d: &str| format!("{MINIMAL}\n[[account]]\nname = \"a\"\ndids = [\"{d}\"]");
+    assert_problem(&with("4420-71234567"), "account[0].dids[0]", "same number of digits");
+    assert_problem(&with("1555129-1555120"), "account[0].dids[0]", "above end");
+    assert_problem(&with("44 20"), "account[0].dids[0]", "digits only");
+    assert_problem(&with(""), "account[0].dids[0]", "must be a number");
+    assert_problem(&with("1234567890123456"), "account[0].dids[0]", "at most 15");
+}
+
+#[test]
+fn did_overlap_across_accounts() {
+    let text = format!(
+        "{MINIMAL}\n{ACCOUNTS}\n[[account]]\nname = \"initech\"\ndids = [\"1555123\", \"15551230000-15551230099\"]"
+    );
+    assert_problem(
+        &text,
+        "account[2].dids[0]",
+        "\"1555123\" overlaps account[0].dids[2] (\"1555120-1555129\", account \"acme\")",
+    );
+    assert_problem(
+        &text,
+        "account[2].dids[1]",
+        "overlaps account[0].dids[1] (\"15551230000-15551239999\", account \"acme\")",
+    );
+    // The globex number is not involved.
+    assert!(!problems_of(&text).iter().any(|p| p.starts_with("account[1]")), "{:#?}", problems_of(&text));
+}
+
+#[test]
+fn did_overlap_within_one_account() {
+    assert_problem(
+        &format!("{MINIMAL}\n[[account]]\nname = \"a\"\ndids = [\"1555120-1555129\", \"1555125-1555135\"]"),
+        "account[0].dids[1]",
+        "overlaps account[0].dids[0] (\"1555120-1555129\", account \"a\")",
+    );
+    assert_problem(
+        &format!("{MINIMAL}\n[[account]]\nname = \"a\"\ndids = [\"442071234567\", \"442071234567\"]"),
+        "account[0].dids[1]",
+        "overlaps account[0].dids[0]",
+    );
+}
+
+#[test]
+fn trunk_names_unknown_account() {
+    let text = format!(
+        "{ACCOUNTS}\n[[trunk]]\nname = \"pbx\"\nrole = \"customer\"\nacl = [\"127.0.0.0/8\"]\naccount = \"acme\"\n\
+         [[trunk]]\nname = \"pbx2\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\naccount = \"ghost\""
+    );
+    assert_problem(&text, "trunk[1].account", "no account named \"ghost\"");
+    assert!(!problems_of(&text).iter().any(|p| p.starts_with("trunk[0]")), "{:#?}", problems_of(&text));
+}
+
+#[test]
+fn route_to_deleted_trunk() {
+    // The route was written for a trunk "backup" that has since been removed from the file.
+    let text = default_with(
+        "[[route]]\nprefix = \"+49\"\nfrom_trunk = \"pbx\"\ntrunk = \"backup\"\n\
+         [[route]]\nprefix = \"+49\"\nfrom_trunk = \"backup\"\ntrunk = \"carrier\"",
+    );
+    assert_problem(&text, "route[0].trunk", "no trunk named \"backup\"");
+    assert_problem(&text, "route[1].from_trunk", "no trunk named \"backup\"");
+}
+
+#[test]
+fn trunk_kind_not_served() {
+    let t = |kind: &str| {
+        format!("{MINIMAL}\n[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nkind = \"{kind}\"")
+    };
+    assert_problem(&t("register"), "trunk[2].kind", "\"register\" is not served yet by this release (only \"ip\")");
+    assert_problem(&t("accept-register"), "trunk[2].kind", "\"accept-register\" is not served yet");
+    assert!(problems_of(&t("ip")).is_empty());
+    let err = Config::parse(&t("registered"), "f").unwrap_err().to_string();
+    assert!(err.contains("kind") || err.contains("registered"), "{err}");
+}
+
+#[test]
+fn trunk_auth_not_served() {
+    let t = |auth: &str| {
+        format!("{MINIMAL}\n[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nauth = \"{auth}\"")
+    };
+    assert_problem(&t("digest"), "trunk[2].auth", "\"digest\" is not served yet by this release (only \"acl\")");
+    assert_problem(&t("both"), "trunk[2].auth", "\"both\" is not served yet");
+    assert!(problems_of(&t("acl")).is_empty());
+}
+
+#[test]
+fn acl_overlap_across_trunks() {
+    let text = "[[trunk]]\nname = \"pbx\"\nrole = \"customer\"\nacl = [\"192.0.2.0/24\", \"10.1.0.0/16\"]\n\
+                [[trunk]]\nname = \"pbx2\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]";
+    assert_problem(text, "trunk[1].acl[0]", "10.0.0.0/8 overlaps trunk[0].acl[1] (10.1.0.0/16, trunk \"pbx\")");
+    // Same network twice, IPv6.
+    assert_problem(
+        "[[trunk]]\nname = \"a\"\nrole = \"customer\"\nacl = [\"2001:db8::/32\"]\n\
+         [[trunk]]\nname = \"b\"\nrole = \"customer\"\nacl = [\"2001:db8::/32\"]",
+        "trunk[1].acl[0]",
+        "overlaps trunk[0].acl[0] (2001:db8::/32, trunk \"a\")",
+    );
+}
+
+#[test]
+fn acl_without_overlap_is_fine() {
+    // Adjacent networks, other families, and nesting inside one trunk are not overlaps across trunks.
+    let text = "[[trunk]]\nname = \"a\"\nrole = \"customer\"\nacl = [\"10.0.0.0/9\", \"10.1.0.0/16\", \"::/0\"]\n\
+                [[trunk]]\nname = \"b\"\nrole = \"customer\"\nacl = [\"10.128.0.0/9\"]";
+    assert!(problems_of(text).is_empty(), "{:#?}", problems_of(text));
 }

@@ -11,9 +11,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use xtrunk_datapath::relay::{Relay, RelayConfig, Verdict};
 use xtrunk_datapath::wire::rtcp::{validate_compound, RtcpRepr, SdesChunk, SdesItem};
 use xtrunk_datapath::wire::rtp::{RtpPacket, RtpRepr, MAX_CSRC};
-use xtrunk_ring::msg::{
-    Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec,
-};
+use xtrunk_ring::msg::{Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec};
 
 fn map(list: &[(u8, Codec)]) -> PtMap {
     let mut m = PtMap::new();
@@ -24,19 +22,12 @@ fn map(list: &[(u8, Codec)]) -> PtMap {
 }
 
 fn relay_with(sessions: usize, m0: PtMap, m1: PtMap) -> Relay {
-    let mut r = Relay::new(RelayConfig {
-        port_min: 10000,
-        port_max: 60000,
-        max_sessions: sessions,
-    });
+    let mut r = Relay::new(RelayConfig { port_min: 10000, port_max: 60000, max_sessions: sessions });
     for i in 0..sessions {
         let p = 10000 + (i * 4) as u16;
         let leg = |port: u16, remote: u16, m: PtMap| LegSpec {
             local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-            remote: Some(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-                remote,
-            )),
+            remote: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), remote)),
             remote_rtcp_port: 0,
             rtcp_mux: false,
             latch: LatchPolicy::Once,
@@ -77,18 +68,8 @@ fn bench_relay(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for (name, m0, m1, pt) in [
         ("passthrough", PtMap::new(), PtMap::new(), 0u8),
-        (
-            "pt_rewrite",
-            map(&[(0, Codec::Pcmu)]),
-            map(&[(100, Codec::Pcmu)]),
-            0,
-        ),
-        (
-            "pcma_to_pcmu",
-            map(&[(8, Codec::Pcma)]),
-            map(&[(0, Codec::Pcmu)]),
-            8,
-        ),
+        ("pt_rewrite", map(&[(0, Codec::Pcmu)]), map(&[(100, Codec::Pcmu)]), 0),
+        ("pcma_to_pcmu", map(&[(8, Codec::Pcma)]), map(&[(0, Codec::Pcmu)]), 8),
     ] {
         let mut r = relay_with(10_000, m0, m1);
         let pkt = rtp(pt);
@@ -114,32 +95,15 @@ fn bench_relay(c: &mut Criterion) {
 fn bench_wire(c: &mut Criterion) {
     let pkt = rtp(0);
     let mut rtcp = vec![0u8; 256];
-    let items = [SdesItem {
-        kind: 1,
-        text: b"user@example.com",
-    }];
-    let mut n = RtcpRepr::ReceiverReport {
-        ssrc: 1,
-        reports: &[Default::default(); 2],
-    }
-    .emit(&mut rtcp)
-    .unwrap();
-    n += RtcpRepr::SourceDescription {
-        chunks: &[SdesChunk {
-            ssrc: 1,
-            items: &items,
-        }],
-    }
-    .emit(&mut rtcp[n..])
-    .unwrap();
+    let items = [SdesItem { kind: 1, text: b"user@example.com" }];
+    let mut n = RtcpRepr::ReceiverReport { ssrc: 1, reports: &[Default::default(); 2] }.emit(&mut rtcp).unwrap();
+    n += RtcpRepr::SourceDescription { chunks: &[SdesChunk { ssrc: 1, items: &items }] }.emit(&mut rtcp[n..]).unwrap();
     let mut g = c.benchmark_group("wire");
     g.throughput(Throughput::Elements(1));
     g.bench_function("rtp_new_checked", |b| {
         b.iter(|| RtpPacket::new_checked(black_box(&pkt[..172])).map(|p| p.sequence_number()))
     });
-    g.bench_function("rtcp_validate_compound", |b| {
-        b.iter(|| validate_compound(black_box(&rtcp[..n]), true))
-    });
+    g.bench_function("rtcp_validate_compound", |b| b.iter(|| validate_compound(black_box(&rtcp[..n]), true)));
     g.finish();
 }
 

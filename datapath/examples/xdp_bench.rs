@@ -178,7 +178,8 @@ fn socket_relay(ns: &str, stop: Arc<AtomicBool>, ready: mpsc::Sender<()>, busy: 
         let mut msgs: Vec<libc::mmsghdr> = (0..B).map(|_| unsafe { std::mem::zeroed() }).collect();
         // SAFETY: as above.
         let mut out: Vec<libc::mmsghdr> = (0..B).map(|_| unsafe { std::mem::zeroed() }).collect();
-        let mut out_iov: Vec<libc::iovec> = (0..B).map(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }).collect();
+        let mut out_iov: Vec<libc::iovec> =
+            (0..B).map(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }).collect();
         // SAFETY: as above.
         let mut out_names: Vec<libc::sockaddr_in> = (0..B).map(|_| unsafe { std::mem::zeroed() }).collect();
         let epoch = Instant::now();
@@ -194,7 +195,13 @@ fn socket_relay(ns: &str, stop: Arc<AtomicBool>, ready: mpsc::Sender<()>, busy: 
                 }
                 // SAFETY: msgs point at live iovecs/buffers/names of the stated sizes.
                 let n = unsafe {
-                    libc::recvmmsg(socks[si].as_raw_fd(), msgs.as_mut_ptr(), B as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                    libc::recvmmsg(
+                        socks[si].as_raw_fd(),
+                        msgs.as_mut_ptr(),
+                        B as u32,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null_mut(),
+                    )
                 };
                 if n <= 0 {
                     continue;
@@ -207,7 +214,9 @@ fn socket_relay(ns: &str, stop: Arc<AtomicBool>, ready: mpsc::Sender<()>, busy: 
                 for i in 0..n as usize {
                     let len = msgs[i].msg_len as usize;
                     let src = sockaddr_v4(&names[i]);
-                    if let Verdict::Forward { len, from, to } = relay.handle_packet(now, ports[si], src, &mut bufs[i], len) {
+                    if let Verdict::Forward { len, from, to } =
+                        relay.handle_packet(now, ports[si], src, &mut bufs[i], len)
+                    {
                         let o = usize::from(from.port() != ports[0]);
                         out_names[i] = to_sockaddr(to);
                         out_iov[i] = libc::iovec { iov_base: bufs[i].as_mut_ptr().cast(), iov_len: len };

@@ -3,14 +3,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use xtrunk_datapath::relay::{
-    g711, DropReason, ForwardRule, PortHooks, Relay, RelayConfig, Verdict,
-};
+use xtrunk_datapath::relay::{g711, DropReason, ForwardRule, PortHooks, Relay, RelayConfig, Verdict};
 use xtrunk_datapath::wire::rtcp::{RtcpRepr, SdesChunk, SdesItem};
 use xtrunk_datapath::wire::rtp::{RtpPacket, RtpRepr, MAX_CSRC};
 use xtrunk_ring::msg::{
-    Codec, Command, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId,
-    SessionSpec, SrtpKeys, SrtpSuite,
+    Codec, Command, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec,
+    SrtpKeys, SrtpSuite,
 };
 use xtrunk_srtp::{SrtpContext, Suite};
 
@@ -41,20 +39,11 @@ fn leg(port: u16, remote: Option<SocketAddr>, latch: LatchPolicy, map: PtMap) ->
 }
 
 fn spec(id: u64, a: LegSpec, b: LegSpec) -> SessionSpec {
-    SessionSpec {
-        id: SessionId(id),
-        legs: [a, b],
-        media_timeout_ms: 0,
-        allow_fast_path: true,
-    }
+    SessionSpec { id: SessionId(id), legs: [a, b], media_timeout_ms: 0, allow_fast_path: true }
 }
 
 fn relay() -> Relay {
-    Relay::new(RelayConfig {
-        port_min: 10000,
-        port_max: 10999,
-        max_sessions: 4,
-    })
+    Relay::new(RelayConfig { port_min: 10000, port_max: 10999, max_sessions: 4 })
 }
 
 fn apply(r: &mut Relay, now: u64, cmd: Command) -> Vec<Event> {
@@ -90,20 +79,10 @@ fn basic(r: &mut Relay, latch: LatchPolicy, maps: (PtMap, PtMap)) {
         leg(10000, Some(addr(PEER_A, 4000)), latch, maps.0),
         leg(10002, Some(addr(PEER_B, 6000)), latch, maps.1),
     );
-    assert_eq!(
-        apply(r, 0, Command::Create(s)),
-        vec![Event::Created(SessionId(1))]
-    );
+    assert_eq!(apply(r, 0, Command::Create(s)), vec![Event::Created(SessionId(1))]);
 }
 
-fn send(
-    r: &mut Relay,
-    now: u64,
-    port: u16,
-    src: SocketAddr,
-    mut pkt: Vec<u8>,
-    len: usize,
-) -> (Verdict, Vec<u8>) {
+fn send(r: &mut Relay, now: u64, port: u16, src: SocketAddr, mut pkt: Vec<u8>, len: usize) -> (Verdict, Vec<u8>) {
     let v = r.handle_packet(now, port, src, &mut pkt, len);
     (v, pkt)
 }
@@ -112,98 +91,38 @@ fn send(
 fn create_refusals_name_the_port() {
     let mut r = relay();
     let none = PtMap::new();
-    let mk = |id, p0, p1| {
-        spec(
-            id,
-            leg(p0, None, LatchPolicy::Once, none),
-            leg(p1, None, LatchPolicy::Once, none),
-        )
-    };
-    let err = |id, code, port| {
-        vec![Event::Error {
-            id: SessionId(id),
-            code,
-            port,
-        }]
-    };
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(mk(1, 9998, 10000))),
-        err(1, ErrorCode::PortOutOfRange, 9998)
-    );
+    let mk = |id, p0, p1| spec(id, leg(p0, None, LatchPolicy::Once, none), leg(p1, None, LatchPolicy::Once, none));
+    let err = |id, code, port| vec![Event::Error { id: SessionId(id), code, port }];
+    assert_eq!(apply(&mut r, 0, Command::Create(mk(1, 9998, 10000))), err(1, ErrorCode::PortOutOfRange, 9998));
     // RTCP port 10999+1 is out of range even though the RTP port is not... 10998 RTCP = 10999 ok.
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(mk(1, 10000, 11000))),
-        err(1, ErrorCode::PortOutOfRange, 11000)
-    );
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(mk(1, 10001, 10004))),
-        err(1, ErrorCode::InvalidSpec, 10001)
-    );
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(mk(1, 10000, 10002))),
-        vec![Event::Created(SessionId(1))]
-    );
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(mk(1, 10010, 10012))),
-        err(1, ErrorCode::DuplicateSession, 0)
-    );
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(mk(2, 10004, 10002))),
-        err(2, ErrorCode::PortInUse, 10002)
-    );
+    assert_eq!(apply(&mut r, 0, Command::Create(mk(1, 10000, 11000))), err(1, ErrorCode::PortOutOfRange, 11000));
+    assert_eq!(apply(&mut r, 0, Command::Create(mk(1, 10001, 10004))), err(1, ErrorCode::InvalidSpec, 10001));
+    assert_eq!(apply(&mut r, 0, Command::Create(mk(1, 10000, 10002))), vec![Event::Created(SessionId(1))]);
+    assert_eq!(apply(&mut r, 0, Command::Create(mk(1, 10010, 10012))), err(1, ErrorCode::DuplicateSession, 0));
+    assert_eq!(apply(&mut r, 0, Command::Create(mk(2, 10004, 10002))), err(2, ErrorCode::PortInUse, 10002));
     // The RTCP port of 10000 (10001) is in use too: a leg on 10000 with mux would still clash on 10000.
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(mk(2, 10004, 10004))),
-        err(2, ErrorCode::InvalidSpec, 10004)
-    );
+    assert_eq!(apply(&mut r, 0, Command::Create(mk(2, 10004, 10004))), err(2, ErrorCode::InvalidSpec, 10004));
     // Nothing of the refused commands stuck.
     let mut ports: Vec<u16> = r.local_ports().collect();
     ports.sort();
     assert_eq!(ports, vec![10000, 10001, 10002, 10003]);
     // Capacity: 4 slots.
     for (i, p) in [(2u64, 10100u16), (3, 10200), (4, 10300)] {
-        assert_eq!(
-            apply(&mut r, 0, Command::Create(mk(i, p, p + 2))),
-            vec![Event::Created(SessionId(i))]
-        );
+        assert_eq!(apply(&mut r, 0, Command::Create(mk(i, p, p + 2))), vec![Event::Created(SessionId(i))]);
     }
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(mk(5, 10400, 10402))),
-        err(5, ErrorCode::CapacityExhausted, 0)
-    );
+    assert_eq!(apply(&mut r, 0, Command::Create(mk(5, 10400, 10402))), err(5, ErrorCode::CapacityExhausted, 0));
     // Update may not move local ports; unknown sessions are reported.
-    assert_eq!(
-        apply(&mut r, 0, Command::Update(mk(1, 10000, 10006))),
-        err(1, ErrorCode::InvalidSpec, 10006)
-    );
-    assert_eq!(
-        apply(&mut r, 0, Command::Update(mk(9, 10500, 10502))),
-        err(9, ErrorCode::UnknownSession, 0)
-    );
-    assert_eq!(
-        apply(&mut r, 0, Command::Delete(SessionId(9))),
-        err(9, ErrorCode::UnknownSession, 0)
-    );
+    assert_eq!(apply(&mut r, 0, Command::Update(mk(1, 10000, 10006))), err(1, ErrorCode::InvalidSpec, 10006));
+    assert_eq!(apply(&mut r, 0, Command::Update(mk(9, 10500, 10502))), err(9, ErrorCode::UnknownSession, 0));
+    assert_eq!(apply(&mut r, 0, Command::Delete(SessionId(9))), err(9, ErrorCode::UnknownSession, 0));
     // Dump lists all four then DumpDone.
     let ev = apply(&mut r, 0, Command::Dump { token: 77 });
     assert_eq!(ev.len(), 5);
     assert!(ev[..4].iter().all(|e| matches!(e, Event::Session(_))));
-    assert_eq!(
-        ev[4],
-        Event::DumpDone {
-            token: 77,
-            count: 4
-        }
-    );
+    assert_eq!(ev[4], Event::DumpDone { token: 77, count: 4 });
     // Delete frees ports and the slot.
-    assert!(matches!(
-        apply(&mut r, 0, Command::Delete(SessionId(1)))[..],
-        [Event::Deleted { .. }]
-    ));
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(mk(5, 10000, 10002))),
-        vec![Event::Created(SessionId(5))]
-    );
+    assert!(matches!(apply(&mut r, 0, Command::Delete(SessionId(1)))[..], [Event::Deleted { .. }]));
+    assert_eq!(apply(&mut r, 0, Command::Create(mk(5, 10000, 10002))), vec![Event::Created(SessionId(5))]);
 }
 
 #[test]
@@ -223,32 +142,15 @@ fn update_toggles_rtcp_port_through_hooks() {
     }
     let mut r = relay();
     let mut hooks = Log(vec![], Some(10003));
-    let mut s = spec(
-        1,
-        leg(10000, None, LatchPolicy::Once, PtMap::new()),
-        leg(10002, None, LatchPolicy::Once, PtMap::new()),
-    );
+    let mut s =
+        spec(1, leg(10000, None, LatchPolicy::Once, PtMap::new()), leg(10002, None, LatchPolicy::Once, PtMap::new()));
     let mut ev = vec![];
     r.apply_with(0, &Command::Create(s), &mut hooks, &mut |e| ev.push(e));
     // Binding 10003 failed: the ports opened before it are closed again, error names 10003.
-    assert_eq!(
-        ev,
-        vec![Event::Error {
-            id: SessionId(1),
-            code: ErrorCode::BindFailed,
-            port: 10003
-        }]
-    );
+    assert_eq!(ev, vec![Event::Error { id: SessionId(1), code: ErrorCode::BindFailed, port: 10003 }]);
     assert_eq!(
         hooks.0,
-        vec![
-            (true, 10000),
-            (true, 10001),
-            (true, 10002),
-            (false, 10000),
-            (false, 10001),
-            (false, 10002)
-        ]
+        vec![(true, 10000), (true, 10001), (true, 10002), (false, 10000), (false, 10001), (false, 10002)]
     );
     hooks = Log(vec![], None);
     ev.clear();
@@ -278,50 +180,17 @@ fn forwards_both_ways_with_other_leg_addresses() {
     let p = rtp(0, 1, 160, 0x1111, &[0x55; 160]);
     let len = p.len() - 64;
     let (v, out) = send(&mut r, 10, 10000, addr(PEER_A, 4000), p.clone(), len);
-    assert_eq!(
-        v,
-        Verdict::Forward {
-            len,
-            from: SocketAddr::new(RELAY_IP, 10002),
-            to: addr(PEER_B, 6000)
-        }
-    );
-    assert_eq!(
-        &out[..len],
-        &p[..len],
-        "pass-through leaves the packet untouched (SSRC included)"
-    );
+    assert_eq!(v, Verdict::Forward { len, from: SocketAddr::new(RELAY_IP, 10002), to: addr(PEER_B, 6000) });
+    assert_eq!(&out[..len], &p[..len], "pass-through leaves the packet untouched (SSRC included)");
     let (v, _) = send(&mut r, 10, 10002, addr(PEER_B, 6000), p.clone(), len);
-    assert_eq!(
-        v,
-        Verdict::Forward {
-            len,
-            from: SocketAddr::new(RELAY_IP, 10000),
-            to: addr(PEER_A, 4000)
-        }
-    );
+    assert_eq!(v, Verdict::Forward { len, from: SocketAddr::new(RELAY_IP, 10000), to: addr(PEER_A, 4000) });
     // RTCP on the RTCP port goes to the other leg's RTCP port, from our RTCP port.
     let mut c = vec![0u8; 128];
-    let n = RtcpRepr::ReceiverReport {
-        ssrc: 5,
-        reports: &[],
-    }
-    .emit(&mut c)
-    .unwrap();
+    let n = RtcpRepr::ReceiverReport { ssrc: 5, reports: &[] }.emit(&mut c).unwrap();
     let (v, _) = send(&mut r, 10, 10001, addr(PEER_A, 4001), c.clone(), n);
-    assert_eq!(
-        v,
-        Verdict::Forward {
-            len: n,
-            from: SocketAddr::new(RELAY_IP, 10003),
-            to: addr(PEER_B, 6001)
-        }
-    );
+    assert_eq!(v, Verdict::Forward { len: n, from: SocketAddr::new(RELAY_IP, 10003), to: addr(PEER_B, 6001) });
     let st = r.session_stats(SessionId(1)).unwrap();
-    assert_eq!(
-        (st[0].packets, st[0].rtcp_packets, st[1].packets),
-        (1, 1, 1)
-    );
+    assert_eq!((st[0].packets, st[0].rtcp_packets, st[1].packets), (1, 1, 1));
     // RTCP arriving on the RTP port of a non-mux leg is refused.
     let (v, _) = send(&mut r, 10, 10000, addr(PEER_A, 4000), c, n);
     assert_eq!(v, Verdict::Drop(DropReason::RtcpNotMuxed));
@@ -332,63 +201,24 @@ fn rtcp_mux_demultiplexes_on_the_rtp_port() {
     let mut r = relay();
     let mut s = spec(
         1,
-        leg(
-            10000,
-            Some(addr(PEER_A, 4000)),
-            LatchPolicy::Once,
-            PtMap::new(),
-        ),
-        leg(
-            10002,
-            Some(addr(PEER_B, 6000)),
-            LatchPolicy::Once,
-            PtMap::new(),
-        ),
+        leg(10000, Some(addr(PEER_A, 4000)), LatchPolicy::Once, PtMap::new()),
+        leg(10002, Some(addr(PEER_B, 6000)), LatchPolicy::Once, PtMap::new()),
     );
     s.legs[0].rtcp_mux = true;
     s.legs[1].rtcp_mux = false;
     s.legs[1].remote_rtcp_port = 7777;
     apply(&mut r, 0, Command::Create(s));
     let mut c = vec![0u8; 128];
-    let items = [SdesItem {
-        kind: 1,
-        text: b"x",
-    }];
-    let n = RtcpRepr::SenderReport {
-        ssrc: 5,
-        info: Default::default(),
-        reports: &[],
-    }
-    .emit(&mut c)
-    .unwrap();
-    let n = n + RtcpRepr::SourceDescription {
-        chunks: &[SdesChunk {
-            ssrc: 5,
-            items: &items,
-        }],
-    }
-    .emit(&mut c[n..])
-    .unwrap();
+    let items = [SdesItem { kind: 1, text: b"x" }];
+    let n = RtcpRepr::SenderReport { ssrc: 5, info: Default::default(), reports: &[] }.emit(&mut c).unwrap();
+    let n =
+        n + RtcpRepr::SourceDescription { chunks: &[SdesChunk { ssrc: 5, items: &items }] }.emit(&mut c[n..]).unwrap();
     // PT 200 on the muxed RTP port is RTCP: to leg 1's a=rtcp port.
     let (v, _) = send(&mut r, 1, 10000, addr(PEER_A, 4000), c.clone(), n);
-    assert_eq!(
-        v,
-        Verdict::Forward {
-            len: n,
-            from: SocketAddr::new(RELAY_IP, 10003),
-            to: addr(PEER_B, 7777)
-        }
-    );
+    assert_eq!(v, Verdict::Forward { len: n, from: SocketAddr::new(RELAY_IP, 10003), to: addr(PEER_B, 7777) });
     // And back: RTCP from leg 1's RTCP port goes to leg 0's (muxed) RTP address.
     let (v, _) = send(&mut r, 1, 10003, addr(PEER_B, 7777), c, n);
-    assert_eq!(
-        v,
-        Verdict::Forward {
-            len: n,
-            from: SocketAddr::new(RELAY_IP, 10000),
-            to: addr(PEER_A, 4000)
-        }
-    );
+    assert_eq!(v, Verdict::Forward { len: n, from: SocketAddr::new(RELAY_IP, 10000), to: addr(PEER_A, 4000) });
     assert_eq!(r.session_stats(SessionId(1)).unwrap()[0].rtcp_packets, 1);
     assert_eq!(r.session_stats(SessionId(1)).unwrap()[0].packets, 0);
 }
@@ -409,20 +239,10 @@ fn latching_once_follow_strict() {
     // Once: latch to the first source (NAT port), keep it when the source moves again.
     let mut r = relay();
     basic(&mut r, LatchPolicy::Once, (PtMap::new(), PtMap::new()));
-    assert_eq!(
-        dest_of_b_to_a(&mut r),
-        sdp_a,
-        "before any packet: the SDP address"
-    );
-    assert!(matches!(
-        send(&mut r, 0, 10000, nat_a, p.clone(), len).0,
-        Verdict::Forward { .. }
-    ));
+    assert_eq!(dest_of_b_to_a(&mut r), sdp_a, "before any packet: the SDP address");
+    assert!(matches!(send(&mut r, 0, 10000, nat_a, p.clone(), len).0, Verdict::Forward { .. }));
     assert_eq!(dest_of_b_to_a(&mut r), nat_a);
-    assert!(matches!(
-        send(&mut r, 0, 10000, nat_a2, p.clone(), len).0,
-        Verdict::Forward { .. }
-    ));
+    assert!(matches!(send(&mut r, 0, 10000, nat_a2, p.clone(), len).0, Verdict::Forward { .. }));
     assert_eq!(dest_of_b_to_a(&mut r), nat_a, "Once keeps the first latch");
 
     // Follow: always the most recent source.
@@ -436,18 +256,9 @@ fn latching_once_follow_strict() {
     // Strict: only the SDP address is accepted; others dropped and counted.
     let mut r = relay();
     basic(&mut r, LatchPolicy::Strict, (PtMap::new(), PtMap::new()));
-    assert_eq!(
-        send(&mut r, 0, 10000, nat_a, p.clone(), len).0,
-        Verdict::Drop(DropReason::SourceMismatch)
-    );
-    assert_eq!(
-        send(&mut r, 0, 10000, nat_a2, p.clone(), len).0,
-        Verdict::Drop(DropReason::SourceMismatch)
-    );
-    assert!(matches!(
-        send(&mut r, 0, 10000, sdp_a, p.clone(), len).0,
-        Verdict::Forward { .. }
-    ));
+    assert_eq!(send(&mut r, 0, 10000, nat_a, p.clone(), len).0, Verdict::Drop(DropReason::SourceMismatch));
+    assert_eq!(send(&mut r, 0, 10000, nat_a2, p.clone(), len).0, Verdict::Drop(DropReason::SourceMismatch));
+    assert!(matches!(send(&mut r, 0, 10000, sdp_a, p.clone(), len).0, Verdict::Forward { .. }));
     assert_eq!(dest_of_b_to_a(&mut r), sdp_a);
     assert_eq!(r.counters().get(DropReason::SourceMismatch), 2);
     let st = r.session_stats(SessionId(1)).unwrap();
@@ -461,10 +272,7 @@ fn latching_once_follow_strict() {
         leg(10002, Some(peer_b), LatchPolicy::Once, PtMap::new()),
     );
     apply(&mut r, 0, Command::Create(s));
-    assert_eq!(
-        send(&mut r, 0, 10002, peer_b, p.clone(), len).0,
-        Verdict::Drop(DropReason::NoDestination)
-    );
+    assert_eq!(send(&mut r, 0, 10002, peer_b, p.clone(), len).0, Verdict::Drop(DropReason::NoDestination));
     send(&mut r, 0, 10000, nat_a, p.clone(), len);
     assert_eq!(dest_of_b_to_a(&mut r), nat_a);
     assert_eq!(r.leg_destination(SessionId(1), 0), Some(nat_a));
@@ -475,11 +283,7 @@ fn payload_type_mapping_and_g711_conversion() {
     let mut r = relay();
     // Leg 0: PCMA 8, telephone-event 101. Leg 1: PCMU 0, telephone-event 96, G729 18.
     let m0 = pts(&[(8, Codec::Pcma), (101, Codec::TelephoneEvent)]);
-    let m1 = pts(&[
-        (0, Codec::Pcmu),
-        (96, Codec::TelephoneEvent),
-        (18, Codec::G729),
-    ]);
+    let m1 = pts(&[(0, Codec::Pcmu), (96, Codec::TelephoneEvent), (18, Codec::G729)]);
     basic(&mut r, LatchPolicy::Once, (m0, m1));
     let a = addr(PEER_A, 4000);
     let b = addr(PEER_B, 6000);
@@ -499,11 +303,7 @@ fn payload_type_mapping_and_g711_conversion() {
     let (_, out) = send(&mut r, 0, 10002, b, p, len);
     let o = RtpPacket::new_checked(&out[..len]).unwrap();
     assert_eq!(o.payload_type(), 8);
-    assert!(o
-        .payload()
-        .iter()
-        .enumerate()
-        .all(|(i, &x)| x == g711::ULAW_TO_ALAW[i]));
+    assert!(o.payload().iter().enumerate().all(|(i, &x)| x == g711::ULAW_TO_ALAW[i]));
     // DTMF: PT 101 → 96, payload untouched.
     let ev = [5u8, 0x8a, 0x03, 0x20];
     let p = rtp(101, 2, 0, 0xabc, &ev);
@@ -514,21 +314,12 @@ fn payload_type_mapping_and_g711_conversion() {
     // Truncated DTMF payload.
     let p = rtp(101, 3, 0, 0xabc, &ev[..3]);
     let l = p.len() - 64;
-    assert_eq!(
-        send(&mut r, 0, 10000, a, p, l).0,
-        Verdict::Drop(DropReason::MalformedDtmf)
-    );
+    assert_eq!(send(&mut r, 0, 10000, a, p, l).0, Verdict::Drop(DropReason::MalformedDtmf));
     // Unmapped PT on leg 0, and a codec (G.729) the other leg lacks.
     let p = rtp(9, 4, 0, 0xabc, &[0; 10]);
-    assert_eq!(
-        send(&mut r, 0, 10000, a, p, 22).0,
-        Verdict::Drop(DropReason::UnmappedPayloadType)
-    );
+    assert_eq!(send(&mut r, 0, 10000, a, p, 22).0, Verdict::Drop(DropReason::UnmappedPayloadType));
     let p = rtp(18, 4, 0, 0xdef, &[0; 10]);
-    assert_eq!(
-        send(&mut r, 0, 10002, b, p, 22).0,
-        Verdict::Drop(DropReason::UnmappedPayloadType)
-    );
+    assert_eq!(send(&mut r, 0, 10002, b, p, 22).0, Verdict::Drop(DropReason::UnmappedPayloadType));
     assert_eq!(r.counters().get(DropReason::UnmappedPayloadType), 2);
 }
 
@@ -538,20 +329,14 @@ fn same_codec_different_pt_is_rewritten() {
     basic(
         &mut r,
         LatchPolicy::Once,
-        (
-            pts(&[(0, Codec::Pcmu)]),
-            pts(&[(0, Codec::Pcmu), (101, Codec::TelephoneEvent)]),
-        ),
+        (pts(&[(0, Codec::Pcmu)]), pts(&[(0, Codec::Pcmu), (101, Codec::TelephoneEvent)])),
     );
     let p = rtp(0, 1, 0, 1, &[7; 160]);
     let (_, out) = send(&mut r, 0, 10000, addr(PEER_A, 4000), p.clone(), 172);
     assert_eq!(&out[..172], &p[..172]);
     // Leg 0 did not negotiate telephone-event: leg 1's DTMF has nowhere to go.
     let p = rtp(101, 1, 0, 1, &[1, 2, 3, 4]);
-    assert_eq!(
-        send(&mut r, 0, 10002, addr(PEER_B, 6000), p, 16).0,
-        Verdict::Drop(DropReason::UnmappedPayloadType)
-    );
+    assert_eq!(send(&mut r, 0, 10002, addr(PEER_B, 6000), p, 16).0, Verdict::Drop(DropReason::UnmappedPayloadType));
 }
 
 /// RFC 3550 A.8 reference (integer form) over (arrival in timestamp units, RTP timestamp).
@@ -613,18 +398,8 @@ fn media_timeout_on_simulated_time() {
     let mut r = relay();
     let mut s = spec(
         1,
-        leg(
-            10000,
-            Some(addr(PEER_A, 4000)),
-            LatchPolicy::Once,
-            PtMap::new(),
-        ),
-        leg(
-            10002,
-            Some(addr(PEER_B, 6000)),
-            LatchPolicy::Once,
-            PtMap::new(),
-        ),
+        leg(10000, Some(addr(PEER_A, 4000)), LatchPolicy::Once, PtMap::new()),
+        leg(10002, Some(addr(PEER_B, 6000)), LatchPolicy::Once, PtMap::new()),
     );
     s.media_timeout_ms = 1000;
     apply(&mut r, 100, Command::Create(s));
@@ -637,13 +412,7 @@ fn media_timeout_on_simulated_time() {
     assert_eq!(r.poll_timeouts(1100, &mut |e| ev.push(e)), Some(1600));
     assert!(ev.is_empty());
     assert_eq!(r.poll_timeouts(1650, &mut |e| ev.push(e)), None);
-    assert_eq!(
-        ev,
-        vec![Event::MediaTimeout {
-            id: SessionId(1),
-            idle_ms: 1050
-        }]
-    );
+    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1050 }]);
     // Once per idle period.
     ev.clear();
     r.poll_timeouts(9000, &mut |e| ev.push(e));
@@ -653,13 +422,7 @@ fn media_timeout_on_simulated_time() {
     assert_eq!(r.session_stats(SessionId(1)).unwrap()[1].packets, 3);
     assert_eq!(r.poll_timeouts(10_999, &mut |e| ev.push(e)), Some(11_000));
     r.poll_timeouts(11_000, &mut |e| ev.push(e));
-    assert_eq!(
-        ev,
-        vec![Event::MediaTimeout {
-            id: SessionId(1),
-            idle_ms: 1000
-        }]
-    );
+    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1000 }]);
     // A deleted session never times out.
     ev.clear();
     r.handle_packet(12_000, 10000, addr(PEER_A, 4000), &mut p.clone(), 22);
@@ -671,11 +434,7 @@ fn media_timeout_on_simulated_time() {
 #[test]
 fn bad_input_is_dropped_and_counted() {
     let mut r = relay();
-    basic(
-        &mut r,
-        LatchPolicy::Once,
-        (pts(&[(0, Codec::Pcmu)]), pts(&[(0, Codec::Pcmu)])),
-    );
+    basic(&mut r, LatchPolicy::Once, (pts(&[(0, Codec::Pcmu)]), pts(&[(0, Codec::Pcmu)])));
     let a = addr(PEER_A, 4000);
     let good = rtp(0, 1, 0, 1, &[0; 160]);
     let mut cases: Vec<(Vec<u8>, usize, u16, DropReason)> = vec![
@@ -713,67 +472,31 @@ fn bad_input_is_dropped_and_counted() {
             10000,
             DropReason::MalformedRtp,
         ), // padding > payload
-        (
-            vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42],
-            8,
-            10000,
-            DropReason::Foreign,
-        ), // STUN
-        (
-            b"GET / HTTP/1.1\r\n".to_vec(),
-            16,
-            10000,
-            DropReason::Foreign,
-        ),
+        (vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42], 8, 10000, DropReason::Foreign), // STUN
+        (b"GET / HTTP/1.1\r\n".to_vec(), 16, 10000, DropReason::Foreign),
         (vec![0x16, 0xfe, 0xfd, 0, 0], 5, 10000, DropReason::Foreign), // DTLS
         (vec![], 0, 10000, DropReason::BadLength),
         (good.clone(), good.len() + 1, 10000, DropReason::BadLength), // len past the buffer
-        (
-            vec![0x81, 201, 0, 7, 0, 0, 0, 1],
-            8,
-            10001,
-            DropReason::MalformedRtcp,
-        ), // RR length past end
-        (
-            vec![0x81, 201, 0, 1, 0, 0, 0, 1],
-            8,
-            10001,
-            DropReason::MalformedRtcp,
-        ), // RR 1 block, none
+        (vec![0x81, 201, 0, 7, 0, 0, 0, 1], 8, 10001, DropReason::MalformedRtcp), // RR length past end
+        (vec![0x81, 201, 0, 1, 0, 0, 0, 1], 8, 10001, DropReason::MalformedRtcp), // RR 1 block, none
         (good.clone(), 172, 10001, DropReason::MalformedRtcp),        // RTP on the RTCP port
-        (
-            vec![0x80, 202, 0, 1, 0, 0, 0, 1],
-            8,
-            10001,
-            DropReason::MalformedRtcp,
-        ), // SDES count 0, chunk present
+        (vec![0x80, 202, 0, 1, 0, 0, 0, 1], 8, 10001, DropReason::MalformedRtcp), // SDES count 0, chunk present
         (good.clone(), 172, 10500, DropReason::UnknownPort),
     ];
     let total = cases.len() as u64;
     for (pkt, len, port, why) in cases.iter_mut() {
         let v = r.handle_packet(0, *port, a, pkt, *len);
-        assert_eq!(
-            v,
-            Verdict::Drop(*why),
-            "packet {pkt:02x?} len {len} port {port}"
-        );
+        assert_eq!(v, Verdict::Drop(*why), "packet {pkt:02x?} len {len} port {port}");
     }
     assert_eq!(r.counters().total(), total);
     assert_eq!(r.counters().get(DropReason::MalformedRtp), 4);
     assert_eq!(r.counters().get(DropReason::MalformedRtcp), 4);
     assert_eq!(r.counters().get(DropReason::Foreign), 3);
     let st = r.session_stats(SessionId(1)).unwrap();
-    assert_eq!(
-        st[0].dropped,
-        total - 1,
-        "every drop but the unknown port is charged to leg 0"
-    );
+    assert_eq!(st[0].dropped, total - 1, "every drop but the unknown port is charged to leg 0");
     assert_eq!(st[0].packets, 0);
     // The session still works.
-    assert!(matches!(
-        r.handle_packet(0, 10000, a, &mut good.clone(), 172),
-        Verdict::Forward { .. }
-    ));
+    assert!(matches!(r.handle_packet(0, 10000, a, &mut good.clone(), 172), Verdict::Forward { .. }));
 }
 
 #[test]
@@ -783,49 +506,23 @@ fn fast_path_rules() {
     let p = rtp(0, 1, 0, 1, &[0; 10]);
     assert_eq!(r.fast_path_rule(10000), None, "nothing latched yet");
     r.handle_packet(0, 10000, addr(PEER_A, 4000), &mut p.clone(), 22);
-    assert_eq!(
-        r.fast_path_rule(10000),
-        None,
-        "leg 1's peer not latched yet"
-    );
+    assert_eq!(r.fast_path_rule(10000), None, "leg 1's peer not latched yet");
     r.handle_packet(0, 10002, addr(PEER_B, 6000), &mut p.clone(), 22);
     assert_eq!(
         r.fast_path_rule(10000),
-        Some(ForwardRule {
-            from: SocketAddr::new(RELAY_IP, 10002),
-            to: addr(PEER_B, 6000)
-        })
+        Some(ForwardRule { from: SocketAddr::new(RELAY_IP, 10002), to: addr(PEER_B, 6000) })
     );
     assert_eq!(
         r.fast_path_rule(10002),
-        Some(ForwardRule {
-            from: SocketAddr::new(RELAY_IP, 10000),
-            to: addr(PEER_A, 4000)
-        })
+        Some(ForwardRule { from: SocketAddr::new(RELAY_IP, 10000), to: addr(PEER_A, 4000) })
     );
     assert_eq!(r.fast_path_rule(10001), None, "no RTCP latched yet");
     assert_eq!(r.fast_path_rule(10500), None);
     // Transcoding sessions never get a rule.
     let mut r = relay();
-    basic(
-        &mut r,
-        LatchPolicy::Once,
-        (pts(&[(8, Codec::Pcma)]), pts(&[(0, Codec::Pcmu)])),
-    );
-    r.handle_packet(
-        0,
-        10000,
-        addr(PEER_A, 4000),
-        &mut rtp(8, 1, 0, 1, &[0; 10]),
-        22,
-    );
-    r.handle_packet(
-        0,
-        10002,
-        addr(PEER_B, 6000),
-        &mut rtp(0, 1, 0, 1, &[0; 10]),
-        22,
-    );
+    basic(&mut r, LatchPolicy::Once, (pts(&[(8, Codec::Pcma)]), pts(&[(0, Codec::Pcmu)])));
+    r.handle_packet(0, 10000, addr(PEER_A, 4000), &mut rtp(8, 1, 0, 1, &[0; 10]), 22);
+    r.handle_packet(0, 10002, addr(PEER_B, 6000), &mut rtp(0, 1, 0, 1, &[0; 10]), 22);
     assert_eq!(r.fast_path_rule(10000), None);
 }
 
@@ -833,43 +530,18 @@ fn fast_path_rules() {
 fn srtp_leg_bridged_to_plain_leg() {
     // Leg 0 speaks SRTP: the peer protects with AES_CM_128_HMAC_SHA1_80 (our rx keys) and we
     // protect towards it with AEAD_AES_128_GCM (our tx keys). Leg 1 is plain RTP.
-    let peer_keys = SrtpKeys {
-        suite: SrtpSuite::AesCm128HmacSha1_80,
-        key: [0x11; 32],
-        salt: [0x22; 14],
-    };
-    let our_keys = SrtpKeys {
-        suite: SrtpSuite::AeadAes128Gcm,
-        key: [0x33; 32],
-        salt: [0x44; 14],
-    };
+    let peer_keys = SrtpKeys { suite: SrtpSuite::AesCm128HmacSha1_80, key: [0x11; 32], salt: [0x22; 14] };
+    let our_keys = SrtpKeys { suite: SrtpSuite::AeadAes128Gcm, key: [0x33; 32], salt: [0x44; 14] };
     let mut r = relay();
     let mut s = spec(
         1,
-        leg(
-            10000,
-            Some(addr(PEER_A, 4000)),
-            LatchPolicy::Once,
-            PtMap::new(),
-        ),
-        leg(
-            10002,
-            Some(addr(PEER_B, 6000)),
-            LatchPolicy::Once,
-            PtMap::new(),
-        ),
+        leg(10000, Some(addr(PEER_A, 4000)), LatchPolicy::Once, PtMap::new()),
+        leg(10002, Some(addr(PEER_B, 6000)), LatchPolicy::Once, PtMap::new()),
     );
-    s.legs[0].crypto = LegCrypto {
-        rx: Some(peer_keys),
-        tx: Some(our_keys),
-    };
-    assert_eq!(
-        apply(&mut r, 0, Command::Create(s)),
-        vec![Event::Created(SessionId(1))]
-    );
+    s.legs[0].crypto = LegCrypto { rx: Some(peer_keys), tx: Some(our_keys) };
+    assert_eq!(apply(&mut r, 0, Command::Create(s)), vec![Event::Created(SessionId(1))]);
     assert_eq!(r.fast_path_rule(10000), None);
-    let mut peer_tx =
-        SrtpContext::new(Suite::AesCm128HmacSha1_80, &[0x11; 16], &[0x22; 14]).unwrap();
+    let mut peer_tx = SrtpContext::new(Suite::AesCm128HmacSha1_80, &[0x11; 16], &[0x22; 14]).unwrap();
     let mut peer_rx = SrtpContext::new(Suite::AeadAes128Gcm, &[0x33; 16], &[0x44; 12]).unwrap();
     let (a, b) = (addr(PEER_A, 4000), addr(PEER_B, 6000));
     let mut last_srtp = vec![];
@@ -904,27 +576,15 @@ fn srtp_leg_bridged_to_plain_leg() {
     let mut replay = last_srtp.clone();
     let n = replay.len();
     replay.resize(n + 64, 0);
-    assert_eq!(
-        r.handle_packet(100, 10000, a, &mut replay, n),
-        Verdict::Drop(DropReason::Srtp)
-    );
+    assert_eq!(r.handle_packet(100, 10000, a, &mut replay, n), Verdict::Drop(DropReason::Srtp));
     let mut forged = rtp(0, 500, 0, 0xA, &[1; 160]);
     let n = peer_tx.protect_rtp(&mut forged, 172).unwrap();
     forged[40] ^= 1;
-    assert_eq!(
-        r.handle_packet(100, 10000, a, &mut forged, n),
-        Verdict::Drop(DropReason::Srtp)
-    );
+    assert_eq!(r.handle_packet(100, 10000, a, &mut forged, n), Verdict::Drop(DropReason::Srtp));
     assert_eq!(r.counters().get(DropReason::Srtp), 2);
     // SRTCP both ways.
     let mut c = vec![0u8; 256];
-    let clen = RtcpRepr::SenderReport {
-        ssrc: 0xA,
-        info: Default::default(),
-        reports: &[],
-    }
-    .emit(&mut c)
-    .unwrap();
+    let clen = RtcpRepr::SenderReport { ssrc: 0xA, info: Default::default(), reports: &[] }.emit(&mut c).unwrap();
     let plain_rtcp = c[..clen].to_vec();
     let n = peer_tx.protect_rtcp(&mut c, clen).unwrap();
     match r.handle_packet(101, 10001, addr(PEER_A, 4001), &mut c, n) {
@@ -945,29 +605,12 @@ fn srtp_leg_bridged_to_plain_leg() {
         v => panic!("{v:?}"),
     }
     let st = r.session_stats(SessionId(1)).unwrap();
-    assert_eq!(
-        (
-            st[0].packets,
-            st[0].rtcp_packets,
-            st[0].dropped,
-            st[0].bytes
-        ),
-        (20, 1, 2, 20 * 172)
-    );
+    assert_eq!((st[0].packets, st[0].rtcp_packets, st[0].dropped, st[0].bytes), (20, 1, 2, 20 * 172));
     // Re-keying on Update replaces the contexts: the old peer keys no longer authenticate.
     let mut s2 = s;
-    s2.legs[0].crypto.rx = Some(SrtpKeys {
-        key: [0x55; 32],
-        ..peer_keys
-    });
-    assert_eq!(
-        apply(&mut r, 200, Command::Update(s2)),
-        vec![Event::Updated(SessionId(1))]
-    );
+    s2.legs[0].crypto.rx = Some(SrtpKeys { key: [0x55; 32], ..peer_keys });
+    assert_eq!(apply(&mut r, 200, Command::Update(s2)), vec![Event::Updated(SessionId(1))]);
     let mut buf = rtp(0, 30, 0, 0xA, &[0; 160]);
     let n = peer_tx.protect_rtp(&mut buf, 172).unwrap();
-    assert_eq!(
-        r.handle_packet(201, 10000, a, &mut buf, n),
-        Verdict::Drop(DropReason::Srtp)
-    );
+    assert_eq!(r.handle_packet(201, 10000, a, &mut buf, n), Verdict::Drop(DropReason::Srtp));
 }

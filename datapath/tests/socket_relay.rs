@@ -14,8 +14,8 @@ use xtrunk_datapath::socket::{self, SocketOptions, Stats};
 use xtrunk_datapath::wire::rtcp::{RtcpRepr, SdesChunk, SdesItem, SenderInfo};
 use xtrunk_datapath::wire::rtp::{RtpPacket, RtpRepr, MAX_CSRC};
 use xtrunk_ring::msg::{
-    Codec, Command, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId,
-    SessionSpec, StreamStats,
+    Codec, Command, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec,
+    StreamStats,
 };
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -35,29 +35,16 @@ impl Backend {
         let (ev_tx, ev) = mpsc::channel::<Event>();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Stats::default());
-        let opts = SocketOptions {
-            bind_ip: LO,
-            port_min,
-            port_max: port_min + 199,
-            cores,
-            max_sessions: 16,
-            batch: 32,
-        };
+        let opts =
+            SocketOptions { bind_ip: LO, port_min, port_max: port_min + 199, cores, max_sessions: 16, batch: 32 };
         let (s, st) = (stop.clone(), stats.clone());
         let join = std::thread::spawn(move || socket::run_with_stats(opts, cmd_rx, ev_tx, s, st));
-        Self {
-            cmd,
-            ev,
-            stop,
-            stats,
-            join: Some(join),
-        }
+        Self { cmd, ev, stop, stats, join: Some(join) }
     }
 
     fn command(&self, c: Command) -> Event {
         self.cmd.send(c).unwrap();
-        self.next_event(Duration::from_secs(5))
-            .expect("no answer from the backend")
+        self.next_event(Duration::from_secs(5)).expect("no answer from the backend")
     }
 
     fn next_event(&self, t: Duration) -> Option<Event> {
@@ -85,13 +72,7 @@ fn pts(list: &[(u8, Codec)]) -> PtMap {
     m
 }
 
-fn leg(
-    port: u16,
-    remote: Option<SocketAddr>,
-    rtcp: u16,
-    latch: LatchPolicy,
-    map: PtMap,
-) -> LegSpec {
+fn leg(port: u16, remote: Option<SocketAddr>, rtcp: u16, latch: LatchPolicy, map: PtMap) -> LegSpec {
     LegSpec {
         local: SocketAddr::new(LO, port),
         remote,
@@ -105,8 +86,7 @@ fn leg(
 
 fn peer() -> UdpSocket {
     let s = UdpSocket::bind((LO, 0)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     s
 }
 
@@ -138,11 +118,7 @@ fn ref_alaw_decode(a: u8) -> i32 {
     let x = a ^ 0x55;
     let seg = i32::from((x >> 4) & 7);
     let q = i32::from(x & 0x0F);
-    let mag = if seg == 0 {
-        2 * q + 1
-    } else {
-        (2 * q + 33) << (seg - 1)
-    };
+    let mag = if seg == 0 { 2 * q + 1 } else { (2 * q + 33) << (seg - 1) };
     // 12-bit magnitude scaled to 16-bit linear.
     if x & 0x80 != 0 {
         mag * 8
@@ -181,10 +157,7 @@ fn ulaw_interval(u: u8) -> (i32, i32) {
     let x = !u;
     let e = i32::from((x >> 4) & 7);
     let m = i32::from(x & 0x0F);
-    (
-        (((16 + m) << (e + 1)) - 33).max(0) * 4,
-        (((17 + m) << (e + 1)) - 33) * 4,
-    )
+    ((((16 + m) << (e + 1)) - 33).max(0) * 4, (((17 + m) << (e + 1)) - 33) * 4)
 }
 
 fn ref_encode(x: i32, interval: fn(u8) -> (i32, i32), decode: fn(u8) -> i32) -> u8 {
@@ -295,19 +268,11 @@ fn send_stream(
         }
         let (pkt, expect) = if s % 400 == 399 {
             let ev = [(s / 400) as u8 % 16, 0x8a, 0x01, 0x40];
-            (
-                rtp(dtmf_pt, seq, ts, ssrc, &ev),
-                (seq, out_pt.1, ev.to_vec()),
-            )
+            (rtp(dtmf_pt, seq, ts, ssrc, &ev), (seq, out_pt.1, ev.to_vec()))
         } else {
-            let payload: Vec<u8> = (0..160u32)
-                .map(|j| ((u32::from(s) * 7 + j) % 256) as u8)
-                .collect();
+            let payload: Vec<u8> = (0..160u32).map(|j| ((u32::from(s) * 7 + j) % 256) as u8).collect();
             let conv: Vec<u8> = payload.iter().map(|&b| convert(b)).collect();
-            (
-                rtp(audio_pt, seq, ts, ssrc, &payload),
-                (seq, out_pt.0, conv),
-            )
+            (rtp(audio_pt, seq, ts, ssrc, &payload), (seq, out_pt.0, conv))
         };
         let t = (epoch.elapsed().as_micros() * 8 / 1000) as u32;
         rtp_sock.send_to(&pkt, to).unwrap();
@@ -319,31 +284,13 @@ fn send_stream(
         sent.expect.push(expect);
         if k % 250 == 0 {
             let mut c = vec![0u8; 256];
-            let info = SenderInfo {
-                ntp_timestamp: k as u64,
-                rtp_timestamp: ts,
-                packet_count: k as u32,
-                octet_count: 0,
-            };
-            let mut len = RtcpRepr::SenderReport {
-                ssrc,
-                info,
-                reports: &[],
-            }
-            .emit(&mut c)
-            .unwrap();
-            let items = [SdesItem {
-                kind: 1,
-                text: b"peer@test",
-            }];
-            len += RtcpRepr::SourceDescription {
-                chunks: &[SdesChunk {
-                    ssrc,
-                    items: &items,
-                }],
-            }
-            .emit(&mut c[len..])
-            .unwrap();
+            let info =
+                SenderInfo { ntp_timestamp: k as u64, rtp_timestamp: ts, packet_count: k as u32, octet_count: 0 };
+            let mut len = RtcpRepr::SenderReport { ssrc, info, reports: &[] }.emit(&mut c).unwrap();
+            let items = [SdesItem { kind: 1, text: b"peer@test" }];
+            len += RtcpRepr::SourceDescription { chunks: &[SdesChunk { ssrc, items: &items }] }
+                .emit(&mut c[len..])
+                .unwrap();
             c.truncate(len);
             rtcp_sock.send_to(&c, to_rtcp).unwrap();
             sent.rtcp += 1;
@@ -361,8 +308,7 @@ fn receive(sock: &UdpSocket, want: usize, from: SocketAddr) -> Vec<(u16, u8, Vec
     while got.len() < want && idle.elapsed() < Duration::from_secs(2) {
         if let Ok((n, src)) = sock.recv_from(&mut buf) {
             assert_eq!(src, from, "RTP must come from the relay's other-leg port");
-            let p =
-                RtpPacket::new_checked(&buf[..n]).expect("relay forwarded an invalid RTP packet");
+            let p = RtpPacket::new_checked(&buf[..n]).expect("relay forwarded an invalid RTP packet");
             got.push((p.sequence_number(), p.payload_type(), p.payload().to_vec()));
             idle = Instant::now();
         }
@@ -376,10 +322,7 @@ fn receive_rtcp(sock: &UdpSocket, want: usize, from: SocketAddr) -> Vec<Vec<u8>>
     let mut idle = Instant::now();
     while got.len() < want && idle.elapsed() < Duration::from_secs(3) {
         if let Ok((n, src)) = sock.recv_from(&mut buf) {
-            assert_eq!(
-                src, from,
-                "RTCP must come from the relay's other-leg RTCP port"
-            );
+            assert_eq!(src, from, "RTCP must come from the relay's other-leg RTCP port");
             got.push(buf[..n].to_vec());
             idle = Instant::now();
         }
@@ -399,36 +342,21 @@ fn check_leg(stats: &StreamStats, sent: &Sent, what: &str) {
     // send instants. They agree within the 1 ms quantum (8 timestamp units) plus 25%.
     let want = a8_jitter(&sent.audio_times);
     let tol = 8 + want / 4;
-    assert!(
-        stats.jitter.abs_diff(want) <= tol,
-        "{what}: jitter {} vs reference {want} (±{tol})",
-        stats.jitter
-    );
+    assert!(stats.jitter.abs_diff(want) <= tol, "{what}: jitter {} vs reference {want} (±{tol})", stats.jitter);
 }
 
 #[test]
 fn g711_reference_agrees_with_itself() {
     // Sanity of the test's own reference: decode/encode round trips on each law.
     for c in 0..=255u8 {
-        assert_eq!(
-            ref_encode(ref_alaw_decode(c), alaw_interval, ref_alaw_decode),
-            c
-        );
+        assert_eq!(ref_encode(ref_alaw_decode(c), alaw_interval, ref_alaw_decode), c);
         let u = ref_encode(ref_ulaw_decode(c), ulaw_interval, ref_ulaw_decode);
         assert!(u == c || (c == 0x7F && u == 0xFF));
     }
     // And the relay's tables equal it on every code, both ways.
     for c in 0..=255u8 {
-        assert_eq!(
-            xtrunk_datapath::relay::g711::ALAW_TO_ULAW[usize::from(c)],
-            ref_a2u(c),
-            "A-law {c:#04x}"
-        );
-        assert_eq!(
-            xtrunk_datapath::relay::g711::ULAW_TO_ALAW[usize::from(c)],
-            ref_u2a(c),
-            "µ-law {c:#04x}"
-        );
+        assert_eq!(xtrunk_datapath::relay::g711::ALAW_TO_ULAW[usize::from(c)], ref_a2u(c), "A-law {c:#04x}");
+        assert_eq!(xtrunk_datapath::relay::g711::ULAW_TO_ALAW[usize::from(c)], ref_u2a(c), "µ-law {c:#04x}");
     }
 }
 
@@ -457,45 +385,16 @@ fn relays_rtp_rtcp_with_transcoding_dtmf_and_exact_stats() {
         media_timeout_ms: 0,
         allow_fast_path: false,
     };
-    assert_eq!(
-        be.command(Command::Create(spec)),
-        Event::Created(SessionId(1))
-    );
+    assert_eq!(be.command(Command::Create(spec)), Event::Created(SessionId(1)));
     let relay0 = SocketAddr::new(LO, 21000);
     let relay1 = SocketAddr::new(LO, 21002);
     let (relay0c, relay1c) = (SocketAddr::new(LO, 21001), SocketAddr::new(LO, 21003));
     const N: u16 = 2000;
     let forwarded = std::thread::scope(|sc| {
         // A → relay leg 0 (PCMA/101) → B (PCMU/96).
-        let ta = sc.spawn(|| {
-            send_stream(
-                &a,
-                &a_rtcp,
-                relay0,
-                relay0c,
-                8,
-                101,
-                (0, 96),
-                ref_a2u,
-                0xA,
-                N,
-            )
-        });
+        let ta = sc.spawn(|| send_stream(&a, &a_rtcp, relay0, relay0c, 8, 101, (0, 96), ref_a2u, 0xA, N));
         // B → relay leg 1 (PCMU/96) → A (PCMA/101).
-        let tb = sc.spawn(|| {
-            send_stream(
-                &b,
-                &b_rtcp,
-                relay1,
-                relay1c,
-                0,
-                96,
-                (8, 101),
-                ref_u2a,
-                0xB,
-                N,
-            )
-        });
+        let tb = sc.spawn(|| send_stream(&b, &b_rtcp, relay1, relay1c, 0, 96, (8, 101), ref_u2a, 0xB, N));
         let rb = sc.spawn(|| receive(&b, 2000, relay1));
         let ra = sc.spawn(|| receive(&a, 2000, relay0));
         let rbc = sc.spawn(|| receive_rtcp(&b_rtcp, 8, relay1c));
@@ -512,10 +411,7 @@ fn relays_rtp_rtcp_with_transcoding_dtmf_and_exact_stats() {
         for (g, e) in got_a.iter().zip(&sb.expect) {
             assert_eq!(g, e, "B→A packet seq {}", e.0);
         }
-        assert!(
-            got_b.iter().filter(|p| p.1 == 96).count() >= 4,
-            "DTMF went through"
-        );
+        assert!(got_b.iter().filter(|p| p.1 == 96).count() >= 4, "DTMF went through");
         assert_eq!(got_bc, sa.expect_rtcp, "RTCP A→B unchanged");
         assert_eq!(got_ac, sb.expect_rtcp, "RTCP B→A unchanged");
         match be.command(Command::Delete(SessionId(1))) {
@@ -544,13 +440,7 @@ fn latching_policies_over_sockets() {
         id: SessionId(id),
         legs: [
             leg(p, Some(sdp_a.local_addr().unwrap()), 0, latch, PtMap::new()),
-            leg(
-                p + 2,
-                Some(b.local_addr().unwrap()),
-                0,
-                LatchPolicy::Once,
-                PtMap::new(),
-            ),
+            leg(p + 2, Some(b.local_addr().unwrap()), 0, LatchPolicy::Once, PtMap::new()),
         ],
         media_timeout_ms: 0,
         allow_fast_path: false,
@@ -561,43 +451,26 @@ fn latching_policies_over_sockets() {
         let mut b = [0u8; 2048];
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         while s.recv_from(&mut b).is_ok() {}
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     };
-    for (id, port, policy) in [
-        (1, 21200, LatchPolicy::Once),
-        (2, 21210, LatchPolicy::Follow),
-        (3, 21220, LatchPolicy::Strict),
-    ] {
-        assert_eq!(
-            be.command(Command::Create(mk(id, port, policy))),
-            Event::Created(SessionId(id))
-        );
+    for (id, port, policy) in
+        [(1, 21200, LatchPolicy::Once), (2, 21210, LatchPolicy::Follow), (3, 21220, LatchPolicy::Strict)]
+    {
+        assert_eq!(be.command(Command::Create(mk(id, port, policy))), Event::Created(SessionId(id)));
         let relay_a = SocketAddr::new(LO, port);
         let relay_b = SocketAddr::new(LO, port + 2);
         // A sends from its NAT port (not the SDP one).
         nat_a.send_to(&pkt, relay_a).unwrap();
         let got = b.recv_from(&mut buf);
         if policy == LatchPolicy::Strict {
-            assert!(
-                got.is_err(),
-                "Strict must drop packets not from the SDP address"
-            );
+            assert!(got.is_err(), "Strict must drop packets not from the SDP address");
         } else {
             assert_eq!(got.unwrap().1, relay_b);
         }
         // B answers: where does it go?
         b.send_to(&pkt, relay_b).unwrap();
-        let to = if policy == LatchPolicy::Strict {
-            &sdp_a
-        } else {
-            &nat_a
-        };
-        assert_eq!(
-            to.recv_from(&mut buf).unwrap().1,
-            relay_a,
-            "{policy:?}: B's media to the right A address"
-        );
+        let to = if policy == LatchPolicy::Strict { &sdp_a } else { &nat_a };
+        assert_eq!(to.recv_from(&mut buf).unwrap().1, relay_a, "{policy:?}: B's media to the right A address");
         // A moves to a second NAT port.
         nat_a2.send_to(&pkt, relay_a).unwrap();
         if policy != LatchPolicy::Strict {
@@ -609,11 +482,7 @@ fn latching_policies_over_sockets() {
             LatchPolicy::Follow => &nat_a2,
             LatchPolicy::Strict => &sdp_a,
         };
-        assert_eq!(
-            to.recv_from(&mut buf).unwrap().1,
-            relay_a,
-            "{policy:?}: after the move"
-        );
+        assert_eq!(to.recv_from(&mut buf).unwrap().1, relay_a, "{policy:?}: after the move");
         for s in [&sdp_a, &nat_a, &nat_a2, &b] {
             drain(s);
         }
@@ -638,52 +507,26 @@ fn media_timeout_event_end_to_end() {
     let spec = SessionSpec {
         id: SessionId(7),
         legs: [
-            leg(
-                21400,
-                Some(a.local_addr().unwrap()),
-                0,
-                LatchPolicy::Once,
-                PtMap::new(),
-            ),
-            leg(
-                21402,
-                Some(b.local_addr().unwrap()),
-                0,
-                LatchPolicy::Once,
-                PtMap::new(),
-            ),
+            leg(21400, Some(a.local_addr().unwrap()), 0, LatchPolicy::Once, PtMap::new()),
+            leg(21402, Some(b.local_addr().unwrap()), 0, LatchPolicy::Once, PtMap::new()),
         ],
         media_timeout_ms: 300,
         allow_fast_path: false,
     };
-    assert_eq!(
-        be.command(Command::Create(spec)),
-        Event::Created(SessionId(7))
-    );
+    assert_eq!(be.command(Command::Create(spec)), Event::Created(SessionId(7)));
     // Media for ~400 ms keeps the session alive.
     let t0 = Instant::now();
     for k in 0..20u16 {
-        a.send_to(
-            &rtp(0, k, u32::from(k) * 160, 1, &[0; 160]),
-            SocketAddr::new(LO, 21400),
-        )
-        .unwrap();
+        a.send_to(&rtp(0, k, u32::from(k) * 160, 1, &[0; 160]), SocketAddr::new(LO, 21400)).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(
-        be.next_event(Duration::from_millis(1)),
-        None,
-        "no timeout while media flows"
-    );
+    assert_eq!(be.next_event(Duration::from_millis(1)), None, "no timeout while media flows");
     let last = Instant::now();
     match be.next_event(Duration::from_secs(3)) {
         Some(Event::MediaTimeout { id, idle_ms }) => {
             let waited = last.elapsed().as_millis() as u64;
             assert_eq!(id, SessionId(7));
-            assert!(
-                (300..=waited + 50).contains(&idle_ms),
-                "idle_ms {idle_ms}, waited {waited}"
-            );
+            assert!((300..=waited + 50).contains(&idle_ms), "idle_ms {idle_ms}, waited {waited}");
             // 20 packets 20 ms apart, then at least the 300 ms timeout.
             assert!(t0.elapsed() >= Duration::from_millis(650));
         }
@@ -700,40 +543,22 @@ fn garbage_is_dropped_and_counted() {
     let spec = SessionSpec {
         id: SessionId(3),
         legs: [
-            leg(
-                21600,
-                Some(a.local_addr().unwrap()),
-                0,
-                LatchPolicy::Once,
-                pts(&[(0, Codec::Pcmu)]),
-            ),
-            leg(
-                21602,
-                Some(b.local_addr().unwrap()),
-                0,
-                LatchPolicy::Once,
-                pts(&[(0, Codec::Pcmu)]),
-            ),
+            leg(21600, Some(a.local_addr().unwrap()), 0, LatchPolicy::Once, pts(&[(0, Codec::Pcmu)])),
+            leg(21602, Some(b.local_addr().unwrap()), 0, LatchPolicy::Once, pts(&[(0, Codec::Pcmu)])),
         ],
         media_timeout_ms: 0,
         allow_fast_path: false,
     };
-    assert_eq!(
-        be.command(Command::Create(spec)),
-        Event::Created(SessionId(3))
-    );
+    assert_eq!(be.command(Command::Create(spec)), Event::Created(SessionId(3)));
     let rtp_port = SocketAddr::new(LO, 21600);
     let rtcp_port = SocketAddr::new(LO, 21601);
     let good = rtp(0, 1, 0, 1, &[0; 160]);
     a.send_to(&good[..7], rtp_port).unwrap(); // truncated RTP
-    a.send_to(&[0x8f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0], rtp_port)
-        .unwrap(); // CSRCs missing
+    a.send_to(&[0x8f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0], rtp_port).unwrap(); // CSRCs missing
     a.send_to(&rtp(9, 2, 0, 1, &[0; 20]), rtp_port).unwrap(); // unmapped PT
-    a.send_to(b"\x00\x01\x00\x00\x21\x12\xa4\x42stun", rtp_port)
-        .unwrap(); // STUN
+    a.send_to(b"\x00\x01\x00\x00\x21\x12\xa4\x42stun", rtp_port).unwrap(); // STUN
     a.send_to(b"hello, not RTP", rtp_port).unwrap(); // foreign
-    a.send_to(&[0x81, 201, 0, 9, 0, 0, 0, 1], rtcp_port)
-        .unwrap(); // RTCP length past end
+    a.send_to(&[0x81, 201, 0, 9, 0, 0, 0, 1], rtcp_port).unwrap(); // RTCP length past end
     a.send_to(&good, rtcp_port).unwrap(); // RTP on the RTCP port
     a.send_to(&good, rtp_port).unwrap(); // one good packet
     let mut buf = [0u8; 2048];
@@ -757,10 +582,7 @@ fn two_workers_dump_and_cross_worker_port_conflicts() {
     let be = Backend::start(21800, vec![0, 1]);
     let mk = |id: u64, p0: u16, p1: u16| SessionSpec {
         id: SessionId(id),
-        legs: [
-            leg(p0, None, 0, LatchPolicy::Once, PtMap::new()),
-            leg(p1, None, 0, LatchPolicy::Once, PtMap::new()),
-        ],
+        legs: [leg(p0, None, 0, LatchPolicy::Once, PtMap::new()), leg(p1, None, 0, LatchPolicy::Once, PtMap::new())],
         media_timeout_ms: 0,
         allow_fast_path: false,
     };
@@ -774,25 +596,14 @@ fn two_workers_dump_and_cross_worker_port_conflicts() {
     // Session 1 is on worker 0, session 2 on worker 1: a port of session 2 clashes in the kernel.
     assert_eq!(
         be.command(Command::Create(mk(10, 21900, 21806))),
-        Event::Error {
-            id: SessionId(10),
-            code: ErrorCode::PortInUse,
-            port: 21806
-        }
+        Event::Error { id: SessionId(10), code: ErrorCode::PortInUse, port: 21806 }
     );
     assert_eq!(
         be.command(Command::Create(mk(1, 21910, 21912))),
-        Event::Error {
-            id: SessionId(1),
-            code: ErrorCode::DuplicateSession,
-            port: 0
-        }
+        Event::Error { id: SessionId(1), code: ErrorCode::DuplicateSession, port: 0 }
     );
     // The refused session 10 left nothing behind: its free port can be used.
-    assert_eq!(
-        be.command(Command::Create(mk(11, 21900, 21902))),
-        Event::Created(SessionId(11))
-    );
+    assert_eq!(be.command(Command::Create(mk(11, 21900, 21902))), Event::Created(SessionId(11)));
     be.cmd.send(Command::Dump { token: 5 }).unwrap();
     let mut ids = vec![];
     loop {
@@ -809,25 +620,14 @@ fn two_workers_dump_and_cross_worker_port_conflicts() {
     assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 11]);
     assert_eq!(
         be.command(Command::Delete(SessionId(10))),
-        Event::Error {
-            id: SessionId(10),
-            code: ErrorCode::UnknownSession,
-            port: 0
-        }
+        Event::Error { id: SessionId(10), code: ErrorCode::UnknownSession, port: 0 }
     );
     // A relayed packet on a session of worker 1 still works.
     let (a, b) = (peer(), peer());
     let mut s2 = mk(2, 21804, 21806);
     s2.legs[1].remote = Some(b.local_addr().unwrap());
-    assert_eq!(
-        be.command(Command::Update(s2)),
-        Event::Updated(SessionId(2))
-    );
-    a.send_to(&rtp(0, 1, 0, 1, &[1; 10]), SocketAddr::new(LO, 21804))
-        .unwrap();
+    assert_eq!(be.command(Command::Update(s2)), Event::Updated(SessionId(2)));
+    a.send_to(&rtp(0, 1, 0, 1, &[1; 10]), SocketAddr::new(LO, 21804)).unwrap();
     let mut buf = [0u8; 64];
-    assert_eq!(
-        b.recv_from(&mut buf).unwrap(),
-        (22, SocketAddr::new(LO, 21806))
-    );
+    assert_eq!(b.recv_from(&mut buf).unwrap(), (22, SocketAddr::new(LO, 21806)));
 }

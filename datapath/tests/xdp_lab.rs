@@ -23,15 +23,15 @@ use std::{
 };
 
 use xtrunk_datapath::wire::{
-        ethernet::{ethertype, EthernetFrame},
-        ipv4::Ipv4Packet,
-        udp::UdpPacket,
-    };
+    ethernet::{ethertype, EthernetFrame},
+    ipv4::Ipv4Packet,
+    udp::UdpPacket,
+};
 use xtrunk_ebpf::Counter;
 use xtrunk_ring::msg::{Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec};
 
 mod common;
-use common::{RelayCtl, is_root, pin, spawn_in, Lab};
+use common::{is_root, pin, spawn_in, Lab, RelayCtl};
 
 const PBX_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
 const RP_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 1);
@@ -67,7 +67,13 @@ fn packet_socket(ifname: &str) -> OwnedFd {
     let tv = libc::timeval { tv_sec: 0, tv_usec: 50_000 };
     // SAFETY: option values are live and of the sizes passed.
     unsafe {
-        libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, 23 /* PACKET_IGNORE_OUTGOING */, (&one as *const i32).cast(), 4);
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            23, /* PACKET_IGNORE_OUTGOING */
+            (&one as *const i32).cast(),
+            4,
+        );
         libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&big as *const i32).cast(), 4);
         libc::setsockopt(
             fd.as_raw_fd(),

@@ -207,7 +207,8 @@ struct Where {
 
 impl Where {
     fn of(s: &RuntimeStats, carrier_rcvbuf_errors: u64) -> Self {
-        let mut w = Where { xsk_redirect: s.counter(Counter::XskRedirect), carrier_rcvbuf_errors, ..Default::default() };
+        let mut w =
+            Where { xsk_redirect: s.counter(Counter::XskRedirect), carrier_rcvbuf_errors, ..Default::default() };
         for ws in &s.workers {
             w.worker_rx += ws.rx;
             w.worker_tx += ws.tx;
@@ -441,7 +442,19 @@ fn attempt(n: u32) -> (Vec<String>, Duration) {
 
     println!(
         "{:<8} {:>6} {:>6} {:>9} {:>7} {:>9} {:>9} {:>7} {:>7} {:>8} {:>9} {:>7} {:>10}",
-        "phase", "sent", "fail", "delivered", "lost", "xsk_redir", "worker_rx", "w_tx", "w_drop", "rx_drop", "ring_full", "fq_empty", "max_lat"
+        "phase",
+        "sent",
+        "fail",
+        "delivered",
+        "lost",
+        "xsk_redir",
+        "worker_rx",
+        "w_tx",
+        "w_drop",
+        "rx_drop",
+        "ring_full",
+        "fq_empty",
+        "max_lat"
     );
     let mut failures = Vec::new();
     for ((ph, sent, failed, w), r) in table.iter().zip(&got) {
@@ -466,7 +479,10 @@ fn attempt(n: u32) -> (Vec<String>, Duration) {
             failures.push(format!("{}: the sender's kernel refused {failed} packets (generator)", ph.name));
         }
         if w.carrier_rcvbuf_errors > 0 {
-            failures.push(format!("{}: {} receive-buffer overflows at the carrier (bench)", ph.name, w.carrier_rcvbuf_errors));
+            failures.push(format!(
+                "{}: {} receive-buffer overflows at the carrier (bench)",
+                ph.name, w.carrier_rcvbuf_errors
+            ));
         }
         if lost > 0 {
             failures.push(format!("{}: {lost} of {sent} packets lost ({w:?})", ph.name));
@@ -475,7 +491,10 @@ fn attempt(n: u32) -> (Vec<String>, Duration) {
     println!("worker: {:?}\nxsk: {:?}", final_stats.workers, final_stats.xsk);
     // Scheduler stalls show here (a long iteration), the worker's lock waits next to them.
     for w in &final_stats.workers {
-        println!("worker q{}: longest loop iteration {:?}, longest lock wait {:?}", w.queue, w.loop_gap_max, w.lock_wait_max);
+        println!(
+            "worker q{}: longest loop iteration {:?}, longest lock wait {:?}",
+            w.queue, w.loop_gap_max, w.lock_wait_max
+        );
     }
     println!("elapsed {:.1} s", t_start.elapsed().as_secs_f64());
     drop(lab);

@@ -18,14 +18,13 @@ use std::{
 
 use xtrunk_ebpf::Counter;
 use xtrunk_ring::msg::{
-    Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec, SrtpKeys,
-    SrtpSuite,
+    Command, Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec, SrtpKeys, SrtpSuite,
 };
 use xtrunk_srtp::libsrtp2::{Direction, Session, HEADROOM};
 use xtrunk_srtp::Suite;
 
 mod common;
-use common::{RelayCtl, is_root, spawn_in, Lab};
+use common::{is_root, spawn_in, Lab, RelayCtl};
 
 const PBX: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 1, 2)), 40000);
 const RP: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 1, 1)), 30000);
@@ -39,9 +38,7 @@ const PACKETS: u16 = 200;
 
 /// A UDP socket bound in `ns` (a socket stays in the namespace it was created in).
 fn udp_in(ns: &str, addr: SocketAddr) -> UdpSocket {
-    let s = spawn_in(ns, move || UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")))
-        .join()
-        .unwrap();
+    let s = spawn_in(ns, move || UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"))).join().unwrap();
     s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     s
 }
@@ -130,7 +127,11 @@ fn xdp_srtp_pbx_to_plain_carrier_with_libsrtp2() {
     let mut seq = 1u16;
     let (mut warm_b, mut warm_a) = (false, false);
     while !(warm_a && warm_b) {
-        assert!(t.elapsed() < Duration::from_secs(10), "no packet crossed the relay (to carrier: {warm_b}, to PBX: {warm_a}): {:#?}", ctl.stats());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no packet crossed the relay (to carrier: {warm_b}, to PBX: {warm_a}): {:#?}",
+            ctl.stats()
+        );
         if !warm_b {
             pbx.send_to(&protect(&mut pbx_tx, &rtp(seq, 0xa1a1_a1a1, 0)), RP).unwrap();
             warm_b = recv_seq(&car, seq, RC).is_some();

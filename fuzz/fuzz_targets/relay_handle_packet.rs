@@ -7,8 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use libfuzzer_sys::fuzz_target;
 use xtrunk_datapath::relay::{Relay, RelayConfig, Verdict};
 use xtrunk_ring::msg::{
-    Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec,
-    SrtpKeys, SrtpSuite,
+    Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec, SrtpKeys, SrtpSuite,
 };
 
 fn map(list: &[(u8, Codec)]) -> PtMap {
@@ -22,10 +21,7 @@ fn map(list: &[(u8, Codec)]) -> PtMap {
 fn leg(port: u16, remote: u16, mux: bool, latch: LatchPolicy, pt_map: PtMap) -> LegSpec {
     LegSpec {
         local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-        remote: Some(SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-            remote,
-        )),
+        remote: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), remote)),
         remote_rtcp_port: 0,
         rtcp_mux: mux,
         latch,
@@ -35,24 +31,13 @@ fn leg(port: u16, remote: u16, mux: bool, latch: LatchPolicy, pt_map: PtMap) -> 
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut r = Relay::new(RelayConfig {
-        port_min: 2000,
-        port_max: 2100,
-        max_sessions: 4,
-    });
-    let a = map(&[
-        (8, Codec::Pcma),
-        (101, Codec::TelephoneEvent),
-        (13, Codec::Cn),
-    ]);
+    let mut r = Relay::new(RelayConfig { port_min: 2000, port_max: 2100, max_sessions: 4 });
+    let a = map(&[(8, Codec::Pcma), (101, Codec::TelephoneEvent), (13, Codec::Cn)]);
     let b = map(&[(0, Codec::Pcmu), (96, Codec::TelephoneEvent)]);
     let specs = [
         SessionSpec {
             id: SessionId(1),
-            legs: [
-                leg(2000, 4000, false, LatchPolicy::Once, a),
-                leg(2002, 5000, false, LatchPolicy::Follow, b),
-            ],
+            legs: [leg(2000, 4000, false, LatchPolicy::Once, a), leg(2002, 5000, false, LatchPolicy::Follow, b)],
             media_timeout_ms: 50,
             allow_fast_path: true,
         },
@@ -75,18 +60,8 @@ fuzz_target!(|data: &[u8]| {
         media_timeout_ms: 0,
         allow_fast_path: false,
     };
-    let keys = SrtpKeys {
-        suite: SrtpSuite::AesCm128HmacSha1_80,
-        key: [7; 32],
-        salt: [9; 14],
-    };
-    srtp.legs[0].crypto = LegCrypto {
-        rx: Some(keys),
-        tx: Some(SrtpKeys {
-            suite: SrtpSuite::AeadAes128Gcm,
-            ..keys
-        }),
-    };
+    let keys = SrtpKeys { suite: SrtpSuite::AesCm128HmacSha1_80, key: [7; 32], salt: [9; 14] };
+    srtp.legs[0].crypto = LegCrypto { rx: Some(keys), tx: Some(SrtpKeys { suite: SrtpSuite::AeadAes128Gcm, ..keys }) };
     for s in specs.into_iter().chain([srtp]) {
         r.apply(0, &Command::Create(s), &mut |_| {});
     }
@@ -98,8 +73,7 @@ fuzz_target!(|data: &[u8]| {
     // Each record: [port selector, source selector, length, bytes...].
     while rest.len() >= 3 {
         let port = PORTS[usize::from(rest[0]) % PORTS.len()];
-        let src_port =
-            [4000u16, 4001, 5000, 5001, 4010, 5010, 9999, 4020, 5020][usize::from(rest[1]) % 9];
+        let src_port = [4000u16, 4001, 5000, 5001, 4010, 5010, 9999, 4020, 5020][usize::from(rest[1]) % 9];
         let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), src_port);
         let len = usize::from(rest[2]).min(rest.len() - 3);
         let mut buf = vec![0u8; len + 64];

@@ -2,7 +2,7 @@
 //! re-serializes to something that parses to the same message (modulo Content-Length).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use xtrunk_signaling::sip::msg::{frame_len, parse, Via, NameAddr, CSeq, Uri};
+use xtrunk_signaling::sip::msg::{frame_len, parse, CSeq, NameAddr, Uri, Via};
 
 fuzz_target!(|data: &[u8]| {
     let _ = frame_len(data, 65_535);

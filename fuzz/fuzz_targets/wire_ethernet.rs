@@ -25,11 +25,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             if ip.protocol() == PROTO_UDP {
-                udp(
-                    IpAddr::V4(ip.src_addr()),
-                    IpAddr::V4(ip.dst_addr()),
-                    ip.payload(),
-                );
+                udp(IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), ip.payload());
             }
         }
         ethertype::IPV6 => {
@@ -37,11 +33,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             if ip.next_header() == PROTO_UDP {
-                udp(
-                    IpAddr::V6(ip.src_addr()),
-                    IpAddr::V6(ip.dst_addr()),
-                    ip.payload(),
-                );
+                udp(IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.payload());
             }
         }
         _ => {}

@@ -11,23 +11,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(ip) = Ipv4Packet::new_checked(data) else {
         return;
     };
-    let _ = (
-        ip.dscp(),
-        ip.ecn(),
-        ip.ident(),
-        ip.dont_frag(),
-        ip.frag_offset(),
-        ip.verify_checksum(),
-    );
+    let _ = (ip.dscp(), ip.ecn(), ip.ident(), ip.dont_frag(), ip.frag_offset(), ip.verify_checksum());
     let Ok(repr) = Ipv4Repr::parse(&ip) else {
         return;
     };
     let mut out = vec![0u8; 20 + repr.payload_len];
     repr.emit(&mut out).unwrap();
-    assert_eq!(
-        Ipv4Repr::parse(&Ipv4Packet::new_checked(&out[..]).unwrap()).unwrap(),
-        repr
-    );
+    assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_checked(&out[..]).unwrap()).unwrap(), repr);
     let (src, dst) = (IpAddr::V4(repr.src), IpAddr::V4(repr.dst));
     let Ok(u) = UdpPacket::new_checked(ip.payload()) else {
         return;

@@ -14,14 +14,7 @@ fuzz_target!(|data: &[u8]| {
     for p in CompoundIter::new(data) {
         let Ok(p) = p else { break };
         total += p.packet_len();
-        let _ = (
-            p.ssrc(),
-            p.sender_info(),
-            p.bye_reason(),
-            p.app_name(),
-            p.app_data(),
-            p.body(),
-        );
+        let _ = (p.ssrc(), p.sender_info(), p.bye_reason(), p.app_name(), p.app_data(), p.body());
         let _ = p.report_blocks().count();
         let _ = p.bye_ssrcs().count();
         p.for_each_sdes_item(|_, i| assert!(i.kind != 0));

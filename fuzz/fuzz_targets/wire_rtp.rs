@@ -9,13 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(p) = RtpPacket::new_checked(data) else {
         return;
     };
-    let _ = (
-        p.marker(),
-        p.payload_type(),
-        p.sequence_number(),
-        p.timestamp(),
-        p.ssrc(),
-    );
+    let _ = (p.marker(), p.payload_type(), p.sequence_number(), p.timestamp(), p.ssrc());
     let _ = p.csrcs().count();
     let _ = p.extension_header();
     assert!(p.header_len() + p.padding_len() <= data.len());

@@ -29,9 +29,7 @@ pub struct Sender<M> {
 
 impl<M> std::fmt::Debug for Sender<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sender")
-            .field("producer", &self.producer)
-            .finish()
+        f.debug_struct("Sender").field("producer", &self.producer).finish()
     }
 }
 
@@ -39,10 +37,7 @@ impl<M: Message> Sender<M> {
     /// Wraps the producer end of a ring of slots (see [`crate::pair`] and [`crate::Shm`] for the
     /// usual constructors; this one is for tests and tools working on raw rings).
     pub fn from_producer(producer: Producer<Slot>) -> Self {
-        Self {
-            producer,
-            _msg: PhantomData,
-        }
+        Self { producer, _msg: PhantomData }
     }
 
     /// Encodes and sends one message, or returns [`Full`] (nothing sent; retry later).
@@ -113,10 +108,7 @@ pub struct Receiver<M> {
 
 impl<M> std::fmt::Debug for Receiver<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver")
-            .field("consumer", &self.consumer)
-            .field("rejected", &self.rejected)
-            .finish()
+        f.debug_struct("Receiver").field("consumer", &self.consumer).field("rejected", &self.rejected).finish()
     }
 }
 
@@ -130,12 +122,7 @@ fn slot_prefix(s: &Slot) -> usize {
 impl<M: Message> Receiver<M> {
     /// Wraps the consumer end of a ring of slots (see [`Sender::from_producer`]).
     pub fn from_consumer(consumer: Consumer<Slot>) -> Self {
-        Self {
-            consumer,
-            rejected: 0,
-            scratch: Box::default(),
-            msg: M::PLACEHOLDER,
-        }
+        Self { consumer, rejected: 0, scratch: Box::default(), msg: M::PLACEHOLDER }
     }
 
     /// The next message: `None` if the ring is empty, `Some(Err(_))` for a rejected slot.
@@ -175,11 +162,7 @@ impl<M: Message> Receiver<M> {
     /// Acquire load of the producer's position when the cached one is used up and one Release
     /// store per batch of up to 64); returns how many were handled.
     #[inline]
-    pub fn recv_batch_with(
-        &mut self,
-        max: usize,
-        mut f: impl FnMut(Result<&M, DecodeError>),
-    ) -> usize {
+    pub fn recv_batch_with(&mut self, max: usize, mut f: impl FnMut(Result<&M, DecodeError>)) -> usize {
         let mut done = 0;
         while done < max {
             let batch = self.consumer.read_batch((max - done).min(BATCH));

@@ -70,9 +70,7 @@ pub mod shm;
 pub mod spsc;
 pub mod wire;
 
-pub use ends::{
-    pair, CommandReceiver, CommandSender, EventReceiver, EventSender, Receiver, Sender,
-};
+pub use ends::{pair, CommandReceiver, CommandSender, EventReceiver, EventSender, Receiver, Sender};
 pub use shm::{Error, Shm, DEFAULT_PATH};
 pub use spsc::Full;
 pub use wire::DecodeError;

@@ -284,6 +284,9 @@ pub enum DeleteReason {
 }
 
 /// Datapath → signaling.
+// `Session` carries a whole spec (the dump). Boxing it would cost an allocation per event and lose
+// `Copy`; on the ring every event is a fixed-size slot anyway.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The session exists and relays media.

@@ -229,10 +229,7 @@ fn start_time(pid: i32) -> u32 {
         return 0;
     };
     // After comm: field 3 (state) is index 0, so field 22 (starttime) is index 19.
-    rest.split_whitespace()
-        .nth(19)
-        .and_then(|s| s.parse::<u64>().ok())
-        .map_or(0, |t| t as u32)
+    rest.split_whitespace().nth(19).and_then(|s| s.parse::<u64>().ok()).map_or(0, |t| t as u32)
 }
 
 fn my_owner_word() -> u64 {
@@ -289,21 +286,9 @@ impl Geometry {
             }
         }
         let commands_offset = HEADER_REGION;
-        let events_offset = align_up(
-            commands_offset + spsc::ring_bytes::<Slot>(commands_capacity),
-            PAGE,
-        );
-        let total_size = align_up(
-            events_offset + spsc::ring_bytes::<Slot>(events_capacity),
-            PAGE,
-        );
-        Ok(Self {
-            commands_capacity,
-            events_capacity,
-            commands_offset,
-            events_offset,
-            total_size,
-        })
+        let events_offset = align_up(commands_offset + spsc::ring_bytes::<Slot>(commands_capacity), PAGE);
+        let total_size = align_up(events_offset + spsc::ring_bytes::<Slot>(events_capacity), PAGE);
+        Ok(Self { commands_capacity, events_capacity, commands_offset, events_offset, total_size })
     }
 
     fn header(&self) -> HeaderStatic {
@@ -325,64 +310,33 @@ impl Geometry {
 
 /// Reads and validates the header of an open file; returns its geometry.
 fn validate(path: &Path, file: &File) -> Result<Geometry, Error> {
-    let io_err = |op| {
-        move |source| Error::Io {
-            path: path.to_owned(),
-            op,
-            source,
-        }
-    };
+    let io_err = |op| move |source| Error::Io { path: path.to_owned(), op, source };
     let len = file.metadata().map_err(io_err("stat"))?.len();
     let need = std::mem::size_of::<HeaderStatic>() as u64;
     if len < need {
-        return Err(Error::Truncated {
-            path: path.to_owned(),
-            len,
-            expected: need,
-        });
+        return Err(Error::Truncated { path: path.to_owned(), len, expected: need });
     }
     let mut h = HeaderStatic::zeroed();
-    file.read_exact_at(bytemuck::bytes_of_mut(&mut h), 0)
-        .map_err(io_err("read header"))?;
+    file.read_exact_at(bytemuck::bytes_of_mut(&mut h), 0).map_err(io_err("read header"))?;
     if h.magic != MAGIC {
-        return Err(Error::BadMagic {
-            path: path.to_owned(),
-            found: h.magic,
-        });
+        return Err(Error::BadMagic { path: path.to_owned(), found: h.magic });
     }
     if h.abi_version != ABI_VERSION {
-        return Err(Error::AbiVersion {
-            path: path.to_owned(),
-            ours: ABI_VERSION,
-            theirs: h.abi_version,
-        });
+        return Err(Error::AbiVersion { path: path.to_owned(), ours: ABI_VERSION, theirs: h.abi_version });
     }
     let mut table = vec![
         ("header", std::mem::size_of::<HeaderStatic>(), h.static_size),
         ("header region", HEADER_REGION, h.header_region),
         ("ring control block", CONTROL_SIZE, h.control_size),
     ];
-    table.extend(
-        WIRE_SIZES
-            .iter()
-            .zip(h.wire_sizes)
-            .map(|(&(what, ours), theirs)| (what, ours, theirs)),
-    );
+    table.extend(WIRE_SIZES.iter().zip(h.wire_sizes).map(|(&(what, ours), theirs)| (what, ours, theirs)));
     for (what, ours, theirs) in table {
         if ours as u64 != u64::from(theirs) {
-            return Err(Error::SizeMismatch {
-                path: path.to_owned(),
-                what,
-                ours: ours as u64,
-                theirs: theirs.into(),
-            });
+            return Err(Error::SizeMismatch { path: path.to_owned(), what, ours: ours as u64, theirs: theirs.into() });
         }
     }
     let geometry = Geometry::new(h.commands_capacity as usize, h.events_capacity as usize)
-        .map_err(|e| Error::Geometry {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| Error::Geometry { path: path.to_owned(), detail: e.to_string() })?;
     let expected = geometry.header();
     if bytemuck::bytes_of(&expected) != bytemuck::bytes_of(&h) {
         return Err(Error::Geometry {
@@ -401,11 +355,7 @@ fn validate(path: &Path, file: &File) -> Result<Geometry, Error> {
         });
     }
     if len != geometry.total_size as u64 {
-        return Err(Error::Truncated {
-            path: path.to_owned(),
-            len,
-            expected: geometry.total_size as u64,
-        });
+        return Err(Error::Truncated { path: path.to_owned(), len, expected: geometry.total_size as u64 });
     }
     Ok(geometry)
 }
@@ -422,23 +372,9 @@ struct Mapping {
 
 impl Mapping {
     fn map(path: &Path, file: &File, role: Role) -> Result<Self, Error> {
-        let map = MmapRaw::map_raw(file).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            op: "mmap",
-            source,
-        })?;
-        let md = file.metadata().map_err(|source| Error::Io {
-            path: path.to_owned(),
-            op: "stat",
-            source,
-        })?;
-        Ok(Self {
-            map,
-            path: path.to_owned(),
-            role,
-            me: 0,
-            dev_ino: (md.dev(), md.ino()),
-        })
+        let map = MmapRaw::map_raw(file).map_err(|source| Error::Io { path: path.to_owned(), op: "mmap", source })?;
+        let md = file.metadata().map_err(|source| Error::Io { path: path.to_owned(), op: "stat", source })?;
+        Ok(Self { map, path: path.to_owned(), role, me: 0, dev_ino: (md.dev(), md.ino()) })
     }
 
     fn owners(&self) -> &Owners {
@@ -463,11 +399,7 @@ impl Mapping {
         let mut cur = slot.load(Ordering::Acquire);
         loop {
             if cur != 0 && (cur == me || owner_alive(cur)) {
-                return Err(Error::RoleTaken {
-                    path: self.path.clone(),
-                    role: role.name(),
-                    pid: owner_pid(cur),
-                });
+                return Err(Error::RoleTaken { path: self.path.clone(), role: role.name(), pid: owner_pid(cur) });
             }
             // AcqRel: acquire whatever the predecessor published before dying (its ring
             // positions were already published with Release; this is belt and braces), release
@@ -487,12 +419,7 @@ impl Drop for Mapping {
         if self.me != 0 {
             // Release the role only if we still hold it (a successor may have taken it over if
             // we were wrongly considered dead).
-            let _ = self.owner(self.role).compare_exchange(
-                self.me,
-                0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            let _ = self.owner(self.role).compare_exchange(self.me, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 }
@@ -533,31 +460,17 @@ impl Shm {
     /// An existing file is replaced by a fresh one (new inode, empty rings) unless it is a valid
     /// ring file whose datapath owner is alive, which is [`Error::RoleTaken`]. Sessions are not
     /// carried over a datapath restart: the datapath's session table died with it.
-    pub fn create(
-        path: impl AsRef<Path>,
-        commands_capacity: usize,
-        events_capacity: usize,
-    ) -> Result<Self, Error> {
+    pub fn create(path: impl AsRef<Path>, commands_capacity: usize, events_capacity: usize) -> Result<Self, Error> {
         let path = path.as_ref();
         let geometry = Geometry::new(commands_capacity, events_capacity)?;
-        let io_err = |op| {
-            move |source| Error::Io {
-                path: path.to_owned(),
-                op,
-                source,
-            }
-        };
+        let io_err = |op| move |source| Error::Io { path: path.to_owned(), op, source };
 
         if let Ok(file) = OpenOptions::new().read(true).write(true).open(path) {
             if validate(path, &file).is_ok() {
                 let old = Mapping::map(path, &file, Role::Datapath)?;
                 let word = old.owner(Role::Datapath).load(Ordering::Acquire);
                 if word != 0 && word != my_owner_word() && owner_alive(word) {
-                    return Err(Error::RoleTaken {
-                        path: path.to_owned(),
-                        role: "datapath",
-                        pid: owner_pid(word),
-                    });
+                    return Err(Error::RoleTaken { path: path.to_owned(), role: "datapath", pid: owner_pid(word) });
                 }
             }
         }
@@ -573,20 +486,15 @@ impl Shm {
             .open(&tmp)
             .map_err(io_err("create"))?;
         let result = (|| {
-            file.set_len(geometry.total_size as u64)
-                .map_err(io_err("set_len"))?;
-            file.write_all_at(bytemuck::bytes_of(&geometry.header()), 0)
-                .map_err(io_err("write header"))?;
+            file.set_len(geometry.total_size as u64).map_err(io_err("set_len"))?;
+            file.write_all_at(bytemuck::bytes_of(&geometry.header()), 0).map_err(io_err("write header"))?;
             let mut map = Mapping::map(path, &file, Role::Datapath)?;
             map.claim(Role::Datapath)?;
             std::fs::rename(&tmp, path).map_err(io_err("rename into place"))?;
             Ok(map)
         })();
         match result {
-            Ok(map) => Ok(Self {
-                map: Arc::new(map),
-                geometry,
-            }),
+            Ok(map) => Ok(Self { map: Arc::new(map), geometry }),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 Err(e)
@@ -600,18 +508,8 @@ impl Shm {
         let path = path.as_ref();
         let file = match OpenOptions::new().read(true).write(true).open(path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotFound {
-                    path: path.to_owned(),
-                })
-            }
-            Err(source) => {
-                return Err(Error::Io {
-                    path: path.to_owned(),
-                    op: "open",
-                    source,
-                })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound { path: path.to_owned() }),
+            Err(source) => return Err(Error::Io { path: path.to_owned(), op: "open", source }),
         };
         let geometry = validate(path, &file)?;
         let mut map = Mapping::map(path, &file, Role::Signaling)?;
@@ -624,26 +522,16 @@ impl Shm {
         }
         let dp = map.owner(Role::Datapath).load(Ordering::Acquire);
         if !owner_alive(dp) {
-            return Err(Error::DatapathNotRunning {
-                path: path.to_owned(),
-                pid: owner_pid(dp),
-            });
+            return Err(Error::DatapathNotRunning { path: path.to_owned(), pid: owner_pid(dp) });
         }
         map.claim(Role::Signaling)?;
-        Ok(Self {
-            map: Arc::new(map),
-            geometry,
-        })
+        Ok(Self { map: Arc::new(map), geometry })
     }
 
     /// Unlinks the file (datapath, on clean shutdown). Mappings stay valid until dropped.
     pub fn remove(path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
-        std::fs::remove_file(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            op: "unlink",
-            source,
-        })
+        std::fs::remove_file(path).map_err(|source| Error::Io { path: path.to_owned(), op: "unlink", source })
     }
 
     /// The file's path.
@@ -691,10 +579,7 @@ impl Shm {
         tx_capacity: usize,
     ) -> Result<(Receiver<A>, Sender<B>), Error> {
         if self.map.role != want {
-            return Err(Error::WrongRole {
-                have: self.map.role.name(),
-                want: want.name(),
-            });
+            return Err(Error::WrongRole { have: self.map.role.name(), want: want.name() });
         }
         let mem: Arc<dyn Backing> = self.map;
         // SAFETY: we own `want`'s role in the file (claimed in create/attach; the Shm is consumed
@@ -714,26 +599,15 @@ impl Shm {
     /// [`create`](Self::create).
     pub fn datapath_end(self) -> Result<(CommandReceiver, EventSender), Error> {
         let g = self.geometry;
-        self.ends(
-            Role::Datapath,
-            g.commands_offset,
-            g.commands_capacity,
-            g.events_offset,
-            g.events_capacity,
-        )
+        self.ends(Role::Datapath, g.commands_offset, g.commands_capacity, g.events_offset, g.events_capacity)
     }
 
     /// The signaling side's ends: send commands, receive events. Only on a handle from
     /// [`attach`](Self::attach).
     pub fn signaling_end(self) -> Result<(CommandSender, EventReceiver), Error> {
         let g = self.geometry;
-        let (rx, tx) = self.ends(
-            Role::Signaling,
-            g.events_offset,
-            g.events_capacity,
-            g.commands_offset,
-            g.commands_capacity,
-        )?;
+        let (rx, tx) =
+            self.ends(Role::Signaling, g.events_offset, g.events_capacity, g.commands_offset, g.commands_capacity)?;
         Ok((tx, rx))
     }
 }
@@ -741,15 +615,10 @@ impl Shm {
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process on the machine, for
 /// stamping messages whose one-way latency is measured across the ring (the bench does).
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
 }
 
 fn stale(map: &Mapping) -> bool {

@@ -134,9 +134,7 @@ impl HeapBacking {
         let layout = Layout::from_size_align(len.max(1), RING_ALIGN).expect("heap backing layout");
         // SAFETY: `layout` has non-zero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(ptr) else {
-            std::alloc::handle_alloc_error(layout)
-        };
+        let Some(ptr) = NonNull::new(ptr) else { std::alloc::handle_alloc_error(layout) };
         Self { ptr, layout }
     }
 }
@@ -185,17 +183,9 @@ impl<T: Pod, B: Backing + ?Sized> Raw<T, B> {
             .checked_mul(std::mem::size_of::<T>())
             .and_then(|s| s.checked_add(CONTROL_SIZE))
             .and_then(|s| s.checked_add(offset))
-            .ok_or(LayoutError::TooSmall {
-                offset,
-                end: usize::MAX,
-                len: mem.len(),
-            })?;
+            .ok_or(LayoutError::TooSmall { offset, end: usize::MAX, len: mem.len() })?;
         if end > mem.len() {
-            return Err(LayoutError::TooSmall {
-                offset,
-                end,
-                len: mem.len(),
-            });
+            return Err(LayoutError::TooSmall { offset, end, len: mem.len() });
         }
         let base = mem.base();
         // SAFETY: `offset + CONTROL_SIZE <= end <= len`, so both pointers stay inside the backing
@@ -203,10 +193,7 @@ impl<T: Pod, B: Backing + ?Sized> Raw<T, B> {
         // CONTROL_SIZE is a multiple of RING_ALIGN ≥ align_of::<T>(), so both are aligned.
         let (ctrl, slots) = unsafe {
             let ctrl = base.add(offset);
-            (
-                ctrl.cast::<RingControl>(),
-                ctrl.add(CONTROL_SIZE).cast::<T>(),
-            )
+            (ctrl.cast::<RingControl>(), ctrl.add(CONTROL_SIZE).cast::<T>())
         };
         Ok(Self {
             mem,
@@ -259,19 +246,13 @@ unsafe impl<T: Send, B: Backing + ?Sized> Send for Consumer<T, B> {}
 
 impl<T, B: ?Sized> std::fmt::Debug for Producer<T, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer")
-            .field("capacity", &self.raw.capacity)
-            .field("tail", &self.tail)
-            .finish()
+        f.debug_struct("Producer").field("capacity", &self.raw.capacity).field("tail", &self.tail).finish()
     }
 }
 
 impl<T, B: ?Sized> std::fmt::Debug for Consumer<T, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("capacity", &self.raw.capacity)
-            .field("head", &self.head)
-            .finish()
+        f.debug_struct("Consumer").field("capacity", &self.raw.capacity).field("head", &self.head).finish()
     }
 }
 
@@ -291,11 +272,7 @@ pub unsafe fn producer<T: Pod, B: Backing + ?Sized>(
     // Acquire: a predecessor's last published tail (takeover) is what we continue from.
     let tail = raw.ctrl().tail.load(Ordering::Acquire);
     let cached_head = raw.ctrl().head.load(Ordering::Acquire);
-    Ok(Producer {
-        raw,
-        tail,
-        cached_head,
-    })
+    Ok(Producer { raw, tail, cached_head })
 }
 
 /// Creates the consumer end of the ring of `capacity` slots at `offset` in `mem`.
@@ -314,11 +291,7 @@ pub unsafe fn consumer<T: Pod, B: Backing + ?Sized>(
     // Acquire: continue from the predecessor's last released head (takeover).
     let head = raw.ctrl().head.load(Ordering::Acquire);
     let cached_tail = raw.ctrl().tail.load(Ordering::Acquire);
-    Ok(Consumer {
-        raw,
-        head,
-        cached_tail,
-    })
+    Ok(Consumer { raw, head, cached_tail })
 }
 
 /// A fresh in-process ring of `capacity` slots on a [`HeapBacking`] (the safe constructor).
@@ -330,10 +303,7 @@ pub fn channel<T: Pod>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let mem: Arc<dyn Backing> = Arc::new(HeapBacking::new(ring_bytes::<T>(capacity)));
     // SAFETY: fresh zeroed memory; exactly one producer and one consumer are created here.
     unsafe {
-        (
-            producer(mem.clone(), 0, capacity).expect("ring capacity"),
-            consumer(mem, 0, capacity).expect("ring capacity"),
-        )
+        (producer(mem.clone(), 0, capacity).expect("ring capacity"), consumer(mem, 0, capacity).expect("ring capacity"))
     }
 }
 
@@ -395,11 +365,7 @@ impl<T: Pod, B: Backing + ?Sized> Producer<T, B> {
     pub fn write_batch(&mut self, max: usize) -> WriteBatch<'_, T, B> {
         let free = self.free(max as u64);
         let reserved = free.min(max as u64) as usize;
-        WriteBatch {
-            producer: self,
-            reserved,
-            filled: 0,
-        }
+        WriteBatch { producer: self, reserved, filled: 0 }
     }
 }
 
@@ -543,10 +509,7 @@ impl<T: Pod, B: Backing + ?Sized> Consumer<T, B> {
     /// only on [`ReadBatch::commit`]; dropping the batch cancels (they stay for the next read).
     pub fn read_batch(&mut self, max: usize) -> ReadBatch<'_, T, B> {
         let len = self.available(max as u64).min(max as u64) as usize;
-        ReadBatch {
-            consumer: self,
-            len,
-        }
+        ReadBatch { consumer: self, len }
     }
 }
 
@@ -594,13 +557,7 @@ impl<T: Pod, B: Backing + ?Sized> ReadBatch<'_, T, B> {
     /// `false` (copying nothing) if `i >= len()`. Like [`get`](Self::get), validation then works
     /// on memory the peer cannot change underneath.
     #[inline]
-    pub fn read_prefix_into(
-        &self,
-        i: usize,
-        out: &mut T,
-        head: usize,
-        total: impl FnOnce(&T) -> usize,
-    ) -> bool {
+    pub fn read_prefix_into(&self, i: usize, out: &mut T, head: usize, total: impl FnOnce(&T) -> usize) -> bool {
         if i >= self.len {
             return false;
         }

@@ -21,8 +21,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use bytemuck::{Pod, Zeroable};
 
 use crate::msg::{
-    Codec, Command, DeleteReason, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry,
-    PtMap, SessionId, SessionSpec, SrtpKeys, SrtpSuite, StreamStats, MAX_PT,
+    Codec, Command, DeleteReason, ErrorCode, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId,
+    SessionSpec, SrtpKeys, SrtpSuite, StreamStats, MAX_PT,
 };
 
 /// Size of one ring slot in bytes.
@@ -398,12 +398,7 @@ fn codec_from_wire(v: u8) -> Result<Codec, DecodeError> {
         4 => Codec::G729,
         5 => Codec::Opus,
         6 => Codec::Cn,
-        _ => {
-            return Err(DecodeError::Discriminant {
-                field: "codec",
-                value: v.into(),
-            })
-        }
+        _ => return Err(DecodeError::Discriminant { field: "codec", value: v.into() }),
     })
 }
 
@@ -440,12 +435,7 @@ fn latch_from_wire(v: u8) -> Result<LatchPolicy, DecodeError> {
         0 => LatchPolicy::Once,
         1 => LatchPolicy::Follow,
         2 => LatchPolicy::Strict,
-        _ => {
-            return Err(DecodeError::Discriminant {
-                field: "latch",
-                value: v.into(),
-            })
-        }
+        _ => return Err(DecodeError::Discriminant { field: "latch", value: v.into() }),
     })
 }
 
@@ -471,12 +461,7 @@ fn error_code_from_wire(v: u32) -> Result<ErrorCode, DecodeError> {
         4 => ErrorCode::InvalidSpec,
         5 => ErrorCode::CapacityExhausted,
         6 => ErrorCode::BindFailed,
-        _ => {
-            return Err(DecodeError::Discriminant {
-                field: "error code",
-                value: v,
-            })
-        }
+        _ => return Err(DecodeError::Discriminant { field: "error code", value: v }),
     })
 }
 
@@ -489,10 +474,7 @@ const fn reason_to_wire(r: DeleteReason) -> u32 {
 fn reason_from_wire(v: u32) -> Result<DeleteReason, DecodeError> {
     match v {
         0 => Ok(DeleteReason::Requested),
-        _ => Err(DecodeError::Discriminant {
-            field: "delete reason",
-            value: v,
-        }),
+        _ => Err(DecodeError::Discriminant { field: "delete reason", value: v }),
     }
 }
 
@@ -547,12 +529,8 @@ const PLACEHOLDER_LEG: LegSpec = LegSpec {
     pt_map: PtMap::new(),
     crypto: LegCrypto { rx: None, tx: None },
 };
-const PLACEHOLDER_SPEC: SessionSpec = SessionSpec {
-    id: SessionId(1),
-    legs: [PLACEHOLDER_LEG; 2],
-    media_timeout_ms: 0,
-    allow_fast_path: false,
-};
+const PLACEHOLDER_SPEC: SessionSpec =
+    SessionSpec { id: SessionId(1), legs: [PLACEHOLDER_LEG; 2], media_timeout_ms: 0, allow_fast_path: false };
 
 // ----------------------------------------------------------------------------------------------
 // Domain -> wire (infallible) and wire -> domain (validating).
@@ -609,12 +587,7 @@ fn addr_from_wire(field: &'static str, w: &WireAddr) -> Result<Option<SocketAddr
             let ip = Ipv4Addr::new(a, b, c, d);
             Ok(Some(SocketAddr::V4(SocketAddrV4::new(ip, w.port))))
         }
-        6 => Ok(Some(SocketAddr::V6(SocketAddrV6::new(
-            Ipv6Addr::from(w.ip),
-            w.port,
-            w.flowinfo,
-            w.scope_id,
-        )))),
+        6 => Ok(Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(w.ip), w.port, w.flowinfo, w.scope_id)))),
         f => Err(DecodeError::AddressFamily { field, family: f }),
     }
 }
@@ -655,11 +628,7 @@ fn keys_from_wire(field: &'static str, w: &WireKeys) -> Result<Option<SrtpKeys>,
             if !key_tail_zero || !salt_tail_zero {
                 return Err(DecodeError::Reserved(field));
             }
-            Ok(Some(SrtpKeys {
-                suite,
-                key: w.key,
-                salt: w.salt,
-            }))
+            Ok(Some(SrtpKeys { suite, key: w.key, salt: w.salt }))
         }
     }
 }
@@ -669,10 +638,7 @@ fn pts_to_wire(m: &PtMap) -> [WirePt; MAX_PT] {
     let mut out = [WirePt { pt: 0, codec: 0 }; MAX_PT];
     for (o, e) in out.iter_mut().zip(m.raw_entries()) {
         if let Some(e) = e {
-            *o = WirePt {
-                pt: e.pt,
-                codec: codec_to_wire(e.codec),
-            };
+            *o = WirePt { pt: e.pt, codec: codec_to_wire(e.codec) };
         }
     }
     out
@@ -682,18 +648,7 @@ fn pts_to_wire(m: &PtMap) -> [WirePt; MAX_PT] {
 /// makes the compiler check that every field, reserved ones included, is written.
 #[inline(always)]
 fn leg_to_wire_into(l: &LegSpec, w: &mut WireLeg) {
-    let WireLeg {
-        local,
-        remote,
-        remote_rtcp_port,
-        rtcp_mux,
-        latch,
-        pt_len,
-        reserved,
-        pts,
-        rx,
-        tx,
-    } = w;
+    let WireLeg { local, remote, remote_rtcp_port, rtcp_mux, latch, pt_len, reserved, pts, rx, tx } = w;
     *local = addr_to_wire(Some(l.local));
     *remote = addr_to_wire(l.remote);
     *remote_rtcp_port = l.remote_rtcp_port;
@@ -740,10 +695,8 @@ fn pts_from_wire(pt_len: u8, pts: &[WirePt; MAX_PT]) -> Result<PtMap, DecodeErro
 
 #[inline(always)]
 fn leg_from_wire_into(w: &WireLeg, l: &mut LegSpec) -> Result<(), DecodeError> {
-    l.local = addr_from_wire("leg.local", &w.local)?.ok_or(DecodeError::AddressFamily {
-        field: "leg.local",
-        family: 0,
-    })?;
+    l.local =
+        addr_from_wire("leg.local", &w.local)?.ok_or(DecodeError::AddressFamily { field: "leg.local", family: 0 })?;
     l.remote = addr_from_wire("leg.remote", &w.remote)?;
     zero("leg.reserved", &w.reserved)?;
     l.pt_map = pts_from_wire(w.pt_len, &w.pts)?;
@@ -758,13 +711,7 @@ fn leg_from_wire_into(w: &WireLeg, l: &mut LegSpec) -> Result<(), DecodeError> {
 /// Writes a spec's wire form straight into `w` (see [`leg_to_wire_into`]).
 #[inline(always)]
 fn spec_to_wire_into(s: &SessionSpec, w: &mut WireSessionSpec) {
-    let WireSessionSpec {
-        id,
-        media_timeout_ms,
-        allow_fast_path,
-        reserved,
-        legs: [leg0, leg1],
-    } = w;
+    let WireSessionSpec { id, media_timeout_ms, allow_fast_path, reserved, legs: [leg0, leg1] } = w;
     *id = s.id.0;
     *media_timeout_ms = s.media_timeout_ms;
     *allow_fast_path = u8::from(s.allow_fast_path);
@@ -844,11 +791,7 @@ const fn crc32_const(bytes: &[u8]) -> u32 {
         crc ^= bytes[i] as u32;
         let mut b = 0;
         while b < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
             b += 1;
         }
         i += 1;
@@ -931,18 +874,11 @@ fn body_ref<const KIND: u32, T: Pod>(slot: &Slot) -> Result<&T, DecodeError> {
     const { assert!(std::mem::size_of::<T>() <= BODY_SIZE && std::mem::align_of::<T>() <= 16) };
     let len = std::mem::size_of::<T>();
     if slot.len != len as u32 {
-        return Err(DecodeError::BadLength {
-            kind: slot.kind,
-            expected: len as u32,
-            got: slot.len,
-        });
+        return Err(DecodeError::BadLength { kind: slot.kind, expected: len as u32, got: slot.len });
     }
     let computed = checksum_from(const { head_crc(KIND, std::mem::size_of::<T>()) }, slot, len);
     if computed != slot.checksum {
-        return Err(DecodeError::Checksum {
-            stored: slot.checksum,
-            computed,
-        });
+        return Err(DecodeError::Checksum { stored: slot.checksum, computed });
     }
     // Aligned (see `frame_with`), exact length: cannot fail.
     Ok(bytemuck::from_bytes(&slot.body[..len]))
@@ -967,18 +903,10 @@ pub fn encode_command(cmd: &Command, seq: u32) -> Slot {
 #[inline]
 pub fn encode_command_into(cmd: &Command, seq: u32, slot: &mut Slot) {
     match cmd {
-        Command::Create(s) => {
-            frame_with::<KIND_CREATE, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w))
-        }
-        Command::Update(s) => {
-            frame_with::<KIND_UPDATE, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w))
-        }
-        Command::Delete(id) => {
-            frame_with::<KIND_DELETE, WireId>(slot, seq, |w| *w = WireId { id: id.0 })
-        }
-        Command::Dump { token } => {
-            frame_with::<KIND_DUMP, WireToken>(slot, seq, |w| *w = WireToken { token: *token })
-        }
+        Command::Create(s) => frame_with::<KIND_CREATE, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w)),
+        Command::Update(s) => frame_with::<KIND_UPDATE, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w)),
+        Command::Delete(id) => frame_with::<KIND_DELETE, WireId>(slot, seq, |w| *w = WireId { id: id.0 }),
+        Command::Dump { token } => frame_with::<KIND_DUMP, WireToken>(slot, seq, |w| *w = WireToken { token: *token }),
     }
 }
 
@@ -988,9 +916,7 @@ pub fn decode_command(slot: &Slot) -> Result<Command, DecodeError> {
         KIND_CREATE => Command::Create(spec_from_wire(body_ref::<KIND_CREATE, _>(slot)?)?),
         KIND_UPDATE => Command::Update(spec_from_wire(body_ref::<KIND_UPDATE, _>(slot)?)?),
         KIND_DELETE => Command::Delete(id_from_wire(body_ref::<KIND_DELETE, WireId>(slot)?.id)?),
-        KIND_DUMP => Command::Dump {
-            token: body_ref::<KIND_DUMP, WireToken>(slot)?.token,
-        },
+        KIND_DUMP => Command::Dump { token: body_ref::<KIND_DUMP, WireToken>(slot)?.token },
         k => return Err(DecodeError::UnknownKind(k)),
     })
 }
@@ -1049,50 +975,26 @@ pub fn encode_event(ev: &Event, seq: u32) -> Slot {
 #[inline]
 pub fn encode_event_into(ev: &Event, seq: u32, slot: &mut Slot) {
     match ev {
-        Event::Created(id) => {
-            frame_with::<KIND_CREATED, WireId>(slot, seq, |w| *w = WireId { id: id.0 })
-        }
-        Event::Updated(id) => {
-            frame_with::<KIND_UPDATED, WireId>(slot, seq, |w| *w = WireId { id: id.0 })
-        }
-        Event::Deleted { id, reason, stats } => {
-            frame_with::<KIND_DELETED, WireDeleted>(slot, seq, |w| {
-                *w = WireDeleted {
-                    id: id.0,
-                    reason: reason_to_wire(*reason),
-                    reserved: 0,
-                    stats: [stats_to_wire(&stats[0]), stats_to_wire(&stats[1])],
-                }
-            })
-        }
-        Event::Error { id, code, port } => frame_with::<KIND_ERROR, WireError>(slot, seq, |w| {
-            *w = WireError {
+        Event::Created(id) => frame_with::<KIND_CREATED, WireId>(slot, seq, |w| *w = WireId { id: id.0 }),
+        Event::Updated(id) => frame_with::<KIND_UPDATED, WireId>(slot, seq, |w| *w = WireId { id: id.0 }),
+        Event::Deleted { id, reason, stats } => frame_with::<KIND_DELETED, WireDeleted>(slot, seq, |w| {
+            *w = WireDeleted {
                 id: id.0,
-                code: error_code_to_wire(*code),
-                port: *port,
+                reason: reason_to_wire(*reason),
                 reserved: 0,
+                stats: [stats_to_wire(&stats[0]), stats_to_wire(&stats[1])],
             }
         }),
-        Event::MediaTimeout { id, idle_ms } => {
-            frame_with::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot, seq, |w| {
-                *w = WireMediaTimeout {
-                    id: id.0,
-                    idle_ms: *idle_ms,
-                }
-            })
-        }
-        Event::Session(s) => {
-            frame_with::<KIND_SESSION, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w))
-        }
-        Event::DumpDone { token, count } => {
-            frame_with::<KIND_DUMP_DONE, WireDumpDone>(slot, seq, |w| {
-                *w = WireDumpDone {
-                    token: *token,
-                    count: *count,
-                    reserved: 0,
-                }
-            })
-        }
+        Event::Error { id, code, port } => frame_with::<KIND_ERROR, WireError>(slot, seq, |w| {
+            *w = WireError { id: id.0, code: error_code_to_wire(*code), port: *port, reserved: 0 }
+        }),
+        Event::MediaTimeout { id, idle_ms } => frame_with::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot, seq, |w| {
+            *w = WireMediaTimeout { id: id.0, idle_ms: *idle_ms }
+        }),
+        Event::Session(s) => frame_with::<KIND_SESSION, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w)),
+        Event::DumpDone { token, count } => frame_with::<KIND_DUMP_DONE, WireDumpDone>(slot, seq, |w| {
+            *w = WireDumpDone { token: *token, count: *count, reserved: 0 }
+        }),
     }
 }
 
@@ -1125,18 +1027,11 @@ pub fn decode_event_into(slot: &Slot, out: &mut Event) -> Result<(), DecodeError
             if w.reserved != 0 {
                 return Err(DecodeError::Reserved("error.reserved"));
             }
-            Event::Error {
-                id: id_from_wire(w.id)?,
-                code: error_code_from_wire(w.code)?,
-                port: w.port,
-            }
+            Event::Error { id: id_from_wire(w.id)?, code: error_code_from_wire(w.code)?, port: w.port }
         }
         KIND_MEDIA_TIMEOUT => {
             let w = body_ref::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot)?;
-            Event::MediaTimeout {
-                id: id_from_wire(w.id)?,
-                idle_ms: w.idle_ms,
-            }
+            Event::MediaTimeout { id: id_from_wire(w.id)?, idle_ms: w.idle_ms }
         }
         KIND_SESSION => {
             let w = body_ref::<KIND_SESSION, WireSessionSpec>(slot)?;
@@ -1154,10 +1049,7 @@ pub fn decode_event_into(slot: &Slot, out: &mut Event) -> Result<(), DecodeError
             if w.reserved != 0 {
                 return Err(DecodeError::Reserved("dump_done.reserved"));
             }
-            Event::DumpDone {
-                token: w.token,
-                count: w.count,
-            }
+            Event::DumpDone { token: w.token, count: w.count }
         }
         k => return Err(DecodeError::UnknownKind(k)),
     };
@@ -1172,10 +1064,7 @@ pub fn check_seq(slot: &Slot, pos: u64) -> Result<(), DecodeError> {
     if slot.seq == expected {
         Ok(())
     } else {
-        Err(DecodeError::Sequence {
-            expected,
-            got: slot.seq,
-        })
+        Err(DecodeError::Sequence { expected, got: slot.seq })
     }
 }
 
@@ -1264,12 +1153,7 @@ mod tests {
     }
 
     fn spec() -> SessionSpec {
-        SessionSpec {
-            id: SessionId(7),
-            legs: [leg(), leg()],
-            media_timeout_ms: 0,
-            allow_fast_path: true,
-        }
+        SessionSpec { id: SessionId(7), legs: [leg(), leg()], media_timeout_ms: 0, allow_fast_path: true }
     }
 
     #[test]
@@ -1288,10 +1172,7 @@ mod tests {
     fn flipped_bit_fails_checksum() {
         let mut s = encode_command(&Command::Create(spec()), 0);
         s.body[100] ^= 1;
-        assert!(matches!(
-            decode_command(&s),
-            Err(DecodeError::Checksum { .. })
-        ));
+        assert!(matches!(decode_command(&s), Err(DecodeError::Checksum { .. })));
     }
 
     #[test]
@@ -1305,13 +1186,7 @@ mod tests {
         let mut w = spec_to_wire(&spec());
         w.legs[1].remote.family = 5;
         let s = frame(KIND_CREATE, 0, &w);
-        assert_eq!(
-            decode_command(&s),
-            Err(DecodeError::AddressFamily {
-                field: "leg.remote",
-                family: 5
-            })
-        );
+        assert_eq!(decode_command(&s), Err(DecodeError::AddressFamily { field: "leg.remote", family: 5 }));
     }
 
     #[test]
@@ -1320,20 +1195,11 @@ mod tests {
         w.legs[0].pt_len = 2;
         w.legs[0].pts[0] = WirePt { pt: 8, codec: 1 };
         w.legs[0].pts[1] = WirePt { pt: 8, codec: 0 };
-        assert_eq!(
-            decode_command(&frame(KIND_CREATE, 0, &w)),
-            Err(DecodeError::DuplicatePt(8))
-        );
+        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::DuplicatePt(8)));
         w.legs[0].pts[1] = WirePt { pt: 200, codec: 0 };
-        assert_eq!(
-            decode_command(&frame(KIND_CREATE, 0, &w)),
-            Err(DecodeError::PayloadType(200))
-        );
+        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::PayloadType(200)));
         w.legs[0].pt_len = 9;
-        assert_eq!(
-            decode_command(&frame(KIND_CREATE, 0, &w)),
-            Err(DecodeError::PtMapLength(9))
-        );
+        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::PtMapLength(9)));
     }
 
     #[test]
@@ -1341,10 +1207,7 @@ mod tests {
         let mut w = spec_to_wire(&spec());
         w.legs[0].tx.present = 1;
         w.legs[0].tx.suite = 9;
-        assert_eq!(
-            decode_command(&frame(KIND_CREATE, 0, &w)),
-            Err(DecodeError::SrtpSuite(9))
-        );
+        assert_eq!(decode_command(&frame(KIND_CREATE, 0, &w)), Err(DecodeError::SrtpSuite(9)));
     }
 
     #[test]
@@ -1385,12 +1248,8 @@ mod tests {
             key: [3; 16].iter().chain(&[0; 16]).copied().collect::<Vec<_>>().try_into().unwrap(),
             salt: [5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 0, 0],
         });
-        let cmds = [
-            Command::Create(sp),
-            Command::Update(sp),
-            Command::Delete(SessionId(9)),
-            Command::Dump { token: 4 },
-        ];
+        let cmds =
+            [Command::Create(sp), Command::Update(sp), Command::Delete(SessionId(9)), Command::Dump { token: 4 }];
         for c in cmds {
             let clean = encode_command(&c, 11);
             let mut dirty = Slot::from_bytes(&[0xa5; SLOT_SIZE]);
@@ -1415,12 +1274,6 @@ mod tests {
     fn seq_checked() {
         let s = encode_event(&Event::Created(SessionId(1)), 5);
         assert_eq!(check_seq(&s, 5), Ok(()));
-        assert_eq!(
-            check_seq(&s, 6),
-            Err(DecodeError::Sequence {
-                expected: 6,
-                got: 5
-            })
-        );
+        assert_eq!(check_seq(&s, 6), Err(DecodeError::Sequence { expected: 6, got: 5 }));
     }
 }

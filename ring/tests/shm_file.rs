@@ -22,15 +22,8 @@ struct TempPath(PathBuf);
 
 impl TempPath {
     fn new(name: &str) -> Self {
-        let dir = if Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
-        Self(PathBuf::from(format!(
-            "{dir}/xtrunk-ring-test-{}-{name}",
-            std::process::id()
-        )))
+        let dir = if Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+        Self(PathBuf::from(format!("{dir}/xtrunk-ring-test-{}-{name}", std::process::id())))
     }
 }
 
@@ -49,19 +42,13 @@ fn patch(path: &Path, offset: u64, bytes: &[u8]) {
 fn not_found_names_the_path() {
     let e = Shm::attach("/dev/shm/xtrunk-ring-test-does-not-exist").unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }));
-    assert_eq!(
-        e.to_string(),
-        "ring not found at /dev/shm/xtrunk-ring-test-does-not-exist — is the datapath running?"
-    );
+    assert_eq!(e.to_string(), "ring not found at /dev/shm/xtrunk-ring-test-does-not-exist — is the datapath running?");
 }
 
 #[test]
 fn bad_capacity_refused() {
     let p = TempPath::new("cap");
-    assert!(matches!(
-        Shm::create(&p.0, 1000, 16),
-        Err(Error::Capacity(1000))
-    ));
+    assert!(matches!(Shm::create(&p.0, 1000, 16), Err(Error::Capacity(1000))));
     assert!(matches!(Shm::create(&p.0, 16, 0), Err(Error::Capacity(0))));
 }
 
@@ -78,20 +65,13 @@ fn round_trip_through_the_file() {
 
     ctx.try_send(&Command::Dump { token: 9 }).unwrap();
     assert_eq!(crx.try_recv(), Some(Ok(Command::Dump { token: 9 })));
-    etx.try_send(&Event::DumpDone { token: 9, count: 0 })
-        .unwrap();
-    assert_eq!(
-        erx.try_recv(),
-        Some(Ok(Event::DumpDone { token: 9, count: 0 }))
-    );
+    etx.try_send(&Event::DumpDone { token: 9, count: 0 }).unwrap();
+    assert_eq!(erx.try_recv(), Some(Ok(Event::DumpDone { token: 9, count: 0 })));
     // Full is back-pressure.
     for i in 0..32 {
         etx.try_send(&Event::Created(SessionId(i + 1))).unwrap();
     }
-    assert_eq!(
-        etx.try_send(&Event::Created(SessionId(99))),
-        Err(xtrunk_ring::Full)
-    );
+    assert_eq!(etx.try_send(&Event::Created(SessionId(99))), Err(xtrunk_ring::Full));
     assert_eq!(erx.recv_batch(100, |r| assert!(r.is_ok())), 32);
     assert_eq!(erx.try_recv(), None);
 }
@@ -101,20 +81,8 @@ fn wrong_role_refused() {
     let p = TempPath::new("role");
     let dp = Shm::create(&p.0, 8, 8).unwrap();
     let sig = Shm::attach(&p.0).unwrap();
-    assert!(matches!(
-        dp.signaling_end(),
-        Err(Error::WrongRole {
-            have: "datapath",
-            want: "signaling"
-        })
-    ));
-    assert!(matches!(
-        sig.datapath_end(),
-        Err(Error::WrongRole {
-            have: "signaling",
-            want: "datapath"
-        })
-    ));
+    assert!(matches!(dp.signaling_end(), Err(Error::WrongRole { have: "datapath", want: "signaling" })));
+    assert!(matches!(sig.datapath_end(), Err(Error::WrongRole { have: "signaling", want: "datapath" })));
 }
 
 #[test]
@@ -123,10 +91,7 @@ fn bad_magic_refused() {
     let _dp = Shm::create(&p.0, 8, 8).unwrap();
     patch(&p.0, 0, b"NOTARING");
     let e = Shm::attach(&p.0).unwrap_err();
-    assert!(
-        matches!(e, Error::BadMagic { found, .. } if &found == b"NOTARING"),
-        "{e}"
-    );
+    assert!(matches!(e, Error::BadMagic { found, .. } if &found == b"NOTARING"), "{e}");
 }
 
 #[test]
@@ -135,14 +100,8 @@ fn abi_version_mismatch_refused() {
     let _dp = Shm::create(&p.0, 8, 8).unwrap();
     patch(&p.0, 8, &(ABI_VERSION + 1).to_ne_bytes());
     let e = Shm::attach(&p.0).unwrap_err();
-    assert!(
-        matches!(e, Error::AbiVersion { ours, theirs, .. } if ours == ABI_VERSION && theirs == ABI_VERSION + 1)
-    );
-    assert!(
-        e.to_string()
-            .contains(&format!("ABI version {}", ABI_VERSION + 1)),
-        "{e}"
-    );
+    assert!(matches!(e, Error::AbiVersion { ours, theirs, .. } if ours == ABI_VERSION && theirs == ABI_VERSION + 1));
+    assert!(e.to_string().contains(&format!("ABI version {}", ABI_VERSION + 1)), "{e}");
 }
 
 #[test]
@@ -153,58 +112,22 @@ fn size_table_mismatch_names_the_struct() {
     // structs in wire order: Slot at 24, WireAddr at 28, WireKeys at 32, WireLeg at 36.
     patch(&p.0, 24, &1024u32.to_ne_bytes());
     let e = Shm::attach(&p.0).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::SizeMismatch {
-                what: "Slot",
-                ours: 512,
-                theirs: 1024,
-                ..
-            }
-        ),
-        "{e}"
-    );
-    assert!(
-        e.to_string()
-            .ends_with("size of Slot is 1024 in the file, 512 in this build"),
-        "{e}"
-    );
+    assert!(matches!(e, Error::SizeMismatch { what: "Slot", ours: 512, theirs: 1024, .. }), "{e}");
+    assert!(e.to_string().ends_with("size of Slot is 1024 in the file, 512 in this build"), "{e}");
     patch(&p.0, 24, &(SLOT_SIZE as u32).to_ne_bytes());
     patch(&p.0, 36, &180u32.to_ne_bytes());
     let e = Shm::attach(&p.0).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::SizeMismatch {
-                what: "WireLeg",
-                theirs: 180,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, Error::SizeMismatch { what: "WireLeg", theirs: 180, .. }), "{e}");
 }
 
 #[test]
 fn truncated_file_refused() {
     let p = TempPath::new("trunc");
     let _dp = Shm::create(&p.0, 8, 8).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&p.0)
-        .unwrap()
-        .set_len(8192)
-        .unwrap();
-    assert!(matches!(
-        Shm::attach(&p.0),
-        Err(Error::Truncated { len: 8192, .. })
-    ));
+    std::fs::OpenOptions::new().write(true).open(&p.0).unwrap().set_len(8192).unwrap();
+    assert!(matches!(Shm::attach(&p.0), Err(Error::Truncated { len: 8192, .. })));
     std::fs::write(&p.0, b"tiny").unwrap();
-    assert!(matches!(
-        Shm::attach(&p.0),
-        Err(Error::Truncated { len: 4, .. })
-    ));
+    assert!(matches!(Shm::attach(&p.0), Err(Error::Truncated { len: 4, .. })));
 }
 
 #[test]
@@ -219,10 +142,7 @@ fn corrupt_slot_in_file_rejected_counted_and_flow_continues() {
     // Flip one body byte of slot 0 of the commands ring, behind the ring's back.
     let slot0 = (HEADER_REGION + CONTROL_SIZE) as u64;
     patch(&p.0, slot0 + 16, &[0xee]);
-    assert!(matches!(
-        crx.try_recv(),
-        Some(Err(DecodeError::Checksum { .. }))
-    ));
+    assert!(matches!(crx.try_recv(), Some(Err(DecodeError::Checksum { .. }))));
     assert_eq!(crx.rejected(), 1);
     assert_eq!(crx.try_recv(), Some(Ok(Command::Delete(SessionId(2)))));
     ctx.try_send(&Command::Delete(SessionId(3))).unwrap();
@@ -236,16 +156,7 @@ fn second_signaling_refused_in_process() {
     let _dp = Shm::create(&p.0, 8, 8).unwrap();
     let first = Shm::attach(&p.0).unwrap();
     let e = Shm::attach(&p.0).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::RoleTaken {
-                role: "signaling",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, Error::RoleTaken { role: "signaling", .. }), "{e}");
     // Dropping the first handle releases the role.
     drop(first);
     Shm::attach(&p.0).unwrap();
@@ -261,10 +172,7 @@ fn second_datapath_refused_and_stale_file_replaced() {
     drop(dp);
     // Datapath gone (role released): signaling notices, attach refuses.
     assert!(sig.is_stale());
-    assert!(matches!(
-        Shm::attach(&p.0),
-        Err(Error::DatapathNotRunning { .. })
-    ));
+    assert!(matches!(Shm::attach(&p.0), Err(Error::DatapathNotRunning { .. })));
     // A new datapath replaces the file: new inode, fresh rings.
     let _dp2 = Shm::create(&p.0, 16, 16).unwrap();
     assert!(sig.is_stale());
@@ -335,11 +243,7 @@ fn child_entry() {
             let mut next = 1u64;
             while next <= count {
                 batch.clear();
-                batch.extend(
-                    (next..=count)
-                        .take(64)
-                        .map(|i| Command::Delete(SessionId(i))),
-                );
+                batch.extend((next..=count).take(64).map(|i| Command::Delete(SessionId(i))));
                 let mut off = 0;
                 while off < batch.len() {
                     let n = tx.send_batch(&batch[off..]);
@@ -375,11 +279,7 @@ fn takeover_after_signaling_dies() {
     wait_ready(&mut child);
     // While the child lives, a second signaling is refused, naming the child's pid.
     match Shm::attach(&p.0) {
-        Err(Error::RoleTaken {
-            role: "signaling",
-            pid,
-            ..
-        }) => assert_eq!(pid as u32, child.id()),
+        Err(Error::RoleTaken { role: "signaling", pid, .. }) => assert_eq!(pid as u32, child.id()),
         other => panic!("expected RoleTaken, got {other:?}"),
     }
     drop(child.stdin.take()); // let it die
@@ -406,10 +306,7 @@ fn takeover_after_signaling_dies() {
 /// ≥ 10,000,000 messages from a child process, none lost, none reordered, none rejected.
 #[test]
 fn two_processes_ten_million_in_order() {
-    let n: u64 = std::env::var("XTRUNK_RING_TEST_MESSAGES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000_000);
+    let n: u64 = std::env::var("XTRUNK_RING_TEST_MESSAGES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
     let p = TempPath::new("tenmillion");
     let dp = Shm::create(&p.0, 1024, 16).unwrap();
     let (mut crx, _etx) = dp.datapath_end().unwrap();
@@ -429,18 +326,12 @@ fn two_processes_ten_million_in_order() {
         if got == 0 {
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!(
-                    "timed out after {:?} at message {expect} of {n}",
-                    start.elapsed()
-                );
+                panic!("timed out after {:?} at message {expect} of {n}", start.elapsed());
             }
             if let Some(status) = child.try_wait().unwrap() {
                 // Drain what is left, then stop if the child died early.
                 if crx.is_empty() {
-                    panic!(
-                        "child exited ({status}) after {} of {n} messages",
-                        expect - 1
-                    );
+                    panic!("child exited ({status}) after {} of {n} messages", expect - 1);
                 }
             }
             std::thread::yield_now(); // the machine may be oversubscribed
@@ -457,11 +348,5 @@ fn two_processes_ten_million_in_order() {
 fn decode_error_is_counted_not_trusted_via_wire() {
     // Reference for readers: a slot stamped for another position is a Sequence error.
     let s = wire::encode_command(&Command::Delete(SessionId(1)), 7);
-    assert_eq!(
-        wire::check_seq(&s, 8),
-        Err(DecodeError::Sequence {
-            expected: 8,
-            got: 7
-        })
-    );
+    assert_eq!(wire::check_seq(&s, 8), Err(DecodeError::Sequence { expected: 8, got: 7 }));
 }

@@ -120,10 +120,7 @@ fn two_threads_in_order() {
 
 fn raw_pair(cap: usize) -> (CommandSender, CommandReceiver) {
     let (p, c) = spsc::channel::<Slot>(cap);
-    (
-        CommandSender::from_producer(p),
-        CommandReceiver::from_consumer(c),
-    )
+    (CommandSender::from_producer(p), CommandReceiver::from_consumer(c))
 }
 
 #[test]
@@ -147,18 +144,9 @@ fn corrupt_slots_rejected_counted_and_flow_continues() {
     tx.try_send(&Command::Dump { token: 5 }).unwrap();
 
     assert_eq!(rx.try_recv(), Some(Ok(Command::Delete(SessionId(1)))));
-    assert!(matches!(
-        rx.try_recv(),
-        Some(Err(DecodeError::Checksum { .. }))
-    ));
+    assert!(matches!(rx.try_recv(), Some(Err(DecodeError::Checksum { .. }))));
     assert_eq!(rx.try_recv(), Some(Err(DecodeError::UnknownKind(0xdead))));
-    assert_eq!(
-        rx.try_recv(),
-        Some(Err(DecodeError::Sequence {
-            expected: 3,
-            got: 11
-        }))
-    );
+    assert_eq!(rx.try_recv(), Some(Err(DecodeError::Sequence { expected: 3, got: 11 })));
     assert_eq!(rx.try_recv(), Some(Ok(Command::Dump { token: 5 })));
     assert_eq!(rx.try_recv(), None);
     assert_eq!(rx.rejected(), 3);

@@ -10,11 +10,8 @@ fn addr() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
         (any::<[u8; 4]>(), any::<u16>())
             .prop_map(|(ip, port)| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port))),
-        (any::<[u8; 16]>(), any::<u16>(), any::<u32>(), any::<u32>()).prop_map(
-            |(ip, port, fl, sc)| {
-                SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, fl, sc))
-            }
-        ),
+        (any::<[u8; 16]>(), any::<u16>(), any::<u32>(), any::<u32>())
+            .prop_map(|(ip, port, fl, sc)| { SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, fl, sc)) }),
     ]
 }
 
@@ -55,11 +52,7 @@ fn keys() -> impl Strategy<Value = SrtpKeys> {
 }
 
 fn leg() -> impl Strategy<Value = LegSpec> {
-    let latch = prop_oneof![
-        Just(LatchPolicy::Once),
-        Just(LatchPolicy::Follow),
-        Just(LatchPolicy::Strict)
-    ];
+    let latch = prop_oneof![Just(LatchPolicy::Once), Just(LatchPolicy::Follow), Just(LatchPolicy::Strict)];
     (
         addr(),
         proptest::option::of(addr()),
@@ -70,17 +63,15 @@ fn leg() -> impl Strategy<Value = LegSpec> {
         proptest::option::of(keys()),
         proptest::option::of(keys()),
     )
-        .prop_map(
-            |(local, remote, remote_rtcp_port, rtcp_mux, latch, pt_map, rx, tx)| LegSpec {
-                local,
-                remote,
-                remote_rtcp_port,
-                rtcp_mux,
-                latch,
-                pt_map,
-                crypto: LegCrypto { rx, tx },
-            },
-        )
+        .prop_map(|(local, remote, remote_rtcp_port, rtcp_mux, latch, pt_map, rx, tx)| LegSpec {
+            local,
+            remote,
+            remote_rtcp_port,
+            rtcp_mux,
+            latch,
+            pt_map,
+            crypto: LegCrypto { rx, tx },
+        })
 }
 
 fn id() -> impl Strategy<Value = SessionId> {
@@ -88,14 +79,9 @@ fn id() -> impl Strategy<Value = SessionId> {
 }
 
 fn spec() -> impl Strategy<Value = SessionSpec> {
-    (id(), leg(), leg(), any::<u32>(), any::<bool>()).prop_map(
-        |(id, a, b, media_timeout_ms, allow_fast_path)| SessionSpec {
-            id,
-            legs: [a, b],
-            media_timeout_ms,
-            allow_fast_path,
-        },
-    )
+    (id(), leg(), leg(), any::<u32>(), any::<bool>()).prop_map(|(id, a, b, media_timeout_ms, allow_fast_path)| {
+        SessionSpec { id, legs: [a, b], media_timeout_ms, allow_fast_path }
+    })
 }
 
 fn command() -> impl Strategy<Value = Command> {
@@ -142,11 +128,7 @@ fn event() -> impl Strategy<Value = Event> {
             reason: DeleteReason::Requested,
             stats: [a, b]
         }),
-        (id(), error_code(), any::<u16>()).prop_map(|(id, code, port)| Event::Error {
-            id,
-            code,
-            port
-        }),
+        (id(), error_code(), any::<u16>()).prop_map(|(id, code, port)| Event::Error { id, code, port }),
         (id(), any::<u64>()).prop_map(|(id, idle_ms)| Event::MediaTimeout { id, idle_ms }),
         spec().prop_map(Event::Session),
         (any::<u64>(), any::<u32>()).prop_map(|(token, count)| Event::DumpDone { token, count }),

@@ -6,7 +6,7 @@
 //! the sidecar: INVITE+SDP → (100, INVITE to the carrier) → 180 → 200+SDP → (ACK to the carrier)
 //! → caller ACK → caller BYE → (BYE to the carrier) → 200 → Delete → Deleted. Only the core's
 //! own work is timed (`handle_input`, `handle_timeout`, `handle_media_event`, every `poll_*`,
-//! journal records produced but not written); building the peers' messages is not. Time is
+//! journal records produced but not written) — the shared rig, `xtrunk_signaling::testing::Pair`; building the peers' messages is not. Time is
 //! simulated: `now` advances 0.5 ms per call (2 000 CPS), so transactions and timers reach the
 //! steady state of that rate (about 64·T1 = 32 s of finished transactions stay in the tables).
 //!
@@ -17,29 +17,25 @@
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use xtrunk_signaling::b2bua::{response, Core};
-use xtrunk_signaling::media::{LoopbackMedia, MediaPort};
+use xtrunk_signaling::b2bua::response;
 use xtrunk_signaling::sip::msg::{parse, HName, Message, Method};
+use xtrunk_signaling::testing::{Pair, Record};
 use xtrunk_signaling::transport::{Dest, Transport};
 
 const OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
 const ANSWER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6002 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
 
-/// The core, its loopback datapath, simulated time, and the two peers' addresses.
+/// The shared rig ([`Pair`]) with the two peers' addresses; time moves 0.5 ms per call.
 pub struct Rig {
-    core: Core,
-    media: LoopbackMedia,
-    now: Instant,
+    pair: Pair,
     from_pbx: Dest,
     from_carrier: Dest,
+    pbx: SocketAddr,
     carrier: SocketAddr,
-    out: Vec<Vec<u8>>,
     n: u64,
-    /// Time spent inside the core.
-    pub busy: Duration,
 }
 
 impl Rig {
@@ -50,88 +46,70 @@ impl Rig {
         let local: SocketAddr = "127.0.0.1:5060".parse().expect("addr");
         let pbx: SocketAddr = "127.0.0.1:5062".parse().expect("addr");
         let carrier = cfg.trunks[1].targets[0].addr;
-        let now = Instant::now();
+        let mut pair = Pair::new(&cfg, local, 1);
+        pair.record = Record::Transmissions;
+        pair.timers_after_input = true;
         Self {
-            core: Core::new(&cfg, vec![(Transport::Udp, local)], now, SystemTime::now(), 1),
-            media: LoopbackMedia::default(),
-            now,
+            pair,
             from_pbx: Dest { transport: Transport::Udp, local, remote: pbx },
             from_carrier: Dest { transport: Transport::Udp, local, remote: carrier },
+            pbx,
             carrier,
-            out: Vec::new(),
             n: 0,
-            busy: Duration::ZERO,
         }
     }
 
-    /// One datagram in, then what the shell does after it: journal, transmissions, datapath
-    /// commands and events, CDRs, timers. The core's transmissions land in `self.out`.
+    /// One datagram in at the current simulated time, then what the shell does after it.
     fn input(&mut self, from: Dest, data: &[u8]) {
-        let t = Instant::now();
-        let now = self.now;
-        self.core.handle_input(now, from, data);
-        while let Some(op) = self.core.poll_journal() {
-            black_box(op);
-        }
-        while let Some(x) = self.core.poll_transmit() {
-            self.out.push(x.data);
-        }
-        while let Some(c) = self.core.poll_media() {
-            self.media.send(&c).expect("loopback media");
-        }
-        while let Some(ev) = self.media.poll_event() {
-            self.core.handle_media_event(now, ev);
-        }
-        while let Some(c) = self.core.poll_cdr() {
-            black_box(c);
-        }
-        self.core.handle_timeout(now);
-        while let Some(x) = self.core.poll_transmit() {
-            self.out.push(x.data);
-        }
-        self.busy += t.elapsed();
+        self.pair.input_now(from, data);
     }
 
-    fn take(&mut self, pred: impl Fn(&Message) -> bool) -> Message {
-        let m = self.out.iter().filter_map(|d| parse(d).ok()).find(|m| pred(m)).expect("expected message");
-        self.out.clear();
+    /// The first message sent to `to` matching `pred`; everything else sent is dropped.
+    fn take(&mut self, to: SocketAddr, pred: impl Fn(&Message) -> bool) -> Message {
+        let m = self.pair.take(to, pred);
+        self.pair.out.clear();
         m
+    }
+
+    /// Time spent inside the core since the last reset.
+    pub fn busy(&mut self) -> &mut Duration {
+        &mut self.pair.busy
     }
 
     /// One whole call.
     pub fn call(&mut self) {
         let i = self.n;
         self.n += 1;
-        self.now += Duration::from_micros(500);
+        self.pair.now += Duration::from_micros(500);
         let inv = format!("INVITE sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: 4930{i} <sip:4930{i}@127.0.0.1:5060>\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}", OFFER.len());
         self.input(self.from_pbx, inv.as_bytes());
-        let b_inv = self.take(|m| m.method() == Some(&Method::Invite));
+        let b_inv = self.take(self.carrier, |m| m.method() == Some(&Method::Invite));
         let mut r180 = response(&b_inv, 180, "Ringing", Some("cb"));
         r180.push(HName::Contact, format!("<sip:sipp@{}>", self.carrier));
         let r180 = r180.to_bytes();
         self.input(self.from_carrier, &r180);
-        self.out.clear();
+        self.pair.out.clear();
         let mut ok = response(&b_inv, 200, "OK", Some("cb"));
         ok.push(HName::Contact, format!("<sip:sipp@{}>", self.carrier)).push(HName::ContentType, "application/sdp");
         ok.body = ANSWER.as_bytes().to_vec();
         let ok = ok.to_bytes();
         self.input(self.from_carrier, &ok);
-        let ok_a = self.take(|m| m.code() == Some(200));
+        let ok_a = self.take(self.pbx, |m| m.code() == Some(200));
         let to = ok_a.header(&HName::To).expect("To").to_string();
         let ack = format!("ACK sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-5;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 1 ACK\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
         self.input(self.from_pbx, ack.as_bytes());
         let bye = format!("BYE sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-2-7;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-        self.out.clear();
+        self.pair.out.clear();
         self.input(self.from_pbx, bye.as_bytes());
-        let b_bye = self.take(|m| m.method() == Some(&Method::Bye));
+        let b_bye = self.take(self.carrier, |m| m.method() == Some(&Method::Bye));
         let ok_bye = response(&b_bye, 200, "OK", None).to_bytes();
         self.input(self.from_carrier, &ok_bye);
-        self.out.clear();
+        self.pair.out.clear();
     }
 
     /// Calls still up (0 after every whole call).
     pub fn active(&self) -> usize {
-        self.core.active_calls()
+        self.pair.core.active_calls()
     }
 }
 
@@ -151,12 +129,12 @@ fn bench(c: &mut Criterion) {
             rig.call();
         }
         b.iter_custom(|iters| {
-            rig.busy = Duration::ZERO;
+            *rig.busy() = Duration::ZERO;
             for _ in 0..iters {
                 rig.call();
             }
             assert_eq!(rig.active(), 0);
-            rig.busy
+            *rig.busy()
         });
     });
     g.bench_function("parse_invite", |b| {
@@ -175,7 +153,7 @@ fn main() {
             rig.call();
         }
         assert_eq!(rig.active(), 0);
-        println!("{n} calls, {:.2} µs/call in the core", rig.busy.as_secs_f64() * 1e6 / n as f64);
+        println!("{n} calls, {:.2} µs/call in the core", rig.busy().as_secs_f64() * 1e6 / n as f64);
         return;
     }
     benches();

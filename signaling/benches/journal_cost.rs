@@ -3,20 +3,19 @@
 //!     cargo bench -p xtrunk-signaling --bench journal_cost      (XT_CALLS=N sets the call count)
 //!
 //! Runs the same N complete calls (INVITE → 180 → 200 → ACK → BYE → Delete) through the sans-IO
-//! core three times, in the same invocation: journal operations discarded (baseline), written to
+//! core (the shared rig, `xtrunk_signaling::testing::Pair`) three times, in the same invocation: journal operations discarded (baseline), written to
 //! a journal file the way the shell writes them (one `write(2)` per I/O round), and written with
 //! an `fdatasync` after each round (what host-crash safety would cost). Reports µs per call and
 //! the ratio to the baseline, plus the record size.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use xtrunk_signaling::b2bua::{response, Core};
+use xtrunk_signaling::b2bua::response;
 use xtrunk_signaling::journal::{Journal, JournalOp};
-use xtrunk_signaling::media::{LoopbackMedia, MediaPort};
-use xtrunk_signaling::sip::msg::{parse, HName};
-use xtrunk_signaling::transport::{Dest, Transport};
+use xtrunk_signaling::sip::msg::{HName, Message};
+use xtrunk_signaling::testing::Pair;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -34,83 +33,56 @@ fn run(n: usize, mode: Mode, dir: &Path) -> (Duration, u64, u64) {
     let carrier = cfg.trunks[1].targets[0].addr;
     let path = dir.join("cost.calls");
     let _ = std::fs::remove_file(&path);
-    let (mut journal, _) = Journal::open(&path).unwrap();
-    let mut core = Core::new(&cfg, vec![(Transport::Udp, local)], Instant::now(), SystemTime::now(), 1);
-    let mut media = LoopbackMedia::default();
+    let (journal, _) = Journal::open(&path).unwrap();
+    let mut p = Pair::new(&cfg, local, 1);
+    p.timers_after_input = true;
+    p.journal = (mode != Mode::Discard).then_some(journal);
+    p.journal_sync = mode == Mode::WriteSync;
     let offer = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
     let answer = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
-    let from_pbx = Dest { transport: Transport::Udp, local, remote: pbx };
-    let from_carrier = Dest { transport: Transport::Udp, local, remote: carrier };
-    let mut ops = Vec::new();
+    let is = |name: &'static str| move |m: &Message| m.method().is_some_and(|x| x.as_str() == name);
     let mut max_record = 0u64;
-    let mut out = Vec::new();
     let t = Instant::now();
     for i in 0..n {
-        let now = Instant::now();
-        let mut round = |core: &mut Core, media: &mut LoopbackMedia, out: &mut Vec<Vec<u8>>| {
-            ops.clear();
-            while let Some(op) = core.poll_journal() {
-                ops.push(op);
-            }
-            if mode != Mode::Discard && !ops.is_empty() {
-                journal.apply_all(&ops).unwrap();
-                if mode == Mode::WriteSync {
-                    std::fs::File::open(&path).unwrap().sync_data().unwrap();
-                }
-                for op in &ops {
-                    if let JournalOp::Add(_) = op {
-                        max_record = max_record.max(serde_json::to_vec(op).unwrap().len() as u64);
-                    }
-                }
-            }
-            while let Some(x) = core.poll_transmit() {
-                out.push(x.data);
-            }
-            while let Some(c) = core.poll_media() {
-                media.send(&c).unwrap();
-            }
-            while let Some(ev) = media.poll_event() {
-                core.handle_media_event(now, ev);
-            }
-            while core.poll_cdr().is_some() {}
-            core.handle_timeout(now);
-        };
         let inv = format!("INVITE sip:4930{i}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKa{i};rport\r\nFrom: <sip:100@pbx>;tag=pa{i}\r\nTo: <sip:4930{i}@x>\r\nCall-ID: c{i}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}", offer.len());
-        core.handle_input(now, from_pbx, inv.as_bytes());
-        out.clear();
-        round(&mut core, &mut media, &mut out);
-        let b_inv = out.iter().filter_map(|d| parse(d).ok()).find(|m| m.method().is_some()).unwrap();
+        p.input(pbx, inv.as_bytes());
+        let b_inv = p.take(carrier, is("INVITE"));
         let mut r180 = response(&b_inv, 180, "Ringing", Some("cb"));
         r180.push(HName::Contact, format!("<sip:c@{carrier}>"));
-        core.handle_input(now, from_carrier, &r180.to_bytes());
-        round(&mut core, &mut media, &mut out);
+        p.input(carrier, &r180.to_bytes());
         let mut ok = response(&b_inv, 200, "OK", Some("cb"));
         ok.push(HName::Contact, format!("<sip:c@{carrier}>")).push(HName::ContentType, "application/sdp");
         ok.body = answer.as_bytes().to_vec();
-        core.handle_input(now, from_carrier, &ok.to_bytes());
-        out.clear();
-        round(&mut core, &mut media, &mut out);
-        let ok_a = out.iter().filter_map(|d| parse(d).ok()).find(|m| m.code() == Some(200)).unwrap();
+        p.input(carrier, &ok.to_bytes());
+        let ok_a = p.take(pbx, |m| m.code() == Some(200));
         let to = ok_a.header(&HName::To).unwrap().to_string();
         let ack = format!("ACK sip:xtrunk@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKk{i};rport\r\nFrom: <sip:100@pbx>;tag=pa{i}\r\nTo: {to}\r\nCall-ID: c{i}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
-        core.handle_input(now, from_pbx, ack.as_bytes());
-        round(&mut core, &mut media, &mut out);
+        p.input(pbx, ack.as_bytes());
         let bye = format!("BYE sip:xtrunk@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKb{i};rport\r\nFrom: <sip:100@pbx>;tag=pa{i}\r\nTo: {to}\r\nCall-ID: c{i}\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-        core.handle_input(now, from_pbx, bye.as_bytes());
-        out.clear();
-        round(&mut core, &mut media, &mut out);
-        let b_bye = out.iter().filter_map(|d| parse(d).ok()).find(|m| m.method().map(|m| m.as_str() == "BYE").unwrap_or(false)).unwrap();
-        core.handle_input(now, from_carrier, &response(&b_bye, 200, "OK", None).to_bytes());
-        round(&mut core, &mut media, &mut out);
+        p.input(pbx, bye.as_bytes());
+        let b_bye = p.take(carrier, is("BYE"));
+        p.input(carrier, &response(&b_bye, 200, "OK", None).to_bytes());
+        if mode != Mode::Discard {
+            for op in &p.ops {
+                if let JournalOp::Add(_) = op {
+                    max_record = max_record.max(serde_json::to_vec(op).unwrap().len() as u64);
+                }
+            }
+        }
+        p.out.clear();
+        p.ops.clear();
+        p.cmds.clear();
+        p.cdrs.clear();
     }
     let el = t.elapsed();
-    assert_eq!(core.active_calls(), 0);
-    assert_eq!(core.ports().in_use(), 0);
+    assert_eq!(p.core.active_calls(), 0);
+    assert_eq!(p.core.ports().in_use(), 0);
     if mode != Mode::Discard {
         assert!(Journal::load(&path).is_empty());
     }
+    let writes = p.journal.as_ref().map_or(0, |j| j.stats.writes);
     let _ = std::fs::remove_file(&path);
-    (el, journal.stats.writes, max_record)
+    (el, writes, max_record)
 }
 
 /// The journal's own path in isolation: one answered call = one `add` batch + one `remove` batch.
@@ -139,7 +111,10 @@ fn main() {
     let us = |d: Duration, k: usize| d.as_secs_f64() * 1e6 / k as f64;
     for (name, dir) in [("/dev/shm (tmpfs)", Path::new("/dev/shm")), ("temp dir", tmp.as_path())] {
         let (iso, comp) = isolated(n * 4, dir);
-        println!("{name}: journal alone (add + remove, 2 writes): {iso:.2} µs/call over {} calls, {comp} compactions", n * 4);
+        println!(
+            "{name}: journal alone (add + remove, 2 writes): {iso:.2} µs/call over {} calls, {comp} compactions",
+            n * 4
+        );
         // Alternate the modes, keep the best of three (the machine is shared).
         let (mut base, mut w) = (f64::MAX, f64::MAX);
         let (mut writes, mut rec) = (0, 0);

@@ -44,7 +44,99 @@ pub struct Cdr {
     /// Final status sent to the caller (200 for answered calls).
     pub disposition: u16,
     /// Who/what ended it: `caller_bye`, `callee_bye`, `cancel`, `rejected`, `no_answer`, ...
-    pub end_reason: String,
+    pub end_reason: EndReason,
     /// Per-leg stats: [caller leg, callee leg].
     pub legs: [LegStats; 2],
+}
+
+/// Who or what ended a call (the CDR's `end_reason`, in snake case on the wire).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Not known yet (a call in progress).
+    #[default]
+    #[serde(rename = "")]
+    Unset,
+    /// Refused at setup (ACL, offer, SRTP, media ports).
+    Rejected,
+    /// No route for the called number.
+    NoRoute,
+    /// The caller cancelled.
+    Cancel,
+    /// The caller hung up.
+    CallerBye,
+    /// The callee hung up.
+    CalleeBye,
+    /// The caller never ACKed our 2xx.
+    AckTimeout,
+    /// The callee's targets did not answer (timer B / transport failure).
+    Timeout,
+    /// The callee refused (non-2xx final).
+    CalleeRejected,
+    /// The callee's 2xx had no usable SDP answer.
+    NoAnswerSdp,
+    /// The callee's answer could not be relayed to the caller.
+    AnswerNotAcceptable,
+    /// No answer within `sip.no_answer_timeout_secs`.
+    NoAnswer,
+    /// The datapath refused the session.
+    MediaError,
+    /// No media within `media.timeout_secs`.
+    MediaTimeout,
+    /// Ended because a restarted sidecar could not resume it.
+    SidecarRestart,
+    /// A value this version does not know (read from an older or newer journal).
+    #[serde(other)]
+    Other,
+}
+
+impl EndReason {
+    /// The wire form (`caller_bye`, ...; empty for [`EndReason::Unset`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unset => "",
+            Self::Rejected => "rejected",
+            Self::NoRoute => "no_route",
+            Self::Cancel => "cancel",
+            Self::CallerBye => "caller_bye",
+            Self::CalleeBye => "callee_bye",
+            Self::AckTimeout => "ack_timeout",
+            Self::Timeout => "timeout",
+            Self::CalleeRejected => "callee_rejected",
+            Self::NoAnswerSdp => "no_answer_sdp",
+            Self::AnswerNotAcceptable => "answer_not_acceptable",
+            Self::NoAnswer => "no_answer",
+            Self::MediaError => "media_error",
+            Self::MediaTimeout => "media_timeout",
+            Self::SidecarRestart => "sidecar_restart",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for EndReason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_reason_wire_form_round_trips() {
+        for r in [EndReason::Unset, EndReason::CallerBye, EndReason::NoRoute, EndReason::SidecarRestart] {
+            let j = serde_json::to_string(&r).unwrap();
+            assert_eq!(j, format!("\"{}\"", r.as_str()));
+            assert_eq!(serde_json::from_str::<EndReason>(&j).unwrap(), r);
+        }
+        assert_eq!(serde_json::from_str::<EndReason>("\"from_the_future\"").unwrap(), EndReason::Other);
+    }
 }

@@ -177,7 +177,14 @@ impl Journal {
             lines.insert(id, line);
         }
         let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        let mut j = Self { path: path.to_path_buf(), file, live: lines, lines: 0, buf: Vec::new(), stats: JournalStats::default() };
+        let mut j = Self {
+            path: path.to_path_buf(),
+            file,
+            live: lines,
+            lines: 0,
+            buf: Vec::new(),
+            stats: JournalStats::default(),
+        };
         j.compact()?;
         Ok((j, entries))
     }
@@ -209,7 +216,8 @@ impl Journal {
                     serde_json::to_writer(&mut self.buf, op).map_err(std::io::Error::other)?;
                     self.buf.push(b'\n');
                     // serde_json writes UTF-8: the lossy path never replaces anything.
-                    let line = std::str::from_utf8(&self.buf[start..]).map_or_else(|_| String::from_utf8_lossy(&self.buf[start..]).into_owned(), str::to_string);
+                    let line = std::str::from_utf8(&self.buf[start..])
+                        .map_or_else(|_| String::from_utf8_lossy(&self.buf[start..]).into_owned(), str::to_string);
                     self.live.insert(e.id, line);
                 }
                 JournalOp::Remove(id) => {
@@ -232,6 +240,11 @@ impl Journal {
             self.compact()?;
         }
         Ok(())
+    }
+
+    /// `fdatasync(2)` on the file: what surviving a host crash would cost (the shell does not).
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
     }
 
     /// Rewrites the file with the live lines only: `<path>.tmp`, then `rename(2)` over the file.

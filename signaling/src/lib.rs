@@ -3,21 +3,31 @@
 //! * [`sip::msg`] — message model, parser (compact forms, folding, lists), serializer.
 //! * [`sip::transaction`] — RFC 3261 §17 transactions on caller-supplied time.
 //! * [`sdp`] — SDP parse and offer/answer rewrite onto the relay.
-//! * [`b2bua`] — calls, dialogs, routing, CANCEL/BYE/re-INVITE/UPDATE/REFER, CDRs.
+//! * [`b2bua`] — the core: `handle_*` in, `poll_*` out, dispatch.
+//! * [`policy`] — pure call-setup decisions: [`policy::IncomingCall`] in, [`policy::Decision`] out.
+//! * [`call`] — call mechanics carrying decisions out: setup, progress, teardown, re-offers,
+//!   transfers, timers, restart.
+//! * [`sip::dialog`], [`sip::status`], [`sip::preflight`] — dialogs, status codes, request checks.
 //! * [`ports`] — the media port pool; [`media`] — the [`media::MediaPort`] seam to the datapath.
 //! * [`journal`] — restart safety; [`shell`] — sockets, mio, the [`run`] entry point.
+//! * [`testing`] — the one test rig (a core pumped on simulated time) for tests, benches and fuzzing.
 
 #![forbid(unsafe_code)]
 
 pub mod b2bua;
+pub mod call;
 pub mod cdr;
+pub mod ids;
 pub mod journal;
 pub mod media;
 pub mod metrics;
+pub mod policy;
 pub mod ports;
+pub mod reload;
 pub mod sdp;
 pub mod shell;
 pub mod sip;
+pub mod testing;
 pub mod transport;
 
 pub use media::{Backpressure, LoopbackMedia, MediaPort};

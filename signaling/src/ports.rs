@@ -20,8 +20,7 @@ impl PortPool {
     /// Every even port `p` with `p + 1 <= max`.
     pub fn new(min: u16, max: u16) -> Self {
         let first = min + (min & 1);
-        let free: VecDeque<u16> =
-            (u32::from(first)..u32::from(max)).step_by(2).map(|p| p as u16).collect();
+        let free: VecDeque<u16> = (u32::from(first)..u32::from(max)).step_by(2).map(|p| p as u16).collect();
         let total = free.len();
         Self { min: first, free, used: vec![false; total], total, double_releases: 0 }
     }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
-use xtrunk_config::Config;
+use xtrunk_config::{Config, Host};
 use xtrunk_ring::msg::{Command, Event};
 
 use crate::b2bua::Core;
@@ -61,6 +62,8 @@ pub struct Server<M: MediaPort> {
     journal_ops: Vec<JournalOp>,
     journal_path: std::path::PathBuf,
     max: usize,
+    /// The file to re-read when the flag is raised (SIGHUP).
+    reload: Option<(PathBuf, Arc<AtomicBool>)>,
 }
 
 const FIRST_CONN: usize = 1024;
@@ -86,7 +89,9 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     }
     let (rcv, snd) = (s.recv_buffer_size().unwrap_or(0), s.send_buffer_size().unwrap_or(0));
     if rcv < UDP_BUFFER_BYTES {
-        log::warn!("udp {addr}: receive buffer {rcv} B granted of {UDP_BUFFER_BYTES} B asked (raise net.core.rmem_max)");
+        log::warn!(
+            "udp {addr}: receive buffer {rcv} B granted of {UDP_BUFFER_BYTES} B asked (raise net.core.rmem_max)"
+        );
     } else {
         log::info!("udp {addr}: receive buffer {rcv} B, send buffer {snd} B (kernel-reported, i.e. doubled)");
     }
@@ -116,7 +121,10 @@ impl<M: MediaPort> Server<M> {
                 xtrunk_config::Transport::Tcp => {
                     // Same port as a UDP listener bound with port 0 when asked for port 0.
                     let addr = if l.addr.port() == 0 {
-                        listeners.iter().find(|(_, a): &&(Transport, SocketAddr)| a.ip() == l.addr.ip()).map_or(l.addr, |(_, a)| *a)
+                        listeners
+                            .iter()
+                            .find(|(_, a): &&(Transport, SocketAddr)| a.ip() == l.addr.ip())
+                            .map_or(l.addr, |(_, a)| *a)
                     } else {
                         l.addr
                     };
@@ -131,14 +139,17 @@ impl<M: MediaPort> Server<M> {
                 }
             }
         }
-        let seed = {
-            let mut b = [0u8; 8];
-            getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
-            u64::from_le_bytes(b)
-        };
-        let core = Core::new(cfg, listeners, Instant::now(), SystemTime::now(), seed);
+        let seed = crate::ids::Seed::from_os().map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
+        let snapshot = cfg.resolve_names()?;
+        let core = Core::new(Arc::new(snapshot), listeners, Instant::now(), SystemTime::now(), seed);
         let cdr = match &cfg.node.cdr_path {
-            Some(p) => Some(OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("node.cdr_path: {}", p.display()))?),
+            Some(p) => Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("node.cdr_path: {}", p.display()))?,
+            ),
             None => None,
         };
         Ok(Self {
@@ -156,12 +167,50 @@ impl<M: MediaPort> Server<M> {
             journal_ops: Vec::new(),
             journal_path: journal::path_for(&cfg.node.shm_path),
             max: cfg.sip.max_message_bytes,
+            reload: None,
         })
+    }
+
+    /// Re-reads `path` whenever `flag` is raised (the caller ties it to SIGHUP): a valid file
+    /// applies to the next call ([`crate::reload`] says which keys need a restart); an invalid one
+    /// is logged with its key paths and the running configuration stays.
+    pub fn reload_on(mut self, path: PathBuf, flag: Arc<AtomicBool>) -> Self {
+        self.reload = Some((path, flag));
+        self
+    }
+
+    fn maybe_reload(&mut self) {
+        let Some((path, flag)) = &self.reload else { return };
+        if !flag.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let mut new = match Config::load(path).and_then(|c| c.snapshot(Host::this())) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("reload refused, the running configuration stays: {e}");
+                return;
+            }
+        };
+        let kept = crate::reload::keep_restart_only(self.core.config(), &mut new);
+        if !kept.is_empty() {
+            log::warn!("reload: {} need a restart to change; running values kept", kept.join(", "));
+        }
+        log::info!(
+            "reloaded {}: {} trunk(s), {} route(s); calls in progress keep their configuration",
+            path.display(),
+            new.trunks.len(),
+            new.routes.len()
+        );
+        self.core.reload(Arc::new(new));
     }
 
     /// The bound listener addresses.
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
-        self.udp.iter().map(|(_, _, a)| (Transport::Udp, *a)).chain(self.tcp.iter().map(|(_, _, a)| (Transport::Tcp, *a))).collect()
+        self.udp
+            .iter()
+            .map(|(_, _, a)| (Transport::Udp, *a))
+            .chain(self.tcp.iter().map(|(_, _, a)| (Transport::Tcp, *a)))
+            .collect()
     }
 
     /// Restart recovery: dump the datapath's sessions, open (and compact) the journal, and let
@@ -222,6 +271,7 @@ impl<M: MediaPort> Server<M> {
         let mut buf = vec![0u8; 65_536];
         self.flush();
         while !stop.load(Ordering::Relaxed) {
+            self.maybe_reload();
             let now = Instant::now();
             let mut timeout = Duration::from_millis(5);
             if let Some(t) = self.core.poll_timeout() {
@@ -311,7 +361,8 @@ impl<M: MediaPort> Server<M> {
                 Ok((mut stream, peer)) => {
                     let tok = Token(self.next_token);
                     self.next_token += 1;
-                    if self.poll.registry().register(&mut stream, tok, Interest::READABLE | Interest::WRITABLE).is_err() {
+                    if self.poll.registry().register(&mut stream, tok, Interest::READABLE | Interest::WRITABLE).is_err()
+                    {
                         continue;
                     }
                     let local = self.tcp[i].2;
@@ -437,11 +488,25 @@ impl<M: MediaPort> Server<M> {
                         Ok(mut stream) => {
                             let tok = Token(self.next_token);
                             self.next_token += 1;
-                            if self.poll.registry().register(&mut stream, tok, Interest::READABLE | Interest::WRITABLE).is_err() {
+                            if self
+                                .poll
+                                .registry()
+                                .register(&mut stream, tok, Interest::READABLE | Interest::WRITABLE)
+                                .is_err()
+                            {
                                 return self.core.handle_transport_error(Instant::now(), t.dest.remote);
                             }
                             self.by_peer.insert(t.dest.remote, tok);
-                            self.conns.insert(tok, Conn { stream, peer: t.dest.remote, local: t.dest.local, rbuf: Vec::new(), wbuf: Vec::new() });
+                            self.conns.insert(
+                                tok,
+                                Conn {
+                                    stream,
+                                    peer: t.dest.remote,
+                                    local: t.dest.local,
+                                    rbuf: Vec::new(),
+                                    wbuf: Vec::new(),
+                                },
+                            );
                             tok
                         }
                         Err(_) => return self.core.handle_transport_error(Instant::now(), t.dest.remote),
@@ -511,8 +576,17 @@ impl<M: MediaPort> Server<M> {
 }
 
 /// Runs the sidecar until `stop` is set: binds the listeners, recovers after a restart, serves.
-pub fn run(cfg: &Config, media: impl MediaPort + 'static, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let server = Server::bind(cfg, media)?;
+/// `reload`: the configuration file and the flag (SIGHUP) that asks to re-read it.
+pub fn run(
+    cfg: &Config,
+    media: impl MediaPort + 'static,
+    stop: Arc<AtomicBool>,
+    reload: Option<(PathBuf, Arc<AtomicBool>)>,
+) -> anyhow::Result<()> {
+    let mut server = Server::bind(cfg, media)?;
+    if let Some((path, flag)) = reload {
+        server = server.reload_on(path, flag);
+    }
     for (t, a) in server.local_addrs() {
         log::info!("sip listening on {t:?} {a}");
     }

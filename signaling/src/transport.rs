@@ -6,6 +6,8 @@
 
 use std::net::SocketAddr;
 
+use crate::sip::msg::{HName, Message, ViaRef};
+
 /// A SIP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -74,4 +76,67 @@ pub struct Transmit {
     pub dest: Dest,
     /// One whole SIP message.
     pub data: Vec<u8>,
+}
+
+/// RFC 3261 §18.2.1: adds `received` (when the sent-by host is not the source address) and fills
+/// `rport` (RFC 3581) in the top Via of a request from `src`; returns where responses go
+/// (§18.2.2: the flow for reliable transports, else the source IP and the rport-or-sent-by
+/// port) and whether the Via's transport differs from the one it arrived on. None without a Via.
+pub fn stamp_via(req: &mut Message, src: Dest) -> Option<(Dest, bool)> {
+    let i = req.headers.iter().position(|h| h.name == HName::Via)?;
+    let Ok(via) = ViaRef::parse(&req.headers[i].value) else {
+        return Some((src, false));
+    };
+    let mismatch = Transport::from_token(via.transport) != Some(src.transport);
+    let mut port = via.port.unwrap_or(5060);
+    let ip_s = src.remote.ip().to_string();
+    let add_received = via.host != ip_s;
+    // Rebuilt as `Via::parse` + edit + render would give it: transport upper case, params
+    // trimmed, `received` (when added) last, the first `rport` filled in.
+    let mut v = String::with_capacity(req.headers[i].value.len() + 32);
+    v.push_str("SIP/2.0/");
+    v.extend(via.transport.chars().map(|c| c.to_ascii_uppercase()));
+    v.push(' ');
+    if via.host.contains(':') {
+        v.push('[');
+        v.push_str(via.host);
+        v.push(']');
+    } else {
+        v.push_str(via.host);
+    }
+    if let Some(p) = via.port {
+        v.push(':');
+        v.push_str(&p.to_string());
+    }
+    let mut rport_seen = false;
+    for (n, val) in via.param_iter() {
+        if add_received && n.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        v.push(';');
+        v.push_str(n);
+        if !rport_seen && n.eq_ignore_ascii_case("rport") {
+            rport_seen = true;
+            port = src.remote.port();
+            v.push('=');
+            v.push_str(&port.to_string());
+            continue;
+        }
+        if let Some(val) = val {
+            v.push('=');
+            v.push_str(val);
+        }
+    }
+    if add_received {
+        v.push_str(";received=");
+        v.push_str(&ip_s);
+    }
+    req.headers[i].value = v;
+    if src.transport.reliable() {
+        return Some((src, mismatch));
+    }
+    Some((
+        Dest { transport: src.transport, local: src.local, remote: SocketAddr::new(src.remote.ip(), port) },
+        mismatch,
+    ))
 }

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use xtrunk_signaling::b2bua::Core;
 use xtrunk_signaling::journal::{JournalEntry, JournalOp};
-use xtrunk_signaling::media::{LoopbackMedia, MediaPort};
-use xtrunk_signaling::sip::msg::{parse, HName};
+use xtrunk_signaling::media::LoopbackMedia;
+use xtrunk_signaling::sip::msg::HName;
+use xtrunk_signaling::testing::{self, Pair};
 use xtrunk_signaling::transport::{Dest, Transport};
 
 fn cfg() -> xtrunk_config::Config {
@@ -25,28 +25,15 @@ fn journaled_call_is_resumed_after_restart() {
     let pbx = "127.0.0.1:5062".parse().unwrap();
     let carrier = cfg.trunks[1].targets[0].addr;
     let t0 = Instant::now();
-    let mut core = Core::new(&cfg, vec![(Transport::Udp, local)], t0, SystemTime::now(), 7);
-    let mut media = LoopbackMedia::default();
+    let mut rig =
+        Pair::from_core(testing::core(&cfg, local, t0, SystemTime::now(), 7), LoopbackMedia::default(), local, t0);
     let from_pbx = Dest { transport: Transport::Udp, local, remote: pbx };
     let from_carrier = Dest { transport: Transport::Udp, local, remote: carrier };
     let sdp = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n";
     let invite = format!("INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKa1;rport\r\nFrom: <sip:100@pbx>;tag=pa\r\nTo: <sip:4930123@x>\r\nCall-ID: callA\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
-    core.handle_input(t0, from_pbx, invite.as_bytes());
-    let mut out = Vec::new();
-    let pump = |core: &mut Core, media: &mut LoopbackMedia, out: &mut Vec<xtrunk_signaling::transport::Transmit>| {
-        while let Some(t) = core.poll_transmit() {
-            out.push(t);
-        }
-        while let Some(c) = core.poll_media() {
-            media.send(&c).unwrap();
-        }
-        while let Some(ev) = media.poll_event() {
-            core.handle_media_event(t0, ev);
-        }
-    };
-    pump(&mut core, &mut media, &mut out);
-    let b_inv = out.iter().map(|t| parse(&t.data).unwrap()).find(|m| m.uri().is_some()).expect("INVITE to the carrier");
-    assert_eq!(out.iter().find(|t| t.dest.remote == carrier).unwrap().dest.remote, carrier);
+    rig.input_now(from_pbx, invite.as_bytes());
+    assert!(rig.out.iter().any(|t| t.dest.remote == carrier), "{:#?}", rig.dump_out());
+    let b_inv = rig.take(carrier, |m| m.uri().is_some());
     // Topology hiding: nothing of the caller's dialog leaks.
     let text = String::from_utf8(b_inv.to_bytes()).unwrap();
     for leak in ["callA", "pa", "5062", "7000", "z9hG4bKa1"] {
@@ -56,24 +43,22 @@ fn journaled_call_is_resumed_after_restart() {
     let mut ok = format!("SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=cb\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{carrier}>\r\nContent-Type: application/sdp\r\n", b_inv.header(&HName::Via).unwrap(), b_inv.header(&HName::From).unwrap(), b_inv.header(&HName::To).unwrap(), b_inv.call_id().unwrap());
     let asdp = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 8\r\n";
     ok.push_str(&format!("Content-Length: {}\r\n\r\n{asdp}", asdp.len()));
-    core.handle_input(t0 + Duration::from_millis(10), from_carrier, ok.as_bytes());
-    out.clear();
-    pump(&mut core, &mut media, &mut out);
-    assert!(out.iter().any(|t| t.dest.remote == pbx && t.data.starts_with(b"SIP/2.0 200")));
-    let mut journal: Vec<JournalOp> = Vec::new();
-    while let Some(op) = core.poll_journal() {
-        journal.push(op);
-    }
-    let entries: Vec<JournalEntry> = journal.iter().filter_map(|o| if let JournalOp::Add(e) = o { Some(e.clone()) } else { None }).collect();
+    rig.now += Duration::from_millis(10);
+    rig.out.clear();
+    rig.input_now(from_carrier, ok.as_bytes());
+    assert!(rig.out.iter().any(|t| t.dest.remote == pbx && t.data.starts_with(b"SIP/2.0 200")));
+    let entries: Vec<JournalEntry> =
+        rig.ops.iter().filter_map(|o| if let JournalOp::Add(e) = o { Some(e.clone()) } else { None }).collect();
     assert_eq!(entries.len(), 1);
-    assert_eq!(core.ports().in_use(), 2);
+    assert_eq!(rig.core.ports().in_use(), 2);
+    let Pair { core, media, .. } = rig;
     drop(core); // the crash
 
     // Restart: a new core, the same datapath (media still holds the session).
     let sessions: Vec<_> = media.sessions().values().copied().collect();
     assert_eq!(sessions.len(), 1);
     let t1 = t0 + Duration::from_secs(5);
-    let mut core2 = Core::new(&cfg, vec![(Transport::Udp, local)], t1, SystemTime::now(), 8);
+    let mut core2 = testing::core(&cfg, local, t1, SystemTime::now(), 8);
     core2.recover(t1, &sessions, &entries);
     assert_eq!(core2.ports().in_use(), 2, "ports of the resumed call are occupied");
     assert_eq!(core2.active_calls(), 1, "the answered call is resumed");

@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use xtrunk_ring::msg::{Command, SessionSpec};
-use xtrunk_signaling::b2bua::{response, Core};
+use xtrunk_signaling::b2bua::response;
 use xtrunk_signaling::journal::{Journal, JournalOp};
 use xtrunk_signaling::media::{LoopbackMedia, MediaPort};
-use xtrunk_signaling::sip::msg::{parse, HName, Message};
-use xtrunk_signaling::transport::{Dest, Transmit, Transport};
+use xtrunk_signaling::sip::msg::{HName, Message};
+use xtrunk_signaling::testing::{self, Pair};
 
 const LOCAL: &str = "127.0.0.1:5060";
 const PBX: &str = "127.0.0.1:5062";
@@ -33,67 +33,11 @@ fn sdp(o: &str, port: u16, version: u32) -> String {
     format!("v=0\r\no={o} 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n")
 }
 
-/// One simulated datapath and the I/O around a core.
-struct Rig {
-    core: Core,
-    media: LoopbackMedia,
-    journal: Journal,
-    now: Instant,
-    /// Transmissions not yet examined.
-    out: Vec<Transmit>,
-    /// Commands the core sent to the datapath.
-    cmds: Vec<Command>,
-    /// Journal operations written.
-    ops: Vec<JournalOp>,
-    cdrs: Vec<xtrunk_signaling::cdr::Cdr>,
-}
+/// The shared rig, with a journal file.
+type Rig = Pair;
 
-impl Rig {
-    fn pump(&mut self) {
-        for _ in 0..4 {
-            let mut ops = Vec::new();
-            while let Some(op) = self.core.poll_journal() {
-                ops.push(op);
-            }
-            self.journal.apply_all(&ops).unwrap();
-            self.ops.extend(ops);
-            while let Some(t) = self.core.poll_transmit() {
-                self.out.push(t);
-            }
-            while let Some(c) = self.core.poll_media() {
-                self.cmds.push(c);
-                self.media.send(&c).unwrap();
-            }
-            while let Some(ev) = self.media.poll_event() {
-                self.core.handle_media_event(self.now, ev);
-            }
-            while let Some(c) = self.core.poll_cdr() {
-                self.cdrs.push(c);
-            }
-        }
-    }
-
-    fn input(&mut self, from: &str, data: &[u8]) {
-        self.now += Duration::from_millis(10);
-        let dest = Dest { transport: Transport::Udp, local: LOCAL.parse().unwrap(), remote: from.parse().unwrap() };
-        self.core.handle_input(self.now, dest, data);
-        self.pump();
-    }
-
-    /// The one message sent to `to` since the last call (requests: `method`; responses: `code`).
-    fn take(&mut self, to: &str, pred: impl Fn(&Message) -> bool) -> Message {
-        let to: SocketAddr = to.parse().unwrap();
-        let i = self
-            .out
-            .iter()
-            .position(|t| t.dest.remote == to && pred(&parse(&t.data).unwrap()))
-            .unwrap_or_else(|| panic!("nothing matching sent to {to}; sent: {:#?}", self.dump_out()));
-        parse(&self.out.remove(i).data).unwrap()
-    }
-
-    fn dump_out(&self) -> Vec<String> {
-        self.out.iter().map(|t| format!("{} <- {}", t.dest.remote, String::from_utf8_lossy(&t.data))).collect()
-    }
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
 }
 
 fn is_req(m: &'static str) -> impl Fn(&Message) -> bool {
@@ -125,8 +69,10 @@ fn new_rig(cfg: &xtrunk_config::Config, media: LoopbackMedia, journal: Journal, 
     static ANCHOR: std::sync::OnceLock<(Instant, SystemTime)> = std::sync::OnceLock::new();
     let (i0, w0) = *ANCHOR.get_or_init(|| (Instant::now(), SystemTime::now()));
     let wall = w0 + now.saturating_duration_since(i0);
-    let core = Core::new(cfg, vec![(Transport::Udp, LOCAL.parse().unwrap())], now, wall, seed);
-    Rig { core, media, journal, now, out: Vec::new(), cmds: Vec::new(), ops: Vec::new(), cdrs: Vec::new() }
+    let local = addr(LOCAL);
+    let mut rig = Pair::from_core(testing::core(cfg, local, now, wall, seed), media, local, now);
+    rig.journal = Some(journal);
+    rig
 }
 
 /// Places a call from the PBX (behind PROXY); the carrier answers unless `answer` is false.
@@ -137,16 +83,16 @@ fn place_call(rig: &mut Rig, call_id: &str, from_tag: &str, carrier: SocketAddr,
         "INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nRecord-Route: <sip:{PROXY};lr>\r\nVia: SIP/2.0/UDP {PROXY};branch=z9hG4bKp{call_id}\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bK{call_id};rport\r\nFrom: <sip:100@pbx>;tag={from_tag}\r\nTo: <sip:4930123@x>\r\nCall-ID: {call_id}\r\nCSeq: 10 INVITE\r\nContact: <sip:100@{PBX}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
         offer.len()
     );
-    rig.input(PROXY, invite.as_bytes());
-    let _trying = rig.take(PROXY, is_resp(100));
-    let b_inv = rig.take(&carrier.to_string(), is_req("INVITE"));
+    rig.input(addr(PROXY), invite.as_bytes());
+    let _trying = rig.take(addr(PROXY), is_resp(100));
+    let b_inv = rig.take(carrier, is_req("INVITE"));
     let ringing = response(&b_inv, 180, "Ringing", Some(&format!("cb{call_id}")));
-    rig.input(&carrier.to_string(), &with_body(ringing, &format!("<sip:c@{carrier}>"), ""));
-    let _ = rig.take(PROXY, is_resp(180));
+    rig.input(carrier, &with_body(ringing, &format!("<sip:c@{carrier}>"), ""));
+    let _ = rig.take(addr(PROXY), is_resp(180));
     if answer {
         let ok = response(&b_inv, 200, "OK", Some(&format!("cb{call_id}")));
-        rig.input(&carrier.to_string(), &with_body(ok, &format!("<sip:c@{carrier}>"), &sdp("carrier", 8000, 1)));
-        let _ack = rig.take(&carrier.to_string(), is_req("ACK"));
+        rig.input(carrier, &with_body(ok, &format!("<sip:c@{carrier}>"), &sdp("carrier", 8000, 1)));
+        let _ack = rig.take(carrier, is_req("ACK"));
     }
     b_inv
 }
@@ -163,10 +109,10 @@ fn answered_call_resumes_after_crash_and_ends_cleanly() {
     let mut rig = new_rig(&cfg, LoopbackMedia::default(), journal, t0, 7);
 
     let b_inv = place_call(&mut rig, "callA", "pa", carrier, true);
-    let ok_a = rig.take(PROXY, is_resp(200));
+    let ok_a = rig.take(addr(PROXY), is_resp(200));
     let our_tag_a = ok_a.to().unwrap().tag().unwrap().to_string();
     let ack = format!("ACK sip:xtrunk@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKack;rport\r\nRoute: <sip:{PROXY};lr>\r\nFrom: <sip:100@pbx>;tag=pa\r\nTo: {}\r\nCall-ID: callA\r\nCSeq: 10 ACK\r\nContent-Length: 0\r\n\r\n", ok_a.header(&HName::To).unwrap());
-    rig.input(PROXY, ack.as_bytes());
+    rig.input(addr(PROXY), ack.as_bytes());
     let session = match rig.cmds.first() {
         Some(Command::Create(s)) => s.id,
         other => panic!("first command {other:?}"),
@@ -178,16 +124,19 @@ fn answered_call_resumes_after_crash_and_ends_cleanly() {
     let carrier_to = format!("{};tag=cbcallA", b_inv.header(&HName::To).unwrap());
     let reinv_body = sdp("carrier", 8002, 2);
     let reinvite = format!("INVITE sip:xtrunk@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bKre1;rport\r\nFrom: {carrier_to}\r\nTo: {our_from_b}\r\nCall-ID: {b_call_id}\r\nCSeq: 2 INVITE\r\nContact: <sip:c@{c}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{reinv_body}", reinv_body.len());
-    rig.input(&c, reinvite.as_bytes());
-    let reinv_a = rig.take(PROXY, is_req("INVITE"));
+    rig.input(carrier, reinvite.as_bytes());
+    let reinv_a = rig.take(addr(PROXY), is_req("INVITE"));
     assert_eq!(reinv_a.cseq().unwrap().seq, 1);
     let ok = response(&reinv_a, 200, "OK", None);
-    rig.input(PROXY, &with_body(ok, &format!("<sip:100@{PBX}>"), &sdp("pbx", 7002, 2)));
-    let _ack_a = rig.take(PROXY, is_req("ACK"));
-    let ok_b = rig.take(&c, is_resp(200));
+    rig.input(addr(PROXY), &with_body(ok, &format!("<sip:100@{PBX}>"), &sdp("pbx", 7002, 2)));
+    let _ack_a = rig.take(addr(PROXY), is_req("ACK"));
+    let ok_b = rig.take(carrier, is_resp(200));
     let ack_b = format!("ACK sip:xtrunk@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bKre1ack;rport\r\nFrom: {carrier_to}\r\nTo: {}\r\nCall-ID: {b_call_id}\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n", ok_b.header(&HName::To).unwrap());
-    rig.input(&c, ack_b.as_bytes());
-    assert!(rig.cmds.iter().any(|c| matches!(c, Command::Update(s) if s.legs[1].remote.map(|r| r.port()) == Some(8002))));
+    rig.input(carrier, ack_b.as_bytes());
+    assert!(rig
+        .cmds
+        .iter()
+        .any(|c| matches!(c, Command::Update(s) if s.legs[1].remote.map(|r| r.port()) == Some(8002))));
     assert_eq!(rig.core.ports().in_use(), 2);
     let answer_ms = {
         let adds: Vec<_> = rig.ops.iter().filter(|o| matches!(o, JournalOp::Add(_))).collect();
@@ -220,15 +169,15 @@ fn answered_call_resumes_after_crash_and_ends_cleanly() {
 
     // An in-dialog OPTIONS from the PBX is answered within the resumed dialog.
     let options = format!("OPTIONS sip:xtrunk@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKopt;rport\r\nFrom: <sip:100@pbx>;tag=pa\r\nTo: <sip:4930123@x>;tag={our_tag_a}\r\nCall-ID: callA\r\nCSeq: 11 OPTIONS\r\nContent-Length: 0\r\n\r\n");
-    rig.input(PROXY, options.as_bytes());
-    let _ = rig.take(PROXY, is_resp(200));
+    rig.input(addr(PROXY), options.as_bytes());
+    let _ = rig.take(addr(PROXY), is_resp(200));
 
     // The carrier hangs up (CSeq 3).
     let bye = format!("BYE sip:xtrunk@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bKbye;rport\r\nFrom: {carrier_to}\r\nTo: {our_from_b}\r\nCall-ID: {b_call_id}\r\nCSeq: 3 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-    rig.input(&c, bye.as_bytes());
-    let ok_bye = rig.take(&c, is_resp(200));
+    rig.input(carrier, bye.as_bytes());
+    let ok_bye = rig.take(carrier, is_resp(200));
     assert_eq!(ok_bye.cseq().unwrap().seq, 3);
-    let bye_a = rig.take(PROXY, is_req("BYE"));
+    let bye_a = rig.take(addr(PROXY), is_req("BYE"));
     assert_eq!(bye_a.uri(), Some(format!("sip:100@{PBX}").as_str()), "R-URI = the PBX's Contact");
     assert_eq!(bye_a.headers_of(&HName::Route).collect::<Vec<_>>(), vec![format!("<sip:{PROXY};lr>")], "route set");
     assert_eq!(bye_a.call_id(), Some("callA"));
@@ -237,7 +186,7 @@ fn answered_call_resumes_after_crash_and_ends_cleanly() {
     let cseq = bye_a.cseq().unwrap();
     assert_eq!((cseq.seq, cseq.method.as_str()), (2, "BYE"), "CSeq = journaled 1 + 1");
     // The PBX confirms.
-    rig.input(PROXY, &response(&bye_a, 200, "OK", None).to_bytes());
+    rig.input(addr(PROXY), &response(&bye_a, 200, "OK", None).to_bytes());
     assert_eq!(rig.cmds, vec![Command::Delete(session)]);
     assert_eq!(rig.core.active_calls(), 0);
     assert_eq!(rig.core.ports().in_use(), 0, "ports back once the Delete is confirmed");
@@ -256,17 +205,23 @@ fn answered_call_resumes_after_crash_and_ends_cleanly() {
 fn what_cannot_be_resumed_is_ended() {
     let cfg = cfg();
     let carrier = cfg.trunks[1].targets[0].addr;
-    let c = carrier.to_string();
     let path = journal_path("release");
     let t0 = Instant::now();
     let (journal, _) = Journal::open(&path).unwrap();
     let mut rig = new_rig(&cfg, LoopbackMedia::default(), journal, t0, 9);
     // X: answered; Y: ringing at the crash.
     let bx = place_call(&mut rig, "callX", "px", carrier, true);
-    let _ = rig.take(PROXY, is_resp(200));
+    let _ = rig.take(addr(PROXY), is_resp(200));
     let _by = place_call(&mut rig, "callY", "py", carrier, false);
     assert_eq!(rig.core.ports().in_use(), 4);
-    let sx = rig.cmds.iter().find_map(|c| match c { Command::Create(s) => Some(s.id), _ => None }).unwrap();
+    let sx = rig
+        .cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::Create(s) => Some(s.id),
+            _ => None,
+        })
+        .unwrap();
 
     let Rig { mut media, journal, .. } = rig;
     drop(journal);
@@ -283,11 +238,11 @@ fn what_cannot_be_resumed_is_ended() {
     assert_eq!(rig.core.ports().in_use(), 2, "Y's ports are occupied until its Delete is confirmed");
     rig.pump();
     // X: BYE on both legs, CSeq = journaled + 1.
-    let bye_a = rig.take(PROXY, is_req("BYE"));
+    let bye_a = rig.take(addr(PROXY), is_req("BYE"));
     assert_eq!((bye_a.call_id(), bye_a.to().unwrap().tag()), (Some("callX"), Some("px")));
     assert_eq!(bye_a.cseq().unwrap().seq, 1);
     assert_eq!(bye_a.headers_of(&HName::Route).count(), 1);
-    let bye_b = rig.take(&c, is_req("BYE"));
+    let bye_b = rig.take(carrier, is_req("BYE"));
     assert_eq!((bye_b.call_id(), bye_b.to().unwrap().tag()), (bx.call_id(), Some("cbcallX")));
     assert_eq!(bye_b.cseq().unwrap().seq, 2);
     assert_eq!(rig.core.active_calls(), 0);

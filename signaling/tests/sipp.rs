@@ -66,7 +66,8 @@ fn callee_hangs_up() {
 #[test]
 fn no_answer_gives_408() {
     need_sipp!();
-    let (a, b, s, cdrs) = pair("noanswer", "uac_noanswer", "uas_cancelled", 5, 10, &[], |c| c.sip.no_answer_timeout_secs = 1);
+    let (a, b, s, cdrs) =
+        pair("noanswer", "uac_noanswer", "uas_cancelled", 5, 10, &[], |c| c.sip.no_answer_timeout_secs = 1);
     assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
     assert_eq!((a.successful, b.successful), (5, 5));
     assert_clean(&s);
@@ -130,6 +131,7 @@ fn refer_transfer() {
     let b_port = free_port();
     let z_port = free_port();
     let side = Sidecar::start("refer", &[b_port], |c| {
+        c.trunks[1].transfer = true;
         c.trunks.push(trunk("target", TrunkRole::Carrier, &[], &[z_port]));
         c.routes.push(Route { prefix: "999".into(), from_trunk: Some("carrier".into()), trunk: "target".into() });
     });
@@ -159,7 +161,14 @@ fn media_flows_through_in_process_datapath() {
     let (ev_tx, ev_rx) = mpsc::sync_channel(1024);
     let dp_stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Stats::default());
-    let opts = SocketOptions { bind_ip: "127.0.0.1".parse().unwrap(), port_min, port_max, cores: vec![], max_sessions: 100, batch: 32 };
+    let opts = SocketOptions {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        port_min,
+        port_max,
+        cores: vec![],
+        max_sessions: 100,
+        batch: 32,
+    };
     let (s2, st2) = (dp_stop.clone(), stats.clone());
     let dp = std::thread::spawn(move || run_with_stats(opts, cmd_rx, ev_tx, s2, st2));
 
@@ -168,10 +177,14 @@ fn media_flows_through_in_process_datapath() {
     let mut cfg = Config::embedded_default().unwrap();
     cfg.node.shm_path = dir.join("shm");
     cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
-    cfg.sip.listen = vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], sig_port)), tls: None }];
+    cfg.sip.listen =
+        vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], sig_port)), tls: None }];
     cfg.media.port_min = port_min;
     cfg.media.port_max = port_max;
-    cfg.trunks = vec![trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]), trunk("carrier", TrunkRole::Carrier, &[], &[uas_port])];
+    cfg.trunks = vec![
+        trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]),
+        trunk("carrier", TrunkRole::Carrier, &[], &[uas_port]),
+    ];
     cfg.routes = vec![Route { prefix: String::new(), from_trunk: Some("pbx".into()), trunk: "carrier".into() }];
     let server = Server::bind(&cfg, ChannelMedia { tx: cmd_tx, rx: ev_rx }).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -193,7 +206,11 @@ fn media_flows_through_in_process_datapath() {
     let rx = stats.rx_packets.load(Ordering::Relaxed);
     let tx = stats.tx_packets.load(Ordering::Relaxed);
     eprintln!("datapath rx {rx} tx {tx}");
-    let cdrs: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("cdr.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let cdrs: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("cdr.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(cdrs.len(), n);
     for c in &cdrs {
         // Leg 0 received the caller's pcap, leg 1 the carrier's echo of it.

@@ -66,13 +66,17 @@ fn start(name: &str, carrier: u16) -> Side {
     let mut cfg = Config::embedded_default().unwrap();
     cfg.node.shm_path = dir.join("shm");
     cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
-    cfg.sip.listen = vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: None }];
+    cfg.sip.listen =
+        vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: None }];
     cfg.sip.timers.t1_ms = 200;
     cfg.sip.no_answer_timeout_secs = 30;
     cfg.media.port_min = PORT_MIN;
     cfg.media.port_max = PORT_MAX;
     cfg.media.advertised_ip = Some(RELAY_IP.parse().unwrap());
-    cfg.trunks = vec![trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]), trunk("carrier", TrunkRole::Carrier, &[], &[carrier])];
+    cfg.trunks = vec![
+        trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]),
+        trunk("carrier", TrunkRole::Carrier, &[], &[carrier]),
+    ];
     cfg.routes = vec![Route { prefix: String::new(), from_trunk: Some("pbx".into()), trunk: "carrier".into() }];
     let cmds = Arc::new(Mutex::new(Vec::new()));
     let media = Recording { inner: LoopbackMedia::default(), log: cmds.clone() };
@@ -99,7 +103,15 @@ fn run(name: &str, uac: &str, uas: &str, n: usize) -> Run {
     let (uac_log, uas_log) = (log_path("uac"), log_path("uas"));
     let carrier = sipp(&side.dir, "uas", uas, uas_port, None, n, &["-trace_msg", "-message_file", &uas_log]);
     std::thread::sleep(Duration::from_millis(200));
-    let pbx = sipp(&side.dir, "uac", uac, free_port(), Some(side.port), n, &["-r", "10", "-trace_msg", "-message_file", &uac_log]);
+    let pbx = sipp(
+        &side.dir,
+        "uac",
+        uac,
+        free_port(),
+        Some(side.port),
+        n,
+        &["-r", "10", "-trace_msg", "-message_file", &uac_log],
+    );
     let (a, b) = (pbx.wait(), carrier.wait());
     // Let teardown settle (BYE retransmissions, Deleted events), then stop.
     std::thread::sleep(Duration::from_millis(300));
@@ -157,7 +169,10 @@ impl Msg {
     }
     /// SDP `o=` session version.
     fn o_version(&self) -> Option<u64> {
-        self.body.lines().find_map(|l| l.trim().strip_prefix("o=")).and_then(|o| o.split_whitespace().nth(2)?.parse().ok())
+        self.body
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("o="))
+            .and_then(|o| o.split_whitespace().nth(2)?.parse().ok())
     }
     fn has(&self, line: &str) -> bool {
         self.body.lines().any(|l| l.trim() == line)
@@ -173,7 +188,12 @@ fn received(log: &str) -> Vec<Msg> {
             let text: String = chunk.lines().skip(3).collect::<Vec<_>>().join("\n");
             let start = text.lines().next()?.trim().to_string();
             let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-            Some(Msg { start, call_id: Msg::header(head, "Call-ID"), cseq: Msg::header(head, "CSeq"), body: body.trim().to_string() })
+            Some(Msg {
+                start,
+                call_id: Msg::header(head, "Call-ID"),
+                cseq: Msg::header(head, "CSeq"),
+                body: body.trim().to_string(),
+            })
         })
         .collect()
 }
@@ -193,9 +213,12 @@ fn relay_port(m: &Msg) -> u16 {
 
 // ------------------------------------------------------------------ datapath command log
 
+/// Per session: its Create spec and its Update specs, in order.
+type SessionLog = HashMap<SessionId, (SessionSpec, Vec<SessionSpec>)>;
+
 /// Per session: the Create spec and every Update spec, in order; plus the Deletes.
-fn sessions(cmds: &[Command]) -> (HashMap<SessionId, (SessionSpec, Vec<SessionSpec>)>, Vec<SessionId>) {
-    let mut map: HashMap<SessionId, (SessionSpec, Vec<SessionSpec>)> = HashMap::new();
+fn sessions(cmds: &[Command]) -> (SessionLog, Vec<SessionId>) {
+    let mut map: SessionLog = HashMap::new();
     let mut deleted = Vec::new();
     for c in cmds {
         match *c {
@@ -241,7 +264,9 @@ fn update_in_dialog_relays_offer_and_answer() {
     for inv in &invites {
         let v: Vec<u64> = ["2 UPDATE", "3 UPDATE"]
             .iter()
-            .map(|c| pick(&uas, "UPDATE ", c).into_iter().find(|m| m.call_id == inv.call_id).unwrap().o_version().unwrap())
+            .map(|c| {
+                pick(&uas, "UPDATE ", c).into_iter().find(|m| m.call_id == inv.call_id).unwrap().o_version().unwrap()
+            })
             .collect();
         assert!(inv.o_version().unwrap() < v[0] && v[0] < v[1], "o= versions {v:?}");
     }
@@ -258,7 +283,10 @@ fn update_in_dialog_relays_offer_and_answer() {
         for ok in oks {
             assert_eq!(relay_port(ok), relay_port(ok_by_call[ok.call_id.as_str()]), "{ok:?}");
             assert!(ok.has(dir), "answer direction not carried: {ok:?}");
-            assert!(ok.o_version().unwrap() > ok_by_call[ok.call_id.as_str()].o_version().unwrap(), "o= version not bumped: {ok:?}");
+            assert!(
+                ok.o_version().unwrap() > ok_by_call[ok.call_id.as_str()].o_version().unwrap(),
+                "o= version not bumped: {ok:?}"
+            );
         }
     }
 
@@ -271,7 +299,11 @@ fn update_in_dialog_relays_offer_and_answer() {
         assert!(deleted.contains(id));
         assert_eq!(updates.len(), 3, "expected Update on answer + 2 UPDATEs, got {updates:?}");
         for u in updates {
-            assert_eq!([u.legs[0].local, u.legs[1].local], [create.legs[0].local, create.legs[1].local], "local ports changed");
+            assert_eq!(
+                [u.legs[0].local, u.legs[1].local],
+                [create.legs[0].local, create.legs[1].local],
+                "local ports changed"
+            );
             for l in &u.legs {
                 let rem = l.remote.expect("remote known after answer");
                 assert_eq!(rem.ip(), IpAddr::from([127, 0, 0, 1]));
@@ -299,7 +331,10 @@ fn codec_change_by_reinvite() {
     for m in &re {
         assert_eq!(relay_port(m), relay_port(first_by_call[m.call_id.as_str()]), "{m:?}");
         assert_eq!(m.m_audio().unwrap().1, ["0"], "callee offered more than PCMU: {m:?}");
-        assert!(m.o_version().unwrap() > first_by_call[m.call_id.as_str()].o_version().unwrap(), "o= version not bumped: {m:?}");
+        assert!(
+            m.o_version().unwrap() > first_by_call[m.call_id.as_str()].o_version().unwrap(),
+            "o= version not bumped: {m:?}"
+        );
         assert!(m.has("a=rtpmap:0 PCMU/8000") && !m.body.contains("PCMA") && !m.body.contains("rtpmap:8"), "{m:?}");
     }
 
@@ -313,13 +348,16 @@ fn codec_change_by_reinvite() {
         assert_eq!(relay_port(m), relay_port(ok1_by_call[m.call_id.as_str()]), "{m:?}");
         assert_eq!(m.m_audio().unwrap().1, ["0"], "caller's answer lists more than PCMU: {m:?}");
         assert!(m.has("a=rtpmap:0 PCMU/8000") && !m.body.contains("PCMA"), "{m:?}");
-        assert!(m.o_version().unwrap() > ok1_by_call[m.call_id.as_str()].o_version().unwrap(), "o= version not bumped: {m:?}");
+        assert!(
+            m.o_version().unwrap() > ok1_by_call[m.call_id.as_str()].o_version().unwrap(),
+            "o= version not bumped: {m:?}"
+        );
     }
 
     // Datapath: after the answer both legs carry PCMA and PCMU; after the re-INVITE PT 0 only.
     let (sess, deleted) = sessions(&r.cmds);
     assert_eq!((sess.len(), deleted.len()), (N, N));
-    for (_, (_, updates)) in &sess {
+    for (_, updates) in sess.values() {
         assert_eq!(updates.len(), 2, "expected Update on answer + re-INVITE, got {updates:?}");
         for leg in 0..2 {
             let p = pts(&updates[0], leg);

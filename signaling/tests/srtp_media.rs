@@ -25,12 +25,19 @@ fn trunk(name: &str, role: TrunkRole, acl: &[&str], target: Option<u16>, srtp: S
     Trunk {
         name: name.into(),
         role,
+        account: None,
+        kind: Default::default(),
+        auth: Default::default(),
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
-        targets: target.map(|p| Target { addr: SocketAddr::from(([127, 0, 0, 1], p)), transport: Transport::Udp }).into_iter().collect(),
+        targets: target
+            .map(|p| Target { addr: SocketAddr::from(([127, 0, 0, 1], p)), transport: Transport::Udp })
+            .into_iter()
+            .collect(),
         codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
         srtp,
         srtp_suites: vec!["AES_CM_128_HMAC_SHA1_80".into()],
         latch: None,
+        transfer: false,
     }
 }
 
@@ -73,7 +80,14 @@ fn srtp_pbx_to_plain_carrier_media_with_libsrtp2() {
     let (ev_tx, ev_rx) = mpsc::sync_channel(1024);
     let dp_stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Stats::default());
-    let opts = SocketOptions { bind_ip: "127.0.0.1".parse().unwrap(), port_min, port_max, cores: vec![], max_sessions: 10, batch: 32 };
+    let opts = SocketOptions {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        port_min,
+        port_max,
+        cores: vec![],
+        max_sessions: 10,
+        batch: 32,
+    };
     let (s2, st2) = (dp_stop.clone(), stats.clone());
     let dp = std::thread::spawn(move || run_with_stats(opts, cmd_rx, ev_tx, s2, st2));
 
@@ -178,7 +192,8 @@ fn srtp_pbx_to_plain_carrier_media_with_libsrtp2() {
     }
     let bye = format!("BYE sip:xtrunk@{sig} SIP/2.0\r\nVia: SIP/2.0/UDP {pa};branch=z9hG4bKsm3;rport\r\nFrom: <sip:100@{pa}>;tag=pbx1\r\nTo: {to}\r\nCall-ID: srtp-media-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
     pbx_sip.send_to(bye.as_bytes(), sig).unwrap();
-    let (bye_ok, _) = recv_sip(&pbx_sip, |m| m.code() == Some(200) && m.header(&HName::CSeq).is_some_and(|c| c.contains("BYE")));
+    let (bye_ok, _) =
+        recv_sip(&pbx_sip, |m| m.code() == Some(200) && m.header(&HName::CSeq).is_some_and(|c| c.contains("BYE")));
     assert_eq!(bye_ok.code(), Some(200));
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
@@ -186,7 +201,10 @@ fn srtp_pbx_to_plain_carrier_media_with_libsrtp2() {
     dp_stop.store(true, Ordering::Relaxed);
     let _ = dp.join();
     assert_eq!(summary.active_calls, 0);
-    assert!(got_b >= usize::from(n_pkts) * 9 / 10 && got_a >= usize::from(n_pkts) * 9 / 10, "PBX→carrier {got_b}, carrier→PBX {got_a} of {n_pkts}");
+    assert!(
+        got_b >= usize::from(n_pkts) * 9 / 10 && got_a >= usize::from(n_pkts) * 9 / 10,
+        "PBX→carrier {got_b}, carrier→PBX {got_a} of {n_pkts}"
+    );
     // Passed: the scratch directory goes (a failure above keeps it for its logs).
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -35,9 +35,18 @@ fn srtp_to_plain(name: &str, policy: SrtpPolicy, n: usize) -> (String, String) {
     let side = Sidecar::start(name, &[uas_port], pbx_srtp(policy));
     let (uas_log, _) = msg_log(&side.dir, "uas");
     let (uac_log, _) = msg_log(&side.dir, "uac");
-    let carrier = sipp(&side.dir, "uas", "uas_srtp_plain", uas_port, None, n, &["-trace_msg", "-message_file", &uas_log]);
+    let carrier =
+        sipp(&side.dir, "uas", "uas_srtp_plain", uas_port, None, n, &["-trace_msg", "-message_file", &uas_log]);
     std::thread::sleep(Duration::from_millis(200));
-    let pbx = sipp(&side.dir, "uac", "uac_srtp", free_port(), Some(side.port), n, &["-r", "10", "-trace_msg", "-message_file", &uac_log]);
+    let pbx = sipp(
+        &side.dir,
+        "uac",
+        "uac_srtp",
+        free_port(),
+        Some(side.port),
+        n,
+        &["-r", "10", "-trace_msg", "-message_file", &uac_log],
+    );
     let (a, b) = (pbx.wait(), carrier.wait());
     let cdrs = side.cdrs();
     // Read before `stop`, which removes the scratch directory.
@@ -53,7 +62,11 @@ fn srtp_to_plain(name: &str, policy: SrtpPolicy, n: usize) -> (String, String) {
 
 /// The SDP bodies of the 200 OK responses in a SIPp message log.
 fn answers(log: &str) -> Vec<String> {
-    log.split("SIP/2.0 200 OK").skip(1).map(|m| m.split("-----").next().unwrap_or("").to_string()).filter(|m| m.contains("v=0")).collect()
+    log.split("SIP/2.0 200 OK")
+        .skip(1)
+        .map(|m| m.split("-----").next().unwrap_or("").to_string())
+        .filter(|m| m.contains("v=0"))
+        .collect()
 }
 
 fn check_logs(uac: &str, uas: &str, n: usize) {
@@ -68,7 +81,14 @@ fn check_logs(uac: &str, uas: &str, n: usize) {
     for a in &ans {
         assert!(a.contains(" RTP/SAVP "), "{a}");
         assert_eq!(a.matches("a=crypto:").count(), 1, "{a}");
-        let key = a.split("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:").nth(1).expect("crypto line").split_whitespace().next().unwrap().to_string();
+        let key = a
+            .split("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
+            .nth(1)
+            .expect("crypto line")
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
         assert_eq!(key.len(), 40, "{key}");
         assert_ne!(key, PBX_KEY);
         keys.push(key);
@@ -131,6 +151,11 @@ fn mandatory_trunk_refuses_unacceptable_crypto() {
 #[test]
 fn srtp_off_trunk_refuses_savp_offer() {
     need_sipp!();
-    let log = refused("srtp-488-off", SrtpPolicy::Off, "RTP/SAVP", &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{PBX_KEY}"));
+    let log = refused(
+        "srtp-488-off",
+        SrtpPolicy::Off,
+        "RTP/SAVP",
+        &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{PBX_KEY}"),
+    );
     assert!(log.contains("\"SRTP not allowed on this trunk\""), "{log}");
 }

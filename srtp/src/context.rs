@@ -98,15 +98,9 @@ impl Keys {
     /// `key` is 16 or 32 bytes (checked by the callers).
     fn gcm(key: &[u8], salt: [u8; 12]) -> Keys {
         if key.len() == 32 {
-            Keys::Gcm256 {
-                aead: Aes256Gcm::new(key.into()),
-                salt,
-            }
+            Keys::Gcm256 { aead: Aes256Gcm::new(key.into()), salt }
         } else {
-            Keys::Gcm128 {
-                aead: Aes128Gcm::new(key.into()),
-                salt,
-            }
+            Keys::Gcm128 { aead: Aes128Gcm::new(key.into()), salt }
         }
     }
 }
@@ -130,10 +124,7 @@ struct Table {
 
 impl Table {
     fn new() -> Self {
-        Table {
-            slots: [Slot::default(); MAX_SSRCS],
-            hint: 0,
-        }
+        Table { slots: [Slot::default(); MAX_SSRCS], hint: 0 }
     }
 
     #[inline]
@@ -167,22 +158,12 @@ impl Table {
         let (i, evicted) = match self.slots.iter().position(|s| !s.used) {
             Some(i) => (i, false),
             None => {
-                let lru = self
-                    .slots
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, s)| s.last_use)
-                    .map_or(0, |(i, _)| i);
+                let lru = self.slots.iter().enumerate().min_by_key(|(_, s)| s.last_use).map_or(0, |(i, _)| i);
                 (lru, true)
             }
         };
         if let Some(s) = self.slots.get_mut(i) {
-            *s = Slot {
-                ssrc,
-                used: true,
-                last_use: tick,
-                win: Window::starting_at(index),
-            };
+            *s = Slot { ssrc, used: true, last_use: tick, win: Window::starting_at(index) };
             self.hint = i;
         }
         evicted
@@ -246,8 +227,7 @@ fn cm_apply(aes: &Aes128Enc, iv: &[u8; 16], data: &mut [u8]) -> Result<(), Error
         return Err(Error::TooLong);
     }
     let core = ctr::CtrCore::<&Aes128Enc, ctr::flavors::Ctr128BE>::inner_iv_init(aes, iv.into());
-    core.try_apply_keystream_partial(data.into())
-        .map_err(|_| Error::TooLong)
+    core.try_apply_keystream_partial(data.into()).map_err(|_| Error::TooLong)
 }
 
 /// HMAC-SHA1 over `parts`, from the pre-keyed state.
@@ -290,9 +270,7 @@ fn gcm_seal<A: AeadInPlace<NonceSize = U12, TagSize = U16>>(
     data: &mut [u8],
     tag_out: &mut [u8],
 ) -> Result<(), Error> {
-    let tag = aead
-        .encrypt_in_place_detached(iv.into(), aad, data)
-        .map_err(|_| Error::TooLong)?;
+    let tag = aead.encrypt_in_place_detached(iv.into(), aad, data).map_err(|_| Error::TooLong)?;
     let out = tag_out.get_mut(..16).ok_or(Error::TooShort)?;
     out.copy_from_slice(tag.as_slice());
     Ok(())
@@ -307,25 +285,18 @@ fn gcm_open<A: AeadInPlace<NonceSize = U12, TagSize = U16>>(
 ) -> Result<(), Error> {
     let tag: [u8; 16] = tag.try_into().map_err(|_| Error::TooShort)?;
     // aes-gcm computes and compares the tag (constant time) before it decrypts.
-    aead.decrypt_in_place_detached(iv.into(), aad, data, (&tag).into())
-        .map_err(|_| Error::AuthFailed)
+    aead.decrypt_in_place_detached(iv.into(), aad, data, (&tag).into()).map_err(|_| Error::AuthFailed)
 }
 
 /// Checks `len <= buf.len()` and room for `trailer` more bytes.
 #[inline]
 fn check_room(buf: &[u8], len: usize, trailer: usize) -> Result<(), Error> {
     if len > buf.len() {
-        return Err(Error::LengthExceedsBuffer {
-            len,
-            buf: buf.len(),
-        });
+        return Err(Error::LengthExceedsBuffer { len, buf: buf.len() });
     }
     let needed = len + trailer;
     if needed > buf.len() {
-        return Err(Error::NoRoomForTrailer {
-            needed,
-            have: buf.len(),
-        });
+        return Err(Error::NoRoomForTrailer { needed, have: buf.len() });
     }
     Ok(())
 }
@@ -334,16 +305,10 @@ impl SrtpContext {
     /// Derives the session keys (KDR 0) from the master key and salt of `suite`.
     pub fn new(suite: Suite, master_key: &[u8], master_salt: &[u8]) -> Result<Self, Error> {
         if master_key.len() != suite.key_len() {
-            return Err(Error::BadKeyLength {
-                expected: suite.key_len(),
-                got: master_key.len(),
-            });
+            return Err(Error::BadKeyLength { expected: suite.key_len(), got: master_key.len() });
         }
         if master_salt.len() != suite.salt_len() {
-            return Err(Error::BadSaltLength {
-                expected: suite.salt_len(),
-                got: master_salt.len(),
-            });
+            return Err(Error::BadSaltLength { expected: suite.salt_len(), got: master_salt.len() });
         }
         Ok(Self::with_keys(
             suite,
@@ -353,15 +318,7 @@ impl SrtpContext {
     }
 
     fn with_keys(suite: Suite, rtp: Keys, rtcp: Keys) -> Self {
-        SrtpContext {
-            suite,
-            rtp,
-            rtcp,
-            rtp_streams: Table::new(),
-            rtcp_streams: Table::new(),
-            tick: 0,
-            evictions: 0,
-        }
+        SrtpContext { suite, rtp, rtcp, rtp_streams: Table::new(), rtcp_streams: Table::new(), tick: 0, evictions: 0 }
     }
 
     /// A GCM context from session keys directly (RFC 7714 §16/§17 vectors give those).
@@ -398,14 +355,7 @@ impl SrtpContext {
         self.tick
     }
 
-    fn commit(
-        table: &mut Table,
-        evictions: &mut u64,
-        tick: u64,
-        slot: Option<usize>,
-        ssrc: u32,
-        index: u64,
-    ) {
+    fn commit(table: &mut Table, evictions: &mut u64, tick: u64, slot: Option<usize>, ssrc: u32, index: u64) {
         match slot {
             Some(i) => table.accept(i, index, tick),
             None => {
@@ -441,34 +391,15 @@ impl SrtpContext {
             }
             Keys::Gcm128 { aead, salt } => {
                 let (head, payload) = pkt.split_at_mut(hdr.len);
-                gcm_seal(
-                    aead,
-                    &gcm_rtp_iv(salt, hdr.ssrc, index),
-                    head,
-                    payload,
-                    trailer,
-                )?;
+                gcm_seal(aead, &gcm_rtp_iv(salt, hdr.ssrc, index), head, payload, trailer)?;
             }
             Keys::Gcm256 { aead, salt } => {
                 let (head, payload) = pkt.split_at_mut(hdr.len);
-                gcm_seal(
-                    aead,
-                    &gcm_rtp_iv(salt, hdr.ssrc, index),
-                    head,
-                    payload,
-                    trailer,
-                )?;
+                gcm_seal(aead, &gcm_rtp_iv(salt, hdr.ssrc, index), head, payload, trailer)?;
             }
         }
         let tick = self.next_tick();
-        Self::commit(
-            &mut self.rtp_streams,
-            &mut self.evictions,
-            tick,
-            slot,
-            hdr.ssrc,
-            index,
-        );
+        Self::commit(&mut self.rtp_streams, &mut self.evictions, tick, slot, hdr.ssrc, index);
         Ok(len + tag_len)
     }
 
@@ -511,14 +442,7 @@ impl SrtpContext {
             }
         }
         let tick = self.next_tick();
-        Self::commit(
-            &mut self.rtp_streams,
-            &mut self.evictions,
-            tick,
-            slot,
-            hdr.ssrc,
-            index,
-        );
+        Self::commit(&mut self.rtp_streams, &mut self.evictions, tick, slot, hdr.ssrc, index);
         Ok(buf.len() - tag_len)
     }
 
@@ -560,14 +484,7 @@ impl SrtpContext {
             }
         }
         let tick = self.next_tick();
-        Self::commit(
-            &mut self.rtcp_streams,
-            &mut self.evictions,
-            tick,
-            slot,
-            ssrc,
-            index,
-        );
+        Self::commit(&mut self.rtcp_streams, &mut self.evictions, tick, slot, ssrc, index);
         Ok(len + trailer_len)
     }
 
@@ -583,15 +500,11 @@ impl SrtpContext {
         // AAD = the 8-byte RTCP header || E-flag and index (RFC 7714 §9.2).
         let (head, body) = pkt.split_at_mut(RTCP_FIXED.min(pkt.len()));
         let mut aad = [0u8; RTCP_FIXED + 4];
-        aad.get_mut(..RTCP_FIXED)
-            .ok_or(Error::TooShort)?
-            .copy_from_slice(head);
+        aad.get_mut(..RTCP_FIXED).ok_or(Error::TooShort)?.copy_from_slice(head);
         aad[RTCP_FIXED..].copy_from_slice(&word);
         let (t, w) = trailer.split_at_mut(16.min(trailer.len()));
         gcm_seal(aead, &gcm_rtcp_iv(salt, ssrc, index), &aad, body, t)?;
-        w.get_mut(..4)
-            .ok_or(Error::TooShort)?
-            .copy_from_slice(&word);
+        w.get_mut(..4).ok_or(Error::TooShort)?.copy_from_slice(&word);
         Ok(())
     }
 
@@ -606,11 +519,7 @@ impl SrtpContext {
         let len = buf.len() - trailer_len;
         let ssrc = parse_rtcp(buf.get(..len).ok_or(Error::TooShort)?)?;
         // AES-CM: packet || E+index || tag. AEAD: packet || tag || E+index.
-        let word_at = if self.suite.is_aead() {
-            len + tag_len
-        } else {
-            len
-        };
+        let word_at = if self.suite.is_aead() { len + tag_len } else { len };
         let word = be32(buf, word_at).ok_or(Error::TooShort)?;
         let encrypted = word & 0x8000_0000 != 0;
         let index = u64::from(word & MAX_SRTCP_INDEX);
@@ -639,14 +548,7 @@ impl SrtpContext {
             }
         }
         let tick = self.next_tick();
-        Self::commit(
-            &mut self.rtcp_streams,
-            &mut self.evictions,
-            tick,
-            slot,
-            ssrc,
-            index,
-        );
+        Self::commit(&mut self.rtcp_streams, &mut self.evictions, tick, slot, ssrc, index);
         Ok(len)
     }
 
@@ -661,10 +563,7 @@ impl SrtpContext {
     ) -> Result<(), Error> {
         let iv = gcm_rtcp_iv(salt, ssrc, word & MAX_SRTCP_INDEX);
         let wb = word.to_be_bytes();
-        let tag: [u8; 16] = buf
-            .get(len..len + 16)
-            .and_then(|t| t.try_into().ok())
-            .ok_or(Error::TooShort)?;
+        let tag: [u8; 16] = buf.get(len..len + 16).and_then(|t| t.try_into().ok()).ok_or(Error::TooShort)?;
         if encrypted {
             let mut aad = [0u8; RTCP_FIXED + 4];
             aad[..RTCP_FIXED].copy_from_slice(buf.get(..RTCP_FIXED).ok_or(Error::TooShort)?);
@@ -714,14 +613,8 @@ mod tests {
     #[test]
     fn rfc7714_ivs() {
         // §16.1 and §17.1 worked IVs.
-        assert_eq!(
-            gcm_rtp_iv(&salt12(), 0x5501_a0b2, 0xf17b)[..],
-            hex("51753c6580c2726f20718414")[..]
-        );
-        assert_eq!(
-            gcm_rtcp_iv(&salt12(), 0x4d61_7273, 0x5d4)[..],
-            hex("517524055203726f207170bb")[..]
-        );
+        assert_eq!(gcm_rtp_iv(&salt12(), 0x5501_a0b2, 0xf17b)[..], hex("51753c6580c2726f20718414")[..]);
+        assert_eq!(gcm_rtcp_iv(&salt12(), 0x4d61_7273, 0x5d4)[..], hex("517524055203726f207170bb")[..]);
     }
 
     fn check_rtp_vector(suite: Suite, expected: &str) {
@@ -786,23 +679,13 @@ mod tests {
         assert_eq!(rx.unprotect_rtcp(&mut again), Err(Error::Replayed));
         let mut bad = expected.clone();
         bad[10] ^= 0x40;
-        assert_eq!(
-            gcm_ctx(suite).unprotect_rtcp(&mut bad),
-            Err(Error::AuthFailed)
-        );
+        assert_eq!(gcm_ctx(suite).unprotect_rtcp(&mut bad), Err(Error::AuthFailed));
         // Flipping the E flag changes the AAD and the layout: authentication fails.
         let mut bad = expected.clone();
         let last = bad.len() - 4;
         bad[last] ^= 0x80;
-        assert_eq!(
-            gcm_ctx(suite).unprotect_rtcp(&mut bad),
-            Err(Error::AuthFailed)
-        );
-        assert_eq!(
-            bad[..last],
-            expected[..last],
-            "buffer restored after failure"
-        );
+        assert_eq!(gcm_ctx(suite).unprotect_rtcp(&mut bad), Err(Error::AuthFailed));
+        assert_eq!(bad[..last], expected[..last], "buffer restored after failure");
     }
 
     /// RFC 7714 §17.1.1 (AEAD_AES_128_GCM) and §17.2.1 (AEAD_AES_256_GCM), SRTCP index 0x5d4.
@@ -861,10 +744,7 @@ mod tests {
     fn pair(suite: Suite) -> (SrtpContext, SrtpContext) {
         let key: Vec<u8> = (0..suite.key_len() as u8).collect();
         let salt: Vec<u8> = (100..100 + suite.salt_len() as u8).collect();
-        (
-            SrtpContext::new(suite, &key, &salt).unwrap(),
-            SrtpContext::new(suite, &key, &salt).unwrap(),
-        )
+        (SrtpContext::new(suite, &key, &salt).unwrap(), SrtpContext::new(suite, &key, &salt).unwrap())
     }
 
     #[test]
@@ -883,9 +763,7 @@ mod tests {
             // deliver with a swap around the wrap point
             wire.swap(5, 6);
             for (seq, mut p) in wire.clone() {
-                let n = rx
-                    .unprotect_rtp(&mut p)
-                    .unwrap_or_else(|e| panic!("{suite} seq {seq}: {e}"));
+                let n = rx.unprotect_rtp(&mut p).unwrap_or_else(|e| panic!("{suite} seq {seq}: {e}"));
                 assert_eq!(&p[2..4], &seq.to_be_bytes());
                 assert!(p[12..n].iter().all(|&b| b == p[12]));
             }
@@ -940,9 +818,7 @@ mod tests {
     fn cm_srtcp_unencrypted_accepted() {
         // Build an E=0 AES-CM SRTCP packet by hand with the derived RTCP auth key.
         let (_, mut rx) = pair(Suite::AesCm128HmacSha1_80);
-        let Keys::Cm { mac, .. } = rx.rtcp.clone() else {
-            unreachable!()
-        };
+        let Keys::Cm { mac, .. } = rx.rtcp.clone() else { unreachable!() };
         let plain = hex(RTCP_PLAIN);
         let mut p = plain.clone();
         p.extend_from_slice(&7u32.to_be_bytes());
@@ -958,17 +834,8 @@ mod tests {
         let mut buf = [0u8; 30];
         let n = rtp(1, 1, b"0123456789", &mut buf[..]);
         assert_eq!(n, 22);
-        assert_eq!(
-            tx.protect_rtp(&mut buf, 31),
-            Err(Error::LengthExceedsBuffer { len: 31, buf: 30 })
-        );
-        assert_eq!(
-            tx.protect_rtp(&mut buf, 22),
-            Err(Error::NoRoomForTrailer {
-                needed: 32,
-                have: 30
-            })
-        );
+        assert_eq!(tx.protect_rtp(&mut buf, 31), Err(Error::LengthExceedsBuffer { len: 31, buf: 30 }));
+        assert_eq!(tx.protect_rtp(&mut buf, 22), Err(Error::NoRoomForTrailer { needed: 32, have: 30 }));
         assert_eq!(tx.protect_rtp(&mut buf, 11), Err(Error::TooShort));
         assert_eq!(tx.protect_rtcp(&mut buf, 7), Err(Error::TooShort));
         assert_eq!(tx.protect_rtp(&mut buf, 20), Ok(30));

@@ -32,10 +32,7 @@ mod suite;
 pub use context::{SrtpContext, MAX_SSRCS};
 pub use error::Error;
 pub use replay::REPLAY_WINDOW;
-pub use sdes::{
-    format_sdes_crypto, format_sdes_inline, parse_sdes_crypto, parse_sdes_inline, SdesCrypto,
-    SdesKey,
-};
+pub use sdes::{format_sdes_crypto, format_sdes_inline, parse_sdes_crypto, parse_sdes_inline, SdesCrypto, SdesKey};
 pub use suite::Suite;
 
 /// Most bytes `protect_rtp` appends (the 16-byte AEAD tag).
@@ -50,8 +47,6 @@ pub(crate) mod test_util {
     /// Hex (any case, whitespace ignored) to bytes.
     pub(crate) fn hex(s: &str) -> Vec<u8> {
         let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        s.chunks(2)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
-            .collect()
+        s.chunks(2).map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap()).collect()
     }
 }

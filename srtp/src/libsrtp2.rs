@@ -98,8 +98,7 @@ extern "C" {
     fn srtp_protect(ctx: *mut SrtpCtx, rtp_hdr: *mut c_void, len_ptr: *mut c_int) -> c_int;
     fn srtp_unprotect(ctx: *mut SrtpCtx, srtp_hdr: *mut c_void, len_ptr: *mut c_int) -> c_int;
     fn srtp_protect_rtcp(ctx: *mut SrtpCtx, rtcp_hdr: *mut c_void, len_ptr: *mut c_int) -> c_int;
-    fn srtp_unprotect_rtcp(ctx: *mut SrtpCtx, srtcp_hdr: *mut c_void, len_ptr: *mut c_int)
-        -> c_int;
+    fn srtp_unprotect_rtcp(ctx: *mut SrtpCtx, srtcp_hdr: *mut c_void, len_ptr: *mut c_int) -> c_int;
     fn srtp_crypto_policy_set_rtp_default(p: *mut SrtpCryptoPolicy);
     fn srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(p: *mut SrtpCryptoPolicy);
     fn srtp_crypto_policy_set_aes_gcm_128_16_auth(p: *mut SrtpCryptoPolicy);
@@ -155,10 +154,7 @@ fn init() -> Result<(), LibSrtpError> {
     if status == 0 {
         Ok(())
     } else {
-        Err(LibSrtpError::Status {
-            op: "srtp_init",
-            status,
-        })
+        Err(LibSrtpError::Status { op: "srtp_init", status })
     }
 }
 
@@ -176,12 +172,7 @@ impl core::fmt::Debug for Session {
 impl Session {
     /// Creates a session for `suite` with master `key` and `salt` (window 128). For
     /// AES_CM_128_HMAC_SHA1_32 SRTCP uses the 80-bit tag, as RFC 4568 prescribes.
-    pub fn new(
-        suite: Suite,
-        key: &[u8],
-        salt: &[u8],
-        dir: Direction,
-    ) -> Result<Self, LibSrtpError> {
+    pub fn new(suite: Suite, key: &[u8], salt: &[u8], dir: Direction) -> Result<Self, LibSrtpError> {
         init()?;
         let zero = SrtpCryptoPolicy {
             cipher_type: 0,
@@ -250,10 +241,7 @@ impl Session {
         let status = unsafe { srtp_create(&mut ctx, &policy) };
         material.fill(0);
         if status != 0 || ctx.is_null() {
-            return Err(LibSrtpError::Status {
-                op: "srtp_create",
-                status,
-            });
+            return Err(LibSrtpError::Status { op: "srtp_create", status });
         }
         Ok(Session { ctx })
     }

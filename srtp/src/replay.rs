@@ -20,10 +20,7 @@ pub(crate) struct Window {
 impl Window {
     /// A window whose only accepted index is `index`.
     pub(crate) fn starting_at(index: u64) -> Self {
-        Window {
-            top: index,
-            bits: 1,
-        }
+        Window { top: index, bits: 1 }
     }
 
     /// `Ok` when `index` was not accepted before and is not too old.
@@ -47,11 +44,7 @@ impl Window {
     pub(crate) fn accept(&mut self, index: u64) {
         if index > self.top {
             let shift = index - self.top;
-            self.bits = if shift >= REPLAY_WINDOW {
-                0
-            } else {
-                self.bits << shift
-            };
+            self.bits = if shift >= REPLAY_WINDOW { 0 } else { self.bits << shift };
             self.bits |= 1;
             self.top = index;
         } else {

@@ -26,9 +26,7 @@ pub struct SdesKey {
 impl core::fmt::Debug for SdesKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // Never print key material.
-        f.debug_struct("SdesKey")
-            .field("lifetime", &self.lifetime)
-            .finish_non_exhaustive()
+        f.debug_struct("SdesKey").field("lifetime", &self.lifetime).finish_non_exhaustive()
     }
 }
 
@@ -50,9 +48,7 @@ pub fn parse_sdes_inline(suite: Suite, key_params: &str) -> Result<SdesKey, Erro
         // Several keys need MKIs to tell them apart.
         return Err(Error::SdesMkiUnsupported);
     }
-    let info = key_params
-        .strip_prefix("inline:")
-        .ok_or(Error::SdesSyntax("key-params must start with \"inline:\""))?;
+    let info = key_params.strip_prefix("inline:").ok_or(Error::SdesSyntax("key-params must start with \"inline:\""))?;
     let mut parts = info.split('|');
     let b64 = parts.next().unwrap_or("");
     let mut lifetime = None;
@@ -68,17 +64,10 @@ pub fn parse_sdes_inline(suite: Suite, key_params: &str) -> Result<SdesKey, Erro
     let raw = STANDARD.decode(b64).map_err(|_| Error::SdesBase64)?;
     let expected = suite.key_len() + suite.salt_len();
     if raw.len() != expected {
-        return Err(Error::SdesKeyLength {
-            expected,
-            got: raw.len(),
-        });
+        return Err(Error::SdesKeyLength { expected, got: raw.len() });
     }
     let (key, salt) = raw.split_at(suite.key_len());
-    Ok(SdesKey {
-        key: key.to_vec(),
-        salt: salt.to_vec(),
-        lifetime,
-    })
+    Ok(SdesKey { key: key.to_vec(), salt: salt.to_vec(), lifetime })
 }
 
 fn parse_lifetime(s: &str) -> Result<u64, Error> {
@@ -107,13 +96,9 @@ pub fn parse_sdes_crypto(attr: &str) -> Result<SdesCrypto, Error> {
         .and_then(|t| t.parse::<u32>().ok())
         .filter(|t| *t <= 999_999_999)
         .ok_or(Error::SdesSyntax("bad crypto tag"))?;
-    let suite_name = fields
-        .next()
-        .ok_or(Error::SdesSyntax("missing crypto-suite"))?;
+    let suite_name = fields.next().ok_or(Error::SdesSyntax("missing crypto-suite"))?;
     let suite = Suite::from_sdes_name(suite_name).ok_or(Error::SdesUnknownSuite)?;
-    let key_params = fields
-        .next()
-        .ok_or(Error::SdesSyntax("missing key-params"))?;
+    let key_params = fields.next().ok_or(Error::SdesSyntax("missing key-params"))?;
     let key = parse_sdes_inline(suite, key_params)?;
     for param in fields {
         check_session_param(param)?;
@@ -147,11 +132,7 @@ pub fn format_sdes_inline(key: &[u8], salt: &[u8]) -> String {
 /// Formats an `a=crypto` attribute value (without `a=crypto:`):
 /// `<tag> <suite> inline:<base64 key||salt>`.
 pub fn format_sdes_crypto(tag: u32, suite: Suite, key: &[u8], salt: &[u8]) -> String {
-    format!(
-        "{tag} {} {}",
-        suite.sdes_name(),
-        format_sdes_inline(key, salt)
-    )
+    format!("{tag} {} {}", suite.sdes_name(), format_sdes_inline(key, salt))
 }
 
 #[cfg(test)]
@@ -165,10 +146,8 @@ mod tests {
             "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4",
         );
         assert_eq!(c, Err(Error::SdesMkiUnsupported));
-        let c = parse_sdes_crypto(
-            "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20",
-        )
-        .unwrap();
+        let c = parse_sdes_crypto("1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20")
+            .unwrap();
         assert_eq!(c.tag, 1);
         assert_eq!(c.suite, Suite::AesCm128HmacSha1_80);
         assert_eq!(c.key.key.len(), 16);
@@ -193,25 +172,10 @@ mod tests {
     fn errors_are_distinct() {
         let ok = format_sdes_inline(&[1; 16], &[2; 14]);
         assert!(parse_sdes_inline(Suite::AesCm128HmacSha1_32, &ok).is_ok());
-        assert_eq!(
-            parse_sdes_inline(Suite::AeadAes128Gcm, &ok),
-            Err(Error::SdesKeyLength {
-                expected: 28,
-                got: 30
-            })
-        );
-        assert_eq!(
-            parse_sdes_inline(Suite::AeadAes128Gcm, "inline:!!!"),
-            Err(Error::SdesBase64)
-        );
-        assert!(matches!(
-            parse_sdes_inline(Suite::AeadAes128Gcm, "key:abcd"),
-            Err(Error::SdesSyntax(_))
-        ));
-        assert_eq!(
-            parse_sdes_crypto(&format!("1 F8_128_HMAC_SHA1_80 {ok}")),
-            Err(Error::SdesUnknownSuite)
-        );
+        assert_eq!(parse_sdes_inline(Suite::AeadAes128Gcm, &ok), Err(Error::SdesKeyLength { expected: 28, got: 30 }));
+        assert_eq!(parse_sdes_inline(Suite::AeadAes128Gcm, "inline:!!!"), Err(Error::SdesBase64));
+        assert!(matches!(parse_sdes_inline(Suite::AeadAes128Gcm, "key:abcd"), Err(Error::SdesSyntax(_))));
+        assert_eq!(parse_sdes_crypto(&format!("1 F8_128_HMAC_SHA1_80 {ok}")), Err(Error::SdesUnknownSuite));
         assert_eq!(
             parse_sdes_crypto(&format!("1 AES_CM_128_HMAC_SHA1_80 {ok} UNENCRYPTED_SRTCP")),
             Err(Error::SdesUnsupportedParam)
@@ -220,26 +184,13 @@ mod tests {
             parse_sdes_crypto(&format!("1 AES_CM_128_HMAC_SHA1_80 {ok} KDR=3")),
             Err(Error::SdesUnsupportedParam)
         );
-        assert!(
-            parse_sdes_crypto(&format!("1 AES_CM_128_HMAC_SHA1_80 {ok} KDR=0 WSH=128")).is_ok()
-        );
-        assert_eq!(
-            parse_sdes_crypto(&format!("1 AES_CM_128_HMAC_SHA1_80 {ok};{ok}")),
-            Err(Error::SdesMkiUnsupported)
-        );
-        assert!(matches!(
-            parse_sdes_crypto(&format!("x AES_CM_128_HMAC_SHA1_80 {ok}")),
-            Err(Error::SdesSyntax(_))
-        ));
+        assert!(parse_sdes_crypto(&format!("1 AES_CM_128_HMAC_SHA1_80 {ok} KDR=0 WSH=128")).is_ok());
+        assert_eq!(parse_sdes_crypto(&format!("1 AES_CM_128_HMAC_SHA1_80 {ok};{ok}")), Err(Error::SdesMkiUnsupported));
+        assert!(matches!(parse_sdes_crypto(&format!("x AES_CM_128_HMAC_SHA1_80 {ok}")), Err(Error::SdesSyntax(_))));
         assert!(matches!(
             parse_sdes_inline(Suite::AesCm128HmacSha1_80, &format!("{ok}|2^99")),
             Err(Error::SdesSyntax(_))
         ));
-        assert_eq!(
-            parse_sdes_inline(Suite::AesCm128HmacSha1_80, &format!("{ok}|1000"))
-                .unwrap()
-                .lifetime,
-            Some(1000)
-        );
+        assert_eq!(parse_sdes_inline(Suite::AesCm128HmacSha1_80, &format!("{ok}|1000")).unwrap().lifetime, Some(1000));
     }
 }

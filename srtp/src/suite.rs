@@ -15,12 +15,8 @@ pub enum Suite {
 
 impl Suite {
     /// All suites, in preference order (for offers).
-    pub const ALL: [Suite; 4] = [
-        Suite::AeadAes256Gcm,
-        Suite::AeadAes128Gcm,
-        Suite::AesCm128HmacSha1_80,
-        Suite::AesCm128HmacSha1_32,
-    ];
+    pub const ALL: [Suite; 4] =
+        [Suite::AeadAes256Gcm, Suite::AeadAes128Gcm, Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32];
 
     /// Master key length in bytes (also the session encryption key length).
     pub fn key_len(self) -> usize {

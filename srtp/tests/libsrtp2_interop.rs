@@ -12,12 +12,8 @@ const BUF: usize = 1500 + HEADROOM;
 const SSRC: u32 = 0x1234_5678;
 
 fn material(suite: Suite, seed: u8) -> (Vec<u8>, Vec<u8>) {
-    let key = (0..suite.key_len())
-        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
-        .collect();
-    let salt = (0..suite.salt_len())
-        .map(|i| (i as u8).wrapping_mul(13) ^ seed)
-        .collect();
+    let key = (0..suite.key_len()).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect();
+    let salt = (0..suite.salt_len()).map(|i| (i as u8).wrapping_mul(13) ^ seed).collect();
     (key, salt)
 }
 
@@ -25,10 +21,7 @@ fn material(suite: Suite, seed: u8) -> (Vec<u8>, Vec<u8>) {
 fn rtp_packet(seq: u16, i: usize) -> Vec<u8> {
     let cc = (i % 3) as u8;
     let ext = i % 4 == 1;
-    let mut p = vec![
-        0x80 | cc | if ext { 0x10 } else { 0 },
-        0x08 | if i % 5 == 0 { 0x80 } else { 0 },
-    ];
+    let mut p = vec![0x80 | cc | if ext { 0x10 } else { 0 }, 0x08 | if i % 5 == 0 { 0x80 } else { 0 }];
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&(seq as u32 * 160).to_be_bytes());
     p.extend_from_slice(&SSRC.to_be_bytes());
@@ -65,9 +58,8 @@ fn with_room(p: &[u8]) -> Vec<u8> {
 
 fn libsrtp(suite: Suite, dir: Direction, seed: u8) -> Session {
     let (k, s) = material(suite, seed);
-    Session::new(suite, &k, &s, dir).unwrap_or_else(|e| {
-        panic!("libsrtp2 cannot create a {suite} session ({e}); built without GCM?")
-    })
+    Session::new(suite, &k, &s, dir)
+        .unwrap_or_else(|e| panic!("libsrtp2 cannot create a {suite} session ({e}); built without GCM?"))
 }
 
 fn xtrunk(suite: Suite, seed: u8) -> SrtpContext {
@@ -101,9 +93,7 @@ fn srtp_libsrtp2_to_xtrunk_all_suites() {
         wire.swap(40, 41);
         for (plain, srtp) in &wire {
             let mut p = srtp.clone();
-            let m = rx
-                .unprotect_rtp(&mut p)
-                .unwrap_or_else(|e| panic!("{suite}: {e}"));
+            let m = rx.unprotect_rtp(&mut p).unwrap_or_else(|e| panic!("{suite}: {e}"));
             assert_eq!(&p[..m], &plain[..], "{suite}");
         }
         assert_eq!(rx.roc(SSRC), Some(1), "{suite}: ROC went 0 -> 1");
@@ -121,25 +111,13 @@ fn srtp_libsrtp2_to_xtrunk_all_suites() {
         };
         let mut bad = srtp.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert_eq!(
-            rx.unprotect_rtp(&mut bad),
-            Err(Error::AuthFailed),
-            "{suite}"
-        );
+        assert_eq!(rx.unprotect_rtp(&mut bad), Err(Error::AuthFailed), "{suite}");
         let mut bad = srtp.clone();
         bad[plain.len() - 1] ^= 0x20; // payload byte
-        assert_eq!(
-            rx.unprotect_rtp(&mut bad),
-            Err(Error::AuthFailed),
-            "{suite}"
-        );
+        assert_eq!(rx.unprotect_rtp(&mut bad), Err(Error::AuthFailed), "{suite}");
         let mut good = srtp;
         let m = rx.unprotect_rtp(&mut good).unwrap();
-        assert_eq!(
-            &good[..m],
-            &plain[..],
-            "{suite}: still accepts after failures"
-        );
+        assert_eq!(&good[..m], &plain[..], "{suite}: still accepts after failures");
     }
 }
 
@@ -162,36 +140,22 @@ fn srtp_xtrunk_to_libsrtp2_all_suites_byte_identical() {
         assert_eq!(tx.roc(SSRC), Some(1));
         let order = seqs();
         let mut by_seq: Vec<_> = wire.clone();
-        by_seq.sort_by_key(|(p, _)| {
-            order
-                .iter()
-                .position(|s| s.to_be_bytes() == p[2..4])
-                .unwrap()
-        });
+        by_seq.sort_by_key(|(p, _)| order.iter().position(|s| s.to_be_bytes() == p[2..4]).unwrap());
         for (plain, srtp) in &by_seq {
             let mut p = srtp.clone();
-            let m = rx
-                .unprotect_rtp(&mut p)
-                .unwrap_or_else(|e| panic!("{suite}: {e}"));
+            let m = rx.unprotect_rtp(&mut p).unwrap_or_else(|e| panic!("{suite}: {e}"));
             assert_eq!(&p[..m], &plain[..], "{suite}");
         }
         // replay refused by libsrtp2
         let mut p = wire[99].1.clone();
-        assert_eq!(
-            rx.unprotect_rtp(&mut p).unwrap_err().status(),
-            Some(STATUS_REPLAY_FAIL)
-        );
+        assert_eq!(rx.unprotect_rtp(&mut p).unwrap_err().status(), Some(STATUS_REPLAY_FAIL));
         // corrupted tag refused by libsrtp2
         let plain = rtp_packet(65500u16.wrapping_add(100), 0);
         let mut b = with_room(&plain);
         let n = tx.protect_rtp(&mut b, plain.len()).unwrap();
         let mut bad = b[..n].to_vec();
         bad[n - 1] ^= 0x80;
-        assert_eq!(
-            rx.unprotect_rtp(&mut bad).unwrap_err().status(),
-            Some(STATUS_AUTH_FAIL),
-            "{suite}"
-        );
+        assert_eq!(rx.unprotect_rtp(&mut bad).unwrap_err().status(), Some(STATUS_AUTH_FAIL), "{suite}");
         let mut good = b[..n].to_vec();
         assert_eq!(rx.unprotect_rtp(&mut good).unwrap(), plain.len());
     }
@@ -211,9 +175,7 @@ fn srtcp_both_ways_all_suites() {
             assert_eq!(n, plain.len() + suite.rtcp_trailer_len(), "{suite}");
             assert_ne!(b[8..plain.len()], plain[8..], "{suite}: encrypted");
             let mut p = b[..n].to_vec();
-            let m = rx
-                .unprotect_rtcp(&mut p)
-                .unwrap_or_else(|e| panic!("{suite}: {e}"));
+            let m = rx.unprotect_rtcp(&mut p).unwrap_or_else(|e| panic!("{suite}: {e}"));
             assert_eq!(&p[..m], &plain[..], "{suite}");
             sent.push(b[..n].to_vec());
         }
@@ -227,11 +189,7 @@ fn srtcp_both_ways_all_suites() {
         p[tag_at] ^= 4;
         assert_eq!(rx.unprotect_rtcp(&mut p), Err(Error::AuthFailed), "{suite}");
         let mut p = b[..n].to_vec();
-        assert_eq!(
-            rx.unprotect_rtcp(&mut p),
-            Ok(plain.len()),
-            "{suite}: accepted after a forgery"
-        );
+        assert_eq!(rx.unprotect_rtcp(&mut p), Ok(plain.len()), "{suite}: accepted after a forgery");
 
         // xtrunk -> libsrtp2
         let mut tx = xtrunk(suite, 4);
@@ -242,27 +200,18 @@ fn srtcp_both_ways_all_suites() {
             let mut b = with_room(&plain);
             let n = tx.protect_rtcp(&mut b, plain.len()).unwrap();
             let mut p = b[..n].to_vec();
-            let m = rx
-                .unprotect_rtcp(&mut p)
-                .unwrap_or_else(|e| panic!("{suite}: {e}"));
+            let m = rx.unprotect_rtcp(&mut p).unwrap_or_else(|e| panic!("{suite}: {e}"));
             assert_eq!(&p[..m], &plain[..], "{suite}");
             sent.push(b[..n].to_vec());
         }
         let mut p = sent[3].clone();
-        assert_eq!(
-            rx.unprotect_rtcp(&mut p).unwrap_err().status(),
-            Some(STATUS_REPLAY_FAIL)
-        );
+        assert_eq!(rx.unprotect_rtcp(&mut p).unwrap_err().status(), Some(STATUS_REPLAY_FAIL));
         let plain = rtcp_packet(99);
         let mut b = with_room(&plain);
         let n = tx.protect_rtcp(&mut b, plain.len()).unwrap();
         let mut p = b[..n].to_vec();
         p[12] ^= 1;
-        assert_eq!(
-            rx.unprotect_rtcp(&mut p).unwrap_err().status(),
-            Some(STATUS_AUTH_FAIL),
-            "{suite}"
-        );
+        assert_eq!(rx.unprotect_rtcp(&mut p).unwrap_err().status(), Some(STATUS_AUTH_FAIL), "{suite}");
     }
 }
 
@@ -270,11 +219,7 @@ fn srtcp_both_ways_all_suites() {
 /// `XTRUNK_SRTP_LONG=1` for three (slow in a debug build).
 #[test]
 fn long_run_wraps() {
-    let wraps = if std::env::var_os("XTRUNK_SRTP_LONG").is_some() {
-        3
-    } else {
-        1
-    };
+    let wraps = if std::env::var_os("XTRUNK_SRTP_LONG").is_some() { 3 } else { 1 };
     for suite in Suite::ALL {
         let mut a_tx = xtrunk(suite, 5);
         let mut b_rx = libsrtp(suite, Direction::Inbound, 5);

@@ -10,13 +10,8 @@ fn suite() -> impl Strategy<Value = Suite> {
 
 fn pair(suite: Suite, seed: u8) -> (SrtpContext, SrtpContext) {
     let key: Vec<u8> = (0..suite.key_len()).map(|i| i as u8 ^ seed).collect();
-    let salt: Vec<u8> = (0..suite.salt_len())
-        .map(|i| (i as u8).wrapping_add(seed))
-        .collect();
-    (
-        SrtpContext::new(suite, &key, &salt).unwrap(),
-        SrtpContext::new(suite, &key, &salt).unwrap(),
-    )
+    let salt: Vec<u8> = (0..suite.salt_len()).map(|i| (i as u8).wrapping_add(seed)).collect();
+    (SrtpContext::new(suite, &key, &salt).unwrap(), SrtpContext::new(suite, &key, &salt).unwrap())
 }
 
 #[derive(Debug, Clone)]

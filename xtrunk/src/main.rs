@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     let result = match cli.role {
         Role::Run(_) => supervise::run(&cfg, arg.config.as_deref()),
         Role::Datapath(_) => roles::datapath(&cfg),
-        Role::Signaling(_) => roles::signaling(&cfg),
+        Role::Signaling(_) => roles::signaling(&cfg, arg.config.as_deref()),
         Role::CheckConfig { .. } => unreachable!("handled above"),
     };
     match result {

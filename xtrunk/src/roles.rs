@@ -22,6 +22,14 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// A flag raised by SIGHUP. Installing it also keeps SIGHUP from killing the process (its
+/// default action), whichever role receives it.
+fn hup_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing SIGHUP handler")?;
+    Ok(hup)
+}
+
 /// The datapath's command source: the ring's receiver. Corrupt slots are skipped (the receiver
 /// counts them); each is logged.
 struct RingCommands {
@@ -33,10 +41,9 @@ impl CommandSource for RingCommands {
         loop {
             match self.rx.try_recv()? {
                 Ok(cmd) => return Some(cmd),
-                Err(e) => log::warn!(
-                    "session ring: rejected a corrupt command ({e}); {} rejected so far",
-                    self.rx.rejected()
-                ),
+                Err(e) => {
+                    log::warn!("session ring: rejected a corrupt command ({e}); {} rejected so far", self.rx.rejected())
+                }
             }
         }
     }
@@ -138,6 +145,8 @@ fn choose_backend(cfg: &Config) -> Backend {
 /// `xtrunk datapath`: create the ring, relay media until SIGINT/SIGTERM, remove the ring.
 pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
     let stop = stop_flag()?;
+    // Nothing in the datapath is reloadable; SIGHUP must not take the media down.
+    let _hup = hup_flag()?;
     let path = &cfg.node.shm_path;
     let shm = Shm::create(path, cfg.datapath.ring.commands as usize, cfg.datapath.ring.events as usize)
         .with_context(|| format!("creating the session ring at {}", path.display()))?;
@@ -189,18 +198,20 @@ impl xtrunk_signaling::MediaPort for RingMedia {
         loop {
             match self.rx.try_recv()? {
                 Ok(ev) => return Some(ev),
-                Err(e) => log::warn!(
-                    "session ring: rejected a corrupt event ({e}); {} rejected so far",
-                    self.rx.rejected()
-                ),
+                Err(e) => {
+                    log::warn!("session ring: rejected a corrupt event ({e}); {} rejected so far", self.rx.rejected())
+                }
             }
         }
     }
 }
 
 /// `xtrunk signaling`: attach to the datapath's ring (waiting for it), run the B2BUA.
-pub(crate) fn signaling(cfg: &Config) -> anyhow::Result<()> {
+/// The signaling role; SIGHUP re-reads `config_file` (without one, the embedded default has
+/// nothing to reload and SIGHUP is ignored).
+pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     let stop = stop_flag()?;
+    let hup = hup_flag()?;
     let path = &cfg.node.shm_path;
     let deadline = Instant::now() + ATTACH_WAIT;
     let shm = loop {
@@ -210,13 +221,12 @@ pub(crate) fn signaling(cfg: &Config) -> anyhow::Result<()> {
                 log::debug!("waiting for the datapath: {e}");
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("attaching to the session ring at {}", path.display()))
-            }
+            Err(e) => return Err(e).with_context(|| format!("attaching to the session ring at {}", path.display())),
         }
     };
     let (tx, rx) = shm.signaling_end().context("claiming the signaling end of the session ring")?;
     log::info!("attached to the session ring at {}", path.display());
 
-    xtrunk_signaling::run(cfg, RingMedia { tx, rx }, stop)
+    let reload = config_file.map(|p| (p.to_path_buf(), hup));
+    xtrunk_signaling::run(cfg, RingMedia { tx, rx }, stop, reload)
 }

@@ -32,6 +32,9 @@ pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
     }
+    // SIGHUP means "reload": passed on to the sidecar (the datapath has nothing to reload).
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing SIGHUP handler")?;
     let exe = std::env::current_exe().context("locating the xtrunk executable")?;
     let spawn = |role: &str| -> anyhow::Result<Child> {
         let mut cmd = Command::new(&exe);
@@ -72,6 +75,10 @@ pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()
         if let Some(status) = datapath.try_wait()? {
             break Err(anyhow::anyhow!("datapath exited: {status}; stopping"));
         }
+        if hup.swap(false, Ordering::Relaxed) {
+            log::info!("SIGHUP: asking the signaling sidecar (pid {}) to reload", sidecar.id());
+            signal(&sidecar, libc::SIGHUP);
+        }
         if let Some(status) = sidecar.try_wait()? {
             restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
             if restarts.len() >= MAX_RESTARTS {
@@ -102,16 +109,21 @@ pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()
     outcome
 }
 
+/// Sends `sig` to a child we have not reaped.
+fn signal(child: &Child, sig: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else { return };
+    // SAFETY: kill(2) with a pid we spawned and have not reaped; no memory is involved.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
 /// SIGTERM, wait up to [`STOP_GRACE`], then SIGKILL.
 fn stop_child(child: &mut Child, name: &str) {
     if matches!(child.try_wait(), Ok(Some(_))) {
         return;
     }
-    let Ok(pid) = libc::pid_t::try_from(child.id()) else { return };
-    // SAFETY: kill(2) with a pid we spawned and have not reaped; no memory is involved.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
+    signal(child, libc::SIGTERM);
     let deadline = Instant::now() + STOP_GRACE;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {

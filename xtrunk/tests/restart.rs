@@ -11,102 +11,20 @@
 //! the way out (`Guard`), whatever happens.
 
 use std::fs;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{free_port, free_range, write_config, Guard, TestConfig};
+use common::{
+    arrivals, free_port, free_range, is_req, is_resp, recv_msg, rtp_counter, rtp_sender, sdp, sdp_port, udp,
+    wait_ready, write_config, Guard, TestConfig,
+};
 
 use xtrunk_signaling::b2bua::response;
-use xtrunk_signaling::sip::msg::{parse, HName, Message, NameAddr};
-
-fn udp() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    s
-}
-
-/// Receives until a message matching `pred` arrives (others are skipped); None on timeout.
-fn recv_msg(s: &UdpSocket, timeout: Duration, pred: impl Fn(&Message) -> bool) -> Option<(Message, SocketAddr)> {
-    let t = Instant::now() + timeout;
-    let mut buf = [0u8; 65_536];
-    while Instant::now() < t {
-        if let Ok((n, from)) = s.recv_from(&mut buf) {
-            if let Ok(m) = parse(&buf[..n]) {
-                if pred(&m) {
-                    return Some((m, from));
-                }
-            }
-        }
-    }
-    None
-}
-
-fn is_req(m: &'static str) -> impl Fn(&Message) -> bool {
-    move |x: &Message| x.method().map(|k| k.as_str() == m).unwrap_or(false)
-}
-
-fn is_resp(code: u16, method: &'static str) -> impl Fn(&Message) -> bool {
-    move |x: &Message| x.code() == Some(code) && x.cseq().is_some_and(|c| c.method.as_str() == method)
-}
-
-fn sdp(o: &str, port: u16) -> String {
-    format!("v=0\r\no={o} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n")
-}
-
-fn sdp_port(body: &[u8]) -> u16 {
-    let t = String::from_utf8_lossy(body);
-    let m = t.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio");
-    m.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// Sends RTP (PCMA, 20 ms) from `from` to `to` until `stop`.
-fn rtp_sender(from: UdpSocket, to: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut seq: u16 = 0;
-        let mut ts: u32 = 0;
-        let mut sent = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let mut p = vec![0x80, 8];
-            p.extend_from_slice(&seq.to_be_bytes());
-            p.extend_from_slice(&ts.to_be_bytes());
-            p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-            p.extend_from_slice(&[0xd5; 160]);
-            if from.send_to(&p, to).is_ok() {
-                sent += 1;
-            }
-            seq = seq.wrapping_add(1);
-            ts = ts.wrapping_add(160);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        sent
-    })
-}
-
-/// Counts RTP packets arriving on `sock` until `stop`.
-fn rtp_counter(sock: UdpSocket, count: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok((n, _)) = sock.recv_from(&mut buf) {
-                if n >= 12 && buf[0] >> 6 == 2 {
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-    })
-}
-
-/// Packets counted during `d`.
-fn arrivals(count: &AtomicU64, d: Duration) -> u64 {
-    let a = count.load(Ordering::Relaxed);
-    std::thread::sleep(d);
-    count.load(Ordering::Relaxed) - a
-}
+use xtrunk_signaling::sip::msg::{HName, NameAddr};
 
 #[test]
 fn media_survives_a_sidecar_crash_and_the_call_ends_cleanly() {
@@ -137,42 +55,20 @@ fn media_survives_a_sidecar_crash_and_the_call_ends_cleanly() {
     );
     let log = dir.join("xtrunk.log");
     let mut g = Guard::new(&log, &dir, &shm);
-    let child = Command::new(env!("CARGO_BIN_EXE_xtrunk"))
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawn xtrunk");
-    g.supervisor = Some(child);
+    g.start(&cfg);
     let xt: SocketAddr = ([127, 0, 0, 1], sip_port).into();
     let carrier_addr = carrier_sip.local_addr().unwrap();
     let pbx_addr = pbx_sip.local_addr().unwrap();
 
-    // Ready when it answers OPTIONS.
-    let mut ready = false;
-    for i in 0..100 {
-        let opt = format!("OPTIONS sip:xtrunk@{xt} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKo{i};rport\r\nFrom: <sip:100@127.0.0.1>;tag=o{i}\r\nTo: <sip:xtrunk@{xt}>\r\nCall-ID: opt{i}-{tag}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-        pbx_sip.send_to(opt.as_bytes(), xt).unwrap();
-        if let Some(s) = g.supervisor.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-            panic!("xtrunk exited early ({s}); log:\n{}", g.log());
-        }
-        if recv_msg(&pbx_sip, Duration::from_millis(100), is_resp(200, "OPTIONS")).is_some() {
-            ready = true;
-            break;
-        }
-    }
-    assert!(ready, "xtrunk did not answer OPTIONS; log:\n{}", g.log());
+    wait_ready(&mut g, &pbx_sip, xt, &tag);
 
     // The call.
     let call_id = format!("e2e-{tag}");
     let offer = sdp("pbx", pbx_rtp.local_addr().unwrap().port());
     let invite = format!("INVITE sip:4930123@{xt} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKinv1;rport\r\nFrom: <sip:100@127.0.0.1>;tag=pa\r\nTo: <sip:4930123@{xt}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{pbx_addr}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}", offer.len());
     pbx_sip.send_to(invite.as_bytes(), xt).unwrap();
-    let (b_inv, from) = recv_msg(&carrier_sip, Duration::from_secs(5), is_req("INVITE")).expect("INVITE at the carrier");
+    let (b_inv, from) =
+        recv_msg(&carrier_sip, Duration::from_secs(5), is_req("INVITE")).expect("INVITE at the carrier");
     let mut ok = response(&b_inv, 200, "OK", Some("cb1"));
     ok.push(HName::Contact, format!("<sip:c@{carrier_addr}>"));
     ok.push(HName::ContentType, "application/sdp");
@@ -241,7 +137,8 @@ fn media_survives_a_sidecar_crash_and_the_call_ends_cleanly() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let line = cdr.lines().find(|l| l.contains(&call_id)).unwrap_or_else(|| panic!("no CDR for the call; log:\n{}", g.log()));
+    let line =
+        cdr.lines().find(|l| l.contains(&call_id)).unwrap_or_else(|| panic!("no CDR for the call; log:\n{}", g.log()));
     assert!(line.contains("\"end_reason\":\"caller_bye\""), "{line}");
     assert!(line.contains("\"disposition\":200"), "{line}");
 

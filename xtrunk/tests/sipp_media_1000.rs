@@ -73,7 +73,8 @@ fn read_stat(p: &Path) -> (u64, u64) {
     let Some(last) = lines.rfind(|l| !l.trim().is_empty()) else { return (0, 0) };
     let cols: Vec<&str> = head.split(';').collect();
     let vals: Vec<&str> = last.split(';').collect();
-    let get = |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let get =
+        |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
     (get("SuccessfulCall(C)"), get("FailedCall(C)"))
 }
 
@@ -109,7 +110,12 @@ fn stderr_of(c: &mut Child) -> String {
 fn cdr_fields(line: &str) -> (String, u64, u64, u64) {
     let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("CDR is not JSON ({e}): {line}"));
     let packets = |leg: usize| v["legs"][leg]["packets"].as_u64().unwrap_or(0);
-    (v["call_id"].as_str().unwrap_or_default().to_string(), v["disposition"].as_u64().unwrap_or(0), packets(0), packets(1))
+    (
+        v["call_id"].as_str().unwrap_or_default().to_string(),
+        v["disposition"].as_u64().unwrap_or(0),
+        packets(0),
+        packets(1),
+    )
 }
 
 #[test]
@@ -120,7 +126,11 @@ fn thousand_sipp_calls_with_rtp_through_xtrunk_run() {
     }
     let calls: usize = std::env::var("XT_MEDIA_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(CALLS);
     let started = Instant::now();
-    let tag = format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 1_000_000);
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 1_000_000
+    );
     let dir = std::env::temp_dir().join(format!("xtrunk-sipp-media-{tag}"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
@@ -153,17 +163,7 @@ fn thousand_sipp_calls_with_rtp_through_xtrunk_run() {
     let mut g = Guard::new(&log, &dir, &shm);
     eprintln!("dir {} sip {sip_port} media {media}-{}", dir.display(), media + MEDIA_PORTS - 1);
 
-    let child = Command::new(env!("CARGO_BIN_EXE_xtrunk"))
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawn xtrunk");
-    g.supervisor = Some(child);
+    g.start(&cfg);
 
     // Ready when it answers OPTIONS.
     let xt: SocketAddr = ([127, 0, 0, 1], sip_port).into();
@@ -229,7 +229,9 @@ fn thousand_sipp_calls_with_rtp_through_xtrunk_run() {
     let uas_err = if st_uas.is_some_and(|s| s.success()) { String::new() } else { stderr_of(&mut g.sipps[0]) };
     let (uas_ok, uas_failed) = read_stat(&dir.join("uas.csv"));
     let sipp_done = started.elapsed();
-    eprintln!("uac {st_uac:?} ok {uac_ok} failed {uac_failed}; uas {st_uas:?} ok {uas_ok} failed {uas_failed}; {sipp_done:?}");
+    eprintln!(
+        "uac {st_uac:?} ok {uac_ok} failed {uac_failed}; uas {st_uas:?} ok {uas_ok} failed {uas_failed}; {sipp_done:?}"
+    );
     assert!(st_uac.is_some_and(|s| s.success()), "uac exit {st_uac:?}: {uac_err}\nxtrunk log tail:\n{}", g.log_tail());
     assert_eq!((uac_ok, uac_failed), (calls as u64, 0), "uac calls");
     assert!(st_uas.is_some_and(|s| s.success()), "uas exit {st_uas:?}: {uas_err}");
@@ -263,7 +265,12 @@ fn thousand_sipp_calls_with_rtp_through_xtrunk_run() {
         }
     }
     eprintln!("CDR packets leg0 min {min0} total {sum0}; leg1 min {min1} total {sum1}");
-    assert!(bad.is_empty(), "{} of {calls} calls without disposition 200 and media both ways (> {MIN_PKTS} packets per leg), e.g.:\n{}", bad.len(), bad.iter().take(5).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} of {calls} calls without disposition 200 and media both ways (> {MIN_PKTS} packets per leg), e.g.:\n{}",
+        bad.len(),
+        bad.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+    );
 
     // Clean stop.
     let mut sup = g.supervisor.take().unwrap();

@@ -36,10 +36,7 @@ fn context(k: &SrtpKeys) -> Result<SrtpContext, xtrunk_srtp::Error> {
 impl LegSrtp {
     /// Builds the contexts of one leg; `Err` when the keys cannot be used.
     pub(crate) fn new(crypto: &LegCrypto) -> Result<Self, xtrunk_srtp::Error> {
-        Ok(Self {
-            rx: crypto.rx.as_ref().map(context).transpose()?,
-            tx: crypto.tx.as_ref().map(context).transpose()?,
-        })
+        Ok(Self { rx: crypto.rx.as_ref().map(context).transpose()?, tx: crypto.tx.as_ref().map(context).transpose()? })
     }
 }
 

@@ -20,11 +20,7 @@ pub const fn alaw_expand(a: u8) -> i16 {
 
 /// STL `alaw_compress` for one sample: 16-bit linear → A-law byte (12 MSBs used).
 pub const fn alaw_compress(x: i16) -> u8 {
-    let mut ix: i32 = if x < 0 {
-        (!x as i32) >> 4
-    } else {
-        (x as i32) >> 4
-    };
+    let mut ix: i32 = if x < 0 { (!x as i32) >> 4 } else { (x as i32) >> 4 };
     if ix > 15 {
         let mut iexp = 1;
         while ix > 16 + 15 {
@@ -53,11 +49,7 @@ pub const fn ulaw_expand(u: u8) -> i16 {
 
 /// STL `ulaw_compress` for one sample: 16-bit linear → µ-law byte (14 MSBs used).
 pub const fn ulaw_compress(x: i16) -> u8 {
-    let mut absno: i32 = if x < 0 {
-        ((!x as i32) >> 2) + 33
-    } else {
-        ((x as i32) >> 2) + 33
-    };
+    let mut absno: i32 = if x < 0 { ((!x as i32) >> 2) + 33 } else { ((x as i32) >> 2) + 33 };
     if absno > 0x1FFF {
         absno = 0x1FFF;
     }
@@ -151,10 +143,7 @@ mod tests {
         let mut codes: Vec<u8> = (0..=255).collect();
         codes.sort_by_key(|&a| alaw_expand(a));
         for w in codes.windows(2) {
-            assert!(
-                ulaw_expand(ALAW_TO_ULAW[usize::from(w[0])])
-                    <= ulaw_expand(ALAW_TO_ULAW[usize::from(w[1])])
-            );
+            assert!(ulaw_expand(ALAW_TO_ULAW[usize::from(w[0])]) <= ulaw_expand(ALAW_TO_ULAW[usize::from(w[1])]));
         }
     }
 }

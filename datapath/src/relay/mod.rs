@@ -26,8 +26,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
 use xtrunk_ring::msg::{
-    Codec, Command, DeleteReason, ErrorCode, Event, LatchPolicy, LegSpec, SessionId, SessionSpec,
-    StreamStats,
+    Codec, Command, DeleteReason, ErrorCode, Event, LatchPolicy, LegSpec, SessionId, SessionSpec, StreamStats,
 };
 
 use crate::wire::{dtmf::DtmfPayload, rtcp, rtp};
@@ -188,9 +187,7 @@ impl PortHooks for NoPortHooks {
 pub fn spec_ports(spec: &SessionSpec) -> impl Iterator<Item = u16> + '_ {
     spec.legs.iter().flat_map(|l| {
         let p = l.local.port();
-        [Some(p), (!l.rtcp_mux).then(|| p.wrapping_add(1))]
-            .into_iter()
-            .flatten()
+        [Some(p), (!l.rtcp_mux).then(|| p.wrapping_add(1))].into_iter().flatten()
     })
 }
 
@@ -240,11 +237,7 @@ fn clock_rate(codec: Option<Codec>) -> Option<u32> {
 
 fn rtcp_addr(leg: &LegSpec, peer: SocketAddr) -> SocketAddr {
     let mut a = peer;
-    a.set_port(if leg.remote_rtcp_port != 0 {
-        leg.remote_rtcp_port
-    } else {
-        peer.port().wrapping_add(1)
-    });
+    a.set_port(if leg.remote_rtcp_port != 0 { leg.remote_rtcp_port } else { peer.port().wrapping_add(1) });
     a
 }
 
@@ -294,10 +287,7 @@ impl Relay {
 
     /// Every local port in use (RTP and RTCP), in no particular order.
     pub fn local_ports(&self) -> impl Iterator<Item = u16> + '_ {
-        self.slots
-            .iter()
-            .flatten()
-            .flat_map(|s| spec_ports(&s.spec))
+        self.slots.iter().flatten().flat_map(|s| spec_ports(&s.spec))
     }
 
     /// The current spec of a session.
@@ -307,8 +297,7 @@ impl Relay {
 
     /// Current per-leg receive stats of a session.
     pub fn session_stats(&self, id: SessionId) -> Option<[StreamStats; 2]> {
-        self.session(id)
-            .map(|s| [s.legs[0].rx.stats, s.legs[1].rx.stats])
+        self.session(id).map(|s| [s.legs[0].rx.stats, s.legs[1].rx.stats])
     }
 
     /// The session owning `port`, if any.
@@ -352,31 +341,15 @@ impl Relay {
         match cmd {
             Command::Create(spec) => match self.create(now_ms, spec, hooks) {
                 Ok(()) => events(Event::Created(spec.id)),
-                Err((code, port)) => events(Event::Error {
-                    id: spec.id,
-                    code,
-                    port,
-                }),
+                Err((code, port)) => events(Event::Error { id: spec.id, code, port }),
             },
             Command::Update(spec) => match self.update(now_ms, spec, hooks) {
                 Ok(()) => events(Event::Updated(spec.id)),
-                Err((code, port)) => events(Event::Error {
-                    id: spec.id,
-                    code,
-                    port,
-                }),
+                Err((code, port)) => events(Event::Error { id: spec.id, code, port }),
             },
             Command::Delete(id) => match self.delete(*id, hooks) {
-                Some(stats) => events(Event::Deleted {
-                    id: *id,
-                    reason: DeleteReason::Requested,
-                    stats,
-                }),
-                None => events(Event::Error {
-                    id: *id,
-                    code: ErrorCode::UnknownSession,
-                    port: 0,
-                }),
+                Some(stats) => events(Event::Deleted { id: *id, reason: DeleteReason::Requested, stats }),
+                None => events(Event::Error { id: *id, code: ErrorCode::UnknownSession, port: 0 }),
             },
             Command::Dump { token } => {
                 let mut count = 0u32;
@@ -384,10 +357,7 @@ impl Relay {
                     events(Event::Session(s.spec));
                     count += 1;
                 }
-                events(Event::DumpDone {
-                    token: *token,
-                    count,
-                });
+                events(Event::DumpDone { token: *token, count });
             }
         }
     }
@@ -404,10 +374,7 @@ impl Relay {
                 return Err((ErrorCode::InvalidSpec, p));
             }
             if let Err(e) = crypto::LegSrtp::new(&leg.crypto) {
-                log::debug!(
-                    "session {}: leg on port {p}: unusable SRTP keys: {e}",
-                    spec.id.0
-                );
+                log::debug!("session {}: leg on port {p}: unusable SRTP keys: {e}", spec.id.0);
                 return Err((ErrorCode::InvalidSpec, p));
             }
         }
@@ -463,12 +430,7 @@ impl Relay {
         }
     }
 
-    fn create(
-        &mut self,
-        now_ms: u64,
-        spec: &SessionSpec,
-        hooks: &mut impl PortHooks,
-    ) -> Result<(), (ErrorCode, u16)> {
+    fn create(&mut self, now_ms: u64, spec: &SessionSpec, hooks: &mut impl PortHooks) -> Result<(), (ErrorCode, u16)> {
         if self.by_id.contains_key(&spec.id) {
             return Err((ErrorCode::DuplicateSession, 0));
         }
@@ -491,21 +453,10 @@ impl Relay {
         });
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
-        let mut s = Session {
-            spec: *spec,
-            legs,
-            last_activity_ms: now_ms,
-            timed_out: false,
-            in_timer: false,
-            gen,
-        };
+        let mut s = Session { spec: *spec, legs, last_activity_ms: now_ms, timed_out: false, in_timer: false, gen };
         if spec.media_timeout_ms > 0 {
             s.in_timer = true;
-            self.timers.push(Reverse((
-                now_ms + u64::from(spec.media_timeout_ms),
-                slot,
-                gen,
-            )));
+            self.timers.push(Reverse((now_ms + u64::from(spec.media_timeout_ms), slot, gen)));
         }
         self.slots[slot as usize] = Some(s);
         self.by_id.insert(spec.id, slot);
@@ -513,12 +464,7 @@ impl Relay {
         Ok(())
     }
 
-    fn update(
-        &mut self,
-        now_ms: u64,
-        spec: &SessionSpec,
-        hooks: &mut impl PortHooks,
-    ) -> Result<(), (ErrorCode, u16)> {
+    fn update(&mut self, now_ms: u64, spec: &SessionSpec, hooks: &mut impl PortHooks) -> Result<(), (ErrorCode, u16)> {
         let Some(&slot) = self.by_id.get(&spec.id) else {
             return Err((ErrorCode::UnknownSession, 0));
         };
@@ -552,10 +498,7 @@ impl Relay {
         };
         for (leg, (o, n)) in s.legs.iter_mut().zip(old.legs.iter().zip(&spec.legs)) {
             // A new peer address or policy invalidates what was learned.
-            if o.remote != n.remote
-                || o.latch != n.latch
-                || o.remote_rtcp_port != n.remote_rtcp_port
-            {
+            if o.remote != n.remote || o.latch != n.latch || o.remote_rtcp_port != n.remote_rtcp_port {
                 leg.latched = None;
                 leg.latched_rtcp = None;
             }
@@ -568,9 +511,7 @@ impl Relay {
         if spec.media_timeout_ms > 0 && !s.timed_out {
             // Re-arm: the heap entry recomputes the real deadline when it pops.
             s.in_timer = true;
-            let d = s
-                .last_activity_ms
-                .max(now_ms.saturating_sub(u64::from(spec.media_timeout_ms)))
+            let d = s.last_activity_ms.max(now_ms.saturating_sub(u64::from(spec.media_timeout_ms)))
                 + u64::from(spec.media_timeout_ms);
             self.timers.push(Reverse((d, slot, s.gen)));
         }
@@ -602,14 +543,8 @@ impl Relay {
             return Self::rtp_dest(s, leg);
         }
         let st = &s.legs[leg];
-        let latched = if spec.latch == LatchPolicy::Strict {
-            None
-        } else {
-            st.latched_rtcp
-        };
-        latched
-            .or_else(|| spec.remote.map(|r| rtcp_addr(spec, r)))
-            .or_else(|| st.latched.map(|r| rtcp_addr(spec, r)))
+        let latched = if spec.latch == LatchPolicy::Strict { None } else { st.latched_rtcp };
+        latched.or_else(|| spec.remote.map(|r| rtcp_addr(spec, r))).or_else(|| st.latched.map(|r| rtcp_addr(spec, r)))
     }
 
     fn local_addr(spec: &LegSpec, rtcp: bool) -> SocketAddr {
@@ -645,11 +580,7 @@ impl Relay {
     fn latch(s: &mut Session, leg: usize, rtcp_port: bool, src: SocketAddr) {
         let policy = s.spec.legs[leg].latch;
         let st = &mut s.legs[leg];
-        let slot = if rtcp_port {
-            &mut st.latched_rtcp
-        } else {
-            &mut st.latched
-        };
+        let slot = if rtcp_port { &mut st.latched_rtcp } else { &mut st.latched };
         match policy {
             LatchPolicy::Once => {
                 if slot.is_none() {
@@ -678,31 +609,19 @@ impl Relay {
     }
 
     /// Decides what happens to an RTP packet's payload type on its way from `leg` to the other.
-    fn payload_action(
-        s: &Session,
-        leg: usize,
-        pt: u8,
-    ) -> Result<(PayloadAction, Option<Codec>), DropReason> {
+    fn payload_action(s: &Session, leg: usize, pt: u8) -> Result<(PayloadAction, Option<Codec>), DropReason> {
         let (mine, theirs) = (&s.spec.legs[leg].pt_map, &s.spec.legs[1 - leg].pt_map);
         if mine.is_empty() || theirs.is_empty() {
             return Ok((PayloadAction::Pass, mine.by_pt(pt)));
         }
         let codec = mine.by_pt(pt).ok_or(DropReason::UnmappedPayloadType)?;
         if let Some(out) = theirs.by_codec(codec) {
-            let a = if out == pt {
-                PayloadAction::Pass
-            } else {
-                PayloadAction::Rewrite(out)
-            };
+            let a = if out == pt { PayloadAction::Pass } else { PayloadAction::Rewrite(out) };
             return Ok((a, Some(codec)));
         }
         match codec {
-            Codec::Pcma => theirs
-                .by_codec(Codec::Pcmu)
-                .map(|o| (PayloadAction::AlawToUlaw(o), Some(codec))),
-            Codec::Pcmu => theirs
-                .by_codec(Codec::Pcma)
-                .map(|o| (PayloadAction::UlawToAlaw(o), Some(codec))),
+            Codec::Pcma => theirs.by_codec(Codec::Pcmu).map(|o| (PayloadAction::AlawToUlaw(o), Some(codec))),
+            Codec::Pcmu => theirs.by_codec(Codec::Pcma).map(|o| (PayloadAction::UlawToAlaw(o), Some(codec))),
             _ => None,
         }
         .ok_or(DropReason::UnmappedPayloadType)
@@ -734,9 +653,7 @@ impl Relay {
         let is_rtcp = match (kind, rtcp_port) {
             (rtp::MuxKind::Rtcp, true) => true,
             (rtp::MuxKind::Rtcp, false) if mux => true,
-            (rtp::MuxKind::Rtcp, false) => {
-                return self.drop_on(slot, leg, DropReason::RtcpNotMuxed)
-            }
+            (rtp::MuxKind::Rtcp, false) => return self.drop_on(slot, leg, DropReason::RtcpNotMuxed),
             (rtp::MuxKind::Rtp, false) => false,
             (rtp::MuxKind::Rtp, true) => return self.drop_on(slot, leg, DropReason::MalformedRtcp),
             _ => return self.drop_on(slot, leg, DropReason::Foreign),
@@ -747,15 +664,8 @@ impl Relay {
         let other = 1 - leg;
         // SRTP/SRTCP receive side: authenticate and decrypt in place.
         let mut len = len;
-        if let Some(rx) = self.slots[slot]
-            .as_mut()
-            .and_then(|s| s.legs[leg].srtp.rx.as_mut())
-        {
-            let r = if is_rtcp {
-                rx.unprotect_rtcp(pkt)
-            } else {
-                rx.unprotect_rtp(pkt)
-            };
+        if let Some(rx) = self.slots[slot].as_mut().and_then(|s| s.legs[leg].srtp.rx.as_mut()) {
+            let r = if is_rtcp { rx.unprotect_rtcp(pkt) } else { rx.unprotect_rtp(pkt) };
             match r {
                 Ok(n) => len = n,
                 Err(e) => {
@@ -812,14 +722,7 @@ impl Relay {
             return self.drop_on(slot, leg, DropReason::NoDestination);
         };
         let arrival = clock_rate(codec).map(|r| (now_ms.wrapping_mul(u64::from(r)) / 1000) as u32);
-        s.legs[leg].rx.on_rtp(
-            now_ms,
-            p.sequence_number(),
-            p.ssrc(),
-            p.timestamp(),
-            arrival,
-            len,
-        );
+        s.legs[leg].rx.on_rtp(now_ms, p.sequence_number(), p.ssrc(), p.timestamp(), arrival, len);
         let from = Self::local_addr(&s.spec.legs[other], false);
         match action {
             PayloadAction::Pass => {}
@@ -834,10 +737,7 @@ impl Relay {
             }
         }
         // SRTP transmit side: encrypt and append the tag in the room after `len`.
-        if let Some(tx) = self.slots[slot]
-            .as_mut()
-            .and_then(|s| s.legs[other].srtp.tx.as_mut())
-        {
+        if let Some(tx) = self.slots[slot].as_mut().and_then(|s| s.legs[other].srtp.tx.as_mut()) {
             match tx.protect_rtp(buf, len) {
                 Ok(n) => len = n,
                 Err(_) => return self.drop_on(slot, leg, DropReason::Srtp),
@@ -870,10 +770,7 @@ impl Relay {
             } else {
                 s.in_timer = false;
                 s.timed_out = true;
-                events(Event::MediaTimeout {
-                    id: s.spec.id,
-                    idle_ms: now_ms - s.last_activity_ms,
-                });
+                events(Event::MediaTimeout { id: s.spec.id, idle_ms: now_ms - s.last_activity_ms });
             }
         }
         None
@@ -900,11 +797,7 @@ impl Relay {
         let me = &s.spec.legs[leg];
         let my_state = &s.legs[leg];
         let src_fixed = me.latch == LatchPolicy::Once
-            && if rtcp_port {
-                my_state.latched_rtcp.is_some()
-            } else {
-                my_state.latched.is_some()
-            };
+            && if rtcp_port { my_state.latched_rtcp.is_some() } else { my_state.latched.is_some() };
         if !src_fixed {
             return None;
         }
@@ -925,15 +818,8 @@ impl Relay {
         if !dest_fixed {
             return None;
         }
-        let to = if rtcp_port {
-            Self::rtcp_dest(s, other)?
-        } else {
-            Self::rtp_dest(s, other)?
-        };
-        Some(ForwardRule {
-            from: Self::local_addr(os, rtcp_port),
-            to,
-        })
+        let to = if rtcp_port { Self::rtcp_dest(s, other)? } else { Self::rtp_dest(s, other)? };
+        Some(ForwardRule { from: Self::local_addr(os, rtcp_port), to })
     }
 
     /// Credits `packets`/`bytes` forwarded in the kernel for packets that arrived on `local_port`

@@ -32,50 +32,14 @@ mod worker;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xtrunk_ring::msg::{Command, ErrorCode, Event, SessionId};
 
+pub use crate::control::{CommandSource, EventSink};
 use crate::relay::{DropReason, Relay, RelayConfig};
-
-/// Where the backend takes commands from (the lead implements it for the ring's receiver).
-pub trait CommandSource {
-    /// The next command, if one is waiting. Must not block.
-    fn poll_command(&mut self) -> Option<Command>;
-}
-
-/// Where the backend puts events (the lead implements it for the ring's sender). May block or
-/// retry while the consumer is behind: that back-pressures only the control loop.
-pub trait EventSink {
-    /// Delivers one event.
-    fn send_event(&mut self, ev: Event);
-}
-
-impl<F: FnMut() -> Option<Command>> CommandSource for F {
-    fn poll_command(&mut self) -> Option<Command> {
-        self()
-    }
-}
-
-impl CommandSource for Receiver<Command> {
-    fn poll_command(&mut self) -> Option<Command> {
-        self.try_recv().ok()
-    }
-}
-
-impl EventSink for mpsc::Sender<Event> {
-    fn send_event(&mut self, ev: Event) {
-        let _ = self.send(ev);
-    }
-}
-
-impl EventSink for SyncSender<Event> {
-    fn send_event(&mut self, ev: Event) {
-        let _ = self.send(ev);
-    }
-}
 
 /// Options of the socket backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,11 +161,7 @@ impl BatchSocket {
     /// Queues a datagram: `fill` writes the payload into the given buffer (up to
     /// `BUF_SIZE - 64` bytes) and returns its length. Returns false when the batch is full
     /// (call [`BatchSocket::flush`]).
-    pub fn queue(
-        &mut self,
-        to: &std::net::SocketAddr,
-        fill: impl FnOnce(&mut [u8]) -> usize,
-    ) -> bool {
+    pub fn queue(&mut self, to: &std::net::SocketAddr, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
         let i = self.tx.tx_queued();
         if i >= self.tx.capacity() {
             return false;
@@ -228,10 +188,7 @@ impl BatchSocket {
 
     /// Receives up to one batch without blocking and calls `f(source, datagram)` for each.
     /// Returns how many were received.
-    pub fn recv_batch(
-        &mut self,
-        mut f: impl FnMut(std::net::SocketAddr, &[u8]),
-    ) -> std::io::Result<usize> {
+    pub fn recv_batch(&mut self, mut f: impl FnMut(std::net::SocketAddr, &[u8])) -> std::io::Result<usize> {
         let n = self.rx.recv(&self.sock, self.rx.capacity())?;
         for i in 0..n {
             let (src, buf, len) = self.rx.received(i);
@@ -256,9 +213,7 @@ impl ReadyWaiter {
     pub fn new<'a>(socks: impl IntoIterator<Item = &'a BatchSocket>) -> Self {
         use std::os::fd::AsRawFd;
         let fds: Vec<_> = socks.into_iter().map(|s| s.sock.as_raw_fd()).collect();
-        Self {
-            set: sys::PollSet::new(&fds),
-        }
+        Self { set: sys::PollSet::new(&fds) }
     }
 
     /// Blocks until a socket is readable or `timeout` passes; returns how many are readable.
@@ -272,10 +227,7 @@ fn validate(opts: &SocketOptions) -> Result<(), Error> {
     if opts.port_min > opts.port_max || opts.port_min == 0 {
         return bad(
             "port_min/port_max",
-            format!(
-                "need 0 < port_min <= port_max, got {}..={}",
-                opts.port_min, opts.port_max
-            ),
+            format!("need 0 < port_min <= port_max, got {}..={}", opts.port_min, opts.port_max),
         );
     }
     if !(1..=1024).contains(&opts.batch) {
@@ -285,22 +237,12 @@ fn validate(opts: &SocketOptions) -> Result<(), Error> {
         return bad("max_sessions", "must be at least 1".into());
     }
     if opts.cores.len() > 256 {
-        return bad(
-            "cores",
-            format!("at most 256 workers, got {}", opts.cores.len()),
-        );
+        return bad("cores", format!("at most 256 workers, got {}", opts.cores.len()));
     }
     if !opts.cores.is_empty() {
-        let ids: Vec<usize> = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.id)
-            .collect();
+        let ids: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().iter().map(|c| c.id).collect();
         if let Some(c) = opts.cores.iter().find(|c| !ids.contains(c)) {
-            return bad(
-                "cores",
-                format!("core {c} does not exist (available: {ids:?})"),
-            );
+            return bad("cores", format!("core {c} does not exist (available: {ids:?})"));
         }
     }
     Ok(())
@@ -339,9 +281,7 @@ pub fn run_with_stats(
     let want = ports + 1024;
     let got = sys::raise_nofile(want);
     if got < want {
-        log::warn!(
-            "socket backend: RLIMIT_NOFILE is {got}, below the {want} a full port range needs"
-        );
+        log::warn!("socket backend: RLIMIT_NOFILE is {got}, below the {want} a full port range needs");
     }
     let start = Instant::now();
     let n = opts.cores.len().max(1);
@@ -349,19 +289,9 @@ pub fn run_with_stats(
     let mut workers = Vec::with_capacity(n);
     for index in 0..n {
         let (cmd_tx, cmd_rx) = mpsc::sync_channel::<Command>(4096);
-        let wake = Arc::new(sys::EventFd::new().map_err(|source| Error::Io {
-            what: "eventfd",
-            source,
-        })?);
-        let epoll = sys::Epoll::new().map_err(|source| Error::Io {
-            what: "epoll_create1",
-            source,
-        })?;
-        let cfg = RelayConfig {
-            port_min: opts.port_min,
-            port_max: opts.port_max,
-            max_sessions: opts.max_sessions,
-        };
+        let wake = Arc::new(sys::EventFd::new().map_err(|source| Error::Io { what: "eventfd", source })?);
+        let epoll = sys::Epoll::new().map_err(|source| Error::Io { what: "epoll_create1", source })?;
+        let cfg = RelayConfig { port_min: opts.port_min, port_max: opts.port_max, max_sessions: opts.max_sessions };
         let w = worker::Worker::new(
             index,
             Relay::new(cfg),
@@ -375,10 +305,7 @@ pub fn run_with_stats(
             stop.clone(),
             stats.clone(),
         )
-        .map_err(|source| Error::Io {
-            what: "epoll_ctl(eventfd)",
-            source,
-        })?;
+        .map_err(|source| Error::Io { what: "epoll_ctl(eventfd)", source })?;
         let core = opts.cores.get(index).copied();
         let join = std::thread::Builder::new()
             .name(format!("xt-sock-{index}"))
@@ -390,25 +317,13 @@ pub fn run_with_stats(
                 }
                 w.run()
             })
-            .map_err(|source| Error::Io {
-                what: "spawn worker thread",
-                source,
-            })?;
-        workers.push(WorkerHandle {
-            cmd_tx,
-            wake,
-            sessions: 0,
-            join,
-        });
+            .map_err(|source| Error::Io { what: "spawn worker thread", source })?;
+        workers.push(WorkerHandle { cmd_tx, wake, sessions: 0, join });
     }
     drop(ev_tx);
 
-    let mut ctl = Control {
-        owner: HashMap::new(),
-        dumps: HashMap::new(),
-        max_sessions: opts.max_sessions,
-        stats: stats.clone(),
-    };
+    let mut ctl =
+        Control { owner: HashMap::new(), dumps: HashMap::new(), max_sessions: opts.max_sessions, stats: stats.clone() };
     let mut result = Ok(());
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
@@ -425,10 +340,7 @@ pub fn run_with_stats(
         }
         if workers.iter().any(|w| w.join.is_finished()) {
             stop.store(true, Ordering::Relaxed);
-            result = Err(Error::Worker {
-                index: 0,
-                reason: "a worker exited early".into(),
-            });
+            result = Err(Error::Worker { index: 0, reason: "a worker exited early".into() });
             break;
         }
         if !busy {
@@ -447,12 +359,7 @@ pub fn run_with_stats(
         match w.join.join() {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => result = Err(Error::Worker { index, reason }),
-            Err(_) => {
-                result = Err(Error::Worker {
-                    index,
-                    reason: "panicked".into(),
-                })
-            }
+            Err(_) => result = Err(Error::Worker { index, reason: "panicked".into() }),
         }
     }
     while let Ok(ev) = ev_rx.try_recv() {
@@ -481,43 +388,25 @@ impl Control {
         match cmd {
             Command::Create(spec) => {
                 if self.owner.contains_key(&spec.id) {
-                    events.send_event(Event::Error {
-                        id: spec.id,
-                        code: ErrorCode::DuplicateSession,
-                        port: 0,
-                    });
+                    events.send_event(Event::Error { id: spec.id, code: ErrorCode::DuplicateSession, port: 0 });
                     return;
                 }
                 if self.owner.len() >= self.max_sessions {
-                    events.send_event(Event::Error {
-                        id: spec.id,
-                        code: ErrorCode::CapacityExhausted,
-                        port: 0,
-                    });
+                    events.send_event(Event::Error { id: spec.id, code: ErrorCode::CapacityExhausted, port: 0 });
                     return;
                 }
-                let w = (0..workers.len())
-                    .min_by_key(|&i| workers[i].sessions)
-                    .unwrap_or(0);
+                let w = (0..workers.len()).min_by_key(|&i| workers[i].sessions).unwrap_or(0);
                 workers[w].sessions += 1;
                 self.owner.insert(spec.id, (w, true));
                 Self::send(workers, w, cmd);
             }
             Command::Update(spec) => match self.owner.get(&spec.id) {
                 Some(&(w, _)) => Self::send(workers, w, cmd),
-                None => events.send_event(Event::Error {
-                    id: spec.id,
-                    code: ErrorCode::UnknownSession,
-                    port: 0,
-                }),
+                None => events.send_event(Event::Error { id: spec.id, code: ErrorCode::UnknownSession, port: 0 }),
             },
             Command::Delete(id) => match self.owner.get(&id) {
                 Some(&(w, _)) => Self::send(workers, w, cmd),
-                None => events.send_event(Event::Error {
-                    id,
-                    code: ErrorCode::UnknownSession,
-                    port: 0,
-                }),
+                None => events.send_event(Event::Error { id, code: ErrorCode::UnknownSession, port: 0 }),
             },
             Command::Dump { token } => {
                 let e = self.dumps.entry(token).or_insert((0, 0));
@@ -563,10 +452,7 @@ impl Control {
                 }
                 let total = e.1;
                 self.dumps.remove(&token);
-                events.send_event(Event::DumpDone {
-                    token,
-                    count: total,
-                });
+                events.send_event(Event::DumpDone { token, count: total });
                 return;
             }
             _ => {}

@@ -87,10 +87,7 @@ impl Epoll {
 
     /// Registers `fd` for input readiness with `token`.
     pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
         // SAFETY: both fds are open (owned by live values); `ev` is valid for the call.
         cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
         Ok(())
@@ -108,9 +105,7 @@ impl Epoll {
     pub(crate) fn wait(&self, events: &mut [EpollEvent], timeout_ms: i32) -> io::Result<usize> {
         let max = events.len().min(i32::MAX as usize) as i32;
         // SAFETY: `events` is a valid writable array of `max` epoll_event.
-        match cvt(unsafe {
-            libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms)
-        }) {
+        match cvt(unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) }) {
             Ok(n) => Ok(n as usize),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(e),
@@ -159,17 +154,11 @@ fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> li
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in.
-            unsafe {
-                (storage as *mut libc::sockaddr_storage)
-                    .cast::<libc::sockaddr_in>()
-                    .write(sin)
-            };
+            unsafe { (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>().write(sin) };
             size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
         SocketAddr::V6(a) => {
@@ -177,17 +166,11 @@ fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> li
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in6.
-            unsafe {
-                (storage as *mut libc::sockaddr_storage)
-                    .cast::<libc::sockaddr_in6>()
-                    .write(sin6)
-            };
+            unsafe { (storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>().write(sin6) };
             size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
     }
@@ -198,19 +181,13 @@ fn read_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Opti
     match i32::from(storage.ss_family) {
         libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and it is large enough.
-            let sin =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
         }
         libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: the family says the storage holds a sockaddr_in6, and it is large enough.
-            let sin6 = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
+            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             Some(SocketAddr::V6(SocketAddrV6::new(
                 ip,
@@ -249,9 +226,7 @@ unsafe impl Send for MmsgBatch {}
 
 impl std::fmt::Debug for MmsgBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MmsgBatch")
-            .field("capacity", &self.rx_hdr.len())
-            .finish()
+        f.debug_struct("MmsgBatch").field("capacity", &self.rx_hdr.len()).finish()
     }
 }
 
@@ -285,16 +260,7 @@ impl MmsgBatch {
             tx_hdr[i].msg_hdr.msg_name = (&mut tx_addr[i] as *mut libc::sockaddr_storage).cast();
             tx_hdr[i].msg_hdr.msg_iovlen = 1;
         }
-        let mut b = Self {
-            bufs,
-            rx_iov,
-            rx_addr,
-            rx_hdr,
-            tx_iov,
-            tx_addr,
-            tx_hdr,
-            tx_len: 0,
-        };
+        let mut b = Self { bufs, rx_iov, rx_addr, rx_hdr, tx_iov, tx_addr, tx_hdr, tx_len: 0 };
         for i in 0..n {
             b.tx_hdr[i].msg_hdr.msg_iov = &mut b.tx_iov[i];
         }
@@ -311,8 +277,7 @@ impl MmsgBatch {
     pub(crate) fn recv(&mut self, sock: &UdpSocket, max: usize) -> io::Result<usize> {
         let n = max.min(self.capacity());
         for i in 0..n {
-            self.rx_hdr[i].msg_hdr.msg_namelen =
-                size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            self.rx_hdr[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             self.rx_hdr[i].msg_hdr.msg_flags = 0;
             self.rx_hdr[i].msg_len = 0;
         }
@@ -343,11 +308,7 @@ impl MmsgBatch {
         let h = &self.rx_hdr[i];
         let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
         let len = (h.msg_len as usize).min(BUF_SIZE - TAILROOM);
-        let src = if truncated {
-            None
-        } else {
-            read_sockaddr(&self.rx_addr[i], h.msg_hdr.msg_namelen)
-        };
+        let src = if truncated { None } else { read_sockaddr(&self.rx_addr[i], h.msg_hdr.msg_namelen) };
         (src, &mut self.bufs[i * BUF_SIZE..(i + 1) * BUF_SIZE], len)
     }
 
@@ -377,11 +338,7 @@ impl MmsgBatch {
     }
 
     /// Sends queued transmissions `range` from `sock`. Returns (sent, last error if any).
-    pub(crate) fn send(
-        &mut self,
-        sock: &UdpSocket,
-        range: std::ops::Range<usize>,
-    ) -> (usize, Option<io::Error>) {
+    pub(crate) fn send(&mut self, sock: &UdpSocket, range: std::ops::Range<usize>) -> (usize, Option<io::Error>) {
         let end = range.end.min(self.tx_len);
         let mut at = range.start.min(end);
         let mut sent = 0;
@@ -427,38 +384,19 @@ pub(crate) fn set_recv_buffer(sock: &UdpSocket, bytes: usize) -> io::Result<usiz
     let len = size_of::<libc::c_int>() as libc::socklen_t;
     let fd = sock.as_raw_fd();
     // SAFETY: `v` is a valid c_int of length `len`; `sock` keeps the fd open.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&v as *const libc::c_int).cast(),
-            len,
-        )
-    };
+    let r =
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&v as *const libc::c_int).cast(), len) };
     if r != 0 {
         // SAFETY: as above.
         cvt(unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&v as *const libc::c_int).cast(),
-                len,
-            )
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&v as *const libc::c_int).cast(), len)
         })?;
     }
     let mut out: libc::c_int = 0;
     let mut olen = len;
     // SAFETY: `out`/`olen` are valid writable locations of the sizes given.
     cvt(unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&mut out as *mut libc::c_int).cast(),
-            &mut olen,
-        )
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&mut out as *mut libc::c_int).cast(), &mut olen)
     })?;
     Ok(out.max(0) as usize)
 }
@@ -473,16 +411,7 @@ impl PollSet {
     /// A set over `fds`. A descriptor closed meanwhile makes `ppoll` report `POLLNVAL` (or
     /// poll a reused descriptor): wrong results, never memory unsafety.
     pub(crate) fn new(fds: &[RawFd]) -> Self {
-        Self {
-            fds: fds
-                .iter()
-                .map(|&fd| libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                })
-                .collect(),
-        }
+        Self { fds: fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect() }
     }
 
     /// Waits until one fd is readable or `timeout` passes; returns how many are readable.
@@ -493,14 +422,7 @@ impl PollSet {
         };
         // SAFETY: `fds` is a valid array of `len` pollfd; `ts` lives across the call; a null
         // sigmask leaves the mask unchanged.
-        let r = unsafe {
-            libc::ppoll(
-                self.fds.as_mut_ptr(),
-                self.fds.len() as libc::nfds_t,
-                &ts,
-                std::ptr::null(),
-            )
-        };
+        let r = unsafe { libc::ppoll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, &ts, std::ptr::null()) };
         match cvt(r) {
             Ok(n) => Ok(n as usize),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),

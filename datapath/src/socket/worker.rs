@@ -39,9 +39,7 @@ impl PortHooks for Sockets {
                 ErrorCode::BindFailed
             }
         })?;
-        self.epoll
-            .add(s.as_raw_fd(), u64::from(port))
-            .map_err(|_| ErrorCode::BindFailed)?;
+        self.epoll.add(s.as_raw_fd(), u64::from(port)).map_err(|_| ErrorCode::BindFailed)?;
         self.by_port[usize::from(port)] = Some(s);
         Ok(())
     }
@@ -89,11 +87,7 @@ impl Worker {
         Ok(Self {
             index,
             relay,
-            socks: Sockets {
-                by_port: (0..65536).map(|_| None).collect(),
-                epoll,
-                bind_ip,
-            },
+            socks: Sockets { by_port: (0..65536).map(|_| None).collect(), epoll, bind_ip },
             wake,
             cmd_rx,
             ev_tx,
@@ -134,11 +128,7 @@ impl Worker {
                 Some(d) => (d - now).min(100) as i32,
                 None => 100,
             };
-            let n = self
-                .socks
-                .epoll
-                .wait(&mut events, timeout)
-                .map_err(|e| format!("epoll_wait: {e}"))?;
+            let n = self.socks.epoll.wait(&mut events, timeout).map_err(|e| format!("epoll_wait: {e}"))?;
             if n > 0 {
                 last_busy = Instant::now();
             }
@@ -165,11 +155,7 @@ impl Worker {
             }
         }
         self.publish_drops();
-        log::debug!(
-            "socket worker {} stopping with {} sessions",
-            self.index,
-            self.relay.session_count()
-        );
+        log::debug!("socket worker {} stopping with {} sessions", self.index, self.relay.session_count());
         Ok(())
     }
 
@@ -204,9 +190,7 @@ impl Worker {
             for i in 0..n {
                 let (src, buf, len) = self.batch.received(i);
                 let Some(src) = src else { continue };
-                if let Verdict::Forward { len, from, to } =
-                    self.relay.handle_packet(now, port, src, buf, len)
-                {
+                if let Verdict::Forward { len, from, to } = self.relay.handle_packet(now, port, src, buf, len) {
                     let k = self.batch.tx_queued();
                     if self.runs.last().map(|r| r.1) != Some(from.port()) {
                         self.runs.push((k, from.port()));

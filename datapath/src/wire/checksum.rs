@@ -77,10 +77,7 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 section 3 example: 0001 f203 f4f5 f6f7 -> sum ddf2.
-        assert_eq!(
-            data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            0xddf2
-        );
+        assert_eq!(data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
     }
 
     /// RFC 1071 as written: 16-bit words, folded as it goes.

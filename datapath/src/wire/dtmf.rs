@@ -98,12 +98,7 @@ impl DtmfRepr {
     /// Parses the first event of a checked payload.
     pub fn parse<T: AsRef<[u8]>>(p: &DtmfPayload<T>) -> Result<Self> {
         p.check_len()?;
-        Ok(Self {
-            event: p.event(),
-            end: p.end(),
-            volume: p.volume(),
-            duration: p.duration(),
-        })
+        Ok(Self { event: p.event(), end: p.end(), volume: p.volume(), duration: p.duration() })
     }
 
     /// Writes the event into the start of `buf`; returns 4.
@@ -129,18 +124,9 @@ mod tests {
     #[test]
     fn digit_five_end() {
         let p = DtmfPayload::new_checked(&[5u8, 0x8a, 0x03, 0x20][..]).unwrap();
-        assert_eq!(
-            (p.event(), p.end(), p.volume(), p.duration()),
-            (5, true, 10, 800)
-        );
-        assert_eq!(
-            DtmfPayload::new_checked(&[5u8, 0, 0][..]).unwrap_err(),
-            Error::Truncated
-        );
-        assert_eq!(
-            DtmfPayload::new_checked(&[5u8, 0, 0, 0, 1][..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!((p.event(), p.end(), p.volume(), p.duration()), (5, true, 10, 800));
+        assert_eq!(DtmfPayload::new_checked(&[5u8, 0, 0][..]).unwrap_err(), Error::Truncated);
+        assert_eq!(DtmfPayload::new_checked(&[5u8, 0, 0, 0, 1][..]).unwrap_err(), Error::Malformed);
     }
 
     proptest! {

@@ -88,14 +88,12 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
     /// The 12-bit VLAN id of the 802.1Q tag, if the frame is tagged.
     pub fn vlan_id(&self) -> Option<u16> {
-        self.tagged()
-            .then(|| be16(self.buffer.as_ref(), field::VLAN_TCI) & 0x0FFF)
+        self.tagged().then(|| be16(self.buffer.as_ref(), field::VLAN_TCI) & 0x0FFF)
     }
 
     /// The 3-bit priority code point of the tag, if tagged.
     pub fn vlan_pcp(&self) -> Option<u8> {
-        self.tagged()
-            .then(|| (be16(self.buffer.as_ref(), field::VLAN_TCI) >> 13) as u8)
+        self.tagged().then(|| (be16(self.buffer.as_ref(), field::VLAN_TCI) >> 13) as u8)
     }
 
     /// The EtherType of the payload (after the VLAN tag if any).
@@ -139,11 +137,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 
     /// Sets the payload EtherType (the inner one when tagged).
     pub fn set_ethertype(&mut self, t: u16) {
-        let off = if self.tagged() {
-            field::INNER_ETHERTYPE
-        } else {
-            field::ETHERTYPE
-        };
+        let off = if self.tagged() { field::INNER_ETHERTYPE } else { field::ETHERTYPE };
         put16(self.buffer.as_mut(), off, t);
     }
 
@@ -199,11 +193,7 @@ impl EthernetRepr {
         match self.vlan {
             Some((pcp, id)) => {
                 put16(b, field::ETHERTYPE, ethertype::VLAN);
-                put16(
-                    b,
-                    field::VLAN_TCI,
-                    (u16::from(pcp & 7) << 13) | (id & 0x0FFF),
-                );
+                put16(b, field::VLAN_TCI, (u16::from(pcp & 7) << 13) | (id & 0x0FFF));
                 put16(b, field::INNER_ETHERTYPE, self.ethertype);
             }
             None => put16(b, field::ETHERTYPE, self.ethertype),
@@ -220,22 +210,14 @@ mod tests {
     #[test]
     fn tagged_frame() {
         let mut b = [0u8; 20];
-        let r = EthernetRepr {
-            src: [1; 6],
-            dst: [2; 6],
-            vlan: Some((5, 100)),
-            ethertype: ethertype::IPV4,
-        };
+        let r = EthernetRepr { src: [1; 6], dst: [2; 6], vlan: Some((5, 100)), ethertype: ethertype::IPV4 };
         assert_eq!(r.emit(&mut b).unwrap(), 18);
         let f = EthernetFrame::new_checked(&b[..]).unwrap();
         assert_eq!(f.vlan_id(), Some(100));
         assert_eq!(f.vlan_pcp(), Some(5));
         assert_eq!(f.ethertype(), ethertype::IPV4);
         assert_eq!(f.payload().len(), 2);
-        assert_eq!(
-            EthernetFrame::new_checked(&b[..16]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(EthernetFrame::new_checked(&b[..16]).unwrap_err(), Error::Truncated);
     }
 
     proptest! {

@@ -266,8 +266,8 @@ mod tests {
     fn known_header_checksum() {
         // Classic example header (Wikipedia "IPv4 header checksum"): checksum b861.
         let h = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+            0x00, 0xc7,
         ];
         let mut buf = [0u8; 0x73];
         buf[..20].copy_from_slice(&h);
@@ -283,15 +283,9 @@ mod tests {
         let mut b = [0u8; 20];
         b[0] = 0x46; // IHL 6 > buffer
         put16(&mut b, 2, 24);
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::Truncated);
         b[0] = 0x44;
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::Malformed);
     }
 
     proptest! {

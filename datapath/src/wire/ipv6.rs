@@ -133,10 +133,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// The payload, mutable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = field::HEADER_LEN + usize::from(self.payload_len());
-        self.buffer
-            .as_mut()
-            .get_mut(field::HEADER_LEN..end)
-            .unwrap_or(&mut [])
+        self.buffer.as_mut().get_mut(field::HEADER_LEN..end).unwrap_or(&mut [])
     }
 }
 
@@ -183,8 +180,7 @@ impl Ipv6Repr {
         let Some(b) = buf.get_mut(..field::HEADER_LEN) else {
             return Err(Error::BufferTooSmall);
         };
-        let w0 =
-            (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0x000F_FFFF);
+        let w0 = (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0x000F_FFFF);
         super::put32(b, field::VER_TC_FLOW, w0);
         put16(b, field::PAYLOAD_LEN, plen);
         b[field::NEXT_HEADER] = self.next_header;

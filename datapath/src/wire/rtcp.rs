@@ -89,11 +89,7 @@ impl ReportBlock {
 
     fn write(&self, b: &mut [u8]) {
         put32(b, 0, self.ssrc);
-        put32(
-            b,
-            4,
-            (u32::from(self.fraction_lost) << 24) | (self.cumulative_lost & 0x00FF_FFFF),
-        );
+        put32(b, 4, (u32::from(self.fraction_lost) << 24) | (self.cumulative_lost & 0x00FF_FFFF));
         put32(b, 8, self.highest_seq);
         put32(b, 12, self.jitter);
         put32(b, 16, self.lsr);
@@ -200,12 +196,8 @@ impl<T: AsRef<[u8]>> RtcpPacket<T> {
         let end = plen - pad;
         let count = usize::from(self.count());
         match self.packet_type() {
-            packet_type::SR if field::SR_BLOCKS + field::BLOCK_LEN * count > end => {
-                Err(Error::Malformed)
-            }
-            packet_type::RR if field::RR_BLOCKS + field::BLOCK_LEN * count > end => {
-                Err(Error::Malformed)
-            }
+            packet_type::SR if field::SR_BLOCKS + field::BLOCK_LEN * count > end => Err(Error::Malformed),
+            packet_type::RR if field::RR_BLOCKS + field::BLOCK_LEN * count > end => Err(Error::Malformed),
             packet_type::SDES => {
                 let n = walk_sdes(&b[field::HEADER_LEN..end], |_, _| {})?;
                 if n != count {
@@ -276,9 +268,7 @@ impl<T: AsRef<[u8]>> RtcpPacket<T> {
         if !self.padding() {
             return 0;
         }
-        self.b()
-            .get(self.packet_len().wrapping_sub(1))
-            .map_or(0, |&p| usize::from(p))
+        self.b().get(self.packet_len().wrapping_sub(1)).map_or(0, |&p| usize::from(p))
     }
 
     fn end(&self) -> usize {
@@ -317,11 +307,7 @@ impl<T: AsRef<[u8]>> RtcpPacket<T> {
             packet_type::RR => field::RR_BLOCKS,
             _ => usize::MAX,
         };
-        let n = if start == usize::MAX {
-            0
-        } else {
-            usize::from(self.count())
-        };
+        let n = if start == usize::MAX { 0 } else { usize::from(self.count()) };
         (0..n).filter_map(move |i| {
             let o = start + i * field::BLOCK_LEN;
             self.b().get(o..o + field::BLOCK_LEN).map(ReportBlock::read)
@@ -341,16 +327,10 @@ impl<T: AsRef<[u8]>> RtcpPacket<T> {
 
     /// The SSRCs leaving, of a BYE.
     pub fn bye_ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
-        let n = if self.packet_type() == packet_type::BYE {
-            usize::from(self.count())
-        } else {
-            0
-        };
+        let n = if self.packet_type() == packet_type::BYE { usize::from(self.count()) } else { 0 };
         (0..n).filter_map(move |i| {
             let o = field::HEADER_LEN + 4 * i;
-            self.b()
-                .get(o..o + 4)
-                .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+            self.b().get(o..o + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
         })
     }
 
@@ -396,10 +376,7 @@ pub struct CompoundIter<'a> {
 impl<'a> CompoundIter<'a> {
     /// Iterates `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Self {
-            rest: buf,
-            failed: false,
-        }
+        Self { rest: buf, failed: false }
     }
 }
 
@@ -514,18 +491,10 @@ impl RtcpRepr<'_> {
     /// Length in bytes this repr emits (a multiple of 4).
     pub fn buffer_len(&self) -> usize {
         match self {
-            Self::SenderReport { reports, .. } => {
-                field::SR_BLOCKS + field::BLOCK_LEN * reports.len()
-            }
-            Self::ReceiverReport { reports, .. } => {
-                field::RR_BLOCKS + field::BLOCK_LEN * reports.len()
-            }
-            Self::SourceDescription { chunks } => {
-                4 + chunks.iter().map(sdes_chunk_len).sum::<usize>()
-            }
-            Self::Goodbye { ssrcs, reason } => {
-                (4 + 4 * ssrcs.len() + reason.map_or(0, |r| 1 + r.len()) + 3) & !3
-            }
+            Self::SenderReport { reports, .. } => field::SR_BLOCKS + field::BLOCK_LEN * reports.len(),
+            Self::ReceiverReport { reports, .. } => field::RR_BLOCKS + field::BLOCK_LEN * reports.len(),
+            Self::SourceDescription { chunks } => 4 + chunks.iter().map(sdes_chunk_len).sum::<usize>(),
+            Self::Goodbye { ssrcs, reason } => (4 + 4 * ssrcs.len() + reason.map_or(0, |r| 1 + r.len()) + 3) & !3,
             Self::App { data, .. } => field::APP_DATA + data.len(),
         }
     }
@@ -548,11 +517,7 @@ impl RtcpRepr<'_> {
         b[field::PT] = pt;
         put16(b, field::LENGTH, (len / 4 - 1) as u16);
         match self {
-            Self::SenderReport {
-                ssrc,
-                info,
-                reports,
-            } => {
+            Self::SenderReport { ssrc, info, reports } => {
                 put32(b, field::SSRC, *ssrc);
                 let o = field::SR_INFO;
                 put32(b, o, (info.ntp_timestamp >> 32) as u32);
@@ -600,12 +565,7 @@ impl RtcpRepr<'_> {
                     b[o + 1..o + 1 + r.len()].copy_from_slice(r);
                 }
             }
-            Self::App {
-                subtype,
-                ssrc,
-                name,
-                data,
-            } => {
+            Self::App { subtype, ssrc, name, data } => {
                 if *subtype > 31 || data.len() % 4 != 0 {
                     return Err(Error::Malformed);
                 }
@@ -624,59 +584,32 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_block() -> impl Strategy<Value = ReportBlock> {
-        (
-            any::<u32>(),
-            any::<u8>(),
-            0u32..(1 << 24),
-            any::<u32>(),
-            any::<u32>(),
-            any::<u32>(),
-            any::<u32>(),
+        (any::<u32>(), any::<u8>(), 0u32..(1 << 24), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+            |(ssrc, fraction_lost, cumulative_lost, highest_seq, jitter, lsr, dlsr)| ReportBlock {
+                ssrc,
+                fraction_lost,
+                cumulative_lost,
+                highest_seq,
+                jitter,
+                lsr,
+                dlsr,
+            },
         )
-            .prop_map(
-                |(ssrc, fraction_lost, cumulative_lost, highest_seq, jitter, lsr, dlsr)| {
-                    ReportBlock {
-                        ssrc,
-                        fraction_lost,
-                        cumulative_lost,
-                        highest_seq,
-                        jitter,
-                        lsr,
-                        dlsr,
-                    }
-                },
-            )
     }
 
     #[test]
     fn compound_sr_sdes_bye() {
-        let blocks = [ReportBlock {
-            ssrc: 7,
-            jitter: 12,
-            ..Default::default()
-        }];
-        let items = [SdesItem {
-            kind: SDES_CNAME,
-            text: b"alice@example",
-        }];
-        let chunks = [SdesChunk {
-            ssrc: 1,
-            items: &items,
-        }];
+        let blocks = [ReportBlock { ssrc: 7, jitter: 12, ..Default::default() }];
+        let items = [SdesItem { kind: SDES_CNAME, text: b"alice@example" }];
+        let chunks = [SdesChunk { ssrc: 1, items: &items }];
         let parts = [
             RtcpRepr::SenderReport {
                 ssrc: 1,
-                info: SenderInfo {
-                    packet_count: 5,
-                    ..Default::default()
-                },
+                info: SenderInfo { packet_count: 5, ..Default::default() },
                 reports: &blocks,
             },
             RtcpRepr::SourceDescription { chunks: &chunks },
-            RtcpRepr::Goodbye {
-                ssrcs: &[1],
-                reason: Some(b"bye"),
-            },
+            RtcpRepr::Goodbye { ssrcs: &[1], reason: Some(b"bye") },
         ];
         let mut buf = [0u8; 256];
         let mut n = 0;
@@ -708,10 +641,7 @@ mod tests {
         assert!(RtcpPacket::new_checked(&b[..]).is_err());
         // RR claiming 1 block with none present.
         let b = [0x81, 201, 0, 1, 0, 0, 0, 1];
-        assert_eq!(
-            RtcpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(RtcpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
     }
 
     proptest! {

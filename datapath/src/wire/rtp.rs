@@ -154,8 +154,7 @@ impl<T: AsRef<[u8]>> RtpPacket<T> {
 
     /// The `i`-th CSRC, if listed.
     pub fn csrc(&self, i: usize) -> Option<u32> {
-        (i < usize::from(self.csrc_count()))
-            .then(|| be32(self.buffer.as_ref(), field::CSRC + 4 * i))
+        (i < usize::from(self.csrc_count())).then(|| be32(self.buffer.as_ref(), field::CSRC + 4 * i))
     }
 
     /// The CSRC list.
@@ -175,10 +174,7 @@ impl<T: AsRef<[u8]>> RtpPacket<T> {
         let b = self.buffer.as_ref();
         let off = self.ext_offset();
         let words = usize::from(be16(b, off + 2));
-        Some((
-            be16(b, off),
-            b.get(off + 4..off + 4 + 4 * words).unwrap_or(&[]),
-        ))
+        Some((be16(b, off), b.get(off + 4..off + 4 + 4 * words).unwrap_or(&[])))
     }
 
     /// Header length: fixed header, CSRCs and extension.
@@ -209,10 +205,7 @@ impl<T: AsRef<[u8]>> RtpPacket<T> {
 
     /// The payload (padding excluded).
     pub fn payload(&self) -> &[u8] {
-        self.buffer
-            .as_ref()
-            .get(self.payload_range())
-            .unwrap_or(&[])
+        self.buffer.as_ref().get(self.payload_range()).unwrap_or(&[])
     }
 }
 
@@ -301,9 +294,7 @@ impl<'a> RtpRepr<'a> {
             ssrc: p.ssrc(),
             csrc_count: p.csrc_count(),
             csrcs,
-            extension: p
-                .extension_header()
-                .map(|(profile, data)| RtpExtension { profile, data }),
+            extension: p.extension_header().map(|(profile, data)| RtpExtension { profile, data }),
             padding: p.padding_len() as u8,
         })
     }
@@ -373,9 +364,7 @@ mod tests {
 
     #[test]
     fn parses_minimal_packet() {
-        let b = [
-            0x80, 0x08, 0x12, 0x34, 0, 0, 0, 160, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3,
-        ];
+        let b = [0x80, 0x08, 0x12, 0x34, 0, 0, 0, 160, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3];
         let p = RtpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(p.payload_type(), 8);
         assert_eq!(p.sequence_number(), 0x1234);
@@ -388,25 +377,13 @@ mod tests {
     fn rejects_bad_padding_and_truncation() {
         let mut b = [0x80u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         b[0] = 0xA0; // padding bit, last byte 0
-        assert_eq!(
-            RtpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
         b[12] = 2; // padding 2 > 1 byte after header
-        assert_eq!(
-            RtpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
         b[0] = 0x82; // 2 CSRCs, missing
-        assert_eq!(
-            RtpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Error::Truncated);
         b[0] = 0x40; // version 1
-        assert_eq!(
-            RtpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(RtpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
     }
 
     #[test]
@@ -421,17 +398,7 @@ mod tests {
         assert_eq!(classify(&[0x80]), MuxKind::Other);
     }
 
-    type ReprParts = (
-        bool,
-        u8,
-        u16,
-        u32,
-        u32,
-        Vec<u32>,
-        Option<(u16, Vec<u8>)>,
-        u8,
-        Vec<u8>,
-    );
+    type ReprParts = (bool, u8, u16, u32, u32, Vec<u32>, Option<(u16, Vec<u8>)>, u8, Vec<u8>);
 
     fn arb_repr() -> impl Strategy<Value = ReprParts> {
         (

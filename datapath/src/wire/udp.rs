@@ -78,10 +78,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     fn datagram(&self) -> &[u8] {
-        self.buffer
-            .as_ref()
-            .get(..usize::from(self.len()))
-            .unwrap_or(&[])
+        self.buffer.as_ref().get(..usize::from(self.len())).unwrap_or(&[])
     }
 
     /// True when the checksum is right for `src`→`dst`. Over IPv4 a zero checksum means "none"
@@ -123,20 +120,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         let d = self.datagram();
         let acc = checksum::pseudo_header(src, dst, super::ipv4::PROTO_UDP, d.len() as u32);
         let sum = !checksum::fold(checksum::accumulate(acc, d));
-        put16(
-            self.buffer.as_mut(),
-            field::CHECKSUM,
-            if sum == 0 { 0xFFFF } else { sum },
-        );
+        put16(self.buffer.as_mut(), field::CHECKSUM, if sum == 0 { 0xFFFF } else { sum });
     }
 
     /// The payload, mutable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let l = usize::from(self.len());
-        self.buffer
-            .as_mut()
-            .get_mut(field::HEADER_LEN..l)
-            .unwrap_or(&mut [])
+        self.buffer.as_mut().get_mut(field::HEADER_LEN..l).unwrap_or(&mut [])
     }
 }
 
@@ -159,21 +149,12 @@ impl UdpRepr {
         if p.dst_port() == 0 || !p.verify_checksum(src, dst) {
             return Err(Error::Malformed);
         }
-        Ok(Self {
-            src_port: p.src_port(),
-            dst_port: p.dst_port(),
-        })
+        Ok(Self { src_port: p.src_port(), dst_port: p.dst_port() })
     }
 
     /// Writes header and `payload` into `buf` with the checksum for `src`→`dst`; returns the
     /// datagram length.
-    pub fn emit(
-        &self,
-        buf: &mut [u8],
-        src: &IpAddr,
-        dst: &IpAddr,
-        payload: &[u8],
-    ) -> Result<usize> {
+    pub fn emit(&self, buf: &mut [u8], src: &IpAddr, dst: &IpAddr, payload: &[u8]) -> Result<usize> {
         let total = field::HEADER_LEN + payload.len();
         let len = u16::try_from(total).map_err(|_| Error::Malformed)?;
         let Some(b) = buf.get_mut(..total) else {
@@ -204,20 +185,13 @@ mod tests {
         let src = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
         let dst = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
         let mut b = [0u8; 12];
-        UdpRepr {
-            src_port: 1000,
-            dst_port: 2000,
-        }
-        .emit(&mut b, &src, &dst, b"abcd")
-        .unwrap();
+        UdpRepr { src_port: 1000, dst_port: 2000 }.emit(&mut b, &src, &dst, b"abcd").unwrap();
         let p = UdpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(p.checksum(), 0x1b55);
         assert!(p.verify_checksum(&src, &dst));
         let mut bad = b;
         bad[9] ^= 1;
-        assert!(!UdpPacket::new_checked(&bad[..])
-            .unwrap()
-            .verify_checksum(&src, &dst));
+        assert!(!UdpPacket::new_checked(&bad[..]).unwrap().verify_checksum(&src, &dst));
     }
 
     #[test]
@@ -225,10 +199,7 @@ mod tests {
         let mut b = [0u8; 8];
         put16(&mut b, 4, 8);
         let p = UdpPacket::new_checked(&b[..]).unwrap();
-        let (a4, a6) = (
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(Ipv6Addr::LOCALHOST),
-        );
+        let (a4, a6) = (IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST));
         assert!(p.verify_checksum(&a4, &a4));
         assert!(!p.verify_checksum(&a6, &a6));
     }

@@ -13,9 +13,9 @@ use aya::{
     Ebpf,
 };
 use xtrunk_ebpf::{
-    Counter, XtConfig, XtFastStats, XtQueueStats, XtSession, XtSessionKey, MAP_CONFIG, MAP_COUNTERS,
-    MAP_FAST_STATS, MAP_IFSLOTS, MAP_QUEUE_STATS, MAP_SESSIONS, MAP_XSKS, PROGRAM_NAME, XT_ABI_MAGIC,
-    XT_ABI_VERSION, XT_CNT_MAX, XT_MAX_IFACES, XT_MAX_QUEUES,
+    Counter, XtConfig, XtFastStats, XtQueueStats, XtSession, XtSessionKey, MAP_CONFIG, MAP_COUNTERS, MAP_FAST_STATS,
+    MAP_IFSLOTS, MAP_QUEUE_STATS, MAP_SESSIONS, MAP_XSKS, PROGRAM_NAME, XT_ABI_MAGIC, XT_ABI_VERSION, XT_CNT_MAX,
+    XT_MAX_IFACES, XT_MAX_QUEUES,
 };
 
 use super::netlink;
@@ -82,16 +82,11 @@ impl XdpProgram {
     /// Loads the embedded object, verifies the program and writes the config (media port range).
     pub fn load(port_min: u16, port_max: u16) -> Result<Self, LoaderError> {
         let mut bpf = Ebpf::load(xtrunk_ebpf::XDP_OBJECT)?;
-        let prog: &mut Xdp =
-            bpf.program_mut(PROGRAM_NAME).ok_or(LoaderError::Missing(PROGRAM_NAME))?.try_into()?;
+        let prog: &mut Xdp = bpf.program_mut(PROGRAM_NAME).ok_or(LoaderError::Missing(PROGRAM_NAME))?.try_into()?;
         prog.load()?;
         let mut cfg: Array<_, XtConfig> =
             Array::try_from(bpf.map_mut(MAP_CONFIG).ok_or(LoaderError::Missing(MAP_CONFIG))?)?;
-        cfg.set(
-            0,
-            XtConfig { magic: XT_ABI_MAGIC, abi_version: XT_ABI_VERSION, port_min, port_max, flags: 0 },
-            0,
-        )?;
+        cfg.set(0, XtConfig { magic: XT_ABI_MAGIC, abi_version: XT_ABI_VERSION, port_min, port_max, flags: 0 }, 0)?;
         Ok(Self { bpf, attached: HashMap::new() })
     }
 
@@ -130,11 +125,7 @@ impl XdpProgram {
         Ok(slot)
     }
 
-    fn attach_modes(
-        &mut self,
-        idx: u32,
-        modes: &[XdpMode],
-    ) -> Result<aya::programs::xdp::XdpLinkId, LoaderError> {
+    fn attach_modes(&mut self, idx: u32, modes: &[XdpMode]) -> Result<aya::programs::xdp::XdpLinkId, LoaderError> {
         let mut last = None;
         for m in modes {
             match self.prog()?.attach_to_if_index(idx, *m) {

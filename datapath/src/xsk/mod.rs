@@ -143,8 +143,8 @@ impl Default for XskOptions {
 /// the control duties, and on exit stops the workers and detaches the program.
 pub fn run(
     opts: XskOptions,
-    mut cmds: impl crate::socket::CommandSource,
-    mut events: impl crate::socket::EventSink,
+    mut cmds: impl crate::control::CommandSource,
+    mut events: impl crate::control::EventSink,
     stop: Arc<AtomicBool>,
 ) -> Result<(), Error> {
     let mut next_command = move || cmds.poll_command();
@@ -208,7 +208,8 @@ pub fn probe(ifname: &str) -> Result<(), String> {
     let idx = loader::ifindex(ifname).ok_or_else(|| format!("no interface named {ifname}"))?;
     let mut prog = XdpProgram::load(1, 1).map_err(|e| format!("cannot load the XDP program: {e}"))?;
     let slot = prog.attach(ifname, AttachMode::Auto).map_err(|e| format!("cannot attach XDP to {ifname}: {e}"))?;
-    let cfg = SocketConfig { ifindex: idx, queue: 0, frame_size: 2048, frame_count: 64, ring_size: 64, mode: BindMode::Copy };
+    let cfg =
+        SocketConfig { ifindex: idx, queue: 0, frame_size: 2048, frame_count: 64, ring_size: 64, mode: BindMode::Copy };
     let sock = XskSocket::new(&cfg).map_err(|e| format!("cannot open an AF_XDP socket on {ifname}: {e}"))?;
     prog.set_xsk(slot, 0, sock.fd()).map_err(|e| format!("cannot register the AF_XDP socket: {e}"))?;
     drop(sock);
@@ -592,7 +593,10 @@ impl<C: MediaCore> XskRuntime<C> {
                     if let Some(st) = self.ports.get_mut(&p) {
                         st.path = path;
                     }
-                    log::debug!("xsk: port {p} → {}", if matches!(path, PortPath::Fast(_)) { "fast path" } else { "AF_XDP" });
+                    log::debug!(
+                        "xsk: port {p} → {}",
+                        if matches!(path, PortPath::Fast(_)) { "fast path" } else { "AF_XDP" }
+                    );
                 }
                 Err(e) => log::error!("xsk: cannot update port {p}: {e}"),
             }
@@ -601,11 +605,16 @@ impl<C: MediaCore> XskRuntime<C> {
 
     /// Current statistics.
     pub fn stats(&self) -> RuntimeStats {
-        let mut s = RuntimeStats { xdp: self.prog.counters().unwrap_or([0; XT_CNT_MAX as usize]), ..Default::default() };
+        let mut s =
+            RuntimeStats { xdp: self.prog.counters().unwrap_or([0; XT_CNT_MAX as usize]), ..Default::default() };
         for w in &self.workers {
             let c = &w.counters;
             let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-            let dropped = l(&c.drop_malformed) + l(&c.drop_relay) + l(&c.drop_no_route) + l(&c.drop_no_egress) + l(&c.drop_tx_full);
+            let dropped = l(&c.drop_malformed)
+                + l(&c.drop_relay)
+                + l(&c.drop_no_route)
+                + l(&c.drop_no_egress)
+                + l(&c.drop_tx_full);
             s.workers.push(WorkerStats {
                 queue: w.queue,
                 core: w.core,

@@ -132,9 +132,7 @@ pub(crate) fn emit_headers(
         }
         _ => return Err(Drop::NoRoute),
     };
-    EthernetRepr { src: src_mac, dst: dst_mac, vlan: None, ethertype: et }
-        .emit(buf)
-        .map_err(|_| Drop::Malformed)?;
+    EthernetRepr { src: src_mac, dst: dst_mac, vlan: None, ethertype: et }.emit(buf).map_err(|_| Drop::Malformed)?;
     let mut udp = UdpPacket::new_unchecked(buf.get_mut(ETH_LEN + ip_len..).ok_or(Drop::Malformed)?);
     udp.set_src_port(from.port());
     udp.set_dst_port(to.port());
@@ -205,6 +203,15 @@ mod tests {
             let _ = parse(&f);
         }
         let mut short = [0u8; 10];
-        assert!(emit_headers(&mut short, 5, 2, "1.1.1.1:1".parse().unwrap(), "2.2.2.2:2".parse().unwrap(), ([0; 6], [0; 6]), 0).is_err());
+        assert!(emit_headers(
+            &mut short,
+            5,
+            2,
+            "1.1.1.1:1".parse().unwrap(),
+            "2.2.2.2:2".parse().unwrap(),
+            ([0; 6], [0; 6]),
+            0
+        )
+        .is_err());
     }
 }

@@ -89,9 +89,8 @@ impl Mapping {
         };
         // SAFETY: mmap with a null hint creates a new mapping and touches no existing memory;
         // the result is checked for MAP_FAILED before use.
-        let ptr = unsafe {
-            libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, raw_fd, off)
-        };
+        let ptr =
+            unsafe { libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, raw_fd, off) };
         if ptr == libc::MAP_FAILED {
             return Err(last_err("mmap"));
         }

@@ -64,6 +64,9 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
     Trunk {
         name: name.into(),
         role,
+        account: None,
+        kind: Default::default(),
+        auth: Default::default(),
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
         targets: targets
             .iter()
@@ -73,6 +76,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         srtp: Default::default(),
         srtp_suites: vec![],
         latch: None,
+        transfer: false,
     }
 }
 
@@ -91,7 +95,8 @@ impl Sidecar {
         let mut cfg = Config::embedded_default().unwrap();
         cfg.node.shm_path = dir.join("shm");
         cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
-        cfg.sip.listen = vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: None }];
+        cfg.sip.listen =
+            vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: None }];
         cfg.sip.timers.t1_ms = 200;
         cfg.sip.no_answer_timeout_secs = 30;
         cfg.media.port_min = 20_000;
@@ -132,7 +137,15 @@ pub(crate) struct Sipp {
 }
 
 /// Starts a SIPp instance. `remote`: where a UAC sends; `calls`: `-m`.
-pub(crate) fn sipp(dir: &Path, tag: &str, sf: &str, port: u16, remote: Option<u16>, calls: usize, extra: &[&str]) -> Sipp {
+pub(crate) fn sipp(
+    dir: &Path,
+    tag: &str,
+    sf: &str,
+    port: u16,
+    remote: Option<u16>,
+    calls: usize,
+    extra: &[&str],
+) -> Sipp {
     let stat = dir.join(format!("{tag}.csv"));
     let mut c = Command::new("sipp");
     if let Some(r) = remote {
@@ -177,10 +190,11 @@ pub(crate) fn read_stat(p: &Path) -> (u64, u64) {
     let text = std::fs::read_to_string(p).unwrap_or_default();
     let mut lines = text.lines();
     let Some(head) = lines.next() else { return (0, 0) };
-    let Some(last) = lines.filter(|l| !l.trim().is_empty()).last() else { return (0, 0) };
+    let Some(last) = lines.rfind(|l| !l.trim().is_empty()) else { return (0, 0) };
     let cols: Vec<&str> = head.split(';').collect();
     let vals: Vec<&str> = last.split(';').collect();
-    let get = |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let get =
+        |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
     (get("SuccessfulCall(C)"), get("FailedCall(C)"))
 }
 
@@ -191,7 +205,15 @@ pub(crate) fn assert_clean(s: &Summary) {
 }
 
 /// Runs one carrier UAS + one PBX UAC through the sidecar.
-pub(crate) fn pair(name: &str, uac: &str, uas: &str, calls: usize, rate: u32, uac_extra: &[&str], tweak: impl FnOnce(&mut Config)) -> (Outcome, Outcome, Summary, Vec<serde_json::Value>) {
+pub(crate) fn pair(
+    name: &str,
+    uac: &str,
+    uas: &str,
+    calls: usize,
+    rate: u32,
+    uac_extra: &[&str],
+    tweak: impl FnOnce(&mut Config),
+) -> (Outcome, Outcome, Summary, Vec<serde_json::Value>) {
     let uas_port = free_port();
     let side = Sidecar::start(name, &[uas_port], tweak);
     let carrier = sipp(&side.dir, "uas", uas, uas_port, None, calls, &[]);

@@ -4,10 +4,14 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use xtrunk_signaling::sip::msg::{parse, Message};
 
 /// Kills (SIGKILL) every process a test started or learnt the pid of, and removes its files.
 pub(crate) struct Guard {
@@ -21,7 +25,28 @@ pub(crate) struct Guard {
 impl Guard {
     /// A guard for a run whose supervisor logs to `log`, with files in `dir` and the ring at `shm`.
     pub(crate) fn new(log: &Path, dir: &Path, shm: &Path) -> Self {
-        Self { supervisor: None, sipps: Vec::new(), log: log.to_path_buf(), dir: dir.to_path_buf(), shm: shm.to_path_buf() }
+        Self {
+            supervisor: None,
+            sipps: Vec::new(),
+            log: log.to_path_buf(),
+            dir: dir.to_path_buf(),
+            shm: shm.to_path_buf(),
+        }
+    }
+
+    /// Starts `xtrunk run --config cfg` (info logging into the guard's log) as the supervisor.
+    pub(crate) fn start(&mut self, cfg: &Path) {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
+            .arg("run")
+            .arg("--config")
+            .arg(cfg)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(&self.log).unwrap())
+            .spawn()
+            .expect("spawn xtrunk");
+        self.supervisor = Some(child);
     }
 
     /// The supervisor's log so far.
@@ -195,4 +220,116 @@ trunk = "carrier"
     let f = dir.join("xtrunk.toml");
     fs::write(&f, text).unwrap();
     f
+}
+
+// ---------------------------------------------------------------- SIP and RTP peers played by the tests
+
+/// A loopback UDP socket with a 100 ms read timeout.
+pub(crate) fn udp() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s
+}
+
+/// Receives until a message matching `pred` arrives (others are skipped); None on timeout.
+pub(crate) fn recv_msg(
+    s: &UdpSocket,
+    timeout: Duration,
+    pred: impl Fn(&Message) -> bool,
+) -> Option<(Message, SocketAddr)> {
+    let t = Instant::now() + timeout;
+    let mut buf = [0u8; 65_536];
+    while Instant::now() < t {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            if let Ok(m) = parse(&buf[..n]) {
+                if pred(&m) {
+                    return Some((m, from));
+                }
+            }
+        }
+    }
+    None
+}
+
+pub(crate) fn is_req(m: &'static str) -> impl Fn(&Message) -> bool {
+    move |x: &Message| x.method().map(|k| k.as_str() == m).unwrap_or(false)
+}
+
+pub(crate) fn is_resp(code: u16, method: &'static str) -> impl Fn(&Message) -> bool {
+    move |x: &Message| x.code() == Some(code) && x.cseq().is_some_and(|c| c.method.as_str() == method)
+}
+
+pub(crate) fn sdp(o: &str, port: u16) -> String {
+    format!("v=0\r\no={o} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n")
+}
+
+pub(crate) fn sdp_port(body: &[u8]) -> u16 {
+    let t = String::from_utf8_lossy(body);
+    let m = t.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio");
+    m.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Sends RTP (PCMA, 20 ms) from `from` to `to` until `stop`.
+pub(crate) fn rtp_sender(from: UdpSocket, to: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut seq: u16 = 0;
+        let mut ts: u32 = 0;
+        let mut sent = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let mut p = vec![0x80, 8];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+            p.extend_from_slice(&[0xd5; 160]);
+            if from.send_to(&p, to).is_ok() {
+                sent += 1;
+            }
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(160);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sent
+    })
+}
+
+/// Counts RTP packets arriving on `sock` until `stop`.
+pub(crate) fn rtp_counter(
+    sock: UdpSocket,
+    count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                if n >= 12 && buf[0] >> 6 == 2 {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    })
+}
+
+/// Packets counted during `d`.
+pub(crate) fn arrivals(count: &AtomicU64, d: Duration) -> u64 {
+    let a = count.load(Ordering::Relaxed);
+    std::thread::sleep(d);
+    count.load(Ordering::Relaxed) - a
+}
+
+/// Waits until the edge at `xt` answers OPTIONS from `pbx` (panics with the log if the
+/// supervisor exits or 100 tries go unanswered).
+pub(crate) fn wait_ready(g: &mut Guard, pbx: &UdpSocket, xt: SocketAddr, tag: &str) {
+    let pbx_addr = pbx.local_addr().unwrap();
+    for i in 0..100 {
+        let opt = format!("OPTIONS sip:xtrunk@{xt} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKo{i};rport\r\nFrom: <sip:100@127.0.0.1>;tag=o{i}\r\nTo: <sip:xtrunk@{xt}>\r\nCall-ID: opt{i}-{tag}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        pbx.send_to(opt.as_bytes(), xt).unwrap();
+        if let Some(s) = g.supervisor.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            panic!("xtrunk exited early ({s}); log:\n{}", g.log());
+        }
+        if recv_msg(pbx, Duration::from_millis(100), is_resp(200, "OPTIONS")).is_some() {
+            return;
+        }
+    }
+    panic!("xtrunk did not answer OPTIONS; log:\n{}", g.log());
 }

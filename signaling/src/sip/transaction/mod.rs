@@ -14,8 +14,8 @@
 //!
 //! On reliable transports A, E, G are not run and D, I, J, K are zero.
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -45,47 +45,6 @@ impl Timers {
     fn t64(&self) -> Duration {
         self.t1 * 64
     }
-}
-
-/// Who a transaction reports to: an opaque pair chosen by the TU (call id, purpose).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Owner(pub u64, pub u32);
-
-/// Transaction key: branch + method (ACK matches INVITE) + direction.
-pub type TxKey = String;
-
-fn key(server: bool, branch: &str, method: &Method) -> TxKey {
-    let m = match method {
-        Method::Ack => "INVITE",
-        m => m.as_str(),
-    };
-    let mut k = String::with_capacity(branch.len() + m.len() + 3);
-    k.push(if server { 's' } else { 'c' });
-    k.push('|');
-    k.push_str(branch);
-    k.push('|');
-    k.push_str(m);
-    k
-}
-
-/// The transaction key of a received request's server transaction (also usable for CANCEL →
-/// INVITE matching with `method = Invite`).
-pub fn server_key(msg: &Message, method: &Method) -> Option<TxKey> {
-    let via = msg.top_via_ref()?;
-    let branch = match via.branch() {
-        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => return Some(key(true, b, method)),
-        // RFC 2543 peers: no usable branch; approximate §17.2.3 with Call-ID, CSeq number,
-        // From tag and sent-by.
-        _ => format!(
-            "2543:{}:{}:{}:{}:{:?}",
-            msg.call_id().unwrap_or(""),
-            msg.cseq().map_or(0, |c| c.seq),
-            msg.from_tag().unwrap_or_default(),
-            via.host,
-            via.port
-        ),
-    };
-    Some(key(true, &branch, method))
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -198,8 +157,8 @@ impl Transactions {
         (self.server.len(), self.client.len())
     }
 
-    fn arm(&mut self, at: Instant, k: &str) {
-        self.heap.push(Reverse((at, k.to_string())));
+    fn arm(&mut self, at: Instant, k: &TxKey) {
+        self.heap.push(Reverse((at, k.clone())));
     }
 
     /// A request arrived from `dest.remote`. `dest` is where responses go (RFC 3261 §18.2.2).
@@ -250,25 +209,25 @@ impl Transactions {
     }
 
     /// Is this server transaction still alive (e.g. an INVITE a CANCEL refers to)?
-    pub fn server_alive(&self, k: &str) -> bool {
+    pub fn server_alive(&self, k: &TxKey) -> bool {
         self.server.get(k).is_some_and(|t| t.state == SState::Proceeding)
     }
 
     /// Attaches an owner to a server transaction (INVITE: for [`TxEvent::AckTimeout`]).
-    pub fn set_owner(&mut self, k: &str, owner: Owner) {
+    pub fn set_owner(&mut self, k: &TxKey, owner: Owner) {
         if let Some(t) = self.server.get_mut(k) {
             t.owner = Some(owner);
         }
     }
 
     /// The owner of a server transaction.
-    pub fn owner_of(&self, k: &str) -> Option<Owner> {
+    pub fn owner_of(&self, k: &TxKey) -> Option<Owner> {
         self.server.get(k).and_then(|t| t.owner)
     }
 
     /// Sends a response within a server transaction. Responses after a final are ignored, except
     /// that nothing is sent for a transaction that no longer exists.
-    pub fn respond(&mut self, now: Instant, k: &str, resp: &Message) {
+    pub fn respond(&mut self, now: Instant, k: &TxKey, resp: &Message) {
         let Some(code) = resp.code() else { return };
         let t = self.timers;
         let Some(tx) = self.server.get_mut(k) else { return };
@@ -291,19 +250,19 @@ impl Transactions {
             let end = now + t.t64();
             tx.end_at = Some(end);
             if let Some(r) = tx.retx_at {
-                self.heap.push(Reverse((r, k.to_string())));
+                self.heap.push(Reverse((r, k.clone())));
             }
-            self.heap.push(Reverse((end, k.to_string())));
+            self.heap.push(Reverse((end, k.clone())));
         } else {
             tx.state = SState::Completed;
             let end = now + if reliable { Duration::ZERO } else { t.t64() };
             tx.end_at = Some(end);
-            self.heap.push(Reverse((end, k.to_string())));
+            self.heap.push(Reverse((end, k.clone())));
         }
     }
 
     /// The TU got the ACK for a 2xx: stop retransmitting it.
-    pub fn ack_2xx(&mut self, now: Instant, k: &str) {
+    pub fn ack_2xx(&mut self, now: Instant, k: &TxKey) {
         if let Some(tx) = self.server.get_mut(k) {
             if tx.state == SState::Accepted && tx.retx_at.is_some() {
                 tx.retx_at = None;
@@ -346,7 +305,7 @@ impl Transactions {
     }
 
     /// The request a client transaction sent (to build CANCEL).
-    pub fn client_request(&self, k: &str) -> Option<&Message> {
+    pub fn client_request(&self, k: &TxKey) -> Option<&Message> {
         self.client.get(k).map(|t| &t.request)
     }
 
@@ -415,9 +374,7 @@ impl Transactions {
         let keys: Vec<TxKey> = self
             .client
             .iter()
-            .filter(|(_, t)| {
-                t.dest.remote == remote && matches!(t.state, CState::Calling | CState::Proceeding)
-            })
+            .filter(|(_, t)| t.dest.remote == remote && matches!(t.state, CState::Calling | CState::Proceeding))
             .map(|(k, _)| k.clone())
             .collect();
         for k in keys {
@@ -428,7 +385,7 @@ impl Transactions {
     }
 
     /// Drops a client transaction without telling anyone (the TU gave up on it).
-    pub fn forget_client(&mut self, k: &str) {
+    pub fn forget_client(&mut self, k: &TxKey) {
         self.client.remove(k);
     }
 
@@ -443,7 +400,7 @@ impl Transactions {
         }
     }
 
-    fn fire(&mut self, now: Instant, k: &str) {
+    fn fire(&mut self, now: Instant, k: &TxKey) {
         let t = self.timers;
         if let Some(tx) = self.server.get_mut(k) {
             if let Some(r) = tx.retx_at {
@@ -454,7 +411,7 @@ impl Transactions {
                     tx.interval = (tx.interval * 2).min(t.t2);
                     let next = now + tx.interval;
                     tx.retx_at = Some(next);
-                    self.heap.push(Reverse((next, k.to_string())));
+                    self.heap.push(Reverse((next, k.clone())));
                 }
             }
             if tx.end_at.is_some_and(|e| e <= now) {
@@ -481,7 +438,7 @@ impl Transactions {
                     };
                     let next = now + tx.interval;
                     tx.retx_at = Some(next);
-                    self.heap.push(Reverse((next, k.to_string())));
+                    self.heap.push(Reverse((next, k.clone())));
                 }
             }
             if tx.end_at <= now {
@@ -491,11 +448,11 @@ impl Transactions {
                     if tx.invite && tx.state == CState::Proceeding {
                         tx.end_at = now + Duration::from_secs(3600);
                         let e = tx.end_at;
-                        self.heap.push(Reverse((e, k.to_string())));
+                        self.heap.push(Reverse((e, k.clone())));
                         return;
                     }
                     let owner = tx.owner;
-                    self.events.push_back(TxEvent::Timeout { owner, key: k.to_string() });
+                    self.events.push_back(TxEvent::Timeout { owner, key: k.clone() });
                 }
                 tx.state = CState::Terminated;
                 self.client.remove(k);
@@ -546,154 +503,9 @@ pub fn build_ack(invite: &Message, resp: &Message) -> Message {
     a
 }
 
+mod key;
+use key::key;
+pub use key::{server_key, CallKey, Owner, Purpose, TxKey};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sip::msg::parse;
-    use crate::transport::Transport;
-
-    fn timers() -> Timers {
-        Timers { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
-    }
-
-    fn request(method: Method, branch: &str) -> Message {
-        let mut m = Message::request(method.clone(), "sip:bob@127.0.0.2");
-        m.push(HName::Via, format!("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK{branch}"))
-            .push(HName::From, "<sip:a@x>;tag=1")
-            .push(HName::To, "<sip:b@y>")
-            .push(HName::CallId, "c1")
-            .push(HName::CSeq, format!("1 {method}"))
-            .push(HName::MaxForwards, "70");
-        m
-    }
-
-    fn resp(req: &Message, code: u16) -> Message {
-        let mut r = Message { start: crate::sip::msg::StartLine::Response { code, reason: "X".into() }, headers: vec![], body: vec![] };
-        for n in [HName::Via, HName::From, HName::CallId, HName::CSeq] {
-            r.push(n.clone(), req.header(&n).unwrap());
-        }
-        r.push(HName::To, "<sip:b@y>;tag=2");
-        r
-    }
-
-    /// Client and server on simulated time; every `k`-th message in either direction is lost.
-    /// The server answers `finals` (e.g. 180 then 486). Returns (finals the client TU saw,
-    /// messages sent, time until both tables are empty).
-    fn run(method: Method, answers: &[u16], k: usize, ack_2xx: bool) -> (Vec<u16>, usize, Duration, Vec<TxEvent>) {
-        let t0 = Instant::now();
-        let mut now = t0;
-        let a: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        let b: SocketAddr = "127.0.0.2:5060".parse().unwrap();
-        let mut c = Transactions::new(timers());
-        let mut s = Transactions::new(timers());
-        c.send_request(now, request(method, "x1"), Dest { transport: Transport::Udp, local: a, remote: b }, Owner(1, 1));
-        let mut sent = 0;
-        let mut seen = Vec::new();
-        let mut sevents = Vec::new();
-        let mut done_at = None;
-        let mut inv_key: Option<TxKey> = None;
-        while now < t0 + Duration::from_secs(120) {
-            while let Some(t) = c.poll_transmit() {
-                sent += 1;
-                if sent % k == 0 {
-                    continue;
-                }
-                let m = parse(&t.data).unwrap();
-                match s.on_request(now, &m, Dest { transport: Transport::Udp, local: b, remote: a }) {
-                    Incoming::New(key) => {
-                        inv_key = Some(key.clone());
-                        for code in answers {
-                            s.respond(now, &key, &resp(&m, *code));
-                        }
-                        s.set_owner(&key, Owner(9, 9));
-                    }
-                    Incoming::Ack => {
-                        // ACK for 2xx: the TU stops the 2xx retransmissions.
-                        if let (true, Some(key)) = (ack_2xx, &inv_key) {
-                            s.ack_2xx(now, key);
-                        }
-                    }
-                    Incoming::Absorbed => {}
-                }
-            }
-            while let Some(t) = s.poll_transmit() {
-                sent += 1;
-                if sent % k == 0 {
-                    continue;
-                }
-                c.on_response(now, parse(&t.data).unwrap());
-            }
-            while let Some(ev) = c.poll_event() {
-                match ev {
-                    TxEvent::Response { msg, key, .. } => {
-                        let code = msg.code().unwrap();
-                        seen.push(code);
-                        if (200..300).contains(&code) && msg.cseq().unwrap().method == Method::Invite {
-                            // The TU ACKs every 2xx (end-to-end ACK, new branch).
-                            let inv = c.client_request(&key).unwrap().clone();
-                            let mut ack = build_ack(&inv, &msg);
-                            ack.set(HName::Via, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack");
-                            c.out.push_back(Transmit { dest: Dest { transport: Transport::Udp, local: a, remote: b }, data: ack.to_bytes() });
-                        }
-                    }
-                    e => seen.push(if matches!(e, TxEvent::Timeout { .. }) { 408 } else { 0 }),
-                }
-            }
-            while let Some(ev) = s.poll_event() {
-                sevents.push(ev);
-            }
-            if c.len() == (0, 0) && s.len() == (0, 0) && done_at.is_none() {
-                done_at = Some(now - t0);
-                break;
-            }
-            now += Duration::from_millis(10);
-            c.on_timeout(now);
-            s.on_timeout(now);
-        }
-        (seen, sent, done_at.unwrap_or(Duration::MAX), sevents)
-    }
-
-    #[test]
-    fn invite_non2xx_lossless() {
-        let (seen, _, done, _) = run(Method::Invite, &[180, 486], 1_000_000, true);
-        assert_eq!(seen, vec![180, 486]);
-        // Timer D (32 s) on the client, timer I (T4) on the server.
-        assert!(done >= Duration::from_secs(32) && done < Duration::from_secs(34), "{done:?}");
-    }
-
-    #[test]
-    fn invite_non2xx_lossy() {
-        for k in [2, 3, 4, 5, 7] {
-            let (seen, _, done, _) = run(Method::Invite, &[180, 486], k, true);
-            assert_eq!(seen.iter().filter(|c| **c == 486).count(), 1, "k={k}: {seen:?}");
-            assert!(!seen.contains(&408), "k={k}: {seen:?}");
-            assert!(done < Duration::from_secs(60), "k={k}");
-        }
-    }
-
-    #[test]
-    fn non_invite_lossy_and_timeout() {
-        // (k = 2 would lose every response: requests and responses strictly alternate.)
-        for k in [3, 4, 5, 7] {
-            let (seen, _, _, _) = run(Method::Options, &[200], k, true);
-            assert_eq!(seen, vec![200], "k={k}");
-        }
-        // Everything lost: timer F → timeout after 64·T1.
-        let (seen, _, done, _) = run(Method::Options, &[200], 1, true);
-        assert_eq!(seen, vec![408]);
-        assert!(done >= Duration::from_secs(32) && done < Duration::from_secs(33));
-    }
-
-    #[test]
-    fn invite_2xx_retransmitted_until_ack() {
-        for k in [3, 4, 5, 7, 1_000_000] {
-            let (seen, _, _, sev) = run(Method::Invite, &[180, 200], k, true);
-            assert!(seen.contains(&200), "k={k}: {seen:?}");
-            assert!(sev.is_empty(), "k={k}: no ACK timeout expected: {sev:?}");
-        }
-        // The TU never sees the ACK: 2xx retransmitted, then AckTimeout after 64·T1.
-        let (_, sent, _, sev) = run(Method::Invite, &[200], 1_000_000, false);
-        assert!(matches!(sev.as_slice(), [TxEvent::AckTimeout { owner: Owner(9, 9) }]), "{sev:?}");
-        assert!(sent > 8, "2xx retransmissions expected, {sent} messages");
-    }
-}
+mod tests;

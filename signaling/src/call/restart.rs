@@ -16,12 +16,15 @@ use std::time::Instant;
 
 use xtrunk_ring::msg::{Command, SessionId, SessionSpec};
 
-use super::{build_in_dialog, dkey, uri_addr, Call, Core, Leg, Slot, State, P_BYE};
+use super::{dkey, uri_addr, Call, Leg, Slot, State};
+use crate::b2bua::Core;
 use crate::cdr::Cdr;
+use crate::cdr::EndReason;
 use crate::journal::{JournalEntry, JournalLeg, JournalOp};
 use crate::sdp::{Origin, Sdp};
+use crate::sip::dialog::Dialog;
 use crate::sip::msg::{Message, Method, NameAddr};
-use crate::sip::transaction::Owner;
+use crate::sip::transaction::{CallKey, Owner, TxKey};
 use crate::transport::{Dest, Transport};
 
 /// Why a journaled call could not be resumed.
@@ -75,7 +78,11 @@ impl Core {
                 }
                 Err(why) => {
                     self.metrics.calls_released_on_restart += 1;
-                    log::warn!("recovered call {} ({}): cannot resume ({why}); BYE to both legs", e.id, e.legs[0].call_id);
+                    log::warn!(
+                        "recovered call {} ({}): cannot resume ({why}); BYE to both legs",
+                        e.id,
+                        e.legs[0].call_id
+                    );
                     self.release(now, e, spec);
                 }
             }
@@ -94,26 +101,21 @@ impl Core {
         let mut legs = Vec::with_capacity(2);
         for (i, l) in e.legs.iter().enumerate() {
             let mut leg = self.leg_from_journal(l)?;
-            leg.trunk = self
-                .cfg
-                .trunks
-                .iter()
-                .position(|t| t.name == l.trunk)
-                .ok_or_else(|| Unrestorable::UnknownTrunk(l.trunk.clone()))?;
+            leg.trunk = self.cfg.trunk_by_name(&l.trunk).ok_or_else(|| Unrestorable::UnknownTrunk(l.trunk.clone()))?;
             // The dump is the truth about the relay ports.
             leg.port = spec.legs[i].local.port();
             legs.push(leg);
         }
         let [a, b]: [Leg; 2] = legs.try_into().map_err(|_| Unrestorable::BadLeg("legs"))?;
         for l in [&a, &b] {
-            if self.dialogs.contains_key(&dkey(&l.call_id, &l.local_tag)) {
+            if self.dialogs.contains_key(&dkey(&l.dlg.call_id, &l.dlg.local_tag)) {
                 return Err(Unrestorable::Duplicate);
             }
         }
-        let id = e.id;
+        let id = CallKey(e.id);
         let mut cdr = e.cdr.clone().unwrap_or_else(|| Cdr {
-            call_id: a.call_id.clone(),
-            b_call_id: b.call_id.clone(),
+            call_id: a.dlg.call_id.clone(),
+            b_call_id: b.dlg.call_id.clone(),
             trunk_in: e.legs[0].trunk.clone(),
             trunk_out: e.legs[1].trunk.clone(),
             to: e.user.clone(),
@@ -125,14 +127,15 @@ impl Core {
         }
         // Only used before the answer; kept for completeness.
         let a_offer = a.remote_sdp.clone().unwrap_or(Sdp { session: Vec::new(), media: Vec::new() });
-        self.dialogs.insert(dkey(&a.call_id, &a.local_tag), (id, Slot::Live(0)));
-        self.dialogs.insert(dkey(&b.call_id, &b.local_tag), (id, Slot::Live(1)));
+        self.dialogs.insert(dkey(&a.dlg.call_id, &a.dlg.local_tag), (id, Slot::Live(0)));
+        self.dialogs.insert(dkey(&b.dlg.call_id, &b.dlg.local_tag), (id, Slot::Live(1)));
         let call = Call {
+            cfg: std::sync::Arc::clone(&self.cfg),
             // The caller's ACK may still come (it is then absorbed); REFER needs Confirmed.
             state: State::Confirmed,
             legs: [a, b],
             a_invite: Message::request(Method::Invite, String::new()),
-            a_stx: format!("recovered:{id}"),
+            a_stx: TxKey::detached(format!("recovered:{}", id.0)),
             b_ctx: None,
             b_ack: None,
             b_provisional: true,
@@ -169,18 +172,24 @@ impl Core {
         let sdp = |s: &Option<String>| -> Result<Option<Sdp>, Unrestorable> {
             s.as_ref().map(|t| Sdp::parse(t.as_bytes()).map_err(|_| Unrestorable::BadLeg("sdp"))).transpose()
         };
-        Ok(Leg {
+        let dlg = Dialog {
             call_id: l.call_id.clone(),
             local_tag: l.local_tag.clone(),
             local_hdr: l.local_hdr.clone(),
             remote_hdr: l.remote_hdr.clone(),
-            remote_tag: NameAddr::parse(&l.remote_hdr).ok().and_then(|n| n.tag().map(str::to_string)).unwrap_or_default(),
+            remote_tag: NameAddr::parse(&l.remote_hdr)
+                .ok()
+                .and_then(|n| n.tag().map(str::to_string))
+                .unwrap_or_default(),
             local_cseq: l.cseq,
             remote_cseq: l.remote_cseq,
             remote_target: l.target.clone(),
             route_set: l.routes.clone(),
             dest,
-            trunk: 0,
+        };
+        Ok(Leg {
+            dlg,
+            trunk: xtrunk_config::TrunkId(0),
             port: l.port,
             origin: Origin { id: l.origin.0, version: l.origin.1 },
             remote_sdp: sdp(&l.remote_sdp)?,
@@ -195,16 +204,16 @@ impl Core {
     fn release(&mut self, now: Instant, e: &JournalEntry, spec: Option<SessionSpec>) {
         for l in &e.legs {
             let Ok(mut leg) = self.leg_from_journal(l) else { continue };
-            let d = leg.dest;
+            let d = leg.dlg.dest;
             let via = self.via(d.transport, d.local);
-            let m = build_in_dialog(&mut leg, Method::Bye, via, String::new(), None);
-            self.txs.send_request(now, m, d, Owner(0, P_BYE));
+            let m = leg.dlg.request(Method::Bye, via, String::new(), None);
+            self.txs.send_request(now, m, d, Owner::Orphan);
         }
         let mut cdr = e.cdr.clone();
         if let Some(c) = &mut cdr {
             c.end_ms = self.unix_ms(now);
             c.disposition = 200;
-            c.end_reason = "sidecar_restart".into();
+            c.end_reason = EndReason::SidecarRestart;
         }
         let sid = SessionId(e.session);
         match spec {
@@ -223,13 +232,16 @@ impl Core {
     }
 
     /// Turns the calls whose dialog state changed into journal upserts (answered calls only).
-    pub(super) fn flush_journal_dirty(&mut self) {
+    pub(crate) fn flush_journal_dirty(&mut self) {
         if self.journal_dirty.is_empty() {
             return;
         }
         let dirty = std::mem::take(&mut self.journal_dirty);
         for id in dirty {
-            let up = self.calls.get(&id).is_some_and(|c| c.cdr.answer_ms != 0 && matches!(c.state, State::Answered | State::Confirmed));
+            let up = self
+                .calls
+                .get(&id)
+                .is_some_and(|c| c.cdr.answer_ms != 0 && matches!(c.state, State::Answered | State::Confirmed));
             if !up {
                 continue;
             }
@@ -240,26 +252,26 @@ impl Core {
     }
 
     /// The journal record of a call: everything [`Core::recover`] needs to resume it.
-    pub(super) fn journal_entry(&self, id: u64) -> Option<JournalEntry> {
+    pub(crate) fn journal_entry(&self, id: CallKey) -> Option<JournalEntry> {
         let c = self.calls.get(&id)?;
         Some(JournalEntry {
-            id,
+            id: id.0,
             session: c.session.0,
             legs: [0, 1].map(|i| {
                 let l = &c.legs[i];
                 JournalLeg {
-                    call_id: l.call_id.clone(),
-                    local_tag: l.local_tag.clone(),
-                    local_hdr: l.local_hdr.clone(),
-                    remote_hdr: l.remote_hdr.clone(),
-                    cseq: l.local_cseq,
-                    remote_cseq: l.remote_cseq,
-                    target: l.remote_target.clone(),
-                    routes: l.route_set.clone(),
-                    transport: l.dest.transport.via_token().to_string(),
-                    local: l.dest.local.to_string(),
-                    remote: l.dest.remote.to_string(),
-                    trunk: self.cfg.trunks.get(l.trunk).map(|t| t.name.clone()).unwrap_or_default(),
+                    call_id: l.dlg.call_id.clone(),
+                    local_tag: l.dlg.local_tag.clone(),
+                    local_hdr: l.dlg.local_hdr.clone(),
+                    remote_hdr: l.dlg.remote_hdr.clone(),
+                    cseq: l.dlg.local_cseq,
+                    remote_cseq: l.dlg.remote_cseq,
+                    target: l.dlg.remote_target.clone(),
+                    routes: l.dlg.route_set.clone(),
+                    transport: l.dlg.dest.transport.via_token().to_string(),
+                    local: l.dlg.dest.local.to_string(),
+                    remote: l.dlg.dest.remote.to_string(),
+                    trunk: c.cfg.trunk(l.trunk).name.clone(),
                     port: l.port,
                     origin: (l.origin.id, l.origin.version),
                     local_sdp: l.local_sdp.as_ref().map(Sdp::to_text),

@@ -1,0 +1,58 @@
+//! `[media]`: media addresses, port range and latching.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Lowest port the media range may use.
+pub const MEDIA_PORT_FLOOR: u16 = 1024;
+
+/// `[media]`: where media flows and how.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Media {
+    /// First port of the media range (even; RTP on even ports, RTCP on the odd port above).
+    pub port_min: u16,
+    /// Last port of the media range.
+    pub port_max: u16,
+    /// Address the relay's media ports bind to (socket backend) or own (AF_XDP).
+    pub bind_ip: IpAddr,
+    /// Address written into SDP `c=` lines; default `bind_ip`.
+    pub advertised_ip: Option<IpAddr>,
+    /// Seconds without media on a call before signaling ends it; 0 = never.
+    pub timeout_secs: u32,
+    /// Symmetric-RTP latching: once, follow or strict.
+    pub latch: Latch,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Self {
+            port_min: 10_000,
+            port_max: 30_000,
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            advertised_ip: None,
+            timeout_secs: 60,
+            latch: Latch::Once,
+        }
+    }
+}
+
+impl Media {
+    /// The address SDP advertises.
+    pub fn sdp_ip(&self) -> IpAddr {
+        self.advertised_ip.unwrap_or(self.bind_ip)
+    }
+}
+
+/// Latching policy (see `xtrunk_ring::msg::LatchPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Latch {
+    /// Latch to the first source seen, then keep it.
+    Once,
+    /// Always answer the latest source.
+    Follow,
+    /// Only accept the SDP address.
+    Strict,
+}

@@ -1,0 +1,100 @@
+//! `[sip]`: listeners, transports and timers.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[sip]`: listeners and timers.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sip {
+    /// Addresses and transports to listen on. TOML: `[[sip.listen]]`.
+    pub listen: Vec<Listen>,
+    /// Host written into Via/Contact/Record-Route; default: the listener's address.
+    pub advertised_host: Option<String>,
+    /// RFC 3261 timers.
+    pub timers: SipTimers,
+    /// Largest SIP message accepted, in bytes; larger ones are answered 513 or dropped.
+    pub max_message_bytes: usize,
+    /// Seconds an outbound INVITE may ring before the B2BUA gives up (408 to the caller).
+    pub no_answer_timeout_secs: u32,
+}
+
+impl Default for Sip {
+    fn default() -> Self {
+        Self {
+            listen: vec![Listen {
+                transport: Transport::Udp,
+                addr: SocketAddr::from(([127, 0, 0, 1], 5060)),
+                tls: None,
+            }],
+            advertised_host: None,
+            timers: SipTimers::default(),
+            max_message_bytes: 65_535,
+            no_answer_timeout_secs: 60,
+        }
+    }
+}
+
+/// One SIP listener.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// udp, tcp or tls.
+    pub transport: Transport,
+    /// Address and port to bind.
+    pub addr: SocketAddr,
+    /// Certificate and key for `transport = "tls"`.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+/// Certificate chain and private key, PEM.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// SIP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        })
+    }
+}
+
+/// RFC 3261 §17 timer bases, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipTimers {
+    /// RTT estimate (default 500).
+    pub t1_ms: u32,
+    /// Maximum retransmit interval for non-INVITE requests and INVITE responses (default 4000).
+    pub t2_ms: u32,
+    /// Maximum time a message remains in the network (default 5000).
+    pub t4_ms: u32,
+}
+
+impl Default for SipTimers {
+    fn default() -> Self {
+        Self { t1_ms: 500, t2_ms: 4000, t4_ms: 5000 }
+    }
+}

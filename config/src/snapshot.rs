@@ -1,0 +1,310 @@
+//! The typed, resolved form of a validated [`Config`]: what the signaling core runs on.
+//!
+//! [`Config::snapshot`] validates, then resolves every name once: trunk and account names become
+//! [`TrunkId`]/[`AccountId`] indices, codec and suite names become [`Codec`]/[`SrtpSuite`], DID
+//! entries become [`DidRange`]s, and each trunk's latch is settled against `[media].latch`. After
+//! load nothing matches strings except the called number against route prefixes and DID pools.
+//!
+//! A [`Snapshot`] is immutable, `Send + Sync` and cheap to share behind an `Arc`; a reload builds
+//! a new one.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnet::IpNet;
+
+use crate::{
+    AuthMode, Codec, Config, Datapath, DidRange, Error, Host, Latch, Media, Node, Problem, Sip, SrtpPolicy, SrtpSuite,
+    Target, TrunkKind, TrunkRole, DEFAULT_TOML, EMBEDDED,
+};
+
+/// A trunk of one [`Snapshot`]: the index into [`Snapshot::trunks`] (config order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrunkId(pub u32);
+
+/// An account of one [`Snapshot`]: the index into [`Snapshot::accounts`] (config order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(pub u32);
+
+impl TrunkId {
+    /// The index into [`Snapshot::trunks`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl AccountId {
+    /// The index into [`Snapshot::accounts`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A trunk, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrunkView {
+    /// This trunk's id (its position in [`Snapshot::trunks`]).
+    pub id: TrunkId,
+    /// The configured name (for logs and CDRs; lookups use `id`).
+    pub name: String,
+    /// The account named by `trunk.account`.
+    pub account: Option<AccountId>,
+    /// customer or carrier.
+    pub role: TrunkRole,
+    /// How the peer is reached (only [`TrunkKind::Ip`] passes validation in this release).
+    pub kind: TrunkKind,
+    /// How requests are authenticated (only [`AuthMode::Acl`] passes validation in this release).
+    pub auth: AuthMode,
+    /// Source networks attributed to this trunk.
+    pub acl: Vec<IpNet>,
+    /// Destinations, in failover order.
+    pub targets: Vec<Target>,
+    /// Allowed codecs, in preference order.
+    pub codecs: Vec<Codec>,
+    /// SRTP policy towards this trunk.
+    pub srtp: SrtpPolicy,
+    /// SRTP suites, in preference order.
+    pub srtp_suites: Vec<SrtpSuite>,
+    /// The trunk's `latch`, or `[media].latch` when it sets none.
+    pub latch: Latch,
+    /// `transfer`: REFER accepted from this trunk's legs.
+    pub transfer: bool,
+}
+
+/// An account, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    /// This account's id (its position in [`Snapshot::accounts`]).
+    pub id: AccountId,
+    /// The configured name.
+    pub name: String,
+    /// The DID pool, in config order; no two entries (of any accounts) overlap.
+    pub dids: Vec<DidRange>,
+    /// The trunks whose `account` names this account, in config order.
+    pub trunks: Vec<TrunkId>,
+}
+
+/// A route, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteView {
+    /// Prefix of the called number; empty = default route.
+    pub prefix: String,
+    /// Only calls arriving from this trunk; none = any.
+    pub from_trunk: Option<TrunkId>,
+    /// Destination trunk (it has targets).
+    pub trunk: TrunkId,
+}
+
+/// A validated configuration with every name resolved; see the module docs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// `[node]`.
+    pub node: Node,
+    /// `[sip]`.
+    pub sip: Sip,
+    /// `[media]`.
+    pub media: Media,
+    /// `[datapath]`.
+    pub datapath: Datapath,
+    /// Every trunk; `trunks[i].id == TrunkId(i)`.
+    pub trunks: Vec<TrunkView>,
+    /// Every account; `accounts[i].id == AccountId(i)`.
+    pub accounts: Vec<AccountView>,
+    /// The routing table, in config order.
+    pub routes: Vec<RouteView>,
+    /// The configuration this was resolved from.
+    pub raw: Config,
+    /// Every DID entry with its owner, sorted by (digits, start), for [`Snapshot::did_owner`].
+    dids: Vec<(DidRange, AccountId)>,
+}
+
+impl Config {
+    /// Validates against `host` ([`Error::Invalid`] with every problem) and resolves the result
+    /// into a [`Snapshot`].
+    pub fn snapshot(&self, host: Host) -> Result<Snapshot, Error> {
+        self.snapshot_of("<config>", host)
+    }
+
+    /// Resolves names only, for a configuration the caller has validated already (the binaries
+    /// validate at load, with the key paths of every problem). A name that does not resolve is
+    /// still an error, never a panic.
+    pub fn resolve_names(&self) -> Result<Snapshot, Error> {
+        Snapshot::resolve(self).map_err(|p| Error::Invalid { origin: "<config>".into(), problems: vec![p] })
+    }
+
+    fn snapshot_of(&self, origin: &str, host: Host) -> Result<Snapshot, Error> {
+        let invalid = |problems| Error::Invalid { origin: origin.to_string(), problems };
+        let problems = self.validate(host);
+        if !problems.is_empty() {
+            return Err(invalid(problems));
+        }
+        Snapshot::resolve(self).map_err(|p| invalid(vec![p]))
+    }
+}
+
+impl Snapshot {
+    /// Reads, parses, validates (against this host) and resolves a file.
+    pub fn load(path: &Path) -> Result<Snapshot, Error> {
+        let (cfg, origin) = Config::read(path)?;
+        cfg.snapshot_of(&origin, Host::this())
+    }
+
+    /// The embedded default ([`DEFAULT_TOML`]), validated and resolved.
+    pub fn embedded_default() -> Result<Snapshot, Error> {
+        Config::parse(DEFAULT_TOML, EMBEDDED)?.snapshot_of(EMBEDDED, Host::this())
+    }
+
+    /// The trunk `id`.
+    ///
+    /// # Panics
+    /// If `id` did not come from this snapshot (ids are only meaningful in the snapshot that
+    /// issued them; one from a snapshot with more trunks may be out of range).
+    pub fn trunk(&self, id: TrunkId) -> &TrunkView {
+        &self.trunks[id.index()]
+    }
+
+    /// The trunk named `name`.
+    pub fn trunk_by_name(&self, name: &str) -> Option<TrunkId> {
+        self.trunks.iter().find(|t| t.name == name).map(|t| t.id)
+    }
+
+    /// The account `id`.
+    ///
+    /// # Panics
+    /// If `id` did not come from this snapshot (see [`Snapshot::trunk`]).
+    pub fn account(&self, id: AccountId) -> &AccountView {
+        &self.accounts[id.index()]
+    }
+
+    /// The account named `name`.
+    pub fn account_by_name(&self, name: &str) -> Option<AccountId> {
+        self.accounts.iter().find(|a| a.name == name).map(|a| a.id)
+    }
+
+    /// The first trunk (in config order) whose ACL holds `ip`. Validation refuses ACLs of two
+    /// trunks that overlap, so at most one trunk can match.
+    pub fn trunk_by_acl(&self, ip: IpAddr) -> Option<TrunkId> {
+        self.trunks.iter().find(|t| t.acl.iter().any(|n| n.contains(&ip))).map(|t| t.id)
+    }
+
+    /// The destination for a call from trunk `from` to Request-URI user `user`: the route with
+    /// the longest prefix of `user` among those whose `from_trunk` is none or `from`. Among equally
+    /// long prefixes the one listed last wins (signaling's rule before the snapshot, kept as is).
+    pub fn route(&self, from: TrunkId, user: &str) -> Option<TrunkId> {
+        self.routes
+            .iter()
+            .filter(|r| r.from_trunk.map_or(true, |t| t == from))
+            .filter(|r| user.starts_with(&r.prefix))
+            .max_by_key(|r| r.prefix.len())
+            .map(|r| r.trunk)
+    }
+
+    /// The account whose DID pool holds `number`: digits only, exactly as pools are written
+    /// (national-significant, no `+`; strip it first). `O(log n)` in the number of entries.
+    pub fn did_owner(&self, number: &str) -> Option<AccountId> {
+        if !number.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let probe = DidRange::parse(number).ok()?;
+        let key = (probe.digits, probe.start);
+        let i = self.dids.partition_point(|(r, _)| (r.digits, r.start) <= key);
+        let (r, owner) = self.dids.get(i.checked_sub(1)?)?;
+        (r.digits == probe.digits && r.end >= probe.start).then_some(*owner)
+    }
+
+    /// Resolves a validated configuration. The error is a problem validation should have
+    /// reported (a bug), never a panic.
+    fn resolve(cfg: &Config) -> Result<Snapshot, Problem> {
+        let trunk_ids = ids(cfg.trunks.iter().map(|t| t.name.as_str()), "trunk", TrunkId)?;
+        let account_ids = ids(cfg.accounts.iter().map(|a| a.name.as_str()), "account", AccountId)?;
+        let trunk_named = |path: String, name: &str| lookup(&trunk_ids, path, name, "trunk");
+        let mut trunks = Vec::with_capacity(cfg.trunks.len());
+        for (i, t) in cfg.trunks.iter().enumerate() {
+            let p = format!("trunk[{i}]");
+            let account =
+                t.account.as_deref().map(|a| lookup(&account_ids, format!("{p}.account"), a, "account")).transpose()?;
+            trunks.push(TrunkView {
+                id: trunk_ids[t.name.as_str()],
+                name: t.name.clone(),
+                account,
+                role: t.role,
+                kind: t.kind,
+                auth: t.auth,
+                acl: t.acl.clone(),
+                targets: t.targets.clone(),
+                codecs: typed(&t.codecs, &format!("{p}.codecs"), Codec::from_name)?,
+                srtp: t.srtp,
+                srtp_suites: typed(&t.srtp_suites, &format!("{p}.srtp_suites"), SrtpSuite::from_name)?,
+                latch: t.latch.unwrap_or(cfg.media.latch),
+                transfer: t.transfer,
+            });
+        }
+        let mut accounts = Vec::with_capacity(cfg.accounts.len());
+        let mut dids = Vec::new();
+        for (i, a) in cfg.accounts.iter().enumerate() {
+            let id = account_ids[a.name.as_str()];
+            let pool = typed(&a.dids, &format!("account[{i}].dids"), |d| DidRange::parse(d).ok())?;
+            dids.extend(pool.iter().map(|r| (*r, id)));
+            let owned = trunks.iter().filter(|t| t.account == Some(id)).map(|t| t.id).collect();
+            accounts.push(AccountView { id, name: a.name.clone(), dids: pool, trunks: owned });
+        }
+        dids.sort_by_key(|(r, _)| (r.digits, r.start));
+        let mut routes = Vec::with_capacity(cfg.routes.len());
+        for (i, r) in cfg.routes.iter().enumerate() {
+            let p = format!("route[{i}]");
+            let from_trunk = r.from_trunk.as_deref().map(|f| trunk_named(format!("{p}.from_trunk"), f)).transpose()?;
+            routes.push(RouteView {
+                prefix: r.prefix.clone(),
+                from_trunk,
+                trunk: trunk_named(format!("{p}.trunk"), &r.trunk)?,
+            });
+        }
+        Ok(Snapshot {
+            node: cfg.node.clone(),
+            sip: cfg.sip.clone(),
+            media: cfg.media.clone(),
+            datapath: cfg.datapath.clone(),
+            trunks,
+            accounts,
+            routes,
+            raw: cfg.clone(),
+            dids,
+        })
+    }
+}
+
+/// Name → id for names in config order (validation made them unique).
+fn ids<'a, I>(
+    names: impl Iterator<Item = &'a str>,
+    what: &str,
+    make: fn(u32) -> I,
+) -> Result<HashMap<&'a str, I>, Problem> {
+    names
+        .enumerate()
+        .map(|(i, n)| {
+            let id = u32::try_from(i).map_err(|_| Problem {
+                path: format!("{what}[{i}]"),
+                reason: format!("more than {} {what}s", u32::MAX),
+            })?;
+            Ok((n, make(id)))
+        })
+        .collect()
+}
+
+fn lookup<I: Copy>(ids: &HashMap<&str, I>, path: String, name: &str, what: &str) -> Result<I, Problem> {
+    ids.get(name).copied().ok_or_else(|| Problem { path, reason: format!("no {what} named {name:?}") })
+}
+
+/// Each name of `list` parsed by `parse`; `path` names the list for a name that does not parse.
+fn typed<T>(list: &[String], path: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, Problem> {
+    list.iter()
+        .enumerate()
+        .map(|(j, s)| {
+            parse(s).ok_or_else(|| Problem { path: format!("{path}[{j}]"), reason: format!("unknown {s:?}") })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

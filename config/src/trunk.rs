@@ -1,0 +1,314 @@
+//! `[[trunk]]`: the PBXs and carriers this edge talks to.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::{Latch, Transport};
+
+/// A trunk: a PBX (customer) or a carrier this edge exchanges calls with.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trunk {
+    /// Unique name, referenced by routes.
+    pub name: String,
+    /// customer (a PBX we serve) or carrier (upstream PSTN).
+    pub role: TrunkRole,
+    /// Source networks whose requests are attributed to this trunk (IP-ACL). An INVITE from an
+    /// address no trunk lists is answered 403.
+    #[serde(default)]
+    pub acl: Vec<IpNet>,
+    /// Where calls routed to this trunk are sent, tried in order (failover).
+    #[serde(default)]
+    pub targets: Vec<Target>,
+    /// Allowed codecs in preference order: PCMA, PCMU, G722, G729, opus, telephone-event.
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+    /// SRTP towards this trunk: off, optional or mandatory.
+    #[serde(default)]
+    pub srtp: SrtpPolicy,
+    /// SRTP suites offered/accepted, in preference order (RFC 4568 names).
+    #[serde(default = "default_srtp_suites")]
+    pub srtp_suites: Vec<String>,
+    /// Media latching for this trunk's leg; default `[media].latch`.
+    #[serde(default)]
+    pub latch: Option<Latch>,
+    /// Accept REFER (call transfer) from this trunk's legs; off by default, since a transfer
+    /// makes the edge place a new call. The new leg is routed as a call from this trunk would be.
+    #[serde(default)]
+    pub transfer: bool,
+    /// The `[[account]]` (by name) this trunk belongs to; none = no account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// How the trunk's peer is reached: `ip` (static addresses; the only kind served by this
+    /// release), `register` or `accept-register`.
+    #[serde(default, skip_serializing_if = "TrunkKind::is_default")]
+    pub kind: TrunkKind,
+    /// How requests from the trunk are authenticated: `acl` (the only mode served by this
+    /// release), `digest` or `both`.
+    #[serde(default, skip_serializing_if = "AuthMode::is_default")]
+    pub auth: AuthMode,
+}
+
+/// How a trunk's peer is reached. Only [`TrunkKind::Ip`] is served by this release; validation
+/// refuses the others (a setting accepted and then ignored would be worse than an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrunkKind {
+    /// Static addresses: `acl` for calls in, `targets` for calls out.
+    #[default]
+    Ip,
+    /// We register to the peer (upstream registration).
+    Register,
+    /// The peer (a PBX) registers to us; calls out go to its registered contact.
+    AcceptRegister,
+}
+
+impl TrunkKind {
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ip => "ip",
+            Self::Register => "register",
+            Self::AcceptRegister => "accept-register",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl fmt::Display for TrunkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How requests from a trunk are authenticated. Only [`AuthMode::Acl`] is served by this
+/// release; validation refuses the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// The source address must lie in the trunk's `acl`.
+    #[default]
+    Acl,
+    /// SIP digest authentication (RFC 3261 §22).
+    Digest,
+    /// Both: source address in the `acl` and digest credentials.
+    Both,
+}
+
+impl AuthMode {
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acl => "acl",
+            Self::Digest => "digest",
+            Self::Both => "both",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn default_codecs() -> Vec<String> {
+    vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()]
+}
+
+fn default_srtp_suites() -> Vec<String> {
+    SRTP_SUITES.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// Codec names a trunk may list.
+pub const CODECS: &[&str] = &["PCMA", "PCMU", "G722", "G729", "opus", "telephone-event", "CN"];
+
+/// SRTP suite names a trunk may list.
+pub const SRTP_SUITES: &[&str] =
+    &["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM", "AEAD_AES_256_GCM"];
+
+/// A codec a trunk may list; the typed form of a [`CODECS`] name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Codec {
+    Pcma,
+    Pcmu,
+    G722,
+    G729,
+    Opus,
+    TelephoneEvent,
+    Cn,
+}
+
+impl Codec {
+    /// Every codec, in the order of [`CODECS`].
+    pub const ALL: [Codec; 7] =
+        [Self::Pcma, Self::Pcmu, Self::G722, Self::G729, Self::Opus, Self::TelephoneEvent, Self::Cn];
+
+    /// The SDP `a=rtpmap` encoding name, as listed in [`CODECS`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pcma => "PCMA",
+            Self::Pcmu => "PCMU",
+            Self::G722 => "G722",
+            Self::G729 => "G729",
+            Self::Opus => "opus",
+            Self::TelephoneEvent => "telephone-event",
+            Self::Cn => "CN",
+        }
+    }
+
+    /// The codec named `s`, ignoring ASCII case (SDP encoding names are case-insensitive).
+    pub fn from_name(s: &str) -> Option<Codec> {
+        Self::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(s))
+    }
+
+    /// Whether this is a real audio codec (not telephone-event or comfort noise).
+    pub fn is_audio(self) -> bool {
+        !matches!(self, Self::TelephoneEvent | Self::Cn)
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An SRTP crypto suite a trunk may list; the typed form of a [`SRTP_SUITES`] name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SrtpSuite {
+    /// `AES_CM_128_HMAC_SHA1_80` (RFC 4568).
+    AesCm128HmacSha1_80,
+    /// `AES_CM_128_HMAC_SHA1_32` (RFC 4568).
+    AesCm128HmacSha1_32,
+    /// `AEAD_AES_128_GCM` (RFC 7714).
+    AeadAes128Gcm,
+    /// `AEAD_AES_256_GCM` (RFC 7714).
+    AeadAes256Gcm,
+}
+
+impl SrtpSuite {
+    /// Every suite, in the order of [`SRTP_SUITES`].
+    pub const ALL: [SrtpSuite; 4] =
+        [Self::AesCm128HmacSha1_80, Self::AesCm128HmacSha1_32, Self::AeadAes128Gcm, Self::AeadAes256Gcm];
+
+    /// The SDES `a=crypto` suite name, as listed in [`SRTP_SUITES`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            Self::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+            Self::AeadAes128Gcm => "AEAD_AES_128_GCM",
+            Self::AeadAes256Gcm => "AEAD_AES_256_GCM",
+        }
+    }
+
+    /// The suite named exactly `s` (suite names are case-sensitive, as in validation).
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == s)
+    }
+}
+
+impl fmt::Display for SrtpSuite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which side of the edge a trunk is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkRole {
+    /// A PBX/customer we terminate calls for (usually leg 0 of a session).
+    Customer,
+    /// An upstream carrier (usually leg 1).
+    Carrier,
+}
+
+/// SRTP policy of a trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpPolicy {
+    /// Plain RTP; offers with only RTP/SAVP are refused (488).
+    #[default]
+    Off,
+    /// SRTP when the peer offers it, plain RTP otherwise.
+    Optional,
+    /// SRTP only; an offer without acceptable crypto is answered 488.
+    Mandatory,
+}
+
+/// A SIP destination: `transport` + `addr`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// Transport; default udp.
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+}
+
+fn default_transport() -> Transport {
+    Transport::Udp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_names_round_trip_and_match_the_list() {
+        assert_eq!(Codec::ALL.map(Codec::name).as_slice(), CODECS);
+        for c in Codec::ALL {
+            assert_eq!(Codec::from_name(c.name()), Some(c));
+            assert_eq!(Codec::from_name(&c.name().to_ascii_uppercase()), Some(c));
+            assert_eq!(Codec::from_name(&c.name().to_ascii_lowercase()), Some(c));
+        }
+        assert_eq!(Codec::from_name("OPUS"), Some(Codec::Opus));
+        assert_eq!(Codec::from_name("pcma"), Some(Codec::Pcma));
+        assert_eq!(Codec::from_name("AMR"), None);
+        assert_eq!(Codec::from_name(""), None);
+        assert!(Codec::Pcma.is_audio() && !Codec::TelephoneEvent.is_audio() && !Codec::Cn.is_audio());
+    }
+
+    #[test]
+    fn suite_names_round_trip_and_match_the_list() {
+        assert_eq!(SrtpSuite::ALL.map(SrtpSuite::name).as_slice(), SRTP_SUITES);
+        for s in SrtpSuite::ALL {
+            assert_eq!(SrtpSuite::from_name(s.name()), Some(s));
+        }
+        assert_eq!(SrtpSuite::from_name("AEAD_AES_256_GCM"), Some(SrtpSuite::AeadAes256Gcm));
+        assert_eq!(SrtpSuite::from_name("aead_aes_256_gcm"), None);
+        assert_eq!(SrtpSuite::from_name("F8_128_HMAC_SHA1_80"), None);
+    }
+
+    #[test]
+    fn kind_and_auth_spellings() {
+        #[derive(Deserialize)]
+        struct T {
+            kind: TrunkKind,
+            auth: AuthMode,
+        }
+        for (text, kind, auth) in [
+            ("kind = \"ip\"\nauth = \"acl\"", TrunkKind::Ip, AuthMode::Acl),
+            ("kind = \"register\"\nauth = \"digest\"", TrunkKind::Register, AuthMode::Digest),
+            ("kind = \"accept-register\"\nauth = \"both\"", TrunkKind::AcceptRegister, AuthMode::Both),
+        ] {
+            let t: T = toml::from_str(text).unwrap();
+            assert_eq!((t.kind, t.auth), (kind, auth));
+            assert_eq!(format!("kind = \"{kind}\"\nauth = \"{auth}\""), text);
+        }
+        assert!(toml::from_str::<T>("kind = \"sip\"\nauth = \"acl\"").is_err());
+    }
+}

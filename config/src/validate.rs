@@ -1,0 +1,380 @@
+//! The validation pass: every rule, each problem naming its key path.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::{
+    AuthMode, Backend, Codec, Config, SrtpPolicy, SrtpSuite, Transport, Trunk, TrunkKind, CODECS, MEDIA_PORT_FLOOR,
+    SRTP_SUITES,
+};
+
+mod pools;
+
+/// One problem found in a configuration: the key path and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path with indices, e.g. `datapath.af_xdp.interfaces[0].queues[1].core`.
+    pub path: String,
+    /// What is wrong, with the offending value.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.reason)
+    }
+}
+
+/// Facts about the host that validation checks against.
+#[derive(Debug, Clone, Copy)]
+pub struct Host {
+    /// Number of CPU cores (cores are numbered 0..cores).
+    pub cores: usize,
+}
+
+impl Host {
+    /// This machine.
+    pub fn this() -> Self {
+        Self { cores: core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1) }
+    }
+}
+
+impl Config {
+    /// Checks every rule; returns all problems (empty = valid).
+    pub fn validate(&self, host: Host) -> Vec<Problem> {
+        let mut v = Validator::default();
+        self.validate_node(&mut v);
+        self.validate_sip(&mut v);
+        self.validate_media(&mut v);
+        self.validate_datapath(&mut v, host);
+        self.validate_trunks(&mut v);
+        self.validate_routes(&mut v);
+        pools::validate_accounts(self, &mut v);
+        v.problems
+    }
+
+    fn validate_node(&self, v: &mut Validator) {
+        if self.node.name.trim().is_empty() {
+            v.add("node.name", "must not be empty");
+        }
+        if !self.node.shm_path.is_absolute() {
+            v.add("node.shm_path", format!("must be an absolute path, got {:?}", self.node.shm_path));
+        }
+    }
+
+    fn validate_sip(&self, v: &mut Validator) {
+        let sip = &self.sip;
+        if sip.listen.is_empty() {
+            v.add("sip.listen", "must list at least one listener");
+        }
+        let mut seen = HashSet::new();
+        for (i, l) in sip.listen.iter().enumerate() {
+            let p = format!("sip.listen[{i}]");
+            if l.addr.port() == 0 {
+                v.add(format!("{p}.addr"), format!("port must not be 0, got {}", l.addr));
+            }
+            if !seen.insert((l.transport, l.addr)) {
+                v.add(format!("{p}.addr"), format!("{} {} is listed twice", l.transport, l.addr));
+            }
+            match (l.transport, &l.tls) {
+                (Transport::Tls, None) => {
+                    v.add(format!("{p}.tls"), "transport tls needs tls = { cert = ..., key = ... }")
+                }
+                (Transport::Udp | Transport::Tcp, Some(_)) => v.add(
+                    format!("{p}.tls"),
+                    format!("only meaningful with transport = \"tls\", got \"{}\"", l.transport),
+                ),
+                _ => {}
+            }
+        }
+        if let Some(h) = &sip.advertised_host {
+            if h.is_empty() || h.contains(|c: char| c.is_whitespace() || c == ';' || c == ',') {
+                v.add("sip.advertised_host", format!("must be a host name or IP, got {h:?}"));
+            }
+        }
+        let t = &sip.timers;
+        if t.t1_ms == 0 {
+            v.add("sip.timers.t1_ms", "must be at least 1");
+        }
+        if t.t2_ms < t.t1_ms {
+            v.add("sip.timers.t2_ms", format!("must be >= t1_ms ({}), got {}", t.t1_ms, t.t2_ms));
+        }
+        if t.t4_ms == 0 {
+            v.add("sip.timers.t4_ms", "must be at least 1");
+        }
+        if !(1500..=1_048_576).contains(&sip.max_message_bytes) {
+            v.add("sip.max_message_bytes", format!("must be between 1500 and 1048576, got {}", sip.max_message_bytes));
+        }
+        if sip.no_answer_timeout_secs == 0 {
+            v.add("sip.no_answer_timeout_secs", "must be at least 1");
+        }
+    }
+
+    fn validate_media(&self, v: &mut Validator) {
+        let m = &self.media;
+        if m.port_min < MEDIA_PORT_FLOOR {
+            v.add("media.port_min", format!("must be within {MEDIA_PORT_FLOOR}-65535, got {}", m.port_min));
+        }
+        if m.port_min % 2 != 0 {
+            v.add("media.port_min", format!("must be even (RTP uses even ports), got {}", m.port_min));
+        }
+        if m.port_max < MEDIA_PORT_FLOOR {
+            v.add("media.port_max", format!("must be within {MEDIA_PORT_FLOOR}-65535, got {}", m.port_max));
+        }
+        if m.port_max <= m.port_min {
+            v.add(
+                "media.port_max",
+                format!("range is inverted or empty: port_max {} must be above port_min {}", m.port_max, m.port_min),
+            );
+        } else if m.port_max - m.port_min < 3 {
+            v.add(
+                "media.port_max",
+                format!(
+                    "range {}-{} holds no RTP/RTCP pair for two legs (need at least 4 ports)",
+                    m.port_min, m.port_max
+                ),
+            );
+        }
+        let sip_ports: Vec<u16> = self.sip.listen.iter().map(|l| l.addr.port()).collect();
+        for (i, port) in sip_ports.iter().enumerate() {
+            if (m.port_min..=m.port_max).contains(port) {
+                v.add(
+                    format!("sip.listen[{i}].addr"),
+                    format!("port {port} lies inside the media range {}-{}", m.port_min, m.port_max),
+                );
+            }
+        }
+        if m.bind_ip.is_unspecified() && m.advertised_ip.is_none() {
+            v.add(
+                "media.advertised_ip",
+                format!("must be set when media.bind_ip is {} (SDP needs a real address)", m.bind_ip),
+            );
+        }
+        if let Some(ip) = m.advertised_ip {
+            if ip.is_unspecified() {
+                v.add("media.advertised_ip", format!("must be a real address, got {ip}"));
+            }
+        }
+    }
+
+    fn validate_datapath(&self, v: &mut Validator, host: Host) {
+        let d = &self.datapath;
+        let mut cores_seen = HashSet::new();
+        for (i, &c) in d.socket_cores.iter().enumerate() {
+            check_core(v, &format!("datapath.socket_cores[{i}]"), c, host);
+            if !cores_seen.insert(c) {
+                v.add(format!("datapath.socket_cores[{i}]"), format!("core {c} is listed twice"));
+            }
+        }
+        let ports = usize::from(self.media.port_max.saturating_sub(self.media.port_min)) + 1;
+        if d.max_sessions == 0 {
+            v.add("datapath.max_sessions", "must be at least 1");
+        } else if d.max_sessions > ports / 4 && self.media.port_max > self.media.port_min {
+            v.add(
+                "datapath.max_sessions",
+                format!(
+                    "{} sessions need {} ports (2 legs x RTP+RTCP) but media range {}-{} has {ports}",
+                    d.max_sessions,
+                    d.max_sessions * 4,
+                    self.media.port_min,
+                    self.media.port_max
+                ),
+            );
+        }
+        for (key, n) in [("datapath.ring.commands", d.ring.commands), ("datapath.ring.events", d.ring.events)] {
+            check_pow2(v, key, u64::from(n), 16, 1 << 20);
+        }
+        let x = &d.af_xdp;
+        if !matches!(x.frame_size, 2048 | 4096) {
+            v.add("datapath.af_xdp.frame_size", format!("must be 2048 or 4096, got {}", x.frame_size));
+        }
+        check_pow2(v, "datapath.af_xdp.frame_count", u64::from(x.frame_count), 64, 1 << 20);
+        check_pow2(v, "datapath.af_xdp.ring_size", u64::from(x.ring_size), 64, 1 << 16);
+        if x.frame_count.is_power_of_two() && x.ring_size.is_power_of_two() && x.frame_count < 2 * x.ring_size {
+            v.add(
+                "datapath.af_xdp.frame_count",
+                format!(
+                    "must be at least 2 x ring_size ({}) to fill the fill ring and the TX ring, got {}",
+                    2 * u64::from(x.ring_size),
+                    x.frame_count
+                ),
+            );
+        }
+        if d.backend == Backend::AfXdp && x.interfaces.is_empty() {
+            v.add("datapath.af_xdp.interfaces", "backend af_xdp needs at least one interface");
+        }
+        self.validate_interfaces(v, host);
+    }
+
+    fn validate_interfaces(&self, v: &mut Validator, host: Host) {
+        let mut names = HashSet::new();
+        let mut queue_cores = HashSet::new();
+        for (i, itf) in self.datapath.af_xdp.interfaces.iter().enumerate() {
+            let p = format!("datapath.af_xdp.interfaces[{i}]");
+            if itf.name.is_empty() || itf.name.len() > 15 || itf.name.contains(['/', ' ']) {
+                v.add(
+                    format!("{p}.name"),
+                    format!("must be a kernel interface name (1-15 chars, no '/' or space), got {:?}", itf.name),
+                );
+            }
+            if !names.insert(itf.name.clone()) {
+                v.add(format!("{p}.name"), format!("interface {:?} is listed twice", itf.name));
+            }
+            if itf.queues.is_empty() {
+                v.add(format!("{p}.queues"), "must list at least one queue");
+            } else if !itf.queues.len().is_power_of_two() {
+                v.add(
+                    format!("{p}.queues"),
+                    format!(
+                        "queue count must be a power of two (RSS indirection spreads evenly), got {}",
+                        itf.queues.len()
+                    ),
+                );
+            }
+            let mut ids = HashSet::new();
+            for (j, q) in itf.queues.iter().enumerate() {
+                let qp = format!("{p}.queues[{j}]");
+                if !ids.insert(q.id) {
+                    v.add(format!("{qp}.id"), format!("queue {} is listed twice", q.id));
+                }
+                check_core(v, &format!("{qp}.core"), q.core, host);
+                if !queue_cores.insert(q.core) {
+                    v.add(
+                        format!("{qp}.core"),
+                        format!("core {} already serves another queue (one thread per core)", q.core),
+                    );
+                }
+            }
+        }
+    }
+
+    fn validate_trunks(&self, v: &mut Validator) {
+        let mut names = HashSet::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            let p = format!("trunk[{i}]");
+            if t.name.is_empty() || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                v.add(format!("{p}.name"), format!("must be non-empty [A-Za-z0-9._-], got {:?}", t.name));
+            }
+            if !names.insert(t.name.as_str()) {
+                v.add(format!("{p}.name"), format!("trunk {:?} is defined twice", t.name));
+            }
+            if t.acl.is_empty() && t.targets.is_empty() {
+                v.add(
+                    format!("{p}.acl"),
+                    "a trunk needs an acl (to accept calls from it) or targets (to send calls to it)",
+                );
+            }
+            for (j, tg) in t.targets.iter().enumerate() {
+                if tg.addr.port() == 0 || tg.addr.ip().is_unspecified() {
+                    v.add(format!("{p}.targets[{j}].addr"), format!("must be a reachable address, got {}", tg.addr));
+                }
+            }
+            self.validate_trunk_policy(v, &p, t);
+            validate_trunk_media(v, &p, t);
+        }
+        pools::validate_acl_overlaps(self, v);
+    }
+
+    /// `account`, `kind` and `auth` of one trunk.
+    fn validate_trunk_policy(&self, v: &mut Validator, p: &str, t: &Trunk) {
+        if let Some(a) = &t.account {
+            if !self.accounts.iter().any(|acc| acc.name == *a) {
+                v.add(format!("{p}.account"), format!("no account named {a:?}"));
+            }
+        }
+        if t.kind != TrunkKind::Ip {
+            v.add(
+                format!("{p}.kind"),
+                format!("\"{}\" is not served yet by this release (only \"{}\")", t.kind, TrunkKind::Ip),
+            );
+        }
+        if t.auth != AuthMode::Acl {
+            v.add(
+                format!("{p}.auth"),
+                format!("\"{}\" is not served yet by this release (only \"{}\")", t.auth, AuthMode::Acl),
+            );
+        }
+    }
+
+    fn validate_routes(&self, v: &mut Validator) {
+        let names: HashSet<&str> = self.trunks.iter().map(|t| t.name.as_str()).collect();
+        let mut seen = HashSet::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let p = format!("route[{i}]");
+            let body = r.prefix.strip_prefix('+').unwrap_or(&r.prefix);
+            if !body.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
+                v.add(format!("{p}.prefix"), format!("must be '+' and digits, got {:?}", r.prefix));
+            }
+            match self.trunks.iter().find(|t| t.name == r.trunk) {
+                None => v.add(format!("{p}.trunk"), format!("no trunk named {:?}", r.trunk)),
+                Some(t) if t.targets.is_empty() => {
+                    v.add(format!("{p}.trunk"), format!("trunk {:?} has no targets to send calls to", r.trunk))
+                }
+                Some(_) => {}
+            }
+            if let Some(f) = &r.from_trunk {
+                if !names.contains(f.as_str()) {
+                    v.add(format!("{p}.from_trunk"), format!("no trunk named {f:?}"));
+                }
+            }
+            if !seen.insert((r.prefix.clone(), r.from_trunk.clone())) {
+                v.add(format!("{p}.prefix"), format!("prefix {:?} is routed twice", r.prefix));
+            }
+        }
+    }
+}
+
+/// `codecs`, `srtp` and `srtp_suites` of one trunk.
+fn validate_trunk_media(v: &mut Validator, p: &str, t: &Trunk) {
+    if t.codecs.is_empty() {
+        v.add(format!("{p}.codecs"), "must list at least one codec");
+    }
+    let mut seen = HashSet::new();
+    for (j, c) in t.codecs.iter().enumerate() {
+        if Codec::from_name(c).is_none() {
+            v.add(format!("{p}.codecs[{j}]"), format!("unknown codec {c:?}; known: {}", CODECS.join(", ")));
+        }
+        if !seen.insert(c.to_ascii_lowercase()) {
+            v.add(format!("{p}.codecs[{j}]"), format!("codec {c:?} is listed twice"));
+        }
+    }
+    if !t.codecs.is_empty() && t.codecs.iter().all(|c| Codec::from_name(c).is_some_and(|c| !c.is_audio())) {
+        v.add(format!("{p}.codecs"), "must list at least one audio codec besides telephone-event/CN");
+    }
+    for (j, s) in t.srtp_suites.iter().enumerate() {
+        if SrtpSuite::from_name(s).is_none() {
+            v.add(
+                format!("{p}.srtp_suites[{j}]"),
+                format!("unknown SRTP suite {s:?}; known: {}", SRTP_SUITES.join(", ")),
+            );
+        }
+    }
+    if t.srtp != SrtpPolicy::Off && t.srtp_suites.is_empty() {
+        v.add(format!("{p}.srtp_suites"), format!("srtp = {:?} needs at least one suite", t.srtp));
+    }
+}
+
+fn check_core(v: &mut Validator, path: &str, core: usize, host: Host) {
+    if core >= host.cores {
+        v.add(path, format!("core {core} does not exist (this host has cores 0-{})", host.cores - 1));
+    }
+}
+
+fn check_pow2(v: &mut Validator, path: &str, n: u64, min: u64, max: u64) {
+    if !n.is_power_of_two() {
+        v.add(path, format!("must be a power of two, got {n}"));
+    } else if n < min || n > max {
+        v.add(path, format!("must be between {min} and {max}, got {n}"));
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    pub(crate) fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.problems.push(Problem { path: path.into(), reason: reason.into() });
+    }
+}

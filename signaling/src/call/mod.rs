@@ -1,0 +1,322 @@
+//! Call mechanics: carrying out what policy decided, never deciding.
+//!
+//! A [`Call`] is two [`Leg`]s, each a [`Dialog`] plus its media side (trunk, relay port, SDP
+//! state). The modules are the phases of a call: [`setup`] (the caller's INVITE → the callee's),
+//! [`progress`] (the callee's responses), [`teardown`] (rejects, CANCEL, BYE, the end of a call),
+//! [`reoffer`] (re-INVITE/UPDATE), [`transfer`] (REFER), [`timers`] (call timers and datapath
+//! events) and [`restart`] (journal and recovery).
+
+mod progress;
+mod reoffer;
+mod restart;
+mod setup;
+mod teardown;
+mod timers;
+mod transfer;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use xtrunk_config::{Codec, Snapshot, TrunkId, TrunkView};
+use xtrunk_ring::msg::{LatchPolicy, LegCrypto, LegSpec, SessionId, SessionSpec};
+
+use crate::b2bua::Core;
+use crate::cdr::Cdr;
+use crate::sdp::{self, Origin, Sdp};
+use crate::sip::dialog::Dialog;
+use crate::sip::msg::{Message, Method, NameAddr, Uri};
+use crate::sip::transaction::{CallKey, Owner, Purpose, TxKey};
+use crate::transport::{Dest, Transport};
+
+/// One leg of a call: the dialog with its peer and the media facing it.
+#[derive(Clone, Debug)]
+pub(crate) struct Leg {
+    pub(crate) dlg: Dialog,
+    /// The trunk this leg faces (in the call's snapshot).
+    pub(crate) trunk: TrunkId,
+    /// Relay port facing this leg.
+    pub(crate) port: u16,
+    pub(crate) origin: Origin,
+    /// The last SDP this leg sent us.
+    pub(crate) remote_sdp: Option<Sdp>,
+    /// The last SDP we sent this leg.
+    pub(crate) local_sdp: Option<Sdp>,
+    /// A 2xx to this leg's (re-)INVITE awaiting its ACK.
+    pub(crate) pending_2xx: Option<TxKey>,
+}
+
+/// Where a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Outbound INVITE in progress.
+    Proceeding,
+    /// 2xx sent to the caller, waiting for its ACK.
+    Answered,
+    /// Both dialogs confirmed.
+    Confirmed,
+    /// The caller cancelled (or no answer); waiting for the callee's final.
+    Cancelling,
+}
+
+/// A re-INVITE/UPDATE relayed to the other leg, waiting for its answer.
+pub(crate) struct ReOffer {
+    pub(crate) req: Message,
+    pub(crate) from: usize,
+    pub(crate) stx: TxKey,
+    pub(crate) method: Method,
+    pub(crate) offer: Sdp,
+}
+
+/// A REFER in progress: the new leg that will replace slot `slot`.
+pub(crate) struct Transfer {
+    /// The slot being replaced (the transferor).
+    pub(crate) slot: usize,
+    pub(crate) leg: Leg,
+    pub(crate) invite: Option<TxKey>,
+}
+
+/// A call: two dialogs bridged through one datapath session.
+pub(crate) struct Call {
+    /// The configuration the call started with (kept across a reload).
+    pub(crate) cfg: Arc<Snapshot>,
+    pub(crate) state: State,
+    pub(crate) legs: [Leg; 2],
+    /// The caller's INVITE.
+    pub(crate) a_invite: Message,
+    pub(crate) a_stx: TxKey,
+    pub(crate) b_ctx: Option<TxKey>,
+    pub(crate) b_ack: Option<crate::transport::Transmit>,
+    pub(crate) b_provisional: bool,
+    pub(crate) cancel_sent: bool,
+    pub(crate) targets_tried: usize,
+    pub(crate) user: String,
+    pub(crate) session: SessionId,
+    pub(crate) spec: SessionSpec,
+    pub(crate) created: bool,
+    pub(crate) a_offer: Sdp,
+    pub(crate) early_answer: Option<Sdp>,
+    pub(crate) reoffer: Option<ReOffer>,
+    pub(crate) transfer: Option<Transfer>,
+    /// Dialogs of released legs (a transferor), answered 200 to BYE.
+    pub(crate) released: Vec<(String, String)>,
+    pub(crate) cdr: Cdr,
+}
+
+impl Call {
+    fn cdr_journaled(&self) -> bool {
+        self.cdr.answer_ms != 0
+    }
+}
+
+/// What a dialog key maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// A live leg of the call (0 caller side, 1 callee side).
+    Live(usize),
+    /// The new leg of a transfer in progress.
+    Transfer,
+    /// A transferor's leg, released.
+    Released,
+}
+
+/// Call-level timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum CallTimer {
+    /// `sip.no_answer_timeout_secs` since the INVITE.
+    NoAnswer,
+    /// Gives up waiting for the callee's final after a CANCEL.
+    Guard,
+}
+
+/// The dialog table key: Call-ID and our tag.
+pub(crate) fn dkey(call_id: &str, local_tag: &str) -> String {
+    let mut k = String::with_capacity(call_id.len() + local_tag.len() + 1);
+    k.push_str(call_id);
+    k.push('|');
+    k.push_str(local_tag);
+    k
+}
+
+/// The user part of a `sip:`/`sips:` URI, or the number of a `tel:` URI.
+pub(crate) fn user_of(uri: &str) -> String {
+    if let Ok(u) = Uri::parse(uri) {
+        return u.user.unwrap_or_default();
+    }
+    if let Some(t) = uri.strip_prefix("tel:") {
+        return t.split(';').next().unwrap_or("").to_string();
+    }
+    String::new()
+}
+
+/// Resolves a URI to a socket address when its host is an IP literal.
+pub(crate) fn uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
+    let u = Uri::parse(uri).ok()?;
+    let ip: IpAddr = u.host.parse().ok()?;
+    let t = u.transport().and_then(|t| Transport::from_token(&t));
+    let port = u.port.unwrap_or(if u.scheme == "sips" { 5061 } else { 5060 });
+    Some((SocketAddr::new(ip, port), t))
+}
+
+/// A datapath leg toward the peer described by `r`.
+pub(crate) fn remote_spec(r: &sdp::Remote, local: SocketAddr, latch: LatchPolicy) -> LegSpec {
+    LegSpec {
+        local,
+        remote: r.addr,
+        remote_rtcp_port: r.rtcp_port,
+        rtcp_mux: r.rtcp_mux,
+        latch,
+        pt_map: r.pt_map(),
+        crypto: LegCrypto::default(),
+    }
+}
+
+/// The latching policy of a trunk's leg (the trunk's, or `[media].latch`, settled at load).
+pub(crate) fn latch_of(t: &TrunkView) -> LatchPolicy {
+    match t.latch {
+        xtrunk_config::Latch::Once => LatchPolicy::Once,
+        xtrunk_config::Latch::Follow => LatchPolicy::Follow,
+        xtrunk_config::Latch::Strict => LatchPolicy::Strict,
+    }
+}
+
+/// Codecs both trunks allow, in `to`'s preference order.
+pub(crate) fn common_codecs(to: &TrunkView, from: &TrunkView) -> Vec<Codec> {
+    to.codecs.iter().filter(|c| from.codecs.contains(c)).copied().collect()
+}
+
+/// A trunk's codecs, in preference order.
+pub(crate) fn codecs_of(t: &TrunkView) -> Vec<Codec> {
+    t.codecs.clone()
+}
+
+/// A trunk's SRTP settings as the offer/answer needs them.
+pub(crate) fn srtp_prefs(t: &TrunkView) -> sdp::SrtpPrefs {
+    sdp::SrtpPrefs::of(t)
+}
+
+/// `host:port` of a socket address as a URI host part (IPv6 bracketed).
+pub(crate) fn uri_host(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        a => a.to_string(),
+    }
+}
+
+impl Core {
+    /// The call and slot an in-dialog request belongs to (Call-ID and our tag).
+    pub(crate) fn lookup(&self, req: &Message) -> Option<(CallKey, Slot)> {
+        let cid = req.call_id()?;
+        let tag = req.to_tag()?;
+        self.dialogs.get(&dkey(cid, tag)).copied()
+    }
+
+    /// Where in-dialog requests to a peer go: the flow for reliable transports, else the first
+    /// route or the remote target when they name an IP literal, else the flow.
+    pub(crate) fn dialog_dest(&self, flow: Dest, target: Option<&str>, route_set: &[String]) -> Dest {
+        if flow.transport.reliable() {
+            return flow;
+        }
+        let first = route_set.first().and_then(|r| NameAddr::parse(r).ok()).map(|n| n.uri);
+        let uri = first.as_deref().or(target);
+        match uri.and_then(uri_addr) {
+            Some((addr, t)) if t.map_or(true, |t| t == flow.transport) => Dest { remote: addr, ..flow },
+            _ => flow,
+        }
+    }
+
+    /// Sends an in-dialog request on slot `s`; returns the transaction key.
+    pub(crate) fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        id: CallKey,
+        s: usize,
+        method: Method,
+        body: Option<(&str, Vec<u8>)>,
+        purpose: Purpose,
+    ) -> Option<TxKey> {
+        let d = self.calls.get(&id)?.legs[s].dlg.dest;
+        let via = self.via(d.transport, d.local);
+        let contact = self.contact(d);
+        let call = self.calls.get_mut(&id)?;
+        let m = call.legs[s].dlg.request(method, via, contact, body);
+        self.journal_dirty.insert(id);
+        Some(self.txs.send_request(now, m, d, Owner::Call(id, purpose)))
+    }
+
+    /// Sends the ACK of a 2xx on a dialog (no transaction; RFC 3261 §13.2.2.4).
+    pub(crate) fn ack_on(&mut self, dlg: &Dialog) -> crate::transport::Transmit {
+        let d = dlg.dest;
+        let via = self.via(d.transport, d.local);
+        let t = crate::transport::Transmit { dest: d, data: dlg.ack(via).to_bytes() };
+        self.out.push_back(t.clone());
+        t
+    }
+
+    /// A new call number.
+    pub(crate) fn next_call(&mut self) -> CallKey {
+        let id = self.next;
+        self.next += 1;
+        CallKey(id)
+    }
+
+    /// True when `src` may speak for leg `s` of a call: the address we send its requests to,
+    /// its remote target, or an address of its trunk (ACL networks, targets). Identifiers alone
+    /// are not proof (an outsider who learnt a Call-ID and tag must not end or steer a call).
+    pub(crate) fn is_peer(&self, id: CallKey, s: usize, src: Dest) -> bool {
+        let Some(call) = self.calls.get(&id) else { return false };
+        let leg = &call.legs[s];
+        let ip = src.remote.ip();
+        let trunk = call.cfg.trunk(leg.trunk);
+        ip == leg.dlg.dest.remote.ip()
+            || uri_addr(&leg.dlg.remote_target).is_some_and(|(a, _)| a.ip() == ip)
+            || trunk.acl.iter().any(|n| n.contains(&ip))
+            || trunk.targets.iter().any(|t| t.addr.ip() == ip)
+    }
+
+    /// The in-dialog request dispatcher (requests with a To tag).
+    pub(crate) fn in_dialog(&mut self, now: Instant, k: TxKey, req: Message, src: Dest) {
+        let method = req.method().cloned().unwrap_or(Method::Options);
+        let Some((id, slot)) = self.lookup(&req) else {
+            return self.reply(now, &k, &req, 481, crate::sip::status::reason(481));
+        };
+        let s = match slot {
+            Slot::Live(s) if !self.is_peer(id, s, src) => {
+                self.metrics.bad("Not From Dialog Peer", || format!("{method} from {}", src.remote));
+                return self.reply(now, &k, &req, 403, "Not From Dialog Peer");
+            }
+            Slot::Live(s) => s,
+            Slot::Released | Slot::Transfer => {
+                let code = if method == Method::Bye { 200 } else { 481 };
+                return self.reply(now, &k, &req, code, crate::sip::status::reason(code));
+            }
+        };
+        if let (Some(c), Some(seq)) = (self.calls.get_mut(&id), req.cseq().map(|c| c.seq)) {
+            c.legs[s].dlg.remote_cseq = c.legs[s].dlg.remote_cseq.max(seq);
+            self.journal_dirty.insert(id);
+        }
+        match method {
+            Method::Bye => self.on_bye(now, id, s, k, req),
+            Method::Options => self.reply(now, &k, &req, 200, "OK"),
+            Method::Invite | Method::Update => self.on_reoffer(now, id, s, k, req),
+            Method::Refer => self.on_refer(now, id, s, k, req),
+            Method::Cancel => self.reply(now, &k, &req, 481, crate::sip::status::reason(481)),
+            _ => self.reply(now, &k, &req, 405, crate::sip::status::reason(405)),
+        }
+    }
+
+    /// An ACK for a 2xx we sent (the transaction layer absorbed the others).
+    pub(crate) fn on_ack(&mut self, now: Instant, req: &Message, src: Dest) {
+        let Some((id, Slot::Live(s))) = self.lookup(req) else { return };
+        if !self.is_peer(id, s, src) {
+            return self.metrics.bad("Not From Dialog Peer", || format!("ACK from {}", src.remote));
+        }
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if let Some(k) = call.legs[s].pending_2xx.take() {
+            self.txs.ack_2xx(now, &k);
+        }
+        if s == 0 && call.state == State::Answered {
+            call.state = State::Confirmed;
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Call timers (no answer, the CANCEL guard) and what the datapath reports about a call's
+//! session (refused commands, media timeouts, confirmed deletes).
+
+use std::time::Instant;
+
+use xtrunk_ring::msg::{ErrorCode, Event, SessionId};
+
+use super::{CallTimer, State};
+use crate::b2bua::Core;
+use crate::cdr::EndReason;
+use crate::sip::transaction::CallKey;
+
+impl Core {
+    /// A call timer fired.
+    pub(crate) fn call_timer(&mut self, now: Instant, id: CallKey, kind: CallTimer) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        match kind {
+            CallTimer::NoAnswer if call.state == State::Proceeding => {
+                call.cdr.end_reason = EndReason::NoAnswer;
+                self.cancel_b(now, id, 408);
+            }
+            CallTimer::Guard if call.state == State::Cancelling => self.finish(now, id),
+            _ => {}
+        }
+    }
+
+    fn call_of_session(&self, id: SessionId) -> Option<CallKey> {
+        self.calls.iter().find(|(_, c)| c.session == id).map(|(k, _)| *k)
+    }
+
+    /// An event from the datapath.
+    pub(crate) fn media_event(&mut self, now: Instant, ev: Event) {
+        match ev {
+            Event::Deleted { id, stats, .. } => self.deleted(id, Some(stats)),
+            Event::Error { id, code, port } => {
+                self.metrics.media_errors += 1;
+                log::warn!("datapath refused a command for session {}: {code:?} (port {port})", id.0);
+                if code == ErrorCode::UnknownSession {
+                    self.deleted(id, None);
+                } else if let Some(cid) = self.call_of_session(id) {
+                    // Create/Update refused: the call cannot carry media. Its Delete will be
+                    // answered UnknownSession, which returns the ports.
+                    let Some(c) = self.calls.get_mut(&cid) else { return };
+                    c.cdr.end_reason = EndReason::MediaError;
+                    match c.state {
+                        State::Proceeding => self.cancel_b(now, cid, 503),
+                        State::Cancelling => {}
+                        _ => self.end_call(now, cid, EndReason::MediaError),
+                    }
+                }
+            }
+            Event::MediaTimeout { id, idle_ms } => {
+                let Some(cid) = self.call_of_session(id) else { return };
+                if matches!(self.calls[&cid].state, State::Confirmed | State::Answered) {
+                    log::info!("call {}: no media for {idle_ms} ms, ending", cid.0);
+                    self.end_call(now, cid, EndReason::MediaTimeout);
+                }
+            }
+            Event::Created(_) | Event::Updated(_) | Event::Session(_) | Event::DumpDone { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Call-setup policy, pure: a borrowed view of a new call in, a [`Decision`] out.
+//!
+//! The core turns each new INVITE into an [`IncomingCall`] (quinn's `Incoming` pattern) and asks
+//! [`admit`]; call mechanics (`crate::call`) only carry the decision out. Policy builds no SIP,
+//! reads no clock (time comes in) and does no I/O; each step is a module with unit tests on plain
+//! values: [`identify`] (which trunk a request comes from) and [`routing`] (where it goes).
+//! Later steps (digest authentication, limits, caller-ID rules) slot in between.
+//!
+//! The SDP offer is summarised here only as present/absent: it is parsed by the mechanics after
+//! admission, so an unidentified source's SDP costs no parsing.
+
+pub mod identify;
+pub mod routing;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use xtrunk_config::{Snapshot, TrunkId};
+
+use crate::transport::Transport;
+
+/// A new call as policy sees it: everything borrowed from the request.
+#[derive(Clone, Copy, Debug)]
+pub struct IncomingCall<'a> {
+    /// Where the INVITE came from (the flow's remote address).
+    pub source: SocketAddr,
+    /// The listener it arrived on.
+    pub local: SocketAddr,
+    /// Its transport.
+    pub transport: Transport,
+    /// Request-URI user (the called number as dialled); empty when none.
+    pub user: &'a str,
+    /// From user, when the From URI has one.
+    pub from_user: Option<&'a str>,
+    /// P-Asserted-Identity, raw.
+    pub pai: Option<&'a str>,
+    /// True when the INVITE carries an offer (a body).
+    pub has_offer: bool,
+}
+
+/// What to do with a new call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Place it: the plan's entries in order.
+    Route(RoutePlan),
+    /// Refuse it.
+    Reject(Reject),
+    /// Ask for credentials (401/407). Built by the digest step when it exists.
+    Challenge {
+        /// Realm to challenge with.
+        realm: String,
+        /// The client's nonce was stale (RFC 3261 §22.4 `stale=true`).
+        stale: bool,
+    },
+}
+
+/// Where an admitted call goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutePlan {
+    /// The trunk the call came from.
+    pub inbound: TrunkId,
+    /// Outbound trunks, tried in order (today: one entry; its targets fail over in order).
+    pub entries: Vec<TrunkId>,
+}
+
+/// A refusal: status, the reason it names and where it is counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reject {
+    /// Why.
+    pub why: RejectReason,
+    /// The trunk the call was identified as coming from, when known.
+    pub trunk: Option<TrunkId>,
+}
+
+/// Why policy refused a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// No trunk's ACL holds the source address.
+    UnknownSource,
+    /// No route matches the called number from this trunk.
+    NoRoute,
+    /// The route's trunk has no targets.
+    NoTargets,
+    /// The INVITE carries no offer (delayed offer is not supported yet).
+    OfferRequired,
+}
+
+impl RejectReason {
+    /// The SIP status.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::UnknownSource => 403,
+            Self::NoRoute | Self::NoTargets => 404,
+            Self::OfferRequired => 488,
+        }
+    }
+
+    /// The reason phrase sent.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Self::UnknownSource => "Forbidden",
+            Self::NoRoute | Self::NoTargets => "No Route",
+            Self::OfferRequired => "Offer Required",
+        }
+    }
+
+    /// The CDR's end reason.
+    pub fn end_reason(self) -> crate::cdr::EndReason {
+        use crate::cdr::EndReason;
+        match self {
+            Self::NoRoute | Self::NoTargets => EndReason::NoRoute,
+            Self::UnknownSource | Self::OfferRequired => EndReason::Rejected,
+        }
+    }
+}
+
+/// Decides a new call: identify the trunk, require an offer... in the order the edge has always
+/// answered (403 before 404 before 488). `now` is for the time-based steps to come.
+pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant) -> Decision {
+    let _ = now;
+    let reject = |why, trunk| Decision::Reject(Reject { why, trunk });
+    let Some(tin) = identify::by_acl(cfg, call.source.ip()) else {
+        return reject(RejectReason::UnknownSource, None);
+    };
+    let Some(tout) = routing::outbound(cfg, tin, call.user) else {
+        return reject(RejectReason::NoRoute, Some(tin));
+    };
+    if cfg.trunk(tout).targets.is_empty() {
+        return reject(RejectReason::NoTargets, Some(tin));
+    }
+    if !call.has_offer {
+        return reject(RejectReason::OfferRequired, Some(tin));
+    }
+    Decision::Route(RoutePlan { inbound: tin, entries: vec![tout] })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,317 @@
+//! The SDP model: parsing, serialization, and the facts read from one side's description.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use xtrunk_ring::msg::{PtEntry, PtMap};
+
+use super::{codec_of, redact_keys};
+
+/// A parsed session description: session-level lines and media sections, in order.
+/// `Debug` prints the text with `inline:` keys redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sdp {
+    /// Session-level lines (`type`, value).
+    pub session: Vec<(u8, String)>,
+    /// Media sections.
+    pub media: Vec<MediaDesc>,
+}
+
+/// One `m=` section. `Debug` redacts `inline:` keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MediaDesc {
+    /// `audio`, `video`, ...
+    pub kind: String,
+    /// Port (0 = declined).
+    pub port: u16,
+    /// Protocol (`RTP/AVP`, `RTP/SAVP`, ...).
+    pub proto: String,
+    /// Formats (payload types for RTP).
+    pub fmts: Vec<String>,
+    /// Lines after `m=` (`c=`, `a=`, `b=` ...).
+    pub lines: Vec<(u8, String)>,
+}
+
+/// Why an SDP was refused (answered 488, or 400 for malformed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// Not parseable.
+    #[error("malformed SDP")]
+    Malformed,
+    /// No audio stream to relay.
+    #[error("no audio stream")]
+    NoAudio,
+    /// No codec the trunks allow.
+    #[error("no common codec")]
+    NoCommonCodec,
+    /// RTP/SAVP only, and the trunk has SRTP off.
+    #[error("SRTP offered only, trunk has srtp = off")]
+    SrtpOnly,
+    /// Plain RTP offered to a trunk with `srtp = mandatory`.
+    #[error("SRTP required")]
+    SrtpRequired,
+    /// SRTP without a usable `a=crypto` line (unknown/disallowed suite, MKI, bad key), or an
+    /// answer that echoes none of our offered tags.
+    #[error("no acceptable SRTP crypto")]
+    NoAcceptableCrypto,
+    /// The OS CSPRNG failed.
+    #[error("SRTP key generation failed")]
+    KeyGeneration,
+}
+
+impl SdpError {
+    /// SIP status and reason phrase for refusing an offer with this error.
+    pub fn status(self) -> (u16, &'static str) {
+        match self {
+            SdpError::Malformed => (400, "Bad SDP"),
+            SdpError::NoAudio => (488, "No Audio Stream"),
+            SdpError::NoCommonCodec => (488, "No Common Codec"),
+            SdpError::SrtpOnly => (488, "SRTP Not Allowed"),
+            SdpError::SrtpRequired => (488, "SRTP Required"),
+            SdpError::NoAcceptableCrypto => (488, "Not Acceptable Here"),
+            SdpError::KeyGeneration => (500, "Server Internal Error"),
+        }
+    }
+
+    /// The text of a `Warning: 399` header explaining an SRTP refusal (RFC 3261 §20.43).
+    pub fn warning(self) -> Option<&'static str> {
+        match self {
+            SdpError::SrtpOnly => Some("SRTP not allowed on this trunk"),
+            SdpError::SrtpRequired => Some("SRTP required on this trunk"),
+            SdpError::NoAcceptableCrypto => Some("no acceptable SRTP crypto"),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Sdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = String::from_utf8_lossy(&self.to_bytes()).into_owned();
+        f.debug_tuple("Sdp").field(&redact_keys(&text)).finish()
+    }
+}
+
+impl std::fmt::Debug for MediaDesc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<(char, String)> = self.lines.iter().map(|(t, v)| (*t as char, redact_keys(v))).collect();
+        f.debug_struct("MediaDesc")
+            .field("kind", &self.kind)
+            .field("port", &self.port)
+            .field("proto", &self.proto)
+            .field("fmts", &self.fmts)
+            .field("lines", &lines)
+            .finish()
+    }
+}
+
+impl Sdp {
+    /// Parses SDP text (CRLF or LF line ends).
+    pub fn parse(body: &[u8]) -> Result<Self, SdpError> {
+        let text = std::str::from_utf8(body).map_err(|_| SdpError::Malformed)?;
+        let mut session = Vec::new();
+        let mut media: Vec<MediaDesc> = Vec::new();
+        let mut first = true;
+        for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            let b = line.as_bytes();
+            if b.len() < 2 || b[1] != b'=' || !b[0].is_ascii_lowercase() {
+                return Err(SdpError::Malformed);
+            }
+            let (t, v) = (b[0], &line[2..]);
+            if first {
+                if t != b'v' || v != "0" {
+                    return Err(SdpError::Malformed);
+                }
+                first = false;
+            }
+            if t == b'm' {
+                let mut it = v.split(' ');
+                let kind = it.next().unwrap_or("").to_string();
+                let port_s = it.next().ok_or(SdpError::Malformed)?;
+                let port_s = port_s.split('/').next().unwrap_or("");
+                let port: u16 = port_s.parse().map_err(|_| SdpError::Malformed)?;
+                let proto = it.next().ok_or(SdpError::Malformed)?.to_string();
+                let fmts: Vec<String> = it.filter(|s| !s.is_empty()).map(str::to_string).collect();
+                if kind.is_empty() || fmts.is_empty() {
+                    return Err(SdpError::Malformed);
+                }
+                media.push(MediaDesc { kind, port, proto, fmts, lines: Vec::new() });
+            } else if let Some(m) = media.last_mut() {
+                m.lines.push((t, v.to_string()));
+            } else {
+                session.push((t, v.to_string()));
+            }
+        }
+        if first {
+            return Err(SdpError::Malformed);
+        }
+        Ok(Self { session, media })
+    }
+
+    /// Serializes with CRLF line ends.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_text().into_bytes()
+    }
+
+    /// Serializes with CRLF line ends, as text (plain appends: this runs for every SDP we send
+    /// and every journal record).
+    pub fn to_text(&self) -> String {
+        let mut s = String::with_capacity(320);
+        let line = |s: &mut String, t: u8, v: &str| {
+            s.push(char::from(t));
+            s.push('=');
+            s.push_str(v);
+            s.push_str("\r\n");
+        };
+        for (t, v) in &self.session {
+            line(&mut s, *t, v);
+        }
+        for m in &self.media {
+            s.push_str("m=");
+            s.push_str(&m.kind);
+            s.push(' ');
+            let _ = write!(s, "{}", m.port);
+            s.push(' ');
+            s.push_str(&m.proto);
+            // `m=<kind> <port> <proto> <fmt>*( <fmt>)`: one space before the list even when empty.
+            s.push(' ');
+            for (k, f) in m.fmts.iter().enumerate() {
+                if k > 0 {
+                    s.push(' ');
+                }
+                s.push_str(f);
+            }
+            s.push_str("\r\n");
+            for (t, v) in &m.lines {
+                line(&mut s, *t, v);
+            }
+        }
+        s
+    }
+
+    /// Index of the relayed stream: the first audio m-line with a non-zero port.
+    pub fn audio_index(&self) -> Option<usize> {
+        self.media.iter().position(|m| m.kind == "audio" && m.port != 0)
+    }
+
+    /// The connection address of media section `i` (media-level `c=`, else session-level).
+    pub fn conn_ip(&self, i: usize) -> Option<IpAddr> {
+        let m = self.media.get(i)?;
+        let c = m.lines.iter().find(|(t, _)| *t == b'c').or_else(|| self.session.iter().find(|(t, _)| *t == b'c'))?;
+        let mut it = c.1.split(' ');
+        let (_net, _ty, addr) = (it.next()?, it.next()?, it.next()?);
+        addr.split('/').next()?.parse().ok()
+    }
+
+    /// The value of attribute `name` in media section `i` (`Some("")` for a flag).
+    pub fn attr(&self, i: usize, name: &str) -> Option<&str> {
+        self.media.get(i)?.lines.iter().find_map(|(t, v)| {
+            if *t != b'a' {
+                return None;
+            }
+            let (n, val) = v.split_once(':').unwrap_or((v.as_str(), ""));
+            (n == name).then_some(val)
+        })
+    }
+
+    /// The media direction of section `i` (media-level, else session-level, else sendrecv).
+    pub fn direction(&self, i: usize) -> &'static str {
+        const DIRS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
+        let find = |lines: &[(u8, String)]| {
+            lines
+                .iter()
+                .find_map(|(t, v)| (*t == b'a').then(|| DIRS.iter().find(|d| **d == v.as_str()).copied()).flatten())
+        };
+        self.media.get(i).and_then(|m| find(&m.lines)).or_else(|| find(&self.session)).unwrap_or("sendrecv")
+    }
+
+    /// Payload types of section `i` with their encoding names (from `a=rtpmap` or the static
+    /// table of RFC 3551).
+    pub fn payloads(&self, i: usize) -> Vec<(u8, String)> {
+        let Some(m) = self.media.get(i) else { return Vec::new() };
+        m.fmts
+            .iter()
+            .filter_map(|f| {
+                let pt: u8 = f.parse().ok().filter(|p| *p <= 127)?;
+                let name = self.rtpmap(i, pt).or_else(|| static_name(pt))?;
+                Some((pt, name))
+            })
+            .collect()
+    }
+
+    fn rtpmap(&self, i: usize, pt: u8) -> Option<String> {
+        let m = self.media.get(i)?;
+        m.lines.iter().find_map(|(t, v)| {
+            let rest = v.strip_prefix("rtpmap:")?;
+            let (p, enc) = rest.split_once(' ')?;
+            (*t == b'a' && p.trim().parse::<u8>().ok()? == pt).then(|| enc.split('/').next().unwrap_or("").to_string())
+        })
+    }
+
+    /// What the peer told us about its end of the relayed stream.
+    pub fn remote(&self) -> Result<Remote, SdpError> {
+        let i = self.audio_index().ok_or(SdpError::NoAudio)?;
+        let m = &self.media[i];
+        let ip = self.conn_ip(i).ok_or(SdpError::Malformed)?;
+        let addr = (!ip.is_unspecified()).then(|| SocketAddr::new(ip, m.port));
+        let rtcp_port =
+            self.attr(i, "rtcp").and_then(|v| v.split(' ').next()).and_then(|p| p.parse().ok()).unwrap_or(0);
+        Ok(Remote {
+            index: i,
+            addr,
+            rtcp_port,
+            rtcp_mux: self.attr(i, "rtcp-mux").is_some(),
+            payloads: self.payloads(i),
+            direction: self.direction(i),
+        })
+    }
+}
+
+/// Facts from one side's SDP about the relayed stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    /// Index of the audio m-line.
+    pub index: usize,
+    /// RTP address; `None` for a hold with `c=0.0.0.0`.
+    pub addr: Option<SocketAddr>,
+    /// `a=rtcp` port or 0.
+    pub rtcp_port: u16,
+    /// `a=rtcp-mux` present.
+    pub rtcp_mux: bool,
+    /// Payload types and encoding names.
+    pub payloads: Vec<(u8, String)>,
+    /// Direction attribute.
+    pub direction: &'static str,
+}
+
+impl Remote {
+    /// The payload-type map for the datapath: known codecs only, at most [`xtrunk_ring::msg::MAX_PT`].
+    pub fn pt_map(&self) -> PtMap {
+        let mut m = PtMap::new();
+        for (pt, name) in &self.payloads {
+            if let Some(c) = codec_of(name) {
+                m.push(PtEntry { pt: *pt, codec: c });
+            }
+        }
+        m
+    }
+}
+
+fn static_name(pt: u8) -> Option<String> {
+    Some(
+        match pt {
+            0 => "PCMU",
+            3 => "GSM",
+            4 => "G723",
+            8 => "PCMA",
+            9 => "G722",
+            13 => "CN",
+            18 => "G729",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}

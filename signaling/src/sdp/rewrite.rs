@@ -1,0 +1,254 @@
+//! The offer/answer rewrite (RFC 3264) that anchors media on the relay, and the codec helpers.
+
+use std::net::IpAddr;
+
+use xtrunk_config::Codec as TrunkCodec;
+use xtrunk_ring::msg::Codec;
+
+use super::{MediaDesc, Remote, Sdp, SdpError};
+
+fn static_pt(name: &str) -> Option<u8> {
+    [(0, "PCMU"), (8, "PCMA"), (9, "G722"), (13, "CN"), (18, "G729")]
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name))
+        .map(|(p, _)| *p)
+}
+
+/// Config codec name → relay codec.
+pub fn codec_of(name: &str) -> Option<Codec> {
+    let n = name.to_ascii_lowercase();
+    Some(match n.as_str() {
+        "pcmu" => Codec::Pcmu,
+        "pcma" => Codec::Pcma,
+        "g722" => Codec::G722,
+        "g729" => Codec::G729,
+        "opus" => Codec::Opus,
+        "telephone-event" => Codec::TelephoneEvent,
+        "cn" => Codec::Cn,
+        _ => return None,
+    })
+}
+
+/// Our `o=` line state for one leg: the version increases with every SDP sent (RFC 3264 §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// Session id.
+    pub id: u64,
+    /// Version.
+    pub version: u64,
+}
+
+/// How to rewrite an SDP for the other side.
+#[derive(Clone, Debug)]
+pub struct Rewrite<'a> {
+    /// Relay address written in `c=`.
+    pub ip: IpAddr,
+    /// Relay RTP port written in `m=`.
+    pub port: u16,
+    /// Allowed codec names in preference order.
+    pub allowed: &'a [TrunkCodec],
+    /// SRTP off on the trunk the offer came from: refuse an RTP/SAVP offer ([`SdpError::SrtpOnly`]).
+    /// The other side's `a=crypto` lines are never copied; see [`add_offer_crypto`](super::add_offer_crypto).
+    pub srtp_off: bool,
+}
+
+fn is_codec(name: &str) -> bool {
+    !name.eq_ignore_ascii_case("telephone-event") && !name.eq_ignore_ascii_case("CN")
+}
+
+fn header_lines(ip: IpAddr, origin: &mut Origin) -> Vec<(u8, String)> {
+    origin.version += 1;
+    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    vec![
+        (b'v', "0".into()),
+        (b'o', format!("xtrunk {} {} IN {fam} {ip}", origin.id, origin.version)),
+        (b's', "xtrunk".into()),
+        (b'c', format!("IN {fam} {ip}")),
+        (b't', "0 0".into()),
+    ]
+}
+
+/// Kept attributes of the relayed stream for the chosen payload types.
+fn stream_lines(src: &Sdp, i: usize, pts: &[(u8, u8, String)], mux: bool, dir: &str) -> Vec<(u8, String)> {
+    // pts: (source pt, emitted pt, name)
+    let mut out = Vec::new();
+    for (spt, ept, name) in pts {
+        let enc = src.media[i].lines.iter().find_map(|(t, v)| {
+            let rest = v.strip_prefix("rtpmap:")?;
+            let (p, enc) = rest.split_once(' ')?;
+            (*t == b'a' && p.trim().parse::<u8>().ok()? == *spt).then(|| enc.to_string())
+        });
+        let enc = enc.unwrap_or_else(|| format!("{name}/8000"));
+        out.push((b'a', format!("rtpmap:{ept} {enc}")));
+        if let Some(f) = src.media[i].lines.iter().find_map(|(t, v)| {
+            let rest = v.strip_prefix("fmtp:")?;
+            let (p, params) = rest.split_once(' ')?;
+            (*t == b'a' && p.trim().parse::<u8>().ok()? == *spt).then(|| params.to_string())
+        }) {
+            out.push((b'a', format!("fmtp:{ept} {f}")));
+        }
+    }
+    for a in ["ptime", "maxptime"] {
+        if let Some(v) = src.attr(i, a) {
+            out.push((b'a', format!("{a}:{v}")));
+        }
+    }
+    if mux {
+        out.push((b'a', "rtcp-mux".into()));
+    }
+    out.push((b'a', dir.to_string()));
+    out
+}
+
+fn check_proto(m: &MediaDesc, srtp_off: bool) -> Result<(), SdpError> {
+    if m.proto.contains("SAVP") && srtp_off {
+        return Err(SdpError::SrtpOnly);
+    }
+    Ok(())
+}
+
+fn declined(m: &MediaDesc) -> MediaDesc {
+    MediaDesc { kind: m.kind.clone(), port: 0, proto: m.proto.clone(), fmts: m.fmts.clone(), lines: Vec::new() }
+}
+
+/// Rewrites an offer for the other side: relay address/port, allowed codecs in preference order
+/// (the offerer's payload-type numbers kept). Returns the new SDP.
+pub fn rewrite_offer(offer: &Sdp, rw: &Rewrite<'_>, origin: &mut Origin) -> Result<Sdp, SdpError> {
+    let r = offer.remote()?;
+    let i = r.index;
+    check_proto(&offer.media[i], rw.srtp_off)?;
+    let mut chosen: Vec<(u8, u8, String)> = Vec::new();
+    for want in rw.allowed {
+        if let Some((pt, name)) = r.payloads.iter().find(|(_, n)| n.eq_ignore_ascii_case(want.name())) {
+            if !chosen.iter().any(|(p, _, _)| p == pt) {
+                chosen.push((*pt, *pt, name.clone()));
+            }
+        }
+    }
+    if !chosen.iter().any(|(_, _, n)| is_codec(n)) {
+        return Err(SdpError::NoCommonCodec);
+    }
+    let lines = stream_lines(offer, i, &chosen, r.rtcp_mux, r.direction);
+    let media = relay_media(offer, i, rw.port, "RTP/AVP".into(), &chosen, lines);
+    Ok(Sdp { session: header_lines(rw.ip, origin), media })
+}
+
+/// Rewrites an answer for the side that sent `orig_offer`: relay address/port, the answer's
+/// codecs in the answer's order, numbered as in `orig_offer`. `mux` = accept rtcp-mux on that
+/// side (it offered it).
+pub fn rewrite_answer(answer: &Sdp, orig_offer: &Sdp, rw: &Rewrite<'_>, origin: &mut Origin) -> Result<Sdp, SdpError> {
+    let offer_r = orig_offer.remote()?;
+    let i = offer_r.index;
+    let am = answer.media.get(i).ok_or(SdpError::NoAudio)?;
+    let ans_payloads = answer.payloads(i);
+    let mut chosen: Vec<(u8, u8, String)> = Vec::new();
+    for (apt, name) in &ans_payloads {
+        if let Some((opt, _)) = offer_r.payloads.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)) {
+            if !chosen.iter().any(|(_, p, _)| p == opt) {
+                chosen.push((*apt, *opt, name.clone()));
+            }
+        }
+    }
+    if am.port == 0 || !chosen.iter().any(|(_, _, n)| is_codec(n)) {
+        return Err(SdpError::NoCommonCodec);
+    }
+    let lines = stream_lines(answer, i, &chosen, offer_r.rtcp_mux, answer.direction(i));
+    let proto = orig_offer.media.get(i).map(|m| m.proto.clone()).unwrap_or_default();
+    let media = relay_media(orig_offer, i, rw.port, proto, &chosen, lines);
+    Ok(Sdp { session: header_lines(rw.ip, origin), media })
+}
+
+/// The media sections of `base` with stream `i` replaced by the relay's audio stream (`port`,
+/// `proto`, the `chosen` payload types as `(theirs, ours, name)`, attribute `lines`) and every
+/// other stream declined.
+fn relay_media(
+    base: &Sdp,
+    i: usize,
+    port: u16,
+    proto: String,
+    chosen: &[(u8, u8, String)],
+    lines: Vec<(u8, String)>,
+) -> Vec<MediaDesc> {
+    let mut stream = Some(MediaDesc {
+        kind: "audio".into(),
+        port,
+        proto,
+        fmts: chosen.iter().map(|(_, p, _)| p.to_string()).collect(),
+        lines,
+    });
+    base.media
+        .iter()
+        .enumerate()
+        .map(|(j, m)| if j == i { stream.take().unwrap_or_else(|| declined(m)) } else { declined(m) })
+        .collect()
+}
+
+/// The payloads of `side` restricted to the codecs of `other` (the negotiated set on that leg).
+pub fn negotiated(side: &Remote, other: &Remote) -> Remote {
+    let mut r = side.clone();
+    r.payloads.retain(|(_, n)| other.payloads.iter().any(|(_, m)| m.eq_ignore_ascii_case(n)));
+    r
+}
+
+/// Payload type for a config codec name when generating SDP from scratch.
+pub fn default_pt(name: &str) -> Option<u8> {
+    static_pt(name).or_else(|| match name.to_ascii_lowercase().as_str() {
+        "telephone-event" => Some(101),
+        "opus" => Some(111),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::OFFER;
+
+    #[test]
+    fn offer_rewrite_filters_orders_and_hides() {
+        let o = Sdp::parse(OFFER.as_bytes()).unwrap();
+        let allowed =
+            vec![xtrunk_config::Codec::Pcma, xtrunk_config::Codec::Pcmu, xtrunk_config::Codec::TelephoneEvent];
+        let rw = Rewrite { ip: "192.0.2.1".parse().unwrap(), port: 20000, allowed: &allowed, srtp_off: true };
+        let mut origin = Origin { id: 7, version: 0 };
+        let n = rewrite_offer(&o, &rw, &mut origin).unwrap();
+        let text = String::from_utf8(n.to_bytes()).unwrap();
+        assert!(text.contains("m=audio 20000 RTP/AVP 8 0 101\r\n"), "{text}");
+        assert!(text.contains("c=IN IP4 192.0.2.1"));
+        assert!(!text.contains("10.0.0.1"));
+        assert!(!text.contains("crypto"));
+        assert!(!text.contains("a=rtcp:"));
+        assert!(text.contains("a=sendonly"));
+        assert!(text.contains("a=ptime:20"));
+        assert!(text.contains("a=fmtp:101 0-15"));
+        assert!(text.contains("m=video 0 RTP/AVP 31"));
+        let r = o.remote().unwrap();
+        assert_eq!(r.addr, Some("10.0.0.1:6000".parse().unwrap()));
+        assert_eq!(r.rtcp_port, 6005);
+    }
+
+    #[test]
+    fn answer_uses_offerer_numbers() {
+        let o = Sdp::parse(b"v=0\r\no=a 1 1 IN IP4 1.1.1.1\r\ns=-\r\nc=IN IP4 1.1.1.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n").unwrap();
+        let a = Sdp::parse(b"v=0\r\no=b 1 1 IN IP4 2.2.2.2\r\ns=-\r\nc=IN IP4 2.2.2.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 8 96\r\na=rtpmap:96 telephone-event/8000\r\n").unwrap();
+        let allowed = vec![xtrunk_config::Codec::Pcma, xtrunk_config::Codec::TelephoneEvent];
+        let rw = Rewrite { ip: "192.0.2.1".parse().unwrap(), port: 30000, allowed: &allowed, srtp_off: true };
+        let mut origin = Origin { id: 1, version: 0 };
+        let n = rewrite_answer(&a, &o, &rw, &mut origin).unwrap();
+        let t = String::from_utf8(n.to_bytes()).unwrap();
+        assert!(t.contains("m=audio 30000 RTP/AVP 8 101\r\n"), "{t}");
+        assert!(t.contains("a=rtpmap:101 telephone-event/8000"));
+        assert!(t.contains("a=rtcp-mux"));
+    }
+
+    #[test]
+    fn savp_only_and_no_codec_refused() {
+        let o = Sdp::parse(b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 4000 RTP/SAVP 8\r\n").unwrap();
+        let allowed = vec![xtrunk_config::Codec::Pcma];
+        let rw = Rewrite { ip: "192.0.2.1".parse().unwrap(), port: 30000, allowed: &allowed, srtp_off: true };
+        let mut origin = Origin { id: 1, version: 0 };
+        assert_eq!(rewrite_offer(&o, &rw, &mut origin), Err(SdpError::SrtpOnly));
+        let o = Sdp::parse(b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 4000 RTP/AVP 18\r\n").unwrap();
+        assert_eq!(rewrite_offer(&o, &rw, &mut origin), Err(SdpError::NoCommonCodec));
+    }
+}

@@ -1,0 +1,102 @@
+//! Transaction keys and owners.
+
+use crate::sip::msg::{Message, Method};
+
+/// A call of the B2BUA, as transactions name it (the core's call number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey(pub u64);
+
+/// What a call's client or server transaction is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// The callee-side INVITE.
+    Invite,
+    /// CANCEL of the callee-side INVITE.
+    Cancel,
+    /// A BYE on either leg.
+    Bye,
+    /// A re-INVITE/UPDATE relayed to the other leg.
+    ReOffer,
+    /// A NOTIFY of a REFER's progress.
+    Notify,
+    /// The INVITE toward a transfer target.
+    TransferInvite,
+    /// Our 2xx to the caller's INVITE (server side; its ACK timeout ends the call).
+    Answer2xx,
+    /// Our 2xx to a re-INVITE (server side).
+    ReOffer2xx,
+}
+
+/// Who a transaction reports to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A call, for one purpose.
+    Call(CallKey, Purpose),
+    /// A request that belongs to no call (the BYE of a 2xx nobody wants any more); its events
+    /// are dropped. Registrations and OPTIONS probes get their own variants when they exist.
+    Orphan,
+}
+
+/// Transaction key: direction + branch + method (ACK matches INVITE), or the RFC 2543 fallback.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxKey(String);
+
+impl TxKey {
+    /// A key that names no transaction of ours (a call rebuilt after a restart keeps one where
+    /// its INVITE's server transaction key was).
+    pub fn detached(label: String) -> Self {
+        Self(label)
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TxKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for TxKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+pub(super) fn key(server: bool, branch: &str, method: &Method) -> TxKey {
+    let m = match method {
+        Method::Ack => "INVITE",
+        m => m.as_str(),
+    };
+    let mut k = String::with_capacity(branch.len() + m.len() + 3);
+    k.push(if server { 's' } else { 'c' });
+    k.push('|');
+    k.push_str(branch);
+    k.push('|');
+    k.push_str(m);
+    TxKey(k)
+}
+
+/// The transaction key of a received request's server transaction (also usable for CANCEL →
+/// INVITE matching with `method = Invite`).
+pub fn server_key(msg: &Message, method: &Method) -> Option<TxKey> {
+    let via = msg.top_via_ref()?;
+    let branch = match via.branch() {
+        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => return Some(key(true, b, method)),
+        // RFC 2543 peers: no usable branch; approximate §17.2.3 with Call-ID, CSeq number,
+        // From tag and sent-by.
+        _ => format!(
+            "2543:{}:{}:{}:{}:{:?}",
+            msg.call_id().unwrap_or(""),
+            msg.cseq().map_or(0, |c| c.seq),
+            msg.from_tag().unwrap_or_default(),
+            via.host,
+            via.port
+        ),
+    };
+    Some(key(true, &branch, method))
+}

@@ -1,0 +1,164 @@
+//! Transaction machines on simulated time.
+use super::*;
+use crate::sip::msg::parse;
+use crate::transport::Transport;
+
+fn timers() -> Timers {
+    Timers { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+}
+
+fn request(method: Method, branch: &str) -> Message {
+    let mut m = Message::request(method.clone(), "sip:bob@127.0.0.2");
+    m.push(HName::Via, format!("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK{branch}"))
+        .push(HName::From, "<sip:a@x>;tag=1")
+        .push(HName::To, "<sip:b@y>")
+        .push(HName::CallId, "c1")
+        .push(HName::CSeq, format!("1 {method}"))
+        .push(HName::MaxForwards, "70");
+    m
+}
+
+fn resp(req: &Message, code: u16) -> Message {
+    let mut r = Message {
+        start: crate::sip::msg::StartLine::Response { code, reason: "X".into() },
+        headers: vec![],
+        body: vec![],
+    };
+    for n in [HName::Via, HName::From, HName::CallId, HName::CSeq] {
+        r.push(n.clone(), req.header(&n).unwrap());
+    }
+    r.push(HName::To, "<sip:b@y>;tag=2");
+    r
+}
+
+/// Client and server on simulated time; every `k`-th message in either direction is lost.
+/// The server answers `finals` (e.g. 180 then 486). Returns (finals the client TU saw,
+/// messages sent, time until both tables are empty).
+fn run(method: Method, answers: &[u16], k: usize, ack_2xx: bool) -> (Vec<u16>, usize, Duration, Vec<TxEvent>) {
+    let t0 = Instant::now();
+    let mut now = t0;
+    let a: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+    let b: SocketAddr = "127.0.0.2:5060".parse().unwrap();
+    let mut c = Transactions::new(timers());
+    let mut s = Transactions::new(timers());
+    c.send_request(
+        now,
+        request(method, "x1"),
+        Dest { transport: Transport::Udp, local: a, remote: b },
+        Owner::Call(CallKey(1), Purpose::Invite),
+    );
+    let mut sent = 0;
+    let mut seen = Vec::new();
+    let mut sevents = Vec::new();
+    let mut done_at = None;
+    let mut inv_key: Option<TxKey> = None;
+    while now < t0 + Duration::from_secs(120) {
+        while let Some(t) = c.poll_transmit() {
+            sent += 1;
+            if sent % k == 0 {
+                continue;
+            }
+            let m = parse(&t.data).unwrap();
+            match s.on_request(now, &m, Dest { transport: Transport::Udp, local: b, remote: a }) {
+                Incoming::New(key) => {
+                    inv_key = Some(key.clone());
+                    for code in answers {
+                        s.respond(now, &key, &resp(&m, *code));
+                    }
+                    s.set_owner(&key, Owner::Call(CallKey(9), Purpose::Answer2xx));
+                }
+                Incoming::Ack => {
+                    // ACK for 2xx: the TU stops the 2xx retransmissions.
+                    if let (true, Some(key)) = (ack_2xx, &inv_key) {
+                        s.ack_2xx(now, key);
+                    }
+                }
+                Incoming::Absorbed => {}
+            }
+        }
+        while let Some(t) = s.poll_transmit() {
+            sent += 1;
+            if sent % k == 0 {
+                continue;
+            }
+            c.on_response(now, parse(&t.data).unwrap());
+        }
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                TxEvent::Response { msg, key, .. } => {
+                    let code = msg.code().unwrap();
+                    seen.push(code);
+                    if (200..300).contains(&code) && msg.cseq().unwrap().method == Method::Invite {
+                        // The TU ACKs every 2xx (end-to-end ACK, new branch).
+                        let inv = c.client_request(&key).unwrap().clone();
+                        let mut ack = build_ack(&inv, &msg);
+                        ack.set(HName::Via, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack");
+                        c.out.push_back(Transmit {
+                            dest: Dest { transport: Transport::Udp, local: a, remote: b },
+                            data: ack.to_bytes(),
+                        });
+                    }
+                }
+                e => seen.push(if matches!(e, TxEvent::Timeout { .. }) { 408 } else { 0 }),
+            }
+        }
+        while let Some(ev) = s.poll_event() {
+            sevents.push(ev);
+        }
+        if c.len() == (0, 0) && s.len() == (0, 0) && done_at.is_none() {
+            done_at = Some(now - t0);
+            break;
+        }
+        now += Duration::from_millis(10);
+        c.on_timeout(now);
+        s.on_timeout(now);
+    }
+    (seen, sent, done_at.unwrap_or(Duration::MAX), sevents)
+}
+
+#[test]
+fn invite_non2xx_lossless() {
+    let (seen, _, done, _) = run(Method::Invite, &[180, 486], 1_000_000, true);
+    assert_eq!(seen, vec![180, 486]);
+    // Timer D (32 s) on the client, timer I (T4) on the server.
+    assert!(done >= Duration::from_secs(32) && done < Duration::from_secs(34), "{done:?}");
+}
+
+#[test]
+fn invite_non2xx_lossy() {
+    for k in [2, 3, 4, 5, 7] {
+        let (seen, _, done, _) = run(Method::Invite, &[180, 486], k, true);
+        assert_eq!(seen.iter().filter(|c| **c == 486).count(), 1, "k={k}: {seen:?}");
+        assert!(!seen.contains(&408), "k={k}: {seen:?}");
+        assert!(done < Duration::from_secs(60), "k={k}");
+    }
+}
+
+#[test]
+fn non_invite_lossy_and_timeout() {
+    // (k = 2 would lose every response: requests and responses strictly alternate.)
+    for k in [3, 4, 5, 7] {
+        let (seen, _, _, _) = run(Method::Options, &[200], k, true);
+        assert_eq!(seen, vec![200], "k={k}");
+    }
+    // Everything lost: timer F → timeout after 64·T1.
+    let (seen, _, done, _) = run(Method::Options, &[200], 1, true);
+    assert_eq!(seen, vec![408]);
+    assert!(done >= Duration::from_secs(32) && done < Duration::from_secs(33));
+}
+
+#[test]
+fn invite_2xx_retransmitted_until_ack() {
+    for k in [3, 4, 5, 7, 1_000_000] {
+        let (seen, _, _, sev) = run(Method::Invite, &[180, 200], k, true);
+        assert!(seen.contains(&200), "k={k}: {seen:?}");
+        assert!(sev.is_empty(), "k={k}: no ACK timeout expected: {sev:?}");
+    }
+    // The TU never sees the ACK: 2xx retransmitted, then AckTimeout after 64·T1.
+    let (_, sent, _, sev) = run(Method::Invite, &[200], 1_000_000, false);
+    assert!(
+        matches!(sev.as_slice(), [TxEvent::AckTimeout { owner: Owner::Call(CallKey(9), Purpose::Answer2xx) }]),
+        "{sev:?}"
+    );
+    assert!(sent > 8, "2xx retransmissions expected, {sent} messages");
+}
