@@ -47,6 +47,28 @@ pub struct Cdr {
     pub end_reason: EndReason,
     /// Per-leg stats: [caller leg, callee leg].
     pub legs: [LegStats; 2],
+    /// Every leg a REFER created (or tried to), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transfers: Vec<TransferCdr>,
+}
+
+/// One transfer (REFER) of a call: who asked, where to, and what became of the new leg.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TransferCdr {
+    /// The transferor's slot: 0 = caller side, 1 = callee side.
+    pub slot: u8,
+    /// The transferor's trunk.
+    pub by_trunk: String,
+    /// Refer-To user (the number dialled).
+    pub to: String,
+    /// The trunk the new leg went to (empty: no route).
+    pub trunk_out: String,
+    /// The new leg's Call-ID (ours; empty when no leg was created).
+    pub call_id: String,
+    /// REFER accepted, Unix ms.
+    pub start_ms: u64,
+    /// The new leg's final status (404/488 when no leg could be created; 0 while pending).
+    pub code: u16,
 }
 
 /// Who or what ended a call (the CDR's `end_reason`, in snake case on the wire).

@@ -88,7 +88,7 @@ impl Core {
 
     /// CANCEL of a caller's INVITE (RFC 3261 §9.2).
     pub(crate) fn on_cancel(&mut self, now: Instant, k: TxKey, req: Message, src: Dest) {
-        let ik = server_key(&req, &Method::Invite);
+        let ik = server_key(&req, &Method::Invite, src.remote.ip());
         let id = ik.as_ref().and_then(|ik| self.invite_stx.get(ik).copied());
         // Only the caller's side may cancel its INVITE (the branch is no secret on the wire).
         let id = id.filter(|id| self.is_peer(*id, 0, src));

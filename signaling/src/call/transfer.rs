@@ -2,6 +2,8 @@
 //! INVITE to the Refer-To user routed from the transferor's trunk, offered only the codecs
 //! negotiated with the transferee on the transferor's relay port; on 2xx: ACK, session update,
 //! NOTIFY `200 OK`, BYE to the transferor. A failure is NOTIFYed and leaves the call as it was.
+//! Only a trunk with `transfer = true` may transfer, only from the dialog's peer, only to where
+//! the transferor's own routes lead; every attempt is a [`TransferCdr`] in the call's CDR.
 
 use std::time::Instant;
 
@@ -11,6 +13,7 @@ use xtrunk_config::TrunkId;
 
 use super::{codecs_of, dkey, remote_spec, srtp_prefs, uri_host, user_of, Leg, Slot, State, Transfer};
 use crate::b2bua::Core;
+use crate::cdr::TransferCdr;
 use crate::policy::routing;
 use crate::sdp::{self, Origin, Rewrite, Sdp};
 use crate::sip::dialog::Dialog;
@@ -41,13 +44,25 @@ impl Core {
         self.txs.respond(now, &k, &r);
         self.notify(now, id, s, 100, "Trying", false);
         let tout = routing::outbound(&cfg, from_trunk, &user).filter(|t| !cfg.trunk(*t).targets.is_empty());
-        let Some(tout) = tout else {
-            return self.notify(now, id, s, 404, "Not Found", true);
+        let record = TransferCdr {
+            slot: s as u8,
+            by_trunk: cfg.trunk(from_trunk).name.clone(),
+            to: user.clone(),
+            trunk_out: tout.map(|t| cfg.trunk(t).name.clone()).unwrap_or_default(),
+            start_ms: self.unix_ms(now),
+            ..TransferCdr::default()
         };
-        let Some(leg) = self.transfer_leg(id, s, tout) else {
-            return self.notify(now, id, s, 488, "Not Acceptable Here", true);
+        let leg = tout.and_then(|t| self.transfer_leg(id, s, t));
+        let code = match (tout, leg) {
+            (Some(_), Some(leg)) => return self.send_transfer_invite(now, id, s, leg, &user, record),
+            (None, _) => 404,
+            (Some(_), None) => 488,
         };
-        self.send_transfer_invite(now, id, s, leg, &user);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.cdr.transfers.push(TransferCdr { code, ..record });
+            self.journal_dirty.insert(id);
+        }
+        self.notify(now, id, s, code, reason(code), true);
     }
 
     /// The new leg of a transfer: the transferor's slot and relay port, the transferee's SDP
@@ -89,7 +104,7 @@ impl Core {
         Some(Leg { dlg, trunk: tout, port, origin, remote_sdp: None, local_sdp: Some(offer), pending_2xx: None })
     }
 
-    fn send_transfer_invite(&mut self, now: Instant, id: CallKey, s: usize, leg: Leg, user: &str) {
+    fn send_transfer_invite(&mut self, now: Instant, id: CallKey, s: usize, leg: Leg, user: &str, rec: TransferCdr) {
         let d = leg.dlg.dest;
         let thost = uri_host(d.remote);
         let mut m = Message::request(Method::Invite, format!("sip:{user}@{thost}"));
@@ -106,6 +121,7 @@ impl Core {
         let key = self.txs.send_request(now, m, d, Owner::Call(id, Purpose::TransferInvite));
         self.dialogs.insert(dkey(&leg.dlg.call_id, &leg.dlg.local_tag), (id, Slot::Transfer));
         if let Some(call) = self.calls.get_mut(&id) {
+            call.cdr.transfers.push(TransferCdr { call_id: leg.dlg.call_id.clone(), ..rec });
             call.transfer = Some(Transfer { slot: s, leg, invite: Some(key) });
         }
     }
@@ -129,6 +145,9 @@ impl Core {
     pub(crate) fn transfer_final(&mut self, now: Instant, id: CallKey, code: u16, msg: Option<Message>) {
         let Some(call) = self.calls.get_mut(&id) else { return };
         let Some(mut tr) = call.transfer.take() else { return };
+        if let Some(t) = call.cdr.transfers.iter_mut().rev().find(|t| t.call_id == tr.leg.dlg.call_id) {
+            t.code = code;
+        }
         let s = tr.slot;
         self.dialogs.remove(&dkey(&tr.leg.dlg.call_id, &tr.leg.dlg.local_tag));
         let ok = (200..300).contains(&code);

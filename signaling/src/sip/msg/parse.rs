@@ -173,6 +173,17 @@ fn read_headers(hdrs: &str) -> (Vec<Header>, Option<&'static str>) {
     let mut cur: Option<(&str, Cow<'_, str>)> = None;
     if !hdrs.is_empty() {
         for line in hdrs.split("\r\n") {
+            // A bare CR or LF, NUL or another control character: never valid in a header
+            // (RFC 3261 §25.1: TEXT-UTF8, LWS = CRLF-folded SP/HTAB). The header is dropped, not
+            // kept, so that neither an answer (a 400 echoes From/To) nor the other leg (From's
+            // display name is copied across) can carry it.
+            if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                err.get_or_insert("Bad Header Value");
+                if line.starts_with([' ', '\t']) {
+                    cur = None;
+                }
+                continue;
+            }
             if line.starts_with([' ', '\t']) {
                 match cur.as_mut() {
                     Some((_, v)) => {
@@ -405,5 +416,27 @@ mod tests {
         let m = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nTo: <sip:a@b>;tag=x\r\nContent-Length: 2\r\n\r\nhi";
         let p = parse(m).unwrap();
         assert_eq!(parse(&p.to_bytes()).unwrap(), p);
+    }
+
+    #[test]
+    fn control_characters_in_a_header_are_refused_and_not_kept() {
+        for bad in [
+            "\"a\rb\" <sip:a@b>;tag=1",
+            "\"a\nInjected: x\" <sip:a@b>;tag=1",
+            "\"a\0\" <sip:a@b>;tag=1",
+            "\"a\x7f\" <sip:a@b>",
+        ] {
+            let m = format!("INVITE sip:1@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: {bad}\r\nTo: <sip:1@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
+            let e = parse(m.as_bytes()).unwrap_err();
+            assert_eq!((e.reason, e.code), ("Bad Header Value", 400), "{bad:?}");
+            assert!(e.headers.iter().all(|h| h.name != HName::From), "{bad:?}: the header is not kept for the 400");
+            assert!(e.headers.iter().any(|h| h.name == HName::Via), "the rest is");
+        }
+        // A folded continuation with a control character drops the whole header.
+        let m = b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@b>\r\n ;tag=\x01\r\n\r\n";
+        let e = parse(m).unwrap_err();
+        assert!(e.headers.iter().all(|h| h.name != HName::From));
+        // HTAB is whitespace, not a control character.
+        assert!(parse(b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom:\t<sip:a@b>;tag=1\r\nTo: <sip:h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n").is_ok());
     }
 }

@@ -1,5 +1,7 @@
 //! Transaction keys and owners.
 
+use std::net::IpAddr;
+
 use crate::sip::msg::{Message, Method};
 
 /// A call of the B2BUA, as transactions name it (the core's call number).
@@ -82,21 +84,23 @@ pub(super) fn key(server: bool, branch: &str, method: &Method) -> TxKey {
 }
 
 /// The transaction key of a received request's server transaction (also usable for CANCEL →
-/// INVITE matching with `method = Invite`).
-pub fn server_key(msg: &Message, method: &Method) -> Option<TxKey> {
+/// INVITE matching with `method = Invite`): RFC 3261 §17.2.3 — branch, the top Via's sent-by
+/// and method — plus the source IP, so that a request from elsewhere that copies a peer's
+/// branch (its Via is no secret on the wire) is never taken for that peer's retransmission.
+pub fn server_key(msg: &Message, method: &Method, src: IpAddr) -> Option<TxKey> {
     let via = msg.top_via_ref()?;
     let branch = match via.branch() {
-        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => return Some(key(true, b, method)),
-        // RFC 2543 peers: no usable branch; approximate §17.2.3 with Call-ID, CSeq number,
-        // From tag and sent-by.
+        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => b.to_string(),
+        // RFC 2543 peers: no usable branch; approximate §17.2.3 with Call-ID, CSeq number and
+        // From tag (sent-by is in every key).
         _ => format!(
-            "2543:{}:{}:{}:{}:{:?}",
+            "2543:{}:{}:{}",
             msg.call_id().unwrap_or(""),
             msg.cseq().map_or(0, |c| c.seq),
             msg.from_tag().unwrap_or_default(),
-            via.host,
-            via.port
         ),
     };
-    Some(key(true, &branch, method))
+    let port = via.port.unwrap_or(if via.transport.eq_ignore_ascii_case("TLS") { 5061 } else { 5060 });
+    let sent_by = format!("{branch}|{}:{port}|{src}", via.host.to_ascii_lowercase());
+    Some(key(true, &sent_by, method))
 }

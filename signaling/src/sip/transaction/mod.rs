@@ -164,7 +164,7 @@ impl Transactions {
     /// A request arrived from `dest.remote`. `dest` is where responses go (RFC 3261 §18.2.2).
     pub fn on_request(&mut self, now: Instant, msg: &Message, dest: Dest) -> Incoming {
         let Some(method) = msg.method().cloned() else { return Incoming::Absorbed };
-        let Some(k) = server_key(msg, &method) else { return Incoming::Absorbed };
+        let Some(k) = server_key(msg, &method, dest.remote.ip()) else { return Incoming::Absorbed };
         if let Some(tx) = self.server.get_mut(&k) {
             if method == Method::Ack {
                 if tx.invite && tx.state == SState::Completed {

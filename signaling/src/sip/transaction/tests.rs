@@ -162,3 +162,31 @@ fn invite_2xx_retransmitted_until_ack() {
     );
     assert!(sent > 8, "2xx retransmissions expected, {sent} messages");
 }
+
+#[test]
+fn server_match_is_branch_sent_by_method_and_source() {
+    let mut t = Transactions::new(timers());
+    let now = Instant::now();
+    let at = |remote: &str| Dest {
+        transport: Transport::Udp,
+        local: "127.0.0.1:5060".parse().unwrap(),
+        remote: remote.parse().unwrap(),
+    };
+    let a = request(Method::Options, "shared");
+    assert!(matches!(t.on_request(now, &a, at("127.0.0.1:5060")), Incoming::New(_)));
+    // The same branch from another client (another sent-by): a transaction of its own (§17.2.3).
+    let mut b = a.clone();
+    b.set(HName::Via, "SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKshared");
+    assert!(matches!(t.on_request(now, &b, at("10.0.0.9:5070")), Incoming::New(_)));
+    // A copy of the first client's Via from a third address is not its retransmission.
+    assert!(matches!(t.on_request(now, &a, at("198.51.100.7:5060")), Incoming::New(_)));
+    // The real retransmission is absorbed; sent-by compares case-insensitively, 5060 = no port.
+    assert_eq!(t.on_request(now, &a, at("127.0.0.1:5060")), Incoming::Absorbed);
+    let mut c = request(Method::Options, "p");
+    c.set(HName::Via, "SIP/2.0/UDP Host.Example;branch=z9hG4bKp");
+    let first = t.on_request(now, &c, at("10.0.0.1:5060"));
+    c.set(HName::Via, "SIP/2.0/UDP host.example:5060;branch=z9hG4bKp");
+    assert!(matches!(first, Incoming::New(_)));
+    assert_eq!(t.on_request(now, &c, at("10.0.0.1:5060")), Incoming::Absorbed);
+    assert_eq!(t.len().0, 4);
+}
