@@ -32,7 +32,7 @@ pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMod
 pub use media::{Latch, Media, MEDIA_PORT_FLOOR};
 pub use node::{LogLevel, Node};
 pub use route::Route;
-pub use sip::{Listen, Sip, SipTimers, TlsFiles, Transport};
+pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{AccountId, AccountView, RouteView, Snapshot, TrunkId, TrunkView};
 pub use trunk::{AuthMode, Codec, SrtpPolicy, SrtpSuite, Target, Trunk, TrunkKind, TrunkRole, CODECS, SRTP_SUITES};
 pub use validate::{Host, Problem};

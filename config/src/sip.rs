@@ -14,6 +14,8 @@ pub struct Sip {
     pub listen: Vec<Listen>,
     /// Host written into Via/Contact/Record-Route; default: the listener's address.
     pub advertised_host: Option<String>,
+    /// What outsiders can make the sidecar hold. TOML: `[sip.limits]`.
+    pub limits: SipLimits,
     /// RFC 3261 timers.
     pub timers: SipTimers,
     /// Largest SIP message accepted, in bytes; larger ones are answered 513 or dropped.
@@ -31,6 +33,7 @@ impl Default for Sip {
                 tls: None,
             }],
             advertised_host: None,
+            limits: SipLimits::default(),
             timers: SipTimers::default(),
             max_message_bytes: 65_535,
             no_answer_timeout_secs: 60,
@@ -78,6 +81,37 @@ impl fmt::Display for Transport {
             Self::Tcp => "tcp",
             Self::Tls => "tls",
         })
+    }
+}
+
+/// `[sip.limits]`: bounds on the state any source can create (each over-limit request is counted
+/// and dropped, or answered statelessly).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipLimits {
+    /// Server transactions kept at once, all sources together (default 262144: at 3 000 CPS a
+    /// call's INVITE and BYE transactions stay 64·T1 = 32 s, about 192 000). Over it, requests
+    /// are answered `503` without state. Sources that are no trunk's may hold a quarter of it.
+    pub max_server_transactions: usize,
+    /// Server transactions kept at once for one source IP that is no trunk's (neither in an ACL
+    /// nor a target; default 256). Over it, that source's new requests are dropped.
+    pub max_transactions_per_source: usize,
+    /// Bytes of keys and stored responses the server transactions may hold (default 256 MiB).
+    /// Over it, final responses to non-INVITE requests are sent without being kept.
+    pub max_transaction_bytes: usize,
+    /// Answer out-of-dialog OPTIONS from an address that is no trunk's (ACL or target) with `200`
+    /// (default false: dropped and counted, so the edge does not show itself to scanners).
+    pub answer_unknown_options: bool,
+}
+
+impl Default for SipLimits {
+    fn default() -> Self {
+        Self {
+            max_server_transactions: 262_144,
+            max_transactions_per_source: 256,
+            max_transaction_bytes: 256 << 20,
+            answer_unknown_options: false,
+        }
     }
 }
 

@@ -108,6 +108,25 @@ impl Config {
         if sip.no_answer_timeout_secs == 0 {
             v.add("sip.no_answer_timeout_secs", "must be at least 1");
         }
+        let l = &sip.limits;
+        if l.max_server_transactions == 0 {
+            v.add("sip.limits.max_server_transactions", "must be at least 1");
+        }
+        if l.max_transactions_per_source == 0 || l.max_transactions_per_source > l.max_server_transactions {
+            v.add(
+                "sip.limits.max_transactions_per_source",
+                format!(
+                    "must be within 1-{} (max_server_transactions), got {}",
+                    l.max_server_transactions, l.max_transactions_per_source
+                ),
+            );
+        }
+        if l.max_transaction_bytes < 1 << 20 {
+            v.add(
+                "sip.limits.max_transaction_bytes",
+                format!("must be at least 1048576, got {}", l.max_transaction_bytes),
+            );
+        }
     }
 
     fn validate_media(&self, v: &mut Validator) {

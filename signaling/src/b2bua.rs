@@ -28,7 +28,9 @@ use crate::journal::JournalOp;
 use crate::metrics::Metrics;
 use crate::ports::PortPool;
 use crate::sip::msg::{self, HName, Message, Method, StartLine};
-use crate::sip::transaction::{CallKey, Incoming, Owner, Purpose, Timers, Transactions, TxEvent, TxKey};
+use crate::sip::transaction::{
+    CallKey, Incoming, Limits, Overload, Owner, Purpose, Timers, Transactions, TxEvent, TxKey,
+};
 use crate::transport::{stamp_via, Dest, Transmit, Transport};
 
 pub use crate::policy::identify::by_acl as trunk_by_acl;
@@ -89,7 +91,7 @@ impl Core {
             hosts: listeners.iter().map(|(_, a)| (*a, format_host(&cfg, *a))).collect(),
             listeners,
             timers,
-            txs: Transactions::new(timers),
+            txs: Transactions::new(timers, Limits::from_config(&cfg.sip.limits)),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             invite_stx: HashMap::new(),
@@ -113,6 +115,7 @@ impl Core {
     /// keep the snapshot they started with. The listeners, the port pool and the transaction
     /// timers are the ones the core was built with (the caller keeps those keys as they were).
     pub fn reload(&mut self, cfg: Arc<Snapshot>) {
+        self.txs.set_limits(Limits::from_config(&cfg.sip.limits));
         self.cfg = cfg;
     }
 
@@ -248,9 +251,20 @@ impl Core {
         }
         let Some(reply) = self.stamp(&mut req, src) else { return };
         let method = req.method().cloned().unwrap_or(Method::Options);
-        match self.txs.on_request(now, &req, reply) {
+        let trunk = crate::policy::identify::by_source(&self.cfg, src.remote.ip()).is_some();
+        match self.txs.on_request(now, &req, reply, trunk) {
             Incoming::Absorbed => {}
             Incoming::Ack => self.on_ack(now, &req, src),
+            Incoming::Refused(Overload::Source) => {
+                self.metrics.bad("Transaction Limit (source)", || format!("{method} from {}", src.remote));
+            }
+            Incoming::Refused(Overload::Total) => {
+                self.metrics.bad("Transaction Limit (total)", || format!("{method} from {}", src.remote));
+                let tag = self.token();
+                let mut r = response(&req, 503, reason(503), Some(&tag));
+                r.push(HName::Other("Retry-After".into()), "5");
+                self.out.push_back(Transmit { dest: reply, data: r.to_bytes() });
+            }
             Incoming::New(k) => {
                 if let Some((code, phrase, extra)) = preflight(&req) {
                     self.metrics.bad(phrase, || format!("{method} from {}", src.remote));
@@ -268,13 +282,24 @@ impl Core {
                 }
                 match method {
                     Method::Invite => self.on_invite(now, k, req, src),
-                    Method::Options => self.reply(now, &k, &req, 200, "OK"),
+                    Method::Options => self.on_options(now, k, &req, src),
                     Method::Cancel => self.on_cancel(now, k, req, src),
                     Method::Bye | Method::Update | Method::Refer => self.reply(now, &k, &req, 481, reason(481)),
                     _ => self.reply(now, &k, &req, 405, reason(405)),
                 }
             }
         }
+    }
+
+    /// Out-of-dialog OPTIONS: `200` to trunks (keepalive both ways); outsiders only when
+    /// `sip.limits.answer_unknown_options` (else dropped and counted: scanners learn nothing).
+    fn on_options(&mut self, now: Instant, k: TxKey, req: &Message, src: Dest) {
+        let known = crate::policy::identify::by_source(&self.cfg, src.remote.ip()).is_some();
+        if known || self.cfg.sip.limits.answer_unknown_options {
+            return self.reply(now, &k, req, 200, "OK");
+        }
+        self.metrics.bad("OPTIONS From Unknown Source", || src.remote.to_string());
+        self.txs.forget_server(&k);
     }
 
     /// Answers a server transaction with a fresh To tag.

@@ -174,3 +174,18 @@ fn every_leg_a_refer_creates_is_in_the_cdr() {
     assert_eq!((t[1].by_trunk.as_str(), t[1].trunk_out.as_str()), ("local-pbx", "local-carrier"));
     assert_eq!(t[1].call_id, inv.call_id().unwrap());
 }
+
+#[test]
+fn control_characters_in_the_callers_display_name_do_not_cross() {
+    let cfg = xtrunk_config::Config::embedded_default().unwrap();
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 12);
+    for (i, from) in ["\"Al\\\x00ice\" <sip:100@pbx>;tag=pa", "\"Bob\" <sip:100@pbx>;tag=pb"].iter().enumerate() {
+        let inv = format!("INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKd{i};rport\r\nFrom: {from}\r\nTo: <sip:4930123@x>\r\nCall-ID: callD{i}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{PBX}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len());
+        p.input(addr(PBX), inv.as_bytes());
+        let b = p.take(carrier, is_req("INVITE"));
+        let f = b.header(&HName::From).unwrap();
+        assert!(!f.bytes().any(|c| c < 0x20), "{f:?}");
+        assert_eq!(f.starts_with("\"Bob\" "), i == 1, "{f:?}");
+    }
+}

@@ -246,7 +246,10 @@ impl Core {
         let b_tag = self.token();
         let b_call_id = self.token();
         let from_user = from_uri_user(req).unwrap_or_else(|| "anonymous".into());
-        let display = req.from().and_then(|f| f.display).map(|d| format!("{d} ")).unwrap_or_default();
+        // The caller's display name goes across only without control characters (the parser
+        // admits them as quoted-pairs; the carrier's parser may not).
+        let display = req.from().and_then(|f| f.display).filter(|d| !d.bytes().any(|b| b < 0x20 || b == 0x7f));
+        let display = display.map(|d| format!("{d} ")).unwrap_or_default();
         let t = cfg.trunk(tout).targets[0].clone();
         let local = self.listener(t.transport.into());
         let dlg = Dialog {

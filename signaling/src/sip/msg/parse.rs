@@ -173,11 +173,11 @@ fn read_headers(hdrs: &str) -> (Vec<Header>, Option<&'static str>) {
     let mut cur: Option<(&str, Cow<'_, str>)> = None;
     if !hdrs.is_empty() {
         for line in hdrs.split("\r\n") {
-            // A bare CR or LF, NUL or another control character: never valid in a header
-            // (RFC 3261 §25.1: TEXT-UTF8, LWS = CRLF-folded SP/HTAB). The header is dropped, not
-            // kept, so that neither an answer (a 400 echoes From/To) nor the other leg (From's
-            // display name is copied across) can carry it.
-            if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            // A bare CR or LF, or another control character that is not a quoted-pair: never
+            // valid in a header (RFC 3261 §25.1: TEXT-UTF8, LWS = CRLF-folded SP/HTAB;
+            // quoted-pair = "\" followed by anything but CR and LF). The header is dropped, not
+            // kept, so that neither an answer (a 400 echoes From/To) nor the other leg can carry it.
+            if has_bad_control(line.as_bytes()) {
                 err.get_or_insert("Bad Header Value");
                 if line.starts_with([' ', '\t']) {
                     cur = None;
@@ -215,6 +215,13 @@ fn read_headers(hdrs: &str) -> (Vec<Header>, Option<&'static str>) {
         flush_header(&mut cur, &mut headers, &mut err);
     }
     (headers, err)
+}
+
+/// CR or LF anywhere, or a control character (other than HTAB) not escaped by a backslash.
+fn has_bad_control(line: &[u8]) -> bool {
+    line.iter().enumerate().any(|(i, &b)| {
+        b == b'\r' || b == b'\n' || (((b < 0x20 && b != b'\t') || b == 0x7f) && (i == 0 || line[i - 1] != b'\\'))
+    })
 }
 
 /// Ends the header being read (if any): pushes its value, or one entry per list value.
@@ -425,6 +432,7 @@ mod tests {
             "\"a\nInjected: x\" <sip:a@b>;tag=1",
             "\"a\0\" <sip:a@b>;tag=1",
             "\"a\x7f\" <sip:a@b>",
+            "\"a\\\r\" <sip:a@b>",
         ] {
             let m = format!("INVITE sip:1@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: {bad}\r\nTo: <sip:1@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
             let e = parse(m.as_bytes()).unwrap_err();
@@ -436,6 +444,8 @@ mod tests {
         let m = b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@b>\r\n ;tag=\x01\r\n\r\n";
         let e = parse(m).unwrap_err();
         assert!(e.headers.iter().all(|h| h.name != HName::From));
+        // A quoted-pair may escape a control character other than CR/LF (RFC 4475 `intmeth`).
+        assert!(parse(b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: \"a\\\x00\" <sip:a@b>;tag=1\r\nTo: <sip:h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n").is_ok());
         // HTAB is whitespace, not a control character.
         assert!(parse(b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom:\t<sip:a@b>;tag=1\r\nTo: <sip:h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n").is_ok());
     }

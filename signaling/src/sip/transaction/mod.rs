@@ -16,7 +16,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::msg::{HName, Message, Method};
@@ -47,6 +47,46 @@ impl Timers {
     }
 }
 
+/// Bounds on the server side (`[sip.limits]`): what any source can make the table hold. Trunks'
+/// addresses are bound by `total` only; every other source by `per_source`, and all of them
+/// together by a quarter of `total` (an outsiders' flood never fills the table trunks need).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Server transactions, all sources.
+    pub total: usize,
+    /// Server transactions of one source IP that is no trunk's.
+    pub per_source: usize,
+    /// Bytes of keys and stored responses.
+    pub bytes: usize,
+}
+
+impl Limits {
+    /// From `[sip.limits]`.
+    pub fn from_config(l: &xtrunk_config::SipLimits) -> Self {
+        Self {
+            total: l.max_server_transactions,
+            per_source: l.max_transactions_per_source,
+            bytes: l.max_transaction_bytes,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::from_config(&xtrunk_config::SipLimits::default())
+    }
+}
+
+/// Why a new request got no server transaction.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Overload {
+    /// Its source (no trunk's) holds [`Limits::per_source`] transactions already, or all such
+    /// sources hold a quarter of [`Limits::total`].
+    Source,
+    /// The table is full ([`Limits::total`] or [`Limits::bytes`]).
+    Total,
+}
+
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 enum SState {
     Proceeding,
@@ -58,6 +98,9 @@ enum SState {
 
 struct ServerTx {
     invite: bool,
+    /// Source IP when it is no trunk's (for the per-source count); bytes held (key + response).
+    untrusted: Option<IpAddr>,
+    cost: usize,
     state: SState,
     owner: Option<Owner>,
     dest: Dest,
@@ -127,12 +170,21 @@ pub enum Incoming {
     Absorbed,
     /// An ACK that matched no INVITE transaction in Completed state: for the TU (ACK to 2xx).
     Ack,
+    /// A new request over a [`Limits`] bound: no transaction; the TU drops it or answers it
+    /// statelessly.
+    Refused(Overload),
 }
 
 /// The transaction table.
 pub struct Transactions {
     timers: Timers,
+    limits: Limits,
     server: HashMap<TxKey, ServerTx>,
+    /// Server transactions per untrusted source IP (no entry at zero), and their sum.
+    per_source: HashMap<IpAddr, usize>,
+    untrusted: usize,
+    /// Sum of the server transactions' costs.
+    server_bytes: usize,
     client: HashMap<TxKey, ClientTx>,
     heap: BinaryHeap<Reverse<(Instant, TxKey)>>,
     out: VecDeque<Transmit>,
@@ -141,10 +193,14 @@ pub struct Transactions {
 
 impl Transactions {
     /// An empty table.
-    pub fn new(timers: Timers) -> Self {
+    pub fn new(timers: Timers, limits: Limits) -> Self {
         Self {
             timers,
+            limits,
             server: HashMap::new(),
+            per_source: HashMap::new(),
+            untrusted: 0,
+            server_bytes: 0,
             client: HashMap::new(),
             heap: BinaryHeap::new(),
             out: VecDeque::new(),
@@ -157,12 +213,42 @@ impl Transactions {
         (self.server.len(), self.client.len())
     }
 
+    /// Bytes the server transactions hold (keys and stored responses) and the sources they are
+    /// from.
+    pub fn server_footprint(&self) -> (usize, usize) {
+        (self.server_bytes, self.per_source.len())
+    }
+
+    /// New bounds (a reload); what is held already stays until it ends.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    fn remove_server(&mut self, k: &TxKey) {
+        let Some(tx) = self.server.remove(k) else { return };
+        self.server_bytes -= tx.cost;
+        let Some(src) = tx.untrusted else { return };
+        self.untrusted -= 1;
+        if let Some(n) = self.per_source.get_mut(&src) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&src);
+            }
+        }
+    }
+
+    /// Drops a server transaction without answering (a request the TU decided to ignore).
+    pub fn forget_server(&mut self, k: &TxKey) {
+        self.remove_server(k);
+    }
+
     fn arm(&mut self, at: Instant, k: &TxKey) {
         self.heap.push(Reverse((at, k.clone())));
     }
 
     /// A request arrived from `dest.remote`. `dest` is where responses go (RFC 3261 §18.2.2).
-    pub fn on_request(&mut self, now: Instant, msg: &Message, dest: Dest) -> Incoming {
+    /// `trunk`: the source is a trunk's address (only the total bounds it).
+    pub fn on_request(&mut self, now: Instant, msg: &Message, dest: Dest, trunk: bool) -> Incoming {
         let Some(method) = msg.method().cloned() else { return Incoming::Absorbed };
         let Some(k) = server_key(msg, &method, dest.remote.ip()) else { return Incoming::Absorbed };
         if let Some(tx) = self.server.get_mut(&k) {
@@ -191,11 +277,28 @@ impl Transactions {
         if method == Method::Ack {
             return Incoming::Ack;
         }
+        let untrusted = (!trunk).then(|| dest.remote.ip());
+        if let Some(src) = untrusted {
+            let held = self.per_source.get(&src).copied().unwrap_or(0);
+            if held >= self.limits.per_source || self.untrusted >= self.limits.total / 4 {
+                return Incoming::Refused(Overload::Source);
+            }
+        }
+        if self.server.len() >= self.limits.total || self.server_bytes + k.len() > self.limits.bytes {
+            return Incoming::Refused(Overload::Total);
+        }
+        if let Some(src) = untrusted {
+            *self.per_source.entry(src).or_insert(0) += 1;
+            self.untrusted += 1;
+        }
+        self.server_bytes += k.len();
         let invite = method == Method::Invite;
         self.server.insert(
             k.clone(),
             ServerTx {
                 invite,
+                untrusted,
+                cost: k.len(),
                 state: SState::Proceeding,
                 owner: None,
                 dest,
@@ -236,7 +339,17 @@ impl Transactions {
         }
         let data = resp.to_bytes();
         self.out.push_back(Transmit { dest: tx.dest, data: data.clone() });
-        tx.last = Some(data);
+        let old = tx.last.as_ref().map_or(0, Vec::len);
+        let over = self.server_bytes - old + data.len() > self.limits.bytes;
+        if over && !tx.invite && code >= 200 {
+            // Sent, not kept: a retransmitted request will be answered afresh.
+            return self.remove_server(k);
+        }
+        if !over {
+            tx.cost = tx.cost - old + data.len();
+            self.server_bytes = self.server_bytes - old + data.len();
+            tx.last = Some(data);
+        }
         if code < 200 {
             return;
         }
@@ -421,7 +534,7 @@ impl Transactions {
                     }
                 }
                 tx.state = SState::Terminated;
-                self.server.remove(k);
+                self.remove_server(k);
             }
             return;
         }

@@ -39,8 +39,8 @@ fn run(method: Method, answers: &[u16], k: usize, ack_2xx: bool) -> (Vec<u16>, u
     let mut now = t0;
     let a: SocketAddr = "127.0.0.1:5060".parse().unwrap();
     let b: SocketAddr = "127.0.0.2:5060".parse().unwrap();
-    let mut c = Transactions::new(timers());
-    let mut s = Transactions::new(timers());
+    let mut c = Transactions::new(timers(), Limits::default());
+    let mut s = Transactions::new(timers(), Limits::default());
     c.send_request(
         now,
         request(method, "x1"),
@@ -59,7 +59,7 @@ fn run(method: Method, answers: &[u16], k: usize, ack_2xx: bool) -> (Vec<u16>, u
                 continue;
             }
             let m = parse(&t.data).unwrap();
-            match s.on_request(now, &m, Dest { transport: Transport::Udp, local: b, remote: a }) {
+            match s.on_request(now, &m, Dest { transport: Transport::Udp, local: b, remote: a }, false) {
                 Incoming::New(key) => {
                     inv_key = Some(key.clone());
                     for code in answers {
@@ -74,6 +74,7 @@ fn run(method: Method, answers: &[u16], k: usize, ack_2xx: bool) -> (Vec<u16>, u
                     }
                 }
                 Incoming::Absorbed => {}
+                Incoming::Refused(o) => panic!("refused: {o:?}"),
             }
         }
         while let Some(t) = s.poll_transmit() {
@@ -165,7 +166,7 @@ fn invite_2xx_retransmitted_until_ack() {
 
 #[test]
 fn server_match_is_branch_sent_by_method_and_source() {
-    let mut t = Transactions::new(timers());
+    let mut t = Transactions::new(timers(), Limits::default());
     let now = Instant::now();
     let at = |remote: &str| Dest {
         transport: Transport::Udp,
@@ -173,20 +174,62 @@ fn server_match_is_branch_sent_by_method_and_source() {
         remote: remote.parse().unwrap(),
     };
     let a = request(Method::Options, "shared");
-    assert!(matches!(t.on_request(now, &a, at("127.0.0.1:5060")), Incoming::New(_)));
+    assert!(matches!(t.on_request(now, &a, at("127.0.0.1:5060"), false), Incoming::New(_)));
     // The same branch from another client (another sent-by): a transaction of its own (§17.2.3).
     let mut b = a.clone();
     b.set(HName::Via, "SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKshared");
-    assert!(matches!(t.on_request(now, &b, at("10.0.0.9:5070")), Incoming::New(_)));
+    assert!(matches!(t.on_request(now, &b, at("10.0.0.9:5070"), false), Incoming::New(_)));
     // A copy of the first client's Via from a third address is not its retransmission.
-    assert!(matches!(t.on_request(now, &a, at("198.51.100.7:5060")), Incoming::New(_)));
+    assert!(matches!(t.on_request(now, &a, at("198.51.100.7:5060"), false), Incoming::New(_)));
     // The real retransmission is absorbed; sent-by compares case-insensitively, 5060 = no port.
-    assert_eq!(t.on_request(now, &a, at("127.0.0.1:5060")), Incoming::Absorbed);
+    assert_eq!(t.on_request(now, &a, at("127.0.0.1:5060"), false), Incoming::Absorbed);
     let mut c = request(Method::Options, "p");
     c.set(HName::Via, "SIP/2.0/UDP Host.Example;branch=z9hG4bKp");
-    let first = t.on_request(now, &c, at("10.0.0.1:5060"));
+    let first = t.on_request(now, &c, at("10.0.0.1:5060"), false);
     c.set(HName::Via, "SIP/2.0/UDP host.example:5060;branch=z9hG4bKp");
     assert!(matches!(first, Incoming::New(_)));
-    assert_eq!(t.on_request(now, &c, at("10.0.0.1:5060")), Incoming::Absorbed);
+    assert_eq!(t.on_request(now, &c, at("10.0.0.1:5060"), false), Incoming::Absorbed);
     assert_eq!(t.len().0, 4);
+}
+
+#[test]
+fn server_table_is_bounded_per_source_in_total_and_in_bytes() {
+    // Outsiders together may hold a quarter of the total: 3.
+    let limits = Limits { total: 12, per_source: 3, bytes: 4096 };
+    let mut t = Transactions::new(timers(), limits);
+    let now = Instant::now();
+    let from = |ip: &str| Dest {
+        transport: Transport::Udp,
+        local: "127.0.0.1:5060".parse().unwrap(),
+        remote: format!("{ip}:5060").parse().unwrap(),
+    };
+    let opt = |b: &str| request(Method::Options, b);
+    for i in 0..3 {
+        assert!(matches!(t.on_request(now, &opt(&format!("a{i}")), from("10.0.0.1"), false), Incoming::New(_)));
+    }
+    assert_eq!(t.on_request(now, &opt("a3"), from("10.0.0.1"), false), Incoming::Refused(Overload::Source));
+    assert_eq!(t.on_request(now, &opt("d"), from("10.0.0.2"), false), Incoming::Refused(Overload::Source));
+    // A trunk's address is bound by the total only.
+    for i in 0..9 {
+        assert!(matches!(t.on_request(now, &opt(&format!("b{i}")), from("10.0.1.1"), true), Incoming::New(_)));
+    }
+    assert_eq!(t.on_request(now, &opt("c"), from("10.0.1.1"), true), Incoming::Refused(Overload::Total));
+    assert_eq!(t.len().0, 12);
+    // A response too big for the byte budget is sent and not kept (the transaction ends).
+    let big = opt("a0");
+    let k = server_key(&big, &Method::Options, "10.0.0.1".parse().unwrap()).unwrap();
+    let mut r = resp(&big, 200);
+    r.body = vec![b'x'; 8192];
+    t.respond(now, &k, &r);
+    assert!(t.poll_transmit().is_some());
+    assert_eq!(t.len().0, 11);
+    // Answered transactions age out, and the per-source counts go with them.
+    for b in ["a1", "a2"] {
+        let k = server_key(&opt(b), &Method::Options, "10.0.0.1".parse().unwrap()).unwrap();
+        t.respond(now, &k, &resp(&opt(b), 200));
+    }
+    t.on_timeout(now + Duration::from_secs(64));
+    assert_eq!(t.len().0, 9, "the trunk's unanswered ones wait for the TU");
+    assert_eq!(t.server_footprint().1, 0, "no outsider holds anything");
+    assert!(matches!(t.on_request(now, &opt("a9"), from("10.0.0.1"), false), Incoming::New(_)));
 }
