@@ -343,14 +343,15 @@ impl<M: MediaPort> Server<M> {
         self.conns.accept(i, listener, *local, &mut self.core);
     }
 
-    /// Up to [`tcp::ROUND_TURNS`] turns of queued TCP connections, the core flushed after each
-    /// (so a peer's responses are queued before its next turn looks at them); idle ones closed.
+    /// One turn for each queued TCP connection (up to [`tcp::ROUND_TURNS`]), the core flushed
+    /// after each (so a peer's responses are queued before its next turn looks at them); idle
+    /// connections closed.
     fn serve_tcp(&mut self) {
         for i in self.conns.take_accepts() {
             self.accept(i);
         }
         self.conns.sweep(Instant::now(), &mut self.core);
-        for _ in 0..tcp::ROUND_TURNS {
+        for _ in 0..self.conns.round() {
             let Some(tok) = self.conns.pop() else { break };
             self.conns.turn(tok, &mut self.core);
             self.flush();

@@ -344,6 +344,12 @@ impl TcpConns {
         }
     }
 
+    /// Turns in this round: one per connection queued now (those queued again during the
+    /// round wait for the next), at most [`ROUND_TURNS`].
+    pub(crate) fn round(&self) -> usize {
+        self.queue.len().min(ROUND_TURNS)
+    }
+
     /// The next queued connection to give a turn.
     pub(crate) fn pop(&mut self) -> Option<Token> {
         self.queue.pop_front()
