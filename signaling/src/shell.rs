@@ -19,7 +19,7 @@ use crate::b2bua::Core;
 use crate::journal::{self, Journal, JournalOp};
 use crate::media::MediaPort;
 use crate::metrics::Metrics;
-use crate::tcp::{self, TcpConns};
+use crate::tcp::TcpConns;
 use crate::transport::{Dest, Transmit, Transport};
 
 /// What a server looked like when it stopped (tests assert on it).
@@ -343,7 +343,7 @@ impl<M: MediaPort> Server<M> {
         self.conns.accept(i, listener, *local, &mut self.core);
     }
 
-    /// One turn for each queued TCP connection (up to [`tcp::ROUND_TURNS`]), the core flushed
+    /// One turn for each queued TCP connection (up to [`crate::tcp::ROUND_TURNS`]), the core flushed
     /// after each (so a peer's responses are queued before its next turn looks at them); idle
     /// connections closed.
     fn serve_tcp(&mut self) {
