@@ -408,7 +408,8 @@ impl TcpConns {
                     c.last_io = Instant::now();
                     c.rx.push(&self.scratch[..n]);
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // NotConnected: an outbound connect in progress (its events come later).
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::NotConnected) => {
                     c.ready = false;
                     break End::Drained;
                 }

@@ -320,3 +320,72 @@ fn sipp_calls_over_tcp() {
     assert_clean(&s);
     assert_eq!(s.metrics.tcp, Default::default());
 }
+
+#[test]
+fn sipp_calls_to_a_carrier_over_tcp() {
+    need_sipp!();
+    let uas_port = free_port();
+    let side = Sidecar::start("tcp-out", &[uas_port], |c| {
+        with_tcp(c);
+        c.trunks[1].targets[0].transport = Transport::Tcp;
+    });
+    let carrier = sipp(&side.dir, "uas", "uas_basic", uas_port, None, 20, &["-t", "t1"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 20, &["-r", "20"]);
+    let (a, b) = (pbx.wait(), carrier.wait());
+    let s = side.stop();
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, b.successful), (20, 20));
+    assert_clean(&s);
+    assert_eq!(s.metrics.tcp, Default::default());
+}
+
+#[test]
+fn a_flooder_that_never_reads_is_not_read_then_closed_idle() {
+    let side = Sidecar::start("tcp-stall", &[free_port()], |c| {
+        with_tcp(c);
+        c.sip.tcp_idle_timeout_s = 1;
+    });
+    let addr = SocketAddr::from(([127, 0, 0, 1], side.port));
+    let s: TcpStream = {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.set_recv_buffer_size(4096).unwrap();
+        s.connect(&addr.into()).unwrap();
+        s.into()
+    };
+    let me = s.local_addr().unwrap();
+    s.set_nonblocking(true).unwrap();
+    // Requests until the sidecar stops taking them (blocked for 300 ms): it answers until its
+    // responses back up, then reads no more.
+    let (mut written, mut i, mut blocked_since) = (0usize, 0, None::<Instant>);
+    let mut pending = Vec::new();
+    while !matches!(blocked_since, Some(t) if t.elapsed() >= Duration::from_millis(300)) {
+        if pending.is_empty() {
+            pending = options(i, me).into_bytes();
+            i += 1;
+        }
+        match (&s).write(&pending) {
+            Ok(n) => {
+                written += n;
+                pending.drain(..n);
+                blocked_since = None;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                blocked_since.get_or_insert_with(Instant::now);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+        assert!(written < 256 << 20, "the sidecar kept reading: {written} B taken");
+    }
+    println!(
+        "a caller that never reads: {} kB of requests taken ({i} OPTIONS) before the sidecar stopped reading",
+        written >> 10
+    );
+    std::thread::sleep(Duration::from_millis(1800));
+    let st = side.stop();
+    println!("{:?}", st.metrics.tcp);
+    assert_eq!((st.metrics.tcp.closed_idle, st.metrics.tcp.closed_write_overflow), (1, 0));
+    assert_eq!(st.tcp_open, 0);
+}
