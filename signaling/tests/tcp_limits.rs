@@ -57,11 +57,12 @@ fn two_thousand_idle_connections_are_capped_then_closed() {
     const CONNS: usize = 2000;
     const SOURCES: u8 = 10;
     const CAP: usize = 256;
+    const IDLE: Duration = Duration::from_secs(3);
     let side = Sidecar::start("tcp-idle", &[free_port()], |c| {
         with_tcp(c);
         c.sip.tcp_max_connections = CAP;
         c.sip.tcp_max_per_source = 32;
-        c.sip.tcp_idle_timeout_s = 2;
+        c.sip.tcp_idle_timeout_s = IDLE.as_secs() as u32;
     });
     let to = SocketAddr::from(([127, 0, 0, 1], side.port));
     let base = open_fds();
@@ -74,19 +75,19 @@ fn two_thousand_idle_connections_are_capped_then_closed() {
     let open = clients.iter().filter(|s| still_open(s)).count();
     let sidecar_fds = open_fds() - base - CONNS;
     println!("{CONNS} connections from {SOURCES} sources in {connected:?}: {open} kept open, sidecar holds {sidecar_fds} more fds");
-    // 10 sources × 32 would allow 320: the total cap binds.
-    assert_eq!(open, CAP);
+    // 10 sources × 32 would allow 320: the total cap binds. (On a loaded machine connecting can
+    // take longer than the idle timeout; then some of the first ones are closed already.)
+    assert!(open <= CAP);
+    if connected < IDLE / 2 {
+        assert_eq!(open, CAP);
+    }
     assert!(sidecar_fds <= CAP + 8, "{sidecar_fds} fds");
-    // The idle timeout (2 s, swept every 0.5 s) closes the rest.
-    std::thread::sleep(Duration::from_millis(1500));
-    let deadline = Instant::now() + Duration::from_secs(4);
-    let mut left = CAP;
-    while Instant::now() < deadline {
-        left = clients.iter().filter(|s| still_open(s)).count();
-        if left == 0 {
-            break;
-        }
+    // The idle timeout (swept every 0.75 s) closes the rest.
+    let deadline = Instant::now() + IDLE * 2;
+    let mut left = open;
+    while Instant::now() < deadline && left > 0 {
         std::thread::sleep(Duration::from_millis(100));
+        left = clients.iter().filter(|s| still_open(s)).count();
     }
     println!("after the idle timeout: {left} open, {:?} after the last connect", t0.elapsed() - connected);
     assert_eq!(left, 0);
@@ -95,8 +96,8 @@ fn two_thousand_idle_connections_are_capped_then_closed() {
     let m = &s.metrics.tcp;
     println!("{m:?}");
     assert_eq!(s.tcp_open, 0);
-    assert_eq!(m.refused_cap_total + m.refused_cap_source, (CONNS - CAP) as u64);
-    assert_eq!(m.closed_idle, CAP as u64);
+    assert_eq!(m.refused_cap_total + m.refused_cap_source + m.closed_idle, CONNS as u64);
+    assert!(m.closed_idle >= CAP as u64);
     assert_eq!(m.refused_acl, 0);
 }
 
