@@ -22,6 +22,15 @@ pub struct Sip {
     pub max_message_bytes: usize,
     /// Seconds an outbound INVITE may ring before the B2BUA gives up (408 to the caller).
     pub no_answer_timeout_secs: u32,
+    // TCP connection limits (issue #11). Read at each accept and idle sweep, so a reload applies.
+    /// Most TCP connections open at once, accepted and outbound; more are refused (counted).
+    pub tcp_max_connections: usize,
+    /// Most TCP connections open at once from (or to) one IP address.
+    pub tcp_max_per_source: usize,
+    /// Seconds a TCP connection may carry no byte either way before it is closed.
+    pub tcp_idle_timeout_s: u32,
+    /// Most bytes queued toward a TCP peer that does not read; over it, the connection is closed.
+    pub tcp_max_write_buffer: usize,
 }
 
 impl Default for Sip {
@@ -37,6 +46,10 @@ impl Default for Sip {
             timers: SipTimers::default(),
             max_message_bytes: 65_535,
             no_answer_timeout_secs: 60,
+            tcp_max_connections: 1024,
+            tcp_max_per_source: 32,
+            tcp_idle_timeout_s: 120,
+            tcp_max_write_buffer: 1 << 20,
         }
     }
 }

@@ -127,6 +127,35 @@ impl Config {
                 format!("must be at least 1048576, got {}", l.max_transaction_bytes),
             );
         }
+        self.validate_sip_tcp(v);
+    }
+
+    fn validate_sip_tcp(&self, v: &mut Validator) {
+        let sip = &self.sip;
+        if !(1..=1_000_000).contains(&sip.tcp_max_connections) {
+            v.add("sip.tcp_max_connections", format!("must be between 1 and 1000000, got {}", sip.tcp_max_connections));
+        }
+        if sip.tcp_max_per_source == 0 || sip.tcp_max_per_source > sip.tcp_max_connections {
+            v.add(
+                "sip.tcp_max_per_source",
+                format!(
+                    "must be between 1 and tcp_max_connections ({}), got {}",
+                    sip.tcp_max_connections, sip.tcp_max_per_source
+                ),
+            );
+        }
+        if !(1..=86_400).contains(&sip.tcp_idle_timeout_s) {
+            v.add("sip.tcp_idle_timeout_s", format!("must be between 1 and 86400, got {}", sip.tcp_idle_timeout_s));
+        }
+        if sip.tcp_max_write_buffer < sip.max_message_bytes || sip.tcp_max_write_buffer > 1 << 30 {
+            v.add(
+                "sip.tcp_max_write_buffer",
+                format!(
+                    "must be between max_message_bytes ({}) and 1073741824, got {}",
+                    sip.max_message_bytes, sip.tcp_max_write_buffer
+                ),
+            );
+        }
     }
 
     fn validate_media(&self, v: &mut Validator) {

@@ -166,6 +166,23 @@ fn sip_limits() {
 }
 
 #[test]
+fn sip_tcp_limits() {
+    assert_problem(&default_with("[sip]\ntcp_max_connections = 0"), "sip.tcp_max_connections", "between 1");
+    assert_problem(&default_with("[sip]\ntcp_max_per_source = 0"), "sip.tcp_max_per_source", "between 1");
+    assert_problem(
+        &default_with("[sip]\ntcp_max_connections = 10\ntcp_max_per_source = 11"),
+        "sip.tcp_max_per_source",
+        "tcp_max_connections (10)",
+    );
+    assert_problem(&default_with("[sip]\ntcp_idle_timeout_s = 0"), "sip.tcp_idle_timeout_s", "between 1");
+    assert_problem(
+        &default_with("[sip]\ntcp_max_write_buffer = 1000"),
+        "sip.tcp_max_write_buffer",
+        "max_message_bytes",
+    );
+}
+
+#[test]
 fn node_rules() {
     assert_problem(&default_with("[node]\nname = \"\""), "node.name", "empty");
     assert_problem(&default_with("[node]\nshm_path = \"relative/x\""), "node.shm_path", "absolute");

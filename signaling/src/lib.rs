@@ -9,7 +9,8 @@
 //!   transfers, timers, restart.
 //! * [`sip::dialog`], [`sip::status`], [`sip::preflight`] — dialogs, status codes, request checks.
 //! * [`ports`] — the media port pool; [`media`] — the [`media::MediaPort`] seam to the datapath.
-//! * [`journal`] — restart safety; [`shell`] — sockets, mio, the [`run`] entry point.
+//! * [`journal`] — restart safety; [`shell`] — sockets, mio, the [`run`] entry point; [`tcp`] —
+//!   its TCP connections (limits, ACL at accept, O(n) framing, fair reading).
 //! * [`testing`] — the one test rig (a core pumped on simulated time) for tests, benches and fuzzing.
 
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod reload;
 pub mod sdp;
 pub mod shell;
 pub mod sip;
+pub mod tcp;
 pub mod testing;
 pub mod transport;
 

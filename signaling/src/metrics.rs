@@ -23,6 +23,33 @@ pub struct Metrics {
     pub media_backpressure: u64,
     /// Datapath errors received.
     pub media_errors: u64,
+    /// TCP connections refused or closed by the shell's limits.
+    pub tcp: TcpMetrics,
+}
+
+/// TCP connections refused at accept or closed by a limit (`[sip]` `tcp_*` keys), per reason.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TcpMetrics {
+    /// Refused: `tcp_max_connections` open already (outbound connects included).
+    pub refused_cap_total: u64,
+    /// Refused: `tcp_max_per_source` open already from (or to) that address.
+    pub refused_cap_source: u64,
+    /// Refused at accept: no trunk's acl or targets allow the address.
+    pub refused_acl: u64,
+    /// Closed: no byte either way for `tcp_idle_timeout_s`.
+    pub closed_idle: u64,
+    /// Closed: more than `max_message_bytes` without a complete frame.
+    pub closed_oversize_read: u64,
+    /// Closed: more than `tcp_max_write_buffer` queued toward a peer that does not read.
+    pub closed_write_overflow: u64,
+}
+
+/// Counts one event of `what`; logs the first (and every 10 000th after).
+pub(crate) fn count(n: &mut u64, what: &str, detail: impl FnOnce() -> String) {
+    *n += 1;
+    if *n == 1 || *n % 10_000 == 0 {
+        log::warn!("tcp {what}, {} so far: {}", *n, detail());
+    }
 }
 
 impl Metrics {

@@ -1,9 +1,8 @@
-//! The thin I/O shell: UDP and TCP sockets on one mio `Poll`, the clock, the datapath port, the
-//! CDR and journal files. Everything else happens in [`Core`].
+//! The thin I/O shell: UDP and TCP sockets on one mio `Poll` (TCP connections in [`crate::tcp`]),
+//! the clock, the datapath port, the CDR and journal files. Everything else happens in [`Core`].
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 use xtrunk_config::{Config, Host};
 use xtrunk_ring::msg::{Command, Event};
@@ -20,7 +19,7 @@ use crate::b2bua::Core;
 use crate::journal::{self, Journal, JournalOp};
 use crate::media::MediaPort;
 use crate::metrics::Metrics;
-use crate::sip::msg::frame_len;
+use crate::tcp::TcpConns;
 use crate::transport::{Dest, Transmit, Transport};
 
 /// What a server looked like when it stopped (tests assert on it).
@@ -36,14 +35,8 @@ pub struct Summary {
     pub pending_deletes: usize,
     /// Counters.
     pub metrics: Metrics,
-}
-
-struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    rbuf: Vec<u8>,
-    wbuf: Vec<u8>,
+    /// TCP connections still open.
+    pub tcp_open: usize,
 }
 
 /// The sidecar: sockets bound, not yet running.
@@ -51,9 +44,7 @@ pub struct Server<M: MediaPort> {
     poll: Poll,
     udp: Vec<(Token, UdpSocket, SocketAddr)>,
     tcp: Vec<(Token, TcpListener, SocketAddr)>,
-    conns: HashMap<Token, Conn>,
-    by_peer: HashMap<SocketAddr, Token>,
-    next_token: usize,
+    conns: TcpConns,
     core: Core,
     media: M,
     cdr: Option<File>,
@@ -61,12 +52,9 @@ pub struct Server<M: MediaPort> {
     journal: Option<Journal>,
     journal_ops: Vec<JournalOp>,
     journal_path: std::path::PathBuf,
-    max: usize,
     /// The file to re-read when the flag is raised (SIGHUP).
     reload: Option<(PathBuf, Arc<AtomicBool>)>,
 }
-
-const FIRST_CONN: usize = 1024;
 
 /// Requested SO_RCVBUF/SO_SNDBUF of the SIP UDP sockets. A burst of calls must not overflow the
 /// receive queue while the loop is busy (a lost datagram costs a 500 ms T1 retransmission); the
@@ -152,13 +140,12 @@ impl<M: MediaPort> Server<M> {
             ),
             None => None,
         };
+        let conns = TcpConns::new(poll.registry().try_clone()?);
         Ok(Self {
             poll,
             udp,
             tcp,
-            conns: HashMap::new(),
-            by_peer: HashMap::new(),
-            next_token: FIRST_CONN,
+            conns,
             core,
             media,
             cdr,
@@ -166,7 +153,6 @@ impl<M: MediaPort> Server<M> {
             journal: None,
             journal_ops: Vec::new(),
             journal_path: journal::path_for(&cfg.node.shm_path),
-            max: cfg.sip.max_message_bytes,
             reload: None,
         })
     }
@@ -273,7 +259,7 @@ impl<M: MediaPort> Server<M> {
         while !stop.load(Ordering::Relaxed) {
             self.maybe_reload();
             let now = Instant::now();
-            let mut timeout = Duration::from_millis(5);
+            let mut timeout = Duration::from_millis(if self.conns.busy() { 0 } else { 5 });
             if let Some(t) = self.core.poll_timeout() {
                 timeout = timeout.min(t.saturating_duration_since(now));
             }
@@ -289,14 +275,10 @@ impl<M: MediaPort> Server<M> {
                 } else if let Some(i) = self.tcp.iter().position(|(t, _, _)| *t == tok) {
                     self.accept(i);
                 } else {
-                    if ev.is_writable() {
-                        self.write_conn(tok);
-                    }
-                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                        self.read_conn(tok, &mut buf);
-                    }
+                    self.conns.on_event(ev, &mut self.core);
                 }
             }
+            self.serve_tcp();
             let now = Instant::now();
             self.core.handle_timeout(now);
             while let Some(ev) = self.media.poll_event() {
@@ -315,6 +297,7 @@ impl<M: MediaPort> Server<M> {
             active_calls: self.core.active_calls(),
             pending_deletes: self.core.pending_deletes(),
             metrics: self.core.metrics.clone(),
+            tcp_open: self.conns.len(),
         }
     }
 
@@ -356,118 +339,22 @@ impl<M: MediaPort> Server<M> {
     }
 
     fn accept(&mut self, i: usize) {
-        loop {
-            match self.tcp[i].1.accept() {
-                Ok((mut stream, peer)) => {
-                    let tok = Token(self.next_token);
-                    self.next_token += 1;
-                    if self.poll.registry().register(&mut stream, tok, Interest::READABLE | Interest::WRITABLE).is_err()
-                    {
-                        continue;
-                    }
-                    let local = self.tcp[i].2;
-                    self.by_peer.insert(peer, tok);
-                    self.conns.insert(tok, Conn { stream, peer, local, rbuf: Vec::new(), wbuf: Vec::new() });
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    log::warn!("tcp accept: {e}");
-                    break;
-                }
-            }
-        }
+        let (_, listener, local) = &self.tcp[i];
+        self.conns.accept(i, listener, *local, &mut self.core);
     }
 
-    fn close(&mut self, tok: Token, failed: bool) {
-        if let Some(mut c) = self.conns.remove(&tok) {
-            let _ = self.poll.registry().deregister(&mut c.stream);
-            self.by_peer.remove(&c.peer);
-            if failed {
-                self.core.handle_transport_error(Instant::now(), c.peer);
-            }
+    /// One turn for each queued TCP connection (up to [`crate::tcp::ROUND_TURNS`]), the core flushed
+    /// after each (so a peer's responses are queued before its next turn looks at them); idle
+    /// connections closed.
+    fn serve_tcp(&mut self) {
+        for i in self.conns.take_accepts() {
+            self.accept(i);
         }
-    }
-
-    fn read_conn(&mut self, tok: Token, buf: &mut [u8]) {
-        let mut closed = false;
-        {
-            let Some(c) = self.conns.get_mut(&tok) else { return };
-            loop {
-                match c.stream.read(buf) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => c.rbuf.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-        }
-        // Frame.
-        loop {
-            let Some(c) = self.conns.get_mut(&tok) else { return };
-            // RFC 5626 keep-alive: CRLFCRLF ping → CRLF pong; stray CRLFs skipped.
-            let mut skip = 0;
-            while c.rbuf[skip..].starts_with(b"\r\n") {
-                skip += 2;
-            }
-            if skip >= 4 {
-                c.wbuf.extend_from_slice(b"\r\n");
-            }
-            c.rbuf.drain(..skip);
-            if c.rbuf.is_empty() {
-                break;
-            }
-            match frame_len(&c.rbuf, self.max) {
-                Ok(Some(n)) => {
-                    let frame: Vec<u8> = c.rbuf.drain(..n).collect();
-                    let dest = Dest { transport: Transport::Tcp, local: c.local, remote: c.peer };
-                    self.core.handle_input(Instant::now(), dest, &frame);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    // Unframeable stream: nothing after this point can be trusted.
-                    self.core.metrics.bad(e.reason, || format!("tcp stream from {}", c.peer));
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        self.flush();
-        if closed {
-            self.close(tok, false);
-        }
-    }
-
-    fn write_conn(&mut self, tok: Token) {
-        let mut failed = false;
-        if let Some(c) = self.conns.get_mut(&tok) {
-            while !c.wbuf.is_empty() {
-                match c.stream.write(&c.wbuf) {
-                    Ok(0) => {
-                        failed = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        c.wbuf.drain(..n);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == ErrorKind::NotConnected => break,
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-        }
-        if failed {
-            self.close(tok, true);
+        self.conns.sweep(Instant::now(), &mut self.core);
+        for _ in 0..self.conns.round() {
+            let Some(tok) = self.conns.pop() else { break };
+            self.conns.turn(tok, &mut self.core);
+            self.flush();
         }
     }
 
@@ -481,42 +368,7 @@ impl<M: MediaPort> Server<M> {
                     }
                 }
             }
-            Transport::Tcp | Transport::Tls => {
-                let tok = match self.by_peer.get(&t.dest.remote) {
-                    Some(t) => *t,
-                    None => match TcpStream::connect(t.dest.remote) {
-                        Ok(mut stream) => {
-                            let tok = Token(self.next_token);
-                            self.next_token += 1;
-                            if self
-                                .poll
-                                .registry()
-                                .register(&mut stream, tok, Interest::READABLE | Interest::WRITABLE)
-                                .is_err()
-                            {
-                                return self.core.handle_transport_error(Instant::now(), t.dest.remote);
-                            }
-                            self.by_peer.insert(t.dest.remote, tok);
-                            self.conns.insert(
-                                tok,
-                                Conn {
-                                    stream,
-                                    peer: t.dest.remote,
-                                    local: t.dest.local,
-                                    rbuf: Vec::new(),
-                                    wbuf: Vec::new(),
-                                },
-                            );
-                            tok
-                        }
-                        Err(_) => return self.core.handle_transport_error(Instant::now(), t.dest.remote),
-                    },
-                };
-                if let Some(c) = self.conns.get_mut(&tok) {
-                    c.wbuf.extend_from_slice(&t.data);
-                }
-                self.write_conn(tok);
-            }
+            Transport::Tcp | Transport::Tls => self.conns.send(t, &mut self.core),
         }
     }
 

@@ -13,7 +13,7 @@ mod header;
 mod parse;
 
 pub use header::{param, CSeq, NameAddr, NameAddrRef, Params, Uri, Via, ViaRef};
-pub use parse::{frame_len, parse, split_list, ParseError};
+pub use parse::{frame_len, frame_total, parse, split_list, ParseError};
 
 /// A SIP method.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -27,6 +27,8 @@ impl ParseError {
 /// Where a stream frame ends: `Ok(Some(n))` when `buf[..n]` is one whole message (headers plus
 /// Content-Length body), `Ok(None)` when more bytes are needed. Leading CRLFs (keep-alives) must be
 /// stripped by the caller. A stream message without Content-Length cannot be framed: error.
+/// Each call searches `buf` from its start; a connection's reader resumes instead
+/// (`tcp::Framer`), calling [`frame_total`] once per frame.
 pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
     let Some(hend) = find(buf, b"\r\n\r\n") else {
         if buf.len() > max {
@@ -34,7 +36,18 @@ pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
         }
         return Ok(None);
     };
-    let head = std::str::from_utf8(&buf[..hend]).map_err(|_| ParseError::new("Bad Header"))?;
+    let total = frame_total(&buf[..hend])?;
+    if total > max {
+        return Err(ParseError::new("Message Too Large"));
+    }
+    Ok(if buf.len() >= total { Some(total) } else { None })
+}
+
+/// The length of a whole stream frame whose header block (start line and headers, without the
+/// blank line) is `head`: `head`, CRLFCRLF, then Content-Length bytes of body. Errors: the
+/// header block is not UTF-8, Content-Length is missing or not a number.
+pub fn frame_total(head: &[u8]) -> Result<usize, ParseError> {
+    let head = std::str::from_utf8(head).map_err(|_| ParseError::new("Bad Header"))?;
     let mut cl: Option<usize> = None;
     for line in head.split("\r\n").skip(1) {
         if line.starts_with([' ', '\t']) {
@@ -47,11 +60,7 @@ pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
         }
     }
     let cl = cl.ok_or(ParseError::new("Missing Content-Length"))?;
-    let total = hend + 4 + cl;
-    if total > max {
-        return Err(ParseError::new("Message Too Large"));
-    }
-    Ok(if buf.len() >= total { Some(total) } else { None })
+    head.len().checked_add(4 + cl).ok_or(ParseError::new("Bad Content-Length"))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
