@@ -31,6 +31,10 @@ pub struct LoopbackMedia {
     pub log: Vec<Command>,
     /// When set, `send` refuses this many times before accepting (backpressure tests).
     pub refuse: usize,
+    /// When set, this many `Create`s are answered `CapacityExhausted` (a full datapath).
+    pub fail_creates: usize,
+    /// When set, `Create`s get no answer at all (a datapath that is gone).
+    pub mute_creates: bool,
 }
 
 impl LoopbackMedia {
@@ -48,6 +52,11 @@ impl MediaPort for LoopbackMedia {
         }
         self.log.push(*cmd);
         let ev = match *cmd {
+            Command::Create(s) if self.fail_creates > 0 => {
+                self.fail_creates -= 1;
+                Event::Error { id: s.id, code: xtrunk_ring::msg::ErrorCode::CapacityExhausted, port: 0 }
+            }
+            Command::Create(_) if self.mute_creates => return Ok(()),
             Command::Create(s) => {
                 self.sessions.insert(s.id, s);
                 Event::Created(s.id)

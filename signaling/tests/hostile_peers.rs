@@ -189,3 +189,26 @@ fn control_characters_in_the_callers_display_name_do_not_cross() {
         assert_eq!(f.starts_with("\"Bob\" "), i == 1, "{f:?}");
     }
 }
+
+/// A call the datapath cannot carry dials no carrier: `503` to the caller, CDR `media_error`,
+/// every port back — whether the datapath refuses the session or never answers.
+#[test]
+fn no_carrier_is_dialled_before_the_datapath_holds_the_session() {
+    for mute in [false, true] {
+        let cfg = xtrunk_config::Config::embedded_default().unwrap();
+        let carrier = cfg.trunks[1].targets[0].addr;
+        let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 13);
+        p.media.fail_creates = usize::from(!mute);
+        p.media.mute_creates = mute;
+        let inv = format!("INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKm;rport\r\nFrom: <sip:100@pbx>;tag=pm\r\nTo: <sip:4930123@x>\r\nCall-ID: callM\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{PBX}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len());
+        p.input(addr(PBX), inv.as_bytes());
+        p.advance(Duration::from_secs(3));
+        assert!(p.try_take(carrier, |_| true).is_none(), "mute={mute}: the carrier was dialled");
+        assert!(p.try_take(addr(PBX), is_resp(503)).is_some(), "mute={mute}: {:#?}", p.dump_out());
+        assert_eq!(p.core.active_calls(), 0);
+        // The Delete of a session the datapath never took is answered UnknownSession: ports back.
+        assert_eq!(p.core.ports().in_use(), 0, "mute={mute}");
+        assert_eq!(p.cdrs.len(), 1);
+        assert_eq!((p.cdrs[0].disposition, p.cdrs[0].end_reason.as_str()), (503, "media_error"));
+    }
+}

@@ -88,6 +88,9 @@ pub(crate) struct Call {
     pub(crate) b_ctx: Option<TxKey>,
     pub(crate) b_ack: Option<crate::transport::Transmit>,
     pub(crate) b_provisional: bool,
+    /// The callee-side INVITE waits for the datapath to confirm the session (`Created`): no
+    /// carrier is dialled for a call that cannot carry media.
+    pub(crate) b_waits_media: bool,
     pub(crate) cancel_sent: bool,
     pub(crate) targets_tried: usize,
     pub(crate) user: String,
@@ -127,6 +130,10 @@ pub(crate) enum CallTimer {
     NoAnswer,
     /// Gives up waiting for the callee's final after a CANCEL.
     Guard,
+    /// Wakes the shell soon after a Create, so the datapath's `Created` is read at once.
+    MediaWake,
+    /// The datapath never confirmed the session: `503` to the caller.
+    MediaGuard,
 }
 
 /// The dialog table key: Call-ID and our tag.

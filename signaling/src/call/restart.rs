@@ -139,6 +139,7 @@ impl Core {
             b_ctx: None,
             b_ack: None,
             b_provisional: true,
+            b_waits_media: false,
             cancel_sent: false,
             targets_tried: 1,
             user: e.user.clone(),

@@ -97,6 +97,7 @@ impl Core {
             b_ctx: None,
             b_ack: None,
             b_provisional: false,
+            b_waits_media: true,
             cancel_sent: false,
             targets_tried: 0,
             user,
@@ -114,7 +115,9 @@ impl Core {
         self.metrics.calls_started += 1;
         self.txs.respond(now, &k, &trying);
         self.heap.push(Reverse((na, id, CallTimer::NoAnswer)));
-        self.send_b_invite(now, id);
+        // The callee-side INVITE goes out on the datapath's `Created` (see `media_event`).
+        self.heap.push(Reverse((now + Duration::from_millis(1), id, CallTimer::MediaWake)));
+        self.heap.push(Reverse((now + MEDIA_CONFIRM, id, CallTimer::MediaGuard)));
     }
 
     /// Parses and negotiates the caller's offer for both legs and takes two relay ports; on
@@ -177,6 +180,9 @@ impl Core {
         }
     }
 }
+
+/// How long the datapath may take to confirm a new session before the call is refused `503`.
+const MEDIA_CONFIRM: Duration = Duration::from_secs(2);
 
 /// The datapath session of a new call: the caller's leg from its offer, the callee's empty until
 /// it answers.

@@ -114,6 +114,10 @@ impl Core {
         let a_stx = call.a_stx.clone();
         self.txs.respond(now, &a_stx, &r);
         *self.metrics.finals_to_caller.entry(code).or_insert(0) += 1;
+        if call.b_waits_media {
+            // No INVITE went out: nothing to cancel, nothing to wait for.
+            return self.finish(now, id);
+        }
         self.heap.push(Reverse((now + self.timers.t1 * 64 + Duration::from_secs(1), id, CallTimer::Guard)));
         self.send_cancel_if_possible(now, id);
     }

@@ -20,11 +20,22 @@ impl Core {
                 self.cancel_b(now, id, 408);
             }
             CallTimer::Guard if call.state == State::Cancelling => self.finish(now, id),
+            CallTimer::MediaGuard if call.b_waits_media && call.state == State::Proceeding => {
+                log::warn!("call {}: the datapath did not confirm its session, refusing 503", id.0);
+                self.metrics.media_errors += 1;
+                call.cdr.end_reason = EndReason::MediaError;
+                self.cancel_b(now, id, 503);
+            }
             _ => {}
         }
     }
 
     fn call_of_session(&self, id: SessionId) -> Option<CallKey> {
+        // A new call's session id is its call number; a resumed call keeps the datapath's.
+        let k = CallKey(id.0);
+        if self.calls.get(&k).is_some_and(|c| c.session == id) {
+            return Some(k);
+        }
         self.calls.iter().find(|(_, c)| c.session == id).map(|(k, _)| *k)
     }
 
@@ -56,7 +67,14 @@ impl Core {
                     self.end_call(now, cid, EndReason::MediaTimeout);
                 }
             }
-            Event::Created(_) | Event::Updated(_) | Event::Session(_) | Event::DumpDone { .. } => {}
+            Event::Created(id) => {
+                let Some(cid) = self.call_of_session(id) else { return };
+                let Some(c) = self.calls.get_mut(&cid) else { return };
+                if std::mem::take(&mut c.b_waits_media) && c.state == State::Proceeding {
+                    self.send_b_invite(now, cid);
+                }
+            }
+            Event::Updated(_) | Event::Session(_) | Event::DumpDone { .. } => {}
         }
     }
 }
