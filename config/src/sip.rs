@@ -112,6 +112,10 @@ pub struct SipLimits {
     /// Bytes of keys and stored responses the server transactions may hold (default 256 MiB).
     /// Over it, final responses to non-INVITE requests are sent without being kept.
     pub max_transaction_bytes: usize,
+    /// Share of the media port pool (percent) the calls of one source may hold before they are
+    /// confirmed — ringing, or answered and not yet ACKed (default 50). Over it, that source's
+    /// new INVITEs get `503`: half-open calls from one PBX or attacker cannot take every port.
+    pub max_pending_share_pct: u8,
     /// Answer out-of-dialog OPTIONS from an address that is no trunk's (ACL or target) with `200`
     /// (default false: dropped and counted, so the edge does not show itself to scanners).
     pub answer_unknown_options: bool,
@@ -123,6 +127,7 @@ impl Default for SipLimits {
             max_server_transactions: 262_144,
             max_transactions_per_source: 256,
             max_transaction_bytes: 256 << 20,
+            max_pending_share_pct: 50,
             answer_unknown_options: false,
         }
     }

@@ -127,6 +127,12 @@ impl Config {
                 format!("must be at least 1048576, got {}", l.max_transaction_bytes),
             );
         }
+        if !(1..=100).contains(&l.max_pending_share_pct) {
+            v.add(
+                "sip.limits.max_pending_share_pct",
+                format!("must be between 1 and 100, got {}", l.max_pending_share_pct),
+            );
+        }
         self.validate_sip_tcp(v);
     }
 

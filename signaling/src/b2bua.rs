@@ -58,6 +58,8 @@ pub struct Core {
     /// The caller's INVITE server transaction → its call (CANCEL matching).
     pub(crate) invite_stx: HashMap<TxKey, CallKey>,
     pub(crate) ports: PortPool,
+    /// Calls not yet confirmed (ringing, or 2xx not ACKed), per caller source IP.
+    pub(crate) pending: HashMap<IpAddr, usize>,
     pub(crate) pending_delete: HashMap<SessionId, ([u16; 2], Option<Cdr>)>,
     pub(crate) heap: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
     pub(crate) out: VecDeque<Transmit>,
@@ -96,6 +98,7 @@ impl Core {
             dialogs: HashMap::new(),
             invite_stx: HashMap::new(),
             ports: PortPool::new(cfg.media.port_min, cfg.media.port_max),
+            pending: HashMap::new(),
             cfg,
             pending_delete: HashMap::new(),
             heap: BinaryHeap::new(),

@@ -212,3 +212,40 @@ fn no_carrier_is_dialled_before_the_datapath_holds_the_session() {
         assert_eq!((p.cdrs[0].disposition, p.cdrs[0].end_reason.as_str()), (503, "media_error"));
     }
 }
+
+/// Calls one source leaves pending (ringing, never answered or ACKed) take at most
+/// `max_pending_share_pct` of the port pool; other sources still get ports, and the share
+/// comes back when those calls are answered and ACKed.
+#[test]
+fn one_source_cannot_hold_the_whole_port_pool_with_pending_calls() {
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    cfg.media.port_min = 30_000;
+    cfg.media.port_max = 30_040; // 20 relay ports: 10 calls; 50 % = 5 pending calls per source
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 14);
+    let invite = |from: &str, i: usize| {
+        format!("INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKs{i};rport\r\nFrom: <sip:100@pbx>;tag=ps{i}\r\nTo: <sip:4930123@x>\r\nCall-ID: callS{i}-{from}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{from}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len())
+    };
+    let other = "127.0.0.2:5062";
+    for i in 0..6 {
+        p.input(addr(PBX), invite(PBX, i).as_bytes());
+    }
+    assert_eq!(p.core.active_calls(), 5);
+    assert!(p.try_take(addr(PBX), is_resp(503)).is_some(), "the 6th pending call is refused");
+    p.input(addr(other), invite(other, 0).as_bytes());
+    assert_eq!(p.core.active_calls(), 6, "another source still gets ports");
+    // The first source's calls are answered and ACKed: they no longer count.
+    let invs: Vec<Message> = std::iter::from_fn(|| p.try_take(carrier, is_req("INVITE"))).collect();
+    for b in invs.iter().filter(|m| m.header(&HName::Contact).is_some()) {
+        p.input(carrier, &with_sdp(response(b, 200, "OK", Some("cs")), &format!("<sip:c@{carrier}>")));
+    }
+    while let Some(ok) = p.try_take(addr(PBX), is_resp(200)) {
+        let (cid, to) = (ok.call_id().unwrap().to_string(), ok.header(&HName::To).unwrap().to_string());
+        let from = ok.header(&HName::From).unwrap().to_string();
+        let ack = format!("ACK sip:xtrunk@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKa{cid};rport\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
+        p.input(addr(PBX), ack.as_bytes());
+    }
+    p.out.clear();
+    p.input(addr(PBX), invite(PBX, 9).as_bytes());
+    assert_eq!(p.core.active_calls(), 7, "confirmed calls free the share: {:#?}", p.dump_out());
+}

@@ -91,6 +91,8 @@ pub(crate) struct Call {
     /// The callee-side INVITE waits for the datapath to confirm the session (`Created`): no
     /// carrier is dialled for a call that cannot carry media.
     pub(crate) b_waits_media: bool,
+    /// Counted in `Core::pending` under this source until confirmed or ended.
+    pub(crate) pending_src: Option<std::net::IpAddr>,
     pub(crate) cancel_sent: bool,
     pub(crate) targets_tried: usize,
     pub(crate) user: String,
@@ -134,6 +136,19 @@ pub(crate) enum CallTimer {
     MediaWake,
     /// The datapath never confirmed the session: `503` to the caller.
     MediaGuard,
+}
+
+impl Core {
+    /// A call of `src` is no longer pending (confirmed or ended).
+    pub(crate) fn unpend(&mut self, src: Option<std::net::IpAddr>) {
+        let Some(ip) = src else { return };
+        if let Some(n) = self.pending.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(&ip);
+            }
+        }
+    }
 }
 
 /// The dialog table key: Call-ID and our tag.
@@ -324,6 +339,8 @@ impl Core {
         }
         if s == 0 && call.state == State::Answered {
             call.state = State::Confirmed;
+            let src = call.pending_src.take();
+            self.unpend(src);
         }
     }
 }

@@ -140,6 +140,7 @@ impl Core {
             b_ack: None,
             b_provisional: true,
             b_waits_media: false,
+            pending_src: None,
             cancel_sent: false,
             targets_tried: 1,
             user: e.user.clone(),

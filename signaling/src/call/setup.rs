@@ -98,6 +98,7 @@ impl Core {
             b_ack: None,
             b_provisional: false,
             b_waits_media: true,
+            pending_src: Some(src.remote.ip()),
             cancel_sent: false,
             targets_tried: 0,
             user,
@@ -112,6 +113,7 @@ impl Core {
             cdr,
         };
         self.calls.insert(id, call);
+        *self.pending.entry(src.remote.ip()).or_insert(0) += 1;
         self.metrics.calls_started += 1;
         self.txs.respond(now, &k, &trying);
         self.heap.push(Reverse((na, id, CallTimer::NoAnswer)));
@@ -149,6 +151,12 @@ impl Core {
             }
         };
         let allowed = common_codecs(cfg.trunk(tout), cfg.trunk(tin));
+        let share = self.ports.capacity() * usize::from(cfg.sip.limits.max_pending_share_pct) / 100;
+        if 2 * (self.pending.get(&src.remote.ip()).copied().unwrap_or(0) + 1) > share.max(2) {
+            self.metrics.bad("Pending Share Exceeded", || src.remote.to_string());
+            self.reject_invite(now, k, req, 503, "Too Many Pending Calls", Some(tin), EndReason::Rejected);
+            return None;
+        }
         let Some(pa) = self.ports.alloc() else {
             self.no_ports(now, k, req, tin);
             return None;

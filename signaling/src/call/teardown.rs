@@ -185,7 +185,8 @@ impl Core {
 
     /// Ends a call: Delete the session, drop the dialogs. Ports return on `Event::Deleted`.
     pub(crate) fn finish(&mut self, now: Instant, id: CallKey) {
-        let Some(call) = self.calls.remove(&id) else { return };
+        let Some(mut call) = self.calls.remove(&id) else { return };
+        self.unpend(call.pending_src.take());
         for l in &call.legs {
             self.dialogs.remove(&dkey(&l.dlg.call_id, &l.dlg.local_tag));
         }
