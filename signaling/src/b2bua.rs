@@ -68,6 +68,10 @@ pub struct Core {
     pub(crate) journal_out: VecDeque<JournalOp>,
     /// Answered calls whose dialog state changed since last journaled (see `call/restart.rs`).
     pub(crate) journal_dirty: BTreeSet<CallKey>,
+    /// Set by [`Core::shutdown`]: new INVITEs are refused `503`.
+    pub(crate) draining: bool,
+    /// The datapath is gone: ended calls send no Delete, their CDRs are written at once.
+    pub(crate) media_lost: bool,
     /// Call numbers (internal: journal keys, session ids; never sent).
     pub(crate) next: u64,
     /// Every identifier we send (tags, branches, Call-IDs, SDP session ids).
@@ -107,6 +111,8 @@ impl Core {
             cdr_out: VecDeque::new(),
             journal_out: VecDeque::new(),
             journal_dirty: BTreeSet::new(),
+            draining: false,
+            media_lost: false,
             next: 1,
             ids: Ids::new(seed.into()),
             epoch: (now, wall),
@@ -145,6 +151,11 @@ impl Core {
     /// Sessions whose Delete is not yet confirmed.
     pub fn pending_deletes(&self) -> usize {
         self.pending_delete.len()
+    }
+
+    /// Nothing left to finish: no call, no Delete unconfirmed, no request of ours unanswered.
+    pub fn drained(&self) -> bool {
+        self.calls.is_empty() && self.pending_delete.is_empty() && self.txs.len().1 == 0
     }
 
     pub(crate) fn unix_ms(&self, now: Instant) -> u64 {

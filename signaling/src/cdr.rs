@@ -107,6 +107,10 @@ pub enum EndReason {
     MediaTimeout,
     /// Ended because a restarted sidecar could not resume it.
     SidecarRestart,
+    /// The edge was stopped (SIGTERM): we sent BYE (or 503 to a ringing caller).
+    Shutdown,
+    /// The datapath died: the call's media was gone, we sent BYE both ways.
+    MediaLost,
     /// A value this version does not know (read from an older or newer journal).
     #[serde(other)]
     Other,
@@ -131,6 +135,8 @@ impl EndReason {
             Self::MediaError => "media_error",
             Self::MediaTimeout => "media_timeout",
             Self::SidecarRestart => "sidecar_restart",
+            Self::Shutdown => "shutdown",
+            Self::MediaLost => "media_lost",
             Self::Other => "other",
         }
     }

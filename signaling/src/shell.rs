@@ -16,6 +16,7 @@ use xtrunk_config::{Config, Host};
 use xtrunk_ring::msg::{Command, Event};
 
 use crate::b2bua::Core;
+use crate::cdr::EndReason;
 use crate::journal::{self, Journal, JournalOp};
 use crate::media::MediaPort;
 use crate::metrics::Metrics;
@@ -54,7 +55,14 @@ pub struct Server<M: MediaPort> {
     journal_path: std::path::PathBuf,
     /// The file to re-read when the flag is raised (SIGHUP).
     reload: Option<(PathBuf, Arc<AtomicBool>)>,
+    media_lost: Option<Arc<AtomicBool>>,
+    /// UDP sockets not drained in their last turn (edge-triggered: no new event will come).
+    udp_busy: Vec<bool>,
 }
+
+/// How long a stopping sidecar waits for its BYEs to be answered and its sessions deleted
+/// (the supervisor's own grace is 5 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Requested SO_RCVBUF/SO_SNDBUF of the SIP UDP sockets. A burst of calls must not overflow the
 /// receive queue while the loop is busy (a lost datagram costs a 500 ms T1 retransmission); the
@@ -63,6 +71,10 @@ pub const UDP_BUFFER_BYTES: usize = 8 << 20;
 
 /// Datagrams handled per batch before the round's journal, transmissions and CDRs are flushed.
 const UDP_BATCH: usize = 64;
+/// Batches read from one UDP socket per poll round; a socket not drained by then is served
+/// again next round (after the others, the timers and the datapath's events), so a flood on
+/// one socket delays, but never starves, everything else.
+const UDP_TURN_BATCHES: usize = 4;
 
 /// A non-blocking UDP socket bound to `addr` with [`UDP_BUFFER_BYTES`] buffers (best effort,
 /// logged), as a mio socket.
@@ -141,6 +153,7 @@ impl<M: MediaPort> Server<M> {
             None => None,
         };
         let conns = TcpConns::new(poll.registry().try_clone()?);
+        let udp_busy = vec![false; udp.len()];
         Ok(Self {
             poll,
             udp,
@@ -154,6 +167,8 @@ impl<M: MediaPort> Server<M> {
             journal_ops: Vec::new(),
             journal_path: journal::path_for(&cfg.node.shm_path),
             reload: None,
+            media_lost: None,
+            udp_busy,
         })
     }
 
@@ -162,6 +177,13 @@ impl<M: MediaPort> Server<M> {
     /// is logged with its key paths and the running configuration stays.
     pub fn reload_on(mut self, path: PathBuf, flag: Arc<AtomicBool>) -> Self {
         self.reload = Some((path, flag));
+        self
+    }
+
+    /// Ends every call with [`EndReason::MediaLost`] and stops when `flag` is raised (the
+    /// supervisor raises it, with SIGUSR1, when the datapath died).
+    pub fn media_lost_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.media_lost = Some(flag);
         self
     }
 
@@ -250,43 +272,77 @@ impl<M: MediaPort> Server<M> {
         }
     }
 
-    /// Runs until `stop` is set.
+    /// Runs until `stop` is set (or the datapath is reported lost), then ends every call —
+    /// BYE both ways, CDRs written — within [`SHUTDOWN_GRACE`].
     pub fn run(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         self.recover();
         let mut events = Events::with_capacity(256);
         let mut buf = vec![0u8; 65_536];
         self.flush();
-        while !stop.load(Ordering::Relaxed) {
+        let lost = |s: &Self| s.media_lost.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+        while !stop.load(Ordering::Relaxed) && !lost(&self) {
             self.maybe_reload();
-            let now = Instant::now();
-            let mut timeout = Duration::from_millis(if self.conns.busy() { 0 } else { 5 });
-            if let Some(t) = self.core.poll_timeout() {
-                timeout = timeout.min(t.saturating_duration_since(now));
-            }
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != ErrorKind::Interrupted {
-                    return Err(e.into());
-                }
-            }
-            for ev in events.iter() {
-                let tok = ev.token();
-                if let Some(i) = self.udp.iter().position(|(t, _, _)| *t == tok) {
-                    self.read_udp(i, &mut buf);
-                } else if let Some(i) = self.tcp.iter().position(|(t, _, _)| *t == tok) {
-                    self.accept(i);
-                } else {
-                    self.conns.on_event(ev, &mut self.core);
-                }
-            }
-            self.serve_tcp();
-            let now = Instant::now();
-            self.core.handle_timeout(now);
-            while let Some(ev) = self.media.poll_event() {
-                self.core.handle_media_event(now, ev);
-            }
-            self.flush();
+            self.turn(&mut events, &mut buf)?;
         }
+        let why = if lost(&self) { EndReason::MediaLost } else { EndReason::Shutdown };
+        let calls = self.core.active_calls();
+        log::info!("stopping ({why}): ending {calls} call(s)");
+        self.core.shutdown(Instant::now(), why);
+        self.flush();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while !self.core.drained() && Instant::now() < deadline {
+            self.turn(&mut events, &mut buf)?;
+        }
+        if !self.core.drained() {
+            log::warn!(
+                "stopping: {} call(s) and {} delete(s) unfinished after {SHUTDOWN_GRACE:?}",
+                self.core.active_calls(),
+                self.core.pending_deletes()
+            );
+        }
+        self.core.abandon_media();
+        self.flush();
         Ok(self.summary())
+    }
+
+    /// One poll round: I/O, timers, datapath events, then everything out.
+    fn turn(&mut self, events: &mut Events, buf: &mut [u8]) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let busy = self.conns.busy() || self.udp_busy.iter().any(|b| *b);
+        let mut timeout = Duration::from_millis(if busy { 0 } else { 5 });
+        if let Some(t) = self.core.poll_timeout() {
+            timeout = timeout.min(t.saturating_duration_since(now));
+        }
+        if let Err(e) = self.poll.poll(events, Some(timeout)) {
+            if e.kind() != ErrorKind::Interrupted {
+                return Err(e.into());
+            }
+        }
+        let mut served = vec![false; self.udp.len()];
+        for ev in events.iter() {
+            let tok = ev.token();
+            if let Some(i) = self.udp.iter().position(|(t, _, _)| *t == tok) {
+                served[i] = true;
+                self.read_udp(i, buf);
+            } else if let Some(i) = self.tcp.iter().position(|(t, _, _)| *t == tok) {
+                self.accept(i);
+            } else {
+                self.conns.on_event(ev, &mut self.core);
+            }
+        }
+        for (i, served) in served.into_iter().enumerate() {
+            if self.udp_busy[i] && !served {
+                self.read_udp(i, buf);
+            }
+        }
+        self.serve_tcp();
+        let now = Instant::now();
+        self.core.handle_timeout(now);
+        while let Some(ev) = self.media.poll_event() {
+            self.core.handle_media_event(now, ev);
+        }
+        self.flush();
+        Ok(())
     }
 
     fn summary(&self) -> Summary {
@@ -306,7 +362,8 @@ impl<M: MediaPort> Server<M> {
     /// journal still reaches the file before the batch's messages leave.
     fn read_udp(&mut self, i: usize, buf: &mut [u8]) {
         let local = self.udp[i].2;
-        loop {
+        self.udp_busy[i] = true;
+        for _ in 0..UDP_TURN_BATCHES {
             let mut handled = 0;
             let mut drained = false;
             while handled < UDP_BATCH {
@@ -331,10 +388,24 @@ impl<M: MediaPort> Server<M> {
             }
             if handled > 0 {
                 self.flush();
+                self.media_events();
             }
             if drained {
+                self.udp_busy[i] = false;
                 break;
             }
+        }
+    }
+
+    /// The datapath's events (a new call's `Created` sends its callee-side INVITE).
+    fn media_events(&mut self) {
+        let mut any = false;
+        while let Some(ev) = self.media.poll_event() {
+            self.core.handle_media_event(Instant::now(), ev);
+            any = true;
+        }
+        if any {
+            self.flush();
         }
     }
 
@@ -428,16 +499,21 @@ impl<M: MediaPort> Server<M> {
 }
 
 /// Runs the sidecar until `stop` is set: binds the listeners, recovers after a restart, serves.
-/// `reload`: the configuration file and the flag (SIGHUP) that asks to re-read it.
+/// `reload`: the configuration file and the flag (SIGHUP) that asks to re-read it; `media_lost`:
+/// the flag (SIGUSR1 from the supervisor) that says the datapath died.
 pub fn run(
     cfg: &Config,
     media: impl MediaPort + 'static,
     stop: Arc<AtomicBool>,
     reload: Option<(PathBuf, Arc<AtomicBool>)>,
+    media_lost: Option<Arc<AtomicBool>>,
 ) -> anyhow::Result<()> {
     let mut server = Server::bind(cfg, media)?;
     if let Some((path, flag)) = reload {
         server = server.reload_on(path, flag);
+    }
+    if let Some(flag) = media_lost {
+        server = server.media_lost_on(flag);
     }
     for (t, a) in server.local_addrs() {
         log::info!("sip listening on {t:?} {a}");

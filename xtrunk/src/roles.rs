@@ -228,5 +228,9 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
     log::info!("attached to the session ring at {}", path.display());
 
     let reload = config_file.map(|p| (p.to_path_buf(), hup));
-    xtrunk_signaling::run(cfg, RingMedia { tx, rx }, stop, reload)
+    // SIGUSR1 from the supervisor: the datapath died; end every call (BYE both ways, CDRs) and exit.
+    let lost = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&lost))
+        .context("installing SIGUSR1 handler")?;
+    xtrunk_signaling::run(cfg, RingMedia { tx, rx }, stop, reload, Some(lost))
 }

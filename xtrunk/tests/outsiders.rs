@@ -1,5 +1,5 @@
-//! Outsiders cannot grow the sidecar (issue #11): 8 s of 60 KB OPTIONS and INVITEs, each with a
-//! fresh branch, from an address that is no trunk's, against `xtrunk run`. The OPTIONS are
+//! Outsiders cannot grow the sidecar (issue #11): 8 s of 60 KB OPTIONS and INVITEs (2 000/s,
+//! 120 MB/s), each with a fresh branch, from an address that is no trunk's, against `xtrunk run`. The OPTIONS are
 //! dropped unanswered (the edge does not show itself), the INVITEs get `403` until the source's
 //! share of the transaction table is used up, then are dropped — all counted. Stated bound: the
 //! sidecar's RSS grows by less than 48 MiB (256 transactions per source × a 64 KiB response is
@@ -80,6 +80,11 @@ fn an_outsiders_flood_of_large_requests_keeps_rss_bounded() {
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
                 i += 1;
+                if i % 20 == 0 {
+                    // 2 000 requests/s (120 MB/s): the sidecar reads them all, so the limits are
+                    // what is tested, not the kernel's socket buffer.
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 while let Ok((n, _)) = outsider.recv_from(&mut buf) {
                     if let Ok(m) = xtrunk_signaling::sip::msg::parse(&buf[..n]) {
                         let what = (m.cseq().map(|c| c.method.as_str().to_string()), m.call_id().map(str::to_string));
@@ -94,9 +99,13 @@ fn an_outsiders_flood_of_large_requests_keeps_rss_bounded() {
     wait_ready(&mut g, &pbx, xt, &format!("{tag}-during"));
     let pbx_addr = pbx.local_addr().unwrap();
     let invite = format!("INVITE sip:4930123@{xt} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKpbx1;rport\r\nFrom: <sip:100@127.0.0.1>;tag=p1\r\nTo: <sip:4930123@{xt}>\r\nCall-ID: pbx-call-{tag}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{pbx_addr}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}", common::sdp("pbx", 7000).len(), common::sdp("pbx", 7000));
-    pbx.send_to(invite.as_bytes(), xt).unwrap();
-    let (b_inv, from) = recv_msg(&carrier, Duration::from_secs(5), is_req("INVITE"))
-        .expect("the PBX's call reaches the carrier during the flood");
+    // The PBX retransmits its INVITE (T1 = 500 ms) as any UA does over UDP.
+    let got = (0..10).find_map(|_| {
+        pbx.send_to(invite.as_bytes(), xt).unwrap();
+        recv_msg(&carrier, Duration::from_millis(500), is_req("INVITE"))
+    });
+    let (b_inv, from) =
+        got.unwrap_or_else(|| panic!("the PBX's call reaches the carrier during the flood; log:\n{}", g.log_tail()));
     carrier.send_to(&response(&b_inv, 486, "Busy Here", Some("b")).to_bytes(), from).unwrap();
     assert!(recv_msg(&pbx, Duration::from_secs(5), is_resp(486, "INVITE")).is_some(), "486 back at the PBX");
     let mut peak = 0;
@@ -113,7 +122,7 @@ fn an_outsiders_flood_of_large_requests_keeps_rss_bounded() {
         "sidecar RSS {before} KiB before, peak {peak} KiB; {sent} requests of 60 KB sent, {} answered",
         answered.len()
     );
-    assert!(sent > 1000, "the flood ran ({sent} sent)");
+    assert!(sent > 8000, "the flood ran ({sent} sent)");
     assert!(peak.saturating_sub(before) < RSS_GROWTH_BOUND_KIB, "RSS {before} → {peak} KiB; log:\n{}", g.log_tail());
     // Only INVITEs were answered (403), at most the source's share of the table (nothing ages
     // out within 8 s: timer H is 32 s).

@@ -37,6 +37,12 @@ struct Negotiated {
 impl Core {
     /// A new INVITE (no To tag): policy decides, mechanics carry it out.
     pub(crate) fn on_invite(&mut self, now: Instant, k: TxKey, req: Message, src: Dest) {
+        if self.draining {
+            let tag = self.token();
+            let mut r = response(&req, 503, "Shutting Down", Some(&tag));
+            r.push(HName::Other("Retry-After".into()), "30");
+            return self.txs.respond(now, &k, &r);
+        }
         let user = user_of(req.uri().unwrap_or(""));
         let from_uri = req.from().and_then(|f| Uri::parse(&f.uri).ok());
         let view = IncomingCall {

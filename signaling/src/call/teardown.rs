@@ -206,7 +206,7 @@ impl Core {
         if cdr.disposition == 0 {
             cdr.disposition = 500;
         }
-        if call.created {
+        if call.created && !self.media_lost {
             self.media_out.push_back(Command::Delete(call.session));
             self.pending_delete.insert(call.session, ([call.legs[0].port, call.legs[1].port], Some(cdr)));
         } else {
@@ -262,6 +262,40 @@ impl Core {
             } else {
                 self.txs.send_request(now, r, dest, Owner::Orphan);
             }
+        }
+    }
+
+    /// Ends every call now, for `why` = [`EndReason::Shutdown`] (the edge stops) or
+    /// [`EndReason::MediaLost`] (the datapath died): BYE on both legs of established calls,
+    /// `503` and CANCEL for ringing ones; new INVITEs get `503` from now on. With `MediaLost` no
+    /// Delete is sent (nothing holds the sessions) and every CDR is written at once.
+    pub fn shutdown(&mut self, now: Instant, why: EndReason) {
+        self.draining = true;
+        if why == EndReason::MediaLost {
+            self.media_lost = true;
+            self.abandon_media();
+        }
+        let ids: Vec<CallKey> = self.calls.keys().copied().collect();
+        for id in ids {
+            let Some(c) = self.calls.get_mut(&id) else { continue };
+            c.cdr.end_reason = why;
+            match c.state {
+                State::Proceeding => self.cancel_b(now, id, 503),
+                State::Cancelling => self.finish(now, id),
+                _ => self.end_call(now, id, why),
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Gives up on Deletes the datapath has not confirmed: their ports return and their CDRs
+    /// are written now (without the final media stats).
+    pub fn abandon_media(&mut self) {
+        for (_, (ports, cdr)) in std::mem::take(&mut self.pending_delete) {
+            for p in ports {
+                self.ports.release(p);
+            }
+            self.cdr_out.extend(cdr);
         }
     }
 }
