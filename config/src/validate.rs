@@ -30,12 +30,15 @@ impl fmt::Display for Problem {
 pub struct Host {
     /// Number of CPU cores (cores are numbered 0..cores).
     pub cores: usize,
+    /// Check that the directories of `node.shm_path` and `node.cdr_path` exist on this
+    /// filesystem (false for configurations validated away from their host).
+    pub check_paths: bool,
 }
 
 impl Host {
     /// This machine.
     pub fn this() -> Self {
-        Self { cores: core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1) }
+        Self { cores: core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1), check_paths: true }
     }
 }
 
@@ -44,6 +47,9 @@ impl Config {
     pub fn validate(&self, host: Host) -> Vec<Problem> {
         let mut v = Validator::default();
         self.validate_node(&mut v);
+        if host.check_paths {
+            self.validate_node_dirs(&mut v);
+        }
         self.validate_sip(&mut v);
         self.validate_media(&mut v);
         self.validate_datapath(&mut v, host);
@@ -51,6 +57,17 @@ impl Config {
         self.validate_routes(&mut v);
         pools::validate_accounts(self, &mut v);
         v.problems
+    }
+
+    /// The ring's and the CDR file's directories exist (the file itself is created at start).
+    fn validate_node_dirs(&self, v: &mut Validator) {
+        let paths = [("node.shm_path", Some(&self.node.shm_path)), ("node.cdr_path", self.node.cdr_path.as_ref())];
+        for (key, path) in paths {
+            let Some(dir) = path.and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) else { continue };
+            if !dir.is_dir() {
+                v.add(key, format!("directory {} does not exist", dir.display()));
+            }
+        }
     }
 
     fn validate_node(&self, v: &mut Validator) {
@@ -75,6 +92,10 @@ impl Config {
             }
             if !seen.insert((l.transport, l.addr)) {
                 v.add(format!("{p}.addr"), format!("{} {} is listed twice", l.transport, l.addr));
+            }
+            if l.transport == Transport::Tls {
+                // Until TLS is served (issue #14) a tls listener would be skipped at run time.
+                v.add(format!("{p}.transport"), "tls is not served yet; use udp or tcp");
             }
             match (l.transport, &l.tls) {
                 (Transport::Tls, None) => {
@@ -321,6 +342,9 @@ impl Config {
             for (j, tg) in t.targets.iter().enumerate() {
                 if tg.addr.port() == 0 || tg.addr.ip().is_unspecified() {
                     v.add(format!("{p}.targets[{j}].addr"), format!("must be a reachable address, got {}", tg.addr));
+                }
+                if tg.transport == Transport::Tls {
+                    v.add(format!("{p}.targets[{j}].transport"), "tls is not served yet; use udp or tcp");
                 }
             }
             self.validate_trunk_policy(v, &p, t);

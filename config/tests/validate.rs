@@ -2,7 +2,7 @@
 
 use xtrunk_config::{Config, Error, Host};
 
-const HOST: Host = Host { cores: 2 };
+const HOST: Host = Host { cores: 2, check_paths: false };
 
 /// Parses the embedded default, applies `edit` to its TOML text, validates, returns the messages.
 fn problems_of(toml_text: &str) -> Vec<String> {
@@ -584,4 +584,25 @@ fn acl_without_overlap_is_fine() {
     let text = "[[trunk]]\nname = \"a\"\nrole = \"customer\"\nacl = [\"10.0.0.0/9\", \"10.1.0.0/16\", \"::/0\"]\n\
                 [[trunk]]\nname = \"b\"\nrole = \"customer\"\nacl = [\"10.128.0.0/9\"]";
     assert!(problems_of(text).is_empty(), "{:#?}", problems_of(text));
+}
+
+#[test]
+fn tls_listener_is_refused_until_served() {
+    let cfg = default_with(
+        "[[sip.listen]]\ntransport = \"tls\"\naddr = \"127.0.0.1:5061\"\ntls = { cert = \"/c.pem\", key = \"/k.pem\" }",
+    );
+    let p = problems_of(&cfg);
+    assert!(p.iter().any(|p| p.starts_with("sip.listen[0].transport") && p.contains("not served")), "{p:?}");
+}
+
+#[test]
+fn missing_directories_of_the_ring_and_the_cdr_file_are_reported_on_this_host() {
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    cfg.node.shm_path = "/no/such/dir/ring".into();
+    cfg.node.cdr_path = Some("/no/such/cdr-dir/cdr.jsonl".into());
+    let p: Vec<String> = cfg.validate(xtrunk_config::Host::this()).iter().map(|p| p.to_string()).collect();
+    assert!(p.iter().any(|p| p.contains("node.shm_path") && p.contains("/no/such/dir does not exist")), "{p:?}");
+    assert!(p.iter().any(|p| p.contains("node.cdr_path") && p.contains("/no/such/cdr-dir does not exist")), "{p:?}");
+    // Validated away from its host, the same file is fine.
+    assert!(cfg.validate(HOST).is_empty());
 }

@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::ports::PortPool;
 use crate::sip::msg::{self, HName, Message, Method, StartLine};
 use crate::sip::transaction::{
-    CallKey, Incoming, Limits, Overload, Owner, Purpose, Timers, Transactions, TxEvent, TxKey,
+    with_header, CallKey, Incoming, Limits, Overload, Owner, Purpose, Timers, Transactions, TxEvent, TxKey,
 };
 use crate::transport::{stamp_via, Dest, Transmit, Transport};
 
@@ -93,11 +93,13 @@ impl Core {
         seed: impl Into<Seed>,
     ) -> Self {
         let timers = Timers::from_config(&cfg.sip.timers);
+        let mut txs = Transactions::new(timers, Limits::from_config(&cfg.sip.limits));
+        txs.set_agent(&cfg.node.name);
         Self {
             hosts: listeners.iter().map(|(_, a)| (*a, format_host(&cfg, *a))).collect(),
             listeners,
             timers,
-            txs: Transactions::new(timers, Limits::from_config(&cfg.sip.limits)),
+            txs,
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             invite_stx: HashMap::new(),
@@ -125,6 +127,7 @@ impl Core {
     /// timers are the ones the core was built with (the caller keeps those keys as they were).
     pub fn reload(&mut self, cfg: Arc<Snapshot>) {
         self.txs.set_limits(Limits::from_config(&cfg.sip.limits));
+        self.txs.set_agent(&cfg.node.name);
         self.cfg = cfg;
     }
 
@@ -245,7 +248,8 @@ impl Core {
         let Some(dest) = self.stamp(&mut req, src) else { return };
         let tag = self.token();
         let r = response(&req, code, phrase, Some(&tag));
-        self.out.push_back(Transmit { dest, data: r.to_bytes() });
+        let data = with_header(r.to_bytes(), "Server", &self.cfg.node.name);
+        self.out.push_back(Transmit { dest, data });
     }
 
     /// [`stamp_via`], counting a Via whose transport is not the one the request came on.
@@ -277,7 +281,8 @@ impl Core {
                 let tag = self.token();
                 let mut r = response(&req, 503, reason(503), Some(&tag));
                 r.push(HName::Other("Retry-After".into()), "5");
-                self.out.push_back(Transmit { dest: reply, data: r.to_bytes() });
+                let data = with_header(r.to_bytes(), "Server", &self.cfg.node.name);
+                self.out.push_back(Transmit { dest: reply, data });
             }
             Incoming::New(k) => {
                 if let Some((code, phrase, extra)) = preflight(&req) {

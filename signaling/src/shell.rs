@@ -150,7 +150,10 @@ impl<M: MediaPort> Server<M> {
                     .open(p)
                     .with_context(|| format!("node.cdr_path: {}", p.display()))?,
             ),
-            None => None,
+            None => {
+                log::warn!("node.cdr_path is not set: no CDRs are written (set it to a file to keep them)");
+                None
+            }
         };
         let conns = TcpConns::new(poll.registry().try_clone()?);
         let udp_busy = vec![false; udp.len()];

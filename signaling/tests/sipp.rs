@@ -32,6 +32,18 @@ fn basic_calls_caller_hangs_up_1000() {
     assert!(t0.elapsed() < Duration::from_secs(60));
 }
 
+/// #12: `Supported:` and `Allow:` with empty values are RFC 3261-valid; the calls go through.
+#[test]
+fn empty_supported_and_allow_headers_are_accepted() {
+    need_sipp!();
+    let (a, b, s, cdrs) = pair("emptylists", "uac_empty_lists", "uas_basic", 10, 10, &[], |_| {});
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, a.failed), (10, 0));
+    assert_clean(&s);
+    assert!(s.metrics.bad_input.is_empty(), "{:?}", s.metrics.bad_input);
+    assert!(cdrs.iter().all(|c| c["disposition"] == 200));
+}
+
 #[test]
 fn caller_cancels() {
     need_sipp!();

@@ -1,6 +1,6 @@
 use super::*;
 
-const HOST: Host = Host { cores: 2 };
+const HOST: Host = Host { cores: 2, check_paths: false };
 
 const TEXT: &str = r#"
 [media]

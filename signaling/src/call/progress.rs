@@ -153,6 +153,7 @@ impl Core {
         call.state = State::Answered;
         call.cdr.answer_ms = unix;
         call.cdr.disposition = 200;
+        log::debug!("call {}: answered (call-id {})", id.0, call.cdr.call_id);
         let k = call.a_stx.clone();
         call.legs[0].pending_2xx = Some(k.clone());
         self.txs.respond(now, &k, &r);

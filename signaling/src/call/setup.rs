@@ -118,6 +118,16 @@ impl Core {
             released: Vec::new(),
             cdr,
         };
+        log::debug!(
+            "call {}: {} -> {} user {} from {} (call-id {}, b-leg {})",
+            id.0,
+            call.cdr.trunk_in,
+            call.cdr.trunk_out,
+            call.user,
+            src.remote,
+            call.cdr.call_id,
+            call.cdr.b_call_id
+        );
         self.calls.insert(id, call);
         *self.pending.entry(src.remote.ip()).or_insert(0) += 1;
         self.metrics.calls_started += 1;

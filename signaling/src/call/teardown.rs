@@ -206,6 +206,15 @@ impl Core {
         if cdr.disposition == 0 {
             cdr.disposition = 500;
         }
+        let talk = if cdr.answer_ms > 0 { cdr.end_ms.saturating_sub(cdr.answer_ms) } else { 0 };
+        log::debug!(
+            "call {}: ended {} ({}), {talk} ms answered (call-id {}, b-leg {})",
+            id.0,
+            cdr.end_reason,
+            cdr.disposition,
+            cdr.call_id,
+            cdr.b_call_id
+        );
         if call.created && !self.media_lost {
             self.media_out.push_back(Command::Delete(call.session));
             self.pending_delete.insert(call.session, ([call.legs[0].port, call.legs[1].port], Some(cdr)));

@@ -232,6 +232,13 @@ impl HName {
         )
     }
 
+    /// List headers whose whole value may be empty (RFC 3261 §25.1: `Supported`, `Allow` and
+    /// `Accept` are `[ element *(COMMA element) ]`; an empty `Accept` means "no body formats").
+    /// The others need at least one element, and no list may have an empty element.
+    fn may_be_empty(&self) -> bool {
+        matches!(self, Self::Supported | Self::Allow | Self::Accept)
+    }
+
     /// Headers that may appear at most once: their index in a per-message counter table.
     fn single_index(&self) -> Option<usize> {
         Some(match self {

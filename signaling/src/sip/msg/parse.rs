@@ -247,7 +247,7 @@ fn flush_header(cur: &mut Option<(&str, Cow<'_, str>)>, headers: &mut Vec<Header
             }
         } else {
             // A list value without a comma is one (trimmed) element, as `split_list` gives.
-            if name.is_list() && v.is_empty() && err.is_none() {
+            if name.is_list() && v.is_empty() && !name.may_be_empty() && err.is_none() {
                 *err = Some(empty_list_reason(&name));
             }
             headers.push(Header { name, value: v.to_string() });
@@ -457,5 +457,19 @@ mod tests {
         assert!(parse(b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: \"a\\\x00\" <sip:a@b>;tag=1\r\nTo: <sip:h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n").is_ok());
         // HTAB is whitespace, not a control character.
         assert!(parse(b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom:\t<sip:a@b>;tag=1\r\nTo: <sip:h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn list_headers_that_may_be_empty() {
+        let base = "INVITE sip:1@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:1@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n";
+        for h in ["Supported:", "Supported: ", "k:", "Allow:", "Accept:"] {
+            let m = parse(format!("{base}{h}\r\n\r\n").as_bytes()).unwrap_or_else(|e| panic!("{h}: {}", e.reason));
+            assert!(m.headers.iter().any(|x| x.value.is_empty()), "{h}: kept, empty");
+        }
+        for h in
+            ["Require:", "Proxy-Require:", "Unsupported:", "Contact:", "Route:", "Record-Route:", "Supported: a,,b"]
+        {
+            assert!(parse(format!("{base}{h}\r\n\r\n").as_bytes()).is_err(), "{h} must not be empty");
+        }
     }
 }

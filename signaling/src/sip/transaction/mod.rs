@@ -179,6 +179,8 @@ pub enum Incoming {
 pub struct Transactions {
     timers: Timers,
     limits: Limits,
+    /// `node.name`: our `User-Agent` (requests) and `Server` (responses).
+    agent: Option<String>,
     server: HashMap<TxKey, ServerTx>,
     /// Server transactions per untrusted source IP (no entry at zero), and their sum.
     per_source: HashMap<IpAddr, usize>,
@@ -197,6 +199,7 @@ impl Transactions {
         Self {
             timers,
             limits,
+            agent: None,
             server: HashMap::new(),
             per_source: HashMap::new(),
             untrusted: 0,
@@ -217,6 +220,11 @@ impl Transactions {
     /// from.
     pub fn server_footprint(&self) -> (usize, usize) {
         (self.server_bytes, self.per_source.len())
+    }
+
+    /// The `User-Agent`/`Server` value stamped on what we send (`node.name`).
+    pub fn set_agent(&mut self, name: &str) {
+        self.agent = (!name.is_empty()).then(|| name.to_string());
     }
 
     /// New bounds (a reload); what is held already stays until it ends.
@@ -337,7 +345,12 @@ impl Transactions {
         if tx.state != SState::Proceeding {
             return;
         }
-        let data = resp.to_bytes();
+        let mut data = resp.to_bytes();
+        if let Some(a) = &self.agent {
+            if resp.header(&HName::Server).is_none() {
+                data = with_header(data, "Server", a);
+            }
+        }
         self.out.push_back(Transmit { dest: tx.dest, data: data.clone() });
         let old = tx.last.as_ref().map_or(0, Vec::len);
         let over = self.server_bytes - old + data.len() > self.limits.bytes;
@@ -387,7 +400,12 @@ impl Transactions {
     }
 
     /// Starts a client transaction; transmits the request.
-    pub fn send_request(&mut self, now: Instant, msg: Message, dest: Dest, owner: Owner) -> TxKey {
+    pub fn send_request(&mut self, now: Instant, mut msg: Message, dest: Dest, owner: Owner) -> TxKey {
+        if let Some(a) = &self.agent {
+            if msg.header(&HName::UserAgent).is_none() {
+                msg.push(HName::UserAgent, a.clone());
+            }
+        }
         let method = msg.method().cloned().unwrap_or(Method::Options);
         let k = key(false, msg.top_via_ref().and_then(|v| v.branch()).unwrap_or_default(), &method);
         let bytes = msg.to_bytes();
@@ -587,6 +605,14 @@ impl Transactions {
     pub fn poll_event(&mut self) -> Option<TxEvent> {
         self.events.pop_front()
     }
+}
+
+/// `bytes` (a serialized message) with `name: value` added as its last header.
+pub fn with_header(mut bytes: Vec<u8>, name: &str, value: &str) -> Vec<u8> {
+    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else { return bytes };
+    let line = format!("\r\n{name}: {value}");
+    bytes.splice(end..end, line.into_bytes());
+    bytes
 }
 
 /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): same R-URI, top Via, From,

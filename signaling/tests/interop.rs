@@ -1,0 +1,49 @@
+//! Interop regressions (issue #12) on the sans-IO core, through the shared rig: `node.name` is
+//! sent as `User-Agent` on our requests and `Server` on our responses (stateless ones too), and
+//! two clients that share a branch are two transactions (RFC 3261 §17.2.3 matches sent-by too).
+
+use std::net::SocketAddr;
+
+use xtrunk_signaling::sip::msg::{HName, Message};
+use xtrunk_signaling::testing::Pair;
+
+const SDP: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn invite(from: &str, branch: &str, call_id: &str) -> String {
+    format!("INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch={branch};rport\r\nFrom: <sip:100@pbx>;tag=t{call_id}\r\nTo: <sip:4930123@x>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{from}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len())
+}
+
+#[test]
+fn node_name_is_our_user_agent_and_server() {
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    cfg.node.name = "edge-fra-1".into();
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let pbx = addr("127.0.0.1:5062");
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 21);
+    p.input(pbx, invite("127.0.0.1:5062", "z9hG4bKua", "ua1").as_bytes());
+    let trying = p.take(pbx, |m| m.code() == Some(100));
+    assert_eq!(trying.header(&HName::Server), Some("edge-fra-1"));
+    let b_inv = p.take(carrier, |m| m.method().is_some());
+    assert_eq!(b_inv.header(&HName::UserAgent), Some("edge-fra-1"));
+    // A stateless answer (a request we cannot parse) carries it too.
+    p.input(pbx, b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKbad\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: bad1\r\nCSeq: 1 OPTIONS\r\nContent-Length: abc\r\n\r\n");
+    let bad: Message = p.take(pbx, |m| m.code() == Some(400));
+    assert_eq!(bad.header(&HName::Server), Some("edge-fra-1"));
+}
+
+#[test]
+fn two_clients_sharing_a_branch_are_two_calls() {
+    let cfg = xtrunk_config::Config::embedded_default().unwrap();
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 22);
+    // Two PBXs whose stacks pick the same (poor) branch.
+    p.input(addr("127.0.0.1:5062"), invite("127.0.0.1:5062", "z9hG4bK1", "pbx-a").as_bytes());
+    p.input(addr("127.0.0.2:5062"), invite("127.0.0.2:5062", "z9hG4bK1", "pbx-b").as_bytes());
+    assert_eq!(p.core.active_calls(), 2, "{:#?}", p.dump_out());
+    let invs: Vec<Message> = std::iter::from_fn(|| p.try_take(carrier, |m| m.method().is_some())).collect();
+    assert_eq!(invs.len(), 2);
+}
