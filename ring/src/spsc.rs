@@ -537,17 +537,16 @@ impl<T: Pod, B: Backing + ?Sized> Consumer<T, B> {
                 self.cached_tail = tail;
                 avail
             }
-            // More than a lap ahead for the whole grace: drop what is between and re-base one lap
-            // below the tail (slots the producer did not write in that lap fail the sequence
-            // check, like any corrupt slot).
+            // More than a lap ahead for the whole grace: drop what is between and re-base onto
+            // the tail. Not one lap below it: a tail moved by a multiple of 2^32 would make the
+            // previous lap's slots pass the (32-bit) sequence check and be delivered again.
             Gap::TooFar if self.watch.impossible() => {
-                let base = tail.wrapping_sub(self.raw.capacity);
-                self.watch.rebased(base.wrapping_sub(self.head));
-                self.head = base;
+                self.watch.rebased(tail.wrapping_sub(self.head));
+                self.head = tail;
                 self.cached_tail = tail;
                 // Release: as in `ReadBatch::commit` (we read nothing of the skipped slots).
-                self.raw.ctrl().head.store(base, Ordering::Release);
-                self.raw.capacity
+                self.raw.ctrl().head.store(tail, Ordering::Release);
+                0
             }
             // Behind our head, or not yet ripe: read nothing (the producer repairs its word, or
             // re-bases onto our head).

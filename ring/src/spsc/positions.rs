@@ -16,10 +16,11 @@
 //! 3. **Re-base.** An impossible position that lasts [`RESYNC_GRACE`] is real: an end consumed
 //!    stale slots below a corrupt tail, or started from a corrupt word. The end that can move
 //!    forward re-bases ([`PositionFaults::resyncs`], [`PositionFaults::skipped`]): the producer
-//!    onto a head ahead of its tail, the consumer onto `tail - capacity` when the tail is more
-//!    than `capacity` ahead (slots of that lap the producer did not write fail the sequence
-//!    check, as any corrupt slot). The two other cases (a tail behind the head, a head more than
-//!    `capacity` behind the tail) are resolved by the peer's re-base.
+//!    onto a head ahead of its tail, the consumer onto a tail more than `capacity` ahead (what
+//!    lies between is dropped and counted; re-reading the last lap instead could deliver old
+//!    messages again, as the slot sequence number is only 32 bits). The two other cases (a tail
+//!    behind the head, a head more than `capacity` behind the tail) are resolved by the peer's
+//!    re-base.
 
 use std::time::{Duration, Instant};
 
