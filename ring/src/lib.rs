@@ -16,6 +16,7 @@
 //! Shm::datapath_end(self) -> Result<(CommandReceiver, EventSender), Error>
 //! Shm::signaling_end(self) -> Result<(CommandSender, EventReceiver), Error>
 //! Shm::{path, commands_capacity, events_capacity, datapath_pid, signaling_pid, is_stale}
+//! Shm::verify(&self) -> Result<(), Error>     // datapath: still our file, header still valid?
 //! pair(commands_capacity, events_capacity)                                      // heap, in-process
 //!     -> ((CommandSender, EventReceiver), (CommandReceiver, EventSender))
 //!
