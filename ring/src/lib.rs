@@ -17,6 +17,7 @@
 //! Shm::signaling_end(self) -> Result<(CommandSender, EventReceiver), Error>
 //! Shm::{path, commands_capacity, events_capacity, datapath_pid, signaling_pid, is_stale}
 //! Shm::verify(&self) -> Result<(), Error>     // datapath: still our file, header still valid?
+//! Shm::watch(&self) -> FileWatch               // verify / is_stale after splitting the Shm
 //! pair(commands_capacity, events_capacity)                                      // heap, in-process
 //!     -> ((CommandSender, EventReceiver), (CommandReceiver, EventSender))
 //!
@@ -74,6 +75,6 @@ pub mod spsc;
 pub mod wire;
 
 pub use ends::{pair, CommandReceiver, CommandSender, EventReceiver, EventSender, Receiver, Sender};
-pub use shm::{Error, Shm, DEFAULT_PATH};
+pub use shm::{Error, FileWatch, Shm, DEFAULT_PATH};
 pub use spsc::{Full, PositionFaults};
 pub use wire::DecodeError;

@@ -43,7 +43,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,6 +54,11 @@ use memmap2::MmapRaw;
 use crate::ends::{CommandReceiver, CommandSender, EventReceiver, EventSender, Receiver, Sender};
 use crate::spsc::{self, Backing, LayoutError, CONTROL_SIZE};
 use crate::wire::{Slot, WIRE_SIZES};
+
+mod files;
+
+pub use files::FileWatch;
+use files::{check_ours, open_existing, stale, verify};
 
 /// The file's magic bytes.
 pub const MAGIC: [u8; 8] = *b"XTRKRING";
@@ -320,49 +325,6 @@ impl Geometry {
             events_offset: self.events_offset as u64,
             total_size: self.total_size as u64,
         }
-    }
-}
-
-/// What is at `path`, if anything, provided it is a regular file owned by us (checked without
-/// following a symbolic link); anything else is [`Error::NotOurs`].
-fn check_ours(path: &Path) -> Result<bool, Error> {
-    let md = match std::fs::symlink_metadata(path) {
-        Ok(md) => md,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => return Err(Error::Io { path: path.to_owned(), op: "lstat", source }),
-    };
-    let t = md.file_type();
-    let what = if t.is_symlink() {
-        "a symbolic link".to_string()
-    } else if t.is_dir() {
-        "a directory".to_string()
-    } else if t.is_fifo() || t.is_socket() || t.is_block_device() || t.is_char_device() {
-        "a special file".to_string()
-    } else {
-        // SAFETY: geteuid(2) takes no arguments, touches no memory and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if md.uid() == me {
-            return Ok(true);
-        }
-        format!("a file owned by uid {} (we are uid {me})", md.uid())
-    };
-    Err(Error::NotOurs { path: path.to_owned(), what })
-}
-
-/// Opens an existing ring file for reading and writing, never through a symbolic link, and only
-/// if it is a regular file of ours.
-fn open_existing(path: &Path) -> Result<File, Error> {
-    if !check_ours(path)? {
-        return Err(Error::NotFound { path: path.to_owned() });
-    }
-    match OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
-        Ok(f) => Ok(f),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound { path: path.to_owned() }),
-        // Swapped for a symbolic link since the check.
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            Err(Error::NotOurs { path: path.to_owned(), what: "a symbolic link".into() })
-        }
-        Err(source) => Err(Error::Io { path: path.to_owned(), op: "open", source }),
     }
 }
 
@@ -638,13 +600,13 @@ impl Shm {
     /// [`Error::BadMagic`] and the other header errors). Attachers cannot use the file until
     /// the datapath [`create`](Self::create)s it again.
     pub fn verify(&self) -> Result<(), Error> {
-        let path = &self.map.path;
-        let file = open_existing(path)?;
-        let md = file.metadata().map_err(|source| Error::Io { path: path.clone(), op: "stat", source })?;
-        if (md.dev(), md.ino()) != self.map.dev_ino {
-            return Err(Error::Replaced { path: path.clone() });
-        }
-        validate(path, &file).map(|_| ())
+        verify(&self.map)
+    }
+
+    /// A handle that keeps answering [`verify`](Self::verify) and [`is_stale`](Self::is_stale)
+    /// after the `Shm` is split into its ends.
+    pub fn watch(&self) -> FileWatch {
+        FileWatch { map: Arc::clone(&self.map) }
     }
 
     /// For signaling: true if this mapping is no longer the datapath's live file (the datapath
@@ -702,15 +664,4 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
-}
-
-fn stale(map: &Mapping) -> bool {
-    let word = map.owner(Role::Datapath).load(Ordering::Acquire);
-    if !owner_alive(word) {
-        return true;
-    }
-    match std::fs::metadata(&map.path) {
-        Ok(md) => (md.dev(), md.ino()) != map.dev_ino,
-        Err(_) => true,
-    }
 }
