@@ -9,7 +9,8 @@
 //!   transfers, timers, restart.
 //! * [`sip::dialog`], [`sip::status`], [`sip::preflight`] — dialogs, status codes, request checks.
 //! * [`ports`] — the media port pool; [`media`] — the [`media::MediaPort`] seam to the datapath.
-//! * [`journal`] — restart safety; [`shell`] — sockets, mio, the [`run`] entry point.
+//! * [`journal`] — restart safety; [`files`] — private files (0600, no symlinks);
+//!   [`shell`] — sockets, mio, the [`run`] entry point.
 //! * [`testing`] — the one test rig (a core pumped on simulated time) for tests, benches and fuzzing.
 
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@
 pub mod b2bua;
 pub mod call;
 pub mod cdr;
+pub mod files;
 pub mod ids;
 pub mod journal;
 pub mod media;

@@ -2,7 +2,7 @@
 //! CDR and journal files. Everything else happens in [`Core`].
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +57,8 @@ pub struct Server<M: MediaPort> {
     core: Core,
     media: M,
     cdr: Option<File>,
+    /// `node.cdr_path`, reopened on SIGHUP (log rotation).
+    cdr_path: Option<PathBuf>,
     cdr_buf: Vec<u8>,
     journal: Option<Journal>,
     journal_ops: Vec<JournalOp>,
@@ -142,14 +144,9 @@ impl<M: MediaPort> Server<M> {
         let seed = crate::ids::Seed::from_os().map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
         let snapshot = cfg.resolve_names()?;
         let core = Core::new(Arc::new(snapshot), listeners, Instant::now(), SystemTime::now(), seed);
+        // 0600, appending, never through a symbolic link (crate::files).
         let cdr = match &cfg.node.cdr_path {
-            Some(p) => Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .with_context(|| format!("node.cdr_path: {}", p.display()))?,
-            ),
+            Some(p) => Some(crate::files::open_append(p).with_context(|| format!("node.cdr_path: {}", p.display()))?),
             None => None,
         };
         Ok(Self {
@@ -162,6 +159,7 @@ impl<M: MediaPort> Server<M> {
             core,
             media,
             cdr,
+            cdr_path: cfg.node.cdr_path.clone(),
             cdr_buf: Vec::new(),
             journal: None,
             journal_ops: Vec::new(),
@@ -180,10 +178,12 @@ impl<M: MediaPort> Server<M> {
     }
 
     fn maybe_reload(&mut self) {
-        let Some((path, flag)) = &self.reload else { return };
+        let Some((_, flag)) = &self.reload else { return };
         if !flag.swap(false, Ordering::Relaxed) {
             return;
         }
+        self.reopen_cdr();
+        let Some((path, _)) = &self.reload else { return };
         let mut new = match Config::load(path).and_then(|c| c.snapshot(Host::this())) {
             Ok(s) => s,
             Err(e) => {
@@ -202,6 +202,19 @@ impl<M: MediaPort> Server<M> {
             new.routes.len()
         );
         self.core.reload(Arc::new(new));
+    }
+
+    /// Reopens `node.cdr_path` (SIGHUP after logrotate moved the file away: the next CDRs go to a
+    /// new file at the path). If that fails, CDRs keep going to the file already open.
+    fn reopen_cdr(&mut self) {
+        let Some(p) = &self.cdr_path else { return };
+        match crate::files::open_append(p) {
+            Ok(f) => {
+                self.cdr = Some(f);
+                log::info!("reopened the CDR file {}", p.display());
+            }
+            Err(e) => log::error!("node.cdr_path: {e}; CDRs keep going to the file already open"),
+        }
     }
 
     /// The bound listener addresses.
