@@ -1,9 +1,15 @@
 //! Typed ends of the rings: encode on send, validate on receive.
+//!
+//! Both ends log what the ring's content or positions did wrong (a rejected slot, an impossible
+//! position — [`crate::spsc::positions`]) through a [`LogLimit`]: a few lines a second per kind,
+//! each with the running totals and the number of lines held back.
 
 use std::marker::PhantomData;
+use std::time::Instant;
 
 use crate::msg::{Command, Event};
-use crate::spsc::{self, Consumer, Full, Producer};
+use crate::ratelimit::{suppressed_note, LogLimit};
+use crate::spsc::{self, Consumer, Full, PositionFaults, Producer};
 use crate::wire::{check_seq, DecodeError, Message, Slot, BODY_SIZE, SLOT_HEADER_SIZE};
 
 /// Sends commands (signaling → datapath).
@@ -24,6 +30,9 @@ const BATCH: usize = 64;
 /// retries later; nothing is ever dropped or overwritten.
 pub struct Sender<M> {
     producer: Producer<Slot>,
+    /// `faults().events()` when last logged.
+    seen_faults: u64,
+    fault_log: LogLimit,
     _msg: PhantomData<fn(M)>,
 }
 
@@ -37,16 +46,32 @@ impl<M: Message> Sender<M> {
     /// Wraps the producer end of a ring of slots (see [`crate::pair`] and [`crate::Shm`] for the
     /// usual constructors; this one is for tests and tools working on raw rings).
     pub fn from_producer(producer: Producer<Slot>) -> Self {
-        Self { producer, _msg: PhantomData }
+        Self { producer, seen_faults: 0, fault_log: LogLimit::new(), _msg: PhantomData }
     }
 
     /// Encodes and sends one message, or returns [`Full`] (nothing sent; retry later).
     pub fn try_send(&mut self, msg: &M) -> Result<(), Full> {
         let mut batch = self.producer.write_batch(1);
         let seq = batch.next_position() as u32;
-        batch.push_with(|slot| msg.encode_into(seq, slot))?;
+        let r = batch.push_with(|slot| msg.encode_into(seq, slot));
         batch.commit();
-        Ok(())
+        self.note_faults();
+        r
+    }
+
+    /// Impossible ring positions this end met (see [`crate::spsc::positions`]).
+    pub fn faults(&self) -> PositionFaults {
+        self.producer.faults()
+    }
+
+    /// Logs (rate-limited) what the producer met since the last call, if anything.
+    #[inline]
+    fn note_faults(&mut self) {
+        let f = self.producer.faults();
+        if f.events() != self.seen_faults {
+            self.seen_faults = f.events();
+            log_faults::<M>(&mut self.fault_log, "producer", self.producer.position(), &f);
+        }
     }
 
     /// Sends as many of `msgs` (in order) as fit, publishing them together; returns how many.
@@ -66,6 +91,7 @@ impl<M: Message> Sender<M> {
             sent += batch.len();
             batch.commit();
         }
+        self.note_faults();
         sent
     }
 
@@ -99,6 +125,10 @@ impl<M: Message> Sender<M> {
 pub struct Receiver<M> {
     consumer: Consumer<Slot>,
     rejected: u64,
+    reject_log: LogLimit,
+    /// `faults().events()` when last logged.
+    seen_faults: u64,
+    fault_log: LogLimit,
     /// Private copy of the slot being validated (only the header and `len` body bytes are
     /// refreshed per slot; the decoder never looks past `len`).
     scratch: Box<Slot>,
@@ -122,7 +152,15 @@ fn slot_prefix(s: &Slot) -> usize {
 impl<M: Message> Receiver<M> {
     /// Wraps the consumer end of a ring of slots (see [`Sender::from_producer`]).
     pub fn from_consumer(consumer: Consumer<Slot>) -> Self {
-        Self { consumer, rejected: 0, scratch: Box::default(), msg: M::PLACEHOLDER }
+        Self {
+            consumer,
+            rejected: 0,
+            reject_log: LogLimit::new(),
+            seen_faults: 0,
+            fault_log: LogLimit::new(),
+            scratch: Box::default(),
+            msg: M::PLACEHOLDER,
+        }
     }
 
     /// The next message: `None` if the ring is empty, `Some(Err(_))` for a rejected slot.
@@ -139,11 +177,16 @@ impl<M: Message> Receiver<M> {
         let batch = self.consumer.read_batch(1);
         let pos = batch.position(0);
         if !batch.read_prefix_into(0, &mut self.scratch, SLOT_HEADER_SIZE, slot_prefix) {
+            self.note_faults();
             return None;
         }
         batch.commit();
+        self.note_faults();
         let r = check_into(&self.scratch, pos, out);
-        self.rejected += u64::from(r.is_err());
+        if let Err(e) = &r {
+            self.rejected += 1;
+            log_reject::<M>(&mut self.reject_log, pos, e, self.rejected);
+        }
         Some(r)
     }
 
@@ -171,24 +214,42 @@ impl<M: Message> Receiver<M> {
                 break;
             }
             let start = batch.position(0);
-            let mut rejected = 0;
             for i in 0..n {
                 // One copy of the meaningful bytes into private memory, then validate there.
                 batch.read_prefix_into(i, &mut self.scratch, SLOT_HEADER_SIZE, slot_prefix);
-                let r = check_into(&self.scratch, start.wrapping_add(i as u64), &mut self.msg);
-                rejected += u64::from(r.is_err());
+                let pos = start.wrapping_add(i as u64);
+                let r = check_into(&self.scratch, pos, &mut self.msg);
+                if let Err(e) = &r {
+                    self.rejected += 1;
+                    log_reject::<M>(&mut self.reject_log, pos, e, self.rejected);
+                }
                 f(r.map(|()| &self.msg));
             }
             batch.commit();
-            self.rejected += rejected;
             done += n;
         }
+        self.note_faults();
         done
     }
 
     /// How many slots were rejected by validation since this end was made.
     pub fn rejected(&self) -> u64 {
         self.rejected
+    }
+
+    /// Impossible ring positions this end met (see [`crate::spsc::positions`]).
+    pub fn faults(&self) -> PositionFaults {
+        self.consumer.faults()
+    }
+
+    /// Logs (rate-limited) what the consumer met since the last call, if anything.
+    #[inline]
+    fn note_faults(&mut self) {
+        let f = self.consumer.faults();
+        if f.events() != self.seen_faults {
+            self.seen_faults = f.events();
+            log_faults::<M>(&mut self.fault_log, "consumer", self.consumer.position(), &f);
+        }
     }
 
     /// Ring capacity in messages.
@@ -204,6 +265,30 @@ impl<M: Message> Receiver<M> {
     /// True if no message is waiting (a snapshot).
     pub fn is_empty(&mut self) -> bool {
         self.consumer.is_empty()
+    }
+}
+
+/// One rate-limited line for a rejected slot.
+#[cold]
+fn log_reject<M: Message>(limit: &mut LogLimit, pos: u64, e: &DecodeError, total: u64) {
+    if let Some(n) = limit.allow(Instant::now()) {
+        log::warn!(
+            "session ring: rejected a corrupt {} at position {pos} ({e}); {total} rejected so far{}",
+            M::NAME,
+            suppressed_note(n)
+        );
+    }
+}
+
+/// One rate-limited line for a new position fault.
+#[cold]
+fn log_faults<M: Message>(limit: &mut LogLimit, end: &str, pos: u64, f: &PositionFaults) {
+    if let Some(n) = limit.allow(Instant::now()) {
+        log::warn!(
+            "session ring: {} ring {end} at position {pos} met an impossible head/tail: {f}{}",
+            M::NAME,
+            suppressed_note(n)
+        );
     }
 }
 

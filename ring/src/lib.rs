@@ -16,6 +16,8 @@
 //! Shm::datapath_end(self) -> Result<(CommandReceiver, EventSender), Error>
 //! Shm::signaling_end(self) -> Result<(CommandSender, EventReceiver), Error>
 //! Shm::{path, commands_capacity, events_capacity, datapath_pid, signaling_pid, is_stale}
+//! Shm::verify(&self) -> Result<(), Error>     // datapath: still our file, header still valid?
+//! Shm::watch(&self) -> FileWatch               // verify / is_stale after splitting the Shm
 //! pair(commands_capacity, events_capacity)                                      // heap, in-process
 //!     -> ((CommandSender, EventReceiver), (CommandReceiver, EventSender))
 //!
@@ -24,6 +26,7 @@
 //! Receiver<M>::try_recv(&mut self) -> Option<Result<M, DecodeError>>
 //! Receiver<M>::recv_batch(&mut self, max, FnMut(Result<M, DecodeError>)) -> usize
 //! Receiver<M>::rejected(&self) -> u64                         // corrupt slots seen
+//! {Sender, Receiver}<M>::faults(&self) -> spsc::PositionFaults // impossible head/tail met
 //! Receiver<M>::try_recv_into(&mut self, &mut M) -> Option<Result<(), DecodeError>>  // no move
 //! Receiver<M>::recv_batch_with(&mut self, max, FnMut(Result<&M, DecodeError>)) -> usize
 //! wire::{decode_command_into, decode_event_into}(&Slot, &mut M) -> Result<(), DecodeError>
@@ -66,11 +69,12 @@
 
 pub mod ends;
 pub mod msg;
+pub mod ratelimit;
 pub mod shm;
 pub mod spsc;
 pub mod wire;
 
 pub use ends::{pair, CommandReceiver, CommandSender, EventReceiver, EventSender, Receiver, Sender};
-pub use shm::{Error, Shm, DEFAULT_PATH};
-pub use spsc::Full;
+pub use shm::{Error, FileWatch, Shm, DEFAULT_PATH};
+pub use spsc::{Full, PositionFaults};
 pub use wire::DecodeError;

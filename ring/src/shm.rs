@@ -43,7 +43,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,6 +54,11 @@ use memmap2::MmapRaw;
 use crate::ends::{CommandReceiver, CommandSender, EventReceiver, EventSender, Receiver, Sender};
 use crate::spsc::{self, Backing, LayoutError, CONTROL_SIZE};
 use crate::wire::{Slot, WIRE_SIZES};
+
+mod files;
+
+pub use files::FileWatch;
+use files::{check_ours, open_existing, stale, verify};
 
 /// The file's magic bytes.
 pub const MAGIC: [u8; 8] = *b"XTRKRING";
@@ -198,6 +203,21 @@ pub enum Error {
         have: &'static str,
         /// The role asked for.
         want: &'static str,
+    },
+    /// Something other than a regular file of ours is at the path (a symbolic link, a directory,
+    /// a device, another user's file): never followed, opened or replaced.
+    #[error("{}: refusing {what} at the session ring's path (expected a regular file created by xtrunk; remove it)", path.display())]
+    NotOurs {
+        /// The path.
+        path: PathBuf,
+        /// What is there.
+        what: String,
+    },
+    /// The path now names another file than the one this process mapped.
+    #[error("{}: replaced by another file", path.display())]
+    Replaced {
+        /// The path.
+        path: PathBuf,
     },
     /// A ring does not fit the mapping (internal inconsistency).
     #[error(transparent)]
@@ -460,17 +480,24 @@ impl Shm {
     /// An existing file is replaced by a fresh one (new inode, empty rings) unless it is a valid
     /// ring file whose datapath owner is alive, which is [`Error::RoleTaken`]. Sessions are not
     /// carried over a datapath restart: the datapath's session table died with it.
+    ///
+    /// The file is mode 0600 (its slots carry SDES master keys), created under a temporary name
+    /// with `O_EXCL | O_NOFOLLOW` and renamed into place. Anything at `path` other than a regular
+    /// file of ours (a symbolic link, a directory, another user's file) is [`Error::NotOurs`].
     pub fn create(path: impl AsRef<Path>, commands_capacity: usize, events_capacity: usize) -> Result<Self, Error> {
         let path = path.as_ref();
         let geometry = Geometry::new(commands_capacity, events_capacity)?;
         let io_err = |op| move |source| Error::Io { path: path.to_owned(), op, source };
 
-        if let Ok(file) = OpenOptions::new().read(true).write(true).open(path) {
-            if validate(path, &file).is_ok() {
-                let old = Mapping::map(path, &file, Role::Datapath)?;
-                let word = old.owner(Role::Datapath).load(Ordering::Acquire);
-                if word != 0 && word != my_owner_word() && owner_alive(word) {
-                    return Err(Error::RoleTaken { path: path.to_owned(), role: "datapath", pid: owner_pid(word) });
+        // A planted symbolic link or someone else's file is refused, not followed or replaced.
+        if check_ours(path)? {
+            if let Ok(file) = open_existing(path) {
+                if validate(path, &file).is_ok() {
+                    let old = Mapping::map(path, &file, Role::Datapath)?;
+                    let word = old.owner(Role::Datapath).load(Ordering::Acquire);
+                    if word != 0 && word != my_owner_word() && owner_alive(word) {
+                        return Err(Error::RoleTaken { path: path.to_owned(), role: "datapath", pid: owner_pid(word) });
+                    }
                 }
             }
         }
@@ -478,13 +505,21 @@ impl Shm {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(format!(".tmp.{}", std::process::id()));
         let tmp = PathBuf::from(tmp);
+        // The file carries SDES keys: 0600, and created here (O_EXCL, never through a link). A
+        // temporary name of ours left by a crash is removed first (a link itself, not its target).
+        match std::fs::symlink_metadata(&tmp) {
+            Ok(_) => std::fs::remove_file(&tmp).map_err(io_err("remove stale temporary file"))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Io { path: tmp, op: "lstat", source }),
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
-            .map_err(io_err("create"))?;
+            .map_err(|source| Error::Io { path: tmp.clone(), op: "create", source })?;
         let result = (|| {
             file.set_len(geometry.total_size as u64).map_err(io_err("set_len"))?;
             file.write_all_at(bytemuck::bytes_of(&geometry.header()), 0).map_err(io_err("write header"))?;
@@ -506,11 +541,7 @@ impl Shm {
     /// signaling role (taking it over if the previous signaling process is dead).
     pub fn attach(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let file = match OpenOptions::new().read(true).write(true).open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound { path: path.to_owned() }),
-            Err(source) => return Err(Error::Io { path: path.to_owned(), op: "open", source }),
-        };
+        let file = open_existing(path)?;
         let geometry = validate(path, &file)?;
         let mut map = Mapping::map(path, &file, Role::Signaling)?;
         if map.len() != geometry.total_size {
@@ -562,6 +593,20 @@ impl Shm {
     fn live_owner(&self, role: Role) -> Option<i32> {
         let w = self.map.owner(role).load(Ordering::Acquire);
         owner_alive(w).then(|| owner_pid(w))
+    }
+
+    /// For the datapath: is the file at [`path`](Self::path) still this mapping's, with a valid
+    /// header? `Err` says what is wrong ([`Error::NotFound`]: deleted; [`Error::Replaced`];
+    /// [`Error::BadMagic`] and the other header errors). Attachers cannot use the file until
+    /// the datapath [`create`](Self::create)s it again.
+    pub fn verify(&self) -> Result<(), Error> {
+        verify(&self.map)
+    }
+
+    /// A handle that keeps answering [`verify`](Self::verify) and [`is_stale`](Self::is_stale)
+    /// after the `Shm` is split into its ends.
+    pub fn watch(&self) -> FileWatch {
+        FileWatch { map: Arc::clone(&self.map) }
     }
 
     /// For signaling: true if this mapping is no longer the datapath's live file (the datapath
@@ -619,15 +664,4 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
-}
-
-fn stale(map: &Mapping) -> bool {
-    let word = map.owner(Role::Datapath).load(Ordering::Acquire);
-    if !owner_alive(word) {
-        return true;
-    }
-    match std::fs::metadata(&map.path) {
-        Ok(md) => (md.dev(), md.ino()) != map.dev_ino,
-        Err(_) => true,
-    }
 }

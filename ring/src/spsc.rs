@@ -28,6 +28,12 @@
 //! * No `SeqCst` is needed: there is no store→load ordering across the two variables that the
 //!   algorithm relies on.
 //!
+//! # Impossible positions
+//!
+//! A shared position that breaks `0 ≤ tail - head ≤ capacity` (a stray write into the mapping)
+//! is detected when it is loaded, never acted on, repaired by its owner or re-based onto after
+//! [`RESYNC_GRACE`]; each end counts what it met in [`PositionFaults`]. See [`positions`].
+//!
 //! # Safety
 //!
 //! The ring lives in memory handed over as a [`Backing`]; usage rules:
@@ -54,6 +60,11 @@ use std::sync::Arc;
 
 use bytemuck::Pod;
 use crossbeam_utils::CachePadded;
+
+pub mod positions;
+
+use positions::{gap, Gap, Watch};
+pub use positions::{PositionFaults, RESYNC_GRACE};
 
 /// Alignment required of a ring's offset in its backing memory.
 pub const RING_ALIGN: usize = 128;
@@ -101,6 +112,10 @@ pub const fn ring_bytes<T>(capacity: usize) -> usize {
 
 /// Size of the control block (part of the shared-memory size table).
 pub const CONTROL_SIZE: usize = std::mem::size_of::<RingControl>();
+/// Offset of the `head` word (a little-endian `u64`) in the control block.
+pub const HEAD_OFFSET: usize = std::mem::offset_of!(RingControl, head);
+/// Offset of the `tail` word (a little-endian `u64`) in the control block.
+pub const TAIL_OFFSET: usize = std::mem::offset_of!(RingControl, tail);
 
 /// Memory that holds one or more rings: a heap buffer ([`HeapBacking`]) or a shared mapping.
 ///
@@ -227,6 +242,8 @@ pub struct Producer<T, B: ?Sized = dyn Backing> {
     tail: u64,
     /// Last `head` we loaded; the ring has at least `capacity - (tail - cached_head)` free slots.
     cached_head: u64,
+    /// Impossible positions met.
+    watch: Watch,
 }
 
 /// The reading end of a ring.
@@ -236,6 +253,8 @@ pub struct Consumer<T, B: ?Sized = dyn Backing> {
     head: u64,
     /// Last `tail` we loaded; at least `cached_tail - head` slots are filled.
     cached_tail: u64,
+    /// Impossible positions met.
+    watch: Watch,
 }
 
 // SAFETY: an end is a unique handle on its role (usage rule 1); moving it to another thread moves
@@ -271,8 +290,9 @@ pub unsafe fn producer<T: Pod, B: Backing + ?Sized>(
     let raw = Raw::new(mem, offset, capacity)?;
     // Acquire: a predecessor's last published tail (takeover) is what we continue from.
     let tail = raw.ctrl().tail.load(Ordering::Acquire);
-    let cached_head = raw.ctrl().head.load(Ordering::Acquire);
-    Ok(Producer { raw, tail, cached_head })
+    // A cache that says "full" makes the first write load (and classify) the head.
+    let cached_head = tail.wrapping_sub(capacity as u64);
+    Ok(Producer { raw, tail, cached_head, watch: Watch::default() })
 }
 
 /// Creates the consumer end of the ring of `capacity` slots at `offset` in `mem`.
@@ -290,8 +310,8 @@ pub unsafe fn consumer<T: Pod, B: Backing + ?Sized>(
     let raw = Raw::new(mem, offset, capacity)?;
     // Acquire: continue from the predecessor's last released head (takeover).
     let head = raw.ctrl().head.load(Ordering::Acquire);
-    let cached_tail = raw.ctrl().tail.load(Ordering::Acquire);
-    Ok(Consumer { raw, head, cached_tail })
+    // Trust nothing: the tail is loaded (and classified) on the first read.
+    Ok(Consumer { raw, head, cached_tail: head, watch: Watch::default() })
 }
 
 /// A fresh in-process ring of `capacity` slots on a [`HeapBacking`] (the safe constructor).
@@ -333,11 +353,51 @@ impl<T: Pod, B: Backing + ?Sized> Producer<T, B> {
         }
         // Acquire: pairs with the consumer's Release store of `head`; the consumer has finished
         // reading every slot below the loaded value, so we may overwrite them.
-        self.cached_head = self.raw.ctrl().head.load(Ordering::Acquire);
-        // A corrupt head (used > capacity, or head ahead of tail) reads as "full" / clamps: we
-        // never overwrite more than `capacity` slots ahead of what we believe was consumed.
-        let used = self.tail.wrapping_sub(self.cached_head);
-        self.raw.capacity.saturating_sub(used)
+        let head = self.raw.ctrl().head.load(Ordering::Acquire);
+        match gap(self.tail, head, self.raw.capacity) {
+            Gap::Sane(used) => {
+                self.watch.sane();
+                self.cached_head = head;
+                self.raw.capacity - used
+            }
+            // The consumer is past our tail: it consumed slots we never published (below a
+            // corrupt tail), or its word is corrupt. Wait for it to repair its word; if the head
+            // stays ahead, move our tail up to it (no slot of ours is skipped: we never wrote
+            // those positions).
+            Gap::Behind if self.watch.impossible() => {
+                self.watch.rebased(head.wrapping_sub(self.tail));
+                self.tail = head;
+                self.cached_head = head;
+                // Release: as in `commit` (no new slots; the consumer just sees an empty ring).
+                self.raw.ctrl().tail.store(head, Ordering::Release);
+                self.raw.capacity
+            }
+            // More than a lap behind, or not yet ripe: full until the consumer repairs its word or
+            // re-bases. Never overwrite a slot on the word of an impossible head.
+            Gap::Behind | Gap::TooFar => {
+                self.watch.impossible();
+                self.cached_head = self.tail.wrapping_sub(self.raw.capacity);
+                0
+            }
+        }
+    }
+
+    /// Rule 1 of [`positions`]: restores our shared `tail` if something overwrote it, and then
+    /// forgets the cached head (a consumer misled by the bad tail may have moved on).
+    #[inline]
+    fn check_own(&mut self) {
+        // Relaxed: we are the only writer of `tail`, so a load sees our last store unless
+        // another party wrote it.
+        if self.raw.ctrl().tail.load(Ordering::Relaxed) != self.tail {
+            self.watch.repaired();
+            self.raw.ctrl().tail.store(self.tail, Ordering::Release);
+            self.cached_head = self.tail.wrapping_sub(self.raw.capacity);
+        }
+    }
+
+    /// Impossible positions this end has met.
+    pub fn faults(&self) -> PositionFaults {
+        self.watch.faults
     }
 
     /// Pushes one item, or returns [`Full`] (nothing written; retry later).
@@ -363,6 +423,7 @@ impl<T: Pod, B: Backing + ?Sized> Producer<T, B> {
     /// Reserves up to `max` free slots for writing. Items pushed into the batch become visible
     /// to the consumer only on [`WriteBatch::commit`]; dropping the batch cancels them.
     pub fn write_batch(&mut self, max: usize) -> WriteBatch<'_, T, B> {
+        self.check_own();
         let free = self.free(max as u64);
         let reserved = free.min(max as u64) as usize;
         WriteBatch { producer: self, reserved, filled: 0 }
@@ -462,16 +523,55 @@ impl<T: Pod, B: Backing + ?Sized> Consumer<T, B> {
     /// Filled slots according to the cache; refreshes it (one Acquire load of `tail`) if fewer
     /// than `want` are known to be filled.
     fn available(&mut self, want: u64) -> u64 {
-        let mut avail = self.cached_tail.wrapping_sub(self.head);
-        if avail < want.min(self.raw.capacity) {
-            // Acquire: pairs with the producer's Release store of `tail`; every slot below the
-            // loaded value is completely written before we read it.
-            self.cached_tail = self.raw.ctrl().tail.load(Ordering::Acquire);
-            avail = self.cached_tail.wrapping_sub(self.head);
+        let avail = self.cached_tail.wrapping_sub(self.head);
+        if avail >= want.min(self.raw.capacity) {
+            return avail;
         }
-        // A corrupt tail (behind head, or more than capacity ahead) is clamped: we read at most
-        // one lap of slots, which the message validator then rejects as stale/garbage.
-        avail.min(self.raw.capacity)
+        self.check_own();
+        // Acquire: pairs with the producer's Release store of `tail`; every slot below the
+        // loaded value is completely written before we read it.
+        let tail = self.raw.ctrl().tail.load(Ordering::Acquire);
+        match gap(tail, self.head, self.raw.capacity) {
+            Gap::Sane(avail) => {
+                self.watch.sane();
+                self.cached_tail = tail;
+                avail
+            }
+            // More than a lap ahead for the whole grace: drop what is between and re-base onto
+            // the tail. Not one lap below it: a tail moved by a multiple of 2^32 would make the
+            // previous lap's slots pass the (32-bit) sequence check and be delivered again.
+            Gap::TooFar if self.watch.impossible() => {
+                self.watch.rebased(tail.wrapping_sub(self.head));
+                self.head = tail;
+                self.cached_tail = tail;
+                // Release: as in `ReadBatch::commit` (we read nothing of the skipped slots).
+                self.raw.ctrl().head.store(tail, Ordering::Release);
+                0
+            }
+            // Behind our head, or not yet ripe: read nothing (the producer repairs its word, or
+            // re-bases onto our head).
+            Gap::Behind | Gap::TooFar => {
+                self.watch.impossible();
+                self.cached_tail = self.head;
+                0
+            }
+        }
+    }
+
+    /// Rule 1 of [`positions`]: restores our shared `head` if something overwrote it.
+    #[inline]
+    fn check_own(&mut self) {
+        // Relaxed: we are the only writer of `head`, so a load sees our last store unless
+        // another party wrote it.
+        if self.raw.ctrl().head.load(Ordering::Relaxed) != self.head {
+            self.watch.repaired();
+            self.raw.ctrl().head.store(self.head, Ordering::Release);
+        }
+    }
+
+    /// Impossible positions this end has met.
+    pub fn faults(&self) -> PositionFaults {
+        self.watch.faults
     }
 
     /// Number of items ready to read (refreshing the cache if it says empty).
@@ -593,61 +693,4 @@ impl<T: Pod, B: Backing + ?Sized> ReadBatch<'_, T, B> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn push_pop_wraps() {
-        let (mut p, mut c) = channel::<u64>(4);
-        for i in 0..100u64 {
-            p.try_push(&i).unwrap();
-            assert_eq!(c.try_pop(), Some(i));
-        }
-        assert_eq!(c.try_pop(), None);
-    }
-
-    #[test]
-    fn full_is_backpressure() {
-        let (mut p, mut c) = channel::<u64>(4);
-        for i in 0..4 {
-            p.try_push(&i).unwrap();
-        }
-        assert_eq!(p.try_push(&9), Err(Full));
-        assert_eq!(c.try_pop(), Some(0));
-        p.try_push(&4).unwrap();
-        let mut out = [0u64; 8];
-        assert_eq!(c.pop_into(&mut out), 4);
-        assert_eq!(&out[..4], &[1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn cancelled_batches_change_nothing() {
-        let (mut p, mut c) = channel::<u64>(8);
-        {
-            let mut b = p.write_batch(3);
-            b.push(&1).unwrap();
-            // dropped: cancelled
-        }
-        assert!(c.is_empty());
-        p.try_push(&2).unwrap();
-        {
-            let b = c.read_batch(8);
-            assert_eq!(b.get(0), Some(2));
-        }
-        assert_eq!(c.try_pop(), Some(2));
-    }
-
-    #[test]
-    fn bad_geometry_rejected() {
-        let mem = Arc::new(HeapBacking::new(1024));
-        // SAFETY: never used; construction fails.
-        let r = unsafe { producer::<u64, _>(mem.clone(), 0, 3) };
-        assert_eq!(r.unwrap_err(), LayoutError::Capacity(3));
-        // SAFETY: as above.
-        let r = unsafe { producer::<u64, _>(mem.clone(), 64, 4) };
-        assert_eq!(r.unwrap_err(), LayoutError::Misaligned(64));
-        // SAFETY: as above.
-        let r = unsafe { producer::<u64, _>(mem, 0, 1024) };
-        assert!(matches!(r.unwrap_err(), LayoutError::TooSmall { .. }));
-    }
-}
+mod tests;

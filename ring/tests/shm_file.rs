@@ -350,3 +350,59 @@ fn decode_error_is_counted_not_trusted_via_wire() {
     let s = wire::encode_command(&Command::Delete(SessionId(1)), 7);
     assert_eq!(wire::check_seq(&s, 8), Err(DecodeError::Sequence { expected: 8, got: 7 }));
 }
+
+#[test]
+fn created_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = TempPath::new("mode");
+    let _dp = Shm::create(&p.0, 8, 8).unwrap();
+    let md = std::fs::symlink_metadata(&p.0).unwrap();
+    assert!(md.file_type().is_file());
+    assert_eq!(md.permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn planted_symlink_refused_and_its_target_untouched() {
+    let p = TempPath::new("symlink");
+    let victim = TempPath::new("symlink-victim");
+    std::fs::write(&victim.0, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim.0, &p.0).unwrap();
+    let e = Shm::create(&p.0, 8, 8).unwrap_err();
+    assert!(matches!(e, Error::NotOurs { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(&*p.0.to_string_lossy()) && msg.contains("symbolic link"), "{msg}");
+    let e = Shm::attach(&p.0).unwrap_err();
+    assert!(matches!(e, Error::NotOurs { .. }), "{e}");
+    assert_eq!(std::fs::read(&victim.0).unwrap(), b"precious");
+    assert!(std::fs::symlink_metadata(&p.0).unwrap().file_type().is_symlink(), "the link itself is left alone");
+    // A directory is refused too.
+    let d = TempPath::new("dir");
+    std::fs::create_dir(&d.0).unwrap();
+    assert!(matches!(Shm::create(&d.0, 8, 8), Err(Error::NotOurs { .. })));
+    std::fs::remove_dir(&d.0).unwrap();
+}
+
+#[test]
+fn stale_temporary_symlink_is_removed_not_followed() {
+    let p = TempPath::new("staletmp");
+    let victim = TempPath::new("staletmp-victim");
+    std::fs::write(&victim.0, b"precious").unwrap();
+    let tmp = PathBuf::from(format!("{}.tmp.{}", p.0.display(), std::process::id()));
+    std::os::unix::fs::symlink(&victim.0, &tmp).unwrap();
+    let _dp = Shm::create(&p.0, 8, 8).unwrap();
+    assert_eq!(std::fs::read(&victim.0).unwrap(), b"precious");
+    assert!(!tmp.exists());
+}
+
+#[test]
+fn verify_reports_a_deleted_replaced_or_corrupt_file() {
+    let p = TempPath::new("verify");
+    let dp = Shm::create(&p.0, 8, 8).unwrap();
+    dp.verify().unwrap();
+    patch(&p.0, 0, b"XXXX");
+    assert!(matches!(dp.verify(), Err(Error::BadMagic { .. })));
+    std::fs::remove_file(&p.0).unwrap();
+    assert!(matches!(dp.verify(), Err(Error::NotFound { .. })));
+    std::fs::write(&p.0, b"other").unwrap();
+    assert!(matches!(dp.verify(), Err(Error::Replaced { .. })));
+}

@@ -14,7 +14,9 @@
 //! most a quarter of the appends it follows (amortized O(1) per record), and on every
 //! [`Journal::open`] (which also drops a torn last line left by a crash mid-write).
 //!
-//! The file is mode 0600: its SDP copies may carry SDES keys.
+//! The file (and its `.tmp`) is mode 0600: its SDP copies may carry SDES keys. Neither is ever
+//! opened through a symbolic link ([`crate::files`]); the `.tmp` is created with `O_EXCL` after
+//! removing whatever a crash left there.
 //!
 //! # Durability (fsync policy)
 //! **No fsync.** A record is in the kernel's page cache once `write(2)` returns, so it survives the
@@ -26,9 +28,8 @@
 //! the messages of the same round, so a record is never behind what the peers have seen.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -142,7 +143,14 @@ pub struct Journal {
 /// Parses a file: the live entries with their lines, and the number of lines.
 fn read(path: &Path) -> (BTreeMap<u64, (JournalEntry, String)>, usize) {
     let mut live = BTreeMap::new();
-    let Ok(f) = File::open(path) else { return (live, 0) };
+    let f = match crate::files::open_read(path) {
+        Ok(Some(f)) => f,
+        Ok(None) => return (live, 0),
+        Err(e) => {
+            log::warn!("journal: {e}");
+            return (live, 0);
+        }
+    };
     let mut n = 0;
     for line in BufReader::new(f).lines().map_while(Result::ok) {
         n += 1;
@@ -176,7 +184,7 @@ impl Journal {
             entries.push(e);
             lines.insert(id, line);
         }
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        let file = crate::files::open_append(path)?;
         let mut j = Self {
             path: path.to_path_buf(),
             file,
@@ -256,11 +264,11 @@ impl Journal {
         for l in self.live.values() {
             out.extend_from_slice(l.as_bytes());
         }
-        let mut f = OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = crate::files::create_fresh(&tmp)?;
         f.write_all(&out)?;
         drop(f);
         std::fs::rename(&tmp, &self.path)?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.file = crate::files::open_append(&self.path)?;
         self.lines = self.live.len();
         self.stats.compactions += 1;
         Ok(())
@@ -277,6 +285,7 @@ pub fn path_for(shm: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     fn leg(c: &str) -> JournalLeg {
         JournalLeg {
@@ -343,6 +352,30 @@ mod tests {
         j.apply(&JournalOp::Add(entry(3))).unwrap();
         assert_eq!(Journal::load(&p).iter().map(|e| e.id).collect::<Vec<_>>(), vec![1, 3]);
         let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn private_and_planted_links_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = tmp("links");
+        let victim = tmp("links-victim");
+        std::fs::write(&victim, b"precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        let e = Journal::open(&p).unwrap_err().to_string();
+        assert!(e.contains(&*p.to_string_lossy()) && e.contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+        std::fs::remove_file(&p).unwrap();
+        // A link planted at the compaction file is removed, not followed.
+        let mut t = p.as_os_str().to_owned();
+        t.push(".tmp");
+        std::os::unix::fs::symlink(&victim, &t).unwrap();
+        let (mut j, _) = Journal::open(&p).unwrap();
+        j.apply(&JournalOp::Add(entry(1))).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(std::fs::symlink_metadata(&t).is_err(), "tmp renamed over the journal");
+        let _ = std::fs::remove_file(&p);
+        let _ = std::fs::remove_file(&victim);
     }
 
     #[test]

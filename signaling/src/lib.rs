@@ -9,8 +9,9 @@
 //!   transfers, timers, restart.
 //! * [`sip::dialog`], [`sip::status`], [`sip::preflight`] — dialogs, status codes, request checks.
 //! * [`ports`] — the media port pool; [`media`] — the [`media::MediaPort`] seam to the datapath.
-//! * [`journal`] — restart safety; [`shell`] — sockets, mio, the [`run`] entry point; [`tcp`] —
-//!   its TCP connections (limits, ACL at accept, O(n) framing, fair reading).
+//! * [`journal`] — restart safety; [`files`] — private files (0600, no symlinks);
+//!   [`shell`] — sockets, mio, the [`run`] entry point; [`tcp`] — its TCP connections (limits,
+//!   ACL at accept, O(n) framing, fair reading).
 //! * [`testing`] — the one test rig (a core pumped on simulated time) for tests, benches and fuzzing.
 
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@
 pub mod b2bua;
 pub mod call;
 pub mod cdr;
+pub mod files;
 pub mod ids;
 pub mod journal;
 pub mod media;
@@ -33,4 +35,4 @@ pub mod testing;
 pub mod transport;
 
 pub use media::{Backpressure, LoopbackMedia, MediaPort};
-pub use shell::{run, Server, Summary};
+pub use shell::{run, Flags, Server, Summary};

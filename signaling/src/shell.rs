@@ -1,7 +1,7 @@
 //! The thin I/O shell: UDP and TCP sockets on one mio `Poll` (TCP connections in [`crate::tcp`]),
 //! the clock, the datapath port, the CDR and journal files. Everything else happens in [`Core`].
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +49,8 @@ pub struct Server<M: MediaPort> {
     core: Core,
     media: M,
     cdr: Option<File>,
+    /// `node.cdr_path`, reopened on SIGHUP (log rotation).
+    cdr_path: Option<PathBuf>,
     cdr_buf: Vec<u8>,
     journal: Option<Journal>,
     journal_ops: Vec<JournalOp>,
@@ -56,6 +58,8 @@ pub struct Server<M: MediaPort> {
     /// The file to re-read when the flag is raised (SIGHUP).
     reload: Option<(PathBuf, Arc<AtomicBool>)>,
     media_lost: Option<Arc<AtomicBool>>,
+    /// Raised: return from [`Server::run`] at once, calls left as they are (journaled).
+    detach: Option<Arc<AtomicBool>>,
     /// UDP sockets not drained in their last turn (edge-triggered: no new event will come).
     udp_busy: Vec<bool>,
 }
@@ -142,14 +146,9 @@ impl<M: MediaPort> Server<M> {
         let seed = crate::ids::Seed::from_os().map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
         let snapshot = cfg.resolve_names()?;
         let core = Core::new(Arc::new(snapshot), listeners, Instant::now(), SystemTime::now(), seed);
+        // 0600, appending, never through a symbolic link (crate::files).
         let cdr = match &cfg.node.cdr_path {
-            Some(p) => Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .with_context(|| format!("node.cdr_path: {}", p.display()))?,
-            ),
+            Some(p) => Some(crate::files::open_append(p).with_context(|| format!("node.cdr_path: {}", p.display()))?),
             None => {
                 log::warn!("node.cdr_path is not set: no CDRs are written (set it to a file to keep them)");
                 None
@@ -165,6 +164,7 @@ impl<M: MediaPort> Server<M> {
             core,
             media,
             cdr,
+            cdr_path: cfg.node.cdr_path.clone(),
             cdr_buf: Vec::new(),
             journal: None,
             journal_ops: Vec::new(),
@@ -172,6 +172,7 @@ impl<M: MediaPort> Server<M> {
             reload: None,
             media_lost: None,
             udp_busy,
+            detach: None,
         })
     }
 
@@ -191,10 +192,12 @@ impl<M: MediaPort> Server<M> {
     }
 
     fn maybe_reload(&mut self) {
-        let Some((path, flag)) = &self.reload else { return };
+        let Some((_, flag)) = &self.reload else { return };
         if !flag.swap(false, Ordering::Relaxed) {
             return;
         }
+        self.reopen_cdr();
+        let Some((path, _)) = &self.reload else { return };
         let mut new = match Config::load(path).and_then(|c| c.snapshot(Host::this())) {
             Ok(s) => s,
             Err(e) => {
@@ -213,6 +216,19 @@ impl<M: MediaPort> Server<M> {
             new.routes.len()
         );
         self.core.reload(Arc::new(new));
+    }
+
+    /// Reopens `node.cdr_path` (SIGHUP after logrotate moved the file away: the next CDRs go to a
+    /// new file at the path). If that fails, CDRs keep going to the file already open.
+    fn reopen_cdr(&mut self) {
+        let Some(p) = &self.cdr_path else { return };
+        match crate::files::open_append(p) {
+            Ok(f) => {
+                self.cdr = Some(f);
+                log::info!("reopened the CDR file {}", p.display());
+            }
+            Err(e) => log::error!("node.cdr_path: {e}; CDRs keep going to the file already open"),
+        }
     }
 
     /// The bound listener addresses.
@@ -283,7 +299,12 @@ impl<M: MediaPort> Server<M> {
         let mut buf = vec![0u8; 65_536];
         self.flush();
         let lost = |s: &Self| s.media_lost.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+        let detached = |s: &Self| s.detach.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
         while !stop.load(Ordering::Relaxed) && !lost(&self) {
+            if detached(&self) {
+                log::warn!("leaving {} call(s) journaled for the next sidecar", self.core.active_calls());
+                return Ok(self.summary());
+            }
             self.maybe_reload();
             self.turn(&mut events, &mut buf)?;
         }
@@ -501,23 +522,28 @@ impl<M: MediaPort> Server<M> {
     }
 }
 
-/// Runs the sidecar until `stop` is set: binds the listeners, recovers after a restart, serves.
-/// `reload`: the configuration file and the flag (SIGHUP) that asks to re-read it; `media_lost`:
-/// the flag (SIGUSR1 from the supervisor) that says the datapath died.
-pub fn run(
-    cfg: &Config,
-    media: impl MediaPort + 'static,
-    stop: Arc<AtomicBool>,
-    reload: Option<(PathBuf, Arc<AtomicBool>)>,
-    media_lost: Option<Arc<AtomicBool>>,
-) -> anyhow::Result<()> {
+/// What the process's signals ask of a running sidecar, besides stopping.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// SIGHUP: re-read this configuration file.
+    pub reload: Option<(PathBuf, Arc<AtomicBool>)>,
+    /// SIGUSR1 from the supervisor: the datapath died; end every call (BYE, CDR), then stop.
+    pub media_lost: Option<Arc<AtomicBool>>,
+    /// The ring was re-created: stop at once, leaving every call journaled for the next sidecar.
+    pub detach: Option<Arc<AtomicBool>>,
+}
+
+/// Runs the sidecar until `stop` is set: binds the listeners, recovers after a restart, serves,
+/// and on the way out ends every call (see [`Server::run`]) unless `flags.detach` was raised.
+pub fn run(cfg: &Config, media: impl MediaPort + 'static, stop: Arc<AtomicBool>, flags: Flags) -> anyhow::Result<()> {
     let mut server = Server::bind(cfg, media)?;
-    if let Some((path, flag)) = reload {
+    if let Some((path, flag)) = flags.reload {
         server = server.reload_on(path, flag);
     }
-    if let Some(flag) = media_lost {
+    if let Some(flag) = flags.media_lost {
         server = server.media_lost_on(flag);
     }
+    server.detach = flags.detach;
     for (t, a) in server.local_addrs() {
         log::info!("sip listening on {t:?} {a}");
     }

@@ -9,10 +9,14 @@ use xtrunk_config::{Backend, Config, XdpMode};
 use xtrunk_datapath::socket::{CommandSource, EventSink, SocketOptions};
 use xtrunk_datapath::xsk::{XskInterface, XskMode, XskOptions};
 use xtrunk_ring::msg::{Command, Event};
-use xtrunk_ring::{CommandReceiver, CommandSender, EventReceiver, EventSender, Shm};
+use xtrunk_ring::{CommandReceiver, CommandSender, EventReceiver, EventSender, FileWatch, Shm};
 
 /// How long `xtrunk signaling` waits for the datapath's ring file to appear.
 const ATTACH_WAIT: Duration = Duration::from_secs(30);
+/// How often each role checks the ring file (deleted, replaced, header overwritten).
+const FILE_CHECK: Duration = Duration::from_secs(1);
+/// Failed re-creations of a broken ring file before the datapath stops.
+const MAX_RECREATE_FAILURES: u32 = 10;
 
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -31,19 +35,76 @@ fn hup_flag() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 /// The datapath's command source: the ring's receiver. Corrupt slots are skipped (the receiver
-/// counts them); each is logged.
+/// counts them and logs a few a second).
+///
+/// Once a second it checks the ring file; if it was deleted, replaced or its header overwritten
+/// (a sidecar could never attach again), it re-creates the ring, hands the new event sender to
+/// [`RingEvents`] and keeps relaying: the restarted sidecar attaches to the new file and recovers
+/// its calls from the datapath's dump. If re-creating fails [`MAX_RECREATE_FAILURES`] times in a
+/// row, it stops the datapath with the error in `fatal`.
 struct RingCommands {
     rx: CommandReceiver,
+    watch: FileWatch,
+    checked: Instant,
+    failures: u32,
+    cfg: RingConfig,
+    new_tx: std::sync::mpsc::Sender<EventSender>,
+    stop: Arc<AtomicBool>,
+    fatal: Arc<std::sync::Mutex<Option<anyhow::Error>>>,
+}
+
+/// What the datapath needs to (re-)create the ring.
+#[derive(Clone)]
+struct RingConfig {
+    path: std::path::PathBuf,
+    commands: usize,
+    events: usize,
+}
+
+impl RingConfig {
+    fn create(&self) -> anyhow::Result<(FileWatch, CommandReceiver, EventSender)> {
+        let shm = Shm::create(&self.path, self.commands, self.events)
+            .with_context(|| format!("creating the session ring at {}", self.path.display()))?;
+        let watch = shm.watch();
+        let (rx, tx) = shm.datapath_end().context("claiming the datapath end of the session ring")?;
+        Ok((watch, rx, tx))
+    }
+}
+
+impl RingCommands {
+    fn check_file(&mut self) {
+        self.checked = Instant::now();
+        let Err(why) = self.watch.verify() else { return };
+        log::error!("session ring: {why}; re-creating it (media keeps flowing; the sidecar re-attaches)");
+        match self.cfg.create() {
+            Ok((watch, rx, tx)) => {
+                log::info!("session ring re-created at {}", self.cfg.path.display());
+                (self.watch, self.rx, self.failures) = (watch, rx, 0);
+                let _ = self.new_tx.send(tx);
+            }
+            Err(e) => {
+                self.failures += 1;
+                log::error!("session ring: {e:#} ({} of {MAX_RECREATE_FAILURES} attempts)", self.failures);
+                if self.failures >= MAX_RECREATE_FAILURES {
+                    let e = e.context(format!("the session ring at {} is unusable ({why})", self.cfg.path.display()));
+                    if let Ok(mut f) = self.fatal.lock() {
+                        *f = Some(e);
+                    }
+                    self.stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
 }
 
 impl CommandSource for RingCommands {
     fn poll_command(&mut self) -> Option<Command> {
+        if self.checked.elapsed() >= FILE_CHECK {
+            self.check_file();
+        }
         loop {
-            match self.rx.try_recv()? {
-                Ok(cmd) => return Some(cmd),
-                Err(e) => {
-                    log::warn!("session ring: rejected a corrupt command ({e}); {} rejected so far", self.rx.rejected())
-                }
+            if let Ok(cmd) = self.rx.try_recv()? {
+                return Some(cmd);
             }
         }
     }
@@ -54,14 +115,20 @@ impl CommandSource for RingCommands {
 /// request makes it give an event up, counted in `dropped`.
 struct RingEvents {
     tx: EventSender,
+    /// A re-created ring's sender, from [`RingCommands`].
+    new_tx: std::sync::mpsc::Receiver<EventSender>,
     stop: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
+    full_log: xtrunk_ring::ratelimit::LogLimit,
 }
 
 impl EventSink for RingEvents {
     fn send_event(&mut self, ev: Event) {
         let mut waited = 0u32;
         loop {
+            while let Ok(tx) = self.new_tx.try_recv() {
+                self.tx = tx;
+            }
             if self.tx.try_send(&ev).is_ok() {
                 return;
             }
@@ -70,7 +137,10 @@ impl EventSink for RingEvents {
                 return;
             }
             if waited == 0 {
-                log::warn!("session ring: events ring full; waiting for the signaling sidecar");
+                if let Some(n) = self.full_log.allow(Instant::now()) {
+                    let note = xtrunk_ring::ratelimit::suppressed_note(n);
+                    log::warn!("session ring: events ring full; waiting for the signaling sidecar{note}");
+                }
             }
             waited = waited.saturating_add(1);
             if waited < 64 {
@@ -148,13 +218,33 @@ pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
     // Nothing in the datapath is reloadable; SIGHUP must not take the media down.
     let _hup = hup_flag()?;
     let path = &cfg.node.shm_path;
-    let shm = Shm::create(path, cfg.datapath.ring.commands as usize, cfg.datapath.ring.events as usize)
-        .with_context(|| format!("creating the session ring at {}", path.display()))?;
-    let (rx, tx) = shm.datapath_end().context("claiming the datapath end of the session ring")?;
+    let ring = RingConfig {
+        path: path.clone(),
+        commands: cfg.datapath.ring.commands as usize,
+        events: cfg.datapath.ring.events as usize,
+    };
+    let (watch, rx, tx) = ring.create()?;
     log::info!("session ring at {} (commands {}, events {})", path.display(), rx.capacity(), tx.capacity());
     let dropped = Arc::new(AtomicU64::new(0));
-    let cmds = RingCommands { rx };
-    let events = RingEvents { tx, stop: Arc::clone(&stop), dropped: Arc::clone(&dropped) };
+    let fatal = Arc::new(std::sync::Mutex::new(None));
+    let (new_tx, new_rx) = std::sync::mpsc::channel();
+    let cmds = RingCommands {
+        rx,
+        watch,
+        checked: Instant::now(),
+        failures: 0,
+        cfg: ring,
+        new_tx,
+        stop: Arc::clone(&stop),
+        fatal: Arc::clone(&fatal),
+    };
+    let events = RingEvents {
+        tx,
+        new_tx: new_rx,
+        stop: Arc::clone(&stop),
+        dropped: Arc::clone(&dropped),
+        full_log: Default::default(),
+    };
     let backend = choose_backend(cfg);
     let result = match backend {
         Backend::AfXdp => {
@@ -180,13 +270,36 @@ pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
     if let Err(e) = Shm::remove(path) {
         log::warn!("removing {}: {e}", path.display());
     }
+    if let Some(e) = fatal.lock().ok().and_then(|mut f| f.take()) {
+        return Err(e);
+    }
     result
 }
 
-/// Signaling's end of the ring as a [`xtrunk_signaling::MediaPort`].
+/// Signaling's end of the ring as a [`xtrunk_signaling::MediaPort`]. Once a second it checks
+/// that the file is still the datapath's live ring; if not (the datapath re-created it after it
+/// was deleted or corrupted, or died), it raises `stale`: the sidecar exits at once, leaving its
+/// calls journaled; the supervisor restarts it, and the new one attaches and recovers them (or,
+/// when the datapath no longer holds their sessions, ends them with BYE both ways and a CDR).
 struct RingMedia {
     tx: CommandSender,
     rx: EventReceiver,
+    watch: FileWatch,
+    checked: Instant,
+    stale: Arc<AtomicBool>,
+}
+
+impl RingMedia {
+    fn check_file(&mut self) {
+        self.checked = Instant::now();
+        if !self.stale.load(Ordering::Relaxed) && self.watch.is_stale() {
+            log::error!(
+                "session ring at {}: no longer the datapath's live file; restarting to re-attach",
+                self.watch.path().display()
+            );
+            self.stale.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl xtrunk_signaling::MediaPort for RingMedia {
@@ -195,12 +308,12 @@ impl xtrunk_signaling::MediaPort for RingMedia {
     }
 
     fn poll_event(&mut self) -> Option<Event> {
+        if self.checked.elapsed() >= FILE_CHECK {
+            self.check_file();
+        }
         loop {
-            match self.rx.try_recv()? {
-                Ok(ev) => return Some(ev),
-                Err(e) => {
-                    log::warn!("session ring: rejected a corrupt event ({e}); {} rejected so far", self.rx.rejected())
-                }
+            if let Ok(ev) = self.rx.try_recv()? {
+                return Some(ev);
             }
         }
     }
@@ -217,6 +330,8 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
     let shm = loop {
         match Shm::attach(path) {
             Ok(s) => break s,
+            // Nothing to wait for: a link or another user's file stays what it is.
+            Err(e @ xtrunk_ring::Error::NotOurs { .. }) => return Err(e).context("attaching to the session ring"),
             Err(e) if Instant::now() < deadline && !stop.load(Ordering::Relaxed) => {
                 log::debug!("waiting for the datapath: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -224,6 +339,7 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
             Err(e) => return Err(e).with_context(|| format!("attaching to the session ring at {}", path.display())),
         }
     };
+    let watch = shm.watch();
     let (tx, rx) = shm.signaling_end().context("claiming the signaling end of the session ring")?;
     log::info!("attached to the session ring at {}", path.display());
 
@@ -232,5 +348,16 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
     let lost = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&lost))
         .context("installing SIGUSR1 handler")?;
-    xtrunk_signaling::run(cfg, RingMedia { tx, rx }, stop, reload, Some(lost))
+    // A re-created ring: exit at once, leaving the calls to the next sidecar (it recovers them).
+    let stale = Arc::new(AtomicBool::new(false));
+    let media = RingMedia { tx, rx, watch, checked: Instant::now(), stale: Arc::clone(&stale) };
+    let flags = xtrunk_signaling::Flags { reload, media_lost: Some(lost), detach: Some(Arc::clone(&stale)) };
+    xtrunk_signaling::run(cfg, media, stop, flags)?;
+    if stale.load(Ordering::Relaxed) {
+        anyhow::bail!(
+            "the session ring at {} was re-created or its datapath died; exiting to re-attach",
+            path.display()
+        );
+    }
+    Ok(())
 }

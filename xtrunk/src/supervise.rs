@@ -5,8 +5,9 @@
 //! - a sidecar that exits is restarted (at most [`MAX_RESTARTS`] within [`RESTART_WINDOW`]);
 //!   the datapath keeps relaying meanwhile and the new sidecar recovers the session table;
 //! - a datapath that exits took every call's media with it: the sidecar is told (SIGUSR1) and
-//!   ends each call (BYE both ways, CDR `media_lost`) and exits; the stale ring and journal are
-//!   removed and both are started again (the same restart budget);
+//!   ends each call (BYE both ways, CDR `media_lost`) and exits; the stale ring is removed and
+//!   both are started again (the same restart budget); a call left in the journal is ended by
+//!   the next sidecar, whose datapath does not hold its session;
 //! - SIGINT/SIGTERM: SIGTERM to the sidecar (it ends every call: BYE both ways, CDR `shutdown`)
 //!   then the datapath, SIGKILL after [`STOP_GRACE`], then the shared-memory file is removed;
 //! - SIGHUP is passed to the sidecar (reload); the datapath ignores it.
@@ -78,7 +79,9 @@ pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()
         if let Some(status) = datapath.try_wait()? {
             log::error!("datapath exited ({status}): its calls' media is gone; ending them and restarting it");
             end_child(&mut sidecar, "signaling", libc::SIGUSR1);
-            remove_state(&shm);
+            // The journal stays: calls a sidecar could not end are ended by the next one (the
+            // new datapath holds none of their sessions: BYE both ways, CDR).
+            remove_state(&shm, false);
             if !budget.take() {
                 break Err(anyhow::anyhow!(
                     "children exited {MAX_RESTARTS} times within {RESTART_WINDOW:?}; giving up"
@@ -111,7 +114,7 @@ pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()
     stop_child(&mut datapath, "datapath");
     // Both processes are gone, and with the datapath every call's media: the ring and the
     // sidecar's call journal describe nothing that still exists.
-    remove_state(&shm);
+    remove_state(&shm, true);
     outcome
 }
 
@@ -141,9 +144,12 @@ fn start_datapath(
     Ok(Some(datapath))
 }
 
-/// Removes the ring and the call journal (nothing they describe exists any more).
-fn remove_state(shm: &Path) {
-    let files: [PathBuf; 2] = [shm.to_path_buf(), xtrunk_signaling::journal::path_for(shm)];
+/// Removes the ring and, with `journal`, the call journal (nothing they describe exists any more).
+fn remove_state(shm: &Path, journal: bool) {
+    let mut files: Vec<PathBuf> = vec![shm.to_path_buf()];
+    if journal {
+        files.push(xtrunk_signaling::journal::path_for(shm));
+    }
     for file in files {
         match std::fs::remove_file(&file) {
             Ok(()) => log::info!("removed {}", file.display()),
