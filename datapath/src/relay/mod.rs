@@ -37,9 +37,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
-use xtrunk_ring::msg::{
-    Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, SessionId, SessionSpec, StreamStats,
-};
+use xtrunk_ring::msg::{Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, SessionId, SessionSpec, StreamStats};
 
 use crate::wire::{dtmf::DtmfPayload, rtcp, rtp};
 
