@@ -86,6 +86,7 @@ impl Core {
         wall: SystemTime,
         seed: impl Into<Seed>,
     ) -> Self {
+        let seed: Seed = seed.into();
         let timers = Timers::from_config(&cfg.sip.timers);
         Self {
             hosts: listeners.iter().map(|(_, a)| (*a, format_host(&cfg, *a))).collect(),
@@ -95,7 +96,7 @@ impl Core {
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             invite_stx: HashMap::new(),
-            ports: PortPool::new(cfg.media.port_min, cfg.media.port_max),
+            ports: PortPool::new(cfg.media.port_min, cfg.media.port_max, seed.derive(1)),
             cfg,
             pending_delete: HashMap::new(),
             heap: BinaryHeap::new(),
@@ -105,7 +106,7 @@ impl Core {
             journal_out: VecDeque::new(),
             journal_dirty: BTreeSet::new(),
             next: 1,
-            ids: Ids::new(seed.into()),
+            ids: Ids::new(seed),
             epoch: (now, wall),
             metrics: Metrics::default(),
         }
