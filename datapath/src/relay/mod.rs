@@ -13,7 +13,7 @@
 //!   refusal is a [`DropReason`] counted in [`DropCounters`] and in the leg's `dropped` stat.
 //!
 //! - A packet is relayed only if it comes from its leg's peer (the SDP address, or the source the
-//!   leg latched to under the NAT-aware rule of [`latch`](self::latch)); from any other source it
+//!   leg latched to under the NAT-aware rule of [`latch`]); from any other source it
 //!   is dropped ([`DropReason::SourceMismatch`], and the leg's `rejected_sources`) and nothing is
 //!   ever sent toward that source.
 //!
@@ -23,7 +23,7 @@
 //! leg's peer is forwarded to the *other* leg's peer, sent from the other leg's local port.
 //!
 //! # Latching
-//! See [`latch`](self::latch): a leg's peer is its SDP address; `Once`/`Follow` may latch to
+//! See [`latch`]: a leg's peer is its SDP address; `Once`/`Follow` may latch to
 //! another source only from the SDP address's IP or the leg's signalling IP, within
 //! [`LATCH_WINDOW_MS`] of its first packet and before any packet from the SDP address, and with
 //! the SSRC already seen on the leg.
@@ -71,7 +71,7 @@ pub enum DropReason {
     MalformedRtcp,
     /// RTCP arrived on an RTP port of a leg without rtcp-mux.
     RtcpNotMuxed,
-    /// The source is not the leg's peer and may not latch (see [`latch`](self::latch)).
+    /// The source is not the leg's peer and may not latch (see [`latch`]).
     SourceMismatch,
     /// The payload type is not in the leg's map, or the other leg has no matching codec.
     UnmappedPayloadType,
