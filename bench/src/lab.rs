@@ -566,6 +566,7 @@ impl Topo {
             remote_rtcp_port: 0,
             rtcp_mux: true,
             latch,
+            signal_ip: None,
             pt_map: PtMap::new(),
             crypto: LegCrypto::default(),
         };

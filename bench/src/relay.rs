@@ -237,6 +237,7 @@ impl Plan {
             remote_rtcp_port: 0,
             rtcp_mux: self.rtcp_mux,
             latch: LatchPolicy::Once,
+            signal_ip: None,
             pt_map: PtMap::new(),
             crypto,
         };

@@ -92,6 +92,7 @@ fn spec(stamp: u64) -> SessionSpec {
         remote_rtcp_port: 0,
         rtcp_mux: false,
         latch: LatchPolicy::Once,
+        signal_ip: None,
         pt_map: pts,
         crypto: LegCrypto { rx: Some(keys), tx: Some(keys) },
     };

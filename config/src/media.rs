@@ -21,7 +21,8 @@ pub struct Media {
     pub advertised_ip: Option<IpAddr>,
     /// Seconds without media on a call before signaling ends it; 0 = never.
     pub timeout_secs: u32,
-    /// Symmetric-RTP latching: once, follow or strict.
+    /// Symmetric-RTP latching: once (default), follow or strict. Media is only ever accepted
+    /// from, and sent to, the SDP address or a source latched under the NAT-aware rule.
     pub latch: Latch,
 }
 
@@ -45,14 +46,19 @@ impl Media {
     }
 }
 
-/// Latching policy (see `xtrunk_ring::msg::LatchPolicy`).
+/// Latching policy (see `xtrunk_ring::msg::LatchPolicy` and `xtrunk_datapath::relay::latch`).
+///
+/// A leg's peer is its SDP address. `once` and `follow` may move it to another source only if
+/// that source's IP is the SDP address's IP or the IP the leg's SIP came from (a NAT), within
+/// the first 2 s of the leg's media and before any packet from the SDP address itself, and with
+/// the SSRC already seen. Anything else is dropped and counted, never relayed nor answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Latch {
-    /// Latch to the first source seen, then keep it.
+    /// NAT-aware, at most once: the first allowed source is kept (the default).
     Once,
-    /// Always answer the latest source.
+    /// NAT-aware, follows each newer allowed source while the latch window is open.
     Follow,
-    /// Only accept the SDP address.
+    /// Only the SDP address, never latch.
     Strict,
 }

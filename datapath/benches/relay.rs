@@ -31,6 +31,7 @@ fn relay_with(sessions: usize, m0: PtMap, m1: PtMap) -> Relay {
             remote_rtcp_port: 0,
             rtcp_mux: false,
             latch: LatchPolicy::Once,
+            signal_ip: None,
             pt_map: m,
             crypto: LegCrypto::default(),
         };

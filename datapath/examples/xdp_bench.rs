@@ -76,6 +76,7 @@ fn spec() -> SessionSpec {
         remote_rtcp_port: 0,
         rtcp_mux: true,
         latch,
+        signal_ip: None,
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
     };

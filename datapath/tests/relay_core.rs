@@ -33,6 +33,7 @@ fn leg(port: u16, remote: Option<SocketAddr>, latch: LatchPolicy, map: PtMap) ->
         remote_rtcp_port: 0,
         rtcp_mux: false,
         latch,
+        signal_ip: None,
         pt_map: map,
         crypto: LegCrypto::default(),
     }
@@ -242,10 +243,10 @@ fn latching_once_follow_strict() {
     assert_eq!(dest_of_b_to_a(&mut r), sdp_a, "before any packet: the SDP address");
     assert!(matches!(send(&mut r, 0, 10000, nat_a, p.clone(), len).0, Verdict::Forward { .. }));
     assert_eq!(dest_of_b_to_a(&mut r), nat_a);
-    assert!(matches!(send(&mut r, 0, 10000, nat_a2, p.clone(), len).0, Verdict::Forward { .. }));
+    assert_eq!(send(&mut r, 0, 10000, nat_a2, p.clone(), len).0, Verdict::Drop(DropReason::SourceMismatch));
     assert_eq!(dest_of_b_to_a(&mut r), nat_a, "Once keeps the first latch");
 
-    // Follow: always the most recent source.
+    // Follow: the most recent source allowed to latch (same IP, within the window).
     let mut r = relay();
     basic(&mut r, LatchPolicy::Follow, (PtMap::new(), PtMap::new()));
     send(&mut r, 0, 10000, nat_a, p.clone(), len);
@@ -264,13 +265,15 @@ fn latching_once_follow_strict() {
     let st = r.session_stats(SessionId(1)).unwrap();
     assert_eq!((st[0].dropped, st[0].packets), (2, 1));
 
-    // Unknown remote + Once: no destination until the peer sends; then latched.
+    // Unknown remote + Once: no destination until the peer sends from its signalling IP; then
+    // latched.
     let mut r = relay();
-    let s = spec(
+    let mut s = spec(
         1,
         leg(10000, None, LatchPolicy::Once, PtMap::new()),
         leg(10002, Some(peer_b), LatchPolicy::Once, PtMap::new()),
     );
+    s.legs[0].signal_ip = Some(nat_a.ip());
     apply(&mut r, 0, Command::Create(s));
     assert_eq!(send(&mut r, 0, 10002, peer_b, p.clone(), len).0, Verdict::Drop(DropReason::NoDestination));
     send(&mut r, 0, 10000, nat_a, p.clone(), len);
@@ -510,11 +513,11 @@ fn fast_path_rules() {
     r.handle_packet(0, 10002, addr(PEER_B, 6000), &mut p.clone(), 22);
     assert_eq!(
         r.fast_path_rule(10000),
-        Some(ForwardRule { from: SocketAddr::new(RELAY_IP, 10002), to: addr(PEER_B, 6000) })
+        Some(ForwardRule { peer: addr(PEER_A, 4000), from: SocketAddr::new(RELAY_IP, 10002), to: addr(PEER_B, 6000) })
     );
     assert_eq!(
         r.fast_path_rule(10002),
-        Some(ForwardRule { from: SocketAddr::new(RELAY_IP, 10000), to: addr(PEER_A, 4000) })
+        Some(ForwardRule { peer: addr(PEER_B, 6000), from: SocketAddr::new(RELAY_IP, 10000), to: addr(PEER_A, 4000) })
     );
     assert_eq!(r.fast_path_rule(10001), None, "no RTCP latched yet");
     assert_eq!(r.fast_path_rule(10500), None);

@@ -79,6 +79,7 @@ fn leg(port: u16, remote: Option<SocketAddr>, rtcp: u16, latch: LatchPolicy, map
         remote_rtcp_port: rtcp,
         rtcp_mux: false,
         latch,
+        signal_ip: None,
         pt_map: map,
         crypto: LegCrypto::default(),
     }
@@ -429,6 +430,8 @@ fn relays_rtp_rtcp_with_transcoding_dtmf_and_exact_stats() {
     assert_eq!(be.stats.rx_packets.load(Ordering::Relaxed), forwarded);
 }
 
+/// Latching over real sockets, with a third party (another IP, 127.0.0.2) that knows the ports:
+/// before and after latching, nothing it sends is relayed and nothing is sent back to it.
 #[test]
 fn latching_policies_over_sockets() {
     let be = Backend::start(21200, vec![]);
@@ -436,6 +439,8 @@ fn latching_policies_over_sockets() {
     let sdp_a = peer(); // the address A's SDP names; A really sends from elsewhere (NAT)
     let nat_a = peer();
     let nat_a2 = peer();
+    let third = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mk = |id: u64, p: u16, latch| SessionSpec {
         id: SessionId(id),
         legs: [
@@ -459,7 +464,11 @@ fn latching_policies_over_sockets() {
         assert_eq!(be.command(Command::Create(mk(id, port, policy))), Event::Created(SessionId(id)));
         let relay_a = SocketAddr::new(LO, port);
         let relay_b = SocketAddr::new(LO, port + 2);
-        // A sends from its NAT port (not the SDP one).
+        // The third party sends first, on both legs (same SSRC as A's): nothing reaches A or B.
+        third.send_to(&pkt, relay_a).unwrap();
+        third.send_to(&pkt, relay_b).unwrap();
+        assert!(b.recv_from(&mut buf).is_err(), "{policy:?}: third party relayed before latching");
+        // A sends from its NAT port (same IP as its SDP, another port).
         nat_a.send_to(&pkt, relay_a).unwrap();
         let got = b.recv_from(&mut buf);
         if policy == LatchPolicy::Strict {
@@ -471,9 +480,12 @@ fn latching_policies_over_sockets() {
         b.send_to(&pkt, relay_b).unwrap();
         let to = if policy == LatchPolicy::Strict { &sdp_a } else { &nat_a };
         assert_eq!(to.recv_from(&mut buf).unwrap().1, relay_a, "{policy:?}: B's media to the right A address");
-        // A moves to a second NAT port.
+        // The third party again, after latching.
+        third.send_to(&pkt, relay_a).unwrap();
+        assert!(b.recv_from(&mut buf).is_err(), "{policy:?}: third party relayed after latching");
+        // A moves to a second NAT port within the window: only Follow follows.
         nat_a2.send_to(&pkt, relay_a).unwrap();
-        if policy != LatchPolicy::Strict {
+        if policy == LatchPolicy::Follow {
             assert_eq!(b.recv_from(&mut buf).unwrap().1, relay_b);
         }
         b.send_to(&pkt, relay_b).unwrap();
@@ -483,21 +495,28 @@ fn latching_policies_over_sockets() {
             LatchPolicy::Strict => &sdp_a,
         };
         assert_eq!(to.recv_from(&mut buf).unwrap().1, relay_a, "{policy:?}: after the move");
+        assert!(third.recv_from(&mut buf).is_err(), "{policy:?}: something was sent to the third party");
         for s in [&sdp_a, &nat_a, &nat_a2, &b] {
             drain(s);
         }
         match be.command(Command::Delete(SessionId(id))) {
             Event::Deleted { stats, .. } => {
-                let want_drops = if policy == LatchPolicy::Strict { 2 } else { 0 };
-                assert_eq!(stats[0].dropped, want_drops, "{policy:?}");
+                let want_drops = match policy {
+                    LatchPolicy::Once => 1,
+                    LatchPolicy::Follow => 0,
+                    LatchPolicy::Strict => 2,
+                };
+                assert_eq!(stats[0].rejected_sources, 2 + want_drops, "{policy:?}");
+                assert_eq!(stats[0].dropped, 2 + want_drops, "{policy:?}");
                 assert_eq!(stats[0].packets, 2 - want_drops, "{policy:?}");
+                assert_eq!(stats[1].rejected_sources, 1, "{policy:?}");
             }
             e => panic!("{e:?}"),
         }
     }
-    // Published within 100 ms.
+    // Published within 100 ms: per policy 3 from the third party, plus Once 1 and Strict 2.
     std::thread::sleep(Duration::from_millis(250));
-    assert_eq!(be.stats.drops(DropReason::SourceMismatch), 2);
+    assert_eq!(be.stats.drops(DropReason::SourceMismatch), 3 * 3 + 1 + 2);
 }
 
 #[test]
@@ -543,7 +562,14 @@ fn garbage_is_dropped_and_counted() {
     let spec = SessionSpec {
         id: SessionId(3),
         legs: [
-            leg(21600, Some(a.local_addr().unwrap()), 0, LatchPolicy::Once, pts(&[(0, Codec::Pcmu)])),
+            // a=rtcp names A's one port: its RTCP comes from the port its RTP does.
+            leg(
+                21600,
+                Some(a.local_addr().unwrap()),
+                a.local_addr().unwrap().port(),
+                LatchPolicy::Once,
+                pts(&[(0, Codec::Pcmu)]),
+            ),
             leg(21602, Some(b.local_addr().unwrap()), 0, LatchPolicy::Once, pts(&[(0, Codec::Pcmu)])),
         ],
         media_timeout_ms: 0,
@@ -625,6 +651,7 @@ fn two_workers_dump_and_cross_worker_port_conflicts() {
     // A relayed packet on a session of worker 1 still works.
     let (a, b) = (peer(), peer());
     let mut s2 = mk(2, 21804, 21806);
+    s2.legs[0].remote = Some(a.local_addr().unwrap());
     s2.legs[1].remote = Some(b.local_addr().unwrap());
     assert_eq!(be.command(Command::Update(s2)), Event::Updated(SessionId(2)));
     a.send_to(&rtp(0, 1, 0, 1, &[1; 10]), SocketAddr::new(LO, 21804)).unwrap();

@@ -38,6 +38,8 @@ const RP_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 1);
 const RC_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 1);
 const CAR_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 2);
 const SESSIONS: u16 = 16; // 0..8 AF_XDP, 8..16 fast path
+/// Sequence number of the third party's packets (never used by the real flows).
+const THIRD_PARTY_SEQ: u16 = 65_000;
 const PACKETS: u16 = 150; // per flow and direction, after warm-up
 
 /// An AF_PACKET socket receiving every frame that arrives on `ifname` (created in the caller's
@@ -157,6 +159,7 @@ fn leg(local: SocketAddr, remote: SocketAddr) -> LegSpec {
         remote_rtcp_port: 0,
         rtcp_mux: true,
         latch: LatchPolicy::Once,
+        signal_ip: None,
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
     }
@@ -279,11 +282,17 @@ fn xdp_lab_af_xdp_and_fast_path() {
     a.join().unwrap();
     b.join().unwrap();
 
-    // Non-media traffic from the PBX: SIP, and a media-range port without a session.
+    // Non-media traffic from the PBX: SIP, and a media-range port without a session. And a
+    // third party on the PBX's host (another port) sending to every session's port after
+    // latching: neither the XDP program nor the worker relays it.
     spawn_in(&pbx, || {
         let s = UdpSocket::bind("10.77.1.2:5060").unwrap();
         s.send_to(b"OPTIONS sip:relay SIP/2.0\r\n\r\n", "10.77.1.1:5060").unwrap();
         s.send_to(b"not media", "10.77.1.1:30900").unwrap();
+        let third = UdpSocket::bind("10.77.1.2:45000").unwrap();
+        for k in 0..SESSIONS {
+            third.send_to(&rtp(k, THIRD_PARTY_SEQ), rp_addr(k)).unwrap();
+        }
     })
     .join()
     .unwrap();
@@ -303,6 +312,7 @@ fn xdp_lab_af_xdp_and_fast_path() {
                 _ => continue,
             };
             let seq = u16::from_be_bytes([s.payload[2], s.payload[3]]);
+            assert_ne!(seq, THIRD_PARTY_SEQ, "flow {k}: the third party's packet was relayed");
             if seq < 100 {
                 continue; // warm-up
             }
@@ -356,6 +366,7 @@ fn xdp_lab_af_xdp_and_fast_path() {
     assert!(s.counter(Counter::PassOutOfRange) > 0, "SIP must be counted as out of range");
     assert!(s.counter(Counter::PassNoSession) > 0);
     assert!(s.counter(Counter::FastRedirect) > 0, "fast path must have forwarded");
+    assert_eq!(s.counter(Counter::FastForeign), u64::from(SESSIONS / 2), "third party on fast-path ports: to XSK");
     // Both queues of both relay interfaces served, by both pinned workers.
     for (name, q, qs) in &s.queues {
         assert!(qs.xsk + qs.fast > 0, "{name} queue {q} carried nothing: {qs:?}");

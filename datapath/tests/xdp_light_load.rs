@@ -80,6 +80,7 @@ fn leg(local: SocketAddr, remote: SocketAddr) -> LegSpec {
         remote_rtcp_port: 0,
         rtcp_mux: true,
         latch: LatchPolicy::Once,
+        signal_ip: None,
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
     }

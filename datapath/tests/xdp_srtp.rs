@@ -56,6 +56,7 @@ fn spec() -> SessionSpec {
         remote_rtcp_port: 0,
         rtcp_mux: true,
         latch: LatchPolicy::Once,
+        signal_ip: None,
         pt_map: PtMap::new(),
         crypto,
     };

@@ -65,7 +65,7 @@ pub const MAP_QUEUE_STATS: &str = "queue_stats";
 /// `XT_ABI_MAGIC`: "XTK1".
 pub const XT_ABI_MAGIC: u32 = 0x5854_4b31;
 /// `XT_ABI_VERSION`: bumped whenever a layout or a meaning in `xtrunk_maps.h` changes.
-pub const XT_ABI_VERSION: u32 = 1;
+pub const XT_ABI_VERSION: u32 = 2;
 /// `XT_MAX_IFACES`: interfaces one program instance serves.
 pub const XT_MAX_IFACES: u32 = 8;
 /// `XT_MAX_QUEUES`: RX queues per interface that can have an XSK.
@@ -152,6 +152,13 @@ pub struct XtSession {
     pub pad: u32,
     /// Meaningful when `action == XT_ACT_FAST`.
     pub fast: XtFastRule,
+    /// `XT_ACT_FAST`: the only source address the fast path forwards from (the arriving leg's
+    /// peer; IPv4 in the first 4 bytes). Packets from any other source go to the XSK.
+    pub peer_addr: [u8; 16],
+    /// Port of `peer_addr`, network order.
+    pub peer_port: u16,
+    /// Zero.
+    pub pad2: u16,
 }
 
 /// `struct xt_fast_stats`: what the fast path forwarded for one local port (per CPU).
@@ -182,7 +189,7 @@ pub struct XtQueueStats {
 const _: () = assert!(size_of::<XtConfig>() == 16);
 const _: () = assert!(size_of::<XtSessionKey>() == 4);
 const _: () = assert!(size_of::<XtFastRule>() == 56);
-const _: () = assert!(size_of::<XtSession>() == 64);
+const _: () = assert!(size_of::<XtSession>() == 84);
 const _: () = assert!(size_of::<XtFastStats>() == 16);
 const _: () = assert!(size_of::<XtQueueStats>() == 32);
 
@@ -232,11 +239,13 @@ pub enum Counter {
     FastFallback = 12,
     /// Reserved: `bpf_redirect` refused.
     FastRedirectErr = 13,
+    /// Fast-path session, but the source is not the peer: sent to the XSK (dropped there).
+    FastForeign = 14,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 15] = [
         Self::PassDisabled,
         Self::PassNotIp,
         Self::PassNotUdp,
@@ -251,6 +260,7 @@ impl Counter {
         Self::FastRedirect,
         Self::FastFallback,
         Self::FastRedirectErr,
+        Self::FastForeign,
     ];
 
     /// Short name for logs and reports.
@@ -270,6 +280,7 @@ impl Counter {
             Self::FastRedirect => "fast_redirect",
             Self::FastFallback => "fast_fallback",
             Self::FastRedirectErr => "fast_redirect_err",
+            Self::FastForeign => "fast_foreign",
         }
     }
 }

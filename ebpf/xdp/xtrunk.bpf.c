@@ -129,6 +129,16 @@ static __always_inline __u32 replace_words(__u32 acc, __u16 *dst, const __u16 *s
 	return acc;
 }
 
+/* Are the `nwords` 16-bit words at `a` and `b` equal? (16-bit loads, as for the rewrite.) */
+static __always_inline int words_eq(const __u16 *a, const __u16 *b, int nwords)
+{
+	__u16 diff = 0;
+#pragma unroll
+	for (int i = 0; i < nwords; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
 static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, void *l3,
 					 struct udphdr *udp, void *data_end, int is_v6,
 					 const struct xt_session *s, __u32 port,
@@ -139,9 +149,16 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, 
 	__u32 acc;
 	int udp_csum = 1;
 
+	/* Only the peer's packets are forwarded here; anything else is the relay core's to drop. */
+	if (udp->source != s->peer_port)
+		return -2;
 	if (!is_v6) {
 		struct iphdr *ip = l3;
-		if (r->family != XT_FAMILY_V4 || ip->ihl != 5 || ip->ttl <= 1)
+		if (r->family != XT_FAMILY_V4)
+			return -1;
+		if (!words_eq((const __u16 *)&ip->saddr, (const __u16 *)s->peer_addr, 2))
+			return -2;
+		if (ip->ihl != 5 || ip->ttl <= 1)
 			return -1;
 		if (udp->check == 0)
 			udp_csum = 0;
@@ -161,7 +178,11 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, 
 		ip->check = csum_fold(h);
 	} else {
 		struct ipv6hdr *ip6 = l3;
-		if (r->family != XT_FAMILY_V6 || ip6->hop_limit <= 1)
+		if (r->family != XT_FAMILY_V6)
+			return -1;
+		if (!words_eq((const __u16 *)&ip6->saddr, (const __u16 *)s->peer_addr, 8))
+			return -2;
+		if (ip6->hop_limit <= 1)
 			return -1;
 		acc = (__u16)~udp->check;
 		acc = replace_words(acc, (__u16 *)&ip6->saddr, (const __u16 *)r->src_addr, 8);
@@ -274,10 +295,15 @@ int xtrunk_xdp(struct xdp_md *ctx)
 			int rc = fast_forward(ctx, eth, l3, udp, data_end, is_v6, s, dport, qs);
 			if (rc >= 0)
 				return rc;
+			if (rc == -2) {
+				count(XT_CNT_FAST_FOREIGN);
+				goto xsk;
+			}
 		}
 		count(XT_CNT_FAST_FALLBACK);
 	}
 
+xsk:
 	if (slot >= XT_MAX_IFACES || rxq >= XT_MAX_QUEUES)
 		return pass(XT_CNT_XSK_MISS, qs);
 	int rc = bpf_redirect_map(&xsks, slot * XT_MAX_QUEUES + rxq, XDP_PASS);

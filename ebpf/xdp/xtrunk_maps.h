@@ -14,7 +14,7 @@
 #define XTRUNK_MAPS_H
 
 #define XT_ABI_MAGIC 0x58544b31u /* "XTK1" */
-#define XT_ABI_VERSION 1u
+#define XT_ABI_VERSION 2u
 
 /* Interfaces one program instance serves (the XSKMAP key is slot * XT_MAX_QUEUES + rx queue). */
 #define XT_MAX_IFACES 8
@@ -59,11 +59,17 @@ struct xt_fast_rule {
 	__u16 dst_port;     /* network order */
 };
 
-/* sessions map value. 64 bytes. */
+/* sessions map value. 84 bytes. */
 struct xt_session {
 	__u32 action;       /* XT_ACT_* */
 	__u32 pad;
 	struct xt_fast_rule fast; /* meaningful when action == XT_ACT_FAST */
+	/* XT_ACT_FAST: the only source the fast path forwards from (the arriving leg's latched or
+	 * SDP peer; family as fast.family). Any other source goes to the XSK, where the relay core
+	 * drops and counts it. */
+	__u8 peer_addr[16]; /* IPv4: first 4 bytes */
+	__u16 peer_port;    /* network order */
+	__u16 pad2;
 };
 
 /* fast_stats map value (PERCPU_ARRAY indexed by local port): what the fast path forwarded. */
@@ -96,6 +102,7 @@ enum xt_counter {
 	XT_CNT_FAST_REDIRECT = 11,  /* fast path, other interface */
 	XT_CNT_FAST_FALLBACK = 12,  /* fast-path session but packet unsuitable (TTL, options, family, VLAN): to XSK */
 	XT_CNT_FAST_REDIRECT_ERR = 13, /* bpf_redirect refused */
+	XT_CNT_FAST_FOREIGN = 14,   /* fast-path session, source is not the peer: to XSK (dropped there) */
 	XT_CNT_MAX = 16,
 };
 

@@ -25,6 +25,7 @@ fn leg(port: u16, remote: u16, mux: bool, latch: LatchPolicy, pt_map: PtMap) -> 
         remote_rtcp_port: 0,
         rtcp_mux: mux,
         latch,
+        signal_ip: None,
         pt_map,
         crypto: LegCrypto::default(),
     }

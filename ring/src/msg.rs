@@ -6,7 +6,7 @@
 //!
 //! Direction: [`Command`]s flow signaling → datapath, [`Event`]s flow datapath → signaling.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Identifies one media session (one call's media between two legs). Chosen by signaling, unique
 /// for the lifetime of the shared-memory file. Zero is never a valid id.
@@ -112,12 +112,20 @@ impl PtMap {
 }
 
 /// How a leg learns the address its peer really sends from (symmetric RTP, NAT traversal).
+///
+/// A leg's peer is its SDP address ([`LegSpec::remote`]) until the relay *latches* to another
+/// source. Packets from any source other than the peer are dropped and counted, never relayed and
+/// never answered. `Once` and `Follow` latch only under the NAT-aware rule of the relay core
+/// (`xtrunk_datapath::relay`): the new source's IP is the SDP address's IP or the leg's
+/// [`LegSpec::signal_ip`], the leg is within its latch window (the first 2 s after its first
+/// accepted packet, and never after a packet from the SDP address itself), and the new source
+/// carries the SSRC already seen on the leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LatchPolicy {
-    /// Latch to the source of the first packet received, then keep it.
+    /// Latch at most once, to the first source allowed by the NAT-aware rule, then keep it.
     #[default]
     Once,
-    /// Always send to the source of the most recent packet.
+    /// Like `Once`, but re-latch to each newer allowed source while the latch window is open.
     Follow,
     /// Accept only packets from the SDP address; drop and count the rest.
     Strict,
@@ -197,6 +205,9 @@ pub struct LegSpec {
     pub rtcp_mux: bool,
     /// Latching policy for this leg.
     pub latch: LatchPolicy,
+    /// The IP the leg's SIP came from (caller leg: its INVITE's source; callee leg: the trunk
+    /// target), `None` if unknown. Besides the SDP address's IP, the only IP a leg may latch to.
+    pub signal_ip: Option<IpAddr>,
     /// Payload types negotiated on this leg.
     pub pt_map: PtMap,
     /// SRTP on this leg.
@@ -253,6 +264,8 @@ pub struct StreamStats {
     pub rtcp_packets: u64,
     /// Packets dropped on this leg for any reason (malformed, wrong source, SRTP failure, ...).
     pub dropped: u64,
+    /// Of `dropped`: packets from a source that is not the leg's peer and may not latch.
+    pub rejected_sources: u64,
     /// Time of the last accepted packet, in the datapath's monotonic milliseconds; 0 = none yet.
     pub last_rx_ms: u64,
 }

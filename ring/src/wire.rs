@@ -16,7 +16,7 @@
 //! Byte order is the host's: both ends run on the same machine. The [size table](crate::shm)
 //! checked on attach guarantees both ends agree on every struct's size.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -174,6 +174,9 @@ pub struct WireLeg {
     pub rx: WireKeys,
     /// Send-direction keys.
     pub tx: WireKeys,
+    /// [`LegSpec::signal_ip`]: an address with port, flow info and scope id zero; family 0 =
+    /// unknown.
+    pub signal_ip: WireAddr,
 }
 
 /// A [`SessionSpec`].
@@ -232,6 +235,8 @@ pub struct WireStats {
     pub jitter: u32,
     /// Zero.
     pub reserved: u32,
+    /// See [`StreamStats::rejected_sources`].
+    pub rejected_sources: u64,
 }
 
 /// [`Event::Deleted`].
@@ -289,10 +294,10 @@ const _: () = {
     assert!(std::mem::size_of::<Slot>() == SLOT_SIZE);
     assert!(std::mem::size_of::<WireAddr>() == 28);
     assert!(std::mem::size_of::<WireKeys>() == 52);
-    assert!(std::mem::size_of::<WireLeg>() == 184);
-    assert!(std::mem::size_of::<WireSessionSpec>() == 384);
-    assert!(std::mem::size_of::<WireStats>() == 72);
-    assert!(std::mem::size_of::<WireDeleted>() == 160);
+    assert!(std::mem::size_of::<WireLeg>() == 212);
+    assert!(std::mem::size_of::<WireSessionSpec>() == 440);
+    assert!(std::mem::size_of::<WireStats>() == 80);
+    assert!(std::mem::size_of::<WireDeleted>() == 176);
     assert!(std::mem::size_of::<WireError>() == 16);
     assert!(std::mem::size_of::<WireSessionSpec>() <= BODY_SIZE);
 };
@@ -526,6 +531,7 @@ const PLACEHOLDER_LEG: LegSpec = LegSpec {
     remote_rtcp_port: 0,
     rtcp_mux: false,
     latch: LatchPolicy::Once,
+    signal_ip: None,
     pt_map: PtMap::new(),
     crypto: LegCrypto { rx: None, tx: None },
 };
@@ -648,7 +654,7 @@ fn pts_to_wire(m: &PtMap) -> [WirePt; MAX_PT] {
 /// makes the compiler check that every field, reserved ones included, is written.
 #[inline(always)]
 fn leg_to_wire_into(l: &LegSpec, w: &mut WireLeg) {
-    let WireLeg { local, remote, remote_rtcp_port, rtcp_mux, latch, pt_len, reserved, pts, rx, tx } = w;
+    let WireLeg { local, remote, remote_rtcp_port, rtcp_mux, latch, pt_len, reserved, pts, rx, tx, signal_ip } = w;
     *local = addr_to_wire(Some(l.local));
     *remote = addr_to_wire(l.remote);
     *remote_rtcp_port = l.remote_rtcp_port;
@@ -660,6 +666,7 @@ fn leg_to_wire_into(l: &LegSpec, w: &mut WireLeg) {
     *pts = pts_to_wire(&l.pt_map);
     *rx = keys_to_wire(&l.crypto.rx);
     *tx = keys_to_wire(&l.crypto.tx);
+    *signal_ip = addr_to_wire(l.signal_ip.map(|ip| SocketAddr::new(ip, 0)));
 }
 
 /// Decodes the payload-type table: `pt_len` entries, each pt ≤ 127 with a known codec and no
@@ -705,7 +712,17 @@ fn leg_from_wire_into(w: &WireLeg, l: &mut LegSpec) -> Result<(), DecodeError> {
     l.latch = latch_from_wire(w.latch)?;
     l.crypto.rx = keys_from_wire("leg.crypto.rx", &w.rx)?;
     l.crypto.tx = keys_from_wire("leg.crypto.tx", &w.tx)?;
+    l.signal_ip = ip_from_wire("leg.signal_ip", &w.signal_ip)?;
     Ok(())
+}
+
+/// An IP carried as a [`WireAddr`]: port, flow info and scope id must be zero.
+#[inline(always)]
+fn ip_from_wire(field: &'static str, w: &WireAddr) -> Result<Option<IpAddr>, DecodeError> {
+    if w.port != 0 || (w.flowinfo | w.scope_id) != 0 {
+        return Err(DecodeError::Reserved(field));
+    }
+    Ok(addr_from_wire(field, w)?.map(|a| a.ip()))
 }
 
 /// Writes a spec's wire form straight into `w` (see [`leg_to_wire_into`]).
@@ -759,6 +776,7 @@ fn stats_to_wire(s: &StreamStats) -> WireStats {
         last_rx_ms: s.last_rx_ms,
         jitter: s.jitter,
         reserved: 0,
+        rejected_sources: s.rejected_sources,
     }
 }
 
@@ -776,6 +794,7 @@ fn stats_from_wire(w: &WireStats) -> Result<StreamStats, DecodeError> {
         jitter: w.jitter,
         rtcp_packets: w.rtcp_packets,
         dropped: w.dropped,
+        rejected_sources: w.rejected_sources,
         last_rx_ms: w.last_rx_ms,
     })
 }
@@ -1147,6 +1166,7 @@ mod tests {
             remote_rtcp_port: 0,
             rtcp_mux: true,
             latch: LatchPolicy::Follow,
+            signal_ip: Some("2001:db8::2".parse().unwrap()),
             pt_map: PtMap::new(),
             crypto: LegCrypto::default(),
         }
@@ -1190,6 +1210,18 @@ mod tests {
     }
 
     #[test]
+    fn signal_ip_with_port_rejected() {
+        let mut w = spec_to_wire(&spec());
+        w.legs[0].signal_ip.port = 5060;
+        let s = frame(KIND_CREATE, 0, &w);
+        assert_eq!(decode_command(&s), Err(DecodeError::Reserved("leg.signal_ip")));
+        let mut w = spec_to_wire(&spec());
+        w.legs[1].signal_ip.family = 9;
+        let s = frame(KIND_CREATE, 0, &w);
+        assert_eq!(decode_command(&s), Err(DecodeError::AddressFamily { field: "leg.signal_ip", family: 9 }));
+    }
+
+    #[test]
     fn duplicate_pt_rejected() {
         let mut w = spec_to_wire(&spec());
         w.legs[0].pt_len = 2;
@@ -1216,10 +1248,10 @@ mod tests {
         let stored = s.checksum;
         seal(&mut s);
         assert_eq!(s.checksum, stored);
-        assert_eq!(head_crc(KIND_CREATE, 384), {
+        assert_eq!(head_crc(KIND_CREATE, 440), {
             let mut h = crc32fast::Hasher::new();
             h.update(&KIND_CREATE.to_ne_bytes());
-            h.update(&384u32.to_ne_bytes());
+            h.update(&440u32.to_ne_bytes());
             h.finalize()
         });
     }

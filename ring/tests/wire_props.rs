@@ -59,16 +59,18 @@ fn leg() -> impl Strategy<Value = LegSpec> {
         any::<u16>(),
         any::<bool>(),
         latch,
+        proptest::option::of(addr().prop_map(|a| a.ip())),
         pt_map(),
         proptest::option::of(keys()),
         proptest::option::of(keys()),
     )
-        .prop_map(|(local, remote, remote_rtcp_port, rtcp_mux, latch, pt_map, rx, tx)| LegSpec {
+        .prop_map(|(local, remote, remote_rtcp_port, rtcp_mux, latch, signal_ip, pt_map, rx, tx)| LegSpec {
             local,
             remote,
             remote_rtcp_port,
             rtcp_mux,
             latch,
+            signal_ip,
             pt_map,
             crypto: LegCrypto { rx, tx },
         })
@@ -94,7 +96,7 @@ fn command() -> impl Strategy<Value = Command> {
 }
 
 fn stats() -> impl Strategy<Value = StreamStats> {
-    (any::<[u64; 8]>(), any::<u32>()).prop_map(|(v, jitter)| StreamStats {
+    (any::<[u64; 9]>(), any::<u32>()).prop_map(|(v, jitter)| StreamStats {
         packets: v[0],
         bytes: v[1],
         lost: v[2],
@@ -103,6 +105,7 @@ fn stats() -> impl Strategy<Value = StreamStats> {
         jitter,
         rtcp_packets: v[5],
         dropped: v[6],
+        rejected_sources: v[8],
         last_rx_ms: v[7],
     })
 }
@@ -191,7 +194,7 @@ proptest! {
 
     /// Any single bit flip of an encoded message is caught (CRC-32 detects all 1-bit errors).
     #[test]
-    fn single_bit_flip_rejected(c in command(), bit in 0usize..(16 + 384) * 8) {
+    fn single_bit_flip_rejected(c in command(), bit in 0usize..(16 + 440) * 8) {
         let mut slot = wire::encode_command(&c, 0);
         let len = 16 + slot.len as usize;
         let bit = bit % (len * 8);

@@ -92,6 +92,7 @@ impl Core {
         wall: SystemTime,
         seed: impl Into<Seed>,
     ) -> Self {
+        let seed: Seed = seed.into();
         let timers = Timers::from_config(&cfg.sip.timers);
         let mut txs = Transactions::new(timers, Limits::from_config(&cfg.sip.limits));
         txs.set_agent(&cfg.node.name);
@@ -103,7 +104,7 @@ impl Core {
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             invite_stx: HashMap::new(),
-            ports: PortPool::new(cfg.media.port_min, cfg.media.port_max),
+            ports: PortPool::new(cfg.media.port_min, cfg.media.port_max, seed.derive(1)),
             pending: HashMap::new(),
             cfg,
             pending_delete: HashMap::new(),
@@ -116,7 +117,7 @@ impl Core {
             draining: false,
             media_lost: false,
             next: 1,
-            ids: Ids::new(seed.into()),
+            ids: Ids::new(seed),
             epoch: (now, wall),
             metrics: Metrics::default(),
         }

@@ -12,11 +12,19 @@ pub struct LegStats {
     pub lost: u64,
     /// Interarrival jitter, RTP timestamp units.
     pub jitter: u32,
+    /// Packets from sources that were not the leg's peer and could not latch (dropped; a third
+    /// party aiming media at the call's port). Omitted when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected_sources: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<StreamStats> for LegStats {
     fn from(s: StreamStats) -> Self {
-        Self { packets: s.packets, lost: s.lost, jitter: s.jitter }
+        Self { packets: s.packets, lost: s.lost, jitter: s.jitter, rejected_sources: s.rejected_sources }
     }
 }
 

@@ -47,6 +47,15 @@ impl From<u64> for Seed {
 }
 
 impl Seed {
+    /// An independent seed for another consumer (`domain` ≠ 0): same key, counter block moved by
+    /// `domain` · 2^120 blocks, so the two keystreams never overlap in practice.
+    pub fn derive(&self, domain: u8) -> Self {
+        let mut b = self.0;
+        // Byte 16 is the most significant byte of the big-endian counter block.
+        b[16] ^= domain;
+        Self(b)
+    }
+
     /// A seed from the operating system's CSPRNG.
     pub fn from_os() -> Result<Self, getrandom::Error> {
         let mut b = [0u8; 32];
@@ -104,6 +113,21 @@ impl Ids {
             s.push(HEX[usize::from(b & 15)] as char);
         }
         s
+    }
+
+    /// A uniformly random number below `n` (`n` > 0), by rejection (no modulo bias).
+    pub fn below(&mut self, n: u32) -> u32 {
+        let n = n.max(1);
+        // The largest multiple of n that fits: values at or above it are drawn again.
+        let zone = u32::MAX - u32::MAX % n;
+        loop {
+            let mut raw = [0u8; 4];
+            self.fill(&mut raw);
+            let x = u32::from_le_bytes(raw);
+            if x < zone {
+                return x % n;
+            }
+        }
     }
 
     /// A random number below 2^62 (an SDP `o=` session id: a decimal that fits any peer's

@@ -209,6 +209,11 @@ mod tests {
         p.input(carrier, &ok.to_bytes());
         assert!(p.try_take(pbx, |m| m.code() == Some(200)).is_some());
         assert!(matches!(p.cmds.as_slice(), [Command::Create(_), Command::Update(_)]), "{:?}", p.cmds);
+        // Each leg's media may latch only to its SDP address's IP or the IP its SIP came from.
+        for c in &p.cmds {
+            let (Command::Create(s) | Command::Update(s)) = c else { continue };
+            assert_eq!(s.legs.map(|l| l.signal_ip), [Some(pbx.ip()), Some(carrier.ip())], "{c:?}");
+        }
         assert_eq!(p.core.active_calls(), 1);
         assert!(p.ops.iter().any(|o| matches!(o, JournalOp::Add(_))));
         // Nobody ACKs: after 64·T1 the call is ended on both legs and its CDR written.

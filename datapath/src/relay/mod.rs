@@ -12,25 +12,37 @@
 //! - No wire input can make it panic: every packet is parsed with a checked view first, and every
 //!   refusal is a [`DropReason`] counted in [`DropCounters`] and in the leg's `dropped` stat.
 //!
+//! - A packet is relayed only if it comes from its leg's peer (the SDP address, or the source the
+//!   leg latched to under the NAT-aware rule of [`latch`]); from any other source it
+//!   is dropped ([`DropReason::SourceMismatch`], and the leg's `rejected_sources`) and nothing is
+//!   ever sent toward that source.
+//!
 //! # Sessions and ports
 //! Each session joins leg 0 (customer/PBX) and leg 1 (carrier). A leg owns its even RTP port and,
-//! unless `rtcp_mux`, the RTCP port RTP+1. A datagram that arrives on a leg's port comes from that
-//! leg's peer and is forwarded to the *other* leg's peer, sent from the other leg's local port.
+//! unless `rtcp_mux`, the RTCP port RTP+1. A datagram that arrives on a leg's port from that
+//! leg's peer is forwarded to the *other* leg's peer, sent from the other leg's local port.
+//!
+//! # Latching
+//! See [`latch`]: a leg's peer is its SDP address; `Once`/`Follow` may latch to
+//! another source only from the SDP address's IP or the leg's signalling IP, within
+//! [`LATCH_WINDOW_MS`] of its first packet and before any packet from the SDP address, and with
+//! the SSRC already seen on the leg.
 
 mod crypto;
 pub mod g711;
+pub mod latch;
 mod stats;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
-use xtrunk_ring::msg::{
-    Codec, Command, DeleteReason, ErrorCode, Event, LatchPolicy, LegSpec, SessionId, SessionSpec, StreamStats,
-};
+use xtrunk_ring::msg::{Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, SessionId, SessionSpec, StreamStats};
 
 use crate::wire::{dtmf::DtmfPayload, rtcp, rtp};
 
+use self::latch::LatchState;
+pub use self::latch::LATCH_WINDOW_MS;
 use self::stats::StreamTracker;
 
 /// Configuration of a relay (or of one shard of it).
@@ -59,7 +71,7 @@ pub enum DropReason {
     MalformedRtcp,
     /// RTCP arrived on an RTP port of a leg without rtcp-mux.
     RtcpNotMuxed,
-    /// Strict latching: the source is not the SDP address.
+    /// The source is not the leg's peer and may not latch (see [`latch`]).
     SourceMismatch,
     /// The payload type is not in the leg's map, or the other leg has no matching codec.
     UnmappedPayloadType,
@@ -155,6 +167,9 @@ pub enum Verdict {
 /// A forwarding rule the XDP fast path may apply to every packet arriving on one local port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ForwardRule {
+    /// The only source a packet may come from to be forwarded (the arriving leg's peer). Packets
+    /// from any other source must go to the relay core, which drops and counts them.
+    pub peer: SocketAddr,
     /// Source address of forwarded packets (the other leg's local address and port).
     pub from: SocketAddr,
     /// Destination (the other leg's peer).
@@ -201,8 +216,7 @@ fn encode(slot: u32, leg: usize, rtcp: bool) -> u32 {
 #[derive(Debug, Clone, Default)]
 struct LegState {
     rx: StreamTracker,
-    latched: Option<SocketAddr>,
-    latched_rtcp: Option<SocketAddr>,
+    latch: LatchState,
     srtp: crypto::LegSrtp,
 }
 
@@ -233,12 +247,6 @@ fn clock_rate(codec: Option<Codec>) -> Option<u32> {
         // G.711, G.722 (8000 by RFC 3551 quirk), G.729, CN, and unknown pass-through payloads.
         _ => Some(8_000),
     }
-}
-
-fn rtcp_addr(leg: &LegSpec, peer: SocketAddr) -> SocketAddr {
-    let mut a = peer;
-    a.set_port(if leg.remote_rtcp_port != 0 { leg.remote_rtcp_port } else { peer.port().wrapping_add(1) });
-    a
 }
 
 /// The media relay core. See the module docs.
@@ -497,10 +505,9 @@ impl Relay {
             return Err((ErrorCode::UnknownSession, 0));
         };
         for (leg, (o, n)) in s.legs.iter_mut().zip(old.legs.iter().zip(&spec.legs)) {
-            // A new peer address or policy invalidates what was learned.
-            if o.remote != n.remote || o.latch != n.latch || o.remote_rtcp_port != n.remote_rtcp_port {
-                leg.latched = None;
-                leg.latched_rtcp = None;
+            // A new peer address, policy or signalling IP invalidates what was learned.
+            if latch::spec_changed(o, n) {
+                leg.latch = LatchState::default();
             }
             // New keys (re-keying re-INVITE): fresh contexts; same keys keep ROC and replay state.
             if o.crypto != n.crypto {
@@ -530,21 +537,11 @@ impl Relay {
     }
 
     fn rtp_dest(s: &Session, leg: usize) -> Option<SocketAddr> {
-        let spec = &s.spec.legs[leg];
-        match spec.latch {
-            LatchPolicy::Strict => spec.remote,
-            _ => s.legs[leg].latched.or(spec.remote),
-        }
+        s.legs[leg].latch.rtp_peer(&s.spec.legs[leg])
     }
 
     fn rtcp_dest(s: &Session, leg: usize) -> Option<SocketAddr> {
-        let spec = &s.spec.legs[leg];
-        if spec.rtcp_mux {
-            return Self::rtp_dest(s, leg);
-        }
-        let st = &s.legs[leg];
-        let latched = if spec.latch == LatchPolicy::Strict { None } else { st.latched_rtcp };
-        latched.or_else(|| spec.remote.map(|r| rtcp_addr(spec, r))).or_else(|| st.latched.map(|r| rtcp_addr(spec, r)))
+        s.legs[leg].latch.rtcp_peer(&s.spec.legs[leg])
     }
 
     fn local_addr(spec: &LegSpec, rtcp: bool) -> SocketAddr {
@@ -563,33 +560,13 @@ impl Relay {
         Verdict::Drop(reason)
     }
 
-    /// Source check and latching for a packet from `src` on `leg` (`rtcp`: on the RTCP port).
-    /// Returns false when the packet must be dropped (Strict mismatch).
-    fn source_ok(s: &Session, leg: usize, rtcp_port: bool, src: SocketAddr) -> bool {
-        let spec = &s.spec.legs[leg];
-        if spec.latch != LatchPolicy::Strict {
-            return true;
+    /// A packet from a source that is not the leg's peer and may not latch: dropped, counted per
+    /// relay and per leg.
+    fn reject_source(&mut self, slot: usize, leg: usize) -> Verdict {
+        if let Some(s) = self.slots[slot].as_mut() {
+            s.legs[leg].rx.on_rejected_source();
         }
-        match spec.remote {
-            None => false,
-            Some(r) if rtcp_port => rtcp_addr(spec, r) == src,
-            Some(r) => r == src,
-        }
-    }
-
-    fn latch(s: &mut Session, leg: usize, rtcp_port: bool, src: SocketAddr) {
-        let policy = s.spec.legs[leg].latch;
-        let st = &mut s.legs[leg];
-        let slot = if rtcp_port { &mut st.latched_rtcp } else { &mut st.latched };
-        match policy {
-            LatchPolicy::Once => {
-                if slot.is_none() {
-                    *slot = Some(src);
-                }
-            }
-            LatchPolicy::Follow => *slot = Some(src),
-            LatchPolicy::Strict => {}
-        }
+        self.drop_on(slot, leg, DropReason::SourceMismatch)
     }
 
     fn touch(&mut self, slot: usize, now_ms: u64) {
@@ -658,8 +635,8 @@ impl Relay {
             (rtp::MuxKind::Rtp, true) => return self.drop_on(slot, leg, DropReason::MalformedRtcp),
             _ => return self.drop_on(slot, leg, DropReason::Foreign),
         };
-        if !Self::source_ok(s, leg, rtcp_port, src) {
-            return self.drop_on(slot, leg, DropReason::SourceMismatch);
+        if !s.legs[leg].latch.admits(&s.spec.legs[leg], rtcp_port, src, latch::sender_ssrc(pkt, is_rtcp), now_ms) {
+            return self.reject_source(slot, leg);
         }
         let other = 1 - leg;
         // SRTP/SRTCP receive side: authenticate and decrypt in place.
@@ -684,7 +661,7 @@ impl Relay {
             let Some(s) = self.slots[slot].as_mut() else {
                 return Verdict::Drop(DropReason::UnknownPort);
             };
-            Self::latch(s, leg, rtcp_port, src);
+            s.legs[leg].latch.commit(&s.spec.legs[leg], rtcp_port, src, None, now_ms);
             let Some(to) = Self::rtcp_dest(s, other) else {
                 return self.drop_on(slot, leg, DropReason::NoDestination);
             };
@@ -717,7 +694,7 @@ impl Relay {
         let Some(s) = self.slots[slot].as_mut() else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
-        Self::latch(s, leg, false, src);
+        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, Some(p.ssrc()), now_ms);
         let Some(to) = Self::rtp_dest(s, other) else {
             return self.drop_on(slot, leg, DropReason::NoDestination);
         };
@@ -778,9 +755,10 @@ impl Relay {
 
     /// The rule the XDP fast path may use for packets arriving on `local_port`, when they need no
     /// work from the relay: fast path allowed by the spec, no SRTP on either leg, identical
-    /// payload-type maps (or both empty), the arriving leg's source already fixed (latch `Once`
-    /// and latched — `Follow` and `Strict` need a per-packet source check), and the other leg's
-    /// destination fixed (`Strict` with an SDP address, or `Once` and latched).
+    /// payload-type maps (or both empty), the arriving leg's source fixed for good (`Strict` with
+    /// an SDP address, or `Once` and latched; `Follow` may still re-latch), and the other leg's
+    /// destination fixed likewise. The XDP program forwards only packets from
+    /// [`ForwardRule::peer`]; any other source goes to the relay core (dropped, counted).
     ///
     /// A rule can appear or disappear only through [`Relay::apply`] and through
     /// [`Relay::handle_packet`] (latching); re-query after either for the ports involved.
@@ -795,31 +773,18 @@ impl Relay {
             return None;
         }
         let me = &s.spec.legs[leg];
-        let my_state = &s.legs[leg];
-        let src_fixed = me.latch == LatchPolicy::Once
-            && if rtcp_port { my_state.latched_rtcp.is_some() } else { my_state.latched.is_some() };
-        if !src_fixed {
+        let my_state = &s.legs[leg].latch;
+        if !my_state.source_fixed(me, rtcp_port) {
             return None;
         }
+        let peer = my_state.peer(me, rtcp_port)?;
         let other = 1 - leg;
         let os = &s.spec.legs[other];
-        let ostate = &s.legs[other];
-        let dest_fixed = match os.latch {
-            LatchPolicy::Strict => os.remote.is_some(),
-            LatchPolicy::Once => {
-                if rtcp_port && !os.rtcp_mux {
-                    ostate.latched_rtcp.is_some()
-                } else {
-                    ostate.latched.is_some()
-                }
-            }
-            LatchPolicy::Follow => false,
-        };
-        if !dest_fixed {
+        if !s.legs[other].latch.source_fixed(os, rtcp_port && !os.rtcp_mux) {
             return None;
         }
         let to = if rtcp_port { Self::rtcp_dest(s, other)? } else { Self::rtp_dest(s, other)? };
-        Some(ForwardRule { from: Self::local_addr(os, rtcp_port), to })
+        Some(ForwardRule { peer, from: Self::local_addr(os, rtcp_port), to })
     }
 
     /// Credits `packets`/`bytes` forwarded in the kernel for packets that arrived on `local_port`

@@ -145,6 +145,12 @@ impl StreamTracker {
         self.stats.last_rx_ms = now_ms;
     }
 
+    /// Accounts a packet from a source that may not send on this leg (the drop itself is
+    /// accounted by [`StreamTracker::on_drop`]).
+    pub(crate) fn on_rejected_source(&mut self) {
+        self.stats.rejected_sources += 1;
+    }
+
     /// Accounts a drop on this leg.
     pub(crate) fn on_drop(&mut self) {
         self.stats.dropped += 1;

@@ -61,9 +61,10 @@ pub trait MediaCore: Send + 'static {
         buf: &mut [u8],
         len: usize,
     ) -> Option<(usize, SocketAddr, SocketAddr)>;
-    /// `Some((from, to))` when packets arriving on `local_port` need no payload work and may be
-    /// forwarded by the XDP program, rewritten to `from` → `to`.
-    fn fast_path_rule(&self, local_port: u16) -> Option<(SocketAddr, SocketAddr)>;
+    /// `Some((peer, from, to))` when packets arriving on `local_port` from `peer` need no payload
+    /// work and may be forwarded by the XDP program, rewritten to `from` → `to`. The program
+    /// checks the source: packets from anywhere else still come to the worker.
+    fn fast_path_rule(&self, local_port: u16) -> Option<(SocketAddr, SocketAddr, SocketAddr)>;
     /// Credits what the fast path forwarded for `local_port` since the last call.
     fn credit_fast_path(&mut self, local_port: u16, packets: u64, bytes: u64, now_ms: u64);
     /// Periodic work (media timeouts); answers through `events`.
@@ -278,7 +279,8 @@ pub struct WorkerStats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PortPath {
     Xsk,
-    Fast(XtFastRule),
+    /// The rewrite and the only source address (bytes, network-order port) it applies to.
+    Fast(XtFastRule, [u8; 16], u16),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -339,8 +341,8 @@ impl MediaCore for crate::relay::Relay {
         }
     }
 
-    fn fast_path_rule(&self, local_port: u16) -> Option<(SocketAddr, SocketAddr)> {
-        crate::relay::Relay::fast_path_rule(self, local_port).map(|r| (r.from, r.to))
+    fn fast_path_rule(&self, local_port: u16) -> Option<(SocketAddr, SocketAddr, SocketAddr)> {
+        crate::relay::Relay::fast_path_rule(self, local_port).map(|r| (r.peer, r.from, r.to))
     }
 
     fn credit_fast_path(&mut self, local_port: u16, packets: u64, bytes: u64, now_ms: u64) {
@@ -573,11 +575,15 @@ impl<C: MediaCore> XskRuntime<C> {
             let g = self.lock();
             for (p, st) in &self.ports {
                 let want = if self.opts.fast_path {
-                    g.core.fast_path_rule(*p).and_then(|(from, to)| fast_rule(&g.net, from, to))
+                    g.core.fast_path_rule(*p).and_then(|(peer, from, to)| {
+                        // The XDP program compares the source as it is on the ingress wire.
+                        let r = fast_rule(&g.net, from, to)?;
+                        (peer.is_ipv4() == to.is_ipv4()).then(|| (r, addr_bytes(peer.ip()), peer.port().to_be()))
+                    })
                 } else {
                     None
                 };
-                let want = want.map_or(PortPath::Xsk, PortPath::Fast);
+                let want = want.map_or(PortPath::Xsk, |(r, a, p)| PortPath::Fast(r, a, p));
                 if want != st.path {
                     changes.push((*p, want));
                 }
@@ -586,7 +592,9 @@ impl<C: MediaCore> XskRuntime<C> {
         for (p, path) in changes {
             let entry = match path {
                 PortPath::Xsk => XtSession { action: XT_ACT_XSK, ..Default::default() },
-                PortPath::Fast(r) => XtSession { action: XT_ACT_FAST, pad: 0, fast: r },
+                PortPath::Fast(fast, peer_addr, peer_port) => {
+                    XtSession { action: XT_ACT_FAST, pad: 0, fast, peer_addr, peer_port, pad2: 0 }
+                }
             };
             match self.prog.set_session(p, &entry) {
                 Ok(()) => {
@@ -595,7 +603,7 @@ impl<C: MediaCore> XskRuntime<C> {
                     }
                     log::debug!(
                         "xsk: port {p} → {}",
-                        if matches!(path, PortPath::Fast(_)) { "fast path" } else { "AF_XDP" }
+                        if matches!(path, PortPath::Fast(..)) { "fast path" } else { "AF_XDP" }
                     );
                 }
                 Err(e) => log::error!("xsk: cannot update port {p}: {e}"),
@@ -646,7 +654,7 @@ impl<C: MediaCore> XskRuntime<C> {
             }
         }
         s.xdp_run = self.prog.run_stats().unwrap_or_default();
-        s.fast_ports = self.ports.values().filter(|p| matches!(p.path, PortPath::Fast(_))).count();
+        s.fast_ports = self.ports.values().filter(|p| matches!(p.path, PortPath::Fast(..))).count();
         s
     }
 

@@ -180,14 +180,22 @@ pub(crate) fn uri_addr(uri: &str) -> Option<(SocketAddr, Option<Transport>)> {
     Some((SocketAddr::new(ip, port), t))
 }
 
-/// A datapath leg toward the peer described by `r`.
-pub(crate) fn remote_spec(r: &sdp::Remote, local: SocketAddr, latch: LatchPolicy) -> LegSpec {
+/// A datapath leg toward the peer described by `r`. `signal_ip` is where the leg's SIP comes
+/// from (the caller's INVITE source; the callee's trunk target): besides the SDP address's IP,
+/// the only IP the datapath lets the leg's media latch to (NAT).
+pub(crate) fn remote_spec(
+    r: &sdp::Remote,
+    local: SocketAddr,
+    latch: LatchPolicy,
+    signal_ip: Option<IpAddr>,
+) -> LegSpec {
     LegSpec {
         local,
         remote: r.addr,
         remote_rtcp_port: r.rtcp_port,
         rtcp_mux: r.rtcp_mux,
         latch,
+        signal_ip,
         pt_map: r.pt_map(),
         crypto: LegCrypto::default(),
     }

@@ -90,8 +90,10 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else { return };
         let (Ok(a), Ok(b)) = (call.a_offer.remote(), ans.remote()) else { return };
         let [l0, l1] = call.spec.legs;
-        call.spec.legs[0] = remote_spec(&sdp::negotiated(&a, &b), l0.local, l0.latch);
-        call.spec.legs[1] = remote_spec(&b, l1.local, l1.latch);
+        // The callee's signalling IP is the target that answered (failover may have moved it).
+        let b_ip = Some(call.legs[1].dlg.dest.remote.ip());
+        call.spec.legs[0] = remote_spec(&sdp::negotiated(&a, &b), l0.local, l0.latch, l0.signal_ip);
+        call.spec.legs[1] = remote_spec(&b, l1.local, l1.latch, b_ip);
         (call.spec.legs[0].crypto, call.spec.legs[1].crypto) = (l0.crypto, l1.crypto);
         self.media_out.push_back(Command::Update(call.spec));
     }

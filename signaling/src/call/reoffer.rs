@@ -145,8 +145,8 @@ impl Core {
         call.legs[o].remote_sdp = Some(ans.clone());
         if let (Ok(rs), Ok(ro_)) = (ro.offer.remote(), ans.remote()) {
             let (ls, lo) = (call.spec.legs[s], call.spec.legs[o]);
-            call.spec.legs[s] = remote_spec(&sdp::negotiated(&rs, &ro_), ls.local, ls.latch);
-            call.spec.legs[o] = remote_spec(&ro_, lo.local, lo.latch);
+            call.spec.legs[s] = remote_spec(&sdp::negotiated(&rs, &ro_), ls.local, ls.latch, ls.signal_ip);
+            call.spec.legs[o] = remote_spec(&ro_, lo.local, lo.latch, lo.signal_ip);
             (call.spec.legs[s].crypto, call.spec.legs[o].crypto) = (s_crypto, o_crypto);
             self.media_out.push_back(Command::Update(call.spec));
         }

@@ -3,7 +3,7 @@
 //! INVITE sent to the route's first target.
 
 use std::cmp::Reverse;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,7 +75,7 @@ impl Core {
         let Some(n) = self.negotiate(now, &k, &req, src, &cfg, tin, tout) else { return };
         let id = self.next_call();
         let session = SessionId(id.0);
-        let spec = session_spec(&cfg, session, &n, tin, tout);
+        let spec = session_spec(&cfg, session, &n, tin, tout, src.remote.ip());
         self.media_out.push_back(Command::Create(spec));
         let leg_a = self.caller_leg(&req, src, tin, n.ports[0], n.offer.clone());
         let leg_b = self.callee_leg(&req, &cfg, tout, n.ports[1], n.b_origin, n.b_sdp);
@@ -210,12 +210,21 @@ const MEDIA_CONFIRM: Duration = Duration::from_secs(2);
 
 /// The datapath session of a new call: the caller's leg from its offer, the callee's empty until
 /// it answers.
-fn session_spec(cfg: &Snapshot, id: SessionId, n: &Negotiated, tin: TrunkId, tout: TrunkId) -> SessionSpec {
+/// `a_ip`: where the caller's INVITE came from (the callee's signalling IP is its trunk target's).
+fn session_spec(
+    cfg: &Snapshot,
+    id: SessionId,
+    n: &Negotiated,
+    tin: TrunkId,
+    tout: TrunkId,
+    a_ip: IpAddr,
+) -> SessionSpec {
     let bind = cfg.media.bind_ip;
     let local0 = SocketAddr::new(bind, n.ports[0]);
     let mut leg0 = match n.offer.remote() {
         Ok(r) => {
-            remote_spec(&sdp::negotiated(&r, &n.b_sdp.remote().unwrap_or(r.clone())), local0, latch_of(cfg.trunk(tin)))
+            let r = sdp::negotiated(&r, &n.b_sdp.remote().unwrap_or(r.clone()));
+            remote_spec(&r, local0, latch_of(cfg.trunk(tin)), Some(a_ip))
         }
         Err(_) => {
             let none = sdp::Remote {
@@ -226,7 +235,7 @@ fn session_spec(cfg: &Snapshot, id: SessionId, n: &Negotiated, tin: TrunkId, tou
                 payloads: vec![],
                 direction: "sendrecv",
             };
-            remote_spec(&none, local0, latch_of(cfg.trunk(tin)))
+            remote_spec(&none, local0, latch_of(cfg.trunk(tin)), Some(a_ip))
         }
     };
     leg0.crypto = LegCrypto { rx: n.a_srtp.map(|(l, _)| l.keys), tx: n.a_srtp.map(|(_, ours)| ours) };
@@ -236,6 +245,7 @@ fn session_spec(cfg: &Snapshot, id: SessionId, n: &Negotiated, tin: TrunkId, tou
         remote_rtcp_port: 0,
         rtcp_mux: false,
         latch: latch_of(cfg.trunk(tout)),
+        signal_ip: cfg.trunk(tout).targets.first().map(|t| t.addr.ip()),
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
     };

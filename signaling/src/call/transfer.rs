@@ -180,7 +180,8 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else { return };
         if let Ok(r) = ans.remote() {
             let l = call.spec.legs[s];
-            call.spec.legs[s] = remote_spec(&r, l.local, l.latch);
+            // The slot now faces the transfer target: its SIP's address is the new signalling IP.
+            call.spec.legs[s] = remote_spec(&r, l.local, l.latch, Some(tr.leg.dlg.dest.remote.ip()));
             call.spec.legs[s].crypto = crypto;
             self.media_out.push_back(Command::Update(call.spec));
         }
