@@ -22,6 +22,13 @@ pub struct Sip {
     pub max_message_bytes: usize,
     /// Seconds an outbound INVITE may ring before the B2BUA gives up (408 to the caller).
     pub no_answer_timeout_secs: u32,
+    /// Milliseconds a trunk target may take to send a provisional (or final) response to our
+    /// INVITE before the next target is tried (default 2000; Timer B, 64·T1, is far too long for
+    /// hunting). An ICMP unreachable or a refused connection fails the target at once.
+    pub target_timeout_ms: u32,
+    /// Seconds the whole hunt over a trunk's targets may take before the caller gets `408`
+    /// (default 10); a target that rings is governed by `no_answer_timeout_secs` instead.
+    pub hunt_timeout_secs: u32,
     // TCP connection limits (issue #11). Read at each accept and idle sweep, so a reload applies.
     /// Most TCP connections open at once, accepted and outbound; more are refused (counted).
     pub tcp_max_connections: usize,
@@ -46,6 +53,8 @@ impl Default for Sip {
             timers: SipTimers::default(),
             max_message_bytes: 65_535,
             no_answer_timeout_secs: 60,
+            target_timeout_ms: 2000,
+            hunt_timeout_secs: 10,
             tcp_max_connections: 1024,
             tcp_max_per_source: 32,
             tcp_idle_timeout_s: 120,

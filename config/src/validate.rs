@@ -129,6 +129,18 @@ impl Config {
         if sip.no_answer_timeout_secs == 0 {
             v.add("sip.no_answer_timeout_secs", "must be at least 1");
         }
+        if !(100..=64_000).contains(&sip.target_timeout_ms) {
+            v.add("sip.target_timeout_ms", format!("must be between 100 and 64000, got {}", sip.target_timeout_ms));
+        }
+        if sip.hunt_timeout_secs == 0 || u64::from(sip.hunt_timeout_secs) * 1000 < u64::from(sip.target_timeout_ms) {
+            v.add(
+                "sip.hunt_timeout_secs",
+                format!(
+                    "must be at least target_timeout_ms ({} ms), got {} s",
+                    sip.target_timeout_ms, sip.hunt_timeout_secs
+                ),
+            );
+        }
         let l = &sip.limits;
         if l.max_server_transactions == 0 {
             v.add("sip.limits.max_server_transactions", "must be at least 1");

@@ -20,6 +20,7 @@ pub mod b2bua;
 pub mod call;
 pub mod cdr;
 pub mod files;
+mod icmp;
 pub mod ids;
 pub mod journal;
 pub mod media;

@@ -101,6 +101,9 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
+    if let Err(e) = crate::icmp::enable(&s, addr.is_ipv6()) {
+        log::warn!("udp {addr}: IP_RECVERR: {e} (ICMP unreachable will not fail a target at once)");
+    }
     Ok(UdpSocket::from_std(s.into()))
 }
 
@@ -389,6 +392,7 @@ impl<M: MediaPort> Server<M> {
         self.udp_busy[i] = true;
         for _ in 0..UDP_TURN_BATCHES {
             let mut handled = 0;
+            let mut errors = 0;
             let mut drained = false;
             while handled < UDP_BATCH {
                 match self.udp[i].1.recv_from(buf) {
@@ -403,10 +407,15 @@ impl<M: MediaPort> Server<M> {
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        // ICMP errors surface here on Linux; nothing to do for UDP.
+                        // An ICMP error for something we sent (IP_RECVERR): read the error
+                        // queue for the destinations it names.
                         log::debug!("udp recv: {e}");
-                        drained = true;
-                        break;
+                        self.icmp_errors(i);
+                        errors += 1;
+                        if errors > 8 {
+                            drained = true;
+                            break;
+                        }
                     }
                 }
             }
@@ -418,6 +427,17 @@ impl<M: MediaPort> Server<M> {
                 self.udp_busy[i] = false;
                 break;
             }
+        }
+    }
+
+    /// ICMP errors queued on UDP socket `i`: each names a destination we could not reach, a
+    /// transport failure for the transactions toward it.
+    fn icmp_errors(&mut self, i: usize) {
+        let mut refused = Vec::new();
+        crate::icmp::drain(&self.udp[i].1, &mut refused);
+        for remote in refused {
+            log::info!("udp {remote}: unreachable (ICMP); failing its transactions");
+            self.core.handle_transport_error(Instant::now(), remote);
         }
     }
 

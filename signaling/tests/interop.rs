@@ -47,3 +47,67 @@ fn two_clients_sharing_a_branch_are_two_calls() {
     let invs: Vec<Message> = std::iter::from_fn(|| p.try_take(carrier, |m| m.method().is_some())).collect();
     assert_eq!(invs.len(), 2);
 }
+
+/// #12 failover: a target that sends nothing costs `sip.target_timeout_ms` (2 s), not Timer B
+/// (32 s); a transport error (ICMP unreachable, refused connection) fails it at once.
+#[test]
+fn hunting_skips_silent_and_unreachable_targets_quickly() {
+    use std::time::Duration;
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    let (silent, refused, live): (SocketAddr, SocketAddr, SocketAddr) =
+        (addr("127.0.0.1:5090"), addr("127.0.0.1:5092"), addr("127.0.0.1:5094"));
+    cfg.trunks[1].targets = [silent, refused, live]
+        .iter()
+        .map(|a| xtrunk_config::Target { addr: *a, transport: xtrunk_config::Transport::Udp })
+        .collect();
+    let pbx = addr("127.0.0.1:5062");
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 23);
+    let t0 = p.now;
+    p.input(pbx, invite("127.0.0.1:5062", "z9hG4bKh", "hunt1").as_bytes());
+    assert!(p.try_take(silent, |m| m.method().is_some()).is_some(), "first target tried");
+    p.advance(Duration::from_millis(1900));
+    assert!(p.try_take(refused, |m| m.method().is_some()).is_none(), "not before the target timeout");
+    p.advance(Duration::from_millis(200));
+    assert!(p.try_take(refused, |m| m.method().is_some()).is_some(), "second target after ~2 s");
+    // ICMP port unreachable from the second: the third at once.
+    p.core.handle_transport_error(p.now, refused);
+    p.pump();
+    let inv = p.take(live, |m| m.method().is_some());
+    let waited = p.now - t0;
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // The live target says it is there; the silent one's retransmissions stopped when it was
+    // given up.
+    p.input(live, &xtrunk_signaling::b2bua::response(&inv, 100, "Trying", None).to_bytes());
+    p.out.clear();
+    p.advance(Duration::from_secs(4));
+    assert!(p.try_take(silent, |_| true).is_none(), "{:#?}", p.dump_out());
+    let mut ok = xtrunk_signaling::b2bua::response(&inv, 200, "OK", Some("l"));
+    ok.push(HName::Contact, format!("<sip:c@{live}>")).push(HName::ContentType, "application/sdp");
+    ok.body = SDP.as_bytes().to_vec();
+    p.input(live, &ok.to_bytes());
+    assert!(p.try_take(pbx, |m| m.code() == Some(200)).is_some());
+}
+
+/// With no target answering, the caller gets `408` after the hunt budget, not after 64·T1 each.
+#[test]
+fn the_hunt_has_its_own_budget() {
+    use std::time::Duration;
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    cfg.sip.target_timeout_ms = 4000;
+    cfg.sip.hunt_timeout_secs = 6;
+    cfg.trunks[1].targets = (0..5)
+        .map(|i| xtrunk_config::Target {
+            addr: addr(&format!("127.0.0.1:{}", 5090 + 2 * i)),
+            transport: xtrunk_config::Transport::Udp,
+        })
+        .collect();
+    let pbx = addr("127.0.0.1:5062");
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 24);
+    p.input(pbx, invite("127.0.0.1:5062", "z9hG4bKb", "hunt2").as_bytes());
+    p.advance(Duration::from_millis(5900));
+    assert!(p.try_take(pbx, |m| m.code() == Some(408)).is_none());
+    p.advance(Duration::from_millis(200));
+    assert!(p.try_take(pbx, |m| m.code() == Some(408)).is_some(), "{:#?}", p.dump_out());
+    assert_eq!(p.core.active_calls(), 0);
+    assert_eq!(p.cdrs[0].end_reason, "timeout");
+}

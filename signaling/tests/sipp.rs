@@ -122,6 +122,31 @@ fn failover_on_503() {
     assert_clean(&s);
 }
 
+/// #12: a route over [closed port, silent host, live] answers in well under 5 s with the
+/// default settings: the closed port's ICMP unreachable fails it at once (IP_RECVERR), the
+/// silent one costs `sip.target_timeout_ms` (2 s) instead of Timer B (32 s).
+#[test]
+fn failover_past_a_closed_port_and_a_silent_host_is_quick() {
+    need_sipp!();
+    let closed = free_port();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap(); // bound, never read
+    let live = free_port();
+    let targets = [closed, silent.local_addr().unwrap().port(), live];
+    let side = Sidecar::start("failfast", &targets, |c| c.sip.timers.t1_ms = 500);
+    let uas = sipp(&side.dir, "uas", "uas_basic", live, None, 3, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 3, &["-r", "10"]);
+    let (a, b) = (pbx.wait(), uas.wait());
+    let took = t0.elapsed();
+    let s = side.stop();
+    assert!(a.ok && b.ok, "{a:?} {b:?}");
+    assert_eq!(a.successful, 3);
+    println!("3 calls over [closed, silent, live] in {took:?}");
+    assert!(took < Duration::from_secs(5), "hunt took {took:?}");
+    assert_clean(&s);
+}
+
 #[test]
 fn no_route_and_acl() {
     need_sipp!();

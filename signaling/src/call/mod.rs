@@ -136,6 +136,10 @@ pub(crate) enum CallTimer {
     MediaWake,
     /// The datapath never confirmed the session: `503` to the caller.
     MediaGuard,
+    /// The target tried as attempt N sent nothing within `sip.target_timeout_ms`.
+    TargetTimeout(usize),
+    /// `sip.hunt_timeout_secs` since the INVITE and no target has answered.
+    HuntBudget,
 }
 
 impl Core {
@@ -148,6 +152,13 @@ impl Core {
                 self.pending.remove(&ip);
             }
         }
+    }
+}
+
+impl Call {
+    /// Ringing toward no one yet: the callee-side INVITE is out and no response came back.
+    pub(crate) fn silent_target(&self) -> bool {
+        self.state == State::Proceeding && !self.b_waits_media && !self.b_provisional && self.b_ctx.is_some()
     }
 }
 

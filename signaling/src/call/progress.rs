@@ -181,14 +181,28 @@ impl Core {
         let more = call.targets_tried < call.cfg.trunk(call.legs[1].trunk).targets.len();
         if more && (code == 503 || code == 408) {
             log::info!("call {}: target {} answered {code}, failing over", id.0, call.targets_tried);
-            // Forget the early dialog (if any).
-            call.legs[1].dlg.remote_tag.clear();
-            return self.send_b_invite(now, id);
+            return self.next_target(now, id);
         }
         call.cdr.end_reason = match code {
             408 if msg.is_none() => EndReason::Timeout,
             _ => EndReason::CalleeRejected,
         };
         self.cancel_to_a_and_finish(now, id, map_final(code));
+    }
+
+    /// Gives up on the current target (no CANCEL: it sent nothing, or a final) and tries the
+    /// trunk's next one; `408` to the caller when there is none.
+    pub(crate) fn next_target(&mut self, now: Instant, id: CallKey) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if let Some(k) = call.b_ctx.take() {
+            self.txs.forget_client(&k);
+        }
+        // Forget the early dialog (if any).
+        call.legs[1].dlg.remote_tag.clear();
+        if call.targets_tried < call.cfg.trunk(call.legs[1].trunk).targets.len() {
+            return self.send_b_invite(now, id);
+        }
+        call.cdr.end_reason = EndReason::Timeout;
+        self.cancel_to_a_and_finish(now, id, 408);
     }
 }

@@ -136,6 +136,8 @@ impl Core {
         // The callee-side INVITE goes out on the datapath's `Created` (see `media_event`).
         self.heap.push(Reverse((now + Duration::from_millis(1), id, CallTimer::MediaWake)));
         self.heap.push(Reverse((now + MEDIA_CONFIRM, id, CallTimer::MediaGuard)));
+        let hunt = Duration::from_secs(u64::from(self.cfg.sip.hunt_timeout_secs));
+        self.heap.push(Reverse((now + hunt, id, CallTimer::HuntBudget)));
     }
 
     /// Parses and negotiates the caller's offer for both legs and takes two relay ports; on
@@ -340,6 +342,8 @@ impl Core {
         let k = self.txs.send_request(now, m, dest, Owner::Call(id, Purpose::Invite));
         if let Some(call) = self.calls.get_mut(&id) {
             call.b_ctx = Some(k);
+            let wait = Duration::from_millis(u64::from(call.cfg.sip.target_timeout_ms));
+            self.heap.push(Reverse((now + wait, id, CallTimer::TargetTimeout(call.targets_tried))));
         }
     }
 }

@@ -20,6 +20,18 @@ impl Core {
                 self.cancel_b(now, id, 408);
             }
             CallTimer::Guard if call.state == State::Cancelling => self.finish(now, id),
+            CallTimer::TargetTimeout(n) if call.targets_tried == n && call.silent_target() => {
+                log::info!("call {}: target {} sent nothing in time, trying the next", id.0, n);
+                self.next_target(now, id);
+            }
+            CallTimer::HuntBudget if call.silent_target() => {
+                log::info!("call {}: no target answered within the hunt budget", id.0);
+                if let Some(k) = call.b_ctx.take() {
+                    self.txs.forget_client(&k);
+                }
+                call.cdr.end_reason = EndReason::Timeout;
+                self.cancel_to_a_and_finish(now, id, 408);
+            }
             CallTimer::MediaGuard if call.b_waits_media && call.state == State::Proceeding => {
                 log::warn!("call {}: the datapath did not confirm its session, refusing 503", id.0);
                 self.metrics.media_errors += 1;
