@@ -16,7 +16,7 @@ use ipnet::IpNet;
 
 use crate::{
     AuthMode, Codec, Config, Datapath, DidRange, Error, Host, Latch, Media, Node, Problem, Sip, SrtpPolicy, SrtpSuite,
-    Target, TrunkKind, TrunkRole, DEFAULT_TOML, EMBEDDED,
+    Target, Transport, TrunkKind, TrunkRole, DEFAULT_TOML, EMBEDDED,
 };
 
 /// A trunk of one [`Snapshot`]: the index into [`Snapshot::trunks`] (config order).
@@ -70,6 +70,8 @@ pub struct TrunkView {
     pub latch: Latch,
     /// `transfer`: REFER accepted from this trunk's legs.
     pub transfer: bool,
+    /// `transports`: what its requests may arrive on (empty = any).
+    pub transports: Vec<Transport>,
 }
 
 /// An account, resolved.
@@ -238,6 +240,7 @@ impl Snapshot {
                 srtp_suites: typed(&t.srtp_suites, &format!("{p}.srtp_suites"), SrtpSuite::from_name)?,
                 latch: t.latch.unwrap_or(cfg.media.latch),
                 transfer: t.transfer,
+                transports: t.transports.clone(),
             });
         }
         let mut accounts = Vec::with_capacity(cfg.accounts.len());

@@ -39,6 +39,11 @@ pub struct Trunk {
     /// makes the edge place a new call. The new leg is routed as a call from this trunk would be.
     #[serde(default)]
     pub transfer: bool,
+    /// Transports this trunk's requests may arrive on; empty (the default) = any. `["tcp"]`
+    /// refuses UDP from the trunk's addresses: a forged UDP source cannot place a call as it
+    /// (see `scripts/tune-nic` for reverse-path filtering).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transports: Vec<Transport>,
     /// The `[[account]]` (by name) this trunk belongs to; none = no account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,

@@ -359,6 +359,9 @@ impl Config {
                     v.add(format!("{p}.targets[{j}].transport"), "tls is not served yet; use udp or tcp");
                 }
             }
+            if t.transports.contains(&Transport::Tls) {
+                v.add(format!("{p}.transports"), "tls is not served yet; use udp or tcp");
+            }
             self.validate_trunk_policy(v, &p, t);
             validate_trunk_media(v, &p, t);
         }

@@ -38,6 +38,7 @@ fn trunk(name: &str, role: TrunkRole, acl: &[&str], target: Option<u16>, srtp: S
         srtp_suites: vec!["AES_CM_128_HMAC_SHA1_80".into()],
         latch: None,
         transfer: false,
+        transports: vec![],
     }
 }
 

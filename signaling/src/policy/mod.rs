@@ -83,13 +83,15 @@ pub enum RejectReason {
     NoTargets,
     /// The INVITE carries no offer (delayed offer is not supported yet).
     OfferRequired,
+    /// The trunk accepts requests on other transports only (`trunk.transports`).
+    TransportNotAllowed,
 }
 
 impl RejectReason {
     /// The SIP status.
     pub fn code(self) -> u16 {
         match self {
-            Self::UnknownSource => 403,
+            Self::UnknownSource | Self::TransportNotAllowed => 403,
             Self::NoRoute | Self::NoTargets => 404,
             Self::OfferRequired => 488,
         }
@@ -101,6 +103,7 @@ impl RejectReason {
             Self::UnknownSource => "Forbidden",
             Self::NoRoute | Self::NoTargets => "No Route",
             Self::OfferRequired => "Offer Required",
+            Self::TransportNotAllowed => "Transport Not Allowed",
         }
     }
 
@@ -109,7 +112,7 @@ impl RejectReason {
         use crate::cdr::EndReason;
         match self {
             Self::NoRoute | Self::NoTargets => EndReason::NoRoute,
-            Self::UnknownSource | Self::OfferRequired => EndReason::Rejected,
+            Self::UnknownSource | Self::OfferRequired | Self::TransportNotAllowed => EndReason::Rejected,
         }
     }
 }
@@ -122,6 +125,10 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant) -> Decision 
     let Some(tin) = identify::by_acl(cfg, call.source.ip()) else {
         return reject(RejectReason::UnknownSource, None);
     };
+    let allowed = &cfg.trunk(tin).transports;
+    if !allowed.is_empty() && !allowed.iter().any(|t| crate::transport::Transport::from(*t) == call.transport) {
+        return reject(RejectReason::TransportNotAllowed, Some(tin));
+    }
     let Some(tout) = routing::outbound(cfg, tin, call.user) else {
         return reject(RejectReason::NoRoute, Some(tin));
     };

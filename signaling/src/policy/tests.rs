@@ -109,3 +109,21 @@ fn no_route_when_no_prefix_matches() {
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::NoRoute, trunk: Some(PBX) }));
     assert_eq!(RejectReason::NoRoute.end_reason().as_str(), "no_route");
 }
+
+#[test]
+fn a_trunk_that_requires_tcp_refuses_udp() {
+    let mut c = raw();
+    c.trunks[0].transports = vec![xtrunk_config::Transport::Tcp];
+    let c = c.snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    let udp = call("10.1.2.3:5060", "4930", true);
+    assert_eq!(
+        admit(&c, &udp, Instant::now()),
+        Decision::Reject(Reject { why: RejectReason::TransportNotAllowed, trunk: Some(PBX) })
+    );
+    let tcp = IncomingCall { transport: crate::transport::Transport::Tcp, ..udp };
+    assert!(matches!(admit(&c, &tcp, Instant::now()), Decision::Route(_)));
+    assert_eq!(
+        (RejectReason::TransportNotAllowed.code(), RejectReason::TransportNotAllowed.phrase()),
+        (403, "Transport Not Allowed")
+    );
+}

@@ -77,6 +77,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         srtp_suites: vec![],
         latch: None,
         transfer: false,
+        transports: vec![],
     }
 }
 
