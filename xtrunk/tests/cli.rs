@@ -57,3 +57,15 @@ fn roles_refuse_a_bad_config_before_starting_anything() {
     }
     std::fs::remove_file(&f).unwrap();
 }
+
+/// #12: `scripts/tune-nic` checks strict reverse-path filtering (a forged UDP source must not
+/// pass a trunk's ACL from the wrong interface). Dry run on `lo`: nothing is changed.
+#[test]
+fn tune_nic_checks_reverse_path_filtering() {
+    let script = format!("{}/../scripts/tune-nic", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash").args([script.as_str(), "lo", "--queues", "1", "--cores", "0"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("net.ipv4.conf.all.rp_filter") && text.contains("net.ipv4.conf.lo.rp_filter"), "{text}");
+    assert!(text.contains("dry run"), "{text}");
+}
