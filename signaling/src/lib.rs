@@ -19,6 +19,7 @@
 pub mod b2bua;
 pub mod call;
 pub mod cdr;
+pub mod cdr_file;
 pub mod files;
 mod icmp;
 pub mod ids;

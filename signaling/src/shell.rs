@@ -2,7 +2,7 @@
 //! the clock, the datapath port, the CDR and journal files. Everything else happens in [`Core`].
 
 use std::fs::File;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +17,7 @@ use xtrunk_ring::msg::{Command, Event};
 
 use crate::b2bua::Core;
 use crate::cdr::EndReason;
+use crate::cdr_file::CdrSink;
 use crate::journal::{self, Journal, JournalOp};
 use crate::media::MediaPort;
 use crate::metrics::Metrics;
@@ -48,10 +49,9 @@ pub struct Server<M: MediaPort> {
     conns: TcpConns,
     core: Core,
     media: M,
-    cdr: Option<File>,
+    cdr: CdrSink<File>,
     /// `node.cdr_path`, reopened on SIGHUP (log rotation).
     cdr_path: Option<PathBuf>,
-    cdr_buf: Vec<u8>,
     journal: Option<Journal>,
     journal_ops: Vec<JournalOp>,
     journal_path: std::path::PathBuf,
@@ -166,9 +166,8 @@ impl<M: MediaPort> Server<M> {
             conns,
             core,
             media,
-            cdr,
+            cdr: CdrSink::new(cdr),
             cdr_path: cfg.node.cdr_path.clone(),
-            cdr_buf: Vec::new(),
             journal: None,
             journal_ops: Vec::new(),
             journal_path: journal::path_for(&cfg.node.shm_path),
@@ -227,7 +226,7 @@ impl<M: MediaPort> Server<M> {
         let Some(p) = &self.cdr_path else { return };
         match crate::files::open_append(p) {
             Ok(f) => {
-                self.cdr = Some(f);
+                self.cdr.replace(f);
                 log::info!("reopened the CDR file {}", p.display());
             }
             Err(e) => log::error!("node.cdr_path: {e}; CDRs keep going to the file already open"),
@@ -329,6 +328,11 @@ impl<M: MediaPort> Server<M> {
         }
         self.core.abandon_media();
         self.flush();
+        if self.cdr.pending() > 0 {
+            // The file cannot take them: the log (the supervisor's stderr) is the last resort.
+            log::error!("{} CDR(s) could not be written to the CDR file; they follow:", self.cdr.pending());
+            eprint!("{}", String::from_utf8_lossy(&self.cdr.take_backlog()));
+        }
         Ok(self.summary())
     }
 
@@ -522,18 +526,11 @@ impl<M: MediaPort> Server<M> {
                     break;
                 }
             }
-            // All of the round's CDRs with one write(2).
-            self.cdr_buf.clear();
+            // All of the round's CDRs with one write(2); kept on failure (see `cdr_file`).
             while let Some(cdr) = self.core.poll_cdr() {
-                if self.cdr.is_some() && serde_json::to_writer(&mut self.cdr_buf, &cdr).is_ok() {
-                    self.cdr_buf.push(b'\n');
-                }
+                self.cdr.push(&cdr);
             }
-            if let (Some(f), false) = (&mut self.cdr, self.cdr_buf.is_empty()) {
-                if let Err(e) = f.write_all(&self.cdr_buf) {
-                    log::warn!("cdr write: {e}");
-                }
-            }
+            self.cdr.flush();
             self.flush_journal();
             if !any {
                 break;
