@@ -72,6 +72,10 @@ pub struct TrunkView {
     pub transfer: bool,
     /// `transports`: what its requests may arrive on (empty = any).
     pub transports: Vec<Transport>,
+    /// `sip_listen`: the listener its requests leave from (none: the first of the transport).
+    pub sip_listen: Option<std::net::SocketAddr>,
+    /// The address SDP carries for its legs (`media_ip`, or `[media]`'s).
+    pub media_ip: std::net::IpAddr,
 }
 
 /// An account, resolved.
@@ -241,6 +245,8 @@ impl Snapshot {
                 latch: t.latch.unwrap_or(cfg.media.latch),
                 transfer: t.transfer,
                 transports: t.transports.clone(),
+                sip_listen: t.sip_listen,
+                media_ip: t.media_ip.unwrap_or(cfg.media.sdp_ip()),
             });
         }
         let mut accounts = Vec::with_capacity(cfg.accounts.len());

@@ -39,6 +39,17 @@ pub struct Trunk {
     /// makes the edge place a new call. The new leg is routed as a call from this trunk would be.
     #[serde(default)]
     pub transfer: bool,
+    /// The SIP interface: the `[[sip.listen]]` address (of the targets' transport) requests to
+    /// this trunk leave from, so Via and Contact carry the address of the network the trunk is
+    /// on; default the first listener of that transport. A multi-homed edge sets it per trunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_listen: Option<std::net::SocketAddr>,
+    /// The media interface: the address written into SDP for this trunk's legs (the relay's
+    /// address on the trunk's network, or the NAT/1:1 address in front of it); default
+    /// `[media].advertised_ip`, else `[media].bind_ip`. With several, `bind_ip = "0.0.0.0"` lets
+    /// the relay take media on each (the kernel sends each leg's packets out of its interface).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_ip: Option<std::net::IpAddr>,
     /// Transports this trunk's requests may arrive on; empty (the default) = any. `["tcp"]`
     /// refuses UDP from the trunk's addresses: a forged UDP source cannot place a call as it
     /// (see `scripts/tune-nic` for reverse-path filtering).

@@ -359,6 +359,17 @@ impl Config {
                     v.add(format!("{p}.targets[{j}].transport"), "tls is not served yet; use udp or tcp");
                 }
             }
+            if let Some(a) = t.sip_listen {
+                let want = t.targets.first().map(|x| x.transport);
+                let ok = self.sip.listen.iter().any(|l| l.addr == a && want.is_none_or(|w| w == l.transport));
+                if !ok {
+                    let tr = want.map_or(String::new(), |w| format!("{w} "));
+                    v.add(format!("{p}.sip_listen"), format!("{a} is no {tr}listener in [[sip.listen]]"));
+                }
+            }
+            if t.media_ip.is_some_and(|ip| ip.is_unspecified()) {
+                v.add(format!("{p}.media_ip"), "must be a real address (it goes into SDP)");
+            }
             if t.transports.contains(&Transport::Tls) {
                 v.add(format!("{p}.transports"), "tls is not served yet; use udp or tcp");
             }

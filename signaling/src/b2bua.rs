@@ -180,6 +180,15 @@ impl Core {
             .map_or(SocketAddr::from(([127, 0, 0, 1], 5060)), |(_, a)| *a)
     }
 
+    /// The listener requests to `trunk` leave from over `t`: its `sip_listen` when that is a
+    /// listener of `t`, else the first listener of `t` (the SBC realm's SIP interface).
+    pub(crate) fn listener_for(&self, trunk: &xtrunk_config::TrunkView, t: Transport) -> SocketAddr {
+        trunk
+            .sip_listen
+            .and_then(|a| self.listeners.iter().find(|(lt, la)| *lt == t && (*la == a || (a.port() == 0 && la.ip() == a.ip()))))
+            .map_or_else(|| self.listener(t), |(_, a)| *a)
+    }
+
     pub(crate) fn host_of(&self, local: SocketAddr) -> Cow<'_, str> {
         cached_host(&self.hosts, &self.cfg, local)
     }

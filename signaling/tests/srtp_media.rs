@@ -39,6 +39,8 @@ fn trunk(name: &str, role: TrunkRole, acl: &[&str], target: Option<u16>, srtp: S
         latch: None,
         transfer: false,
         transports: vec![],
+        sip_listen: None,
+        media_ip: None,
     }
 }
 

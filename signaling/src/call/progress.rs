@@ -63,8 +63,8 @@ impl Core {
     /// Rewrites the callee's answer for the caller; remembers it. None when unusable.
     fn answer_for_a(&mut self, id: CallKey, ans: &Sdp) -> Option<Vec<u8>> {
         let call = self.calls.get_mut(&id)?;
-        let ip = call.cfg.media.sdp_ip();
         let tin = call.cfg.trunk(call.legs[0].trunk);
+        let ip = tin.media_ip;
         let (codecs, prefs) = (codecs_of(tin), srtp_prefs(tin));
         let rw = Rewrite { ip, port: call.legs[0].port, allowed: &codecs, srtp_off: true };
         // SDES: the callee leg's keys from its answer to our offer (none usable = unusable answer).

@@ -37,7 +37,7 @@ impl Core {
         let (ts, to) = (call.cfg.trunk(call.legs[s].trunk), call.cfg.trunk(call.legs[o].trunk));
         let allowed = common_codecs(to, ts);
         let (s_prefs, o_prefs) = (srtp_prefs(ts), srtp_prefs(to));
-        let ip = call.cfg.media.sdp_ip();
+        let ip = to.media_ip;
         if let Err(e) = sdp::accept_offer(&offer, &s_prefs) {
             let (tag, local) = (call.legs[s].dlg.local_tag.clone(), call.legs[s].dlg.dest.local);
             let mut r = response(&req, 488, reason(488), Some(&tag));
@@ -112,8 +112,8 @@ impl Core {
     fn relay_reanswer(&mut self, now: Instant, id: CallKey, ro: &ReOffer, ans: Sdp) {
         let (s, o) = (ro.from, 1 - ro.from);
         let Some(call) = self.calls.get(&id) else { return };
-        let ip = call.cfg.media.sdp_ip();
         let ts = call.cfg.trunk(call.legs[s].trunk);
+        let ip = ts.media_ip;
         let (codecs, s_prefs) = (codecs_of(ts), srtp_prefs(ts));
         let contact = self.contact(call.legs[s].dlg.dest);
         let call = self.calls.get_mut(&id).expect("present");

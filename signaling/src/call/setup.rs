@@ -186,7 +186,7 @@ impl Core {
         };
         let mut b_origin = Origin { id: self.ids.session_id(), version: 0 };
         let srtp_off = cfg.trunk(tin).srtp == xtrunk_config::SrtpPolicy::Off;
-        let rw = Rewrite { ip: cfg.media.sdp_ip(), port: pb, allowed: &allowed, srtp_off };
+        let rw = Rewrite { ip: cfg.trunk(tout).media_ip, port: pb, allowed: &allowed, srtp_off };
         // The callee's leg is keyed on its own: SRTP offered by its trunk's policy, fresh keys.
         let b_prefs = srtp_prefs(cfg.trunk(tout));
         let b_sdp = sdp::rewrite_offer(&offer, &rw, &mut b_origin).and_then(|mut s| {
@@ -293,7 +293,7 @@ impl Core {
         let display = req.from().and_then(|f| f.display).filter(|d| !d.bytes().any(|b| b < 0x20 || b == 0x7f));
         let display = display.map(|d| format!("{d} ")).unwrap_or_default();
         let t = cfg.trunk(tout).targets[0].clone();
-        let local = self.listener(t.transport.into());
+        let local = self.listener_for(cfg.trunk(tout), t.transport.into());
         let dlg = Dialog {
             call_id: b_call_id,
             local_hdr: format!("{display}<sip:{from_user}@{}>;tag={b_tag}", self.host_of(local)),
@@ -315,7 +315,7 @@ impl Core {
         let trunk = call.cfg.trunk(call.legs[1].trunk);
         let Some(t) = trunk.targets.get(call.targets_tried).cloned() else { return };
         let tr: Transport = t.transport.into();
-        let local = self.listener(tr);
+        let local = self.listener_for(trunk, tr);
         let via = self.via(tr, local);
         let contact = self.contact(Dest { transport: tr, local, remote: local });
         let call = self.calls.get_mut(&id).expect("checked");

@@ -73,9 +73,9 @@ impl Core {
         let port = call.legs[s].port;
         let trunk = call.cfg.trunk(tout);
         let t = trunk.targets[0].clone();
-        let (allowed, prefs, ip) = (codecs_of(trunk), srtp_prefs(trunk), call.cfg.media.sdp_ip());
+        let (allowed, prefs, ip) = (codecs_of(trunk), srtp_prefs(trunk), trunk.media_ip);
         let tr: Transport = t.transport.into();
-        let local = self.listener(tr);
+        let local = self.listener_for(trunk, tr);
         let mut origin = Origin { id: self.ids.session_id(), version: 0 };
         // The transferee's SDP was accepted already; the new leg is keyed on its own.
         let rw = Rewrite { ip, port, allowed: &allowed, srtp_off: false };

@@ -78,6 +78,8 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         latch: None,
         transfer: false,
         transports: vec![],
+        sip_listen: None,
+        media_ip: None,
     }
 }
 
