@@ -185,7 +185,9 @@ impl Core {
     pub(crate) fn listener_for(&self, trunk: &xtrunk_config::TrunkView, t: Transport) -> SocketAddr {
         trunk
             .sip_listen
-            .and_then(|a| self.listeners.iter().find(|(lt, la)| *lt == t && (*la == a || (a.port() == 0 && la.ip() == a.ip()))))
+            .and_then(|a| {
+                self.listeners.iter().find(|(lt, la)| *lt == t && (*la == a || (a.port() == 0 && la.ip() == a.ip())))
+            })
             .map_or_else(|| self.listener(t), |(_, a)| *a)
     }
 
