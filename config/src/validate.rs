@@ -361,7 +361,7 @@ impl Config {
             }
             if let Some(a) = t.sip_listen {
                 let want = t.targets.first().map(|x| x.transport);
-                let ok = self.sip.listen.iter().any(|l| l.addr == a && want.is_none_or(|w| w == l.transport));
+                let ok = self.sip.listen.iter().any(|l| l.addr == a && want.map_or(true, |w| w == l.transport));
                 if !ok {
                     let tr = want.map_or(String::new(), |w| format!("{w} "));
                     v.add(format!("{p}.sip_listen"), format!("{a} is no {tr}listener in [[sip.listen]]"));
