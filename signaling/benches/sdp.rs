@@ -25,8 +25,7 @@ const ANSWER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-
 
 /// Parse + remote + both rewrites + negotiated + serialization; returns bytes produced.
 fn handle(offer: &[u8], answer: &[u8]) -> usize {
-    let allowed =
-        [xtrunk_config::Codec::Pcma, xtrunk_config::Codec::Pcmu, xtrunk_config::Codec::TelephoneEvent];
+    let allowed = [xtrunk_config::Codec::Pcma, xtrunk_config::Codec::Pcmu, xtrunk_config::Codec::TelephoneEvent];
     let rw = Rewrite { ip: "192.0.2.1".parse().expect("ip"), port: 20_000, allowed: &allowed, srtp_off: true };
     let mut origin = Origin { id: 1, version: 0 };
     let Ok(o) = Sdp::parse(offer) else { return 0 };
