@@ -1,6 +1,6 @@
 //! The offer/answer rewrite (RFC 3264) that anchors media on the relay, and the codec helpers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use xtrunk_config::Codec as TrunkCodec;
@@ -96,6 +96,36 @@ fn stream_lines(src: &Sdp, i: usize, pts: &[(u8, u8, String)], mux: bool, dir: &
     out
 }
 
+/// Case-insensitive look-up of encoding names in a payload list, giving the first entry's
+/// payload type as a scan would: a scan for short lists (every normal SDP), a map built once for
+/// long ones, so that matching two lists costs their lengths, not their product.
+enum Names<'a> {
+    Scan(&'a [(u8, String)]),
+    Map(HashMap<String, u8>),
+}
+
+impl<'a> Names<'a> {
+    const SCAN_MAX: usize = 16;
+
+    fn of(list: &'a [(u8, String)]) -> Self {
+        if list.len() <= Self::SCAN_MAX {
+            return Names::Scan(list);
+        }
+        let mut m = HashMap::with_capacity(list.len());
+        for (pt, n) in list {
+            m.entry(n.to_ascii_lowercase()).or_insert(*pt);
+        }
+        Names::Map(m)
+    }
+
+    fn get(&self, name: &str) -> Option<u8> {
+        match self {
+            Names::Scan(l) => l.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(p, _)| *p),
+            Names::Map(m) => m.get(&name.to_ascii_lowercase()).copied(),
+        }
+    }
+}
+
 /// Marks payload type `pt` as taken; false when it already was.
 fn take(taken: &mut [bool; 128], pt: u8) -> bool {
     taken.get_mut(usize::from(pt)).is_some_and(|t| !std::mem::replace(t, true))
@@ -143,15 +173,11 @@ pub fn rewrite_answer(answer: &Sdp, orig_offer: &Sdp, rw: &Rewrite<'_>, origin: 
     let i = offer_r.index;
     let am = answer.media.get(i).ok_or(SdpError::NoAudio)?;
     let ans_payloads = answer.payloads(i);
-    // The offer's first payload type of each name (case-insensitive), as a scan would find it.
-    let mut offered: HashMap<String, u8> = HashMap::with_capacity(offer_r.payloads.len());
-    for (pt, n) in &offer_r.payloads {
-        offered.entry(n.to_ascii_lowercase()).or_insert(*pt);
-    }
+    let offered = Names::of(&offer_r.payloads);
     let mut chosen: Vec<(u8, u8, String)> = Vec::new();
     let mut taken = [false; 128];
     for (apt, name) in &ans_payloads {
-        if let Some(&opt) = offered.get(&name.to_ascii_lowercase()) {
+        if let Some(opt) = offered.get(name) {
             if take(&mut taken, opt) {
                 chosen.push((*apt, opt, name.clone()));
             }
@@ -193,9 +219,9 @@ fn relay_media(
 
 /// The payloads of `side` restricted to the codecs of `other` (the negotiated set on that leg).
 pub fn negotiated(side: &Remote, other: &Remote) -> Remote {
-    let names: HashSet<String> = other.payloads.iter().map(|(_, n)| n.to_ascii_lowercase()).collect();
+    let names = Names::of(&other.payloads);
     let mut r = side.clone();
-    r.payloads.retain(|(_, n)| names.contains(&n.to_ascii_lowercase()));
+    r.payloads.retain(|(_, n)| names.get(n).is_some());
     r
 }
 
