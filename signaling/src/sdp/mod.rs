@@ -10,12 +10,17 @@
 //! [`add_offer_crypto`], [`add_answer_crypto`], [`answer_crypto`]) with keys we generate
 //! ([`fresh_keys`]); the other leg's keys never cross. [`redact_keys`] hides `inline:` key
 //! material, and the `Debug` forms of [`Sdp`] and [`MediaDesc`] use it.
+//!
+//! Cost: parsing, [`Sdp::remote`], the rewrites and [`negotiated`] are linear in the body (the
+//! `a=rtpmap`/`a=fmtp` lines of a section are indexed by payload type once, encoding names are
+//! matched through a map when the lists are long). [`Sdp::parse`] keeps to [`SdpLimits::DEFAULT`]
+//! and refuses more with [`SdpError::TooLarge`] (488).
 
 mod model;
 mod rewrite;
 mod sdes;
 
-pub use model::{MediaDesc, Remote, Sdp, SdpError};
+pub use model::{MediaDesc, Remote, Sdp, SdpError, SdpLimits};
 pub use rewrite::{codec_of, default_pt, negotiated, rewrite_answer, rewrite_offer, Origin, Rewrite};
 pub use sdes::{
     accept_offer, add_answer_crypto, add_offer_crypto, answer_crypto, answer_keys, answer_offer_crypto, crypto_lines,

@@ -57,6 +57,46 @@ pub enum SdpError {
     /// The OS CSPRNG failed.
     #[error("SRTP key generation failed")]
     KeyGeneration,
+    /// Over one of the parser's bounds ([`SdpLimits`]): more than `limit` of `what`.
+    #[error("SDP too large: more than {limit} {what}")]
+    TooLarge {
+        /// What there were too many of (`formats on an m= line`, ...).
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
+}
+
+/// Bounds the parser keeps to (RFC 4566 sets none): beyond them an SDP is refused with
+/// [`SdpError::TooLarge`] rather than kept. Parsing, [`Sdp::remote`] and the rewrites are linear
+/// in the body whatever the bounds; the bounds cap the memory a body costs and refuse shapes no
+/// trunk sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SdpLimits {
+    /// Formats on one `m=` line.
+    pub formats: usize,
+    /// Lines of one media section after its `m=` line (`c=`, `b=`, `a=` ...).
+    pub media_lines: usize,
+    /// Session-level lines.
+    pub session_lines: usize,
+    /// Media sections.
+    pub media: usize,
+}
+
+impl SdpLimits {
+    /// What [`Sdp::parse`] uses: 64 formats and 1 024 lines per section, 1 024 session-level
+    /// lines, 64 media sections.
+    pub const DEFAULT: Self = Self { formats: 64, media_lines: 1024, session_lines: 1024, media: 64 };
+}
+
+impl Default for SdpLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+fn too_large(what: &'static str, limit: usize) -> SdpError {
+    SdpError::TooLarge { what, limit }
 }
 
 impl SdpError {
@@ -70,15 +110,17 @@ impl SdpError {
             SdpError::SrtpRequired => (488, "SRTP Required"),
             SdpError::NoAcceptableCrypto => (488, "Not Acceptable Here"),
             SdpError::KeyGeneration => (500, "Server Internal Error"),
+            SdpError::TooLarge { .. } => (488, "Not Acceptable Here"),
         }
     }
 
-    /// The text of a `Warning: 399` header explaining an SRTP refusal (RFC 3261 §20.43).
+    /// The text of a `Warning: 399` header explaining an SRTP or size refusal (RFC 3261 §20.43).
     pub fn warning(self) -> Option<&'static str> {
         match self {
             SdpError::SrtpOnly => Some("SRTP not allowed on this trunk"),
             SdpError::SrtpRequired => Some("SRTP required on this trunk"),
             SdpError::NoAcceptableCrypto => Some("no acceptable SRTP crypto"),
+            SdpError::TooLarge { .. } => Some("SDP too large"),
             _ => None,
         }
     }
@@ -104,9 +146,90 @@ impl std::fmt::Debug for MediaDesc {
     }
 }
 
+impl MediaDesc {
+    /// The section of an `m=` line's value `<kind> <port>[/<count>] <proto> <fmt>...` (no lines
+    /// yet), with at most `max_formats` formats.
+    fn parse_m_line(v: &str, max_formats: usize) -> Result<Self, SdpError> {
+        let mut it = v.split(' ');
+        let kind = it.next().unwrap_or("").to_string();
+        let port_s = it.next().ok_or(SdpError::Malformed)?;
+        let port_s = port_s.split('/').next().unwrap_or("");
+        let port: u16 = port_s.parse().map_err(|_| SdpError::Malformed)?;
+        let proto = it.next().ok_or(SdpError::Malformed)?.to_string();
+        let mut fmts = Vec::new();
+        for f in it.filter(|s| !s.is_empty()) {
+            if fmts.len() == max_formats {
+                return Err(too_large("formats on an m= line", max_formats));
+            }
+            fmts.push(f.to_string());
+        }
+        if kind.is_empty() || fmts.is_empty() {
+            return Err(SdpError::Malformed);
+        }
+        Ok(Self { kind, port, proto, fmts, lines: Vec::new() })
+    }
+}
+
+/// Where the `a=rtpmap` and `a=fmtp` lines of each payload type (0–127) are in one media
+/// section: the first of each, as a scan of the lines would find it. Built in one pass, so that
+/// looking up every format costs formats + lines, not their product.
+pub(super) struct PtLines {
+    rtpmap: [u32; 128],
+    fmtp: [u32; 128],
+}
+
+const NO_LINE: u32 = u32::MAX;
+
+impl PtLines {
+    /// The index of `m`'s lines.
+    pub(super) fn of(m: &MediaDesc) -> Self {
+        let mut x = Self { rtpmap: [NO_LINE; 128], fmtp: [NO_LINE; 128] };
+        for (k, (t, v)) in m.lines.iter().enumerate() {
+            if *t != b'a' {
+                continue;
+            }
+            let (slots, rest) = if let Some(r) = v.strip_prefix("rtpmap:") {
+                (&mut x.rtpmap, r)
+            } else if let Some(r) = v.strip_prefix("fmtp:") {
+                (&mut x.fmtp, r)
+            } else {
+                continue;
+            };
+            let Some(pt) = rest.split_once(' ').and_then(|(p, _)| p.trim().parse::<u8>().ok()) else { continue };
+            if let (Some(slot), Ok(k)) = (slots.get_mut(usize::from(pt)), u32::try_from(k)) {
+                if *slot == NO_LINE {
+                    *slot = k;
+                }
+            }
+        }
+        x
+    }
+
+    fn value<'a>(slots: &[u32; 128], m: &'a MediaDesc, pt: u8) -> Option<&'a str> {
+        let k = *slots.get(usize::from(pt))?;
+        let (_, v) = m.lines.get(usize::try_from(k).ok()?)?;
+        Some(v.split_once(' ')?.1)
+    }
+
+    /// The encoding of `pt` from its first `a=rtpmap` (`PCMU/8000`).
+    pub(super) fn rtpmap<'a>(&self, m: &'a MediaDesc, pt: u8) -> Option<&'a str> {
+        Self::value(&self.rtpmap, m, pt)
+    }
+
+    /// The parameters of `pt` from its first `a=fmtp`.
+    pub(super) fn fmtp<'a>(&self, m: &'a MediaDesc, pt: u8) -> Option<&'a str> {
+        Self::value(&self.fmtp, m, pt)
+    }
+}
+
 impl Sdp {
-    /// Parses SDP text (CRLF or LF line ends).
+    /// Parses SDP text (CRLF or LF line ends) within [`SdpLimits::DEFAULT`].
     pub fn parse(body: &[u8]) -> Result<Self, SdpError> {
+        Self::parse_with(body, &SdpLimits::DEFAULT)
+    }
+
+    /// Parses SDP text within `limits`: one pass, and a refusal as soon as a bound is passed.
+    pub fn parse_with(body: &[u8], limits: &SdpLimits) -> Result<Self, SdpError> {
         let text = std::str::from_utf8(body).map_err(|_| SdpError::Malformed)?;
         let mut session = Vec::new();
         let mut media: Vec<MediaDesc> = Vec::new();
@@ -128,20 +251,19 @@ impl Sdp {
                 first = false;
             }
             if t == b'm' {
-                let mut it = v.split(' ');
-                let kind = it.next().unwrap_or("").to_string();
-                let port_s = it.next().ok_or(SdpError::Malformed)?;
-                let port_s = port_s.split('/').next().unwrap_or("");
-                let port: u16 = port_s.parse().map_err(|_| SdpError::Malformed)?;
-                let proto = it.next().ok_or(SdpError::Malformed)?.to_string();
-                let fmts: Vec<String> = it.filter(|s| !s.is_empty()).map(str::to_string).collect();
-                if kind.is_empty() || fmts.is_empty() {
-                    return Err(SdpError::Malformed);
+                if media.len() == limits.media {
+                    return Err(too_large("media sections", limits.media));
                 }
-                media.push(MediaDesc { kind, port, proto, fmts, lines: Vec::new() });
+                media.push(MediaDesc::parse_m_line(v, limits.formats)?);
             } else if let Some(m) = media.last_mut() {
+                if m.lines.len() == limits.media_lines {
+                    return Err(too_large("lines in a media section", limits.media_lines));
+                }
                 m.lines.push((t, v.to_string()));
             } else {
+                if session.len() == limits.session_lines {
+                    return Err(too_large("session-level lines", limits.session_lines));
+                }
                 session.push((t, v.to_string()));
             }
         }
@@ -229,26 +351,21 @@ impl Sdp {
     }
 
     /// Payload types of section `i` with their encoding names (from `a=rtpmap` or the static
-    /// table of RFC 3551).
+    /// table of RFC 3551). One pass over the section's lines, one over its formats.
     pub fn payloads(&self, i: usize) -> Vec<(u8, String)> {
         let Some(m) = self.media.get(i) else { return Vec::new() };
+        let index = PtLines::of(m);
         m.fmts
             .iter()
             .filter_map(|f| {
                 let pt: u8 = f.parse().ok().filter(|p| *p <= 127)?;
-                let name = self.rtpmap(i, pt).or_else(|| static_name(pt))?;
+                let name = index
+                    .rtpmap(m, pt)
+                    .map(|enc| enc.split('/').next().unwrap_or("").to_string())
+                    .or_else(|| static_name(pt))?;
                 Some((pt, name))
             })
             .collect()
-    }
-
-    fn rtpmap(&self, i: usize, pt: u8) -> Option<String> {
-        let m = self.media.get(i)?;
-        m.lines.iter().find_map(|(t, v)| {
-            let rest = v.strip_prefix("rtpmap:")?;
-            let (p, enc) = rest.split_once(' ')?;
-            (*t == b'a' && p.trim().parse::<u8>().ok()? == pt).then(|| enc.split('/').next().unwrap_or("").to_string())
-        })
     }
 
     /// What the peer told us about its end of the relayed stream.
@@ -314,4 +431,23 @@ fn static_name(pt: u8) -> Option<String> {
         }
         .to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_names_come_from_the_first_usable_rtpmap() {
+        // Skipped: not an a= line, no number, no encoding, a space before the number. First wins.
+        let s = Sdp::parse(b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 4000 RTP/AVP 96 0 97 98 200\r\nb=rtpmap:96 G729/8000\r\na=rtpmap:x PCMA/8000\r\na=rtpmap:96\r\na=rtpmap: 96 G722/8000\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:96 PCMA/8000\r\na=fmtp:96 useinbandfec=1\r\na=fmtp:96 later\r\na=rtpmap:0 pcmu/8000\r\na=rtpmap:98 telephone-event/8000\r\n").unwrap();
+        let p = s.payloads(0);
+        let names: Vec<(u8, &str)> = p.iter().map(|(p, n)| (*p, n.as_str())).collect();
+        // 97 has no rtpmap and no static name; 200 is not a payload type.
+        assert_eq!(names, [(96, "opus"), (0, "pcmu"), (98, "telephone-event")]);
+        let index = PtLines::of(&s.media[0]);
+        assert_eq!(index.fmtp(&s.media[0], 96), Some("useinbandfec=1"));
+        assert_eq!(index.rtpmap(&s.media[0], 96), Some("opus/48000/2"));
+        assert_eq!(index.rtpmap(&s.media[0], 97), None);
+    }
 }

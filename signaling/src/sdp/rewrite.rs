@@ -1,10 +1,12 @@
 //! The offer/answer rewrite (RFC 3264) that anchors media on the relay, and the codec helpers.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use xtrunk_config::Codec as TrunkCodec;
 use xtrunk_ring::msg::Codec;
 
+use super::model::PtLines;
 use super::{MediaDesc, Remote, Sdp, SdpError};
 
 fn static_pt(name: &str) -> Option<u8> {
@@ -68,24 +70,18 @@ fn header_lines(ip: IpAddr, origin: &mut Origin) -> Vec<(u8, String)> {
     ]
 }
 
-/// Kept attributes of the relayed stream for the chosen payload types.
+/// Kept attributes of the relayed stream for the chosen payload types, `pts` as `(source pt,
+/// emitted pt, name)`. The rtpmap/fmtp lines are looked up in an index built once.
 fn stream_lines(src: &Sdp, i: usize, pts: &[(u8, u8, String)], mux: bool, dir: &str) -> Vec<(u8, String)> {
-    // pts: (source pt, emitted pt, name)
-    let mut out = Vec::new();
-    for (spt, ept, name) in pts {
-        let enc = src.media[i].lines.iter().find_map(|(t, v)| {
-            let rest = v.strip_prefix("rtpmap:")?;
-            let (p, enc) = rest.split_once(' ')?;
-            (*t == b'a' && p.trim().parse::<u8>().ok()? == *spt).then(|| enc.to_string())
-        });
-        let enc = enc.unwrap_or_else(|| format!("{name}/8000"));
-        out.push((b'a', format!("rtpmap:{ept} {enc}")));
-        if let Some(f) = src.media[i].lines.iter().find_map(|(t, v)| {
-            let rest = v.strip_prefix("fmtp:")?;
-            let (p, params) = rest.split_once(' ')?;
-            (*t == b'a' && p.trim().parse::<u8>().ok()? == *spt).then(|| params.to_string())
-        }) {
-            out.push((b'a', format!("fmtp:{ept} {f}")));
+    let mut out = Vec::with_capacity(2 * pts.len() + 4);
+    if let Some(m) = src.media.get(i) {
+        let index = PtLines::of(m);
+        for (spt, ept, name) in pts {
+            let enc = index.rtpmap(m, *spt).map_or_else(|| format!("{name}/8000"), str::to_string);
+            out.push((b'a', format!("rtpmap:{ept} {enc}")));
+            if let Some(f) = index.fmtp(m, *spt) {
+                out.push((b'a', format!("fmtp:{ept} {f}")));
+            }
         }
     }
     for a in ["ptime", "maxptime"] {
@@ -98,6 +94,41 @@ fn stream_lines(src: &Sdp, i: usize, pts: &[(u8, u8, String)], mux: bool, dir: &
     }
     out.push((b'a', dir.to_string()));
     out
+}
+
+/// Case-insensitive look-up of encoding names in a payload list, giving the first entry's
+/// payload type as a scan would: a scan for short lists (every normal SDP), a map built once for
+/// long ones, so that matching two lists costs their lengths, not their product.
+enum Names<'a> {
+    Scan(&'a [(u8, String)]),
+    Map(HashMap<String, u8>),
+}
+
+impl<'a> Names<'a> {
+    const SCAN_MAX: usize = 16;
+
+    fn of(list: &'a [(u8, String)]) -> Self {
+        if list.len() <= Self::SCAN_MAX {
+            return Names::Scan(list);
+        }
+        let mut m = HashMap::with_capacity(list.len());
+        for (pt, n) in list {
+            m.entry(n.to_ascii_lowercase()).or_insert(*pt);
+        }
+        Names::Map(m)
+    }
+
+    fn get(&self, name: &str) -> Option<u8> {
+        match self {
+            Names::Scan(l) => l.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(p, _)| *p),
+            Names::Map(m) => m.get(&name.to_ascii_lowercase()).copied(),
+        }
+    }
+}
+
+/// Marks payload type `pt` as taken; false when it already was.
+fn take(taken: &mut [bool; 128], pt: u8) -> bool {
+    taken.get_mut(usize::from(pt)).is_some_and(|t| !std::mem::replace(t, true))
 }
 
 fn check_proto(m: &MediaDesc, srtp_off: bool) -> Result<(), SdpError> {
@@ -118,9 +149,10 @@ pub fn rewrite_offer(offer: &Sdp, rw: &Rewrite<'_>, origin: &mut Origin) -> Resu
     let i = r.index;
     check_proto(&offer.media[i], rw.srtp_off)?;
     let mut chosen: Vec<(u8, u8, String)> = Vec::new();
+    let mut taken = [false; 128];
     for want in rw.allowed {
         if let Some((pt, name)) = r.payloads.iter().find(|(_, n)| n.eq_ignore_ascii_case(want.name())) {
-            if !chosen.iter().any(|(p, _, _)| p == pt) {
+            if take(&mut taken, *pt) {
                 chosen.push((*pt, *pt, name.clone()));
             }
         }
@@ -141,11 +173,13 @@ pub fn rewrite_answer(answer: &Sdp, orig_offer: &Sdp, rw: &Rewrite<'_>, origin: 
     let i = offer_r.index;
     let am = answer.media.get(i).ok_or(SdpError::NoAudio)?;
     let ans_payloads = answer.payloads(i);
+    let offered = Names::of(&offer_r.payloads);
     let mut chosen: Vec<(u8, u8, String)> = Vec::new();
+    let mut taken = [false; 128];
     for (apt, name) in &ans_payloads {
-        if let Some((opt, _)) = offer_r.payloads.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)) {
-            if !chosen.iter().any(|(_, p, _)| p == opt) {
-                chosen.push((*apt, *opt, name.clone()));
+        if let Some(opt) = offered.get(name) {
+            if take(&mut taken, opt) {
+                chosen.push((*apt, opt, name.clone()));
             }
         }
     }
@@ -185,8 +219,9 @@ fn relay_media(
 
 /// The payloads of `side` restricted to the codecs of `other` (the negotiated set on that leg).
 pub fn negotiated(side: &Remote, other: &Remote) -> Remote {
+    let names = Names::of(&other.payloads);
     let mut r = side.clone();
-    r.payloads.retain(|(_, n)| other.payloads.iter().any(|(_, m)| m.eq_ignore_ascii_case(n)));
+    r.payloads.retain(|(_, n)| names.get(n).is_some());
     r
 }
 
