@@ -30,8 +30,15 @@ impl Core {
         if req.body.is_empty() {
             return self.answer_locally(now, id, s, k, &req);
         }
-        let Ok(offer) = Sdp::parse(&req.body) else {
-            return self.reply(now, &k, &req, 400, "Bad SDP");
+        let offer = match Sdp::parse(&req.body) {
+            Ok(o) => o,
+            Err(e) => {
+                let (code, phrase) = e.status();
+                let (tag, local) = (call.legs[s].dlg.local_tag.clone(), call.legs[s].dlg.dest.local);
+                let mut r = response(&req, code, phrase, Some(&tag));
+                self.push_warning(&mut r, e, local);
+                return self.txs.respond(now, &k, &r);
+            }
         };
         let o = 1 - s;
         let (ts, to) = (call.cfg.trunk(call.legs[s].trunk), call.cfg.trunk(call.legs[o].trunk));

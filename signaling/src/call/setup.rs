@@ -153,10 +153,14 @@ impl Core {
         tin: TrunkId,
         tout: TrunkId,
     ) -> Option<Negotiated> {
-        let Ok(offer) = Sdp::parse(&req.body) else {
-            self.metrics.bad("Bad SDP", || src.remote.to_string());
-            self.reject_invite(now, k, req, 400, "Bad SDP", Some(tin), EndReason::Rejected);
-            return None;
+        let offer = match Sdp::parse(&req.body) {
+            Ok(o) => o,
+            Err(e) => {
+                // Malformed: 400 Bad SDP; over the size limits: 488 with a Warning.
+                self.metrics.bad(e.status().1, || src.remote.to_string());
+                self.reject_offer(now, k, req, e, src.local, tin);
+                return None;
+            }
         };
         // SDES on the caller's leg (RFC 4568): the line we accept and our own key for the answer.
         let a_srtp = sdp::accept_offer(&offer, &srtp_prefs(cfg.trunk(tin)))
