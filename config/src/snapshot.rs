@@ -70,6 +70,8 @@ pub struct TrunkView {
     pub latch: Latch,
     /// `transfer`: REFER accepted from this trunk's legs.
     pub transfer: bool,
+    /// `g711_transcode`: an answer in the other G.711 law is bridged by the relay.
+    pub g711_transcode: bool,
     /// `transports`: what its requests may arrive on (empty = any).
     pub transports: Vec<Transport>,
     /// `sip_listen`: the listener its requests leave from (none: the first of the transport).
@@ -245,6 +247,7 @@ impl Snapshot {
                 latch: t.latch.unwrap_or(cfg.media.latch),
                 transfer: t.transfer,
                 transports: t.transports.clone(),
+                g711_transcode: t.g711_transcode,
                 sip_listen: t.sip_listen,
                 media_ip: t.media_ip.unwrap_or(cfg.media.sdp_ip()),
             });

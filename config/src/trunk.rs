@@ -50,6 +50,10 @@ pub struct Trunk {
     /// the relay take media on each (the kernel sends each leg's packets out of its interface).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_ip: Option<std::net::IpAddr>,
+    /// Accept an answer from this trunk in the other G.711 law than the one offered (PCMU to a
+    /// PCMA offer, or the reverse) and have the relay convert A↔µ (default true).
+    #[serde(default = "yes")]
+    pub g711_transcode: bool,
     /// Transports this trunk's requests may arrive on; empty (the default) = any. `["tcp"]`
     /// refuses UDP from the trunk's addresses: a forged UDP source cannot place a call as it
     /// (see `scripts/tune-nic` for reverse-path filtering).
@@ -277,6 +281,10 @@ pub struct Target {
 
 fn default_transport() -> Transport {
     Transport::Udp
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -111,3 +111,44 @@ fn the_hunt_has_its_own_budget() {
     assert_eq!(p.core.active_calls(), 0);
     assert_eq!(p.cdrs[0].end_reason, "timeout");
 }
+
+/// #12: a callee that answers PCMU to a PCMA-only offer is bridged — the caller is answered
+/// PCMA and the relay converts A↔µ (each leg's payload map names its own law) — unless its
+/// trunk says `g711_transcode = false`.
+#[test]
+fn an_answer_in_the_other_g711_law_is_transcoded() {
+    use xtrunk_ring::msg::{Codec, Command};
+    for transcode in [true, false] {
+        let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+        cfg.trunks[1].g711_transcode = transcode;
+        let carrier = cfg.trunks[1].targets[0].addr;
+        let pbx = addr("127.0.0.1:5062");
+        let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 25);
+        p.input(pbx, invite("127.0.0.1:5062", "z9hG4bKg", &format!("g711-{transcode}")).as_bytes());
+        let inv = p.take(carrier, |m| m.method().is_some());
+        let mut ok = xtrunk_signaling::b2bua::response(&inv, 200, "OK", Some("u"));
+        ok.push(HName::Contact, format!("<sip:c@{carrier}>")).push(HName::ContentType, "application/sdp");
+        ok.body = b"v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n".to_vec();
+        p.input(carrier, &ok.to_bytes());
+        let Some(ok_a) = p.try_take(pbx, |m| m.code() == Some(200)) else {
+            assert!(!transcode, "bridged answer expected: {:#?}", p.dump_out());
+            assert!(p.try_take(pbx, |m| m.code().is_some_and(|c| c >= 400)).is_some(), "{:#?}", p.dump_out());
+            continue;
+        };
+        assert!(transcode, "without g711_transcode the call must not be answered");
+        let body = String::from_utf8_lossy(&ok_a.body).into_owned();
+        assert!(
+            body.contains("m=audio ") && body.contains(" RTP/AVP 8\r\n") && body.contains("a=rtpmap:8 PCMA/8000"),
+            "{body}"
+        );
+        assert!(!body.contains("PCMU"), "{body}");
+        let spec = p
+            .cmds
+            .iter()
+            .rev()
+            .find_map(|c| if let Command::Update(s) = c { Some(*s) } else { None })
+            .expect("the session is updated with the answer");
+        assert_eq!(spec.legs[0].pt_map.by_pt(8), Some(Codec::Pcma), "caller leg: PCMA");
+        assert_eq!(spec.legs[1].pt_map.by_pt(0), Some(Codec::Pcmu), "callee leg: PCMU");
+    }
+}

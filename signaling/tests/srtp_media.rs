@@ -39,6 +39,7 @@ fn trunk(name: &str, role: TrunkRole, acl: &[&str], target: Option<u16>, srtp: S
         latch: None,
         transfer: false,
         transports: vec![],
+        g711_transcode: true,
         sip_listen: None,
         media_ip: None,
     }

@@ -72,7 +72,11 @@ impl Core {
             Some(ours) => sdp::answer_crypto(ours, ans).ok()?,
             None => LegCrypto::default(),
         };
-        let mut out = sdp::rewrite_answer(ans, &call.a_offer, &rw, &mut call.legs[0].origin).ok()?;
+        // A callee that answers the other G.711 law is bridged (the relay converts) when its
+        // trunk allows that law.
+        let tout = call.cfg.trunk(call.legs[1].trunk);
+        let bridge = tout.g711_transcode;
+        let mut out = sdp::rewrite_answer_bridging(ans, &call.a_offer, &rw, &mut call.legs[0].origin, bridge).ok()?;
         // The caller's leg: echo the tag/suite of the line we accepted, with our key.
         if let Some(ours) = call.spec.legs[0].crypto.tx {
             let line = sdp::accept_offer(&call.a_offer, &prefs).ok().flatten()?;

@@ -21,7 +21,9 @@ mod rewrite;
 mod sdes;
 
 pub use model::{MediaDesc, Remote, Sdp, SdpError, SdpLimits};
-pub use rewrite::{codec_of, default_pt, negotiated, rewrite_answer, rewrite_offer, Origin, Rewrite};
+pub use rewrite::{
+    codec_of, default_pt, negotiated, rewrite_answer, rewrite_answer_bridging, rewrite_offer, Origin, Rewrite,
+};
 pub use sdes::{
     accept_offer, add_answer_crypto, add_offer_crypto, answer_crypto, answer_keys, answer_offer_crypto, crypto_lines,
     fresh_keys, redact_keys, ring_suite, sdes_suite, SdesLine, SrtpPrefs,

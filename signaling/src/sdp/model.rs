@@ -173,6 +173,26 @@ impl MediaDesc {
 /// Where the `a=rtpmap` and `a=fmtp` lines of each payload type (0–127) are in one media
 /// section: the first of each, as a scan of the lines would find it. Built in one pass, so that
 /// looking up every format costs formats + lines, not their product.
+/// The name an `a=rtpmap` encoding (`name/rate[/channels]`) is matched by (see
+/// [`Sdp::payloads`]).
+fn encoding_name(enc: &str) -> String {
+    let mut it = enc.trim().split('/');
+    let name = it.next().unwrap_or("");
+    let (rate, channels) = (it.next(), it.next());
+    let usual = match name.to_ascii_lowercase().as_str() {
+        "pcma" | "pcmu" | "g722" | "g729" | "telephone-event" | "cn" => {
+            rate == Some("8000") && channels.map_or(true, |c| c == "1")
+        }
+        "opus" => rate == Some("48000") && channels.map_or(true, |c| c == "2"),
+        _ => true,
+    };
+    if usual {
+        name.to_string()
+    } else {
+        enc.trim().to_string()
+    }
+}
+
 pub(super) struct PtLines {
     rtpmap: [u32; 128],
     fmtp: [u32; 128],
@@ -352,6 +372,12 @@ impl Sdp {
 
     /// Payload types of section `i` with their encoding names (from `a=rtpmap` or the static
     /// table of RFC 3551). One pass over the section's lines, one over its formats.
+    ///
+    /// Codecs match by name *and* clock rate and channels: an encoding at the rate (and channel
+    /// count) the relay knows it by is named plainly (`PCMA`, `telephone-event`); one at another
+    /// rate keeps its whole `name/rate[/channels]` (`telephone-event/48000`), so it matches no
+    /// configured codec and is never forwarded beside 8 kHz audio (the far end would drop its
+    /// DTMF).
     pub fn payloads(&self, i: usize) -> Vec<(u8, String)> {
         let Some(m) = self.media.get(i) else { return Vec::new() };
         let index = PtLines::of(m);
@@ -359,10 +385,7 @@ impl Sdp {
             .iter()
             .filter_map(|f| {
                 let pt: u8 = f.parse().ok().filter(|p| *p <= 127)?;
-                let name = index
-                    .rtpmap(m, pt)
-                    .map(|enc| enc.split('/').next().unwrap_or("").to_string())
-                    .or_else(|| static_name(pt))?;
+                let name = index.rtpmap(m, pt).map(encoding_name).or_else(|| static_name(pt))?;
                 Some((pt, name))
             })
             .collect()

@@ -169,6 +169,19 @@ pub fn rewrite_offer(offer: &Sdp, rw: &Rewrite<'_>, origin: &mut Origin) -> Resu
 /// codecs in the answer's order, numbered as in `orig_offer`. `mux` = accept rtcp-mux on that
 /// side (it offered it).
 pub fn rewrite_answer(answer: &Sdp, orig_offer: &Sdp, rw: &Rewrite<'_>, origin: &mut Origin) -> Result<Sdp, SdpError> {
+    rewrite_answer_bridging(answer, orig_offer, rw, origin, false)
+}
+
+/// [`rewrite_answer`]; with `bridge`, an answer in the other G.711 law than the offerer's only
+/// one (PCMU to a PCMA-only offer, or the reverse) is answered to the offerer in its own law:
+/// the relay converts A↔µ between the legs (see [`negotiated`]).
+pub fn rewrite_answer_bridging(
+    answer: &Sdp,
+    orig_offer: &Sdp,
+    rw: &Rewrite<'_>,
+    origin: &mut Origin,
+    bridge: bool,
+) -> Result<Sdp, SdpError> {
     let offer_r = orig_offer.remote()?;
     let i = offer_r.index;
     let am = answer.media.get(i).ok_or(SdpError::NoAudio)?;
@@ -177,16 +190,40 @@ pub fn rewrite_answer(answer: &Sdp, orig_offer: &Sdp, rw: &Rewrite<'_>, origin: 
     let mut chosen: Vec<(u8, u8, String)> = Vec::new();
     let mut taken = [false; 128];
     for (apt, name) in &ans_payloads {
+        // Only what this side may carry (an answer can only narrow our offer, but a peer may
+        // answer outside it).
+        if !rw.allowed.iter().any(|c| c.name().eq_ignore_ascii_case(name)) {
+            continue;
+        }
         if let Some(opt) = offered.get(name) {
             if take(&mut taken, opt) {
                 chosen.push((*apt, opt, name.clone()));
             }
         }
     }
+    let mut bridged = None;
+    if bridge && !chosen.iter().any(|(_, _, n)| is_codec(n)) {
+        let law = g711_bridge(&offer_r.payloads, &ans_payloads)
+            .filter(|(_, law)| rw.allowed.iter().any(|c| c.name().eq_ignore_ascii_case(law)));
+        if let Some((opt, law)) = law {
+            if take(&mut taken, opt) {
+                chosen.insert(0, (opt, opt, law.to_string()));
+                bridged = Some((opt, law));
+            }
+        }
+    }
     if am.port == 0 || !chosen.iter().any(|(_, _, n)| is_codec(n)) {
         return Err(SdpError::NoCommonCodec);
     }
-    let lines = stream_lines(answer, i, &chosen, offer_r.rtcp_mux, answer.direction(i));
+    let mut lines = stream_lines(answer, i, &chosen, offer_r.rtcp_mux, answer.direction(i));
+    if let Some((opt, law)) = bridged {
+        // The bridged entry describes the offerer's law, not the answer's line of that number.
+        let (map, fmtp) = (format!("rtpmap:{opt} "), format!("fmtp:{opt} "));
+        lines.retain(|(_, l)| !l.starts_with(&fmtp));
+        for (_, l) in lines.iter_mut().filter(|(_, l)| l.starts_with(&map)) {
+            *l = format!("rtpmap:{opt} {law}/8000");
+        }
+    }
     let proto = orig_offer.media.get(i).map(|m| m.proto.clone()).unwrap_or_default();
     let media = relay_media(orig_offer, i, rw.port, proto, &chosen, lines);
     Ok(Sdp { session: header_lines(rw.ip, origin), media })
@@ -218,11 +255,30 @@ fn relay_media(
 }
 
 /// The payloads of `side` restricted to the codecs of `other` (the negotiated set on that leg).
+/// When they share no audio codec but one side has PCMA and the other PCMU, `side` keeps its
+/// law: the relay converts between the legs.
 pub fn negotiated(side: &Remote, other: &Remote) -> Remote {
     let names = Names::of(&other.payloads);
     let mut r = side.clone();
     r.payloads.retain(|(_, n)| names.get(n).is_some());
+    if !r.payloads.iter().any(|(_, n)| is_codec(n)) {
+        if let Some((pt, law)) = g711_bridge(&side.payloads, &other.payloads) {
+            r.payloads.insert(0, (pt, law.to_string()));
+        }
+    }
     r
+}
+
+/// `side`'s G.711 law (its payload type and name) when `other` has only the other law: the pair
+/// the relay can bridge by converting A↔µ.
+fn g711_bridge(side: &[(u8, String)], other: &[(u8, String)]) -> Option<(u8, &'static str)> {
+    let has = |l: &[(u8, String)], n: &str| l.iter().find(|(_, x)| x.eq_ignore_ascii_case(n)).map(|(p, _)| *p);
+    for (mine, theirs) in [("PCMA", "PCMU"), ("PCMU", "PCMA")] {
+        if let (Some(pt), Some(_), None) = (has(side, mine), has(other, theirs), has(other, mine)) {
+            return Some((pt, mine));
+        }
+    }
+    None
 }
 
 /// Payload type for a config codec name when generating SDP from scratch.
@@ -285,5 +341,29 @@ mod tests {
         assert_eq!(rewrite_offer(&o, &rw, &mut origin), Err(SdpError::SrtpOnly));
         let o = Sdp::parse(b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 4000 RTP/AVP 18\r\n").unwrap();
         assert_eq!(rewrite_offer(&o, &rw, &mut origin), Err(SdpError::NoCommonCodec));
+    }
+
+    #[test]
+    fn telephone_event_is_matched_by_rate_too() {
+        // A wideband softphone's offer: DTMF at 48 kHz, 16 kHz and 8 kHz beside 8 kHz audio.
+        let o = Sdp::parse(b"v=0\r\no=a 1 1 IN IP4 1.1.1.1\r\ns=-\r\nc=IN IP4 1.1.1.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 110 102 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:110 telephone-event/48000\r\na=rtpmap:102 telephone-event/16000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n").unwrap();
+        let allowed = vec![xtrunk_config::Codec::Pcma, xtrunk_config::Codec::TelephoneEvent];
+        let rw = Rewrite { ip: "192.0.2.1".parse().unwrap(), port: 30000, allowed: &allowed, srtp_off: true };
+        let mut origin = Origin { id: 1, version: 0 };
+        let n = rewrite_offer(&o, &rw, &mut origin).unwrap();
+        let t = String::from_utf8(n.to_bytes()).unwrap();
+        assert!(t.contains("m=audio 30000 RTP/AVP 8 101\r\n"), "{t}");
+        assert!(
+            t.contains("a=rtpmap:101 telephone-event/8000") && !t.contains("/48000") && !t.contains("/16000"),
+            "{t}"
+        );
+        // An answer that picks the 48 kHz one matches nothing 8 kHz: DTMF is not negotiated.
+        let a = Sdp::parse(b"v=0\r\no=b 1 1 IN IP4 2.2.2.2\r\ns=-\r\nc=IN IP4 2.2.2.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 8 96\r\na=rtpmap:96 telephone-event/48000\r\n").unwrap();
+        let t = String::from_utf8(rewrite_answer(&a, &o, &rw, &mut origin).unwrap().to_bytes()).unwrap();
+        assert!(t.contains("m=audio 30000 RTP/AVP 8\r\n"), "{t}");
+        // Stereo PCMA is not PCMA.
+        let s =
+            Sdp::parse(b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 4000 RTP/AVP 96\r\na=rtpmap:96 PCMA/8000/2\r\n").unwrap();
+        assert_eq!(rewrite_offer(&s, &rw, &mut origin), Err(SdpError::NoCommonCodec));
     }
 }

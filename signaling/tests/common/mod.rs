@@ -78,6 +78,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         latch: None,
         transfer: false,
         transports: vec![],
+        g711_transcode: true,
         sip_listen: None,
         media_ip: None,
     }
