@@ -16,6 +16,14 @@ pub struct LegStats {
     /// party aiming media at the call's port). Omitted when zero.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rejected_sources: u64,
+    /// RTCP packets received.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rtcp_packets: u64,
+    /// Packets dropped on this leg for any reason (malformed, wrong source, SRTP failure,
+    /// unmapped payload type); the per-reason split is in the datapath's counters. Omitted when
+    /// zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -24,7 +32,14 @@ fn is_zero(n: &u64) -> bool {
 
 impl From<StreamStats> for LegStats {
     fn from(s: StreamStats) -> Self {
-        Self { packets: s.packets, lost: s.lost, jitter: s.jitter, rejected_sources: s.rejected_sources }
+        Self {
+            packets: s.packets,
+            lost: s.lost,
+            jitter: s.jitter,
+            rejected_sources: s.rejected_sources,
+            rtcp_packets: s.rtcp_packets,
+            dropped: s.dropped,
+        }
     }
 }
 
@@ -165,6 +180,19 @@ impl PartialEq<&str> for EndReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leg_drop_counts_reach_the_cdr_and_zeros_stay_out() {
+        let s =
+            StreamStats { packets: 500, dropped: 7, rejected_sources: 5, rtcp_packets: 3, ..StreamStats::default() };
+        let j = serde_json::to_string(&LegStats::from(s)).unwrap();
+        assert!(
+            j.contains("\"dropped\":7") && j.contains("\"rejected_sources\":5") && j.contains("\"rtcp_packets\":3"),
+            "{j}"
+        );
+        let j = serde_json::to_string(&LegStats::from(StreamStats::default())).unwrap();
+        assert_eq!(j, r#"{"packets":0,"lost":0,"jitter":0}"#);
+    }
 
     #[test]
     fn end_reason_wire_form_round_trips() {
