@@ -40,7 +40,7 @@ fn leg(port: u16, remote: Option<SocketAddr>, latch: LatchPolicy, map: PtMap) ->
 }
 
 fn spec(id: u64, a: LegSpec, b: LegSpec) -> SessionSpec {
-    SessionSpec { id: SessionId(id), legs: [a, b], media_timeout_ms: 0, allow_fast_path: true }
+    SessionSpec { id: SessionId(id), legs: [a, b], media_timeout_ms: 0, leg_timeout_ms: [0; 2], allow_fast_path: true }
 }
 
 fn relay() -> Relay {
@@ -415,7 +415,7 @@ fn media_timeout_on_simulated_time() {
     assert_eq!(r.poll_timeouts(1100, &mut |e| ev.push(e)), Some(1600));
     assert!(ev.is_empty());
     assert_eq!(r.poll_timeouts(1650, &mut |e| ev.push(e)), None);
-    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1050 }]);
+    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1050, leg: None }]);
     // Once per idle period.
     ev.clear();
     r.poll_timeouts(9000, &mut |e| ev.push(e));
@@ -425,7 +425,7 @@ fn media_timeout_on_simulated_time() {
     assert_eq!(r.session_stats(SessionId(1)).unwrap()[1].packets, 3);
     assert_eq!(r.poll_timeouts(10_999, &mut |e| ev.push(e)), Some(11_000));
     r.poll_timeouts(11_000, &mut |e| ev.push(e));
-    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1000 }]);
+    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1000, leg: None }]);
     // A deleted session never times out.
     ev.clear();
     r.handle_packet(12_000, 10000, addr(PEER_A, 4000), &mut p.clone(), 22);
