@@ -530,6 +530,25 @@ fn fast_path_rules() {
 }
 
 #[test]
+fn fast_path_needs_only_the_used_payload_types_to_agree() {
+    // Same mapping of every used PT, in another order, with entries the other leg lacks.
+    let a = pts(&[(0, Codec::Pcmu), (18, Codec::G729), (101, Codec::TelephoneEvent)]);
+    let b = pts(&[(101, Codec::TelephoneEvent), (13, Codec::Cn), (0, Codec::Pcmu)]);
+    let mut r = relay();
+    basic(&mut r, LatchPolicy::Once, (a, b));
+    r.handle_packet(0, 10000, addr(PEER_A, 4000), &mut rtp(0, 1, 0, 1, &[0; 10]), 22);
+    r.handle_packet(0, 10002, addr(PEER_B, 6000), &mut rtp(0, 1, 0, 2, &[0; 10]), 22);
+    assert!(r.fast_path_rule(10000).is_some() && r.fast_path_rule(10002).is_some());
+    // Telephone-event renumbered on one leg: the relay rewrites it, so no fast path.
+    let b = pts(&[(0, Codec::Pcmu), (96, Codec::TelephoneEvent)]);
+    let mut r = relay();
+    basic(&mut r, LatchPolicy::Once, (a, b));
+    r.handle_packet(0, 10000, addr(PEER_A, 4000), &mut rtp(0, 1, 0, 1, &[0; 10]), 22);
+    r.handle_packet(0, 10002, addr(PEER_B, 6000), &mut rtp(0, 1, 0, 2, &[0; 10]), 22);
+    assert_eq!(r.fast_path_rule(10000), None);
+}
+
+#[test]
 fn srtp_leg_bridged_to_plain_leg() {
     // Leg 0 speaks SRTP: the peer protects with AES_CM_128_HMAC_SHA1_80 (our rx keys) and we
     // protect towards it with AEAD_AES_128_GCM (our tx keys). Leg 1 is plain RTP.

@@ -171,20 +171,20 @@ fn leg_timeouts_are_per_leg_and_zero_is_off() {
 #[test]
 fn an_update_restarts_the_leg_counts() {
     let mut t = Rig::new(0, spec(0, [10_000, 10_000]));
-    let mut ev = vec![];
     for now in (20..=9_000).step_by(20) {
         t.rtp(now, 0);
-        ev.extend(t.poll(now));
+        assert!(t.poll(now).is_empty());
     }
     // A re-INVITE at 9 s (e.g. the callee answered): leg 1 gets a full 10 s from here.
     let mut u = vec![];
     t.r.apply(9_000, &Command::Update(spec(0, [10_000, 10_000])), &mut |e| u.push(e));
     assert_eq!(u, vec![Event::Updated(ID)]);
+    let mut ev = vec![];
     for now in (9_020..=20_000).step_by(20) {
         t.rtp(now, 0);
-        ev.extend(t.poll(now));
+        ev.extend(t.poll(now).into_iter().map(|e| (now, e)));
     }
-    assert_eq!(ev, vec![timeout(10_000, Some(1))]);
+    assert_eq!(ev, vec![(19_000, timeout(10_000, Some(1)))], "10 s after the Update, not after creation");
 }
 
 #[test]
