@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::{
-    AuthMode, Backend, Codec, Config, SrtpPolicy, SrtpSuite, Transport, Trunk, TrunkKind, CODECS,
-    MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS, SRTP_SUITES,
+    AuthMode, Backend, Codec, Config, SrtpPolicy, SrtpSuite, Transport, Trunk, TrunkKind, CODECS, MAX_LEG_TIMEOUT_SECS,
+    MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS, SRTP_SUITES,
 };
 
 mod pools;
@@ -292,7 +292,10 @@ impl Config {
         if itfs.len() > XDP_MAX_INTERFACES {
             v.add(
                 "datapath.af_xdp.interfaces",
-                format!("at most {XDP_MAX_INTERFACES} interfaces (one XDP program serves that many), got {}", itfs.len()),
+                format!(
+                    "at most {XDP_MAX_INTERFACES} interfaces (one XDP program serves that many), got {}",
+                    itfs.len()
+                ),
             );
         }
         let mut names = HashSet::new();
@@ -336,7 +339,10 @@ impl Config {
                 if q.id >= XDP_MAX_QUEUES {
                     v.add(
                         format!("{qp}.id"),
-                        format!("must be below {XDP_MAX_QUEUES} (the XSK map holds that many per interface), got {}", q.id),
+                        format!(
+                            "must be below {XDP_MAX_QUEUES} (the XSK map holds that many per interface), got {}",
+                            q.id
+                        ),
                     );
                 }
                 if !ids.insert(q.id) {

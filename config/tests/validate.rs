@@ -291,8 +291,13 @@ fn leg_timeout_rules() {
         assert!(problems_of(&default_with(ok)).is_empty(), "{ok}");
     }
     assert_problem(&default_with("[media]\nleg_timeout_secs = 5"), "media.leg_timeout_secs", "got 5");
-    assert_problem(&default_with("[media]\nleg_timeout_secs = 86401"), "media.leg_timeout_secs", "between 10 and 86400");
-    let t = format!("{MINIMAL}\n[[trunk]]\nname = \"x\"\nrole = \"carrier\"\nacl = [\"10.0.0.0/8\"]\nleg_timeout_secs = 3");
+    assert_problem(
+        &default_with("[media]\nleg_timeout_secs = 86401"),
+        "media.leg_timeout_secs",
+        "between 10 and 86400",
+    );
+    let t =
+        format!("{MINIMAL}\n[[trunk]]\nname = \"x\"\nrole = \"carrier\"\nacl = [\"10.0.0.0/8\"]\nleg_timeout_secs = 3");
     assert_problem(&t, "trunk[2].leg_timeout_secs", "must be 0 (off) or between 10 and 86400");
 }
 

@@ -542,8 +542,7 @@ const PLACEHOLDER_LEG: LegSpec = LegSpec {
     pt_map: PtMap::new(),
     crypto: LegCrypto { rx: None, tx: None },
 };
-const PLACEHOLDER_SPEC: SessionSpec =
-    SessionSpec {
+const PLACEHOLDER_SPEC: SessionSpec = SessionSpec {
     id: SessionId(1),
     legs: [PLACEHOLDER_LEG; 2],
     media_timeout_ms: 0,
@@ -1022,9 +1021,16 @@ pub fn encode_event_into(ev: &Event, seq: u32, slot: &mut Slot) {
         Event::Error { id, code, port } => frame_with::<KIND_ERROR, WireError>(slot, seq, |w| {
             *w = WireError { id: id.0, code: error_code_to_wire(*code), port: *port, reserved: 0 }
         }),
-        Event::MediaTimeout { id, idle_ms, leg } => frame_with::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot, seq, |w| {
-            *w = WireMediaTimeout { id: id.0, idle_ms: *idle_ms, leg: leg.map_or(0, |l| u32::from(l) + 1), reserved: 0 }
-        }),
+        Event::MediaTimeout { id, idle_ms, leg } => {
+            frame_with::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot, seq, |w| {
+                *w = WireMediaTimeout {
+                    id: id.0,
+                    idle_ms: *idle_ms,
+                    leg: leg.map_or(0, |l| u32::from(l) + 1),
+                    reserved: 0,
+                }
+            })
+        }
         Event::Session(s) => frame_with::<KIND_SESSION, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w)),
         Event::DumpDone { token, count } => frame_with::<KIND_DUMP_DONE, WireDumpDone>(slot, seq, |w| {
             *w = WireDumpDone { token: *token, count: *count, reserved: 0 }

@@ -138,8 +138,11 @@ fn event() -> impl Strategy<Value = Event> {
             stats: [a, b]
         }),
         (id(), error_code(), any::<u16>()).prop_map(|(id, code, port)| Event::Error { id, code, port }),
-        (id(), any::<u64>(), proptest::option::of(0u8..2))
-            .prop_map(|(id, idle_ms, leg)| Event::MediaTimeout { id, idle_ms, leg }),
+        (id(), any::<u64>(), proptest::option::of(0u8..2)).prop_map(|(id, idle_ms, leg)| Event::MediaTimeout {
+            id,
+            idle_ms,
+            leg
+        }),
         spec().prop_map(Event::Session),
         (any::<u64>(), any::<u32>()).prop_map(|(token, count)| Event::DumpDone { token, count }),
     ]

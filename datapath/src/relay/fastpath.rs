@@ -50,7 +50,9 @@ impl Relay {
             return None;
         }
         let (a, b) = (&s.spec.legs[0], &s.spec.legs[1]);
-        if !crypto::is_plain(&a.crypto) || !crypto::is_plain(&b.crypto) || !pt_maps_allow_fast_path(&a.pt_map, &b.pt_map)
+        if !crypto::is_plain(&a.crypto)
+            || !crypto::is_plain(&b.crypto)
+            || !pt_maps_allow_fast_path(&a.pt_map, &b.pt_map)
         {
             return None;
         }

@@ -50,8 +50,8 @@ use xtrunk_ring::msg::{
 
 use crate::wire::{dtmf::DtmfPayload, rtcp, rtp};
 
-use self::latch::LatchState;
 pub use self::fastpath::pt_maps_allow_fast_path;
+use self::latch::LatchState;
 pub use self::latch::LATCH_WINDOW_MS;
 use self::stats::StreamTracker;
 
@@ -667,10 +667,11 @@ impl Relay {
         let Ok(mut p) = rtp::RtpPacket::new_checked(&mut *pkt) else {
             return self.drop_on(slot, leg, DropReason::MalformedRtp);
         };
-        let (action, codec) = match Self::payload_action(&s.spec.legs[leg].pt_map, &s.spec.legs[1 - leg].pt_map, p.payload_type()) {
-            Ok(a) => a,
-            Err(r) => return self.drop_on(slot, leg, r),
-        };
+        let (action, codec) =
+            match Self::payload_action(&s.spec.legs[leg].pt_map, &s.spec.legs[1 - leg].pt_map, p.payload_type()) {
+                Ok(a) => a,
+                Err(r) => return self.drop_on(slot, leg, r),
+            };
         if codec == Some(Codec::TelephoneEvent) && DtmfPayload::new_checked(p.payload()).is_err() {
             return self.drop_on(slot, leg, DropReason::MalformedDtmf);
         }
