@@ -148,7 +148,7 @@ impl Relay {
         }
     }
 
-    /// Media timeouts (see [`timeout`](self)): emits [`Event::MediaTimeout`] once per idle
+    /// Media timeouts (see [`timeout`](crate::relay::timeout)): emits [`Event::MediaTimeout`] once per idle
     /// period for every session silent past its `media_timeout_ms`, and for every leg silent past
     /// its `leg_timeout_ms` while the other leg is not; returns the next time this should be
     /// called.
