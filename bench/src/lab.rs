@@ -577,6 +577,7 @@ impl Topo {
                 leg(self.leg1(i), car, if bidir { LatchPolicy::Once } else { LatchPolicy::Strict }),
             ],
             media_timeout_ms: 0,
+            leg_timeout_ms: [0; 2],
             allow_fast_path: true,
         }
     }

@@ -249,6 +249,7 @@ impl Plan {
             id: SessionId(self.id_base + i as u64 + 1),
             legs: [leg(self.leg_port(i, 0), a, pbx_crypto), leg(self.leg_port(i, 1), b, LegCrypto::default())],
             media_timeout_ms: 0,
+            leg_timeout_ms: [0; 2],
             allow_fast_path: false,
         }
     }

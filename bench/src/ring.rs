@@ -100,6 +100,7 @@ fn spec(stamp: u64) -> SessionSpec {
         id: SessionId(stamp.max(1)),
         legs: [leg("192.0.2.10:30000", "198.51.100.7:4000"), leg("[2001:db8::10]:30002", "[2001:db8::99]:5004")],
         media_timeout_ms: 30_000,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: false,
     }
 }

@@ -1,4 +1,4 @@
-//! `[media]`: media addresses, port range and latching.
+//! `[media]`: media addresses, port range, timeouts and latching.
 
 use std::net::IpAddr;
 
@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 
 /// Lowest port the media range may use.
 pub const MEDIA_PORT_FLOOR: u16 = 1024;
+
+/// Shortest non-zero leg timeout: RTCP reports come every 5 s or so (RFC 3550 §6.2, randomised
+/// up to 1.5×), so a shorter timeout would cut legs that only send RTCP (on hold).
+pub const MIN_LEG_TIMEOUT_SECS: u32 = 10;
+
+/// Longest leg timeout (a day).
+pub const MAX_LEG_TIMEOUT_SECS: u32 = 86_400;
 
 /// `[media]`: where media flows and how.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -19,8 +26,14 @@ pub struct Media {
     pub bind_ip: IpAddr,
     /// Address written into SDP `c=` lines; default `bind_ip`.
     pub advertised_ip: Option<IpAddr>,
-    /// Seconds without media on a call before signaling ends it; 0 = never.
+    /// Seconds without media on a call (on either leg) before signaling ends it; 0 = never.
     pub timeout_secs: u32,
+    /// Seconds a leg may receive neither RTP nor RTCP while the other leg still receives (one-way
+    /// media) before signaling ends the call; 0 = never, unset = `timeout_secs` (at least
+    /// [`MIN_LEG_TIMEOUT_SECS`]). RTCP alone keeps a leg alive (a leg on hold still sends
+    /// reports), hence 0 or at least [`MIN_LEG_TIMEOUT_SECS`]. A trunk may set its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leg_timeout_secs: Option<u32>,
     /// Symmetric-RTP latching: once (default), follow or strict. Media is only ever accepted
     /// from, and sent to, the SDP address or a source latched under the NAT-aware rule.
     pub latch: Latch,
@@ -34,12 +47,22 @@ impl Default for Media {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
             advertised_ip: None,
             timeout_secs: 60,
+            leg_timeout_secs: None,
             latch: Latch::Once,
         }
     }
 }
 
 impl Media {
+    /// The leg timeout in effect: `leg_timeout_secs`, or when unset `timeout_secs` raised to
+    /// [`MIN_LEG_TIMEOUT_SECS`] (0 stays 0).
+    pub fn leg_timeout(&self) -> u32 {
+        self.leg_timeout_secs.unwrap_or(match self.timeout_secs {
+            0 => 0,
+            t => t.max(MIN_LEG_TIMEOUT_SECS),
+        })
+    }
+
     /// The address SDP advertises.
     pub fn sdp_ip(&self) -> IpAddr {
         self.advertised_ip.unwrap_or(self.bind_ip)

@@ -68,6 +68,8 @@ pub struct TrunkView {
     pub srtp_suites: Vec<SrtpSuite>,
     /// The trunk's `latch`, or `[media].latch` when it sets none.
     pub latch: Latch,
+    /// The trunk's `leg_timeout_secs`, or `[media]`'s (itself `timeout_secs` when unset).
+    pub leg_timeout_secs: u32,
     /// `transfer`: REFER accepted from this trunk's legs.
     pub transfer: bool,
     /// `g711_transcode`: an answer in the other G.711 law is bridged by the relay.
@@ -245,6 +247,7 @@ impl Snapshot {
                 srtp: t.srtp,
                 srtp_suites: typed(&t.srtp_suites, &format!("{p}.srtp_suites"), SrtpSuite::from_name)?,
                 latch: t.latch.unwrap_or(cfg.media.latch),
+                leg_timeout_secs: t.leg_timeout_secs.unwrap_or(cfg.media.leg_timeout()),
                 transfer: t.transfer,
                 transports: t.transports.clone(),
                 g711_transcode: t.g711_transcode,

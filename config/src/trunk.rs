@@ -35,6 +35,10 @@ pub struct Trunk {
     /// Media latching for this trunk's leg; default `[media].latch`.
     #[serde(default)]
     pub latch: Option<Latch>,
+    /// One-way media timeout of this trunk's leg in seconds (0 = never); default
+    /// `[media].leg_timeout_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leg_timeout_secs: Option<u32>,
     /// Accept REFER (call transfer) from this trunk's legs; off by default, since a transfer
     /// makes the edge place a new call. The new leg is routed as a call from this trunk would be.
     #[serde(default)]

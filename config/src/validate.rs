@@ -1,14 +1,19 @@
 //! The validation pass: every rule, each problem naming its key path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::{
-    AuthMode, Backend, Codec, Config, SrtpPolicy, SrtpSuite, Transport, Trunk, TrunkKind, CODECS, MEDIA_PORT_FLOOR,
-    SRTP_SUITES,
+    AuthMode, Backend, Codec, Config, SrtpPolicy, SrtpSuite, Transport, Trunk, TrunkKind, CODECS, MAX_LEG_TIMEOUT_SECS,
+    MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS, SRTP_SUITES,
 };
 
 mod pools;
+
+/// Interfaces one XDP program instance serves (`XT_MAX_IFACES` in `ebpf/xdp/xtrunk_maps.h`).
+const XDP_MAX_INTERFACES: usize = 8;
+/// Queues per interface the XSK map holds (`XT_MAX_QUEUES` in `ebpf/xdp/xtrunk_maps.h`).
+const XDP_MAX_QUEUES: u32 = 64;
 
 /// One problem found in a configuration: the key path and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +247,7 @@ impl Config {
                 v.add("media.advertised_ip", format!("must be a real address, got {ip}"));
             }
         }
+        check_leg_timeout(v, "media.leg_timeout_secs", m.leg_timeout_secs);
     }
 
     fn validate_datapath(&self, v: &mut Validator, host: Host) {
@@ -294,9 +300,18 @@ impl Config {
     }
 
     fn validate_interfaces(&self, v: &mut Validator, host: Host) {
+        let itfs = &self.datapath.af_xdp.interfaces;
+        if itfs.len() > XDP_MAX_INTERFACES {
+            v.add(
+                "datapath.af_xdp.interfaces",
+                format!(
+                    "at most {XDP_MAX_INTERFACES} interfaces (one XDP program serves that many), got {}",
+                    itfs.len()
+                ),
+            );
+        }
         let mut names = HashSet::new();
-        let mut queue_cores = HashSet::new();
-        for (i, itf) in self.datapath.af_xdp.interfaces.iter().enumerate() {
+        for (i, itf) in itfs.iter().enumerate() {
             let p = format!("datapath.af_xdp.interfaces[{i}]");
             if itf.name.is_empty() || itf.name.len() > 15 || itf.name.contains(['/', ' ']) {
                 v.add(
@@ -318,18 +333,58 @@ impl Config {
                     ),
                 );
             }
+        }
+        self.validate_queue_cores(v, host);
+    }
+
+    /// The AF_XDP runtime runs one worker per queue index: worker `q` serves queue `q` of every
+    /// interface listing it and is pinned to that queue's core. So queue `q` names the same core
+    /// on every interface, and two queue indices never share a core.
+    fn validate_queue_cores(&self, v: &mut Validator, host: Host) {
+        // Queue index -> (core, where it was first set); core -> queue index.
+        let mut core_of: HashMap<u32, (usize, String)> = HashMap::new();
+        let mut queue_on: HashMap<usize, u32> = HashMap::new();
+        for (i, itf) in self.datapath.af_xdp.interfaces.iter().enumerate() {
             let mut ids = HashSet::new();
             for (j, q) in itf.queues.iter().enumerate() {
-                let qp = format!("{p}.queues[{j}]");
+                let qp = format!("datapath.af_xdp.interfaces[{i}].queues[{j}]");
+                if q.id >= XDP_MAX_QUEUES {
+                    v.add(
+                        format!("{qp}.id"),
+                        format!(
+                            "must be below {XDP_MAX_QUEUES} (the XSK map holds that many per interface), got {}",
+                            q.id
+                        ),
+                    );
+                }
                 if !ids.insert(q.id) {
                     v.add(format!("{qp}.id"), format!("queue {} is listed twice", q.id));
+                    continue;
                 }
                 check_core(v, &format!("{qp}.core"), q.core, host);
-                if !queue_cores.insert(q.core) {
-                    v.add(
+                match core_of.get(&q.id) {
+                    Some((c, at)) if *c != q.core => v.add(
                         format!("{qp}.core"),
-                        format!("core {} already serves another queue (one thread per core)", q.core),
-                    );
+                        format!(
+                            "queue {} is served on every interface by one worker, pinned to core {c} ({at}); got {}",
+                            q.id, q.core
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        core_of.insert(q.id, (q.core, format!("{qp}.core")));
+                        if let Some(other) = queue_on.get(&q.core) {
+                            v.add(
+                                format!("{qp}.core"),
+                                format!(
+                                    "core {} already serves queue {other} (one worker per queue index, one core each)",
+                                    q.core
+                                ),
+                            );
+                        } else {
+                            queue_on.insert(q.core, q.id);
+                        }
+                    }
                 }
             }
         }
@@ -375,6 +430,7 @@ impl Config {
             }
             self.validate_trunk_policy(v, &p, t);
             validate_trunk_media(v, &p, t);
+            check_leg_timeout(v, &format!("{p}.leg_timeout_secs"), t.leg_timeout_secs);
         }
         pools::validate_acl_overlaps(self, v);
     }
@@ -461,6 +517,19 @@ fn validate_trunk_media(v: &mut Validator, p: &str, t: &Trunk) {
 fn check_core(v: &mut Validator, path: &str, core: usize, host: Host) {
     if core >= host.cores {
         v.add(path, format!("core {core} does not exist (this host has cores 0-{})", host.cores - 1));
+    }
+}
+
+/// 0 (off) or within [`MIN_LEG_TIMEOUT_SECS`]..=[`MAX_LEG_TIMEOUT_SECS`].
+fn check_leg_timeout(v: &mut Validator, path: &str, secs: Option<u32>) {
+    if let Some(n @ 1..) = secs.filter(|n| !(MIN_LEG_TIMEOUT_SECS..=MAX_LEG_TIMEOUT_SECS).contains(n)) {
+        v.add(
+            path,
+            format!(
+                "must be 0 (off) or between {MIN_LEG_TIMEOUT_SECS} and {MAX_LEG_TIMEOUT_SECS} (RTCP comes every \
+                 5 s or so; a shorter timeout cuts legs on hold), got {n}"
+            ),
+        );
     }
 }
 

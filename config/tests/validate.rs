@@ -224,7 +224,7 @@ fn queue_rules() {
         "[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = [{ id = 0, core = 0 }, { id = 0, core = 0 }]",
     );
     assert_problem(&t, "datapath.af_xdp.interfaces[0].queues[1].id", "twice");
-    assert_problem(&t, "datapath.af_xdp.interfaces[0].queues[1].core", "already serves");
+    assert_eq!(problems_of(&t).len(), 1, "a repeated queue is reported once: {:?}", problems_of(&t));
     assert_problem(
         &default_with("[[datapath.af_xdp.interfaces]]\nname = \"eth0\"\nqueues = []"),
         "datapath.af_xdp.interfaces[0].queues",
@@ -240,6 +240,78 @@ fn queue_rules() {
         "datapath.af_xdp.interfaces[1].name",
         "twice",
     );
+}
+
+/// `n` interfaces, each with `queues` as TOML inline tables.
+fn interfaces(n: usize, queues: &str) -> String {
+    (0..n).map(|i| format!("[[datapath.af_xdp.interfaces]]\nname = \"eth{i}\"\nqueues = [{queues}]\n")).collect()
+}
+
+#[test]
+fn one_worker_per_queue_index_on_its_core() {
+    // What the runtime runs: worker q serves queue q of every interface, pinned to q's core. Two
+    // interfaces x two queues need two cores, not four.
+    let ok = default_with(&interfaces(2, "{ id = 0, core = 0 }, { id = 1, core = 1 }"));
+    assert_eq!(problems_of(&ok), Vec::<String>::new());
+    // A queue listed on one interface only is fine too.
+    let ok = default_with(&format!(
+        "{}{}",
+        interfaces(1, "{ id = 0, core = 0 }, { id = 1, core = 1 }"),
+        "[[datapath.af_xdp.interfaces]]\nname = \"wan\"\nqueues = [{ id = 1, core = 1 }]\n"
+    ));
+    assert_eq!(problems_of(&ok), Vec::<String>::new());
+    // Queue 1 pinned to another core on the second interface: the runtime has one worker for it.
+    let t = default_with(&format!(
+        "{}{}",
+        interfaces(1, "{ id = 0, core = 0 }, { id = 1, core = 1 }"),
+        "[[datapath.af_xdp.interfaces]]\nname = \"wan\"\nqueues = [{ id = 0, core = 0 }, { id = 1, core = 0 }]\n"
+    ));
+    assert_problem(&t, "datapath.af_xdp.interfaces[1].queues[1].core", "pinned to core 1");
+    assert_problem(&t, "datapath.af_xdp.interfaces[1].queues[1].core", "interfaces[0].queues[1].core");
+    // Two queue indices on one core: two workers would share it.
+    let t = default_with(&interfaces(1, "{ id = 0, core = 1 }, { id = 1, core = 1 }"));
+    assert_problem(&t, "datapath.af_xdp.interfaces[0].queues[1].core", "core 1 already serves queue 0");
+}
+
+#[test]
+fn queue_and_interface_limits_of_the_xdp_program() {
+    assert_problem(
+        &default_with(&interfaces(1, "{ id = 64, core = 0 }")),
+        "datapath.af_xdp.interfaces[0].queues[0].id",
+        "must be below 64",
+    );
+    assert!(problems_of(&default_with(&interfaces(1, "{ id = 63, core = 0 }"))).is_empty());
+    assert_problem(&default_with(&interfaces(9, "{ id = 0, core = 0 }")), "datapath.af_xdp.interfaces", "at most 8");
+    assert!(problems_of(&default_with(&interfaces(8, "{ id = 0, core = 0 }"))).is_empty());
+}
+
+#[test]
+fn leg_timeout_rules() {
+    for ok in ["[media]\nleg_timeout_secs = 0", "[media]\nleg_timeout_secs = 10", "[media]\nleg_timeout_secs = 86400"] {
+        assert!(problems_of(&default_with(ok)).is_empty(), "{ok}");
+    }
+    assert_problem(&default_with("[media]\nleg_timeout_secs = 5"), "media.leg_timeout_secs", "got 5");
+    assert_problem(
+        &default_with("[media]\nleg_timeout_secs = 86401"),
+        "media.leg_timeout_secs",
+        "between 10 and 86400",
+    );
+    let t =
+        format!("{MINIMAL}\n[[trunk]]\nname = \"x\"\nrole = \"carrier\"\nacl = [\"10.0.0.0/8\"]\nleg_timeout_secs = 3");
+    assert_problem(&t, "trunk[2].leg_timeout_secs", "must be 0 (off) or between 10 and 86400");
+}
+
+#[test]
+fn leg_timeout_defaults_and_trunk_override() {
+    let snap = |text: &str| Config::parse(text, "test").unwrap().snapshot(HOST).unwrap();
+    let t = format!("[media]\ntimeout_secs = 45\n{MINIMAL}");
+    let s = snap(&t);
+    assert_eq!(s.trunks.iter().map(|t| t.leg_timeout_secs).collect::<Vec<_>>(), [45, 45], "timeout_secs");
+    let t = format!("[media]\ntimeout_secs = 5\n{MINIMAL}");
+    assert_eq!(snap(&t).trunks[0].leg_timeout_secs, 10, "raised to the RTCP-safe minimum");
+    let t = format!("[media]\nleg_timeout_secs = 0\n{MINIMAL}\nleg_timeout_secs = 20");
+    let s = snap(&t);
+    assert_eq!(s.trunks.iter().map(|t| t.leg_timeout_secs).collect::<Vec<_>>(), [0, 20], "off; the trunk's own");
 }
 
 #[test]

@@ -39,6 +39,7 @@ fn relay_with(sessions: usize, m0: PtMap, m1: PtMap) -> Relay {
             id: SessionId(i as u64 + 1),
             legs: [leg(p, 4000, m0), leg(p + 2, 5000, m1)],
             media_timeout_ms: 30_000,
+            leg_timeout_ms: [0; 2],
             allow_fast_path: false,
         };
         r.apply(0, &Command::Create(s), &mut |_| {});

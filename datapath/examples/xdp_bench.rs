@@ -87,6 +87,7 @@ fn spec() -> SessionSpec {
             leg("10.77.2.1:30002", "10.77.2.2:50000", LatchPolicy::Strict),
         ],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: true,
     }
 }

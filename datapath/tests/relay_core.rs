@@ -40,7 +40,7 @@ fn leg(port: u16, remote: Option<SocketAddr>, latch: LatchPolicy, map: PtMap) ->
 }
 
 fn spec(id: u64, a: LegSpec, b: LegSpec) -> SessionSpec {
-    SessionSpec { id: SessionId(id), legs: [a, b], media_timeout_ms: 0, allow_fast_path: true }
+    SessionSpec { id: SessionId(id), legs: [a, b], media_timeout_ms: 0, leg_timeout_ms: [0; 2], allow_fast_path: true }
 }
 
 fn relay() -> Relay {
@@ -415,7 +415,7 @@ fn media_timeout_on_simulated_time() {
     assert_eq!(r.poll_timeouts(1100, &mut |e| ev.push(e)), Some(1600));
     assert!(ev.is_empty());
     assert_eq!(r.poll_timeouts(1650, &mut |e| ev.push(e)), None);
-    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1050 }]);
+    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1050, leg: None }]);
     // Once per idle period.
     ev.clear();
     r.poll_timeouts(9000, &mut |e| ev.push(e));
@@ -425,7 +425,7 @@ fn media_timeout_on_simulated_time() {
     assert_eq!(r.session_stats(SessionId(1)).unwrap()[1].packets, 3);
     assert_eq!(r.poll_timeouts(10_999, &mut |e| ev.push(e)), Some(11_000));
     r.poll_timeouts(11_000, &mut |e| ev.push(e));
-    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1000 }]);
+    assert_eq!(ev, vec![Event::MediaTimeout { id: SessionId(1), idle_ms: 1000, leg: None }]);
     // A deleted session never times out.
     ev.clear();
     r.handle_packet(12_000, 10000, addr(PEER_A, 4000), &mut p.clone(), 22);
@@ -526,6 +526,25 @@ fn fast_path_rules() {
     basic(&mut r, LatchPolicy::Once, (pts(&[(8, Codec::Pcma)]), pts(&[(0, Codec::Pcmu)])));
     r.handle_packet(0, 10000, addr(PEER_A, 4000), &mut rtp(8, 1, 0, 1, &[0; 10]), 22);
     r.handle_packet(0, 10002, addr(PEER_B, 6000), &mut rtp(0, 1, 0, 1, &[0; 10]), 22);
+    assert_eq!(r.fast_path_rule(10000), None);
+}
+
+#[test]
+fn fast_path_needs_only_the_used_payload_types_to_agree() {
+    // Same mapping of every used PT, in another order, with entries the other leg lacks.
+    let a = pts(&[(0, Codec::Pcmu), (18, Codec::G729), (101, Codec::TelephoneEvent)]);
+    let b = pts(&[(101, Codec::TelephoneEvent), (13, Codec::Cn), (0, Codec::Pcmu)]);
+    let mut r = relay();
+    basic(&mut r, LatchPolicy::Once, (a, b));
+    r.handle_packet(0, 10000, addr(PEER_A, 4000), &mut rtp(0, 1, 0, 1, &[0; 10]), 22);
+    r.handle_packet(0, 10002, addr(PEER_B, 6000), &mut rtp(0, 1, 0, 2, &[0; 10]), 22);
+    assert!(r.fast_path_rule(10000).is_some() && r.fast_path_rule(10002).is_some());
+    // Telephone-event renumbered on one leg: the relay rewrites it, so no fast path.
+    let b = pts(&[(0, Codec::Pcmu), (96, Codec::TelephoneEvent)]);
+    let mut r = relay();
+    basic(&mut r, LatchPolicy::Once, (a, b));
+    r.handle_packet(0, 10000, addr(PEER_A, 4000), &mut rtp(0, 1, 0, 1, &[0; 10]), 22);
+    r.handle_packet(0, 10002, addr(PEER_B, 6000), &mut rtp(0, 1, 0, 2, &[0; 10]), 22);
     assert_eq!(r.fast_path_rule(10000), None);
 }
 

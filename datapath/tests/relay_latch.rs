@@ -43,6 +43,7 @@ fn relay_with(a_sdp: SocketAddr, latch: LatchPolicy) -> Relay {
         id: SessionId(1),
         legs: [leg(10000, a_sdp, PUBLIC_A, latch), leg(10002, addr(PEER_B, 6000), PEER_B, latch)],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: true,
     };
     let mut ev = vec![];
@@ -229,6 +230,7 @@ fn a_candidate_that_fails_later_checks_latches_nothing() {
             leg(10002, addr(PEER_B, 6000), PEER_B, LatchPolicy::Follow),
         ],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: false,
     };
     s.legs[0].pt_map = m;

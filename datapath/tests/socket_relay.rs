@@ -384,6 +384,7 @@ fn relays_rtp_rtcp_with_transcoding_dtmf_and_exact_stats() {
             ),
         ],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: false,
     };
     assert_eq!(be.command(Command::Create(spec)), Event::Created(SessionId(1)));
@@ -448,6 +449,7 @@ fn latching_policies_over_sockets() {
             leg(p + 2, Some(b.local_addr().unwrap()), 0, LatchPolicy::Once, PtMap::new()),
         ],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: false,
     };
     let pkt = rtp(0, 1, 0, 9, &[0xff; 160]);
@@ -530,6 +532,7 @@ fn media_timeout_event_end_to_end() {
             leg(21402, Some(b.local_addr().unwrap()), 0, LatchPolicy::Once, PtMap::new()),
         ],
         media_timeout_ms: 300,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: false,
     };
     assert_eq!(be.command(Command::Create(spec)), Event::Created(SessionId(7)));
@@ -542,7 +545,7 @@ fn media_timeout_event_end_to_end() {
     assert_eq!(be.next_event(Duration::from_millis(1)), None, "no timeout while media flows");
     let last = Instant::now();
     match be.next_event(Duration::from_secs(3)) {
-        Some(Event::MediaTimeout { id, idle_ms }) => {
+        Some(Event::MediaTimeout { id, idle_ms, leg: None }) => {
             let waited = last.elapsed().as_millis() as u64;
             assert_eq!(id, SessionId(7));
             assert!((300..=waited + 50).contains(&idle_ms), "idle_ms {idle_ms}, waited {waited}");
@@ -573,6 +576,7 @@ fn garbage_is_dropped_and_counted() {
             leg(21602, Some(b.local_addr().unwrap()), 0, LatchPolicy::Once, pts(&[(0, Codec::Pcmu)])),
         ],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: false,
     };
     assert_eq!(be.command(Command::Create(spec)), Event::Created(SessionId(3)));
@@ -610,6 +614,7 @@ fn two_workers_dump_and_cross_worker_port_conflicts() {
         id: SessionId(id),
         legs: [leg(p0, None, 0, LatchPolicy::Once, PtMap::new()), leg(p1, None, 0, LatchPolicy::Once, PtMap::new())],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: false,
     };
     for i in 0..6u16 {

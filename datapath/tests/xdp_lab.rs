@@ -186,6 +186,7 @@ fn spec(k: u16) -> SessionSpec {
         id: SessionId(u64::from(k) + 1),
         legs: [leg(rp_addr(k), pbx_addr(k)), leg(rc_addr(k), car_addr(k))],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: is_fast(k),
     }
 }

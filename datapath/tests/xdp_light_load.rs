@@ -159,6 +159,7 @@ impl RelayCtl {
                 id: SessionId(1),
                 legs: [leg(RP, PBX), leg(RC, CAR)],
                 media_timeout_ms: 0,
+                leg_timeout_ms: [0; 2],
                 allow_fast_path: false,
             };
             let mut created = false;

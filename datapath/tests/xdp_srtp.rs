@@ -67,6 +67,7 @@ fn spec() -> SessionSpec {
             leg(RC, CAR, LegCrypto::default()),
         ],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: true,
     }
 }

@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
             id: SessionId(1),
             legs: [leg(2000, 4000, false, LatchPolicy::Once, a), leg(2002, 5000, false, LatchPolicy::Follow, b)],
             media_timeout_ms: 50,
+            leg_timeout_ms: [40, 60],
             allow_fast_path: true,
         },
         SessionSpec {
@@ -49,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
                 leg(2012, 5010, true, LatchPolicy::Once, PtMap::new()),
             ],
             media_timeout_ms: 0,
+            leg_timeout_ms: [0; 2],
             allow_fast_path: true,
         },
     ];
@@ -59,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
             leg(2022, 5020, false, LatchPolicy::Once, PtMap::new()),
         ],
         media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
         allow_fast_path: false,
     };
     let keys = SrtpKeys { suite: SrtpSuite::AesCm128HmacSha1_80, key: [7; 32], salt: [9; 14] };

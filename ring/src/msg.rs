@@ -221,8 +221,13 @@ pub struct SessionSpec {
     pub id: SessionId,
     /// Leg 0 (usually the customer/PBX side) and leg 1 (usually the carrier side).
     pub legs: [LegSpec; 2],
-    /// Raise [`Event::MediaTimeout`] when no packet arrived on either leg for this long; 0 = never.
+    /// Raise [`Event::MediaTimeout`] (`leg: None`) when no packet arrived on either leg for this
+    /// long; 0 = never.
     pub media_timeout_ms: u32,
+    /// Per leg: raise [`Event::MediaTimeout`] (`leg: Some(i)`) when leg `i` received neither RTP
+    /// nor RTCP for this long while the other leg did (one-way media); 0 = never. RTCP alone
+    /// keeps a leg alive (a leg on hold still sends reports). Each Update restarts the count.
+    pub leg_timeout_ms: [u32; 2],
     /// May the datapath forward this session in the XDP program (no payload work needed)?
     pub allow_fast_path: bool,
 }
@@ -324,13 +329,16 @@ pub enum Event {
         /// The offending port, or 0.
         port: u16,
     },
-    /// No media on either leg for longer than the session's timeout. The session stays until
-    /// signaling deletes it.
+    /// No media on either leg for longer than the session's timeout (`leg: None`), or none on
+    /// one leg for longer than its leg timeout while the other leg still receives (`leg: Some`).
+    /// Raised once per idle period. The session stays until signaling deletes it.
     MediaTimeout {
         /// The session.
         id: SessionId,
-        /// Milliseconds since the last packet.
+        /// Milliseconds since the last packet (on the leg, or on either leg).
         idle_ms: u64,
+        /// The silent leg (0 or 1); `None` when both are.
+        leg: Option<u8>,
     },
     /// Reply to [`Command::Dump`]: one held session.
     Session(SessionSpec),

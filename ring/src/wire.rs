@@ -191,6 +191,8 @@ pub struct WireSessionSpec {
     pub allow_fast_path: u8,
     /// Zero.
     pub reserved: [u8; 3],
+    /// Per-leg media timeouts in ms.
+    pub leg_timeout_ms: [u32; 2],
     /// The two legs.
     pub legs: [WireLeg; 2],
 }
@@ -275,6 +277,10 @@ pub struct WireMediaTimeout {
     pub id: u64,
     /// Idle milliseconds.
     pub idle_ms: u64,
+    /// 0 = both legs silent, 1 = leg 0, 2 = leg 1.
+    pub leg: u32,
+    /// Zero.
+    pub reserved: u32,
 }
 
 /// [`Event::DumpDone`].
@@ -295,7 +301,8 @@ const _: () = {
     assert!(std::mem::size_of::<WireAddr>() == 28);
     assert!(std::mem::size_of::<WireKeys>() == 52);
     assert!(std::mem::size_of::<WireLeg>() == 212);
-    assert!(std::mem::size_of::<WireSessionSpec>() == 440);
+    assert!(std::mem::size_of::<WireSessionSpec>() == 448);
+    assert!(std::mem::size_of::<WireMediaTimeout>() == 24);
     assert!(std::mem::size_of::<WireStats>() == 80);
     assert!(std::mem::size_of::<WireDeleted>() == 176);
     assert!(std::mem::size_of::<WireError>() == 16);
@@ -535,8 +542,13 @@ const PLACEHOLDER_LEG: LegSpec = LegSpec {
     pt_map: PtMap::new(),
     crypto: LegCrypto { rx: None, tx: None },
 };
-const PLACEHOLDER_SPEC: SessionSpec =
-    SessionSpec { id: SessionId(1), legs: [PLACEHOLDER_LEG; 2], media_timeout_ms: 0, allow_fast_path: false };
+const PLACEHOLDER_SPEC: SessionSpec = SessionSpec {
+    id: SessionId(1),
+    legs: [PLACEHOLDER_LEG; 2],
+    media_timeout_ms: 0,
+    leg_timeout_ms: [0; 2],
+    allow_fast_path: false,
+};
 
 // ----------------------------------------------------------------------------------------------
 // Domain -> wire (infallible) and wire -> domain (validating).
@@ -728,9 +740,10 @@ fn ip_from_wire(field: &'static str, w: &WireAddr) -> Result<Option<IpAddr>, Dec
 /// Writes a spec's wire form straight into `w` (see [`leg_to_wire_into`]).
 #[inline(always)]
 fn spec_to_wire_into(s: &SessionSpec, w: &mut WireSessionSpec) {
-    let WireSessionSpec { id, media_timeout_ms, allow_fast_path, reserved, legs: [leg0, leg1] } = w;
+    let WireSessionSpec { id, media_timeout_ms, allow_fast_path, reserved, leg_timeout_ms, legs: [leg0, leg1] } = w;
     *id = s.id.0;
     *media_timeout_ms = s.media_timeout_ms;
+    *leg_timeout_ms = s.leg_timeout_ms;
     *allow_fast_path = u8::from(s.allow_fast_path);
     *reserved = [0; 3];
     leg_to_wire_into(&s.legs[0], leg0);
@@ -753,6 +766,7 @@ fn spec_from_wire_into(w: &WireSessionSpec, s: &mut SessionSpec) -> Result<(), D
     leg_from_wire_into(&w.legs[0], &mut s.legs[0])?;
     leg_from_wire_into(&w.legs[1], &mut s.legs[1])?;
     s.media_timeout_ms = w.media_timeout_ms;
+    s.leg_timeout_ms = w.leg_timeout_ms;
     s.allow_fast_path = bool_from_wire("session.allow_fast_path", w.allow_fast_path)?;
     Ok(())
 }
@@ -1007,9 +1021,16 @@ pub fn encode_event_into(ev: &Event, seq: u32, slot: &mut Slot) {
         Event::Error { id, code, port } => frame_with::<KIND_ERROR, WireError>(slot, seq, |w| {
             *w = WireError { id: id.0, code: error_code_to_wire(*code), port: *port, reserved: 0 }
         }),
-        Event::MediaTimeout { id, idle_ms } => frame_with::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot, seq, |w| {
-            *w = WireMediaTimeout { id: id.0, idle_ms: *idle_ms }
-        }),
+        Event::MediaTimeout { id, idle_ms, leg } => {
+            frame_with::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot, seq, |w| {
+                *w = WireMediaTimeout {
+                    id: id.0,
+                    idle_ms: *idle_ms,
+                    leg: leg.map_or(0, |l| u32::from(l) + 1),
+                    reserved: 0,
+                }
+            })
+        }
         Event::Session(s) => frame_with::<KIND_SESSION, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w)),
         Event::DumpDone { token, count } => frame_with::<KIND_DUMP_DONE, WireDumpDone>(slot, seq, |w| {
             *w = WireDumpDone { token: *token, count: *count, reserved: 0 }
@@ -1050,7 +1071,15 @@ pub fn decode_event_into(slot: &Slot, out: &mut Event) -> Result<(), DecodeError
         }
         KIND_MEDIA_TIMEOUT => {
             let w = body_ref::<KIND_MEDIA_TIMEOUT, WireMediaTimeout>(slot)?;
-            Event::MediaTimeout { id: id_from_wire(w.id)?, idle_ms: w.idle_ms }
+            if w.reserved != 0 {
+                return Err(DecodeError::Reserved("media_timeout.reserved"));
+            }
+            let leg = match w.leg {
+                0 => None,
+                1 | 2 => Some(w.leg as u8 - 1),
+                value => return Err(DecodeError::Discriminant { field: "media_timeout.leg", value }),
+            };
+            Event::MediaTimeout { id: id_from_wire(w.id)?, idle_ms: w.idle_ms, leg }
         }
         KIND_SESSION => {
             let w = body_ref::<KIND_SESSION, WireSessionSpec>(slot)?;
@@ -1173,7 +1202,13 @@ mod tests {
     }
 
     fn spec() -> SessionSpec {
-        SessionSpec { id: SessionId(7), legs: [leg(), leg()], media_timeout_ms: 0, allow_fast_path: true }
+        SessionSpec {
+            id: SessionId(7),
+            legs: [leg(), leg()],
+            media_timeout_ms: 0,
+            leg_timeout_ms: [30_000, 0],
+            allow_fast_path: true,
+        }
     }
 
     #[test]
@@ -1199,6 +1234,17 @@ mod tests {
     fn zero_id_rejected() {
         let s = encode_command(&Command::Delete(SessionId(0)), 0);
         assert_eq!(decode_command(&s), Err(DecodeError::ZeroSessionId));
+    }
+
+    #[test]
+    fn media_timeout_names_its_leg() {
+        for leg in [None, Some(0), Some(1)] {
+            let e = Event::MediaTimeout { id: SessionId(3), idle_ms: 30_000, leg };
+            assert_eq!(decode_event(&encode_event(&e, 0)), Ok(e));
+        }
+        let w = WireMediaTimeout { id: 3, idle_ms: 1, leg: 3, reserved: 0 };
+        let s = frame(KIND_MEDIA_TIMEOUT, 0, &w);
+        assert_eq!(decode_event(&s), Err(DecodeError::Discriminant { field: "media_timeout.leg", value: 3 }));
     }
 
     #[test]

@@ -81,9 +81,15 @@ fn id() -> impl Strategy<Value = SessionId> {
 }
 
 fn spec() -> impl Strategy<Value = SessionSpec> {
-    (id(), leg(), leg(), any::<u32>(), any::<bool>()).prop_map(|(id, a, b, media_timeout_ms, allow_fast_path)| {
-        SessionSpec { id, legs: [a, b], media_timeout_ms, allow_fast_path }
-    })
+    (id(), leg(), leg(), any::<u32>(), any::<[u32; 2]>(), any::<bool>()).prop_map(
+        |(id, a, b, media_timeout_ms, leg_timeout_ms, allow_fast_path)| SessionSpec {
+            id,
+            legs: [a, b],
+            media_timeout_ms,
+            leg_timeout_ms,
+            allow_fast_path,
+        },
+    )
 }
 
 fn command() -> impl Strategy<Value = Command> {
@@ -132,7 +138,11 @@ fn event() -> impl Strategy<Value = Event> {
             stats: [a, b]
         }),
         (id(), error_code(), any::<u16>()).prop_map(|(id, code, port)| Event::Error { id, code, port }),
-        (id(), any::<u64>()).prop_map(|(id, idle_ms)| Event::MediaTimeout { id, idle_ms }),
+        (id(), any::<u64>(), proptest::option::of(0u8..2)).prop_map(|(id, idle_ms, leg)| Event::MediaTimeout {
+            id,
+            idle_ms,
+            leg
+        }),
         spec().prop_map(Event::Session),
         (any::<u64>(), any::<u32>()).prop_map(|(token, count)| Event::DumpDone { token, count }),
     ]

@@ -37,6 +37,7 @@ fn trunk(name: &str, role: TrunkRole, acl: &[&str], target: Option<u16>, srtp: S
         srtp,
         srtp_suites: vec!["AES_CM_128_HMAC_SHA1_80".into()],
         latch: None,
+        leg_timeout_secs: None,
         transfer: false,
         transports: vec![],
         g711_transcode: true,

@@ -27,20 +27,30 @@
 //! another source only from the SDP address's IP or the leg's signalling IP, within
 //! [`LATCH_WINDOW_MS`] of its first packet and before any packet from the SDP address, and with
 //! the SSRC already seen on the leg.
+//!
+//! # Media timeouts and the fast path
+//! See [`timeout`]: the session's (both legs silent) and each leg's (one-way media; RTCP keeps a
+//! leg alive). [`Relay::fast_path_rule`] says when the XDP program may forward a port's packets
+//! itself: among other things, payload maps that agree on every payload type in use.
 
 mod crypto;
+mod fastpath;
 pub mod g711;
 pub mod latch;
 mod stats;
+pub mod timeout;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
-use xtrunk_ring::msg::{Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, SessionId, SessionSpec, StreamStats};
+use xtrunk_ring::msg::{
+    Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, PtMap, SessionId, SessionSpec, StreamStats,
+};
 
 use crate::wire::{dtmf::DtmfPayload, rtcp, rtp};
 
+pub use self::fastpath::pt_maps_allow_fast_path;
 use self::latch::LatchState;
 pub use self::latch::LATCH_WINDOW_MS;
 use self::stats::StreamTracker;
@@ -224,9 +234,7 @@ struct LegState {
 struct Session {
     spec: SessionSpec,
     legs: [LegState; 2],
-    last_activity_ms: u64,
-    timed_out: bool,
-    in_timer: bool,
+    clock: timeout::MediaClock,
     gen: u32,
 }
 
@@ -272,7 +280,7 @@ impl Relay {
             free: (0..n as u32).rev().collect(),
             by_id: HashMap::with_capacity(n),
             port_index: vec![NO_SLOT; 65536],
-            timers: BinaryHeap::with_capacity(2 * n + 16),
+            timers: BinaryHeap::with_capacity(Self::timer_capacity(n)),
             counters: DropCounters::default(),
             next_gen: 1,
         }
@@ -461,12 +469,9 @@ impl Relay {
         });
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
-        let mut s = Session { spec: *spec, legs, last_activity_ms: now_ms, timed_out: false, in_timer: false, gen };
-        if spec.media_timeout_ms > 0 {
-            s.in_timer = true;
-            self.timers.push(Reverse((now_ms + u64::from(spec.media_timeout_ms), slot, gen)));
-        }
-        self.slots[slot as usize] = Some(s);
+        let clock = timeout::MediaClock::new(now_ms);
+        self.slots[slot as usize] = Some(Session { spec: *spec, legs, clock, gen });
+        self.arm_new(slot as usize, now_ms);
         self.by_id.insert(spec.id, slot);
         self.index_ports(slot, spec);
         Ok(())
@@ -515,13 +520,7 @@ impl Relay {
             }
         }
         s.spec = *spec;
-        if spec.media_timeout_ms > 0 && !s.timed_out {
-            // Re-arm: the heap entry recomputes the real deadline when it pops.
-            s.in_timer = true;
-            let d = s.last_activity_ms.max(now_ms.saturating_sub(u64::from(spec.media_timeout_ms)))
-                + u64::from(spec.media_timeout_ms);
-            self.timers.push(Reverse((d, slot, s.gen)));
-        }
+        self.arm_update(slot as usize, now_ms);
         Ok(())
     }
 
@@ -569,25 +568,9 @@ impl Relay {
         self.drop_on(slot, leg, DropReason::SourceMismatch)
     }
 
-    fn touch(&mut self, slot: usize, now_ms: u64) {
-        let Some(s) = self.slots[slot].as_mut() else {
-            return;
-        };
-        s.last_activity_ms = s.last_activity_ms.max(now_ms);
-        if s.timed_out {
-            s.timed_out = false;
-            if s.spec.media_timeout_ms > 0 && !s.in_timer {
-                s.in_timer = true;
-                let d = s.last_activity_ms + u64::from(s.spec.media_timeout_ms);
-                // Capacity is preallocated for two entries per session.
-                self.timers.push(Reverse((d, slot as u32, s.gen)));
-            }
-        }
-    }
-
-    /// Decides what happens to an RTP packet's payload type on its way from `leg` to the other.
-    fn payload_action(s: &Session, leg: usize, pt: u8) -> Result<(PayloadAction, Option<Codec>), DropReason> {
-        let (mine, theirs) = (&s.spec.legs[leg].pt_map, &s.spec.legs[1 - leg].pt_map);
+    /// Decides what happens to an RTP packet's payload type on its way from a leg negotiating `mine`
+    /// to one negotiating `theirs`.
+    fn payload_action(mine: &PtMap, theirs: &PtMap, pt: u8) -> Result<(PayloadAction, Option<Codec>), DropReason> {
         if mine.is_empty() || theirs.is_empty() {
             return Ok((PayloadAction::Pass, mine.by_pt(pt)));
         }
@@ -673,7 +656,7 @@ impl Relay {
                     Err(_) => return self.drop_on(slot, leg, DropReason::Srtp),
                 }
             }
-            self.touch(slot, now_ms);
+            self.touch(slot, leg, now_ms);
             return Verdict::Forward { len, from, to };
         }
 
@@ -684,10 +667,11 @@ impl Relay {
         let Ok(mut p) = rtp::RtpPacket::new_checked(&mut *pkt) else {
             return self.drop_on(slot, leg, DropReason::MalformedRtp);
         };
-        let (action, codec) = match Self::payload_action(s, leg, p.payload_type()) {
-            Ok(a) => a,
-            Err(r) => return self.drop_on(slot, leg, r),
-        };
+        let (action, codec) =
+            match Self::payload_action(&s.spec.legs[leg].pt_map, &s.spec.legs[1 - leg].pt_map, p.payload_type()) {
+                Ok(a) => a,
+                Err(r) => return self.drop_on(slot, leg, r),
+            };
         if codec == Some(Codec::TelephoneEvent) && DtmfPayload::new_checked(p.payload()).is_err() {
             return self.drop_on(slot, leg, DropReason::MalformedDtmf);
         }
@@ -720,92 +704,7 @@ impl Relay {
                 Err(_) => return self.drop_on(slot, leg, DropReason::Srtp),
             }
         }
-        self.touch(slot, now_ms);
+        self.touch(slot, leg, now_ms);
         Verdict::Forward { len, from, to }
-    }
-
-    /// Media timeouts: emits [`Event::MediaTimeout`] once per idle period for every session idle
-    /// for at least its `media_timeout_ms`; returns the next time this should be called.
-    pub fn poll_timeouts(&mut self, now_ms: u64, events: &mut impl FnMut(Event)) -> Option<u64> {
-        while let Some(&Reverse((deadline, slot, gen))) = self.timers.peek() {
-            if deadline > now_ms {
-                return Some(deadline);
-            }
-            self.timers.pop();
-            let Some(s) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else {
-                continue;
-            };
-            if s.gen != gen || !s.in_timer || s.spec.media_timeout_ms == 0 {
-                if s.gen == gen {
-                    s.in_timer = false;
-                }
-                continue;
-            }
-            let actual = s.last_activity_ms + u64::from(s.spec.media_timeout_ms);
-            if actual > now_ms {
-                self.timers.push(Reverse((actual, slot, gen)));
-            } else {
-                s.in_timer = false;
-                s.timed_out = true;
-                events(Event::MediaTimeout { id: s.spec.id, idle_ms: now_ms - s.last_activity_ms });
-            }
-        }
-        None
-    }
-
-    /// The rule the XDP fast path may use for packets arriving on `local_port`, when they need no
-    /// work from the relay: fast path allowed by the spec, no SRTP on either leg, identical
-    /// payload-type maps (or both empty), the arriving leg's source fixed for good (`Strict` with
-    /// an SDP address, or `Once` and latched; `Follow` may still re-latch), and the other leg's
-    /// destination fixed likewise. The XDP program forwards only packets from
-    /// [`ForwardRule::peer`]; any other source goes to the relay core (dropped, counted).
-    ///
-    /// A rule can appear or disappear only through [`Relay::apply`] and through
-    /// [`Relay::handle_packet`] (latching); re-query after either for the ports involved.
-    pub fn fast_path_rule(&self, local_port: u16) -> Option<ForwardRule> {
-        let (slot, leg, rtcp_port) = self.lookup(local_port)?;
-        let s = self.slots[slot].as_ref()?;
-        if !s.spec.allow_fast_path {
-            return None;
-        }
-        let (a, b) = (&s.spec.legs[0], &s.spec.legs[1]);
-        if !crypto::is_plain(&a.crypto) || !crypto::is_plain(&b.crypto) || a.pt_map != b.pt_map {
-            return None;
-        }
-        let me = &s.spec.legs[leg];
-        let my_state = &s.legs[leg].latch;
-        if !my_state.source_fixed(me, rtcp_port) {
-            return None;
-        }
-        let peer = my_state.peer(me, rtcp_port)?;
-        let other = 1 - leg;
-        let os = &s.spec.legs[other];
-        if !s.legs[other].latch.source_fixed(os, rtcp_port && !os.rtcp_mux) {
-            return None;
-        }
-        let to = if rtcp_port { Self::rtcp_dest(s, other)? } else { Self::rtp_dest(s, other)? };
-        Some(ForwardRule { peer, from: Self::local_addr(os, rtcp_port), to })
-    }
-
-    /// Credits `packets`/`bytes` forwarded in the kernel for packets that arrived on `local_port`
-    /// (keeps the stats and media timeouts right).
-    pub fn credit_fast_path(&mut self, local_port: u16, packets: u64, bytes: u64, now_ms: u64) {
-        let Some((slot, leg, rtcp_port)) = self.lookup(local_port) else {
-            return;
-        };
-        if packets == 0 {
-            return;
-        }
-        let Some(s) = self.slots[slot].as_mut() else {
-            return;
-        };
-        let rx = &mut s.legs[leg].rx;
-        if rtcp_port {
-            rx.stats.rtcp_packets += packets;
-            rx.stats.last_rx_ms = rx.stats.last_rx_ms.max(now_ms);
-        } else {
-            rx.on_fast_path(now_ms, packets, bytes);
-        }
-        self.touch(slot, now_ms);
     }
 }

@@ -372,11 +372,7 @@ impl<C: MediaCore> XskRuntime<C> {
         if opts.port_min > opts.port_max {
             return Err(Error::Options("port_min > port_max".into()));
         }
-        for (i, itf) in opts.interfaces.iter().enumerate() {
-            if !itf.cores.is_empty() && itf.cores.len() != itf.queues.len() {
-                return Err(Error::Options(format!("interfaces[{i}].cores: one core per queue")));
-            }
-        }
+        check_cores(&opts.interfaces)?;
         let net = NetTable::load().map_err(Error::Netlink)?;
         let mut prog = XdpProgram::load(opts.port_min, opts.port_max)?;
         let mut ifnames = Vec::new();
@@ -705,6 +701,28 @@ fn fast_rule(net: &NetTable, from: SocketAddr, to: SocketAddr) -> Option<XtFastR
         src_port: from.port().to_be(),
         dst_port: to.port().to_be(),
     })
+}
+
+/// One worker per queue index serves that queue on every interface, pinned to one core: each
+/// interface gives one core per queue (or none), and queue `q` names the same core everywhere.
+fn check_cores(itfs: &[XskInterface]) -> Result<(), Error> {
+    let mut core_of: BTreeMap<u32, usize> = BTreeMap::new();
+    for (i, itf) in itfs.iter().enumerate() {
+        if !itf.cores.is_empty() && itf.cores.len() != itf.queues.len() {
+            return Err(Error::Options(format!("interfaces[{i}].cores: one core per queue")));
+        }
+        for (&q, &c) in itf.queues.iter().zip(&itf.cores) {
+            match core_of.insert(q, c) {
+                Some(prev) if prev != c => {
+                    return Err(Error::Options(format!(
+                        "interfaces[{i}].cores: queue {q} is on core {prev} elsewhere (one worker per queue), not {c}"
+                    )))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn open_socket(opts: &XskOptions, iface: &str, ifindex: u32, queue: u32) -> Result<XskSocket, Error> {

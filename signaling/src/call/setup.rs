@@ -259,6 +259,7 @@ fn session_spec(
         id,
         legs: [leg0, leg1],
         media_timeout_ms: cfg.media.timeout_secs.saturating_mul(1000),
+        leg_timeout_ms: [tin, tout].map(|t| cfg.trunk(t).leg_timeout_secs.saturating_mul(1000)),
         allow_fast_path: true,
     }
 }

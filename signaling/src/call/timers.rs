@@ -72,10 +72,18 @@ impl Core {
                     }
                 }
             }
-            Event::MediaTimeout { id, idle_ms } => {
+            Event::MediaTimeout { id, idle_ms, leg } => {
                 let Some(cid) = self.call_of_session(id) else { return };
                 if matches!(self.calls[&cid].state, State::Confirmed | State::Answered) {
-                    log::info!("call {}: no media for {idle_ms} ms, ending", cid.0);
+                    match leg {
+                        None => log::info!("call {}: no media on either leg for {idle_ms} ms, ending", cid.0),
+                        // Leg 0 is the caller's (a), leg 1 the callee's (b).
+                        Some(l) => log::info!(
+                            "call {}: one-way media: no RTP or RTCP from leg {} for {idle_ms} ms, ending",
+                            cid.0,
+                            if l == 0 { "a (caller)" } else { "b (callee)" }
+                        ),
+                    }
                     self.end_call(now, cid, EndReason::MediaTimeout);
                 }
             }

@@ -76,6 +76,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         srtp: Default::default(),
         srtp_suites: vec![],
         latch: None,
+        leg_timeout_secs: None,
         transfer: false,
         transports: vec![],
         g711_transcode: true,
