@@ -216,21 +216,23 @@ fn srtp_context(suite: Suite, k: &SrtpKeys) -> anyhow::Result<SrtpContext> {
 
 /// What one measurement needs to build its sessions.
 #[derive(Clone, Copy)]
-struct Plan {
+pub(crate) struct Plan {
     /// Session ids are `id_base + i + 1`.
-    id_base: u64,
-    port_base: u16,
-    media_ip: IpAddr,
-    rtcp_mux: bool,
-    srtp: Option<(Suite, SrtpSuite)>,
+    pub(crate) id_base: u64,
+    pub(crate) port_base: u16,
+    pub(crate) media_ip: IpAddr,
+    pub(crate) rtcp_mux: bool,
+    pub(crate) srtp: Option<(Suite, SrtpSuite)>,
 }
 
 impl Plan {
-    fn leg_port(&self, session: usize, leg: usize) -> u16 {
+    /// Local port of `leg` of `session`: 4 ports per session, both RTP ports even.
+    pub(crate) fn leg_port(&self, session: usize, leg: usize) -> u16 {
         self.port_base + (session * 4) as u16 + if leg == 0 { 0 } else { 2 }
     }
 
-    fn spec(&self, i: usize, a: SocketAddr, b: SocketAddr) -> SessionSpec {
+    /// Session `i`: leg 0 toward `a`, leg 1 toward `b`, latching once, no media timeout.
+    pub(crate) fn spec(&self, i: usize, a: SocketAddr, b: SocketAddr) -> SessionSpec {
         let leg = |port: u16, remote: SocketAddr, crypto: LegCrypto| LegSpec {
             local: SocketAddr::new(self.media_ip, port),
             remote: Some(remote),

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use xtrunk_datapath::relay::DropReason;
 use xtrunk_datapath::socket::{self, BatchSocket, EventSink, SocketOptions, Stats};
-use xtrunk_ring::msg::{Event, LatchPolicy, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec};
+use xtrunk_ring::msg::{Event, SessionId, SessionSpec};
 use xtrunk_ring::{EventSender, Shm};
 
 use crate::lab;
@@ -143,8 +143,8 @@ pub(crate) struct SoakArgs {
 }
 
 /// Descriptors the datapath child needs besides its session sockets (stdio, epoll, eventfd,
-/// ring, slack).
-const FD_RESERVE: u64 = 32;
+/// ring, a few inherited; measured 5-7).
+const FD_RESERVE: u64 = 16;
 /// Marks an outsider's packet (first payload byte), so a forwarded one is recognised.
 const OUTSIDER_MARK: u8 = 0xEE;
 const RTP_HDR: usize = 12;
@@ -407,6 +407,21 @@ impl Datapath {
         self.counters()
     }
 
+    /// Waits (up to 30 s) until the datapath has received nothing for a second: an overloaded
+    /// relay drains seconds of backlog from its socket queues after the senders stop.
+    fn wait_quiet(&self) {
+        let end = Instant::now() + Duration::from_secs(30);
+        let mut last = self.counters().rx;
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_secs(1));
+            let rx = self.counters().rx;
+            if rx == last {
+                return;
+            }
+            last = rx;
+        }
+    }
+
     /// Waits for the ring file and attaches to it as the signaling side.
     fn attach(&mut self, ring: &Path) -> anyhow::Result<Ctl> {
         let end = Instant::now() + Duration::from_secs(15);
@@ -468,36 +483,23 @@ fn soak(a: &SoakArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-fn spec(a: &SoakArgs, i: usize, caller: SocketAddr, callee: SocketAddr) -> SessionSpec {
-    let leg = |port: u16, remote: SocketAddr| LegSpec {
-        local: SocketAddr::new(a.media_ip, port),
-        remote: Some(remote),
-        remote_rtcp_port: 0,
-        rtcp_mux: true,
-        latch: LatchPolicy::Once,
-        signal_ip: None,
-        pt_map: PtMap::new(),
-        crypto: LegCrypto::default(),
-    };
-    let port = port_of(a, i);
-    SessionSpec {
-        id: SessionId(i as u64 + 1),
-        legs: [leg(port, caller), leg(port + 2, callee)],
-        media_timeout_ms: a.media_timeout_secs.saturating_mul(1000),
-        allow_fast_path: false,
-    }
+/// The sessions' layout: `relay`'s (4 ports per session, both legs on even ports), rtcp-mux,
+/// plain RTP, ids from 1.
+fn plan(a: &SoakArgs) -> relay::Plan {
+    relay::Plan { id_base: 0, port_base: a.port_base, media_ip: a.media_ip, rtcp_mux: true, srtp: None }
 }
 
-/// The caller leg's port of session `i` (RTP ports are even; the odd ones stay free, as they
-/// would be for RTCP without rtcp-mux).
-fn port_of(a: &SoakArgs, i: usize) -> u16 {
-    a.port_base + (4 * i) as u16
+fn spec(a: &SoakArgs, i: usize, caller: SocketAddr, callee: SocketAddr) -> SessionSpec {
+    let mut s = plan(a).spec(i, caller, callee);
+    s.media_timeout_ms = a.media_timeout_secs.saturating_mul(1000);
+    s
 }
 
 fn bind_all(ip: IpAddr, n: usize, batch: usize) -> anyhow::Result<Vec<BatchSocket>> {
     (0..n)
         .map(|_| {
-            let s = BatchSocket::bind(SocketAddr::new(ip, 0), batch).with_context(|| format!("binding a socket on {ip}"))?;
+            let s = BatchSocket::bind(SocketAddr::new(ip, 0), batch)
+                .with_context(|| format!("binding a socket on {ip}"))?;
             s.set_recv_buffer(8 << 20).context("SO_RCVBUF")?;
             Ok(s)
         })
@@ -541,7 +543,7 @@ fn drive(a: &SoakArgs, ctl: &mut Ctl, dp: &Datapath) -> anyhow::Result<Report> {
             h.join().map_err(|_| anyhow!("a sender panicked"))?;
         }
         let sent = live.sent();
-        std::thread::sleep(Duration::from_secs(1)); // the last packets through the relay
+        dp.wait_quiet(); // the relay's socket queues may hold seconds of backlog
         done.store(true, Ordering::Relaxed);
         let per_session = rx.join().map_err(|_| anyhow!("the receiver panicked"))??;
         Ok(((sent, per_session), timeouts))

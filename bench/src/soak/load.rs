@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use xtrunk_datapath::socket::{BatchSocket, ReadyWaiter};
 
-use super::{port_of, unit, SoakArgs, MAX_LAG, OUTSIDER_MARK, RTP_HDR};
+use super::{plan, unit, SoakArgs, MAX_LAG, OUTSIDER_MARK, RTP_HDR};
 use crate::lab;
 
 /// Live counters of the load, shared by the senders, the receiver and the progress lines.
@@ -87,7 +87,7 @@ pub(super) struct LoadPlan {
 impl LoadPlan {
     pub(super) fn new(a: &SoakArgs, index: usize, socks: Vec<BatchSocket>, outsider: BatchSocket) -> Self {
         let owned: Vec<usize> = (index..a.sessions).step_by(a.load_threads).collect();
-        let dest = owned.iter().map(|&i| SocketAddr::new(a.media_ip, port_of(a, i))).collect();
+        let dest = owned.iter().map(|&i| SocketAddr::new(a.media_ip, plan(a).leg_port(i, 0))).collect();
         let ssrc = owned.iter().map(|&i| i as u32 + 1).collect();
         Self { socks, outsider, dest, ssrc }
     }

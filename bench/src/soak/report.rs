@@ -87,7 +87,8 @@ impl Report {
         let (s, c, r) = (&self.sent, &self.counters, &self.rss);
         let requested = a.sessions as f64 * f64::from(a.pps_per_session);
         let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
-        let warm = r.warm.map_or("none (run shorter than --warmup-secs)".into(), |(t, k)| format!("{k} KiB at {t:.0} s"));
+        let warm =
+            r.warm.map_or("none (run shorter than --warmup-secs)".into(), |(t, k)| format!("{k} KiB at {t:.0} s"));
         let lines = [
             format!(
                 "xtrunk-bench soak  datapath: socket backend in child process {} (worker on core {}), driven through its session ring",
