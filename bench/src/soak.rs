@@ -186,7 +186,7 @@ fn validate(a: &SoakArgs) -> anyhow::Result<()> {
             bail!("{name} must be within 0..=100, got {v}");
         }
     }
-    if !(a.rss_tolerance_pct > 0.0) {
+    if a.rss_tolerance_pct.is_nan() || a.rss_tolerance_pct <= 0.0 {
         bail!("--rss-tolerance-pct must be positive, got {}", a.rss_tolerance_pct);
     }
     if a.warmup_secs >= a.seconds {
@@ -324,8 +324,11 @@ struct DpCounters {
 impl DpCounters {
     fn parse(line: &str) -> Option<Self> {
         let v: Vec<u64> = line.strip_prefix("stats ")?.split(' ').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+        if v.len() != 4 + DropReason::ALL.len() {
+            return None;
+        }
         let mut d = Self { rx: v[0], tx: v[1], tx_errors: v[2], sessions: v[3], ..Self::default() };
-        d.drops.copy_from_slice(v.get(4..4 + DropReason::ALL.len())?);
+        d.drops.copy_from_slice(&v[4..]);
         Some(d)
     }
 
