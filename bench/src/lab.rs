@@ -294,7 +294,7 @@ fn realtime(pid: i32) -> anyhow::Result<()> {
 }
 
 /// `Udp: RcvbufErrors` of the calling thread's network namespace.
-fn udp_rcvbuf_errors() -> u64 {
+pub(crate) fn udp_rcvbuf_errors() -> u64 {
     let s = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default();
     let udp: Vec<&str> = s.lines().filter(|l| l.starts_with("Udp:")).collect();
     if udp.len() < 2 {

@@ -12,6 +12,7 @@ mod relay;
 mod report;
 mod ring;
 mod sip;
+mod soak;
 mod srtp;
 
 /// xtrunk-bench: measure packets per second, loss, latency and calls per second of xtrunk.
@@ -34,6 +35,8 @@ enum Mode {
     Srtp(srtp::SrtpArgs),
     /// Session-ring throughput and latency between two processes pinned to different cores.
     Ring(ring::RingArgs),
+    /// Soak: 10,000 sessions for 10 minutes with malformed packets and outsiders; RSS flat, no session lost.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Mode::Sip(args) => sip::run(args),
         Mode::Srtp(args) => srtp::run(args),
         Mode::Ring(args) => ring::run(args),
+        Mode::Soak(args) => soak::run(args),
     }
 }

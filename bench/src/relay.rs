@@ -216,21 +216,23 @@ fn srtp_context(suite: Suite, k: &SrtpKeys) -> anyhow::Result<SrtpContext> {
 
 /// What one measurement needs to build its sessions.
 #[derive(Clone, Copy)]
-struct Plan {
+pub(crate) struct Plan {
     /// Session ids are `id_base + i + 1`.
-    id_base: u64,
-    port_base: u16,
-    media_ip: IpAddr,
-    rtcp_mux: bool,
-    srtp: Option<(Suite, SrtpSuite)>,
+    pub(crate) id_base: u64,
+    pub(crate) port_base: u16,
+    pub(crate) media_ip: IpAddr,
+    pub(crate) rtcp_mux: bool,
+    pub(crate) srtp: Option<(Suite, SrtpSuite)>,
 }
 
 impl Plan {
-    fn leg_port(&self, session: usize, leg: usize) -> u16 {
+    /// Local port of `leg` of `session`: 4 ports per session, both RTP ports even.
+    pub(crate) fn leg_port(&self, session: usize, leg: usize) -> u16 {
         self.port_base + (session * 4) as u16 + if leg == 0 { 0 } else { 2 }
     }
 
-    fn spec(&self, i: usize, a: SocketAddr, b: SocketAddr) -> SessionSpec {
+    /// Session `i`: leg 0 toward `a`, leg 1 toward `b`, latching once, no media timeout.
+    pub(crate) fn spec(&self, i: usize, a: SocketAddr, b: SocketAddr) -> SessionSpec {
         let leg = |port: u16, remote: SocketAddr, crypto: LegCrypto| LegSpec {
             local: SocketAddr::new(self.media_ip, port),
             remote: Some(remote),
@@ -260,7 +262,7 @@ impl Plan {
 
 // One per run, never moved on a hot path: the size difference between the variants is moot.
 #[allow(clippy::large_enum_variant)]
-enum Ctl {
+pub(crate) enum Ctl {
     InProc {
         tx: mpsc::Sender<Command>,
         rx: mpsc::Receiver<Event>,
@@ -283,7 +285,7 @@ fn ring_recv(rx: &mut EventReceiver) -> Option<Event> {
 }
 
 impl Ctl {
-    fn send(&mut self, cmd: Command) -> anyhow::Result<()> {
+    pub(crate) fn send(&mut self, cmd: Command) -> anyhow::Result<()> {
         match self {
             Ctl::InProc { tx, .. } => tx.send(cmd).map_err(|_| anyhow!("the in-process socket backend stopped")),
             Ctl::Ring { tx, rx, pending } => {
@@ -305,7 +307,7 @@ impl Ctl {
         }
     }
 
-    fn recv(&mut self, timeout: Duration) -> Option<Event> {
+    pub(crate) fn recv(&mut self, timeout: Duration) -> Option<Event> {
         match self {
             Ctl::InProc { rx, .. } => rx.recv_timeout(timeout).ok(),
             Ctl::Ring { rx, pending, .. } => {
@@ -351,7 +353,7 @@ fn refusal(id: SessionId, code: ErrorCode, port: u16, media_ip: IpAddr) -> anyho
 
 /// Creates every session and waits for the answers. On a refusal, a timeout or a Ctrl-C it
 /// deletes what it created and fails naming the session, the port and the reason.
-fn create_sessions(ctl: &mut Ctl, specs: &[SessionSpec], media_ip: IpAddr) -> anyhow::Result<()> {
+pub(crate) fn create_sessions(ctl: &mut Ctl, specs: &[SessionSpec], media_ip: IpAddr) -> anyhow::Result<()> {
     let ids: HashSet<u64> = specs.iter().map(|s| s.id.0).collect();
     let mut created: Vec<SessionId> = Vec::with_capacity(specs.len());
     let mut failure: Option<anyhow::Error> = None;
@@ -411,17 +413,21 @@ fn create_sessions(ctl: &mut Ctl, specs: &[SessionSpec], media_ip: IpAddr) -> an
 
 /// What the relay's final stats said about the sessions.
 #[derive(Default)]
-struct Deleted {
+pub(crate) struct Deleted {
     /// Sessions whose Deleted event arrived.
-    count: usize,
+    pub(crate) count: usize,
     /// RTP packets the relay accepted on both legs.
-    packets: u64,
+    pub(crate) packets: u64,
     /// Packets it dropped on both legs.
-    dropped: u64,
+    pub(crate) dropped: u64,
+    /// Of `dropped`: packets from sources that were not the leg's peer.
+    pub(crate) rejected_sources: u64,
+    /// `MediaTimeout` events of these sessions seen while waiting.
+    pub(crate) media_timeouts: u64,
 }
 
 /// Deletes the sessions and sums their final stats.
-fn delete_sessions(ctl: &mut Ctl, ids: &[SessionId]) -> anyhow::Result<Deleted> {
+pub(crate) fn delete_sessions(ctl: &mut Ctl, ids: &[SessionId]) -> anyhow::Result<Deleted> {
     let want: HashSet<u64> = ids.iter().map(|s| s.0).collect();
     let mut d = Deleted::default();
     let mut sent = 0;
@@ -438,12 +444,14 @@ fn delete_sessions(ctl: &mut Ctl, ids: &[SessionId]) -> anyhow::Result<Deleted> 
                 d.count += 1;
                 d.packets += stats.iter().map(|s| s.packets).sum::<u64>();
                 d.dropped += stats.iter().map(|s| s.dropped).sum::<u64>();
+                d.rejected_sources += stats.iter().map(|s| s.rejected_sources).sum::<u64>();
                 last_progress = Instant::now();
             }
             Some(Event::Error { id, .. }) if want.contains(&id.0) => {
                 answered += 1;
                 last_progress = Instant::now();
             }
+            Some(Event::MediaTimeout { id, .. }) if want.contains(&id.0) => d.media_timeouts += 1,
             Some(_) => {}
             None if last_progress.elapsed() > Duration::from_secs(10) => {
                 bail!("timed out deleting sessions ({answered} of {sent} answered); the datapath keeps the rest until it restarts");
@@ -593,7 +601,7 @@ fn run_lab(args: &RelayArgs, backend: lab::Backend) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ring_error(path: &std::path::Path, e: xtrunk_ring::Error) -> anyhow::Error {
+pub(crate) fn ring_error(path: &std::path::Path, e: xtrunk_ring::Error) -> anyhow::Error {
     match e {
         xtrunk_ring::Error::NotFound { .. } | xtrunk_ring::Error::DatapathNotRunning { .. } => {
             anyhow!("ring not found at {} — is xtrunk running?", path.display())
@@ -606,7 +614,7 @@ fn ring_error(path: &std::path::Path, e: xtrunk_ring::Error) -> anyhow::Error {
     }
 }
 
-fn attach(path: &std::path::Path) -> anyhow::Result<Shm> {
+pub(crate) fn attach(path: &std::path::Path) -> anyhow::Result<Shm> {
     Shm::attach(path).map_err(|e| ring_error(path, e))
 }
 
