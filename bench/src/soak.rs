@@ -591,7 +591,7 @@ fn watch(
     let mut last = (0u64, 0u64, 0.0f64); // (offered, received, at s)
     let mut timeouts = 0u64;
     while !finished() {
-        if let Some(Event::MediaTimeout { id, idle_ms }) = ctl.recv(Duration::from_millis(100)) {
+        if let Some(Event::MediaTimeout { id, idle_ms, .. }) = ctl.recv(Duration::from_millis(100)) {
             timeouts += 1;
             if timeouts <= 5 {
                 eprintln!("soak: MediaTimeout for session {} after {idle_ms} ms idle while fed", id.0);
