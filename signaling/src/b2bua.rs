@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::ports::PortPool;
 use crate::sip::msg::{self, HName, Message, Method, StartLine};
 use crate::sip::transaction::{
-    with_header, CallKey, Incoming, Limits, Overload, Owner, Purpose, Timers, Transactions, TxEvent, TxKey,
+    CallKey, Incoming, Limits, Overload, Owner, Purpose, Timers, Transactions, TxEvent, TxKey,
 };
 use crate::transport::{stamp_via, Dest, Transmit, Transport};
 
@@ -68,6 +68,10 @@ pub struct Core {
     pub(crate) journal_out: VecDeque<JournalOp>,
     /// Answered calls whose dialog state changed since last journaled (see `call/restart.rs`).
     pub(crate) journal_dirty: BTreeSet<CallKey>,
+    /// Calls whose callee-side INVITE waits for the datapath's `Created`, and when the shell is
+    /// to look for it next (no per-call timer: one deadline while any call waits).
+    pub(crate) media_wait: usize,
+    pub(crate) media_wake: Option<Instant>,
     /// Set by [`Core::shutdown`]: new INVITEs are refused `503`.
     pub(crate) draining: bool,
     /// The datapath is gone: ended calls send no Delete, their CDRs are written at once.
@@ -114,6 +118,8 @@ impl Core {
             cdr_out: VecDeque::new(),
             journal_out: VecDeque::new(),
             journal_dirty: BTreeSet::new(),
+            media_wait: 0,
+            media_wake: None,
             draining: false,
             media_lost: false,
             next: 1,
@@ -260,7 +266,7 @@ impl Core {
         let Some(dest) = self.stamp(&mut req, src) else { return };
         let tag = self.token();
         let r = response(&req, code, phrase, Some(&tag));
-        let data = with_header(r.to_bytes(), "Server", &self.cfg.node.name);
+        let data = r.to_bytes_with(Some(("Server", &self.cfg.node.name)));
         self.out.push_back(Transmit { dest, data });
     }
 
@@ -293,7 +299,7 @@ impl Core {
                 let tag = self.token();
                 let mut r = response(&req, 503, reason(503), Some(&tag));
                 r.push(HName::Other("Retry-After".into()), "5");
-                let data = with_header(r.to_bytes(), "Server", &self.cfg.node.name);
+                let data = r.to_bytes_with(Some(("Server", &self.cfg.node.name)));
                 self.out.push_back(Transmit { dest: reply, data });
             }
             Incoming::New(k) => {
@@ -387,6 +393,9 @@ impl Core {
 
     /// Runs timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.media_wake.is_some_and(|t| t <= now) {
+            self.media_wake = (self.media_wait > 0).then(|| now + crate::call::MEDIA_WAKE);
+        }
         self.txs.on_timeout(now);
         self.pump(now);
         while let Some(Reverse((at, id, kind))) = self.heap.peek().copied() {
@@ -438,10 +447,8 @@ impl Core {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let a = self.txs.poll_timeout();
         let b = self.heap.peek().map(|Reverse((t, _, _))| *t);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let c = self.media_wake.filter(|_| self.media_wait > 0);
+        [a, b, c].into_iter().flatten().min()
     }
 
     /// Transport failure towards `remote` (TCP connect refused/reset).

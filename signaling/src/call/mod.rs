@@ -125,6 +125,10 @@ pub(crate) enum Slot {
     Released,
 }
 
+/// While calls wait for the datapath's `Created`, the shell is woken this often to read it (the
+/// ring has no file descriptor to wait on).
+pub(crate) const MEDIA_WAKE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Call-level timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum CallTimer {
@@ -132,8 +136,6 @@ pub(crate) enum CallTimer {
     NoAnswer,
     /// Gives up waiting for the callee's final after a CANCEL.
     Guard,
-    /// Wakes the shell soon after a Create, so the datapath's `Created` is read at once.
-    MediaWake,
     /// The datapath never confirmed the session: `503` to the caller.
     MediaGuard,
     /// The target tried as attempt N sent nothing within `sip.target_timeout_ms`.

@@ -134,7 +134,8 @@ impl Core {
         self.txs.respond(now, &k, &trying);
         self.heap.push(Reverse((na, id, CallTimer::NoAnswer)));
         // The callee-side INVITE goes out on the datapath's `Created` (see `media_event`).
-        self.heap.push(Reverse((now + Duration::from_millis(1), id, CallTimer::MediaWake)));
+        self.media_wait += 1;
+        self.media_wake.get_or_insert(now + super::MEDIA_WAKE);
         self.heap.push(Reverse((now + MEDIA_CONFIRM, id, CallTimer::MediaGuard)));
         let hunt = Duration::from_secs(u64::from(self.cfg.sip.hunt_timeout_secs));
         self.heap.push(Reverse((now + hunt, id, CallTimer::HuntBudget)));

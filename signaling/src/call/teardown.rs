@@ -187,6 +187,9 @@ impl Core {
     pub(crate) fn finish(&mut self, now: Instant, id: CallKey) {
         let Some(mut call) = self.calls.remove(&id) else { return };
         self.unpend(call.pending_src.take());
+        if call.b_waits_media {
+            self.media_wait -= 1;
+        }
         for l in &call.legs {
             self.dialogs.remove(&dkey(&l.dlg.call_id, &l.dlg.local_tag));
         }

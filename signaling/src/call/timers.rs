@@ -90,8 +90,11 @@ impl Core {
             Event::Created(id) => {
                 let Some(cid) = self.call_of_session(id) else { return };
                 let Some(c) = self.calls.get_mut(&cid) else { return };
-                if std::mem::take(&mut c.b_waits_media) && c.state == State::Proceeding {
-                    self.send_b_invite(now, cid);
+                if std::mem::take(&mut c.b_waits_media) {
+                    self.media_wait -= 1;
+                    if c.state == State::Proceeding {
+                        self.send_b_invite(now, cid);
+                    }
                 }
             }
             Event::Updated(_) | Event::Session(_) | Event::DumpDone { .. } => {}

@@ -417,8 +417,14 @@ impl Message {
 
     /// Serializes; `Content-Length` is written from the body (any stored one is ignored).
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_with(None)
+    }
+
+    /// [`Message::to_bytes`] with `extra` (`name`, `value`) as one more header, written without
+    /// copying the message (our `Server`/`User-Agent`).
+    pub fn to_bytes_with(&self, extra: Option<(&str, &str)>) -> Vec<u8> {
         // Plain appends (no `fmt` machinery): this runs for every message we send.
-        let size = 64
+        let size = 96
             + self.body.len()
             + self.headers.iter().map(|h| h.name.as_str().len() + h.value.len() + 4).sum::<usize>();
         let mut out = Vec::with_capacity(size);
@@ -444,6 +450,11 @@ impl Message {
             out.extend_from_slice(b": ");
             out.extend_from_slice(h.value.as_bytes());
             out.extend_from_slice(b"\r\n");
+        }
+        if let Some((n, v)) = extra {
+            for part in [n.as_bytes(), b": ", v.as_bytes(), b"\r\n"] {
+                out.extend_from_slice(part);
+            }
         }
         out.extend_from_slice(b"Content-Length: ");
         push_decimal(&mut out, self.body.len() as u64);

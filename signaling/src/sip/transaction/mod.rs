@@ -345,12 +345,8 @@ impl Transactions {
         if tx.state != SState::Proceeding {
             return;
         }
-        let mut data = resp.to_bytes();
-        if let Some(a) = &self.agent {
-            if resp.header(&HName::Server).is_none() {
-                data = with_header(data, "Server", a);
-            }
-        }
+        let server = self.agent.as_deref().filter(|_| resp.header(&HName::Server).is_none());
+        let data = resp.to_bytes_with(server.map(|a| ("Server", a)));
         self.out.push_back(Transmit { dest: tx.dest, data: data.clone() });
         let old = tx.last.as_ref().map_or(0, Vec::len);
         let over = self.server_bytes - old + data.len() > self.limits.bytes;
@@ -403,6 +399,7 @@ impl Transactions {
     pub fn send_request(&mut self, now: Instant, mut msg: Message, dest: Dest, owner: Owner) -> TxKey {
         if let Some(a) = &self.agent {
             if msg.header(&HName::UserAgent).is_none() {
+                // Kept in the message: its retransmissions and the CANCEL built from it carry it.
                 msg.push(HName::UserAgent, a.clone());
             }
         }
@@ -605,14 +602,6 @@ impl Transactions {
     pub fn poll_event(&mut self) -> Option<TxEvent> {
         self.events.pop_front()
     }
-}
-
-/// `bytes` (a serialized message) with `name: value` added as its last header.
-pub fn with_header(mut bytes: Vec<u8>, name: &str, value: &str) -> Vec<u8> {
-    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else { return bytes };
-    let line = format!("\r\n{name}: {value}");
-    bytes.splice(end..end, line.into_bytes());
-    bytes
 }
 
 /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): same R-URI, top Via, From,
