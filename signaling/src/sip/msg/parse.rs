@@ -228,6 +228,12 @@ fn read_headers(hdrs: &str) -> (Vec<Header>, Option<&'static str>) {
 
 /// CR or LF anywhere, or a control character (other than HTAB) not escaped by a backslash.
 fn has_bad_control(line: &[u8]) -> bool {
+    // Fast path (every normal line): no control character at all. No early exit, so the
+    // compiler vectorizes the loop.
+    let any = line.iter().fold(0u8, |acc, &b| acc | (u8::from(b < 0x20) & u8::from(b != b'\t')) | u8::from(b == 0x7f));
+    if any == 0 {
+        return false;
+    }
     line.iter().enumerate().any(|(i, &b)| {
         b == b'\r' || b == b'\n' || (((b < 0x20 && b != b'\t') || b == 0x7f) && (i == 0 || line[i - 1] != b'\\'))
     })

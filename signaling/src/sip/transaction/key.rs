@@ -89,8 +89,8 @@ pub(super) fn key(server: bool, branch: &str, method: &Method) -> TxKey {
 /// branch (its Via is no secret on the wire) is never taken for that peer's retransmission.
 pub fn server_key(msg: &Message, method: &Method, src: IpAddr) -> Option<TxKey> {
     let via = msg.top_via_ref()?;
-    let branch = match via.branch() {
-        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => b.to_string(),
+    let branch: std::borrow::Cow<'_, str> = match via.branch() {
+        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => b.into(),
         // RFC 2543 peers: no usable branch; approximate §17.2.3 with Call-ID, CSeq number and
         // From tag (sent-by is in every key).
         _ => format!(
@@ -98,9 +98,29 @@ pub fn server_key(msg: &Message, method: &Method, src: IpAddr) -> Option<TxKey> 
             msg.call_id().unwrap_or(""),
             msg.cseq().map_or(0, |c| c.seq),
             msg.from_tag().unwrap_or_default(),
-        ),
+        )
+        .into(),
     };
     let port = via.port.unwrap_or(if via.transport.eq_ignore_ascii_case("TLS") { 5061 } else { 5060 });
-    let sent_by = format!("{branch}|{}:{port}|{src}", via.host.to_ascii_lowercase());
-    Some(key(true, &sent_by, method))
+    // One allocation, no `fmt`: this runs for every request received.
+    let mut k = String::with_capacity(branch.len() + via.host.len() + 64);
+    k.push_str(&branch);
+    k.push('|');
+    k.extend(via.host.chars().map(|c| c.to_ascii_lowercase()));
+    k.push(':');
+    push_hex(&mut k, &port.to_be_bytes());
+    k.push('|');
+    match src {
+        IpAddr::V4(a) => push_hex(&mut k, &a.octets()),
+        IpAddr::V6(a) => push_hex(&mut k, &a.octets()),
+    }
+    Some(key(true, &k, method))
+}
+
+fn push_hex(k: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        k.push(char::from(HEX[usize::from(b >> 4)]));
+        k.push(char::from(HEX[usize::from(b & 15)]));
+    }
 }
