@@ -53,8 +53,11 @@ impl Nets {
 
     fn teardown(&self) {
         for side in ["p", "c"] {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns(side)]).status();
-            let _ = Command::new("ip").args(["link", "del", &format!("xr{side}{}", self.id)]).status();
+            let quiet = |args: &[&str]| {
+                let _ = Command::new("ip").args(args).stderr(std::process::Stdio::null()).status();
+            };
+            quiet(&["netns", "del", &self.ns(side)]);
+            quiet(&["link", "del", &format!("xr{side}{}", self.id)]);
         }
     }
 

@@ -129,6 +129,9 @@ pub(crate) enum Slot {
 /// ring has no file descriptor to wait on).
 pub(crate) const MEDIA_WAKE: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// How long a new call waits for `Created` before its Create is sent again.
+pub(crate) const MEDIA_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Call-level timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum CallTimer {
@@ -136,6 +139,9 @@ pub(crate) enum CallTimer {
     NoAnswer,
     /// Gives up waiting for the callee's final after a CANCEL.
     Guard,
+    /// The datapath has not confirmed the session yet: the Create is sent again (a command lost
+    /// on a damaged ring; a duplicate is answered `DuplicateSession`, taken as confirmation).
+    MediaRetry,
     /// The datapath never confirmed the session: `503` to the caller.
     MediaGuard,
     /// The target tried as attempt N sent nothing within `sip.target_timeout_ms`.

@@ -137,6 +137,7 @@ impl Core {
         self.media_wait += 1;
         self.media_wake.get_or_insert(now + super::MEDIA_WAKE);
         self.heap.push(Reverse((now + MEDIA_CONFIRM, id, CallTimer::MediaGuard)));
+        self.heap.push(Reverse((now + super::MEDIA_RETRY, id, CallTimer::MediaRetry)));
         let hunt = Duration::from_secs(u64::from(self.cfg.sip.hunt_timeout_secs));
         self.heap.push(Reverse((now + hunt, id, CallTimer::HuntBudget)));
     }

@@ -1,9 +1,10 @@
-//! Call timers (no answer, the CANCEL guard) and what the datapath reports about a call's
-//! session (refused commands, media timeouts, confirmed deletes).
+//! Call timers (no answer, the CANCEL guard, hunting, waiting for the datapath) and what the
+//! datapath reports about a call's session (refused commands, media timeouts, confirmed deletes).
 
+use std::cmp::Reverse;
 use std::time::Instant;
 
-use xtrunk_ring::msg::{ErrorCode, Event, SessionId};
+use xtrunk_ring::msg::{Command, ErrorCode, Event, SessionId};
 
 use super::{CallTimer, State};
 use crate::b2bua::Core;
@@ -32,6 +33,11 @@ impl Core {
                 call.cdr.end_reason = EndReason::Timeout;
                 self.cancel_to_a_and_finish(now, id, 408);
             }
+            CallTimer::MediaRetry if call.b_waits_media && call.state == State::Proceeding => {
+                log::warn!("call {}: no Created from the datapath yet, sending the Create again", id.0);
+                self.media_out.push_back(Command::Create(call.spec));
+                self.heap.push(Reverse((now + super::MEDIA_RETRY, id, CallTimer::MediaRetry)));
+            }
             CallTimer::MediaGuard if call.b_waits_media && call.state == State::Proceeding => {
                 log::warn!("call {}: the datapath did not confirm its session, refusing 503", id.0);
                 self.metrics.media_errors += 1;
@@ -55,6 +61,12 @@ impl Core {
     pub(crate) fn media_event(&mut self, now: Instant, ev: Event) {
         match ev {
             Event::Deleted { id, stats, .. } => self.deleted(id, Some(stats)),
+            // A repeated Create whose first copy arrived after all: the session exists.
+            Event::Error { id, code: ErrorCode::DuplicateSession, .. }
+                if self.call_of_session(id).is_some_and(|c| self.calls[&c].b_waits_media) =>
+            {
+                self.media_event(now, Event::Created(id));
+            }
             Event::Error { id, code, port } => {
                 self.metrics.media_errors += 1;
                 log::warn!("datapath refused a command for session {}: {code:?} (port {port})", id.0);
