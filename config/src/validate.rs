@@ -146,7 +146,12 @@ impl Config {
                 ),
             );
         }
-        let l = &sip.limits;
+        self.validate_sip_limits(v);
+        self.validate_sip_tcp(v);
+    }
+
+    fn validate_sip_limits(&self, v: &mut Validator) {
+        let l = &self.sip.limits;
         if l.max_server_transactions == 0 {
             v.add("sip.limits.max_server_transactions", "must be at least 1");
         }
@@ -171,7 +176,6 @@ impl Config {
                 format!("must be between 1 and 100, got {}", l.max_pending_share_pct),
             );
         }
-        self.validate_sip_tcp(v);
     }
 
     fn validate_sip_tcp(&self, v: &mut Validator) {
