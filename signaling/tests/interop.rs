@@ -152,3 +152,42 @@ fn an_answer_in_the_other_g711_law_is_transcoded() {
         assert_eq!(spec.legs[1].pt_map.by_pt(0), Some(Codec::Pcmu), "callee leg: PCMU");
     }
 }
+
+/// #12 one-way media: a leg whose peer goes on hold without sending (`recvonly` answer to a
+/// `sendonly` re-INVITE) gets no one-way timeout while held; the other leg keeps its trunk's.
+#[test]
+fn a_held_leg_is_not_timed_out_for_its_silence() {
+    use xtrunk_ring::msg::Command;
+    let cfg = xtrunk_config::Config::embedded_default().unwrap();
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let pbx = addr("127.0.0.1:5062");
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 26);
+    p.input(pbx, invite("127.0.0.1:5062", "z9hG4bKhold", "hold1").as_bytes());
+    let inv = p.take(carrier, |m| m.method().is_some());
+    let mut ok = xtrunk_signaling::b2bua::response(&inv, 200, "OK", Some("h"));
+    ok.push(HName::Contact, format!("<sip:c@{carrier}>")).push(HName::ContentType, "application/sdp");
+    ok.body = SDP.as_bytes().to_vec();
+    p.input(carrier, &ok.to_bytes());
+    let ok_a = p.take(pbx, |m| m.code() == Some(200));
+    let a_to = ok_a.header(&HName::To).unwrap().to_string();
+    let ack = format!("ACK sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {pbx};branch=z9hG4bKholda;rport\r\nFrom: <sip:100@pbx>;tag=thold1\r\nTo: {a_to}\r\nCall-ID: hold1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
+    p.input(pbx, ack.as_bytes());
+    let before =
+        p.cmds.iter().rev().find_map(|c| if let Command::Update(s) = c { Some(s.leg_timeout_ms) } else { None });
+    assert!(before.is_some_and(|t| t[0] > 0 && t[1] > 0), "{before:?}");
+    // The carrier puts the PBX on hold.
+    let hold = SDP.replace("RTP/AVP 8\r\n", "RTP/AVP 8\r\na=sendonly\r\n");
+    let reinv = format!("INVITE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {carrier};branch=z9hG4bKre;rport\r\nFrom: {};tag=h\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:c@{carrier}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}", inv.header(&HName::To).unwrap(), inv.header(&HName::From).unwrap(), inv.call_id().unwrap(), hold.len());
+    p.input(carrier, reinv.as_bytes());
+    let to_pbx = p.take(pbx, |m| m.method().is_some());
+    let held = SDP.replace("RTP/AVP 8\r\n", "RTP/AVP 8\r\na=recvonly\r\n");
+    let mut ok = xtrunk_signaling::b2bua::response(&to_pbx, 200, "OK", None);
+    ok.push(HName::Contact, format!("<sip:100@{pbx}>")).push(HName::ContentType, "application/sdp");
+    ok.body = held.into_bytes();
+    p.input(pbx, &ok.to_bytes());
+    let after =
+        p.cmds.iter().rev().find_map(|c| if let Command::Update(s) = c { Some(s.leg_timeout_ms) } else { None });
+    let after = after.unwrap();
+    assert_eq!(after[0], 0, "the held PBX leg: no one-way timeout");
+    assert_eq!(after[1], before.unwrap()[1], "the carrier leg keeps its timeout");
+}

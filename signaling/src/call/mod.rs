@@ -170,6 +170,18 @@ impl Call {
     }
 }
 
+/// The one-way media timeout of each leg (ms): its trunk's, or none for a leg whose peer said it
+/// will not send (`recvonly`/`inactive`: held, or holding without music) — silence is expected.
+pub(crate) fn leg_timeouts(call: &Call) -> [u32; 2] {
+    let mut t = [0; 2];
+    for (i, leg) in call.legs.iter().enumerate() {
+        let dir = leg.remote_sdp.as_ref().and_then(|s| s.remote().ok()).map(|r| r.direction);
+        let silent = matches!(dir, Some("recvonly" | "inactive"));
+        t[i] = if silent { 0 } else { call.cfg.trunk(leg.trunk).leg_timeout_secs.saturating_mul(1000) };
+    }
+    t
+}
+
 /// The dialog table key: Call-ID and our tag.
 pub(crate) fn dkey(call_id: &str, local_tag: &str) -> String {
     let mut k = String::with_capacity(call_id.len() + local_tag.len() + 1);

@@ -99,6 +99,7 @@ impl Core {
         call.spec.legs[0] = remote_spec(&sdp::negotiated(&a, &b), l0.local, l0.latch, l0.signal_ip);
         call.spec.legs[1] = remote_spec(&b, l1.local, l1.latch, b_ip);
         (call.spec.legs[0].crypto, call.spec.legs[1].crypto) = (l0.crypto, l1.crypto);
+        call.spec.leg_timeout_ms = super::leg_timeouts(call);
         self.media_out.push_back(Command::Update(call.spec));
     }
 

@@ -155,6 +155,7 @@ impl Core {
             call.spec.legs[s] = remote_spec(&sdp::negotiated(&rs, &ro_), ls.local, ls.latch, ls.signal_ip);
             call.spec.legs[o] = remote_spec(&ro_, lo.local, lo.latch, lo.signal_ip);
             (call.spec.legs[s].crypto, call.spec.legs[o].crypto) = (s_crypto, o_crypto);
+            call.spec.leg_timeout_ms = super::leg_timeouts(call);
             self.media_out.push_back(Command::Update(call.spec));
         }
         let mut r = response(&ro.req, 200, "OK", Some(&tag));
