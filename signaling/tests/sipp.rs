@@ -44,6 +44,17 @@ fn empty_supported_and_allow_headers_are_accepted() {
     assert!(cdrs.iter().all(|c| c["disposition"] == 200));
 }
 
+/// #12: DTMF offered at 48/16/8 kHz reaches the carrier as the 8 kHz telephone-event only (the
+/// carrier's SIPp fails the call if a wideband event is offered, or the 8 kHz one is missing).
+#[test]
+fn only_the_8khz_telephone_event_is_offered_beside_g711() {
+    need_sipp!();
+    let (a, b, s, _) = pair("dtmfrates", "uac_dtmf_rates", "uas_dtmf_8k", 5, 5, &[], |_| {});
+    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    assert_eq!((a.successful, b.successful, b.failed), (5, 5, 0));
+    assert_clean(&s);
+}
+
 #[test]
 fn caller_cancels() {
     need_sipp!();
