@@ -205,6 +205,7 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
             transport: xtrunk_config::Transport::Udp,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             tls: None,
+            advertised: None,
         }];
         cfg.media.port_min = 10_000;
         cfg.media.port_max = 60_000;

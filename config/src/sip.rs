@@ -47,6 +47,7 @@ impl Default for Sip {
                 transport: Transport::Udp,
                 addr: SocketAddr::from(([127, 0, 0, 1], 5060)),
                 tls: None,
+                advertised: None,
             }],
             advertised_host: None,
             limits: SipLimits::default(),
@@ -74,6 +75,11 @@ pub struct Listen {
     /// Certificate and key for `transport = "tls"`.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// Host written into Via/Contact/Record-Route of what goes through this listener (the
+    /// public name or address in front of it: NAT, 1:1); default `sip.advertised_host`, else
+    /// the listener's address. A multi-homed edge sets it per interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised: Option<String>,
 }
 
 /// Certificate chain and private key, PEM.

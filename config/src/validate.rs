@@ -98,6 +98,11 @@ impl Config {
             if !seen.insert((l.transport, l.addr)) {
                 v.add(format!("{p}.addr"), format!("{} {} is listed twice", l.transport, l.addr));
             }
+            if let Some(h) = &l.advertised {
+                if h.is_empty() || h.contains(|c: char| c.is_whitespace() || c == ';' || c == ',') {
+                    v.add(format!("{p}.advertised"), format!("must be a host name or IP, got {h:?}"));
+                }
+            }
             if l.transport == Transport::Tls {
                 // Until TLS is served (issue #14) a tls listener would be skipped at run time.
                 v.add(format!("{p}.transport"), "tls is not served yet; use udp or tcp");

@@ -678,3 +678,12 @@ fn missing_directories_of_the_ring_and_the_cdr_file_are_reported_on_this_host() 
     // Validated away from its host, the same file is fine.
     assert!(cfg.validate(HOST).is_empty());
 }
+
+#[test]
+fn a_listeners_advertised_host_must_be_a_host() {
+    assert_problem(
+        &default_with("[[sip.listen]]\ntransport = \"udp\"\naddr = \"127.0.0.1:5070\"\nadvertised = \"a b\""),
+        "sip.listen[0].advertised",
+        "must be a host name or IP",
+    );
+}

@@ -460,7 +460,10 @@ impl Core {
 
 /// Our `host:port` for a listener address (Via sent-by, Contact): `advertised_host` or the IP.
 fn format_host(cfg: &Snapshot, local: SocketAddr) -> String {
-    match &cfg.sip.advertised_host {
+    let own = cfg.sip.listen.iter().find(|l| {
+        l.addr.ip() == local.ip() && (l.addr.port() == local.port() || l.addr.port() == 0) && l.advertised.is_some()
+    });
+    match own.and_then(|l| l.advertised.as_ref()).or(cfg.sip.advertised_host.as_ref()) {
         Some(h) => format!("{h}:{}", local.port()),
         None => match local.ip() {
             IpAddr::V6(ip) => format!("[{ip}]:{}", local.port()),

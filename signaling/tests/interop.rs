@@ -191,3 +191,20 @@ fn a_held_leg_is_not_timed_out_for_its_silence() {
     assert_eq!(after[0], 0, "the held PBX leg: no one-way timeout");
     assert_eq!(after[1], before.unwrap()[1], "the carrier leg keeps its timeout");
 }
+
+/// #12 multi-homed edge behind NAT: a listener's `advertised` host goes into Via and Contact of
+/// what passes through it (the global `sip.advertised_host` is the fallback).
+#[test]
+fn a_listener_advertises_its_own_public_host() {
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    cfg.sip.advertised_host = Some("global.example.net".into());
+    cfg.sip.listen[0].advertised = Some("edge-a.example.net".into());
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let pbx = addr("127.0.0.1:5062");
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 27);
+    p.input(pbx, invite("127.0.0.1:5062", "z9hG4bKadv", "adv1").as_bytes());
+    let inv = p.take(carrier, |m| m.method().is_some());
+    assert!(inv.header(&HName::Via).unwrap().contains("edge-a.example.net:5060"), "{inv:?}");
+    assert!(inv.header(&HName::Contact).unwrap().contains("edge-a.example.net:5060"), "{inv:?}");
+    assert!(!String::from_utf8_lossy(&inv.to_bytes()).contains("global.example.net"));
+}

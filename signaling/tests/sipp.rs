@@ -225,8 +225,12 @@ fn media_flows_through_in_process_datapath() {
     let mut cfg = Config::embedded_default().unwrap();
     cfg.node.shm_path = dir.join("shm");
     cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
-    cfg.sip.listen =
-        vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], sig_port)), tls: None }];
+    cfg.sip.listen = vec![Listen {
+        transport: Transport::Udp,
+        addr: SocketAddr::from(([127, 0, 0, 1], sig_port)),
+        tls: None,
+        advertised: None,
+    }];
     cfg.media.port_min = port_min;
     cfg.media.port_max = port_max;
     cfg.trunks = vec![

@@ -108,7 +108,7 @@ fn srtp_pbx_to_plain_carrier_media_with_libsrtp2() {
     let mut cfg = Config::embedded_default().unwrap();
     cfg.node.shm_path = dir.join("shm");
     cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
-    cfg.sip.listen = vec![Listen { transport: Transport::Udp, addr: sig, tls: None }];
+    cfg.sip.listen = vec![Listen { transport: Transport::Udp, addr: sig, tls: None, advertised: None }];
     cfg.media.port_min = port_min;
     cfg.media.port_max = port_max;
     cfg.trunks = vec![

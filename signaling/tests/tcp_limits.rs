@@ -21,7 +21,7 @@ const SDP: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\
 
 fn with_tcp(c: &mut Config) {
     let addr = c.sip.listen[0].addr;
-    c.sip.listen.push(Listen { transport: Transport::Tcp, addr, tls: None });
+    c.sip.listen.push(Listen { transport: Transport::Tcp, addr, tls: None, advertised: None });
 }
 
 /// A blocking TCP connection to `to` from `src` (port chosen by the kernel).

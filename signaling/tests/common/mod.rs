@@ -100,8 +100,12 @@ impl Sidecar {
         let mut cfg = Config::embedded_default().unwrap();
         cfg.node.shm_path = dir.join("shm");
         cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
-        cfg.sip.listen =
-            vec![Listen { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], port)), tls: None }];
+        cfg.sip.listen = vec![Listen {
+            transport: Transport::Udp,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls: None,
+            advertised: None,
+        }];
         cfg.sip.timers.t1_ms = 200;
         cfg.sip.no_answer_timeout_secs = 30;
         cfg.media.port_min = 20_000;
