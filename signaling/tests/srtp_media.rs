@@ -4,12 +4,14 @@
 //! the carrier receives plain RTP with the PBX's payload, and the carrier's plain RTP reaches the
 //! PBX as SRTP that libsrtp2 unprotects with the key of the sidecar's answer.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use xtrunk_config::{Config, Listen, Route, SrtpPolicy, Target, Transport, Trunk, TrunkRole};
+use xtrunk_config::{Config, Listen, Route, SrtpPolicy, Transport, Trunk, TrunkRole};
 use xtrunk_datapath::socket::{run_with_stats, SocketOptions, Stats};
 use xtrunk_signaling::media::ChannelMedia;
 use xtrunk_signaling::sdp::{crypto_lines, sdes_suite, Sdp};
@@ -21,29 +23,10 @@ use xtrunk_srtp::{format_sdes_inline, Suite};
 const PBX_KEY: [u8; 16] = *b"0123456789abcdef";
 const PBX_SALT: [u8; 14] = *b"saltsaltsalt14";
 
+/// The shared test trunk ([`common::trunk`]) with an SRTP policy and one suite.
 fn trunk(name: &str, role: TrunkRole, acl: &[&str], target: Option<u16>, srtp: SrtpPolicy) -> Trunk {
-    Trunk {
-        name: name.into(),
-        role,
-        account: None,
-        kind: Default::default(),
-        auth: Default::default(),
-        acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
-        targets: target
-            .map(|p| Target { addr: SocketAddr::from(([127, 0, 0, 1], p)), transport: Transport::Udp })
-            .into_iter()
-            .collect(),
-        codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
-        srtp,
-        srtp_suites: vec!["AES_CM_128_HMAC_SHA1_80".into()],
-        latch: None,
-        leg_timeout_secs: None,
-        transfer: false,
-        transports: vec![],
-        g711_transcode: true,
-        sip_listen: None,
-        media_ip: None,
-    }
+    let targets: Vec<u16> = target.into_iter().collect();
+    Trunk { srtp, srtp_suites: vec!["AES_CM_128_HMAC_SHA1_80".into()], ..common::trunk(name, role, acl, &targets) }
 }
 
 fn recv_sip(s: &UdpSocket, want: impl Fn(&Message) -> bool) -> (Message, SocketAddr) {

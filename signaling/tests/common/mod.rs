@@ -238,6 +238,7 @@ pub(crate) fn pair(
     (a, b, s, cdrs)
 }
 
+#[allow(unused_macros)] // not every test file that shares these helpers runs SIPp
 macro_rules! need_sipp {
     () => {
         if !sipp_available() {
