@@ -319,7 +319,7 @@ impl Core {
                 }
                 match method {
                     Method::Invite => self.on_invite(now, k, req, src),
-                    Method::Options => self.on_options(now, k, &req, src),
+                    Method::Options => self.on_options(now, k, &req, src, trunk),
                     Method::Cancel => self.on_cancel(now, k, req, src),
                     Method::Bye | Method::Update | Method::Refer => self.reply(now, &k, &req, 481, reason(481)),
                     _ => self.reply(now, &k, &req, 405, reason(405)),
@@ -330,8 +330,7 @@ impl Core {
 
     /// Out-of-dialog OPTIONS: `200` to trunks (keepalive both ways); outsiders only when
     /// `sip.limits.answer_unknown_options` (else dropped and counted: scanners learn nothing).
-    fn on_options(&mut self, now: Instant, k: TxKey, req: &Message, src: Dest) {
-        let known = crate::policy::identify::by_source(&self.cfg, src.remote.ip()).is_some();
+    fn on_options(&mut self, now: Instant, k: TxKey, req: &Message, src: Dest, known: bool) {
         if known || self.cfg.sip.limits.answer_unknown_options {
             return self.reply(now, &k, req, 200, "OK");
         }
