@@ -157,7 +157,12 @@ pub fn run(
     });
     let mut rt = XskRuntime::start(opts, relay)?;
     log::info!("xsk: AF_XDP backend running: {}", rt.describe());
+    let mut last_summary = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if log::log_enabled!(log::Level::Debug) && last_summary.elapsed() >= Duration::from_secs(10) {
+            last_summary = Instant::now();
+            log::debug!("xsk: {}", rt.stats().summary());
+        }
         let mut n = 0;
         while let Some(cmd) = next_command() {
             rt.apply(&cmd, &mut send_event);
@@ -171,6 +176,7 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+    log::info!("xsk: stopping; {}", rt.stats().summary());
     rt.shutdown();
     Ok(())
 }
@@ -240,6 +246,26 @@ impl RuntimeStats {
     pub fn counter(&self, c: Counter) -> u64 {
         self.xdp[c as usize]
     }
+
+    /// One line for the log: per worker rx/tx and drops by reason, the XDP verdicts that are
+    /// not zero, fast-path ports.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        for w in &self.workers {
+            let _ = write!(
+                s,
+                "q{}: rx {} tx {} via kernel {} dropped {} (relay {} no_route {} malformed {}); ",
+                w.queue, w.rx, w.tx, w.tx_kernel, w.dropped, w.drop_relay, w.drop_no_route, w.drop_malformed
+            );
+        }
+        s.push_str("xdp:");
+        for c in Counter::ALL.into_iter().filter(|c| self.counter(*c) > 0) {
+            let _ = write!(s, " {} {}", c.name(), self.counter(c));
+        }
+        let _ = write!(s, "; fast-path ports {}", self.fast_ports);
+        s
+    }
 }
 
 /// One worker's counters.
@@ -261,6 +287,8 @@ pub struct WorkerStats {
     pub drop_no_route: u64,
     /// Of which: malformed.
     pub drop_malformed: u64,
+    /// Sent through the kernel's stack while the next hop's MAC was not known.
+    pub tx_kernel: u64,
     /// Copy or zero-copy.
     pub zero_copy: bool,
     /// Time spent on non-empty batches (work, without idle spinning).
@@ -402,7 +430,7 @@ impl<C: MediaCore> XskRuntime<C> {
                 e.1.push(Port::new(sock, *idx));
             }
         }
-        let shared = Arc::new(Mutex::new(Shared { core, net }));
+        let shared = Arc::new(Mutex::new(Shared { core, net, reached_at: Default::default(), net_stale: false }));
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
         let mut workers = Vec::new();
@@ -492,6 +520,10 @@ impl<C: MediaCore> XskRuntime<C> {
         }
         if let (Some(id), Command::Create(spec) | Command::Update(spec)) = (acked, cmd) {
             let ports = session_ports(spec);
+            if matches!(cmd, Command::Create(_)) {
+                let mut g = self.lock();
+                ports.iter().for_each(|&p| g.reached_at.forget(p));
+            }
             let old = self.sessions.insert(id, ports.clone()).unwrap_or_default();
             for p in old.into_iter().filter(|p| !ports.contains(p)) {
                 self.unmap_port(p);
@@ -521,6 +553,7 @@ impl<C: MediaCore> XskRuntime<C> {
 
     fn unmap_port(&mut self, p: u16) {
         self.ports.remove(&p);
+        self.lock().reached_at.forget(p);
         if let Err(e) = self.prog.remove_session(p) {
             log::error!("xsk: cannot unmap port {p}: {e}");
         }
@@ -530,8 +563,10 @@ impl<C: MediaCore> XskRuntime<C> {
     /// and path decisions (every 20 ms), route/neighbour refresh (every second).
     pub fn tick(&mut self, events: &mut dyn FnMut(Event)) {
         let now = self.now_ms();
-        if self.last_net.elapsed() >= Duration::from_secs(1) {
+        let since = self.last_net.elapsed();
+        if since >= Duration::from_secs(1) || (since >= Duration::from_millis(20) && self.lock().net_stale) {
             self.last_net = Instant::now();
+            self.lock().net_stale = false;
             match NetTable::load() {
                 Ok(t) => self.lock().net = t,
                 Err(e) => log::warn!("xsk: netlink refresh failed: {e}"),
@@ -573,7 +608,8 @@ impl<C: MediaCore> XskRuntime<C> {
                 let want = if self.opts.fast_path {
                     g.core.fast_path_rule(*p).and_then(|(peer, from, to)| {
                         // The XDP program compares the source as it is on the ingress wire.
-                        let r = fast_rule(&g.net, from, to)?;
+                        let src = g.net.next_hop(to.ip()).and_then(|nh| g.reached_at.source(from, nh.src_ip))?;
+                        let r = fast_rule(&g.net, src, to)?;
                         (peer.is_ipv4() == to.is_ipv4()).then(|| (r, addr_bytes(peer.ip()), peer.port().to_be()))
                     })
                 } else {
@@ -628,6 +664,7 @@ impl<C: MediaCore> XskRuntime<C> {
                 drop_relay: l(&c.drop_relay),
                 drop_no_route: l(&c.drop_no_route),
                 drop_malformed: l(&c.drop_malformed),
+                tx_kernel: l(&c.tx_kernel),
                 zero_copy: w.zero_copy,
                 busy: Duration::from_nanos(l(&c.busy_ns)),
                 sleeps: (l(&c.sleeps), l(&c.sleep_timeouts), l(&c.missed_wakeups)),

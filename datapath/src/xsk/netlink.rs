@@ -205,6 +205,10 @@ pub(crate) struct NextHop {
     pub(crate) src_mac: [u8; 6],
     /// MAC of the next hop (the destination itself when on-link, else the gateway).
     pub(crate) dst_mac: [u8; 6],
+    /// The source address the kernel would pick toward the destination: the route's preferred
+    /// source, or for a route via a gateway the preferred source of the gateway's own (connected)
+    /// route. `None` when neither says.
+    pub(crate) src_ip: Option<IpAddr>,
 }
 
 /// A snapshot of the kernel's main routing table, neighbour table and link addresses.
@@ -324,7 +328,17 @@ impl NetTable {
         let via = r.gateway.unwrap_or(dst);
         let dst_mac = *self.neigh.get(&(r.oif, via))?;
         let src_mac = *self.links.get(&r.oif)?;
-        Some(NextHop { ifindex: r.oif, src_mac, dst_mac })
+        Some(NextHop { ifindex: r.oif, src_mac, dst_mac, src_ip: self.source_of(r) })
+    }
+
+    /// The source address the kernel would pick toward `dst` (see [`NextHop::src_ip`]), known
+    /// even while the next hop's MAC is not.
+    pub(crate) fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
+        self.source_of(self.route(dst)?)
+    }
+
+    fn source_of(&self, r: &Route) -> Option<IpAddr> {
+        r.prefsrc.or_else(|| r.gateway.and_then(|g| self.route(g)).and_then(|gr| gr.prefsrc))
     }
 }
 
@@ -371,6 +385,37 @@ mod tests {
         b.extend_from_slice(&[0xff, 0xff]);
         let v: Vec<_> = attrs(&b).collect();
         assert_eq!(v, vec![(7, &[1u8, 2, 3][..])]);
+    }
+
+    #[test]
+    fn source_address_follows_the_route_or_the_gateways_route() {
+        let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let route = |dst: &str, len, oif, gw: Option<&str>, src: Option<&str>| Route {
+            dst: v4(dst),
+            prefix_len: len,
+            oif,
+            gateway: gw.map(v4),
+            prefsrc: src.map(v4),
+            metric: 0,
+        };
+        let mut t = NetTable {
+            routes: vec![
+                route("10.77.1.0", 24, 2, None, Some("10.77.1.1")),
+                route("10.77.2.0", 24, 3, None, Some("10.77.2.1")),
+                route("0.0.0.0", 0, 3, Some("10.77.2.254"), None),
+            ],
+            ..NetTable::default()
+        };
+        t.links.extend([(2, [2; 6]), (3, [3; 6])]);
+        for ip in ["10.77.1.2", "10.77.2.2", "10.77.2.254", "192.0.2.9"] {
+            t.neigh.insert((if ip.starts_with("10.77.1") { 2 } else { 3 }, v4(ip)), [9; 6]);
+        }
+        let nh = t.next_hop(v4("10.77.1.2")).unwrap();
+        assert_eq!((nh.ifindex, nh.src_ip), (2, Some(v4("10.77.1.1"))));
+        assert_eq!(t.next_hop(v4("10.77.2.2")).unwrap().src_ip, Some(v4("10.77.2.1")));
+        // Via the default gateway: the gateway's connected route names the source.
+        let nh = t.next_hop(v4("198.51.100.7")).unwrap();
+        assert_eq!((nh.ifindex, nh.src_ip, nh.dst_mac), (3, Some(v4("10.77.2.1")), [9; 6]));
     }
 
     #[test]

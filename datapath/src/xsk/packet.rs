@@ -11,7 +11,8 @@ use crate::wire::{
 };
 
 const PROTO_UDP: u8 = 17;
-const ETH_LEN: usize = 14;
+/// Length of the (untagged) Ethernet header the relay emits.
+pub(crate) const ETH_LEN: usize = 14;
 const IPV4_LEN: usize = 20;
 const IPV6_LEN: usize = 40;
 const UDP_LEN: usize = 8;

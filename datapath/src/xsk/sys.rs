@@ -22,6 +22,9 @@
 //!   kernel's descriptor writes are visible after our Acquire load.
 //! - Batches ([`ProdBatch`], [`ConsBatch`]) borrow their ring mutably, so at most one is open
 //!   per ring; they commit with `submit`/`release` and cancel (publish nothing) on `Drop`.
+//! - [`KernelRoute`] is a pair of raw IP sockets (`IPPROTO_RAW`, header included) the workers
+//!   hand a packet to when the next hop's MAC is not known yet: `sendto` reads exactly the
+//!   slice it is given and a `sockaddr_in`/`sockaddr_in6` built on the stack.
 
 use std::{
     io,
@@ -516,6 +519,107 @@ impl XskSocket {
                 core::ptr::null_mut(),
             );
         }
+    }
+}
+
+/// Raw IPv4 and IPv6 sockets with the IP header included: a packet written to one is routed by
+/// the kernel, which resolves the next hop (ARP/ND) and queues the packet until it is known. The
+/// AF_XDP workers use it for the first packets toward a peer whose neighbour entry the relay has
+/// not seen yet, so no packet is lost to a cold neighbour cache.
+pub(crate) struct KernelRoute {
+    v4: Option<OwnedFd>,
+    v6: Option<OwnedFd>,
+}
+
+/// `IPV6_HDRINCL` (Linux ≥ 4.5).
+const IPV6_HDRINCL: libc::c_int = 36;
+
+fn raw_socket(family: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); checked and owned at once.
+    let raw =
+        unsafe { libc::socket(family, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, libc::IPPROTO_RAW) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fd owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    if family == libc::AF_INET6 {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads one c_int from a live stack variable of that size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                IPV6_HDRINCL,
+                (&one as *const libc::c_int).cast(),
+                core::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(fd)
+}
+
+impl KernelRoute {
+    /// Opens both sockets; a family that cannot be opened (no IPv6, no `CAP_NET_RAW`) is logged
+    /// and left out (its packets then wait for the neighbour entry as before).
+    pub(crate) fn open() -> Self {
+        let open = |family, name| match raw_socket(family) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!("xsk: no raw {name} socket for cold next hops ({e}); their first packets are dropped");
+                None
+            }
+        };
+        Self { v4: open(libc::AF_INET, "IPv4"), v6: open(libc::AF_INET6, "IPv6") }
+    }
+
+    /// Sends one whole IP packet (header included) toward `dst` through the kernel's stack.
+    pub(crate) fn send(&self, packet: &[u8], dst: std::net::IpAddr) -> io::Result<()> {
+        let rc = match dst {
+            std::net::IpAddr::V4(a) => {
+                let fd = self.v4.as_ref().ok_or(io::ErrorKind::Unsupported)?;
+                // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
+                let mut sa: libc::sockaddr_in = unsafe { core::mem::zeroed() };
+                sa.sin_family = libc::AF_INET as libc::sa_family_t;
+                sa.sin_addr.s_addr = u32::from_ne_bytes(a.octets());
+                // SAFETY: `packet` is a live slice of the length passed; `sa` a live sockaddr_in.
+                unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        packet.as_ptr().cast(),
+                        packet.len(),
+                        libc::MSG_DONTWAIT,
+                        (&sa as *const libc::sockaddr_in).cast(),
+                        core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                    )
+                }
+            }
+            std::net::IpAddr::V6(a) => {
+                let fd = self.v6.as_ref().ok_or(io::ErrorKind::Unsupported)?;
+                // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
+                let mut sa: libc::sockaddr_in6 = unsafe { core::mem::zeroed() };
+                sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sa.sin6_addr.s6_addr = a.octets();
+                // SAFETY: `packet` is a live slice of the length passed; `sa` a live sockaddr_in6.
+                unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        packet.as_ptr().cast(),
+                        packet.len(),
+                        libc::MSG_DONTWAIT,
+                        (&sa as *const libc::sockaddr_in6).cast(),
+                        core::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                    )
+                }
+            }
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 }
 

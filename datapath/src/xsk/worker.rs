@@ -10,7 +10,7 @@
 //! not burn its core (set `busy_poll` to spin instead).
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
@@ -21,7 +21,7 @@ use std::{
 use super::{
     netlink::NetTable,
     packet::{self, Drop as Why},
-    sys::{XdpDesc, XskSocket},
+    sys::{KernelRoute, XdpDesc, XskSocket},
     MediaCore,
 };
 
@@ -44,6 +44,47 @@ pub(crate) struct Shared<C> {
     pub(crate) core: C,
     /// Routes, neighbours, link MACs (refreshed by the control loop).
     pub(crate) net: NetTable,
+    /// Per local port: the relay's address the port's peer last sent to (learned from relayed
+    /// packets only, cleared when a session takes or gives up the port). Packets toward that
+    /// peer leave from it, so a multi-homed relay answers from the address it was reached on.
+    pub(crate) reached_at: LocalAddrs,
+    /// A worker met a next hop without a neighbour entry: the control loop re-reads the table
+    /// soon instead of at its next periodic refresh.
+    pub(crate) net_stale: bool,
+}
+
+/// The relay address each local port was reached at; one slot per port, allocated once.
+pub(crate) struct LocalAddrs(Box<[Option<IpAddr>]>);
+
+impl Default for LocalAddrs {
+    fn default() -> Self {
+        Self(vec![None; 65_536].into_boxed_slice())
+    }
+}
+
+impl LocalAddrs {
+    pub(crate) fn learn(&mut self, port: u16, ip: IpAddr) {
+        self.0[usize::from(port)] = Some(ip);
+    }
+
+    pub(crate) fn forget(&mut self, port: u16) {
+        self.0[usize::from(port)] = None;
+    }
+
+    fn get(&self, port: u16) -> Option<IpAddr> {
+        self.0[usize::from(port)]
+    }
+
+    /// The source for a packet the relay core sends from `from`: `from` itself when the core
+    /// names an address; for a wildcard (`0.0.0.0`/`::`, a multi-homed edge) the address the
+    /// port's peer reached us at, else the address the kernel would pick toward the next hop.
+    pub(crate) fn source(&self, from: SocketAddr, nh_src: Option<IpAddr>) -> Option<SocketAddr> {
+        if !from.ip().is_unspecified() {
+            return Some(from);
+        }
+        let ip = self.get(from.port()).filter(|ip| ip.is_ipv4() == from.is_ipv4()).or(nh_src)?;
+        Some(SocketAddr::new(ip, from.port()))
+    }
 }
 
 /// Counters of one worker, updated once per batch (Relaxed: statistics only).
@@ -59,6 +100,8 @@ pub struct WorkerCounters {
     pub drop_relay: AtomicU64,
     /// Dropped: no route or no neighbour.
     pub drop_no_route: AtomicU64,
+    /// Sent through the kernel's stack (next hop's MAC not known yet; the kernel resolves it).
+    pub tx_kernel: AtomicU64,
     /// Dropped: egress interface not served.
     pub drop_no_egress: AtomicU64,
     /// Dropped: no TX frame or slot.
@@ -90,6 +133,7 @@ struct Local {
     malformed: u64,
     relay: u64,
     no_route: u64,
+    tx_kernel: u64,
     no_egress: u64,
     tx_full: u64,
     busy_ns: u64,
@@ -120,6 +164,7 @@ impl Local {
             (&c.drop_malformed, self.malformed),
             (&c.drop_relay, self.relay),
             (&c.drop_no_route, self.no_route),
+            (&c.tx_kernel, self.tx_kernel),
             (&c.drop_no_egress, self.no_egress),
             (&c.drop_tx_full, self.tx_full),
             (&c.busy_ns, self.busy_ns),
@@ -282,6 +327,7 @@ pub(crate) fn run<C: MediaCore>(
     for p in &mut ports {
         p.refill(&mut local);
     }
+    let kernel = KernelRoute::open();
     let mut idle = 0u32;
     let mut descs = [XdpDesc::default(); BATCH];
     while !stop.load(Ordering::Relaxed) {
@@ -318,9 +364,16 @@ pub(crate) fn run<C: MediaCore>(
                 local.lock_wait_max_ns = local.lock_wait_max_ns.max(t0.elapsed().as_nanos() as u64);
                 let sh = &mut *guard;
                 for d in &descs[..n] {
-                    if let Err(w) = relay_one(&mut ports, i, *d, sh, now_ms) {
-                        local.count(w);
-                        ports[i].free_frame(d.addr);
+                    match relay_one(&mut ports, i, *d, sh, &kernel, now_ms) {
+                        Ok(Sent::Queued) => {}
+                        Ok(Sent::ViaKernel) => {
+                            local.tx_kernel += 1;
+                            ports[i].free_frame(d.addr);
+                        }
+                        Err(w) => {
+                            local.count(w);
+                            ports[i].free_frame(d.addr);
+                        }
                     }
                 }
             }
@@ -357,14 +410,23 @@ pub(crate) fn run<C: MediaCore>(
     local.flush(&counters);
 }
 
+/// What became of a relayed frame.
+enum Sent {
+    /// On a TX ring (the RX frame itself, or a copy: then the RX frame was freed).
+    Queued,
+    /// Handed to the kernel's stack; the caller frees the RX frame.
+    ViaKernel,
+}
+
 /// Relays one received frame of `ports[i]`; on `Err` the caller frees the RX frame.
 fn relay_one<C: MediaCore>(
     ports: &mut [Port],
     i: usize,
     d: XdpDesc,
     sh: &mut Shared<C>,
+    kernel: &KernelRoute,
     now_ms: u64,
-) -> Result<(), Why> {
+) -> Result<Sent, Why> {
     let rx = &mut ports[i];
     let (frame, off) = rx.sock.umem.frame_mut(d.addr).ok_or(Why::Malformed)?;
     let end = off.checked_add(d.len as usize).filter(|e| *e <= frame.len()).ok_or(Why::Malformed)?;
@@ -375,17 +437,24 @@ fn relay_one<C: MediaCore>(
     if len > frame.len() - payload_off {
         return Err(Why::Malformed);
     }
-    let nh = sh.net.next_hop(to.ip()).ok_or(Why::NoRoute)?;
-    let from = match (from, to) {
-        (SocketAddr::V4(_), SocketAddr::V4(_)) | (SocketAddr::V6(_), SocketAddr::V6(_)) => from,
-        _ => return Err(Why::NoRoute),
+    sh.reached_at.learn(p.dst.port(), p.dst.ip());
+    let Some(nh) = sh.net.next_hop(to.ip()) else {
+        // Routed, but the next hop's MAC is not in our copy of the neighbour table yet: the
+        // kernel sends this one (resolving the neighbour), and the table is re-read soon.
+        let from = sh.reached_at.source(from, sh.net.source_for(to.ip())).ok_or(Why::NoRoute)?;
+        let from = same_family(from, to)?;
+        sh.net_stale = true;
+        let start = packet::emit_headers(frame, payload_off, len, from, to, ([0; 6], [0; 6]), p.dscp)?;
+        let ip = frame.get(start + packet::ETH_LEN..payload_off + len).ok_or(Why::Malformed)?;
+        return kernel.send(ip, to.ip()).map(|()| Sent::ViaKernel).map_err(|_| Why::NoRoute);
     };
+    let from = same_family(sh.reached_at.source(from, nh.src_ip).ok_or(Why::NoRoute)?, to)?;
     let start = packet::emit_headers(frame, payload_off, len, from, to, (nh.src_mac, nh.dst_mac), p.dscp)?;
     let total = packet::header_len(&to) + len;
     let base = rx.sock.umem.frame_base(d.addr);
     if nh.ifindex == rx.ifindex {
         let desc = XdpDesc { addr: base + start as u64, len: total as u32, options: 0 };
-        return if rx.queue_tx(desc) { Ok(()) } else { Err(Why::TxFull) };
+        return if rx.queue_tx(desc) { Ok(Sent::Queued) } else { Err(Why::TxFull) };
     }
     // Other interface: copy into a frame of the egress socket's UMEM.
     let j = ports.iter().position(|p| p.ifindex == nh.ifindex).ok_or(Why::NoEgress)?;
@@ -423,5 +492,14 @@ fn relay_one<C: MediaCore>(
     }
     // The RX frame was copied out: it is free again.
     a.free_frame(d.addr);
-    Ok(())
+    Ok(Sent::Queued)
+}
+
+/// `from` when it is of `to`'s family (the relay never translates between IPv4 and IPv6).
+fn same_family(from: SocketAddr, to: SocketAddr) -> Result<SocketAddr, Why> {
+    if from.is_ipv4() == to.is_ipv4() {
+        Ok(from)
+    } else {
+        Err(Why::NoRoute)
+    }
 }

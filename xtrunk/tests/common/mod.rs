@@ -34,13 +34,14 @@ impl Guard {
         }
     }
 
-    /// Starts `xtrunk run --config cfg` (info logging into the guard's log) as the supervisor.
+    /// Starts `xtrunk run --config cfg` as the supervisor, logging into the guard's log at `info`
+    /// (or at `$XT_TEST_LOG`, e.g. `XT_TEST_LOG=debug`, to see the datapath's periodic summary).
     pub(crate) fn start(&mut self, cfg: &Path) {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
             .arg("run")
             .arg("--config")
             .arg(cfg)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("XT_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(fs::File::create(&self.log).unwrap())
