@@ -15,6 +15,7 @@
 
 mod account;
 mod datapath;
+mod health;
 mod media;
 mod node;
 mod route;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use account::{Account, DidRange};
 pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMode};
+pub use health::{OptionsPing, MIN_CARRIER_INTERVAL_SECS};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
 pub use node::{LogLevel, Node};
 pub use route::Route;

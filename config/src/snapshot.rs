@@ -80,6 +80,8 @@ pub struct TrunkView {
     pub sip_listen: Option<std::net::SocketAddr>,
     /// The address SDP carries for its legs (`media_ip`, or `[media]`'s).
     pub media_ip: std::net::IpAddr,
+    /// `options`: OPTIONS health probing of the targets.
+    pub options: crate::OptionsPing,
 }
 
 /// An account, resolved.
@@ -253,6 +255,7 @@ impl Snapshot {
                 g711_transcode: t.g711_transcode,
                 sip_listen: t.sip_listen,
                 media_ip: t.media_ip.unwrap_or(cfg.media.sdp_ip()),
+                options: t.options,
             });
         }
         let mut accounts = Vec::with_capacity(cfg.accounts.len());

@@ -63,6 +63,9 @@ pub struct Trunk {
     /// (see `scripts/tune-nic` for reverse-path filtering).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transports: Vec<Transport>,
+    /// OPTIONS health probing of the targets (off by default); see [`crate::OptionsPing`].
+    #[serde(default, skip_serializing_if = "crate::OptionsPing::is_off")]
+    pub options: crate::OptionsPing,
     /// The `[[account]]` (by name) this trunk belongs to; none = no account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,

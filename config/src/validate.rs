@@ -438,6 +438,7 @@ impl Config {
                 v.add(format!("{p}.transports"), "tls is not served yet; use udp or tcp");
             }
             self.validate_trunk_policy(v, &p, t);
+            validate_options(v, &p, t);
             validate_trunk_media(v, &p, t);
             check_leg_timeout(v, &format!("{p}.leg_timeout_secs"), t.leg_timeout_secs);
         }
@@ -558,5 +559,36 @@ pub(crate) struct Validator {
 impl Validator {
     pub(crate) fn add(&mut self, path: impl Into<String>, reason: impl Into<String>) {
         self.problems.push(Problem { path: path.into(), reason: reason.into() });
+    }
+}
+
+/// `trunk[i].options`: probing toward a carrier no more often than once per 10 s; counts and the
+/// timeout within sense (a probe must end before the next one starts).
+fn validate_options(v: &mut Validator, p: &str, t: &Trunk) {
+    let o = &t.options;
+    if o.is_off() {
+        return;
+    }
+    let min = if t.role == crate::TrunkRole::Carrier { crate::MIN_CARRIER_INTERVAL_SECS } else { 1 };
+    if o.interval_secs < min || o.interval_secs > 86_400 {
+        let why = if min > 1 { " (at most one probe per 10 s toward a carrier)" } else { "" };
+        v.add(
+            format!("{p}.options.interval_secs"),
+            format!("must be 0 (off) or {min}..=86400{why}, got {}", o.interval_secs),
+        );
+    }
+    for (k, n) in [("failures", o.failures), ("successes", o.successes)] {
+        if !(1..=100).contains(&n) {
+            v.add(format!("{p}.options.{k}"), format!("must be 1..=100, got {n}"));
+        }
+    }
+    if o.timeout_ms < 100 || u64::from(o.timeout_ms) >= u64::from(o.interval_secs) * 1000 {
+        v.add(
+            format!("{p}.options.timeout_ms"),
+            format!("must be at least 100 and below interval_secs ({} s), got {}", o.interval_secs, o.timeout_ms),
+        );
+    }
+    if t.targets.is_empty() {
+        v.add(format!("{p}.options"), "probing needs targets");
     }
 }

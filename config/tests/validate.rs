@@ -687,3 +687,23 @@ fn a_listeners_advertised_host_must_be_a_host() {
         "must be a host name or IP",
     );
 }
+
+#[test]
+fn options_probing_rules() {
+    let carrier = |opts: &str| format!("{MINIMAL}options = {{ {opts} }}\n");
+    assert!(problems_of(&carrier("interval_secs = 10")).is_empty());
+    assert!(problems_of(&carrier("interval_secs = 0, failures = 0")).is_empty(), "off: the rest is not checked");
+    assert_problem(&carrier("interval_secs = 5"), "trunk[1].options.interval_secs", "at most one probe per 10 s");
+    assert_problem(&carrier("interval_secs = 30, failures = 0"), "trunk[1].options.failures", "1..=100");
+    assert_problem(&carrier("interval_secs = 30, successes = 101"), "trunk[1].options.successes", "1..=100");
+    assert_problem(&carrier("interval_secs = 10, timeout_ms = 10000"), "trunk[1].options.timeout_ms", "below");
+    // A PBX may be probed faster (a customer's own keepalive), a trunk with no targets not at all.
+    let pbx = MINIMAL.replace(
+        "acl = [\"127.0.0.0/8\"]",
+        "acl = [\"127.0.0.0/8\"]\noptions = { interval_secs = 2, timeout_ms = 500 }",
+    );
+    assert_problem(&pbx, "trunk[0].options", "needs targets");
+    let snap = Config::parse(&carrier("interval_secs = 60"), "test").unwrap().snapshot(HOST).unwrap();
+    assert_eq!(snap.trunks[1].options.interval_secs, 60);
+    assert_eq!((snap.trunks[1].options.failures, snap.trunks[1].options.successes), (3, 2), "defaults");
+}

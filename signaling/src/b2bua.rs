@@ -81,6 +81,8 @@ pub struct Core {
     /// Every identifier we send (tags, branches, Call-IDs, SDP session ids).
     pub(crate) ids: Ids,
     epoch: (Instant, SystemTime),
+    /// OPTIONS health of trunk targets.
+    pub(crate) health: crate::health::Health,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -100,7 +102,10 @@ impl Core {
         let timers = Timers::from_config(&cfg.sip.timers);
         let mut txs = Transactions::new(timers, Limits::from_config(&cfg.sip.limits));
         txs.set_agent(&cfg.node.name);
+        let mut health = crate::health::Health::default();
+        health.sync(&cfg, now);
         Self {
+            health,
             hosts: listeners.iter().map(|(_, a)| (*a, format_host(&cfg, *a))).collect(),
             listeners,
             timers,
@@ -135,6 +140,8 @@ impl Core {
     pub fn reload(&mut self, cfg: Arc<Snapshot>) {
         self.txs.set_limits(Limits::from_config(&cfg.sip.limits));
         self.txs.set_agent(&cfg.node.name);
+        // Probe state by target survives; new targets are due at once (the epoch is past).
+        self.health.sync(&cfg, self.epoch.0);
         self.cfg = cfg;
     }
 
@@ -332,7 +339,11 @@ impl Core {
     /// `sip.limits.answer_unknown_options` (else dropped and counted: scanners learn nothing).
     fn on_options(&mut self, now: Instant, k: TxKey, req: &Message, src: Dest, known: bool) {
         if known || self.cfg.sip.limits.answer_unknown_options {
-            return self.reply(now, &k, req, 200, "OK");
+            // RFC 3261 §11.2: what we accept and allow, so the peer's keepalive learns it.
+            let tag = self.token();
+            let mut r = response(req, 200, "OK", Some(&tag));
+            r.push(HName::Allow, ALLOW).push(HName::Accept, "application/sdp");
+            return self.txs.respond(now, &k, &r);
         }
         self.metrics.bad("OPTIONS From Unknown Source", || src.remote.to_string());
         self.txs.forget_server(&k);
@@ -353,6 +364,11 @@ impl Core {
                 TxEvent::Response { owner: Owner::Call(id, p), key, msg } => self.on_response(now, id, p, key, msg),
                 TxEvent::Timeout { owner: Owner::Call(id, p), key } => self.on_tx_timeout(now, id, p, key),
                 TxEvent::AckTimeout { owner: Owner::Call(id, _) } => self.ack_timeout(now, id),
+                TxEvent::Response { owner: Owner::Probe, key, msg } => {
+                    self.probe_outcome(now, &key, msg.code().unwrap_or(500))
+                }
+                TxEvent::Timeout { owner: Owner::Probe, key } => self.probe_outcome(now, &key, 408),
+                TxEvent::AckTimeout { owner: Owner::Probe } => {}
                 TxEvent::Response { owner: Owner::Orphan, .. }
                 | TxEvent::Timeout { owner: Owner::Orphan, .. }
                 | TxEvent::AckTimeout { owner: Owner::Orphan } => {}
@@ -397,6 +413,7 @@ impl Core {
         }
         self.txs.on_timeout(now);
         self.pump(now);
+        self.run_probes(now);
         while let Some(Reverse((at, id, kind))) = self.heap.peek().copied() {
             if at > now {
                 break;
@@ -447,7 +464,7 @@ impl Core {
         let a = self.txs.poll_timeout();
         let b = self.heap.peek().map(|Reverse((t, _, _))| *t);
         let c = self.media_wake.filter(|_| self.media_wait > 0);
-        [a, b, c].into_iter().flatten().min()
+        [a, b, c, self.health.next_deadline()].into_iter().flatten().min()
     }
 
     /// Transport failure towards `remote` (TCP connect refused/reset).

@@ -134,6 +134,8 @@ pub enum EndReason {
     Shutdown,
     /// The datapath died: the call's media was gone, we sent BYE both ways.
     MediaLost,
+    /// Every target of the route's trunks was offline (OPTIONS health).
+    TrunkOffline,
     /// A value this version does not know (read from an older or newer journal).
     #[serde(other)]
     Other,
@@ -160,6 +162,7 @@ impl EndReason {
             Self::SidecarRestart => "sidecar_restart",
             Self::Shutdown => "shutdown",
             Self::MediaLost => "media_lost",
+            Self::TrunkOffline => "trunk_offline",
             Self::Other => "other",
         }
     }

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub media_errors: u64,
     /// TCP connections refused or closed by the shell's limits.
     pub tcp: TcpMetrics,
+    /// OPTIONS health probes.
+    pub probes: crate::probe::ProbeMetrics,
 }
 
 /// TCP connections refused at accept or closed by a limit (`[sip]` `tcp_*` keys), per reason.

@@ -54,7 +54,14 @@ impl Core {
             pai: other_header(&req, "P-Asserted-Identity"),
             has_offer: !req.body.is_empty(),
         };
-        match policy::admit(&self.cfg, &view, now) {
+        let decision = match policy::admit(&self.cfg, &view, now) {
+            Decision::Route(plan) => match policy::routing::online(&self.cfg, plan, |t| self.health.is_online(t)) {
+                Ok(plan) => Decision::Route(plan),
+                Err(r) => Decision::Reject(r),
+            },
+            d => d,
+        };
+        match decision {
             Decision::Route(plan) => self.start_call(now, k, req, src, plan, user),
             Decision::Reject(r) => {
                 if r.why == policy::RejectReason::UnknownSource {
@@ -318,9 +325,21 @@ impl Core {
 
     /// Sends the callee-side INVITE to the trunk's next target.
     pub(crate) fn send_b_invite(&mut self, now: Instant, id: CallKey) {
-        let Some(call) = self.calls.get(&id) else { return };
-        let trunk = call.cfg.trunk(call.legs[1].trunk);
-        let Some(t) = trunk.targets.get(call.targets_tried).cloned() else { return };
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let cfg = Arc::clone(&call.cfg);
+        let trunk = cfg.trunk(call.legs[1].trunk);
+        // Targets OPTIONS found offline are skipped (counted as tried).
+        while let Some(t) = trunk.targets.get(call.targets_tried) {
+            if self.health.is_online((t.transport.into(), t.addr)) {
+                break;
+            }
+            log::debug!("call {}: target {} is offline, skipped", id.0, t.addr);
+            call.targets_tried += 1;
+        }
+        let Some(t) = trunk.targets.get(call.targets_tried).cloned() else {
+            call.cdr.end_reason = EndReason::TrunkOffline;
+            return self.cancel_to_a_and_finish(now, id, 503);
+        };
         let tr: Transport = t.transport.into();
         let local = self.listener_for(trunk, tr);
         let via = self.via(tr, local);

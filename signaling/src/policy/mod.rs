@@ -85,6 +85,8 @@ pub enum RejectReason {
     OfferRequired,
     /// The trunk accepts requests on other transports only (`trunk.transports`).
     TransportNotAllowed,
+    /// Every target of every trunk the route offers is offline (OPTIONS health).
+    TrunkOffline,
 }
 
 impl RejectReason {
@@ -94,6 +96,7 @@ impl RejectReason {
             Self::UnknownSource | Self::TransportNotAllowed => 403,
             Self::NoRoute | Self::NoTargets => 404,
             Self::OfferRequired => 488,
+            Self::TrunkOffline => 503,
         }
     }
 
@@ -104,6 +107,7 @@ impl RejectReason {
             Self::NoRoute | Self::NoTargets => "No Route",
             Self::OfferRequired => "Offer Required",
             Self::TransportNotAllowed => "Transport Not Allowed",
+            Self::TrunkOffline => "Trunk Offline",
         }
     }
 
@@ -113,6 +117,7 @@ impl RejectReason {
         match self {
             Self::NoRoute | Self::NoTargets => EndReason::NoRoute,
             Self::UnknownSource | Self::OfferRequired | Self::TransportNotAllowed => EndReason::Rejected,
+            Self::TrunkOffline => EndReason::TrunkOffline,
         }
     }
 }

@@ -82,6 +82,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         g711_transcode: true,
         sip_listen: None,
         media_ip: None,
+        options: Default::default(),
     }
 }
 
@@ -191,6 +192,16 @@ impl Sipp {
             eprintln!("{}: exit {st}; stderr: {e}", self.name);
         }
         Outcome { ok: st.success(), successful, failed }
+    }
+}
+
+impl Sipp {
+    /// Stops a SIPp that would run on (a UAS with calls left) and reads its statistics.
+    pub(crate) fn kill(mut self) -> Outcome {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (successful, failed) = read_stat(&self.stat);
+        Outcome { ok: true, successful, failed }
     }
 }
 

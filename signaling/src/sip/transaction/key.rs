@@ -35,8 +35,10 @@ pub enum Owner {
     /// A call, for one purpose.
     Call(CallKey, Purpose),
     /// A request that belongs to no call (the BYE of a 2xx nobody wants any more); its events
-    /// are dropped. Registrations and OPTIONS probes get their own variants when they exist.
+    /// are dropped.
     Orphan,
+    /// An OPTIONS health probe (`crate::health`).
+    Probe,
 }
 
 /// Transaction key: direction + branch + method (ACK matches INVITE), or the RFC 2543 fallback.
