@@ -36,7 +36,9 @@ pub use node::{LogLevel, Node};
 pub use route::Route;
 pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{AccountId, AccountView, RouteView, Snapshot, TrunkId, TrunkView};
-pub use trunk::{AuthMode, Codec, SrtpPolicy, SrtpSuite, Target, Trunk, TrunkKind, TrunkRole, CODECS, SRTP_SUITES};
+pub use trunk::{
+    AuthMode, Codec, Distribution, SrtpPolicy, SrtpSuite, Target, Trunk, TrunkKind, TrunkRole, CODECS, SRTP_SUITES,
+};
 pub use validate::{Host, Problem};
 
 /// The embedded default configuration (`config/xtrunk.toml`): loopback, socket backend, no root.

@@ -82,6 +82,8 @@ pub struct TrunkView {
     pub media_ip: std::net::IpAddr,
     /// `options`: OPTIONS health probing of the targets.
     pub options: crate::OptionsPing,
+    /// `distribution`: which target a call tries first.
+    pub distribution: crate::Distribution,
 }
 
 /// An account, resolved.
@@ -256,6 +258,7 @@ impl Snapshot {
                 sip_listen: t.sip_listen,
                 media_ip: t.media_ip.unwrap_or(cfg.media.sdp_ip()),
                 options: t.options,
+                distribution: t.distribution,
             });
         }
         let mut accounts = Vec::with_capacity(cfg.accounts.len());

@@ -63,6 +63,9 @@ pub struct Trunk {
     /// (see `scripts/tune-nic` for reverse-path filtering).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transports: Vec<Transport>,
+    /// How calls spread over `targets`: priority (default), round-robin or weight.
+    #[serde(default, skip_serializing_if = "Distribution::is_default")]
+    pub distribution: Distribution,
     /// OPTIONS health probing of the targets (off by default); see [`crate::OptionsPing`].
     #[serde(default, skip_serializing_if = "crate::OptionsPing::is_off")]
     pub options: crate::OptionsPing,
@@ -284,6 +287,39 @@ pub struct Target {
     /// Transport; default udp.
     #[serde(default = "default_transport")]
     pub transport: Transport,
+    /// Share of the trunk's calls this target takes first with `distribution = "weight"`
+    /// (1..=1000; default 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(w: &u32) -> bool {
+    *w == 1
+}
+
+/// Which target a trunk's calls try first; the others follow in config order (failover).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distribution {
+    /// Always the first target (the others are standbys).
+    #[default]
+    Priority,
+    /// Each call starts at the next target in turn.
+    RoundRobin,
+    /// Calls start at each target in proportion to its `weight` (smooth weighted round-robin:
+    /// exact shares, evenly interleaved).
+    Weight,
+}
+
+impl Distribution {
+    /// The default.
+    pub fn is_default(&self) -> bool {
+        *self == Self::Priority
+    }
 }
 
 fn default_transport() -> Transport {

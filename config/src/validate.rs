@@ -419,6 +419,9 @@ impl Config {
                 if tg.addr.port() == 0 || tg.addr.ip().is_unspecified() {
                     v.add(format!("{p}.targets[{j}].addr"), format!("must be a reachable address, got {}", tg.addr));
                 }
+                if !(1..=1000).contains(&tg.weight) {
+                    v.add(format!("{p}.targets[{j}].weight"), format!("must be 1..=1000, got {}", tg.weight));
+                }
                 if tg.transport == Transport::Tls {
                     v.add(format!("{p}.targets[{j}].transport"), "tls is not served yet; use udp or tcp");
                 }

@@ -707,3 +707,18 @@ fn options_probing_rules() {
     assert_eq!(snap.trunks[1].options.interval_secs, 60);
     assert_eq!((snap.trunks[1].options.failures, snap.trunks[1].options.successes), (3, 2), "defaults");
 }
+
+#[test]
+fn distribution_and_weights() {
+    let t = MINIMAL.replace(
+        "targets = [{ addr = \"127.0.0.1:5080\" }]",
+        "distribution = \"weight\"\ntargets = [{ addr = \"127.0.0.1:5080\", weight = 3 }, { addr = \"127.0.0.1:5082\", weight = 0 }]",
+    );
+    assert_problem(&t, "trunk[1].targets[1].weight", "1..=1000");
+    let ok = t.replace("weight = 0", "weight = 1");
+    let snap = Config::parse(&ok, "test").unwrap().snapshot(HOST).unwrap();
+    assert_eq!(snap.trunks[1].distribution, xtrunk_config::Distribution::Weight);
+    assert_eq!(snap.trunks[1].targets.iter().map(|t| t.weight).collect::<Vec<_>>(), [3, 1]);
+    let bad = MINIMAL.replace("role = \"carrier\"", "role = \"carrier\"\ndistribution = \"random\"");
+    assert!(Config::parse(&bad, "test").is_err(), "unknown distribution refused");
+}

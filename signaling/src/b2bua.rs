@@ -83,6 +83,9 @@ pub struct Core {
     epoch: (Instant, SystemTime),
     /// OPTIONS health of trunk targets.
     pub(crate) health: crate::health::Health,
+    /// Per trunk (by name) with `distribution` other than priority: the weighted round-robin
+    /// state (one entry per configured trunk at most).
+    pub(crate) rotation: HashMap<String, Vec<i64>>,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -106,6 +109,7 @@ impl Core {
         health.sync(&cfg, now);
         Self {
             health,
+            rotation: HashMap::new(),
             hosts: listeners.iter().map(|(_, a)| (*a, format_host(&cfg, *a))).collect(),
             listeners,
             timers,
@@ -142,6 +146,7 @@ impl Core {
         self.txs.set_agent(&cfg.node.name);
         // Probe state by target survives; new targets are due at once (the epoch is past).
         self.health.sync(&cfg, self.epoch.0);
+        self.rotation.retain(|name, _| cfg.trunk_by_name(name).is_some());
         self.cfg = cfg;
     }
 

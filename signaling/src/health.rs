@@ -171,7 +171,11 @@ mod tests {
     fn cfg(ping: OptionsPing) -> Snapshot {
         let mut c = Config::embedded_default().unwrap();
         let mut t: Trunk = c.trunks.iter().find(|t| t.role == TrunkRole::Carrier).cloned().unwrap();
-        t.targets = vec![Target { addr: "192.0.2.1:5060".parse().unwrap(), transport: xtrunk_config::Transport::Udp }];
+        t.targets = vec![Target {
+            addr: "192.0.2.1:5060".parse().unwrap(),
+            transport: xtrunk_config::Transport::Udp,
+            weight: 1,
+        }];
         t.options = ping;
         c.trunks.retain(|x| x.name != t.name);
         c.trunks.push(t);

@@ -95,6 +95,8 @@ pub(crate) struct Call {
     pub(crate) pending_src: Option<std::net::IpAddr>,
     pub(crate) cancel_sent: bool,
     pub(crate) targets_tried: usize,
+    /// The target tried first; attempt `i` goes to `targets[(first_target + i) % n]`.
+    pub(crate) first_target: usize,
     pub(crate) user: String,
     pub(crate) session: SessionId,
     pub(crate) spec: SessionSpec,
@@ -109,6 +111,16 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// The callee trunk's target of attempt `i` (rotated by `first_target`), if `i` is left.
+    pub(crate) fn target<'t>(
+        &self,
+        trunk: &'t xtrunk_config::TrunkView,
+        i: usize,
+    ) -> Option<&'t xtrunk_config::Target> {
+        let n = trunk.targets.len();
+        (i < n).then(|| &trunk.targets[(self.first_target + i) % n])
+    }
+
     fn cdr_journaled(&self) -> bool {
         self.cdr.answer_ms != 0
     }

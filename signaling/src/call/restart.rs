@@ -143,6 +143,7 @@ impl Core {
             pending_src: None,
             cancel_sent: false,
             targets_tried: 1,
+            first_target: 0,
             user: e.user.clone(),
             session: spec.id,
             spec,

@@ -32,6 +32,8 @@ struct Negotiated {
     b_sdp: Sdp,
     b_origin: Origin,
     ports: [u16; 2],
+    /// The callee trunk's target the call tries first (`trunk.distribution`).
+    first_target: usize,
 }
 
 impl Core {
@@ -79,13 +81,14 @@ impl Core {
     fn start_call(&mut self, now: Instant, k: TxKey, req: Message, src: Dest, plan: RoutePlan, user: String) {
         let cfg = Arc::clone(&self.cfg);
         let (tin, tout) = (plan.inbound, plan.entries[0]);
-        let Some(n) = self.negotiate(now, &k, &req, src, &cfg, tin, tout) else { return };
+        let Some(mut n) = self.negotiate(now, &k, &req, src, &cfg, tin, tout) else { return };
+        n.first_target = self.first_target(cfg.trunk(tout));
         let id = self.next_call();
         let session = SessionId(id.0);
         let spec = session_spec(&cfg, session, &n, tin, tout, src.remote.ip());
         self.media_out.push_back(Command::Create(spec));
         let leg_a = self.caller_leg(&req, src, tin, n.ports[0], n.offer.clone());
-        let leg_b = self.callee_leg(&req, &cfg, tout, n.ports[1], n.b_origin, n.b_sdp);
+        let leg_b = self.callee_leg(&req, &cfg, (tout, n.first_target), n.ports[1], n.b_origin, n.b_sdp);
         let cdr = Cdr {
             call_id: leg_a.dlg.call_id.clone(),
             b_call_id: leg_b.dlg.call_id.clone(),
@@ -114,6 +117,7 @@ impl Core {
             pending_src: Some(src.remote.ip()),
             cancel_sent: false,
             targets_tried: 0,
+            first_target: n.first_target,
             user,
             session,
             spec,
@@ -209,7 +213,7 @@ impl Core {
             Ok(s)
         });
         match b_sdp {
-            Ok(b_sdp) => Some(Negotiated { offer, a_srtp, b_sdp, b_origin, ports: [pa, pb] }),
+            Ok(b_sdp) => Some(Negotiated { offer, a_srtp, b_sdp, b_origin, ports: [pa, pb], first_target: 0 }),
             Err(e) => {
                 self.ports.release(pa);
                 self.ports.release(pb);
@@ -260,7 +264,7 @@ fn session_spec(
         remote_rtcp_port: 0,
         rtcp_mux: false,
         latch: latch_of(cfg.trunk(tout)),
-        signal_ip: cfg.trunk(tout).targets.first().map(|t| t.addr.ip()),
+        signal_ip: cfg.trunk(tout).targets.get(n.first_target).map(|t| t.addr.ip()),
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
     };
@@ -298,7 +302,15 @@ impl Core {
     }
 
     /// The callee's leg (we are its UAC); its target is chosen in `send_b_invite`.
-    fn callee_leg(&mut self, req: &Message, cfg: &Snapshot, tout: TrunkId, port: u16, origin: Origin, sdp: Sdp) -> Leg {
+    fn callee_leg(
+        &mut self,
+        req: &Message,
+        cfg: &Snapshot,
+        (tout, first): (TrunkId, usize),
+        port: u16,
+        origin: Origin,
+        sdp: Sdp,
+    ) -> Leg {
         let b_tag = self.token();
         let b_call_id = self.token();
         let from_user = from_uri_user(req).unwrap_or_else(|| "anonymous".into());
@@ -306,7 +318,7 @@ impl Core {
         // admits them as quoted-pairs; the carrier's parser may not).
         let display = req.from().and_then(|f| f.display).filter(|d| !d.bytes().any(|b| b < 0x20 || b == 0x7f));
         let display = display.map(|d| format!("{d} ")).unwrap_or_default();
-        let t = cfg.trunk(tout).targets[0].clone();
+        let t = cfg.trunk(tout).targets[first].clone();
         let local = self.listener_for(cfg.trunk(tout), t.transport.into());
         let dlg = Dialog {
             call_id: b_call_id,
@@ -323,20 +335,49 @@ impl Core {
         Leg { dlg, trunk: tout, port, origin, remote_sdp: None, local_sdp: Some(sdp), pending_2xx: None }
     }
 
+    /// The target a new call to `trunk` tries first: 0 under `priority`, else the next by
+    /// (weighted) round-robin; the state is per trunk name, reset when its targets change.
+    fn first_target(&mut self, trunk: &xtrunk_config::TrunkView) -> usize {
+        use xtrunk_config::Distribution;
+        let n = trunk.targets.len();
+        if trunk.distribution == Distribution::Priority || n < 2 {
+            return 0;
+        }
+        if self.rotation.get(&trunk.name).map_or(true, |c| c.len() != n) {
+            self.rotation.insert(trunk.name.clone(), vec![0; n]);
+        }
+        let Some(cur) = self.rotation.get_mut(&trunk.name) else { return 0 };
+        let mut weights = [1u32; 16];
+        let w: &[u32] = if trunk.distribution == Distribution::Weight && n <= weights.len() {
+            for (slot, t) in weights.iter_mut().zip(&trunk.targets) {
+                *slot = t.weight;
+            }
+            &weights[..n]
+        } else if n <= weights.len() {
+            &weights[..n]
+        } else {
+            // More than 16 targets: plain rotation over all of them.
+            let i = usize::try_from(cur[0].rem_euclid(n as i64)).unwrap_or(0);
+            cur[0] += 1;
+            return i;
+        };
+        policy::routing::pick_weighted(w, cur)
+    }
+
     /// Sends the callee-side INVITE to the trunk's next target.
     pub(crate) fn send_b_invite(&mut self, now: Instant, id: CallKey) {
         let Some(call) = self.calls.get_mut(&id) else { return };
         let cfg = Arc::clone(&call.cfg);
         let trunk = cfg.trunk(call.legs[1].trunk);
         // Targets OPTIONS found offline are skipped (counted as tried).
-        while let Some(t) = trunk.targets.get(call.targets_tried) {
+        while let Some(t) = call.target(trunk, call.targets_tried) {
             if self.health.is_online((t.transport.into(), t.addr)) {
                 break;
             }
             log::debug!("call {}: target {} is offline, skipped", id.0, t.addr);
             call.targets_tried += 1;
         }
-        let Some(t) = trunk.targets.get(call.targets_tried).cloned() else {
+        let Some(t) = call.target(trunk, call.targets_tried).cloned() else {
             call.cdr.end_reason = EndReason::TrunkOffline;
             return self.cancel_to_a_and_finish(now, id, 503);
         };

@@ -27,3 +27,40 @@ pub fn online(
     }
     Ok(plan)
 }
+
+/// Smooth weighted round-robin (nginx's): every target gains its weight, the richest is picked
+/// and pays the total. Shares are exact over any `sum(weights)` picks and evenly interleaved;
+/// equal weights are plain round-robin. `current` is the per-target state (same length).
+pub fn pick_weighted(weights: &[u32], current: &mut [i64]) -> usize {
+    let mut total = 0i64;
+    for (w, c) in weights.iter().zip(current.iter_mut()) {
+        *c += i64::from(*w);
+        total += i64::from(*w);
+    }
+    let mut best = 0;
+    for (i, c) in current.iter().enumerate() {
+        if *c > current[best] {
+            best = i;
+        }
+    }
+    if let Some(c) = current.get_mut(best) {
+        *c -= total;
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_weighted;
+
+    #[test]
+    fn weighted_shares_are_exact_and_interleaved() {
+        let mut cur = [0i64; 3];
+        let picks: Vec<usize> = (0..7).map(|_| pick_weighted(&[5, 1, 1], &mut cur)).collect();
+        assert_eq!(picks.iter().filter(|p| **p == 0).count(), 5);
+        assert_eq!(picks, [0, 0, 1, 0, 2, 0, 0], "nginx's interleaving");
+        let mut cur = [0i64; 3];
+        let rr: Vec<usize> = (0..6).map(|_| pick_weighted(&[1, 1, 1], &mut cur)).collect();
+        assert_eq!(rr, [0, 1, 2, 0, 1, 2], "equal weights: round-robin");
+    }
+}

@@ -70,7 +70,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
         targets: targets
             .iter()
-            .map(|p| Target { addr: SocketAddr::from(([127, 0, 0, 1], *p)), transport: Transport::Udp })
+            .map(|p| Target { addr: SocketAddr::from(([127, 0, 0, 1], *p)), transport: Transport::Udp, weight: 1 })
             .collect(),
         codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
         srtp: Default::default(),
@@ -83,6 +83,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         sip_listen: None,
         media_ip: None,
         options: Default::default(),
+        distribution: Default::default(),
     }
 }
 
