@@ -6,6 +6,7 @@
 //! [`reoffer`] (re-INVITE/UPDATE), [`transfer`] (REFER), [`timers`] (call timers and datapath
 //! events) and [`restart`] (journal and recovery).
 
+mod delayed;
 mod progress;
 mod reoffer;
 mod restart;
@@ -97,6 +98,8 @@ pub(crate) struct Call {
     pub(crate) targets_tried: usize,
     /// The target tried first; attempt `i` goes to `targets[(first_target + i) % n]`.
     pub(crate) first_target: usize,
+    /// The caller sent no offer: our 2xx offers, its ACK answers (`call::delayed`).
+    pub(crate) delayed_offer: bool,
     pub(crate) user: String,
     pub(crate) session: SessionId,
     pub(crate) spec: SessionSpec,
@@ -391,7 +394,11 @@ impl Core {
         if s == 0 && call.state == State::Answered {
             call.state = State::Confirmed;
             let src = call.pending_src.take();
+            let delayed = call.delayed_offer;
             self.unpend(src);
+            if delayed {
+                self.delayed_answer(now, id, req);
+            }
         }
     }
 }

@@ -45,8 +45,15 @@ impl Core {
         }
         let mut r = response(&call.a_invite, code, reason(code), Some(&call.legs[0].dlg.local_tag));
         let a_dest = call.legs[0].dlg.dest;
+        if !msg.body.is_empty() && call.delayed_offer {
+            // The caller sent no offer: nothing to answer it with in a 1xx; the 2xx offers.
+            if let Ok(ans) = Sdp::parse(&msg.body) {
+                call.early_answer = Some(ans);
+            }
+        }
+        let delayed = call.delayed_offer;
         r.push(HName::Contact, self.contact(a_dest));
-        if !msg.body.is_empty() {
+        if !delayed && !msg.body.is_empty() {
             if let Ok(ans) = Sdp::parse(&msg.body) {
                 if let Some(body) = self.answer_for_a(id, &ans) {
                     r.push(HName::ContentType, "application/sdp");

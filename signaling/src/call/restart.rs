@@ -144,6 +144,7 @@ impl Core {
             cancel_sent: false,
             targets_tried: 1,
             first_target: 0,
+            delayed_offer: false,
             user: e.user.clone(),
             session: spec.id,
             spec,

@@ -87,6 +87,7 @@ impl Core {
         let session = SessionId(id.0);
         let spec = session_spec(&cfg, session, &n, tin, tout, src.remote.ip());
         self.media_out.push_back(Command::Create(spec));
+        let delayed_offer = req.body.is_empty();
         let leg_a = self.caller_leg(&req, src, tin, n.ports[0], n.offer.clone());
         let leg_b = self.callee_leg(&req, &cfg, (tout, n.first_target), n.ports[1], n.b_origin, n.b_sdp);
         let cdr = Cdr {
@@ -118,6 +119,7 @@ impl Core {
             cancel_sent: false,
             targets_tried: 0,
             first_target: n.first_target,
+            delayed_offer,
             user,
             session,
             spec,
@@ -166,7 +168,14 @@ impl Core {
         tin: TrunkId,
         tout: TrunkId,
     ) -> Option<Negotiated> {
-        let offer = match Sdp::parse(&req.body) {
+        // Delayed offer: stand in for the caller with the offer its trunk could make (our own 2xx
+        // then offers the callee's choice to the caller; the caller answers in its ACK).
+        let parsed = if req.body.is_empty() {
+            Sdp::parse(&super::delayed::stand_in_offer(cfg.trunk(tin)))
+        } else {
+            Sdp::parse(&req.body)
+        };
+        let offer = match parsed {
             Ok(o) => o,
             Err(e) => {
                 // Malformed: 400 Bad SDP; over the size limits: 488 with a Warning.

@@ -81,7 +81,8 @@ pub enum RejectReason {
     NoRoute,
     /// The route's trunk has no targets.
     NoTargets,
-    /// The INVITE carries no offer (delayed offer is not supported yet).
+    /// The INVITE carries no offer and the caller's trunk requires SRTP (a delayed offer is
+    /// served otherwise).
     OfferRequired,
     /// The trunk accepts requests on other transports only (`trunk.transports`).
     TransportNotAllowed,
@@ -140,7 +141,10 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant) -> Decision 
     if cfg.trunk(tout).targets.is_empty() {
         return reject(RejectReason::NoTargets, Some(tin));
     }
-    if !call.has_offer {
+    // Delayed offer (no SDP in the INVITE) is served: we offer in our 2xx and take the answer
+    // from the ACK. Not toward a caller whose trunk requires SRTP (our offer would need keys the
+    // callee's answer cannot give): that caller must offer.
+    if !call.has_offer && cfg.trunk(tin).srtp == xtrunk_config::SrtpPolicy::Mandatory {
         return reject(RejectReason::OfferRequired, Some(tin));
     }
     Decision::Route(RoutePlan { inbound: tin, entries: vec![tout] })

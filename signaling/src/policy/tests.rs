@@ -88,13 +88,16 @@ fn routes_by_longest_prefix_for_the_source_trunk() {
 }
 
 #[test]
-fn a_route_to_a_trunk_without_targets_and_a_missing_offer_are_rejected() {
+fn a_route_to_a_trunk_without_targets_and_a_missing_offer_to_an_srtp_trunk_are_rejected() {
     // Validation refuses a route to a trunk without targets; policy still checks.
     let mut c = cfg();
     c.trunks[CARRIER_B.index()].targets.clear();
     let d = admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now());
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::NoTargets, trunk: Some(PBX) }));
-    let c = cfg();
+    // Delayed offer: served, unless the caller's trunk requires SRTP.
+    let mut c = cfg();
+    assert!(matches!(admit(&c, &call("10.1.0.5:5060", "1555", false), Instant::now()), Decision::Route(_)));
+    c.trunks[PBX.index()].srtp = xtrunk_config::SrtpPolicy::Mandatory;
     let d = admit(&c, &call("10.1.0.5:5060", "1555", false), Instant::now());
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::OfferRequired, trunk: Some(PBX) }));
     assert_eq!(RejectReason::OfferRequired.code(), 488);
