@@ -33,7 +33,7 @@ pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMod
 pub use health::{OptionsPing, MIN_CARRIER_INTERVAL_SECS};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
 pub use node::{LogLevel, Node};
-pub use route::Route;
+pub use route::{default_failover_codes, Route, MAX_ROUTE_ENTRIES};
 pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{AccountId, AccountView, RouteView, Snapshot, TrunkId, TrunkView};
 pub use trunk::{

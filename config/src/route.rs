@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A static route: calls whose Request-URI user matches go to `trunk`.
+/// Most entries (the trunk and its failover trunks) one route may list (Infobip's limit).
+pub const MAX_ROUTE_ENTRIES: usize = 10;
+
+/// A static route: calls whose Request-URI user matches go to `trunk`, then, when it fails, to
+/// each trunk of `then` in order (hunting).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
@@ -15,4 +19,18 @@ pub struct Route {
     pub from_trunk: Option<String>,
     /// Destination trunk name.
     pub trunk: String,
+    /// Failover trunks, tried in order after `trunk` (at most 9: ten entries in all). A call
+    /// moves on when every target of the current trunk failed with a `failover_codes` answer,
+    /// timed out, was unreachable or offline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<String>,
+    /// Final answers of a trunk that send the call to the next entry (default 408 and every
+    /// 5xx); any other final goes back to the caller.
+    #[serde(default = "default_failover_codes")]
+    pub failover_codes: Vec<u16>,
+}
+
+/// 408 and the 5xx class.
+pub fn default_failover_codes() -> Vec<u16> {
+    std::iter::once(408).chain(500..600).collect()
 }

@@ -108,6 +108,10 @@ pub struct RouteView {
     pub from_trunk: Option<TrunkId>,
     /// Destination trunk (it has targets).
     pub trunk: TrunkId,
+    /// Failover trunks after `trunk`, in order.
+    pub then: Vec<TrunkId>,
+    /// Finals that move a call to the next entry.
+    pub failover_codes: Vec<u16>,
 }
 
 /// A validated configuration with every name resolved; see the module docs.
@@ -206,12 +210,17 @@ impl Snapshot {
     /// the longest prefix of `user` among those whose `from_trunk` is none or `from`. Among equally
     /// long prefixes the one listed last wins (signaling's rule before the snapshot, kept as is).
     pub fn route(&self, from: TrunkId, user: &str) -> Option<TrunkId> {
+        self.route_for(from, user).map(|(_, r)| r.trunk)
+    }
+
+    /// The route (its index and view) [`Snapshot::route`] picks.
+    pub fn route_for(&self, from: TrunkId, user: &str) -> Option<(usize, &RouteView)> {
         self.routes
             .iter()
-            .filter(|r| r.from_trunk.map_or(true, |t| t == from))
-            .filter(|r| user.starts_with(&r.prefix))
-            .max_by_key(|r| r.prefix.len())
-            .map(|r| r.trunk)
+            .enumerate()
+            .filter(|(_, r)| r.from_trunk.map_or(true, |t| t == from))
+            .filter(|(_, r)| user.starts_with(&r.prefix))
+            .max_by_key(|(_, r)| r.prefix.len())
     }
 
     /// The account whose DID pool holds `number`: digits only, exactly as pools are written
@@ -279,6 +288,13 @@ impl Snapshot {
                 prefix: r.prefix.clone(),
                 from_trunk,
                 trunk: trunk_named(format!("{p}.trunk"), &r.trunk)?,
+                then: r
+                    .then
+                    .iter()
+                    .enumerate()
+                    .map(|(j, t)| trunk_named(format!("{p}.then[{j}]"), t))
+                    .collect::<Result<_, _>>()?,
+                failover_codes: r.failover_codes.clone(),
             });
         }
         Ok(Snapshot {

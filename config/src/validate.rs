@@ -485,6 +485,27 @@ impl Config {
                 }
                 Some(_) => {}
             }
+            if r.then.len() + 1 > crate::MAX_ROUTE_ENTRIES {
+                v.add(
+                    format!("{p}.then"),
+                    format!("at most {} failover trunks, got {}", crate::MAX_ROUTE_ENTRIES - 1, r.then.len()),
+                );
+            }
+            for (j, name) in r.then.iter().enumerate() {
+                match self.trunks.iter().find(|t| t.name == *name) {
+                    None => v.add(format!("{p}.then[{j}]"), format!("no trunk named {name:?}")),
+                    Some(t) if t.targets.is_empty() => {
+                        v.add(format!("{p}.then[{j}]"), format!("trunk {name:?} has no targets to send calls to"))
+                    }
+                    Some(_) if *name == r.trunk || r.then[..j].contains(name) => {
+                        v.add(format!("{p}.then[{j}]"), format!("trunk {name:?} is already an entry of this route"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(c) = r.failover_codes.iter().find(|c| !(300..700).contains(*c) && **c != 408) {
+                v.add(format!("{p}.failover_codes"), format!("must be final codes 300..=699, got {c}"));
+            }
             if let Some(f) = &r.from_trunk {
                 if !names.contains(f.as_str()) {
                     v.add(format!("{p}.from_trunk"), format!("no trunk named {f:?}"));

@@ -73,6 +73,21 @@ pub struct Cdr {
     /// Every leg a REFER created (or tried to), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transfers: Vec<TransferCdr>,
+    /// Every target the call was sent to, in order (hunting over targets and route entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptCdr>,
+}
+
+/// One attempt of a call: a target of a trunk, and its answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttemptCdr {
+    /// The trunk.
+    pub trunk: String,
+    /// The target (`ip:port`).
+    pub target: String,
+    /// Its final answer: 200 (answered), a failure code, 408 for no answer in time or an
+    /// unreachable target, 487 for one we cancelled; 0 while pending.
+    pub code: u16,
 }
 
 /// One transfer (REFER) of a call: who asked, where to, and what became of the new leg.

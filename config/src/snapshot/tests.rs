@@ -84,7 +84,14 @@ fn names_resolve_to_ids() {
     assert_eq!(s.account(globex).trunks, [TrunkId(1)]);
     assert_eq!(s.account(acme).dids[1], DidRange { start: 15551230000, end: 15551239999, digits: 11 });
     let r = |prefix: &str| s.routes.iter().find(|r| r.prefix == prefix).unwrap().clone();
-    assert_eq!(r("+44"), RouteView { prefix: "+44".into(), from_trunk: Some(TrunkId(0)), trunk: TrunkId(3) });
+    let want = RouteView {
+        prefix: "+44".into(),
+        from_trunk: Some(TrunkId(0)),
+        trunk: TrunkId(3),
+        then: vec![],
+        failover_codes: crate::default_failover_codes(),
+    };
+    assert_eq!(r("+44"), want);
     assert_eq!(r("").from_trunk, None);
     assert_eq!(r("+4930").trunk, TrunkId(1));
     assert_eq!(s.raw, Config::parse(TEXT, "t").unwrap());

@@ -7,6 +7,7 @@
 //! events) and [`restart`] (journal and recovery).
 
 mod delayed;
+mod hunt;
 mod progress;
 mod reoffer;
 mod restart;
@@ -100,6 +101,11 @@ pub(crate) struct Call {
     pub(crate) first_target: usize,
     /// The caller sent no offer: our 2xx offers, its ACK answers (`call::delayed`).
     pub(crate) delayed_offer: bool,
+    /// The route's trunks, in hunting order; `entry` is the one being tried (`legs[1].trunk`).
+    pub(crate) entries: Vec<xtrunk_config::TrunkId>,
+    pub(crate) entry: usize,
+    /// The route (index in the call's `cfg.routes`), for its `failover_codes`.
+    pub(crate) route: Option<usize>,
     pub(crate) user: String,
     pub(crate) session: SessionId,
     pub(crate) spec: SessionSpec,
@@ -114,6 +120,13 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// The current attempt (the last target dialled) ended with `code`, unless it already has.
+    pub(crate) fn attempt_ended(&mut self, code: u16) {
+        if let Some(a) = self.cdr.attempts.last_mut().filter(|a| a.code == 0) {
+            a.code = code;
+        }
+    }
+
     /// The callee trunk's target of attempt `i` (rotated by `first_target`), if `i` is left.
     pub(crate) fn target<'t>(
         &self,
@@ -159,7 +172,8 @@ pub(crate) enum CallTimer {
     MediaRetry,
     /// The datapath never confirmed the session: `503` to the caller.
     MediaGuard,
-    /// The target tried as attempt N sent nothing within `sip.target_timeout_ms`.
+    /// The call's attempt N (counted over every target and route entry, `cdr.attempts`)
+    /// sent nothing within `sip.target_timeout_ms`.
     TargetTimeout(usize),
     /// `sip.hunt_timeout_secs` since the INVITE and no target has answered.
     HuntBudget,

@@ -128,6 +128,7 @@ impl Core {
             return;
         }
         // Establish the callee dialog and ACK.
+        call.attempt_ended(200);
         call.legs[1].dlg.confirm(&msg);
         let mut dlg = call.legs[1].dlg.clone();
         dlg.dest = self.dialog_dest(dlg.dest, Some(&dlg.remote_target), &dlg.route_set);
@@ -184,6 +185,7 @@ impl Core {
             return;
         }
         let code = msg.as_ref().and_then(Message::code).unwrap_or(408);
+        call.attempt_ended(if call.state == State::Cancelling { 487 } else { code });
         if call.state == State::Cancelling {
             return self.finish(now, id);
         }
@@ -195,6 +197,14 @@ impl Core {
             log::info!("call {}: target {} answered {code}, failing over", id.0, call.targets_tried);
             return self.next_target(now, id);
         }
+        if self.entry_fails_over(id, msg.as_ref().map(|_| code)) {
+            log::info!("call {}: trunk answered {code}, trying the route's next entry", id.0);
+            if let Some(k) = self.calls.get_mut(&id).and_then(|c| c.b_ctx.take()) {
+                self.txs.forget_client(&k);
+            }
+            return self.next_entry(now, id);
+        }
+        let Some(call) = self.calls.get_mut(&id) else { return };
         call.cdr.end_reason = match code {
             408 if msg.is_none() => EndReason::Timeout,
             _ => EndReason::CalleeRejected,
@@ -209,10 +219,14 @@ impl Core {
         if let Some(k) = call.b_ctx.take() {
             self.txs.forget_client(&k);
         }
+        call.attempt_ended(408);
         // Forget the early dialog (if any).
         call.legs[1].dlg.remote_tag.clear();
         if call.targets_tried < call.cfg.trunk(call.legs[1].trunk).targets.len() {
             return self.send_b_invite(now, id);
+        }
+        if call.entry + 1 < call.entries.len() {
+            return self.next_entry(now, id);
         }
         call.cdr.end_reason = EndReason::Timeout;
         self.cancel_to_a_and_finish(now, id, 408);

@@ -11,13 +11,11 @@ use xtrunk_config::{Snapshot, TrunkId};
 
 use xtrunk_ring::msg::{Command, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec, SrtpKeys};
 
-use super::{
-    common_codecs, dkey, latch_of, remote_spec, srtp_prefs, uri_host, user_of, Call, CallTimer, Leg, Slot, State,
-};
+use super::{dkey, latch_of, remote_spec, srtp_prefs, uri_host, user_of, Call, CallTimer, Leg, Slot, State};
 use crate::b2bua::Core;
 use crate::cdr::{Cdr, EndReason};
 use crate::policy::{self, Decision, IncomingCall, RoutePlan};
-use crate::sdp::{self, Origin, Rewrite, SdesLine, Sdp};
+use crate::sdp::{self, Origin, SdesLine, Sdp};
 use crate::sip::dialog::Dialog;
 use crate::sip::msg::{HName, Message, Method, NameAddr, Uri};
 use crate::sip::status::{response, ALLOW};
@@ -119,6 +117,9 @@ impl Core {
             cancel_sent: false,
             targets_tried: 0,
             first_target: n.first_target,
+            entries: plan.entries,
+            entry: 0,
+            route: plan.route,
             delayed_offer,
             user,
             session,
@@ -194,7 +195,6 @@ impl Core {
                 return None;
             }
         };
-        let allowed = common_codecs(cfg.trunk(tout), cfg.trunk(tin));
         let share = self.ports.capacity() * usize::from(cfg.sip.limits.max_pending_share_pct) / 100;
         if 2 * (self.pending.get(&src.remote.ip()).copied().unwrap_or(0) + 1) > share.max(2) {
             self.metrics.bad("Pending Share Exceeded", || src.remote.to_string());
@@ -211,16 +211,7 @@ impl Core {
             return None;
         };
         let mut b_origin = Origin { id: self.ids.session_id(), version: 0 };
-        let srtp_off = cfg.trunk(tin).srtp == xtrunk_config::SrtpPolicy::Off;
-        let rw = Rewrite { ip: cfg.trunk(tout).media_ip, port: pb, allowed: &allowed, srtp_off };
-        // The callee's leg is keyed on its own: SRTP offered by its trunk's policy, fresh keys.
-        let b_prefs = srtp_prefs(cfg.trunk(tout));
-        let b_sdp = sdp::rewrite_offer(&offer, &rw, &mut b_origin).and_then(|mut s| {
-            if b_prefs.offer_srtp(false) {
-                sdp::add_offer_crypto(&mut s, &b_prefs.suites, None)?;
-            }
-            Ok(s)
-        });
+        let b_sdp = super::hunt::callee_offer(cfg, (tin, tout), &offer, pb, &mut b_origin);
         match b_sdp {
             Ok(b_sdp) => Some(Negotiated { offer, a_srtp, b_sdp, b_origin, ports: [pa, pb], first_target: 0 }),
             Err(e) => {
@@ -344,35 +335,6 @@ impl Core {
         Leg { dlg, trunk: tout, port, origin, remote_sdp: None, local_sdp: Some(sdp), pending_2xx: None }
     }
 
-    /// The target a new call to `trunk` tries first: 0 under `priority`, else the next by
-    /// (weighted) round-robin; the state is per trunk name, reset when its targets change.
-    fn first_target(&mut self, trunk: &xtrunk_config::TrunkView) -> usize {
-        use xtrunk_config::Distribution;
-        let n = trunk.targets.len();
-        if trunk.distribution == Distribution::Priority || n < 2 {
-            return 0;
-        }
-        if self.rotation.get(&trunk.name).map_or(true, |c| c.len() != n) {
-            self.rotation.insert(trunk.name.clone(), vec![0; n]);
-        }
-        let Some(cur) = self.rotation.get_mut(&trunk.name) else { return 0 };
-        let mut weights = [1u32; 16];
-        let w: &[u32] = if trunk.distribution == Distribution::Weight && n <= weights.len() {
-            for (slot, t) in weights.iter_mut().zip(&trunk.targets) {
-                *slot = t.weight;
-            }
-            &weights[..n]
-        } else if n <= weights.len() {
-            &weights[..n]
-        } else {
-            // More than 16 targets: plain rotation over all of them.
-            let i = usize::try_from(cur[0].rem_euclid(n as i64)).unwrap_or(0);
-            cur[0] += 1;
-            return i;
-        };
-        policy::routing::pick_weighted(w, cur)
-    }
-
     /// Sends the callee-side INVITE to the trunk's next target.
     pub(crate) fn send_b_invite(&mut self, now: Instant, id: CallKey) {
         let Some(call) = self.calls.get_mut(&id) else { return };
@@ -387,6 +349,9 @@ impl Core {
             call.targets_tried += 1;
         }
         let Some(t) = call.target(trunk, call.targets_tried).cloned() else {
+            if call.entry + 1 < call.entries.len() {
+                return self.next_entry(now, id);
+            }
             call.cdr.end_reason = EndReason::TrunkOffline;
             return self.cancel_to_a_and_finish(now, id, 503);
         };
@@ -397,6 +362,11 @@ impl Core {
         let call = self.calls.get_mut(&id).expect("checked");
         call.targets_tried += 1;
         call.b_provisional = false;
+        call.cdr.attempts.push(crate::cdr::AttemptCdr {
+            trunk: trunk.name.clone(),
+            target: t.addr.to_string(),
+            code: 0,
+        });
         let leg = &mut call.legs[1];
         leg.dlg.local_cseq += 1;
         leg.dlg.dest = Dest { transport: tr, local, remote: t.addr };
@@ -419,7 +389,7 @@ impl Core {
         if let Some(call) = self.calls.get_mut(&id) {
             call.b_ctx = Some(k);
             let wait = Duration::from_millis(u64::from(call.cfg.sip.target_timeout_ms));
-            self.heap.push(Reverse((now + wait, id, CallTimer::TargetTimeout(call.targets_tried))));
+            self.heap.push(Reverse((now + wait, id, CallTimer::TargetTimeout(call.cdr.attempts.len()))));
         }
     }
 }

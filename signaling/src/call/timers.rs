@@ -21,7 +21,7 @@ impl Core {
                 self.cancel_b(now, id, 408);
             }
             CallTimer::Guard if call.state == State::Cancelling => self.finish(now, id),
-            CallTimer::TargetTimeout(n) if call.targets_tried == n && call.silent_target() => {
+            CallTimer::TargetTimeout(n) if call.cdr.attempts.len() == n && call.silent_target() => {
                 log::info!("call {}: target {} sent nothing in time, trying the next", id.0, n);
                 self.next_target(now, id);
             }

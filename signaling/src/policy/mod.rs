@@ -59,8 +59,11 @@ pub enum Decision {
 pub struct RoutePlan {
     /// The trunk the call came from.
     pub inbound: TrunkId,
-    /// Outbound trunks, tried in order (today: one entry; its targets fail over in order).
+    /// Outbound trunks, tried in order (the route's `trunk`, then its `then`); each one's
+    /// targets fail over in order before the next entry.
     pub entries: Vec<TrunkId>,
+    /// The route (index in [`Snapshot::routes`]) the plan came from: its `failover_codes`.
+    pub route: Option<usize>,
 }
 
 /// A refusal: status, the reason it names and where it is counted.
@@ -135,9 +138,10 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant) -> Decision 
     if !allowed.is_empty() && !allowed.iter().any(|t| crate::transport::Transport::from(*t) == call.transport) {
         return reject(RejectReason::TransportNotAllowed, Some(tin));
     }
-    let Some(tout) = routing::outbound(cfg, tin, call.user) else {
+    let Some((route, r)) = cfg.route_for(tin, call.user) else {
         return reject(RejectReason::NoRoute, Some(tin));
     };
+    let tout = r.trunk;
     if cfg.trunk(tout).targets.is_empty() {
         return reject(RejectReason::NoTargets, Some(tin));
     }
@@ -147,7 +151,8 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant) -> Decision 
     if !call.has_offer && cfg.trunk(tin).srtp == xtrunk_config::SrtpPolicy::Mandatory {
         return reject(RejectReason::OfferRequired, Some(tin));
     }
-    Decision::Route(RoutePlan { inbound: tin, entries: vec![tout] })
+    let entries = std::iter::once(tout).chain(r.then.iter().copied()).collect();
+    Decision::Route(RoutePlan { inbound: tin, entries, route: Some(route) })
 }
 
 #[cfg(test)]

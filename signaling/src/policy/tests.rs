@@ -75,16 +75,28 @@ fn unknown_source_is_rejected_403_without_a_trunk() {
 }
 
 #[test]
+fn a_route_lists_its_failover_trunks_in_order() {
+    let mut c = cfg();
+    let default = c.routes.iter().position(|r| r.prefix.is_empty()).unwrap();
+    c.routes[default].then = vec![CARRIER_B];
+    match admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now()) {
+        Decision::Route(p) => assert_eq!((p.entries, p.route), (vec![CARRIER_A, CARRIER_B], Some(default))),
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
 fn routes_by_longest_prefix_for_the_source_trunk() {
     let c = cfg();
     // From the PBX, 44… takes the PBX-only route; anything else the default.
-    let d = admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now());
-    assert_eq!(d, Decision::Route(RoutePlan { inbound: PBX, entries: vec![CARRIER_B] }));
-    let d = admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now());
-    assert_eq!(d, Decision::Route(RoutePlan { inbound: PBX, entries: vec![CARRIER_A] }));
+    let plan = |source: &str, user: &str| match admit(&c, &call(source, user, true), Instant::now()) {
+        Decision::Route(RoutePlan { inbound, entries, .. }) => (inbound, entries),
+        d => panic!("{d:?}"),
+    };
+    assert_eq!(plan("10.1.0.5:5060", "4420"), (PBX, vec![CARRIER_B]));
+    assert_eq!(plan("10.1.0.5:5060", "1555"), (PBX, vec![CARRIER_A]));
     // From the carrier, the PBX-only route does not apply.
-    let d = admit(&c, &call("192.0.2.1:5060", "4420", true), Instant::now());
-    assert_eq!(d, Decision::Route(RoutePlan { inbound: CARRIER_A, entries: vec![CARRIER_A] }));
+    assert_eq!(plan("192.0.2.1:5060", "4420"), (CARRIER_A, vec![CARRIER_A]));
 }
 
 #[test]

@@ -116,7 +116,13 @@ impl Sidecar {
             trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]),
             trunk("carrier", TrunkRole::Carrier, &[], carriers),
         ];
-        cfg.routes = vec![Route { prefix: String::new(), from_trunk: Some("pbx".into()), trunk: "carrier".into() }];
+        cfg.routes = vec![Route {
+            prefix: String::new(),
+            from_trunk: Some("pbx".into()),
+            trunk: "carrier".into(),
+            then: vec![],
+            failover_codes: xtrunk_config::default_failover_codes(),
+        }];
         tweak(&mut cfg);
         let server = Server::bind(&cfg, LoopbackMedia::default()).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
