@@ -49,3 +49,31 @@ fn route_hunts_over_three_trunks_and_the_cdr_lists_the_attempts() {
     }
     assert_clean(&s);
 }
+
+/// #16 DID pools on the rig: a carrier's call to a number of an account's pool reaches that
+/// account's PBX; a number in no pool gets `404` and no leg.
+#[test]
+fn a_did_outside_every_pool_is_404_and_one_inside_reaches_its_account() {
+    use xtrunk_config::Account;
+    use xtrunk_signaling::sip::msg::Method;
+    use xtrunk_signaling::testing::Pair;
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    cfg.accounts = vec![Account { name: "acme".into(), dids: vec!["493012345600-493012345699".into()] }];
+    let pbx: std::net::SocketAddr = "127.0.0.1:5062".parse().unwrap();
+    cfg.trunks[0].account = Some("acme".into());
+    cfg.trunks[0].targets =
+        vec![xtrunk_config::Target { addr: pbx, transport: xtrunk_config::Transport::Udp, weight: 1 }];
+    cfg.trunks[1].acl = vec!["192.0.2.0/24".parse().unwrap()];
+    let carrier: std::net::SocketAddr = "192.0.2.1:5060".parse().unwrap();
+    let mut p = Pair::new(&cfg, "127.0.0.1:5060".parse().unwrap(), 51);
+    let sdp = "v=0\r\no=c 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 9000 RTP/AVP 8\r\n";
+    let inv = |to: &str, id: &str| {
+        format!("INVITE sip:{to}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {carrier};branch=z9hG4bK{id};rport\r\nFrom: <sip:+4420@carrier>;tag=t{id}\r\nTo: <sip:{to}@x>\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{carrier}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len())
+    };
+    p.input(carrier, inv("+493099999999", "did1").as_bytes());
+    let r = p.take(carrier, |m| m.code().is_some_and(|c| c >= 200));
+    assert_eq!(r.code(), Some(404));
+    assert!(p.try_take(pbx, |m| m.method() == Some(&Method::Invite)).is_none());
+    p.input(carrier, inv("+493012345642", "did2").as_bytes());
+    p.take(pbx, |m| m.method() == Some(&Method::Invite));
+}

@@ -9,6 +9,7 @@
 //! The SDP offer is summarised here only as present/absent: it is parsed by the mechanics after
 //! admission, so an unidentified source's SDP costs no parsing.
 
+pub mod dids;
 pub mod identify;
 pub mod routing;
 
@@ -91,6 +92,8 @@ pub enum RejectReason {
     TransportNotAllowed,
     /// Every target of every trunk the route offers is offline (OPTIONS health).
     TrunkOffline,
+    /// A call from a carrier to a number in no account's DID pool.
+    Unprovisioned,
 }
 
 impl RejectReason {
@@ -101,6 +104,7 @@ impl RejectReason {
             Self::NoRoute | Self::NoTargets => 404,
             Self::OfferRequired => 488,
             Self::TrunkOffline => 503,
+            Self::Unprovisioned => 404,
         }
     }
 
@@ -112,6 +116,7 @@ impl RejectReason {
             Self::OfferRequired => "Offer Required",
             Self::TransportNotAllowed => "Transport Not Allowed",
             Self::TrunkOffline => "Trunk Offline",
+            Self::Unprovisioned => "Not Found",
         }
     }
 
@@ -119,7 +124,7 @@ impl RejectReason {
     pub fn end_reason(self) -> crate::cdr::EndReason {
         use crate::cdr::EndReason;
         match self {
-            Self::NoRoute | Self::NoTargets => EndReason::NoRoute,
+            Self::NoRoute | Self::NoTargets | Self::Unprovisioned => EndReason::NoRoute,
             Self::UnknownSource | Self::OfferRequired | Self::TransportNotAllowed => EndReason::Rejected,
             Self::TrunkOffline => EndReason::TrunkOffline,
         }
@@ -137,6 +142,18 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant) -> Decision 
     let allowed = &cfg.trunk(tin).transports;
     if !allowed.is_empty() && !allowed.iter().any(|t| crate::transport::Transport::from(*t) == call.transport) {
         return reject(RejectReason::TransportNotAllowed, Some(tin));
+    }
+    match dids::inbound(cfg, tin, call.user) {
+        dids::Inbound::ByPrefix => {}
+        dids::Inbound::Unprovisioned => return reject(RejectReason::Unprovisioned, Some(tin)),
+        dids::Inbound::To(entries) if entries.is_empty() => return reject(RejectReason::NoRoute, Some(tin)),
+        dids::Inbound::To(entries) => {
+            if !call.has_offer && cfg.trunk(tin).srtp == xtrunk_config::SrtpPolicy::Mandatory {
+                return reject(RejectReason::OfferRequired, Some(tin));
+            }
+            let route = cfg.route_for(tin, call.user).map(|(i, _)| i);
+            return Decision::Route(RoutePlan { inbound: tin, entries, route });
+        }
     }
     let Some((route, r)) = cfg.route_for(tin, call.user) else {
         return reject(RejectReason::NoRoute, Some(tin));

@@ -142,3 +142,27 @@ fn a_trunk_that_requires_tcp_refuses_udp() {
         (403, "Transport Not Allowed")
     );
 }
+
+#[test]
+fn dids_route_inbound_calls_to_the_owning_account_only() {
+    let text = format!(
+        "{CFG}\n[[account]]\nname = \"acme\"\ndids = [\"493012345600-493012345699\"]\n\n[[account]]\nname = \"other\"\ndids = [\"442071234567\"]\n"
+    )
+    .replace("name = \"pbx\"\nrole = \"customer\"", "name = \"pbx\"\nrole = \"customer\"\naccount = \"acme\"\ntargets = [{ addr = \"10.1.0.5:5060\" }]");
+    let c = Config::parse(&text, "test").unwrap().snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    let from_carrier = |user| admit(&c, &call("192.0.2.1:5060", user, true), Instant::now());
+    // In acme's pool: to acme's PBX (the default route would have sent it back upstream).
+    match from_carrier("+493012345678") {
+        Decision::Route(p) => assert_eq!(p.entries, vec![PBX]),
+        d => panic!("{d:?}"),
+    }
+    // In nobody's pool: 404, counted as no route.
+    let d = from_carrier("493099999999");
+    assert_eq!(d, Decision::Reject(Reject { why: RejectReason::Unprovisioned, trunk: Some(CARRIER_A) }));
+    assert_eq!((RejectReason::Unprovisioned.code(), RejectReason::Unprovisioned.phrase()), (404, "Not Found"));
+    // Another account's number: that account has no trunk to take it.
+    let d = from_carrier("442071234567");
+    assert_eq!(d, Decision::Reject(Reject { why: RejectReason::NoRoute, trunk: Some(CARRIER_A) }));
+    // Outbound from the PBX is not a DID call.
+    assert!(matches!(admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now()), Decision::Route(_)));
+}
