@@ -29,6 +29,13 @@ pub struct Sip {
     /// Seconds the whole hunt over a trunk's targets may take before the caller gets `408`
     /// (default 10); a target that rings is governed by `no_answer_timeout_secs` instead.
     pub hunt_timeout_secs: u32,
+    /// Session timers (RFC 4028): seconds a call's session lasts without a refresh; the edge
+    /// refreshes each leg (UPDATE) every half of it and ends a call (BYE both legs) whose leg
+    /// was not refreshed in time. 0 = only when the caller asks (its `Session-Expires`).
+    pub session_expires_secs: u32,
+    /// The smallest `Session-Expires` accepted (`422` with `Min-SE` below it). RFC 4028 says at
+    /// least 90; less is for test labs.
+    pub min_se_secs: u32,
     // TCP connection limits (issue #11). Read at each accept and idle sweep, so a reload applies.
     /// Most TCP connections open at once, accepted and outbound; more are refused (counted).
     pub tcp_max_connections: usize,
@@ -56,6 +63,8 @@ impl Default for Sip {
             no_answer_timeout_secs: 60,
             target_timeout_ms: 2000,
             hunt_timeout_secs: 10,
+            session_expires_secs: 0,
+            min_se_secs: 90,
             tcp_max_connections: 1024,
             tcp_max_per_source: 32,
             tcp_idle_timeout_s: 120,

@@ -139,6 +139,18 @@ impl Config {
         if sip.no_answer_timeout_secs == 0 {
             v.add("sip.no_answer_timeout_secs", "must be at least 1");
         }
+        if sip.min_se_secs == 0 || sip.min_se_secs > 86_400 {
+            v.add("sip.min_se_secs", format!("must be 1..=86400 (RFC 4028: at least 90), got {}", sip.min_se_secs));
+        }
+        if sip.session_expires_secs != 0 && !(sip.min_se_secs..=86_400).contains(&sip.session_expires_secs) {
+            v.add(
+                "sip.session_expires_secs",
+                format!(
+                    "must be 0 (off) or min_se_secs ({})..=86400, got {}",
+                    sip.min_se_secs, sip.session_expires_secs
+                ),
+            );
+        }
         if !(100..=64_000).contains(&sip.target_timeout_ms) {
             v.add("sip.target_timeout_ms", format!("must be between 100 and 64000, got {}", sip.target_timeout_ms));
         }

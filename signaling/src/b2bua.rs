@@ -386,6 +386,7 @@ impl Core {
             Purpose::Invite => self.b_final(now, id, key, None),
             Purpose::ReOffer => self.reoffer_final(now, id, 408, None),
             Purpose::TransferInvite => self.transfer_final(now, id, 408, None),
+            Purpose::Refresh(s) => self.refresh_result(now, id, s, 408),
             // A BYE that timed out: the call is already finished.
             _ => {}
         }
@@ -396,6 +397,7 @@ impl Core {
         match p {
             Purpose::Invite => self.b_response(now, id, key, msg),
             Purpose::ReOffer if code >= 200 => self.reoffer_final(now, id, code, Some(msg)),
+            Purpose::Refresh(s) if code >= 200 => self.refresh_result(now, id, s, code),
             Purpose::TransferInvite if code >= 200 => {
                 if !self.calls.contains_key(&id) {
                     if code < 300 {

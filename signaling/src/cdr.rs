@@ -151,6 +151,8 @@ pub enum EndReason {
     MediaLost,
     /// Every target of the route's trunks was offline (OPTIONS health).
     TrunkOffline,
+    /// A leg's session timer ran out (RFC 4028): no successful refresh in time.
+    SessionExpired,
     /// A value this version does not know (read from an older or newer journal).
     #[serde(other)]
     Other,
@@ -178,6 +180,7 @@ impl EndReason {
             Self::Shutdown => "shutdown",
             Self::MediaLost => "media_lost",
             Self::TrunkOffline => "trunk_offline",
+            Self::SessionExpired => "session_expired",
             Self::Other => "other",
         }
     }

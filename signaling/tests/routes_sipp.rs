@@ -77,3 +77,42 @@ fn a_did_outside_every_pool_is_404_and_one_inside_reaches_its_account() {
     p.input(carrier, inv("+493012345642", "did2").as_bytes());
     p.take(pbx, |m| m.method() == Some(&Method::Invite));
 }
+
+/// #16 session timers with SIPp on both legs: a 10 s interval is refreshed on both legs (each
+/// SIPp answers two UPDATEs); then a carrier that stops answering is cut within the interval,
+/// BYE on both legs.
+#[test]
+fn session_timer_refreshes_both_legs_and_a_silent_leg_is_cut() {
+    need_sipp!();
+    let tweak = |c: &mut xtrunk_config::Config| {
+        c.sip.min_se_secs = 10;
+        c.sip.no_answer_timeout_secs = 30;
+    };
+    let uas_port = free_port();
+    let side = Sidecar::start("st", &[uas_port], tweak);
+    let uas = sipp(&side.dir, "uas", "uas_session_timer", uas_port, None, 1, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    let pbx = sipp(&side.dir, "uac", "uac_session_timer", free_port(), Some(side.port), 1, &[]);
+    let (a, b) = (pbx.wait(), uas.wait());
+    println!("refreshed call took {:?}", t0.elapsed());
+    assert!(a.ok && b.ok, "{a:?} {b:?}");
+    // The carrier answers one refresh (at 5 s), then none: the call ends at ~15 s.
+    let uas_port = free_port();
+    let _ = side.stop();
+    let side = Sidecar::start("st2", &[uas_port], tweak);
+    let uas = sipp(&side.dir, "uas", "uas_session_silent", uas_port, None, 1, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    let pbx = sipp(&side.dir, "uac", "uac_session_expiry", free_port(), Some(side.port), 1, &[]);
+    let a = pbx.wait();
+    let took = t0.elapsed();
+    let b = uas.wait();
+    let cdrs = side.cdrs();
+    let s = side.stop();
+    println!("silent carrier: the caller got our BYE after {took:?}");
+    assert!(a.ok && b.ok, "{a:?} {b:?}");
+    assert!(took < Duration::from_secs(17), "{took:?}");
+    assert_eq!(cdrs.last().map(|c| c["end_reason"].clone()), Some("session_expired".into()), "{cdrs:?}");
+    assert_clean(&s);
+}

@@ -11,6 +11,7 @@ mod hunt;
 mod progress;
 mod reoffer;
 mod restart;
+mod session_timer;
 mod setup;
 mod teardown;
 mod timers;
@@ -106,6 +107,11 @@ pub(crate) struct Call {
     pub(crate) entry: usize,
     /// The route (index in the call's `cfg.routes`), for its `failover_codes`.
     pub(crate) route: Option<usize>,
+    /// Session timer interval in seconds (0 = none), per leg whether we refresh it, and the
+    /// generation of its last successful refresh (`call::session_timer`).
+    pub(crate) session_expires: u32,
+    pub(crate) refreshing: [bool; 2],
+    pub(crate) refresh_gen: [u32; 2],
     pub(crate) user: String,
     pub(crate) session: SessionId,
     pub(crate) spec: SessionSpec,
@@ -177,6 +183,10 @@ pub(crate) enum CallTimer {
     TargetTimeout(usize),
     /// `sip.hunt_timeout_secs` since the INVITE and no target has answered.
     HuntBudget,
+    /// Session timer: refresh leg N (UPDATE).
+    Refresh(u8),
+    /// Session timer: leg N's session ends unless refreshed since generation G.
+    Expiry(u8, u32),
 }
 
 impl Core {

@@ -164,6 +164,12 @@ impl Core {
         r.push(HName::Contact, contact);
         r.push(HName::Allow, ALLOW);
         r.push(HName::ContentType, "application/sdp");
+        if call.session_expires > 0 {
+            r.push(HName::Other("Session-Expires".into()), format!("{};refresher=uas", call.session_expires));
+            if super::session_timer::supports_timer(&call.a_invite) {
+                r.push(HName::Require, "timer");
+            }
+        }
         r.body = body;
         call.state = State::Answered;
         call.cdr.answer_ms = unix;
@@ -176,6 +182,7 @@ impl Core {
         *self.metrics.finals_to_caller.entry(200).or_insert(0) += 1;
         self.metrics.calls_answered += 1;
         self.journal_dirty.insert(id);
+        self.start_session_timers(now, id);
     }
 
     /// A non-2xx final (or timeout when `msg` is None) from the callee.

@@ -43,6 +43,12 @@ impl Core {
             r.push(HName::Other("Retry-After".into()), "30");
             return self.txs.respond(now, &k, &r);
         }
+        if let Err(min_se) = super::session_timer::interval(&self.cfg.sip, &req) {
+            let tag = self.token();
+            let mut r = response(&req, 422, "Session Interval Too Small", Some(&tag));
+            r.push(HName::Other("Min-SE".into()), min_se.to_string());
+            return self.txs.respond(now, &k, &r);
+        }
         let user = user_of(req.uri().unwrap_or(""));
         let from_uri = req.from().and_then(|f| Uri::parse(&f.uri).ok());
         let view = IncomingCall {
@@ -86,6 +92,7 @@ impl Core {
         let spec = session_spec(&cfg, session, &n, tin, tout, src.remote.ip());
         self.media_out.push_back(Command::Create(spec));
         let delayed_offer = req.body.is_empty();
+        let session_expires = super::session_timer::interval(&cfg.sip, &req).unwrap_or(0);
         let leg_a = self.caller_leg(&req, src, tin, n.ports[0], n.offer.clone());
         let leg_b = self.callee_leg(&req, &cfg, (tout, n.first_target), n.ports[1], n.b_origin, n.b_sdp);
         let cdr = Cdr {
@@ -120,6 +127,9 @@ impl Core {
             entries: plan.entries,
             entry: 0,
             route: plan.route,
+            session_expires,
+            refreshing: [session_expires > 0; 2],
+            refresh_gen: [0; 2],
             delayed_offer,
             user,
             session,
@@ -383,6 +393,11 @@ impl Core {
             .push(HName::Contact, contact)
             .push(HName::Allow, ALLOW)
             .push(HName::ContentType, "application/sdp");
+        if call.session_expires > 0 {
+            m.push(HName::Other("Session-Expires".into()), format!("{};refresher=uac", call.session_expires))
+                .push(HName::Other("Min-SE".into()), call.cfg.sip.min_se_secs.to_string())
+                .push(HName::Supported, "timer");
+        }
         m.body = leg.local_sdp.as_ref().map(Sdp::to_bytes).unwrap_or_default();
         let dest = leg.dlg.dest;
         let k = self.txs.send_request(now, m, dest, Owner::Call(id, Purpose::Invite));

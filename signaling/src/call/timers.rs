@@ -25,6 +25,8 @@ impl Core {
                 log::info!("call {}: target {} sent nothing in time, trying the next", id.0, n);
                 self.next_target(now, id);
             }
+            CallTimer::Refresh(s) => self.send_refresh(now, id, s),
+            CallTimer::Expiry(s, gen) => self.session_expired(now, id, s, gen),
             CallTimer::HuntBudget if call.silent_target() => {
                 log::info!("call {}: no target answered within the hunt budget", id.0);
                 if let Some(k) = call.b_ctx.take() {

@@ -36,7 +36,10 @@ pub fn preflight(req: &Message) -> Option<Refusal> {
         let unknown: Vec<&str> = req
             .headers_of(&HName::Require)
             .chain(req.headers_of(&HName::ProxyRequire))
-            .filter(|t| !t.is_empty())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            // Session timers (RFC 4028) are served: `call::session_timer`.
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
             .collect();
         if !unknown.is_empty() {
             return Some((420, "Bad Extension", Some((HName::Unsupported, unknown.join(", ")))));

@@ -27,6 +27,8 @@ pub enum Purpose {
     Answer2xx,
     /// Our 2xx to a re-INVITE (server side).
     ReOffer2xx,
+    /// A session-timer refresh (UPDATE) on leg N.
+    Refresh(u8),
 }
 
 /// Who a transaction reports to.
