@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod account;
+mod admission;
 mod datapath;
 mod media;
 mod node;
@@ -28,12 +29,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use account::{Account, DidRange};
+pub use admission::{Destinations, Fraud, Limits, NumberFormat, Numbers, Threshold};
 pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMode};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
 pub use node::{LogLevel, Node};
 pub use route::Route;
 pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
-pub use snapshot::{AccountId, AccountView, RouteView, Snapshot, TrunkId, TrunkView};
+pub use snapshot::{
+    AccountId, AccountView, Country, DestinationsView, NumbersView, RouteView, Snapshot, TrunkId, TrunkView,
+};
 pub use trunk::{AuthMode, Codec, SrtpPolicy, SrtpSuite, Target, Trunk, TrunkKind, TrunkRole, CODECS, SRTP_SUITES};
 pub use validate::{Host, Problem};
 

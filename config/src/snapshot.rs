@@ -15,8 +15,8 @@ use std::path::Path;
 use ipnet::IpNet;
 
 use crate::{
-    AuthMode, Codec, Config, Datapath, DidRange, Error, Host, Latch, Media, Node, Problem, Sip, SrtpPolicy, SrtpSuite,
-    Target, Transport, TrunkKind, TrunkRole, DEFAULT_TOML, EMBEDDED,
+    AuthMode, Codec, Config, Datapath, DidRange, Error, Fraud, Host, Latch, Limits, Media, Node, NumberFormat, Problem,
+    Sip, SrtpPolicy, SrtpSuite, Target, Transport, TrunkKind, TrunkRole, DEFAULT_TOML, EMBEDDED,
 };
 
 /// A trunk of one [`Snapshot`]: the index into [`Snapshot::trunks`] (config order).
@@ -80,10 +80,49 @@ pub struct TrunkView {
     pub sip_listen: Option<std::net::SocketAddr>,
     /// The address SDP carries for its legs (`media_ip`, or `[media]`'s).
     pub media_ip: std::net::IpAddr,
+    /// `[trunk.limits]`.
+    pub limits: Limits,
+    /// `[trunk.numbers]`, resolved.
+    pub numbers: NumbersView,
 }
 
+/// A trunk's `[trunk.numbers]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NumbersView {
+    /// Country of national numbers from this trunk.
+    pub country: Option<Country>,
+    /// How numbers are written toward it.
+    pub format: NumberFormat,
+    /// In the trust domain (PAI believed and sent).
+    pub trusted: bool,
+    /// Blocked caller-ID prefixes, E.164 digits without `+`.
+    pub cli_block: Vec<String>,
+}
+
+/// An account's `[account.destinations]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DestinationsView {
+    /// Allowed countries (empty = all not denied).
+    pub allow_countries: Vec<Country>,
+    /// Denied countries.
+    pub deny_countries: Vec<Country>,
+    /// Allowed E.164 digit prefixes.
+    pub allow_prefixes: Vec<String>,
+    /// Denied E.164 digit prefixes.
+    pub deny_prefixes: Vec<String>,
+    /// Premium-rate numbers allowed.
+    pub allow_premium: bool,
+    /// Shared-cost numbers allowed.
+    pub allow_shared_cost: bool,
+    /// The caller ID must be one of the account's DIDs.
+    pub owned_caller_id: bool,
+}
+
+/// A country, as the number library names it (ISO 3166 alpha-2).
+pub type Country = phonenumber::country::Id;
+
 /// An account, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountView {
     /// This account's id (its position in [`Snapshot::accounts`]).
     pub id: AccountId,
@@ -93,6 +132,12 @@ pub struct AccountView {
     pub dids: Vec<DidRange>,
     /// The trunks whose `account` names this account, in config order.
     pub trunks: Vec<TrunkId>,
+    /// `[account.limits]`.
+    pub limits: Limits,
+    /// `[account.destinations]`, resolved.
+    pub destinations: DestinationsView,
+    /// `[account.fraud]`.
+    pub fraud: Fraud,
 }
 
 /// A route, resolved.
@@ -253,6 +298,23 @@ impl Snapshot {
                 g711_transcode: t.g711_transcode,
                 sip_listen: t.sip_listen,
                 media_ip: t.media_ip.unwrap_or(cfg.media.sdp_ip()),
+                limits: t.limits.clone(),
+                numbers: NumbersView {
+                    country: t
+                        .numbers
+                        .country
+                        .as_deref()
+                        .map(|c| country(&format!("{p}.numbers.country"), c))
+                        .transpose()?,
+                    format: t.numbers.format,
+                    trusted: t.numbers.trusted,
+                    cli_block: t
+                        .numbers
+                        .cli_block_prefixes
+                        .iter()
+                        .map(|x| x.trim_start_matches('+').to_string())
+                        .collect(),
+                },
             });
         }
         let mut accounts = Vec::with_capacity(cfg.accounts.len());
@@ -262,7 +324,29 @@ impl Snapshot {
             let pool = typed(&a.dids, &format!("account[{i}].dids"), |d| DidRange::parse(d).ok())?;
             dids.extend(pool.iter().map(|r| (*r, id)));
             let owned = trunks.iter().filter(|t| t.account == Some(id)).map(|t| t.id).collect();
-            accounts.push(AccountView { id, name: a.name.clone(), dids: pool, trunks: owned });
+            let d = &a.destinations;
+            let p = format!("account[{i}].destinations");
+            let countries = |k: &str, list: &[String]| -> Result<Vec<Country>, Problem> {
+                list.iter().enumerate().map(|(j, c)| country(&format!("{p}.{k}[{j}]"), c)).collect()
+            };
+            let destinations = DestinationsView {
+                allow_countries: countries("allow_countries", &d.allow_countries)?,
+                deny_countries: countries("deny_countries", &d.deny_countries)?,
+                allow_prefixes: d.allow_prefixes.clone(),
+                deny_prefixes: d.deny_prefixes.clone(),
+                allow_premium: d.allow_premium,
+                allow_shared_cost: d.allow_shared_cost,
+                owned_caller_id: d.require_owned_caller_id.unwrap_or(!pool.is_empty()),
+            };
+            accounts.push(AccountView {
+                id,
+                name: a.name.clone(),
+                dids: pool,
+                trunks: owned,
+                limits: a.limits.clone(),
+                destinations,
+                fraud: a.fraud.clone(),
+            });
         }
         dids.sort_by_key(|(r, _)| (r.digits, r.start));
         let mut routes = Vec::with_capacity(cfg.routes.len());
@@ -287,6 +371,12 @@ impl Snapshot {
             dids,
         })
     }
+}
+
+/// The country named `c` (validation checked it).
+fn country(path: &str, c: &str) -> Result<Country, Problem> {
+    use std::str::FromStr;
+    Country::from_str(c).map_err(|_| Problem { path: path.to_string(), reason: format!("unknown country {c:?}") })
 }
 
 /// Name → id for names in config order (validation made them unique).

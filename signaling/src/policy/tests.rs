@@ -55,6 +55,7 @@ fn call<'a>(source: &str, user: &'a str, has_offer: bool) -> IncomingCall<'a> {
         user,
         from_user: Some("100"),
         pai: None,
+        privacy: None,
         has_offer,
     }
 }
@@ -69,7 +70,7 @@ fn identifies_the_trunk_by_acl() {
 
 #[test]
 fn unknown_source_is_rejected_403_without_a_trunk() {
-    let d = admit(&cfg(), &call("203.0.113.1:5060", "4420", true), Instant::now());
+    let d = admit(&cfg(), &call("203.0.113.1:5060", "4420", true), Instant::now(), &mut Admission::default());
     let Decision::Reject(r) = d else { panic!("{d:?}") };
     assert_eq!((r.why, r.trunk, r.why.code(), r.why.phrase()), (RejectReason::UnknownSource, None, 403, "Forbidden"));
 }
@@ -78,13 +79,13 @@ fn unknown_source_is_rejected_403_without_a_trunk() {
 fn routes_by_longest_prefix_for_the_source_trunk() {
     let c = cfg();
     // From the PBX, 44… takes the PBX-only route; anything else the default.
-    let d = admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now());
-    assert_eq!(d, Decision::Route(RoutePlan { inbound: PBX, entries: vec![CARRIER_B] }));
-    let d = admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now());
-    assert_eq!(d, Decision::Route(RoutePlan { inbound: PBX, entries: vec![CARRIER_A] }));
+    let d = admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now(), &mut Admission::default());
+    assert_eq!(d, Decision::Route(RoutePlan::new(PBX, vec![CARRIER_B])));
+    let d = admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now(), &mut Admission::default());
+    assert_eq!(d, Decision::Route(RoutePlan::new(PBX, vec![CARRIER_A])));
     // From the carrier, the PBX-only route does not apply.
-    let d = admit(&c, &call("192.0.2.1:5060", "4420", true), Instant::now());
-    assert_eq!(d, Decision::Route(RoutePlan { inbound: CARRIER_A, entries: vec![CARRIER_A] }));
+    let d = admit(&c, &call("192.0.2.1:5060", "4420", true), Instant::now(), &mut Admission::default());
+    assert_eq!(d, Decision::Route(RoutePlan::new(CARRIER_A, vec![CARRIER_A])));
 }
 
 #[test]
@@ -92,10 +93,10 @@ fn a_route_to_a_trunk_without_targets_and_a_missing_offer_are_rejected() {
     // Validation refuses a route to a trunk without targets; policy still checks.
     let mut c = cfg();
     c.trunks[CARRIER_B.index()].targets.clear();
-    let d = admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now());
+    let d = admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now(), &mut Admission::default());
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::NoTargets, trunk: Some(PBX) }));
     let c = cfg();
-    let d = admit(&c, &call("10.1.0.5:5060", "1555", false), Instant::now());
+    let d = admit(&c, &call("10.1.0.5:5060", "1555", false), Instant::now(), &mut Admission::default());
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::OfferRequired, trunk: Some(PBX) }));
     assert_eq!(RejectReason::OfferRequired.code(), 488);
 }
@@ -105,7 +106,7 @@ fn no_route_when_no_prefix_matches() {
     let mut c = raw();
     c.routes.retain(|r| !r.prefix.is_empty());
     let c = c.snapshot(Host { cores: 2, check_paths: false }).unwrap();
-    let d = admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now());
+    let d = admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now(), &mut Admission::default());
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::NoRoute, trunk: Some(PBX) }));
     assert_eq!(RejectReason::NoRoute.end_reason().as_str(), "no_route");
 }
@@ -117,11 +118,11 @@ fn a_trunk_that_requires_tcp_refuses_udp() {
     let c = c.snapshot(Host { cores: 2, check_paths: false }).unwrap();
     let udp = call("10.1.2.3:5060", "4930", true);
     assert_eq!(
-        admit(&c, &udp, Instant::now()),
+        admit(&c, &udp, Instant::now(), &mut Admission::default()),
         Decision::Reject(Reject { why: RejectReason::TransportNotAllowed, trunk: Some(PBX) })
     );
     let tcp = IncomingCall { transport: crate::transport::Transport::Tcp, ..udp };
-    assert!(matches!(admit(&c, &tcp, Instant::now()), Decision::Route(_)));
+    assert!(matches!(admit(&c, &tcp, Instant::now(), &mut Admission::default()), Decision::Route(_)));
     assert_eq!(
         (RejectReason::TransportNotAllowed.code(), RejectReason::TransportNotAllowed.phrase()),
         (403, "Transport Not Allowed")
