@@ -144,6 +144,7 @@ impl Core {
     pub fn reload(&mut self, cfg: Arc<Snapshot>) {
         self.txs.set_limits(Limits::from_config(&cfg.sip.limits));
         self.txs.set_agent(&cfg.node.name);
+        self.admission.reload(&self.cfg, &cfg);
         self.cfg = cfg;
     }
 

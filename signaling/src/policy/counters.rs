@@ -123,6 +123,9 @@ pub trait CounterStore {
     fn record(&mut self, scope: Scope, now: Instant);
     /// Live leases.
     fn leases(&self) -> usize;
+    /// Renames every scope after a reload renumbered trunks/accounts; a scope mapped to None
+    /// (removed from the configuration) is dropped, and the leases holding it forget it.
+    fn remap(&mut self, f: &dyn Fn(Scope) -> Option<Scope>);
 }
 
 /// Calls per bucket of a rolling window; the oldest bucket falls off as time moves on.
@@ -297,6 +300,16 @@ impl CounterStore for MemoryStore {
     fn leases(&self) -> usize {
         self.leases.len()
     }
+
+    fn remap(&mut self, f: &dyn Fn(Scope) -> Option<Scope>) {
+        for holds in self.leases.values_mut() {
+            *holds = holds.iter().filter_map(|(s, d)| f(*s).map(|s| (s, *d))).collect();
+        }
+        self.live = std::mem::take(&mut self.live).into_iter().filter_map(|(s, v)| f(s).map(|s| (s, v))).collect();
+        self.tat = std::mem::take(&mut self.tat).into_iter().filter_map(|(s, v)| f(s).map(|s| (s, v))).collect();
+        self.windows =
+            std::mem::take(&mut self.windows).into_iter().filter_map(|(s, v)| f(s).map(|s| (s, v))).collect();
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +379,23 @@ mod tests {
         assert_eq!(s.take(b, short, t0), Take::Now);
         assert!(matches!(s.take(b, short, t0), Take::At(_)));
         assert!(matches!(s.take(b, short, t0), Take::Refused(_)), "queue of 1 is full");
+    }
+
+    #[test]
+    fn remap_follows_renumbered_scopes() {
+        let mut s = MemoryStore::new();
+        let now = Instant::now();
+        let t1 = Scope::Trunk(TrunkId(1));
+        let l = s.try_acquire(&[want(T, Dir::Inbound, 5), want(t1, Dir::Outbound, 5)], now).unwrap();
+        // Trunk 0 became trunk 1; trunk 1 was removed.
+        s.remap(&|x| match x {
+            Scope::Trunk(TrunkId(0)) => Some(t1),
+            Scope::Trunk(_) => None,
+            a => Some(a),
+        });
+        assert_eq!((s.channels(T), s.channels(t1)), ((0, 0), (1, 0)));
+        assert!(s.release(l));
+        assert_eq!(s.channels(t1), (0, 0));
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct Verdict {
 /// A call's entry in the tables, for [`FraudTables::ended`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FraudKey {
+    /// The account (renamed by [`FraudTables::remap`] only for tables; a stale key of a
+    /// renumbered account finds no entry, or another account's, and only saturates).
     account: AccountId,
     prefix: u64,
 }
@@ -131,6 +133,12 @@ fn over(t: Threshold, v: u32, warnings: &mut Vec<Measure>, m: Measure) -> Option
 }
 
 impl FraudTables {
+    /// Renames accounts after a reload renumbered them (None: removed, its table dropped).
+    pub fn remap(&mut self, f: &dyn Fn(AccountId) -> Option<AccountId>) {
+        self.accounts =
+            std::mem::take(&mut self.accounts).into_iter().filter_map(|(a, t)| f(a).map(|a| (a, t))).collect();
+    }
+
     /// Entries held, over every account.
     pub fn len(&self) -> usize {
         self.accounts.values().map(|t| t.current.len() + t.previous.len()).sum()

@@ -143,6 +143,23 @@ impl Admission {
         }
     }
 
+    /// Follows a reload: trunks and accounts are matched by name between `old` and `new` (ids
+    /// are positions and may change); those gone are dropped from the tables.
+    pub fn reload(&mut self, old: &Snapshot, new: &Snapshot) {
+        let same = old.trunks.iter().map(|t| &t.name).eq(new.trunks.iter().map(|t| &t.name))
+            && old.accounts.iter().map(|a| &a.name).eq(new.accounts.iter().map(|a| &a.name));
+        if same {
+            return;
+        }
+        let trunk = |t: TrunkId| new.trunk_by_name(&old.trunks.get(t.index())?.name);
+        let account = |a: xtrunk_config::AccountId| new.account_by_name(&old.accounts.get(a.index())?.name);
+        self.store.remap(&|s| match s {
+            counters::Scope::Trunk(t) => trunk(t).map(counters::Scope::Trunk),
+            counters::Scope::Account(a) => account(a).map(counters::Scope::Account),
+        });
+        self.fraud.remap(&account);
+    }
+
     /// Re-takes the channels of a call resumed after a restart (no limit checked: it exists).
     pub fn adopt(&mut self, cfg: &Snapshot, tin: TrunkId, tout: TrunkId, now: Instant) -> Hold {
         let wants: Vec<counters::Want> = [(tin, counters::Dir::Inbound), (tout, counters::Dir::Outbound)]

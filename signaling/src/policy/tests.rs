@@ -128,3 +128,85 @@ fn a_trunk_that_requires_tcp_refuses_udp() {
         (403, "Transport Not Allowed")
     );
 }
+
+/// The PBX in account "acme" (DIDs 4420712345xx) with `limits` TOML for the account.
+fn limited(account: &str, pbx: &str) -> Snapshot {
+    let text = format!(
+        "[[account]]\nname = \"acme\"\ndids = [\"442071234500-442071234599\"]\n{account}\n{}",
+        CFG.replacen("codecs = [\"PCMA\"]", &format!("codecs = [\"PCMA\"]\naccount = \"acme\"\n{pbx}"), 1)
+    );
+    Config::parse(&text, "test").unwrap().snapshot(Host { cores: 2, check_paths: false }).unwrap()
+}
+
+fn owned_call<'a>(source: &str, user: &'a str) -> IncomingCall<'a> {
+    IncomingCall { from_user: Some("+442071234501"), ..call(source, user, true) }
+}
+
+#[test]
+fn limits_take_a_lease_that_release_returns() {
+    let c = limited("[account.limits]\nchannels = 2", "");
+    let mut adm = Admission::default();
+    let now = Instant::now();
+    let call = owned_call("10.1.0.5:5060", "+4930123456");
+    let Decision::Route(mut a) = admit(&c, &call, now, &mut adm) else { panic!() };
+    let Decision::Route(_b) = admit(&c, &call, now, &mut adm) else { panic!() };
+    let d = admit(&c, &call, now, &mut adm);
+    let Decision::Reject(r) = d else { panic!("{d:?}") };
+    assert_eq!((r.why.code(), r.why.cause()), (503, "channels_full_account"));
+    adm.release(&mut a.hold, None);
+    adm.release(&mut a.hold, None); // idempotent
+    assert!(matches!(admit(&c, &call, now, &mut adm), Decision::Route(_)));
+    assert_eq!(adm.store.leases(), 2);
+}
+
+#[test]
+fn the_inbound_split_leaves_room_for_calls_to_the_account() {
+    // 2 channels, at most 1 from the PBX: the second call from it is refused while a call
+    // from the carrier to the PBX (outbound for the account) still fits.
+    let c = limited("[account.limits]\nchannels = 2\nchannels_inbound = 1", "");
+    let mut adm = Admission::default();
+    let now = Instant::now();
+    assert!(matches!(admit(&c, &owned_call("10.1.0.5:5060", "+4930123456"), now, &mut adm), Decision::Route(_)));
+    let d = admit(&c, &owned_call("10.1.0.5:5060", "+4930123457"), now, &mut adm);
+    assert!(matches!(d, Decision::Reject(Reject { why: RejectReason::ChannelsFull { account: true, code: 503 }, .. })));
+    assert_eq!(adm.store.channels(counters::Scope::Account(xtrunk_config::AccountId(0))), (1, 0));
+}
+
+#[test]
+fn trunk_cps_refuses_with_retry_after_and_caps_name_the_period() {
+    let c = limited("", "[trunk.limits]\ncps = 1\ncalls_per_hour = 2");
+    let mut adm = Admission::default();
+    let t0 = Instant::now();
+    let call = owned_call("10.1.0.5:5060", "+4930123456");
+    assert!(matches!(admit(&c, &call, t0, &mut adm), Decision::Route(_)));
+    let Decision::Reject(r) = admit(&c, &call, t0, &mut adm) else { panic!() };
+    assert_eq!((r.why.code(), r.why.cause(), r.why.retry_after()), (503, "cps_trunk", Some(1)));
+    let t1 = t0 + std::time::Duration::from_secs(1);
+    assert!(matches!(admit(&c, &call, t1, &mut adm), Decision::Route(_)));
+    let t2 = t0 + std::time::Duration::from_secs(2);
+    let Decision::Reject(r) = admit(&c, &call, t2, &mut adm) else { panic!() };
+    assert_eq!((r.why.code(), r.why.cause()), (403, "calls_per_hour_trunk"));
+}
+
+#[test]
+fn a_resumed_call_holds_its_channel_and_a_reload_keeps_counts_by_name() {
+    let c = limited("[account.limits]\nchannels = 1", "");
+    let mut adm = Admission::default();
+    let now = Instant::now();
+    let mut held = adm.adopt(&c, PBX, CARRIER_A, now);
+    assert!(held.lease.is_some());
+    let call = owned_call("10.1.0.5:5060", "+4930123456");
+    assert!(matches!(admit(&c, &call, now, &mut adm), Decision::Reject(_)), "the resumed call fills the account");
+    // A reload that renumbers the trunks (a new one first) keeps the count on the PBX.
+    let mut raw = c.raw.clone();
+    let mut extra = raw.trunks[2].clone();
+    extra.name = "carrier-c".into();
+    raw.trunks.insert(0, extra);
+    let c2 = raw.snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    adm.reload(&c, &c2);
+    let pbx2 = c2.trunk_by_name("pbx").unwrap();
+    assert_eq!(adm.store.channels(counters::Scope::Trunk(pbx2)), (0, 0), "no trunk limit: not counted");
+    assert!(matches!(admit(&c2, &call, now, &mut adm), Decision::Reject(_)), "account count kept");
+    adm.release(&mut held, None);
+    assert!(matches!(admit(&c2, &call, now, &mut adm), Decision::Route(_)));
+}
