@@ -170,6 +170,19 @@ fn a_queued_call_cancelled_releases_its_channel() {
     assert_eq!(carrier_invites(&mut p).len(), 0, "the cancelled call never reaches the carrier");
 }
 
+#[test]
+fn shutdown_answers_the_queued_invites() {
+    let mut p = rig("", "", "[account.limits]\ncps = 1");
+    p.input(addr(PBX), &invite(1, DE, OWNED, ""));
+    p.input(addr(PBX), &invite(2, DE, OWNED, ""));
+    let now = p.now;
+    p.core.shutdown(now, xtrunk_signaling::cdr::EndReason::Shutdown);
+    p.pump();
+    assert_eq!(final_for(&mut p, 2).and_then(|m| m.code()), Some(503));
+    assert!(p.cdrs.iter().any(|c| c.call_id == "c2" && c.end_reason.as_str() == "shutdown"));
+    assert_eq!(p.core.admission_tables().0, 0, "no hold left once the queue is emptied");
+}
+
 /// Ends call `n` whose carrier INVITE is `b` by `how`.
 fn end(p: &mut Pair, n: u32, b: &Message, how: &str) {
     let carrier = addr(CARRIER);

@@ -324,6 +324,12 @@ impl Core {
             self.media_lost = true;
             self.abandon_media();
         }
+        // INVITEs waiting for their CPS slot never start: 503 (their CDR says why).
+        for q in std::mem::take(&mut self.queued) {
+            let mut hold = q.plan.hold;
+            self.admission.release(&mut hold, None);
+            self.reject_invite(now, &q.k, &q.req, 503, "Shutting Down", Some(q.plan.inbound), why);
+        }
         let ids: Vec<CallKey> = self.calls.keys().copied().collect();
         for id in ids {
             let Some(c) = self.calls.get_mut(&id) else { continue };
