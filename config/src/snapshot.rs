@@ -299,22 +299,7 @@ impl Snapshot {
                 sip_listen: t.sip_listen,
                 media_ip: t.media_ip.unwrap_or(cfg.media.sdp_ip()),
                 limits: t.limits.clone(),
-                numbers: NumbersView {
-                    country: t
-                        .numbers
-                        .country
-                        .as_deref()
-                        .map(|c| country(&format!("{p}.numbers.country"), c))
-                        .transpose()?,
-                    format: t.numbers.format,
-                    trusted: t.numbers.trusted,
-                    cli_block: t
-                        .numbers
-                        .cli_block_prefixes
-                        .iter()
-                        .map(|x| x.trim_start_matches('+').to_string())
-                        .collect(),
-                },
+                numbers: numbers_view(&p, &t.numbers)?,
             });
         }
         let mut accounts = Vec::with_capacity(cfg.accounts.len());
@@ -324,20 +309,7 @@ impl Snapshot {
             let pool = typed(&a.dids, &format!("account[{i}].dids"), |d| DidRange::parse(d).ok())?;
             dids.extend(pool.iter().map(|r| (*r, id)));
             let owned = trunks.iter().filter(|t| t.account == Some(id)).map(|t| t.id).collect();
-            let d = &a.destinations;
-            let p = format!("account[{i}].destinations");
-            let countries = |k: &str, list: &[String]| -> Result<Vec<Country>, Problem> {
-                list.iter().enumerate().map(|(j, c)| country(&format!("{p}.{k}[{j}]"), c)).collect()
-            };
-            let destinations = DestinationsView {
-                allow_countries: countries("allow_countries", &d.allow_countries)?,
-                deny_countries: countries("deny_countries", &d.deny_countries)?,
-                allow_prefixes: d.allow_prefixes.clone(),
-                deny_prefixes: d.deny_prefixes.clone(),
-                allow_premium: d.allow_premium,
-                allow_shared_cost: d.allow_shared_cost,
-                owned_caller_id: d.require_owned_caller_id.unwrap_or(!pool.is_empty()),
-            };
+            let destinations = destinations_view(&format!("account[{i}].destinations"), a, !pool.is_empty())?;
             accounts.push(AccountView {
                 id,
                 name: a.name.clone(),
@@ -371,6 +343,33 @@ impl Snapshot {
             dids,
         })
     }
+}
+
+/// A trunk's `numbers` at `p`, resolved.
+fn numbers_view(p: &str, n: &crate::Numbers) -> Result<NumbersView, Problem> {
+    Ok(NumbersView {
+        country: n.country.as_deref().map(|c| country(&format!("{p}.numbers.country"), c)).transpose()?,
+        format: n.format,
+        trusted: n.trusted,
+        cli_block: n.cli_block_prefixes.iter().map(|x| x.trim_start_matches('+').to_string()).collect(),
+    })
+}
+
+/// An account's `destinations` at `p`, resolved; `has_dids`: the default of the ownership check.
+fn destinations_view(p: &str, a: &crate::Account, has_dids: bool) -> Result<DestinationsView, Problem> {
+    let d = &a.destinations;
+    let countries = |k: &str, list: &[String]| -> Result<Vec<Country>, Problem> {
+        list.iter().enumerate().map(|(j, c)| country(&format!("{p}.{k}[{j}]"), c)).collect()
+    };
+    Ok(DestinationsView {
+        allow_countries: countries("allow_countries", &d.allow_countries)?,
+        deny_countries: countries("deny_countries", &d.deny_countries)?,
+        allow_prefixes: d.allow_prefixes.clone(),
+        deny_prefixes: d.deny_prefixes.clone(),
+        allow_premium: d.allow_premium,
+        allow_shared_cost: d.allow_shared_cost,
+        owned_caller_id: d.require_owned_caller_id.unwrap_or(has_dids),
+    })
 }
 
 /// The country named `c` (validation checked it).
