@@ -83,7 +83,8 @@ pub fn admit(
                 let account = matches!(wants[i].scope, Scope::Account(_));
                 let l = scopes(cfg, tin, tout).find(|(s, d, _)| *s == wants[i].scope && *d == wants[i].dir);
                 let code = l.map_or(503, |(_, _, l)| l.channels_full_code);
-                return Err(RejectReason::ChannelsFull { account, code });
+                let outbound = wants[i].dir == Dir::Outbound;
+                return Err(RejectReason::ChannelsFull { account, outbound, code });
             }
         }
     };

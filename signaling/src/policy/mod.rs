@@ -204,6 +204,8 @@ pub enum RejectReason {
     ChannelsFull {
         /// The account's limit (else the trunk's).
         account: bool,
+        /// The callee side's (the outbound trunk or its account): another route may be tried.
+        outbound: bool,
         /// The status to answer.
         code: u16,
     },
@@ -359,23 +361,40 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Ad
         hold.fraud = Some(key);
         warnings = v.warnings;
     }
-    match limits::admit(cfg, adm.store.as_mut(), tin, tout, now) {
-        Ok(p) => {
-            hold.lease = p.lease;
-            Decision::Route(RoutePlan {
-                inbound: tin,
-                entries: vec![tout],
-                numbers,
-                hold,
-                start_at: p.start_at,
-                warnings,
-            })
-        }
-        Err(why) => {
-            adm.release(&mut hold, None);
-            reject(why, Some(tin))
+    // The limits; when the chosen trunk's channels are full, the next route that matches
+    // (shorter prefix) is tried, with its own number plan.
+    let mut plan = Some(numbers);
+    let mut last = RejectReason::NoRoute;
+    for tout in routing::candidates(cfg, tin, call.user) {
+        let numbers = match plan.take() {
+            Some(n) => n,
+            None => match callerid::plan(cfg, call, tin, tout) {
+                Ok(n) => n,
+                Err(_) => continue,
+            },
+        };
+        match limits::admit(cfg, adm.store.as_mut(), tin, tout, now) {
+            Ok(p) => {
+                hold.lease = p.lease;
+                let entries = vec![tout];
+                return Decision::Route(RoutePlan {
+                    inbound: tin,
+                    entries,
+                    numbers,
+                    hold,
+                    start_at: p.start_at,
+                    warnings,
+                });
+            }
+            Err(why @ RejectReason::ChannelsFull { outbound: true, .. }) => last = why,
+            Err(why) => {
+                last = why;
+                break;
+            }
         }
     }
+    adm.release(&mut hold, None);
+    reject(last, Some(tin))
 }
 
 #[cfg(test)]

@@ -168,7 +168,10 @@ fn the_inbound_split_leaves_room_for_calls_to_the_account() {
     let now = Instant::now();
     assert!(matches!(admit(&c, &owned_call("10.1.0.5:5060", "+4930123456"), now, &mut adm), Decision::Route(_)));
     let d = admit(&c, &owned_call("10.1.0.5:5060", "+4930123457"), now, &mut adm);
-    assert!(matches!(d, Decision::Reject(Reject { why: RejectReason::ChannelsFull { account: true, code: 503 }, .. })));
+    assert!(matches!(
+        d,
+        Decision::Reject(Reject { why: RejectReason::ChannelsFull { account: true, outbound: false, code: 503 }, .. })
+    ));
     assert_eq!(adm.store.channels(counters::Scope::Account(xtrunk_config::AccountId(0))), (1, 0));
 }
 
@@ -209,4 +212,35 @@ fn a_resumed_call_holds_its_channel_and_a_reload_keeps_counts_by_name() {
     assert!(matches!(admit(&c2, &call, now, &mut adm), Decision::Reject(_)), "account count kept");
     adm.release(&mut held, None);
     assert!(matches!(admit(&c2, &call, now, &mut adm), Decision::Route(_)));
+}
+
+#[test]
+fn full_channels_on_the_chosen_trunk_fail_over_to_the_next_route() {
+    let mut c = raw();
+    c.trunks[2].limits.channels = Some(1); // carrier-b, the PBX's route for 44…
+    let c = c.snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    assert_eq!(routing::candidates(&c, PBX, "4420"), vec![CARRIER_B, CARRIER_A]);
+    let mut adm = Admission::default();
+    let now = Instant::now();
+    let go = |adm: &mut Admission| match admit(&c, &call("10.1.0.5:5060", "4420", true), now, adm) {
+        Decision::Route(p) => p.entries[0],
+        d => panic!("{d:?}"),
+    };
+    assert_eq!(go(&mut adm), CARRIER_B);
+    assert_eq!(go(&mut adm), CARRIER_A, "carrier-b full: the default route takes it");
+    // With the default route full too, the refusal names the channels.
+    let mut r = raw();
+    r.trunks[2].limits.channels = Some(1);
+    r.trunks[1].limits.channels = Some(1);
+    let c = r.snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    let mut adm = Admission::default();
+    let call = call("10.1.0.5:5060", "4420", true);
+    assert!(matches!(admit(&c, &call, now, &mut adm), Decision::Route(_)));
+    assert!(matches!(admit(&c, &call, now, &mut adm), Decision::Route(_)));
+    let d = admit(&c, &call, now, &mut adm);
+    assert!(
+        matches!(d, Decision::Reject(Reject { why: RejectReason::ChannelsFull { outbound: true, .. }, .. })),
+        "{d:?}"
+    );
+    assert_eq!(adm.store.leases(), 2);
 }
