@@ -237,7 +237,8 @@ pub struct Numbers {
     /// it. Untrusted trunks' PAI is stripped and none is sent to them.
     #[serde(default)]
     pub trusted: bool,
-    /// Caller IDs (E.164 prefixes, `+` optional) refused from this trunk (`+6113`, `+611300`...).
+    /// Caller IDs (E.164 prefixes, `+` optional) refused on calls from or to this trunk
+    /// (Plivo refuses `+6113`, `+611300`, `+611800`, `+611900`: list them on that carrier).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cli_block_prefixes: Vec<String>,
 }

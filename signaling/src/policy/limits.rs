@@ -41,6 +41,19 @@ fn period_cap(l: &Limits, p: Period) -> Option<u32> {
     }
 }
 
+/// The channels a call from `tin` to `tout` takes: one per scope with a channel limit.
+pub fn channel_wants(cfg: &Snapshot, tin: TrunkId, tout: TrunkId) -> Vec<Want> {
+    scopes(cfg, tin, tout)
+        .filter(|(_, _, l)| l.channels.is_some() || l.channels_inbound.is_some() || l.channels_outbound.is_some())
+        .map(|(scope, dir, l)| Want {
+            scope,
+            dir,
+            total: l.channels,
+            in_dir: if dir == Dir::Inbound { l.channels_inbound } else { l.channels_outbound },
+        })
+        .collect()
+}
+
 /// Checks and takes every limit of a call from `tin` to `tout`.
 pub fn admit(
     cfg: &Snapshot,
@@ -65,15 +78,7 @@ pub fn admit(
             }
         }
     }
-    let wants: Vec<Want> = scopes(cfg, tin, tout)
-        .filter(|(_, _, l)| l.channels.is_some() || l.channels_inbound.is_some() || l.channels_outbound.is_some())
-        .map(|(scope, dir, l)| Want {
-            scope,
-            dir,
-            total: l.channels,
-            in_dir: if dir == Dir::Inbound { l.channels_inbound } else { l.channels_outbound },
-        })
-        .collect();
+    let wants = channel_wants(cfg, tin, tout);
     let lease = if wants.is_empty() {
         None
     } else {

@@ -162,16 +162,9 @@ impl Admission {
 
     /// Re-takes the channels of a call resumed after a restart (no limit checked: it exists).
     pub fn adopt(&mut self, cfg: &Snapshot, tin: TrunkId, tout: TrunkId, now: Instant) -> Hold {
-        let wants: Vec<counters::Want> = [(tin, counters::Dir::Inbound), (tout, counters::Dir::Outbound)]
+        let wants: Vec<counters::Want> = limits::channel_wants(cfg, tin, tout)
             .into_iter()
-            .flat_map(|(t, dir)| {
-                let tv = cfg.trunk(t);
-                let acc = tv.account.map(|a| (counters::Scope::Account(a), dir, cfg.account(a).limits.channels));
-                [Some((counters::Scope::Trunk(t), dir, tv.limits.channels)), acc]
-            })
-            .flatten()
-            .filter(|(_, _, l)| l.is_some())
-            .map(|(scope, dir, _)| counters::Want { scope, dir, total: None, in_dir: None })
+            .map(|w| counters::Want { total: None, in_dir: None, ..w })
             .collect();
         let lease = (!wants.is_empty()).then(|| self.store.try_acquire(&wants, now).ok()).flatten();
         Hold { lease, fraud: None }
