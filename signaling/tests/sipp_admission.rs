@@ -192,3 +192,22 @@ fn privacy_id_reaches_the_carrier_anonymised_with_pai_kept() {
     assert!(r.elapsed < Duration::from_secs(30));
     assert_clean(&r.summary);
 }
+
+#[test]
+fn a_fraud_burst_to_one_international_prefix_is_blocked_before_n_calls() {
+    need_sipp!();
+    // +882 (international networks): premium-looking, not flagged premium by the library.
+    let rows: Vec<String> = (0..20).map(|i| format!("+88234567{i:04}")).collect();
+    let rows: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r.as_str(), "+442071234501", "X-Case: fraud")).collect();
+    let r = run("adm-fraud", "uas_basic", 20, 10, 50, &rows, false, |c| {
+        c.accounts = vec![account(
+            "[account.destinations]\nallow_premium = true\n[account.fraud]\ncalls_per_minute = { warning = 3, critical = 6 }",
+        )];
+        c.trunks[0].account = Some("acme".into());
+    });
+    assert!(r.uac.ok, "uac {:?}", r.uac);
+    assert_eq!(answered(&r.cdrs).len(), 5, "blocked from the 6th call on");
+    assert_eq!(causes(&r.cdrs, "fraud_calls_per_minute"), 15);
+    assert_eq!(r.summary.metrics.fraud_warnings["calls_per_minute"]["pbx"], 3);
+    assert_clean(&r.summary);
+}
