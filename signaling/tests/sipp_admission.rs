@@ -211,3 +211,78 @@ fn a_fraud_burst_to_one_international_prefix_is_blocked_before_n_calls() {
     assert_eq!(r.summary.metrics.fraud_warnings["calls_per_minute"]["pbx"], 3);
     assert_clean(&r.summary);
 }
+
+#[test]
+fn a_ten_channel_trunk_never_exceeds_ten_with_cancel_busy_and_bye_mixed() {
+    need_sipp!();
+    let (p_bye, p_cancel, p_busy) = (free_port(), free_port(), free_port());
+    let side = Sidecar::start("adm-mix", &[p_bye], |c| {
+        c.trunks[0].limits.channels = Some(10);
+        c.trunks.push(trunk("c-cancel", xtrunk_config::TrunkRole::Carrier, &[], &[p_cancel]));
+        c.trunks.push(trunk("c-busy", xtrunk_config::TrunkRole::Carrier, &[], &[p_busy]));
+        for (prefix, t) in [("+33", "c-cancel"), ("+44", "c-busy")] {
+            let trunk = t.to_string();
+            c.routes.push(xtrunk_config::Route { prefix: prefix.into(), from_trunk: Some("pbx".into()), trunk });
+        }
+    });
+    let inf = inject(&side.dir, &[DE]);
+    let uas = [
+        sipp(&side.dir, "uas-bye", "uas_basic", p_bye, None, 60, &[]),
+        sipp(&side.dir, "uas-cancel", "uas_cancelled", p_cancel, None, 60, &[]),
+        sipp(&side.dir, "uas-busy", "uas_busy", p_busy, None, 60, &[]),
+    ];
+    std::thread::sleep(Duration::from_millis(200));
+    let uacs = [
+        sipp(
+            &side.dir,
+            "uac-bye",
+            "uac_admit",
+            free_port(),
+            Some(side.port),
+            40,
+            &["-r", "10", "-d", "2000", "-inf", &inf],
+        ),
+        sipp(
+            &side.dir,
+            "uac-cancel",
+            "uac_cancel",
+            free_port(),
+            Some(side.port),
+            40,
+            &["-r", "10", "-s", "+33142685300"],
+        ),
+        sipp(&side.dir, "uac-busy", "uac_busy", free_port(), Some(side.port), 40, &["-r", "10", "-s", "+442071234567"]),
+    ];
+    for u in uacs {
+        // The cancel/busy UACs fail the calls refused 503 (their scenarios expect 180/486).
+        let _ = u.wait();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let cdrs = side.cdrs();
+    let summary = side.stop();
+    for u in uas {
+        u.kill();
+    }
+    let refused = causes(&cdrs, "channels_full_trunk");
+    let held: Vec<&serde_json::Value> = cdrs.iter().filter(|c| c["cause"] != "channels_full_trunk").collect();
+    assert_eq!(held.len() + refused, 120, "every call has a CDR");
+    assert!(refused > 0, "the trunk was full at times");
+    for (d, n) in [(200, "bye"), (487, "cancel"), (486, "busy")] {
+        assert!(held.iter().any(|c| c["disposition"] == d), "some {n} calls passed");
+    }
+    let mut ev: Vec<(u64, i32)> = Vec::new();
+    for c in &held {
+        ev.push((c["start_ms"].as_u64().unwrap(), 1));
+        ev.push((c["end_ms"].as_u64().unwrap(), -1));
+    }
+    ev.sort_unstable_by_key(|(t, d)| (*t, *d));
+    let peak = ev
+        .iter()
+        .scan(0, |n, (_, d)| {
+            *n += d;
+            Some(*n)
+        })
+        .max();
+    assert_eq!(peak, Some(10), "at most, and at times exactly, 10 calls at once");
+    assert_clean(&summary);
+}
