@@ -318,6 +318,20 @@ impl RejectReason {
     }
 }
 
+/// Decides where a transfer (REFER from a leg of trunk `from` to Refer-To user `user`) may go:
+/// the transferor's routes, then its account's destination rules (a transfer is a call the edge
+/// places: premium-rate, denied countries and prefixes are refused as for a new call). The
+/// new leg is not counted against channels, CPS or caps (the call already is).
+pub fn admit_transfer(cfg: &Snapshot, from: TrunkId, user: &str) -> Result<TrunkId, RejectReason> {
+    let tout = routing::outbound(cfg, from, user).filter(|t| !cfg.trunk(*t).targets.is_empty());
+    let tout = tout.ok_or(RejectReason::NoRoute)?;
+    if let Some(a) = cfg.trunk(from).account.map(|a| cfg.account(a)) {
+        let n = numbers::normalise(user, cfg.trunk(from).numbers.country).ok_or(RejectReason::InvalidNumber)?;
+        numbers::destination(&a.destinations, &n)?;
+    }
+    Ok(tout)
+}
+
 /// Decides a new call: identify the trunk, require an offer... in the order the edge has always
 /// answered (403 before 404 before 488), then the numbers (destinations, caller ID), fraud
 /// detection and the limits, which take what the call holds (see [`Admission::release`]).

@@ -244,3 +244,14 @@ fn full_channels_on_the_chosen_trunk_fail_over_to_the_next_route() {
     );
     assert_eq!(adm.store.leases(), 2);
 }
+
+#[test]
+fn a_transfer_is_held_to_the_transferors_destination_rules() {
+    let c = limited("[account.destinations]\ndeny_countries = [\"FR\"]", "");
+    assert_eq!(admit_transfer(&c, PBX, "+4930123456"), Ok(CARRIER_A));
+    assert_eq!(admit_transfer(&c, PBX, "+449001234567"), Err(RejectReason::PremiumRate));
+    assert_eq!(admit_transfer(&c, PBX, "+33142685300"), Err(RejectReason::DeniedCountry));
+    assert_eq!(admit_transfer(&c, PBX, "bob"), Err(RejectReason::InvalidNumber));
+    // A trunk without an account: routes only.
+    assert_eq!(admit_transfer(&c, CARRIER_A, "+449001234567"), Ok(CARRIER_A));
+}
