@@ -50,6 +50,63 @@ pub(crate) struct SipArgs {
     /// Pin the in-process sidecar thread to this CPU (with --self-contained).
     #[arg(long)]
     pin_sidecar: Option<usize>,
+    /// Admission policies of the self-contained sidecar (#15): `off`, `on` (every limit,
+    /// destination, caller-ID and fraud rule set, none binding), or `compare` (a ramp with each,
+    /// in this run, and the ratio).
+    #[arg(long, value_enum, default_value_t = Policies::Off)]
+    policies: Policies,
+}
+
+/// `--policies`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Policies {
+    /// None configured.
+    Off,
+    /// All configured.
+    On,
+    /// Both, one after the other.
+    Compare,
+}
+
+/// Every admission policy on, none binding at bench rates: the caller's trunk in an account
+/// whose DIDs hold the caller ID, limits far above the offered load, destination rules, fraud
+/// thresholds, number formats, PAI toward a trusted carrier, CLI blocks.
+const POLICIES: &str = r#"
+[[account]]
+name = "bench"
+dids = ["442071234500-442071234599"]
+[account.limits]
+channels = 1000000
+cps = 100000
+cps_burst = 1000
+calls_per_hour = 100000000
+calls_per_day = 100000000
+calls_per_week = 100000000
+[account.destinations]
+deny_countries = ["FR", "CU"]
+deny_prefixes = ["88213", "88216"]
+[account.fraud]
+calls_per_minute = { warning = 100000000, critical = 200000000 }
+concurrent = { warning = 100000000, critical = 200000000 }
+same_number = { warning = 100000000, critical = 200000000 }
+calls_per_day = { warning = 100000000, critical = 200000000 }
+"#;
+
+/// Applies [`POLICIES`] to the embedded configuration's two trunks.
+fn with_policies(cfg: &mut xtrunk_config::Config) -> anyhow::Result<()> {
+    let p = xtrunk_config::Config::parse(POLICIES, "bench policies")?;
+    cfg.accounts = p.accounts;
+    for t in &mut cfg.trunks {
+        t.limits.channels = Some(1_000_000);
+        t.limits.cps = Some(100_000.0);
+        t.limits.cps_burst = 1000;
+        t.limits.calls_per_hour = Some(100_000_000);
+        t.numbers.cli_block_prefixes = ["+6113", "+611300", "+611800", "+611900"].map(String::from).to_vec();
+    }
+    cfg.trunks[0].account = Some("bench".into());
+    cfg.trunks[1].numbers.trusted = true;
+    cfg.trunks[1].numbers.format = xtrunk_config::NumberFormat::PlusE164;
+    Ok(())
 }
 
 /// CPU seconds (user + system) used so far by the process or thread whose `stat` file is `path`
@@ -138,6 +195,7 @@ fn run_step(
     let calls = u64::from(rate) * secs;
     let uac = dir.join("uac.xml");
     let stat = dir.join(format!("uac_{rate}.csv"));
+    let _ = std::fs::remove_file(&stat);
     let t0 = Instant::now();
     let uas0 = cpu_secs(uas_stat).unwrap_or(0.0);
     let side0 = sidecar_stat.and_then(cpu_secs).unwrap_or(0.0);
@@ -145,6 +203,7 @@ fn run_step(
         .arg(target.to_string())
         .args(["-sf", uac.to_str().unwrap_or_default(), "-i", "127.0.0.1", "-p", &free_port()?.to_string()])
         .args(["-mp", &free_port()?.to_string(), "-r", &rate.to_string(), "-m", &calls.to_string()])
+        .args(["-s", "+4930123456"])
         .args(["-l", &(rate * 4).to_string(), "-nostdin", "-timeout", &format!("{}s", secs * 3 + 20)])
         .args(["-buff_size", SIPP_BUFF])
         .args(["-trace_stat", "-fd", "1", "-stf", stat.to_str().unwrap_or_default(), "-trace_rtt", "-rtt_freq", "1"])
@@ -187,9 +246,49 @@ fn run_step(
 
 /// Runs `xtrunk-bench sip`.
 pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("xtrunk-bench-sip-{}", std::process::id()));
+    let modes: &[bool] = match args.policies {
+        Policies::Off => &[false],
+        Policies::On => &[true],
+        Policies::Compare => &[false, true],
+    };
+    let mut results = Vec::new();
+    for &on in modes {
+        eprintln!("-- policies {}", if on { "on" } else { "off" });
+        results.push((on, ramp(&args, on)?));
+    }
+    if let [(_, off), (_, on)] = results.as_slice() {
+        let ratio = if off.rate == 0 { 0.0 } else { f64::from(on.rate) / f64::from(off.rate) };
+        println!("policies on/off: sustained {} / {} cps = {:.1} %", on.rate, off.rate, ratio * 100.0);
+        for (a, b) in off.steps.iter().zip(&on.steps) {
+            println!(
+                "  at {:>5}/s (on / off): achieved {:.1} / {:.1} cps, setup p99 {:.2} / {:.2} ms, sidecar cpu {} / {} %",
+                a.rate, b.achieved_cps, a.achieved_cps, b.setup_p99_ms, a.setup_p99_ms, b.cpu_pct.sidecar, a.cpu_pct.sidecar
+            );
+        }
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"mode": "sip-policies", "cps_off": off.rate, "cps_on": on.rate, "ratio": ratio,
+                    "steps_off": off.steps, "steps_on": on.steps})
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One ramp's outcome.
+struct Ramp {
+    /// Highest rate sustained (0: none).
+    rate: u32,
+    steps: Vec<Step>,
+}
+
+/// One ramp against a sidecar (self-contained: started with or without the policies).
+fn ramp(args: &SipArgs, policies: bool) -> anyhow::Result<Ramp> {
+    let dir = std::env::temp_dir().join(format!("xtrunk-bench-sip-{}-{policies}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("uac.xml"), UAC)?;
+    // The caller ID is a number (the policies' account owns it), the same in both modes.
+    std::fs::write(dir.join("uac.xml"), UAC.replace("From: sipp <sip:sipp@", "From: sipp <sip:+442071234501@"))?;
     std::fs::write(dir.join("uas.xml"), UAS)?;
     let carrier_port = if args.self_contained { free_port()? } else { args.carrier_port };
 
@@ -213,6 +312,9 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
             for tg in &mut t.targets {
                 tg.addr = SocketAddr::from(([127, 0, 0, 1], carrier_port));
             }
+        }
+        if policies {
+            with_policies(&mut cfg)?;
         }
         let server = xtrunk_signaling::Server::bind(&cfg, xtrunk_signaling::LoopbackMedia::default())?;
         let s2 = stop.clone();
@@ -295,8 +397,8 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
     );
     if let Some(s) = &summary {
         println!(
-            "sidecar: {} calls answered, {} active at end, {}/{} ports free",
-            s.metrics.calls_answered, s.active_calls, s.ports_free, s.ports_total
+            "sidecar: {} calls answered, {} active at end, {}/{} ports free, refused by admission {:?}",
+            s.metrics.calls_answered, s.active_calls, s.ports_free, s.ports_total, s.metrics.admission_rejects
         );
     }
     if args.json {
@@ -315,5 +417,5 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
         );
     }
     let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
-    Ok(())
+    Ok(Ramp { rate: best.rate, steps })
 }

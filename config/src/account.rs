@@ -1,13 +1,13 @@
 //! `[[account]]`: the tenants this edge serves and the DID pools they own.
 //!
-//! Parsed and validated in this release; nothing routes on accounts yet.
+//! Calls from an account's trunks are held to its limits, destinations and fraud thresholds.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 /// A tenant: a name trunks refer to, and the numbers (DIDs) it owns. TOML: `[[account]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// Unique, non-empty name; `trunk.account` refers to it.
@@ -17,6 +17,15 @@ pub struct Account {
     /// No number may belong to two entries, in one account or across accounts.
     #[serde(default)]
     pub dids: Vec<String>,
+    /// `[account.limits]`: channels, CPS (queued) and rolling caps across its trunks.
+    #[serde(default)]
+    pub limits: crate::Limits,
+    /// `[account.destinations]`: countries, prefixes, premium/shared-cost, caller-ID ownership.
+    #[serde(default)]
+    pub destinations: crate::Destinations,
+    /// `[account.fraud]`: fraud-detection thresholds per dialled prefix.
+    #[serde(default)]
+    pub fraud: crate::Fraud,
 }
 
 /// One DID pool entry, parsed: the numbers of exactly `digits` digits from `start` to `end`

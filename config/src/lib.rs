@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod account;
+mod admission;
 mod datapath;
 mod health;
 mod media;
@@ -29,13 +30,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use account::{Account, DidRange};
+pub use admission::{Destinations, Fraud, Limits, NumberFormat, Numbers, Threshold};
 pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMode};
 pub use health::{OptionsPing, MIN_CARRIER_INTERVAL_SECS};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
 pub use node::{LogLevel, Node};
 pub use route::{default_failover_codes, Route, MAX_ROUTE_ENTRIES};
 pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
-pub use snapshot::{AccountId, AccountView, RouteView, Snapshot, TrunkId, TrunkView};
+pub use snapshot::{
+    AccountId, AccountView, Country, DestinationsView, NumbersView, RouteView, Snapshot, TrunkId, TrunkView,
+};
 pub use trunk::{
     AuthMode, Codec, Distribution, SrtpPolicy, SrtpSuite, Target, Trunk, TrunkKind, TrunkRole, CODECS, SRTP_SUITES,
 };

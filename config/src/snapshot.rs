@@ -15,8 +15,8 @@ use std::path::Path;
 use ipnet::IpNet;
 
 use crate::{
-    AuthMode, Codec, Config, Datapath, DidRange, Error, Host, Latch, Media, Node, Problem, Sip, SrtpPolicy, SrtpSuite,
-    Target, Transport, TrunkKind, TrunkRole, DEFAULT_TOML, EMBEDDED,
+    AuthMode, Codec, Config, Datapath, DidRange, Error, Fraud, Host, Latch, Limits, Media, Node, NumberFormat, Problem,
+    Sip, SrtpPolicy, SrtpSuite, Target, Transport, TrunkKind, TrunkRole, DEFAULT_TOML, EMBEDDED,
 };
 
 /// A trunk of one [`Snapshot`]: the index into [`Snapshot::trunks`] (config order).
@@ -84,10 +84,49 @@ pub struct TrunkView {
     pub options: crate::OptionsPing,
     /// `distribution`: which target a call tries first.
     pub distribution: crate::Distribution,
+    /// `[trunk.limits]`.
+    pub limits: Limits,
+    /// `[trunk.numbers]`, resolved.
+    pub numbers: NumbersView,
 }
 
+/// A trunk's `[trunk.numbers]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NumbersView {
+    /// Country of national numbers from this trunk.
+    pub country: Option<Country>,
+    /// How numbers are written toward it.
+    pub format: NumberFormat,
+    /// In the trust domain (PAI believed and sent).
+    pub trusted: bool,
+    /// Blocked caller-ID prefixes, E.164 digits without `+`.
+    pub cli_block: Vec<String>,
+}
+
+/// An account's `[account.destinations]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DestinationsView {
+    /// Allowed countries (empty = all not denied).
+    pub allow_countries: Vec<Country>,
+    /// Denied countries.
+    pub deny_countries: Vec<Country>,
+    /// Allowed E.164 digit prefixes.
+    pub allow_prefixes: Vec<String>,
+    /// Denied E.164 digit prefixes.
+    pub deny_prefixes: Vec<String>,
+    /// Premium-rate numbers allowed.
+    pub allow_premium: bool,
+    /// Shared-cost numbers allowed.
+    pub allow_shared_cost: bool,
+    /// The caller ID must be one of the account's DIDs.
+    pub owned_caller_id: bool,
+}
+
+/// A country, as the number library names it (ISO 3166 alpha-2).
+pub type Country = phonenumber::country::Id;
+
 /// An account, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountView {
     /// This account's id (its position in [`Snapshot::accounts`]).
     pub id: AccountId,
@@ -97,6 +136,12 @@ pub struct AccountView {
     pub dids: Vec<DidRange>,
     /// The trunks whose `account` names this account, in config order.
     pub trunks: Vec<TrunkId>,
+    /// `[account.limits]`.
+    pub limits: Limits,
+    /// `[account.destinations]`, resolved.
+    pub destinations: DestinationsView,
+    /// `[account.fraud]`.
+    pub fraud: Fraud,
 }
 
 /// A route, resolved.
@@ -268,6 +313,8 @@ impl Snapshot {
                 media_ip: t.media_ip.unwrap_or(cfg.media.sdp_ip()),
                 options: t.options,
                 distribution: t.distribution,
+                limits: t.limits.clone(),
+                numbers: numbers_view(&p, &t.numbers)?,
             });
         }
         let mut accounts = Vec::with_capacity(cfg.accounts.len());
@@ -277,7 +324,16 @@ impl Snapshot {
             let pool = typed(&a.dids, &format!("account[{i}].dids"), |d| DidRange::parse(d).ok())?;
             dids.extend(pool.iter().map(|r| (*r, id)));
             let owned = trunks.iter().filter(|t| t.account == Some(id)).map(|t| t.id).collect();
-            accounts.push(AccountView { id, name: a.name.clone(), dids: pool, trunks: owned });
+            let destinations = destinations_view(&format!("account[{i}].destinations"), a, !pool.is_empty())?;
+            accounts.push(AccountView {
+                id,
+                name: a.name.clone(),
+                dids: pool,
+                trunks: owned,
+                limits: a.limits.clone(),
+                destinations,
+                fraud: a.fraud.clone(),
+            });
         }
         dids.sort_by_key(|(r, _)| (r.digits, r.start));
         let mut routes = Vec::with_capacity(cfg.routes.len());
@@ -309,6 +365,39 @@ impl Snapshot {
             dids,
         })
     }
+}
+
+/// A trunk's `numbers` at `p`, resolved.
+fn numbers_view(p: &str, n: &crate::Numbers) -> Result<NumbersView, Problem> {
+    Ok(NumbersView {
+        country: n.country.as_deref().map(|c| country(&format!("{p}.numbers.country"), c)).transpose()?,
+        format: n.format,
+        trusted: n.trusted,
+        cli_block: n.cli_block_prefixes.iter().map(|x| x.trim_start_matches('+').to_string()).collect(),
+    })
+}
+
+/// An account's `destinations` at `p`, resolved; `has_dids`: the default of the ownership check.
+fn destinations_view(p: &str, a: &crate::Account, has_dids: bool) -> Result<DestinationsView, Problem> {
+    let d = &a.destinations;
+    let countries = |k: &str, list: &[String]| -> Result<Vec<Country>, Problem> {
+        list.iter().enumerate().map(|(j, c)| country(&format!("{p}.{k}[{j}]"), c)).collect()
+    };
+    Ok(DestinationsView {
+        allow_countries: countries("allow_countries", &d.allow_countries)?,
+        deny_countries: countries("deny_countries", &d.deny_countries)?,
+        allow_prefixes: d.allow_prefixes.clone(),
+        deny_prefixes: d.deny_prefixes.clone(),
+        allow_premium: d.allow_premium,
+        allow_shared_cost: d.allow_shared_cost,
+        owned_caller_id: d.require_owned_caller_id.unwrap_or(has_dids),
+    })
+}
+
+/// The country named `c` (validation checked it).
+fn country(path: &str, c: &str) -> Result<Country, Problem> {
+    use std::str::FromStr;
+    Country::from_str(c).map_err(|_| Problem { path: path.to_string(), reason: format!("unknown country {c:?}") })
 }
 
 /// Name → id for names in config order (validation made them unique).

@@ -80,6 +80,12 @@ pub struct Trunk {
     /// release), `digest` or `both`.
     #[serde(default, skip_serializing_if = "AuthMode::is_default")]
     pub auth: AuthMode,
+    /// `[trunk.limits]`: channels, CPS (fail fast) and rolling caps of this trunk.
+    #[serde(default)]
+    pub limits: crate::Limits,
+    /// `[trunk.numbers]`: number formats, trust (PAI) and CLI prefix blocks.
+    #[serde(default)]
+    pub numbers: crate::Numbers,
 }
 
 /// How a trunk's peer is reached. Only [`TrunkKind::Ip`] is served by this release; validation

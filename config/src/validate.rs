@@ -8,6 +8,7 @@ use crate::{
     MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS, SRTP_SUITES,
 };
 
+mod admission;
 mod pools;
 
 /// Interfaces one XDP program instance serves (`XT_MAX_IFACES` in `ebpf/xdp/xtrunk_maps.h`).
@@ -454,6 +455,8 @@ impl Config {
             }
             self.validate_trunk_policy(v, &p, t);
             validate_options(v, &p, t);
+            admission::validate_limits(v, &p, &t.limits);
+            admission::validate_numbers(v, &p, &t.numbers);
             validate_trunk_media(v, &p, t);
             check_leg_timeout(v, &format!("{p}.leg_timeout_secs"), t.leg_timeout_secs);
         }

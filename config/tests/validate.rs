@@ -722,3 +722,62 @@ fn distribution_and_weights() {
     let bad = MINIMAL.replace("role = \"carrier\"", "role = \"carrier\"\ndistribution = \"random\"");
     assert!(Config::parse(&bad, "test").is_err(), "unknown distribution refused");
 }
+
+/// #15: the admission tables name every bad key.
+#[test]
+fn admission_tables_name_their_bad_keys() {
+    let trunk = |t: &str| format!("[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.9.0.0/16\"]\n{t}");
+    for (extra, path, needle) in [
+        (trunk("[trunk.limits]\nchannels = 0"), "trunk[2].limits.channels", "at least 1"),
+        (
+            trunk("[trunk.limits]\nchannels = 5\nchannels_inbound = 6"),
+            "trunk[2].limits.channels_inbound",
+            "above channels",
+        ),
+        (trunk("[trunk.limits]\ncps = -1.0"), "trunk[2].limits.cps", "above 0"),
+        (trunk("[trunk.limits]\nchannels_full_code = 200"), "trunk[2].limits.channels_full_code", "400-699"),
+        (trunk("[trunk.limits]\ncps_queue_ms = 60000"), "trunk[2].limits.cps_queue_ms", "at most"),
+        (
+            trunk("[trunk.limits]\ncalls_per_hour = 10\ncalls_per_day = 5"),
+            "trunk[2].limits.calls_per_hour",
+            "above calls_per_day",
+        ),
+        (trunk("[trunk.numbers]\ncountry = \"XX\""), "trunk[2].numbers.country", "ISO 3166"),
+        (
+            trunk("[trunk.numbers]\ncli_block_prefixes = [\"+61a\"]"),
+            "trunk[2].numbers.cli_block_prefixes[0]",
+            "E.164 digits",
+        ),
+        (
+            "[[account]]\nname = \"a\"\n[account.destinations]\ndeny_countries = [\"GB\", \"ZZ\"]".to_string(),
+            "account[0].destinations.deny_countries[1]",
+            "ISO 3166",
+        ),
+        (
+            "[[account]]\nname = \"a\"\n[account.destinations]\ndeny_prefixes = [\"+44\"]".to_string(),
+            "account[0].destinations.deny_prefixes[0]",
+            "no + or 0",
+        ),
+        (
+            "[[account]]\nname = \"a\"\n[account.fraud]\ncalls_per_minute = { warning = 10, critical = 5 }".to_string(),
+            "account[0].fraud.calls_per_minute.warning",
+            "above critical",
+        ),
+        (
+            "[[account]]\nname = \"a\"\n[account.fraud]\nmin_avg_duration_secs = { warning = 2, critical = 5 }"
+                .to_string(),
+            "account[0].fraud.min_avg_duration_secs.warning",
+            "below critical",
+        ),
+        (
+            "[[account]]\nname = \"a\"\n[account.fraud]\nprefix_digits = 0".to_string(),
+            "account[0].fraud.prefix_digits",
+            "1-15",
+        ),
+    ] {
+        assert_problem(&default_with(&extra), path, needle);
+    }
+    let err =
+        Config::parse(&default_with("[[account]]\nname = \"a\"\n[account.limits]\nchanels = 3"), "t").unwrap_err();
+    assert!(err.to_string().contains("chanels"), "{err}");
+}

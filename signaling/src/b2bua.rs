@@ -86,6 +86,12 @@ pub struct Core {
     /// Per trunk (by name) with `distribution` other than priority: the weighted round-robin
     /// state (one entry per configured trunk at most).
     pub(crate) rotation: HashMap<String, Vec<i64>>,
+    /// Admission counters and fraud tables (`crate::policy`).
+    pub(crate) admission: crate::policy::Admission,
+    /// INVITEs queued for their account's CPS slot (answered `100 Trying`), by start time.
+    pub(crate) queued: VecDeque<crate::call::Queued>,
+    /// The latest `now` seen (for work done outside a `handle_*` call, e.g. recovery).
+    pub(crate) last_now: Instant,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -134,6 +140,9 @@ impl Core {
             next: 1,
             ids: Ids::new(seed),
             epoch: (now, wall),
+            admission: crate::policy::Admission::default(),
+            queued: VecDeque::new(),
+            last_now: now,
             metrics: Metrics::default(),
         }
     }
@@ -147,6 +156,7 @@ impl Core {
         // Probe state by target survives; new targets are due at once (the epoch is past).
         self.health.sync(&cfg, self.epoch.0);
         self.rotation.retain(|name, _| cfg.trunk_by_name(name).is_some());
+        self.admission.reload(&self.cfg, &cfg);
         self.cfg = cfg;
     }
 
@@ -236,6 +246,7 @@ impl Core {
 
     /// One datagram (UDP) or frame (TCP) arrived from `src.remote` on listener `src.local`.
     pub fn handle_input(&mut self, now: Instant, src: Dest, data: &[u8]) {
+        self.last_now = now;
         let max = self.cfg.sip.max_message_bytes;
         let oversize = data.len() > max;
         let msg = match msg::parse(data) {
@@ -415,6 +426,7 @@ impl Core {
 
     /// Runs timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
         if self.media_wake.is_some_and(|t| t <= now) {
             self.media_wake = (self.media_wait > 0).then(|| now + crate::call::MEDIA_WAKE);
         }
@@ -428,7 +440,13 @@ impl Core {
             self.heap.pop();
             self.call_timer(now, id, kind);
         }
+        self.start_queued(now);
         self.pump(now);
+    }
+
+    /// Admission state, for tests and the metrics endpoint: (live channel leases, fraud entries).
+    pub fn admission_tables(&self) -> (usize, usize) {
+        (self.admission.store.leases(), self.admission.fraud.len())
     }
 
     /// An event from the datapath.
@@ -471,7 +489,8 @@ impl Core {
         let a = self.txs.poll_timeout();
         let b = self.heap.peek().map(|Reverse((t, _, _))| *t);
         let c = self.media_wake.filter(|_| self.media_wait > 0);
-        [a, b, c, self.health.next_deadline()].into_iter().flatten().min()
+        let d = self.queued.iter().map(|q| q.at).min();
+        [a, b, c, d, self.health.next_deadline()].into_iter().flatten().min()
     }
 
     /// Transport failure towards `remote` (TCP connect refused/reset).

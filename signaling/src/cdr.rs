@@ -70,6 +70,11 @@ pub struct Cdr {
     pub end_reason: EndReason,
     /// Per-leg stats: [caller leg, callee leg].
     pub legs: [LegStats; 2],
+    /// Why admission control refused the call (`channels_full_trunk`, `cps_account`,
+    /// `calls_per_hour_account`, `premium_rate`, `unknown_caller_id`, `blocked_cli`, ...);
+    /// omitted when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cause: String,
     /// Every leg a REFER created (or tried to), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transfers: Vec<TransferCdr>,

@@ -27,6 +27,12 @@ pub struct Metrics {
     pub tcp: TcpMetrics,
     /// OPTIONS health probes.
     pub probes: crate::probe::ProbeMetrics,
+    /// Calls refused by admission control, by cause, then by inbound trunk.
+    pub admission_rejects: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Fraud measures at their warning level, by measure, then by inbound trunk.
+    pub fraud_warnings: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Calls that waited in an account's CPS queue.
+    pub cps_queued: u64,
 }
 
 /// TCP connections refused at accept or closed by a limit (`[sip]` `tcp_*` keys), per reason.
@@ -55,6 +61,20 @@ pub(crate) fn count(n: &mut u64, what: &str, detail: impl FnOnce() -> String) {
 }
 
 impl Metrics {
+    /// Counts one admission refusal of `cause` for calls from `trunk`.
+    pub fn rejected(&mut self, cause: &str, trunk: &str) {
+        *self.admission_rejects.entry(cause.into()).or_default().entry(trunk.into()).or_insert(0) += 1;
+    }
+
+    /// Counts one fraud warning; logs the first (and every 1 000th) per measure and trunk.
+    pub fn fraud_warning(&mut self, measure: &str, trunk: &str, to: &str) {
+        let n = self.fraud_warnings.entry(measure.into()).or_default().entry(trunk.into()).or_insert(0);
+        *n += 1;
+        if *n == 1 || *n % 1000 == 0 {
+            log::warn!("fraud warning {measure} from trunk {trunk} (to {to}), {} so far", *n);
+        }
+    }
+
     /// Counts one bad input; logs the first of each reason (and every 10 000th after).
     pub fn bad(&mut self, reason: &str, detail: impl FnOnce() -> String) {
         let n = self.bad_input.entry(reason.to_string()).or_insert(0);

@@ -99,7 +99,9 @@ fn place_call(rig: &mut Rig, call_id: &str, from_tag: &str, carrier: SocketAddr,
 
 #[test]
 fn answered_call_resumes_after_crash_and_ends_cleanly() {
-    let cfg = cfg();
+    let mut cfg = cfg();
+    // #15: the call holds a channel of the PBX trunk, before the crash and after the resume.
+    cfg.trunks[0].limits.channels = Some(10);
     let carrier = cfg.trunks[1].targets[0].addr;
     let c = carrier.to_string();
     let path = journal_path("resume");
@@ -166,6 +168,7 @@ fn answered_call_resumes_after_crash_and_ends_cleanly() {
     assert_eq!(rig.core.active_calls(), 1);
     assert_eq!(rig.core.ports().in_use(), 2, "ports of the resumed call stay taken");
     assert_eq!(rig.core.metrics.calls_recovered, 1);
+    assert_eq!(rig.core.admission_tables().0, 1, "the resumed call holds its channel again");
 
     // An in-dialog OPTIONS from the PBX is answered within the resumed dialog.
     let options = format!("OPTIONS sip:xtrunk@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKopt;rport\r\nFrom: <sip:100@pbx>;tag=pa\r\nTo: <sip:4930123@x>;tag={our_tag_a}\r\nCall-ID: callA\r\nCSeq: 11 OPTIONS\r\nContent-Length: 0\r\n\r\n");
@@ -190,6 +193,7 @@ fn answered_call_resumes_after_crash_and_ends_cleanly() {
     assert_eq!(rig.cmds, vec![Command::Delete(session)]);
     assert_eq!(rig.core.active_calls(), 0);
     assert_eq!(rig.core.ports().in_use(), 0, "ports back once the Delete is confirmed");
+    assert_eq!(rig.core.admission_tables().0, 0, "its channel released at the end");
     assert_eq!(rig.cdrs.len(), 1);
     let cdr = &rig.cdrs[0];
     assert_eq!((cdr.call_id.as_str(), cdr.b_call_id.as_str()), ("callA", b_call_id.as_str()));

@@ -58,7 +58,8 @@ fn a_did_outside_every_pool_is_404_and_one_inside_reaches_its_account() {
     use xtrunk_signaling::sip::msg::Method;
     use xtrunk_signaling::testing::Pair;
     let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
-    cfg.accounts = vec![Account { name: "acme".into(), dids: vec!["493012345600-493012345699".into()] }];
+    let acme = serde_json::json!({ "name": "acme", "dids": ["493012345600-493012345699"] });
+    cfg.accounts = vec![serde_json::from_value::<Account>(acme).unwrap()];
     let pbx: std::net::SocketAddr = "127.0.0.1:5062".parse().unwrap();
     cfg.trunks[0].account = Some("acme".into());
     cfg.trunks[0].targets =

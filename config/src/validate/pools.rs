@@ -24,6 +24,9 @@ pub(super) fn validate_accounts(cfg: &Config, v: &mut Validator) {
         } else if !names.insert(a.name.as_str()) {
             v.add(format!("{p}.name"), format!("account {:?} is defined twice", a.name));
         }
+        super::admission::validate_limits(v, &p, &a.limits);
+        super::admission::validate_destinations(v, &p, &a.destinations);
+        super::admission::validate_fraud(v, &p, &a.fraud);
         for (j, d) in a.dids.iter().enumerate() {
             match DidRange::parse(d) {
                 Ok(r) => spans.push(Span {

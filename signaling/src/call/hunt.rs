@@ -91,6 +91,21 @@ impl Core {
             call.entry += 1;
             let cfg = Arc::clone(&call.cfg);
             let (tin, tout) = (call.legs[0].trunk, call.entries[call.entry]);
+            // The call's channels move with it: the next trunk's (and its account's) are taken
+            // before it is dialled; a trunk that is full is skipped like one that failed.
+            if let Some(l) = call.hold.lease.take() {
+                self.admission.store.release(l);
+            }
+            let wants = policy::limits::channel_wants(&cfg, tin, tout);
+            if !wants.is_empty() {
+                match self.admission.store.try_acquire(&wants, now) {
+                    Ok(l) => call.hold.lease = Some(l),
+                    Err(_) => {
+                        log::info!("call {}: route entry {} skipped: channels full", id.0, call.entry);
+                        continue;
+                    }
+                }
+            }
             let mut origin = call.legs[1].origin;
             match callee_offer(&cfg, (tin, tout), &call.a_offer, call.legs[1].port, &mut origin) {
                 Ok(sdp) => {

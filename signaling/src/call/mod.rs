@@ -123,6 +123,10 @@ pub(crate) struct Call {
     /// Dialogs of released legs (a transferor), answered 200 to BYE.
     pub(crate) released: Vec<(String, String)>,
     pub(crate) cdr: Cdr,
+    /// What the call holds in the admission tables (released in `finish`).
+    pub(crate) hold: crate::policy::Hold,
+    /// The numbers toward the callee (From user, PAI, privacy).
+    pub(crate) numbers: crate::policy::NumberPlan,
 }
 
 impl Call {
@@ -146,6 +150,16 @@ impl Call {
     fn cdr_journaled(&self) -> bool {
         self.cdr.answer_ms != 0
     }
+}
+
+/// An INVITE waiting for its account's CPS slot: answered `100 Trying`, started at `at`.
+pub(crate) struct Queued {
+    pub(crate) at: std::time::Instant,
+    pub(crate) k: TxKey,
+    pub(crate) req: Message,
+    pub(crate) src: crate::transport::Dest,
+    pub(crate) plan: crate::policy::RoutePlan,
+    pub(crate) user: String,
 }
 
 /// What a dialog key maps to.

@@ -54,6 +54,7 @@ impl Core {
     /// resumed get a BYE on both legs and a Delete; dumped sessions without a journaled call are
     /// deleted. Every dumped session's ports are marked used until its Delete is confirmed.
     pub fn recover(&mut self, now: Instant, sessions: &[SessionSpec], journal: &[JournalEntry]) {
+        self.last_now = now;
         let mut dumped: HashMap<SessionId, SessionSpec> = HashMap::with_capacity(sessions.len());
         for s in sessions {
             for l in &s.legs {
@@ -129,6 +130,8 @@ impl Core {
         let a_offer = a.remote_sdp.clone().unwrap_or(Sdp { session: Vec::new(), media: Vec::new() });
         self.dialogs.insert(dkey(&a.dlg.call_id, &a.dlg.local_tag), (id, Slot::Live(0)));
         self.dialogs.insert(dkey(&b.dlg.call_id, &b.dlg.local_tag), (id, Slot::Live(1)));
+        // A resumed call holds its channels again (counted, not checked: it exists).
+        let hold = self.admission.adopt(&self.cfg, a.trunk, b.trunk, self.last_now);
         let call = Call {
             cfg: std::sync::Arc::clone(&self.cfg),
             // The caller's ACK may still come (it is then absorbed); REFER needs Confirmed.
@@ -161,6 +164,8 @@ impl Core {
             transfer: None,
             released: Vec::new(),
             cdr,
+            hold,
+            numbers: crate::policy::NumberPlan::default(),
         };
         self.calls.insert(id, call);
         Ok(())

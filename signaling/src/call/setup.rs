@@ -11,7 +11,7 @@ use xtrunk_config::{Snapshot, TrunkId};
 
 use xtrunk_ring::msg::{Command, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec, SrtpKeys};
 
-use super::{dkey, latch_of, remote_spec, srtp_prefs, uri_host, user_of, Call, CallTimer, Leg, Slot, State};
+use super::{dkey, latch_of, remote_spec, srtp_prefs, uri_host, user_of, Call, CallTimer, Leg, Queued, Slot, State};
 use crate::b2bua::Core;
 use crate::cdr::{Cdr, EndReason};
 use crate::policy::{self, Decision, IncomingCall, RoutePlan};
@@ -58,22 +58,38 @@ impl Core {
             user: &user,
             from_user: from_uri.as_ref().and_then(|u| u.user.as_deref()),
             pai: other_header(&req, "P-Asserted-Identity"),
+            privacy: other_header(&req, "Privacy"),
             has_offer: !req.body.is_empty(),
         };
-        let decision = match policy::admit(&self.cfg, &view, now) {
-            Decision::Route(plan) => match policy::routing::online(&self.cfg, plan, |t| self.health.is_online(t)) {
-                Ok(plan) => Decision::Route(plan),
-                Err(r) => Decision::Reject(r),
-            },
+        let cfg = Arc::clone(&self.cfg);
+        let decision = match policy::admit(&cfg, &view, now, &mut self.admission) {
+            Decision::Route(plan) => {
+                let mut hold = plan.hold;
+                match policy::routing::online(&cfg, plan, |t| self.health.is_online(t)) {
+                    Ok(plan) => Decision::Route(plan),
+                    Err(r) => {
+                        self.admission.release(&mut hold, None);
+                        Decision::Reject(r)
+                    }
+                }
+            }
             d => d,
         };
         match decision {
-            Decision::Route(plan) => self.start_call(now, k, req, src, plan, user),
+            Decision::Route(plan) => {
+                for m in &plan.warnings {
+                    self.metrics.fraud_warning(m.as_str(), &cfg.trunk(plan.inbound).name, &user);
+                }
+                match plan.start_at {
+                    Some(at) if at > now => self.queue_call(now, Queued { at, k, req, src, plan, user }),
+                    _ => self.start_call(now, k, req, src, plan, user),
+                }
+            }
             Decision::Reject(r) => {
                 if r.why == policy::RejectReason::UnknownSource {
                     self.metrics.bad("Forbidden (no ACL match)", || src.remote.to_string());
                 }
-                self.reject_invite(now, &k, &req, r.why.code(), r.why.phrase(), r.trunk, r.why.end_reason());
+                self.policy_reject(now, &k, &req, r, src.local);
             }
             // No policy step challenges yet; refuse rather than guess at a realm.
             Decision::Challenge { .. } => {
@@ -82,10 +98,36 @@ impl Core {
         }
     }
 
+    /// Holds an INVITE for its account's CPS slot: `100 Trying` now (the caller's transaction
+    /// stays alive), the call starts at `q.at` (`start_queued`), or ends `487` on CANCEL.
+    fn queue_call(&mut self, now: Instant, q: Queued) {
+        let trying = response(&q.req, 100, "Trying", None);
+        self.txs.respond(now, &q.k, &trying);
+        self.metrics.cps_queued += 1;
+        let i = self.queued.partition_point(|x| x.at <= q.at);
+        self.queued.insert(i, q);
+    }
+
+    /// Starts the queued calls whose slot has come.
+    pub(crate) fn start_queued(&mut self, now: Instant) {
+        while self.queued.front().is_some_and(|q| q.at <= now) {
+            let q = self.queued.pop_front().expect("checked");
+            if !self.txs.server_alive(&q.k) {
+                let mut hold = q.plan.hold;
+                self.admission.release(&mut hold, None);
+                continue;
+            }
+            self.start_call(now, q.k, q.req, q.src, q.plan, q.user);
+        }
+    }
+
     fn start_call(&mut self, now: Instant, k: TxKey, req: Message, src: Dest, plan: RoutePlan, user: String) {
         let cfg = Arc::clone(&self.cfg);
         let (tin, tout) = (plan.inbound, plan.entries[0]);
-        let Some(mut n) = self.negotiate(now, &k, &req, src, &cfg, tin, tout) else { return };
+        let Some(mut n) = self.negotiate(now, &k, &req, src, &cfg, tin, tout) else {
+            let mut hold = plan.hold;
+            return self.admission.release(&mut hold, None);
+        };
         n.first_target = self.first_target(cfg.trunk(tout));
         let id = self.next_call();
         let session = SessionId(id.0);
@@ -94,7 +136,7 @@ impl Core {
         let delayed_offer = req.body.is_empty();
         let session_expires = super::session_timer::interval(&cfg.sip, &req).unwrap_or(0);
         let leg_a = self.caller_leg(&req, src, tin, n.ports[0], n.offer.clone());
-        let leg_b = self.callee_leg(&req, &cfg, (tout, n.first_target), n.ports[1], n.b_origin, n.b_sdp);
+        let leg_b = self.callee_leg(&req, &cfg, (tout, n.first_target), n.ports[1], n.b_origin, n.b_sdp, &plan.numbers);
         let cdr = Cdr {
             call_id: leg_a.dlg.call_id.clone(),
             b_call_id: leg_b.dlg.call_id.clone(),
@@ -131,7 +173,7 @@ impl Core {
             refreshing: [session_expires > 0; 2],
             refresh_gen: [0; 2],
             delayed_offer,
-            user,
+            user: plan.numbers.callee.clone().unwrap_or(user),
             session,
             spec,
             created: true,
@@ -141,6 +183,8 @@ impl Core {
             transfer: None,
             released: Vec::new(),
             cdr,
+            hold: plan.hold,
+            numbers: plan.numbers,
         };
         log::debug!(
             "call {}: {} -> {} user {} from {} (call-id {}, b-leg {})",
@@ -312,6 +356,7 @@ impl Core {
     }
 
     /// The callee's leg (we are its UAC); its target is chosen in `send_b_invite`.
+    #[allow(clippy::too_many_arguments)]
     fn callee_leg(
         &mut self,
         req: &Message,
@@ -320,19 +365,26 @@ impl Core {
         port: u16,
         origin: Origin,
         sdp: Sdp,
+        numbers: &policy::NumberPlan,
     ) -> Leg {
         let b_tag = self.token();
         let b_call_id = self.token();
-        let from_user = from_uri_user(req).unwrap_or_else(|| "anonymous".into());
+        let from_user = numbers.caller.clone().or_else(|| from_uri_user(req)).unwrap_or_else(|| "anonymous".into());
         // The caller's display name goes across only without control characters (the parser
         // admits them as quoted-pairs; the carrier's parser may not).
         let display = req.from().and_then(|f| f.display).filter(|d| !d.bytes().any(|b| b < 0x20 || b == 0x7f));
         let display = display.map(|d| format!("{d} ")).unwrap_or_default();
         let t = cfg.trunk(tout).targets[first].clone();
         let local = self.listener_for(cfg.trunk(tout), t.transport.into());
+        // Privacy (RFC 3323 §4.1.1.3): the From toward the callee says nothing of the caller.
+        let local_hdr = if numbers.privacy {
+            format!("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={b_tag}")
+        } else {
+            format!("{display}<sip:{from_user}@{}>;tag={b_tag}", self.host_of(local))
+        };
         let dlg = Dialog {
             call_id: b_call_id,
-            local_hdr: format!("{display}<sip:{from_user}@{}>;tag={b_tag}", self.host_of(local)),
+            local_hdr,
             local_tag: b_tag,
             remote_tag: String::new(),
             remote_hdr: String::new(),
@@ -397,6 +449,13 @@ impl Core {
             m.push(HName::Other("Session-Expires".into()), format!("{};refresher=uac", call.session_expires))
                 .push(HName::Other("Min-SE".into()), call.cfg.sip.min_se_secs.to_string())
                 .push(HName::Supported, "timer");
+        }
+        // PAI only toward a trusted trunk (policy left it out otherwise; RFC 3325 §5).
+        if let Some(p) = &call.numbers.pai {
+            m.push(HName::Other("P-Asserted-Identity".into()), format!("<sip:{p}@{host}>"));
+        }
+        if call.numbers.privacy {
+            m.push(HName::Other("Privacy".into()), "id");
         }
         m.body = leg.local_sdp.as_ref().map(Sdp::to_bytes).unwrap_or_default();
         let dest = leg.dlg.dest;

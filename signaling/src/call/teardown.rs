@@ -12,6 +12,7 @@ use super::{dkey, uri_addr, user_of, CallTimer, State};
 use crate::b2bua::Core;
 use crate::cdr::{Cdr, EndReason, LegStats};
 use crate::journal::JournalOp;
+use crate::policy::Reject;
 use crate::sdp::SdpError;
 use crate::sip::msg::{HName, Message, Method, NameAddr};
 use crate::sip::status::{reason, response};
@@ -69,6 +70,28 @@ impl Core {
         self.rejected_cdr(now, req, code, tin, why);
     }
 
+    /// Answers an INVITE policy refused: its status, a `Warning: 399` naming the cause and
+    /// `Retry-After` for CPS; counted per cause and trunk, the cause in the CDR.
+    pub(crate) fn policy_reject(&mut self, now: Instant, k: &TxKey, req: &Message, r: Reject, local: SocketAddr) {
+        let (code, cause) = (r.why.code(), r.why.cause());
+        if cause.is_empty() {
+            return self.reject_invite(now, k, req, code, r.why.phrase(), r.trunk, r.why.end_reason());
+        }
+        let tag = self.token();
+        let mut m = response(req, code, r.why.phrase(), Some(&tag));
+        m.push(HName::Other("Warning".into()), format!("399 {} \"{cause}\"", self.host_of(local)));
+        if let Some(s) = r.why.retry_after() {
+            m.push(HName::Other("Retry-After".into()), s.to_string());
+        }
+        self.txs.respond(now, k, &m);
+        let trunk = r.trunk.map(|t| self.cfg.trunk(t).name.clone()).unwrap_or_default();
+        self.metrics.rejected(cause, &trunk);
+        self.rejected_cdr(now, req, code, r.trunk, r.why.end_reason());
+        if let Some(c) = self.cdr_out.back_mut() {
+            c.cause = cause.to_string();
+        }
+    }
+
     /// Counts a refused INVITE and writes its CDR.
     fn rejected_cdr(&mut self, now: Instant, req: &Message, code: u16, tin: Option<TrunkId>, why: EndReason) {
         *self.metrics.finals_to_caller.entry(code).or_insert(0) += 1;
@@ -93,7 +116,7 @@ impl Core {
         // Only the caller's side may cancel its INVITE (the branch is no secret on the wire).
         let id = id.filter(|id| self.is_peer(*id, 0, src));
         let Some(id) = id.filter(|_| ik.as_ref().is_some_and(|ik| self.txs.server_alive(ik))) else {
-            return self.reply(now, &k, &req, 481, reason(481));
+            return self.cancel_queued(now, k, req, src, ik);
         };
         self.reply(now, &k, &req, 200, "OK");
         let Some(call) = self.calls.get_mut(&id) else { return };
@@ -102,6 +125,19 @@ impl Core {
         }
         call.cdr.end_reason = EndReason::Cancel;
         self.cancel_b(now, id, 487);
+    }
+
+    /// CANCEL of an INVITE waiting in a CPS queue: `200` to it, `487` to the INVITE, its hold
+    /// released; `481` when no such INVITE waits.
+    fn cancel_queued(&mut self, now: Instant, k: TxKey, req: Message, src: Dest, ik: Option<TxKey>) {
+        let i = ik.and_then(|ik| self.queued.iter().position(|q| q.k == ik && q.src.remote == src.remote));
+        let Some(q) = i.and_then(|i| self.queued.remove(i)) else {
+            return self.reply(now, &k, &req, 481, reason(481));
+        };
+        self.reply(now, &k, &req, 200, "OK");
+        let mut hold = q.plan.hold;
+        self.admission.release(&mut hold, None);
+        self.reject_invite(now, &q.k, &q.req, 487, reason(487), Some(q.plan.inbound), EndReason::Cancel);
     }
 
     /// Gives up on the outbound INVITE: `code` to the caller now, CANCEL to the callee (once it
@@ -210,6 +246,7 @@ impl Core {
             cdr.disposition = 500;
         }
         let talk = if cdr.answer_ms > 0 { cdr.end_ms.saturating_sub(cdr.answer_ms) } else { 0 };
+        self.admission.release(&mut call.hold, (cdr.answer_ms > 0).then_some(talk / 1000));
         log::debug!(
             "call {}: ended {} ({}), {talk} ms answered (call-id {}, b-leg {})",
             id.0,
@@ -286,6 +323,12 @@ impl Core {
         if why == EndReason::MediaLost {
             self.media_lost = true;
             self.abandon_media();
+        }
+        // INVITEs waiting for their CPS slot never start: 503 (their CDR says why).
+        for q in std::mem::take(&mut self.queued) {
+            let mut hold = q.plan.hold;
+            self.admission.release(&mut hold, None);
+            self.reject_invite(now, &q.k, &q.req, 503, "Shutting Down", Some(q.plan.inbound), why);
         }
         let ids: Vec<CallKey> = self.calls.keys().copied().collect();
         for id in ids {

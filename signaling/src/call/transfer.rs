@@ -14,7 +14,7 @@ use xtrunk_config::TrunkId;
 use super::{codecs_of, dkey, remote_spec, srtp_prefs, uri_host, user_of, Leg, Slot, State, Transfer};
 use crate::b2bua::Core;
 use crate::cdr::TransferCdr;
-use crate::policy::routing;
+use crate::policy;
 use crate::sdp::{self, Origin, Rewrite, Sdp};
 use crate::sip::dialog::Dialog;
 use crate::sip::msg::{HName, Message, Method, NameAddr};
@@ -43,7 +43,8 @@ impl Core {
         let r = response(&req, 202, "Accepted", Some(&call.legs[s].dlg.local_tag));
         self.txs.respond(now, &k, &r);
         self.notify(now, id, s, 100, "Trying", false);
-        let tout = routing::outbound(&cfg, from_trunk, &user).filter(|t| !cfg.trunk(*t).targets.is_empty());
+        let decided = policy::admit_transfer(&cfg, from_trunk, &user);
+        let tout = decided.ok();
         let record = TransferCdr {
             slot: s as u8,
             by_trunk: cfg.trunk(from_trunk).name.clone(),
@@ -53,10 +54,15 @@ impl Core {
             ..TransferCdr::default()
         };
         let leg = tout.and_then(|t| self.transfer_leg(id, s, t));
-        let code = match (tout, leg) {
-            (Some(_), Some(leg)) => return self.send_transfer_invite(now, id, s, leg, &user, record),
-            (None, _) => 404,
-            (Some(_), None) => 488,
+        let code = match (decided, leg) {
+            (Ok(_), Some(leg)) => return self.send_transfer_invite(now, id, s, leg, &user, record),
+            (Err(why), _) => {
+                if !why.cause().is_empty() {
+                    self.metrics.rejected(why.cause(), &cfg.trunk(from_trunk).name);
+                }
+                why.code()
+            }
+            (Ok(_), None) => 488,
         };
         if let Some(call) = self.calls.get_mut(&id) {
             call.cdr.transfers.push(TransferCdr { code, ..record });

@@ -55,6 +55,7 @@ fn call<'a>(source: &str, user: &'a str, has_offer: bool) -> IncomingCall<'a> {
         user,
         from_user: Some("100"),
         pai: None,
+        privacy: None,
         has_offer,
     }
 }
@@ -69,7 +70,7 @@ fn identifies_the_trunk_by_acl() {
 
 #[test]
 fn unknown_source_is_rejected_403_without_a_trunk() {
-    let d = admit(&cfg(), &call("203.0.113.1:5060", "4420", true), Instant::now());
+    let d = admit(&cfg(), &call("203.0.113.1:5060", "4420", true), Instant::now(), &mut Admission::default());
     let Decision::Reject(r) = d else { panic!("{d:?}") };
     assert_eq!((r.why, r.trunk, r.why.code(), r.why.phrase()), (RejectReason::UnknownSource, None, 403, "Forbidden"));
 }
@@ -79,7 +80,7 @@ fn a_route_lists_its_failover_trunks_in_order() {
     let mut c = cfg();
     let default = c.routes.iter().position(|r| r.prefix.is_empty()).unwrap();
     c.routes[default].then = vec![CARRIER_B];
-    match admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now()) {
+    match admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now(), &mut Admission::default()) {
         Decision::Route(p) => assert_eq!((p.entries, p.route), (vec![CARRIER_A, CARRIER_B], Some(default))),
         d => panic!("{d:?}"),
     }
@@ -89,7 +90,12 @@ fn a_route_lists_its_failover_trunks_in_order() {
 fn routes_by_longest_prefix_for_the_source_trunk() {
     let c = cfg();
     // From the PBX, 44… takes the PBX-only route; anything else the default.
-    let plan = |source: &str, user: &str| match admit(&c, &call(source, user, true), Instant::now()) {
+    let plan = |source: &str, user: &str| match admit(
+        &c,
+        &call(source, user, true),
+        Instant::now(),
+        &mut Admission::default(),
+    ) {
         Decision::Route(RoutePlan { inbound, entries, .. }) => (inbound, entries),
         d => panic!("{d:?}"),
     };
@@ -104,13 +110,16 @@ fn a_route_to_a_trunk_without_targets_and_a_missing_offer_to_an_srtp_trunk_are_r
     // Validation refuses a route to a trunk without targets; policy still checks.
     let mut c = cfg();
     c.trunks[CARRIER_B.index()].targets.clear();
-    let d = admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now());
+    let d = admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now(), &mut Admission::default());
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::NoTargets, trunk: Some(PBX) }));
     // Delayed offer: served, unless the caller's trunk requires SRTP.
     let mut c = cfg();
-    assert!(matches!(admit(&c, &call("10.1.0.5:5060", "1555", false), Instant::now()), Decision::Route(_)));
+    assert!(matches!(
+        admit(&c, &call("10.1.0.5:5060", "1555", false), Instant::now(), &mut Admission::default()),
+        Decision::Route(_)
+    ));
     c.trunks[PBX.index()].srtp = xtrunk_config::SrtpPolicy::Mandatory;
-    let d = admit(&c, &call("10.1.0.5:5060", "1555", false), Instant::now());
+    let d = admit(&c, &call("10.1.0.5:5060", "1555", false), Instant::now(), &mut Admission::default());
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::OfferRequired, trunk: Some(PBX) }));
     assert_eq!(RejectReason::OfferRequired.code(), 488);
 }
@@ -120,7 +129,7 @@ fn no_route_when_no_prefix_matches() {
     let mut c = raw();
     c.routes.retain(|r| !r.prefix.is_empty());
     let c = c.snapshot(Host { cores: 2, check_paths: false }).unwrap();
-    let d = admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now());
+    let d = admit(&c, &call("10.1.0.5:5060", "1555", true), Instant::now(), &mut Admission::default());
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::NoRoute, trunk: Some(PBX) }));
     assert_eq!(RejectReason::NoRoute.end_reason().as_str(), "no_route");
 }
@@ -132,11 +141,11 @@ fn a_trunk_that_requires_tcp_refuses_udp() {
     let c = c.snapshot(Host { cores: 2, check_paths: false }).unwrap();
     let udp = call("10.1.2.3:5060", "4930", true);
     assert_eq!(
-        admit(&c, &udp, Instant::now()),
+        admit(&c, &udp, Instant::now(), &mut Admission::default()),
         Decision::Reject(Reject { why: RejectReason::TransportNotAllowed, trunk: Some(PBX) })
     );
     let tcp = IncomingCall { transport: crate::transport::Transport::Tcp, ..udp };
-    assert!(matches!(admit(&c, &tcp, Instant::now()), Decision::Route(_)));
+    assert!(matches!(admit(&c, &tcp, Instant::now(), &mut Admission::default()), Decision::Route(_)));
     assert_eq!(
         (RejectReason::TransportNotAllowed.code(), RejectReason::TransportNotAllowed.phrase()),
         (403, "Transport Not Allowed")
@@ -150,7 +159,7 @@ fn dids_route_inbound_calls_to_the_owning_account_only() {
     )
     .replace("name = \"pbx\"\nrole = \"customer\"", "name = \"pbx\"\nrole = \"customer\"\naccount = \"acme\"\ntargets = [{ addr = \"10.1.0.5:5060\" }]");
     let c = Config::parse(&text, "test").unwrap().snapshot(Host { cores: 2, check_paths: false }).unwrap();
-    let from_carrier = |user| admit(&c, &call("192.0.2.1:5060", user, true), Instant::now());
+    let from_carrier = |user| admit(&c, &call("192.0.2.1:5060", user, true), Instant::now(), &mut Admission::default());
     // In acme's pool: to acme's PBX (the default route would have sent it back upstream).
     match from_carrier("+493012345678") {
         Decision::Route(p) => assert_eq!(p.entries, vec![PBX]),
@@ -163,6 +172,135 @@ fn dids_route_inbound_calls_to_the_owning_account_only() {
     // Another account's number: that account has no trunk to take it.
     let d = from_carrier("442071234567");
     assert_eq!(d, Decision::Reject(Reject { why: RejectReason::NoRoute, trunk: Some(CARRIER_A) }));
-    // Outbound from the PBX is not a DID call.
-    assert!(matches!(admit(&c, &call("10.1.0.5:5060", "4420", true), Instant::now()), Decision::Route(_)));
+    // Outbound from the PBX (with one of its own numbers as caller ID) is not a DID call.
+    let out = IncomingCall { from_user: Some("+493012345601"), ..call("10.1.0.5:5060", "4420", true) };
+    let d = admit(&c, &out, Instant::now(), &mut Admission::default());
+    assert!(matches!(d, Decision::Route(_)), "{d:?}");
+}
+
+/// The PBX in account "acme" (DIDs 4420712345xx) with `limits` TOML for the account.
+fn limited(account: &str, pbx: &str) -> Snapshot {
+    let text = format!(
+        "[[account]]\nname = \"acme\"\ndids = [\"442071234500-442071234599\"]\n{account}\n{}",
+        CFG.replacen("codecs = [\"PCMA\"]", &format!("codecs = [\"PCMA\"]\naccount = \"acme\"\n{pbx}"), 1)
+    );
+    Config::parse(&text, "test").unwrap().snapshot(Host { cores: 2, check_paths: false }).unwrap()
+}
+
+fn owned_call<'a>(source: &str, user: &'a str) -> IncomingCall<'a> {
+    IncomingCall { from_user: Some("+442071234501"), ..call(source, user, true) }
+}
+
+#[test]
+fn limits_take_a_lease_that_release_returns() {
+    let c = limited("[account.limits]\nchannels = 2", "");
+    let mut adm = Admission::default();
+    let now = Instant::now();
+    let call = owned_call("10.1.0.5:5060", "+4930123456");
+    let Decision::Route(mut a) = admit(&c, &call, now, &mut adm) else { panic!() };
+    let Decision::Route(_b) = admit(&c, &call, now, &mut adm) else { panic!() };
+    let d = admit(&c, &call, now, &mut adm);
+    let Decision::Reject(r) = d else { panic!("{d:?}") };
+    assert_eq!((r.why.code(), r.why.cause()), (503, "channels_full_account"));
+    adm.release(&mut a.hold, None);
+    adm.release(&mut a.hold, None); // idempotent
+    assert!(matches!(admit(&c, &call, now, &mut adm), Decision::Route(_)));
+    assert_eq!(adm.store.leases(), 2);
+}
+
+#[test]
+fn the_inbound_split_leaves_room_for_calls_to_the_account() {
+    // 2 channels, at most 1 from the PBX: the second call from it is refused while a call
+    // from the carrier to the PBX (outbound for the account) still fits.
+    let c = limited("[account.limits]\nchannels = 2\nchannels_inbound = 1", "");
+    let mut adm = Admission::default();
+    let now = Instant::now();
+    assert!(matches!(admit(&c, &owned_call("10.1.0.5:5060", "+4930123456"), now, &mut adm), Decision::Route(_)));
+    let d = admit(&c, &owned_call("10.1.0.5:5060", "+4930123457"), now, &mut adm);
+    assert!(matches!(
+        d,
+        Decision::Reject(Reject { why: RejectReason::ChannelsFull { account: true, outbound: false, code: 503 }, .. })
+    ));
+    assert_eq!(adm.store.channels(counters::Scope::Account(xtrunk_config::AccountId(0))), (1, 0));
+}
+
+#[test]
+fn trunk_cps_refuses_with_retry_after_and_caps_name_the_period() {
+    let c = limited("", "[trunk.limits]\ncps = 1\ncalls_per_hour = 2");
+    let mut adm = Admission::default();
+    let t0 = Instant::now();
+    let call = owned_call("10.1.0.5:5060", "+4930123456");
+    assert!(matches!(admit(&c, &call, t0, &mut adm), Decision::Route(_)));
+    let Decision::Reject(r) = admit(&c, &call, t0, &mut adm) else { panic!() };
+    assert_eq!((r.why.code(), r.why.cause(), r.why.retry_after()), (503, "cps_trunk", Some(1)));
+    let t1 = t0 + std::time::Duration::from_secs(1);
+    assert!(matches!(admit(&c, &call, t1, &mut adm), Decision::Route(_)));
+    let t2 = t0 + std::time::Duration::from_secs(2);
+    let Decision::Reject(r) = admit(&c, &call, t2, &mut adm) else { panic!() };
+    assert_eq!((r.why.code(), r.why.cause()), (403, "calls_per_hour_trunk"));
+}
+
+#[test]
+fn a_resumed_call_holds_its_channel_and_a_reload_keeps_counts_by_name() {
+    let c = limited("[account.limits]\nchannels = 1", "");
+    let mut adm = Admission::default();
+    let now = Instant::now();
+    let mut held = adm.adopt(&c, PBX, CARRIER_A, now);
+    assert!(held.lease.is_some());
+    let call = owned_call("10.1.0.5:5060", "+4930123456");
+    assert!(matches!(admit(&c, &call, now, &mut adm), Decision::Reject(_)), "the resumed call fills the account");
+    // A reload that renumbers the trunks (a new one first) keeps the count on the PBX.
+    let mut raw = c.raw.clone();
+    let mut extra = raw.trunks[2].clone();
+    extra.name = "carrier-c".into();
+    raw.trunks.insert(0, extra);
+    let c2 = raw.snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    adm.reload(&c, &c2);
+    let pbx2 = c2.trunk_by_name("pbx").unwrap();
+    assert_eq!(adm.store.channels(counters::Scope::Trunk(pbx2)), (0, 0), "no trunk limit: not counted");
+    assert!(matches!(admit(&c2, &call, now, &mut adm), Decision::Reject(_)), "account count kept");
+    adm.release(&mut held, None);
+    assert!(matches!(admit(&c2, &call, now, &mut adm), Decision::Route(_)));
+}
+
+#[test]
+fn full_channels_on_the_chosen_trunk_fail_over_to_the_next_route() {
+    let mut c = raw();
+    c.trunks[2].limits.channels = Some(1); // carrier-b, the PBX's route for 44…
+    let c = c.snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    assert_eq!(routing::candidates(&c, PBX, "4420"), vec![CARRIER_B, CARRIER_A]);
+    let mut adm = Admission::default();
+    let now = Instant::now();
+    let go = |adm: &mut Admission| match admit(&c, &call("10.1.0.5:5060", "4420", true), now, adm) {
+        Decision::Route(p) => p.entries[0],
+        d => panic!("{d:?}"),
+    };
+    assert_eq!(go(&mut adm), CARRIER_B);
+    assert_eq!(go(&mut adm), CARRIER_A, "carrier-b full: the default route takes it");
+    // With the default route full too, the refusal names the channels.
+    let mut r = raw();
+    r.trunks[2].limits.channels = Some(1);
+    r.trunks[1].limits.channels = Some(1);
+    let c = r.snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    let mut adm = Admission::default();
+    let call = call("10.1.0.5:5060", "4420", true);
+    assert!(matches!(admit(&c, &call, now, &mut adm), Decision::Route(_)));
+    assert!(matches!(admit(&c, &call, now, &mut adm), Decision::Route(_)));
+    let d = admit(&c, &call, now, &mut adm);
+    assert!(
+        matches!(d, Decision::Reject(Reject { why: RejectReason::ChannelsFull { outbound: true, .. }, .. })),
+        "{d:?}"
+    );
+    assert_eq!(adm.store.leases(), 2);
+}
+
+#[test]
+fn a_transfer_is_held_to_the_transferors_destination_rules() {
+    let c = limited("[account.destinations]\ndeny_countries = [\"FR\"]", "");
+    assert_eq!(admit_transfer(&c, PBX, "+4930123456"), Ok(CARRIER_A));
+    assert_eq!(admit_transfer(&c, PBX, "+449001234567"), Err(RejectReason::PremiumRate));
+    assert_eq!(admit_transfer(&c, PBX, "+33142685300"), Err(RejectReason::DeniedCountry));
+    assert_eq!(admit_transfer(&c, PBX, "bob"), Err(RejectReason::InvalidNumber));
+    // A trunk without an account: routes only.
+    assert_eq!(admit_transfer(&c, CARRIER_A, "+449001234567"), Ok(CARRIER_A));
 }

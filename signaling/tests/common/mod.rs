@@ -67,6 +67,8 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         account: None,
         kind: Default::default(),
         auth: Default::default(),
+        limits: Default::default(),
+        numbers: Default::default(),
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
         targets: targets
             .iter()
@@ -203,7 +205,8 @@ impl Sipp {
 }
 
 impl Sipp {
-    /// Stops a SIPp that would run on (a UAS with calls left) and reads its statistics.
+    /// Stops a SIPp that would run on (a UAS with calls left, a carrier behind a limit) and
+    /// reads its statistics.
     pub(crate) fn kill(mut self) -> Outcome {
         let _ = self.child.kill();
         let _ = self.child.wait();
