@@ -117,3 +117,41 @@ fn session_timer_refreshes_both_legs_and_a_silent_leg_is_cut() {
     assert_eq!(cdrs.last().map(|c| c["end_reason"].clone()), Some("session_expired".into()), "{cdrs:?}");
     assert_clean(&s);
 }
+
+/// #15 × #16: a call's channel follows it when it hunts to the route's next trunk; a next trunk
+/// whose channels are full is skipped (rig).
+#[test]
+fn the_channel_lease_moves_with_the_hunt() {
+    use xtrunk_signaling::b2bua::response;
+    use xtrunk_signaling::sip::msg::Method;
+    use xtrunk_signaling::testing::Pair;
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    let (a, b): (std::net::SocketAddr, std::net::SocketAddr) =
+        ("127.0.0.1:5090".parse().unwrap(), "127.0.0.1:5092".parse().unwrap());
+    let mut second = trunk("carrier-b", TrunkRole::Carrier, &[], &[b.port()]);
+    second.limits.channels = Some(1);
+    cfg.trunks[1].targets =
+        vec![xtrunk_config::Target { addr: a, transport: xtrunk_config::Transport::Udp, weight: 1 }];
+    cfg.trunks[1].limits.channels = Some(5);
+    cfg.trunks.push(second);
+    cfg.routes[0].then = vec!["carrier-b".into()];
+    let pbx: std::net::SocketAddr = "127.0.0.1:5062".parse().unwrap();
+    let mut p = Pair::new(&cfg, "127.0.0.1:5060".parse().unwrap(), 71);
+    let sdp = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n";
+    let inv = |id: &str| {
+        format!("INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {pbx};branch=z9hG4bK{id};rport\r\nFrom: <sip:100@pbx>;tag=t{id}\r\nTo: <sip:4930123@x>\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{pbx}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len())
+    };
+    for (n, id) in ["lm1", "lm2"].into_iter().enumerate() {
+        p.input(pbx, inv(id).as_bytes());
+        let first = p.take(a, |m| m.method() == Some(&Method::Invite));
+        p.input(a, &response(&first, 503, "Service Unavailable", Some("x")).to_bytes());
+        let at_b = p.try_take(b, |m| m.method() == Some(&Method::Invite));
+        if n == 0 {
+            assert!(at_b.is_some(), "the first call hunts to carrier-b (1 channel): {:#?}", p.dump_out());
+        } else {
+            assert!(at_b.is_none(), "carrier-b's only channel is taken: the second call must not reach it");
+            let r = p.take(pbx, |m| m.code().is_some_and(|c| c >= 300));
+            assert!(r.code().is_some_and(|c| c >= 400), "{r:?}");
+        }
+    }
+}
