@@ -28,6 +28,11 @@ pub struct Route {
     /// 5xx); any other final goes back to the caller.
     #[serde(default = "default_failover_codes")]
     pub failover_codes: Vec<u16>,
+    /// The last entry: a phone number (`+` and digits). When every trunk failed, the call is
+    /// placed again to this number through the outbound routes of the trunk it came from (once:
+    /// the number's own route cannot re-originate it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then_number: Option<String>,
 }
 
 /// 408 and the 5xx class.

@@ -157,6 +157,8 @@ pub struct RouteView {
     pub then: Vec<TrunkId>,
     /// Finals that move a call to the next entry.
     pub failover_codes: Vec<u16>,
+    /// The last entry, a phone number the call is re-originated to.
+    pub then_number: Option<String>,
 }
 
 /// A validated configuration with every name resolved; see the module docs.
@@ -351,6 +353,7 @@ impl Snapshot {
                     .map(|(j, t)| trunk_named(format!("{p}.then[{j}]"), t))
                     .collect::<Result<_, _>>()?,
                 failover_codes: r.failover_codes.clone(),
+                then_number: r.then_number.clone(),
             });
         }
         Ok(Snapshot {

@@ -518,6 +518,12 @@ impl Config {
                     Some(_) => {}
                 }
             }
+            if let Some(n) = &r.then_number {
+                let d = n.strip_prefix('+').unwrap_or(n);
+                if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
+                    v.add(format!("{p}.then_number"), format!("must be '+' and digits, got {n:?}"));
+                }
+            }
             if let Some(c) = r.failover_codes.iter().find(|c| !(300..700).contains(*c) && **c != 408) {
                 v.add(format!("{p}.failover_codes"), format!("must be final codes 300..=699, got {c}"));
             }

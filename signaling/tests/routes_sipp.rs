@@ -155,3 +155,31 @@ fn the_channel_lease_moves_with_the_hunt() {
         }
     }
 }
+
+/// #16: a route whose last entry is a phone number: when its trunk fails, the call is placed
+/// again to that number through the number's own route, and connects there (SIPp).
+#[test]
+fn a_routes_last_entry_may_be_a_phone_number() {
+    need_sipp!();
+    let (busy, live) = (free_port(), free_port());
+    let side = Sidecar::start("renumber", &[busy], |c| {
+        c.trunks.push(trunk("carrier-c", TrunkRole::Carrier, &[], &[live]));
+        c.routes[0].then_number = Some("+4930999000".into());
+        let mut r = c.routes[0].clone();
+        (r.prefix, r.trunk, r.then_number) = ("+4930999".into(), "carrier-c".into(), None);
+        c.routes.push(r);
+    });
+    let c1 = sipp(&side.dir, "uas503", "uas_503", busy, None, 1, &[]);
+    let c3 = sipp(&side.dir, "uas", "uas_basic", live, None, 1, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 1, &[]);
+    let (a, b1, b3) = (pbx.wait(), c1.wait(), c3.wait());
+    let cdrs = side.cdrs();
+    let s = side.stop();
+    assert!(a.ok && b1.ok && b3.ok, "{a:?} {b1:?} {b3:?}");
+    let c = &cdrs[0];
+    let trunks: Vec<&str> = c["attempts"].as_array().unwrap().iter().map(|a| a["trunk"].as_str().unwrap()).collect();
+    assert_eq!(trunks, ["carrier", "carrier-c"], "{c}");
+    assert_eq!((c["trunk_out"].as_str(), c["disposition"].as_u64()), (Some("carrier-c"), Some(200)));
+    assert_clean(&s);
+}

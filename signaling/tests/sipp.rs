@@ -187,6 +187,7 @@ fn refer_transfer() {
             trunk: "target".into(),
             then: vec![],
             failover_codes: xtrunk_config::default_failover_codes(),
+            then_number: None,
         });
     });
     let n = 5;
@@ -262,6 +263,7 @@ fn media_calls(name: &str, uac: &str, (port_min, port_max): (u16, u16)) {
         trunk: "carrier".into(),
         then: vec![],
         failover_codes: xtrunk_config::default_failover_codes(),
+        then_number: None,
     }];
     let server = Server::bind(&cfg, ChannelMedia { tx: cmd_tx, rx: ev_rx }).unwrap();
     let stop = Arc::new(AtomicBool::new(false));

@@ -228,6 +228,7 @@ fn a_ten_channel_trunk_never_exceeds_ten_with_cancel_busy_and_bye_mixed() {
                 trunk,
                 then: vec![],
                 failover_codes: xtrunk_config::default_failover_codes(),
+                then_number: None,
             });
         }
     });

@@ -87,6 +87,7 @@ fn start(name: &str, carrier: u16) -> Side {
         trunk: "carrier".into(),
         then: vec![],
         failover_codes: xtrunk_config::default_failover_codes(),
+        then_number: None,
     }];
     let cmds = Arc::new(Mutex::new(Vec::new()));
     let media = Recording { inner: LoopbackMedia::default(), log: cmds.clone() };

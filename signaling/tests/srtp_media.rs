@@ -104,6 +104,7 @@ fn srtp_pbx_to_plain_carrier_media_with_libsrtp2() {
         trunk: "carrier".into(),
         then: vec![],
         failover_codes: xtrunk_config::default_failover_codes(),
+        then_number: None,
     }];
     let server = Server::bind(&cfg, ChannelMedia { tx: cmd_tx, rx: ev_rx }).unwrap();
     let stop = Arc::new(AtomicBool::new(false));

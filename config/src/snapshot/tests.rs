@@ -90,6 +90,7 @@ fn names_resolve_to_ids() {
         trunk: TrunkId(3),
         then: vec![],
         failover_codes: crate::default_failover_codes(),
+        then_number: None,
     };
     assert_eq!(r("+44"), want);
     assert_eq!(r("").from_trunk, None);

@@ -72,7 +72,7 @@ impl Core {
     /// trunk moves the call to the route's next entry.
     pub(crate) fn entry_fails_over(&self, id: CallKey, code: Option<u16>) -> bool {
         let Some(call) = self.calls.get(&id) else { return false };
-        if call.entry + 1 >= call.entries.len() {
+        if !call.has_next_entry() {
             return false;
         }
         let codes = call.route.and_then(|r| call.cfg.routes.get(r)).map(|r| r.failover_codes.as_slice());
@@ -84,7 +84,7 @@ impl Core {
     pub(crate) fn next_entry(&mut self, now: Instant, id: CallKey) {
         loop {
             let Some(call) = self.calls.get_mut(&id) else { return };
-            if call.entry + 1 >= call.entries.len() {
+            if call.entry + 1 >= call.entries.len() && !reoriginate(call) {
                 call.cdr.end_reason = EndReason::Timeout;
                 return self.cancel_to_a_and_finish(now, id, 408);
             }
@@ -130,6 +130,28 @@ impl Core {
             }
         }
     }
+}
+
+/// Re-originates `call` to its route's `then_number` (once): the number becomes the called user
+/// and the number's own route (from the same inbound trunk) supplies the next entries.
+fn reoriginate(call: &mut super::Call) -> bool {
+    if call.reoriginated {
+        return false;
+    }
+    call.reoriginated = true;
+    let Some(number) = call.route.and_then(|r| call.cfg.routes.get(r)).and_then(|r| r.then_number.clone()) else {
+        return false;
+    };
+    let Some((ix, r)) = call.cfg.route_for(call.legs[0].trunk, &number) else {
+        log::info!("no route for the route's then_number {number}");
+        return false;
+    };
+    let more: Vec<TrunkId> = std::iter::once(r.trunk).chain(r.then.iter().copied()).collect();
+    log::info!("re-originating to {number} (route {ix})");
+    call.entries.extend(more);
+    call.route = Some(ix);
+    call.user = number;
+    true
 }
 
 /// A From value `"name" <sip:user@old-host>;tag=x` with `host` in place of the old host.

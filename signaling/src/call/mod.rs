@@ -105,6 +105,8 @@ pub(crate) struct Call {
     /// The route's trunks, in hunting order; `entry` is the one being tried (`legs[1].trunk`).
     pub(crate) entries: Vec<xtrunk_config::TrunkId>,
     pub(crate) entry: usize,
+    /// Re-originated to its route's `then_number` already (at most once).
+    pub(crate) reoriginated: bool,
     /// The route (index in the call's `cfg.routes`), for its `failover_codes`.
     pub(crate) route: Option<usize>,
     /// Session timer interval in seconds (0 = none), per leg whether we refresh it, and the
@@ -130,6 +132,13 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// Whether hunting has somewhere left to go: another entry, or the route's phone number.
+    pub(crate) fn has_next_entry(&self) -> bool {
+        self.entry + 1 < self.entries.len()
+            || (!self.reoriginated
+                && self.route.and_then(|r| self.cfg.routes.get(r)).is_some_and(|r| r.then_number.is_some()))
+    }
+
     /// The current attempt (the last target dialled) ended with `code`, unless it already has.
     pub(crate) fn attempt_ended(&mut self, code: u16) {
         if let Some(a) = self.cdr.attempts.last_mut().filter(|a| a.code == 0) {

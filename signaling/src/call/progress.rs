@@ -232,7 +232,7 @@ impl Core {
         if call.targets_tried < call.cfg.trunk(call.legs[1].trunk).targets.len() {
             return self.send_b_invite(now, id);
         }
-        if call.entry + 1 < call.entries.len() {
+        if call.has_next_entry() {
             return self.next_entry(now, id);
         }
         call.cdr.end_reason = EndReason::Timeout;

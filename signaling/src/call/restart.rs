@@ -150,6 +150,7 @@ impl Core {
             delayed_offer: false,
             entries: Vec::new(),
             entry: 0,
+            reoriginated: false,
             route: None,
             session_expires: 0,
             refreshing: [false; 2],

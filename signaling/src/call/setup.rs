@@ -168,6 +168,7 @@ impl Core {
             first_target: n.first_target,
             entries: plan.entries,
             entry: 0,
+            reoriginated: false,
             route: plan.route,
             session_expires,
             refreshing: [session_expires > 0; 2],
@@ -411,7 +412,7 @@ impl Core {
             call.targets_tried += 1;
         }
         let Some(t) = call.target(trunk, call.targets_tried).cloned() else {
-            if call.entry + 1 < call.entries.len() {
+            if call.has_next_entry() {
                 return self.next_entry(now, id);
             }
             call.cdr.end_reason = EndReason::TrunkOffline;

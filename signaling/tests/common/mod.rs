@@ -124,6 +124,7 @@ impl Sidecar {
             trunk: "carrier".into(),
             then: vec![],
             failover_codes: xtrunk_config::default_failover_codes(),
+            then_number: None,
         }];
         tweak(&mut cfg);
         let server = Server::bind(&cfg, LoopbackMedia::default()).unwrap();
