@@ -17,6 +17,7 @@ mod account;
 mod datapath;
 mod media;
 mod node;
+mod ops;
 mod route;
 mod sip;
 mod snapshot;
@@ -31,6 +32,7 @@ pub use account::{Account, DidRange};
 pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMode};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
 pub use node::{LogLevel, Node};
+pub use ops::{CdrStore, MetricsCfg, StoreKind};
 pub use route::Route;
 pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{AccountId, AccountView, RouteView, Snapshot, TrunkId, TrunkView};
@@ -65,6 +67,12 @@ pub struct Config {
     /// Tenants and the DID pools they own; trunks name them in `trunk.account`. TOML: `[[account]]`.
     #[serde(default, rename = "account", skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<Account>,
+    /// The CDR store (SQLite or PostgreSQL fed from the CDR file); off by default.
+    #[serde(default)]
+    pub cdr: CdrStore,
+    /// The Prometheus endpoint; off by default.
+    #[serde(default)]
+    pub metrics: MetricsCfg,
 }
 
 /// Why a configuration could not be used.

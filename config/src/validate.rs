@@ -61,6 +61,7 @@ impl Config {
         self.validate_trunks(&mut v);
         self.validate_routes(&mut v);
         pools::validate_accounts(self, &mut v);
+        self.validate_ops(&mut v);
         v.problems
     }
 

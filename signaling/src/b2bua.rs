@@ -61,6 +61,8 @@ pub struct Core {
     /// Calls not yet confirmed (ringing, or 2xx not ACKed), per caller source IP.
     pub(crate) pending: HashMap<IpAddr, usize>,
     pub(crate) pending_delete: HashMap<SessionId, ([u16; 2], Option<Cdr>)>,
+    /// Journaled calls whose `remove` waits for their CDR (written on `Deleted`).
+    pub(crate) remove_on_delete: HashMap<SessionId, u64>,
     pub(crate) heap: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
     pub(crate) out: VecDeque<Transmit>,
     pub(crate) media_out: VecDeque<Command>,
@@ -112,6 +114,7 @@ impl Core {
             pending: HashMap::new(),
             cfg,
             pending_delete: HashMap::new(),
+            remove_on_delete: HashMap::new(),
             heap: BinaryHeap::new(),
             out: VecDeque::new(),
             media_out: VecDeque::new(),

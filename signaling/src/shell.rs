@@ -510,11 +510,27 @@ impl<M: MediaPort> Server<M> {
         }
     }
 
+    /// All of the round's CDRs with one write(2); kept on failure (see `cdr_file`).
+    fn flush_cdrs(&mut self) {
+        let mut any = false;
+        while let Some(cdr) = self.core.poll_cdr() {
+            self.cdr.push(&cdr);
+            any = true;
+        }
+        if any || self.cdr.pending() > 0 {
+            self.cdr.flush();
+        }
+    }
+
     fn flush(&mut self) {
         // Transport errors can produce more output: loop until quiet.
         for _ in 0..4 {
             let mut any = false;
-            // The journal first: a record is on file before the messages it describes leave.
+            // CDRs before the journal: a call's `remove` never reaches the file before its CDR,
+            // so a kill -9 in between replays the call (a duplicate the CDR store drops by its
+            // key) rather than losing its CDR. Then the journal: a record is on file before the
+            // messages it describes leave.
+            self.flush_cdrs();
             self.flush_journal();
             while let Some(t) = self.core.poll_transmit() {
                 any = true;
@@ -526,11 +542,7 @@ impl<M: MediaPort> Server<M> {
                     break;
                 }
             }
-            // All of the round's CDRs with one write(2); kept on failure (see `cdr_file`).
-            while let Some(cdr) = self.core.poll_cdr() {
-                self.cdr.push(&cdr);
-            }
-            self.cdr.flush();
+            self.flush_cdrs();
             self.flush_journal();
             if !any {
                 break;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xtrunk_config::Config;
 
+mod ops;
 mod roles;
 mod supervise;
 
@@ -31,6 +32,7 @@ const EXAMPLES: &str = "\
 EXAMPLES:
     xtrunk run --config config/xtrunk.toml       start datapath + sidecar on loopback
     xtrunk check-config /etc/xtrunk/xtrunk.toml  list every problem in a file, exit 1 if any
+    xtrunk cdr export -c /etc/xtrunk/xtrunk.toml --from 2026-12-01 --to 2027-01-01 --format csv
     xtrunk datapath --config /etc/xtrunk/xtrunk.toml    only the packet path (split hosts)
     xtrunk signaling --config /etc/xtrunk/xtrunk.toml   only the SIP sidecar
 
@@ -59,6 +61,9 @@ enum Role {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// CDRs from the store (`[cdr].store`): export a period, the short-call report.
+    #[command(subcommand)]
+    Cdr(ops::CdrCmd),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -82,9 +87,18 @@ fn main() -> ExitCode {
     if let Role::CheckConfig { file } = &cli.role {
         return check_config(file);
     }
+    if let Role::Cdr(c) = &cli.role {
+        return match ops::cdr(c) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtrunk: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let arg = match &cli.role {
         Role::Run(a) | Role::Datapath(a) | Role::Signaling(a) => a.clone(),
-        Role::CheckConfig { .. } => unreachable!("handled above"),
+        Role::CheckConfig { .. } | Role::Cdr(_) => unreachable!("handled above"),
     };
     let cfg = match arg.load() {
         Ok(c) => c,
@@ -98,7 +112,7 @@ fn main() -> ExitCode {
         Role::Run(_) => supervise::run(&cfg, arg.config.as_deref()),
         Role::Datapath(_) => roles::datapath(&cfg),
         Role::Signaling(_) => roles::signaling(&cfg, arg.config.as_deref()),
-        Role::CheckConfig { .. } => unreachable!("handled above"),
+        Role::CheckConfig { .. } | Role::Cdr(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -352,7 +352,13 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
     let stale = Arc::new(AtomicBool::new(false));
     let media = RingMedia { tx, rx, watch, checked: Instant::now(), stale: Arc::clone(&stale) };
     let flags = xtrunk_signaling::Flags { reload, media_lost: Some(lost), detach: Some(Arc::clone(&stale)) };
-    xtrunk_signaling::run(cfg, media, stop, flags)?;
+    // The CDR store's writer: its own thread, tailing the CDR file; never the SIP loop.
+    let writer = crate::ops::start_cdr_writer(cfg)?;
+    let ran = xtrunk_signaling::run(cfg, media, stop, flags);
+    if let Some(w) = writer {
+        w.stop();
+    }
+    ran?;
     if stale.load(Ordering::Relaxed) {
         anyhow::bail!(
             "the session ring at {} was re-created or its datapath died; exiting to re-attach",

@@ -188,6 +188,7 @@ impl Core {
             log::info!("call {}: target {} answered {code}, failing over", id.0, call.targets_tried);
             return self.next_target(now, id);
         }
+        call.cdr.q850 = msg.as_ref().map_or(0, super::teardown::q850_of);
         call.cdr.end_reason = match code {
             408 if msg.is_none() => EndReason::Timeout,
             _ => EndReason::CalleeRejected,

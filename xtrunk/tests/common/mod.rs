@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use xtrunk_signaling::sip::msg::{parse, Message};
 
+pub(crate) mod ops;
+
 /// Kills (SIGKILL) every process a test started or learnt the pid of, and removes its files.
 pub(crate) struct Guard {
     pub(crate) supervisor: Option<Child>,
