@@ -47,7 +47,7 @@ fn synthetic_month_matches_the_hand_computed_report() {
     add(10, "acme", "2026-12", "004930123456", Some(6_900)); // short (6 s)
     add(5, "acme", "2026-12", "+49 30 123456", Some(1_000)); // short (1 s)
     add(20, "acme", "2026-12", "+4930123456", Some(7_000)); // long (7 s)
-    // ... and 40 unanswered calls to India, left out.
+                                                            // ... and 40 unanswered calls to India, left out.
     add(40, "acme", "2026-12", "+91 98765 43210", None);
     // beta, December: 10 calls, exactly 20 % of each kind (not over).
     add(2, "beta", "2026-12", "+4930123456", None);
@@ -65,7 +65,11 @@ fn synthetic_month_matches_the_hand_computed_report() {
     let mut db = Sqlite::open(&dir.join("cdr.sqlite")).unwrap();
     assert_eq!(db.commit(&rows, (1, 1)).unwrap(), rows.len());
     assert_eq!(db.commit(&rows, (1, 2)).unwrap(), 0, "the same CDRs again are not stored twice");
-    let f = Filter { from_ms: parse_time("2026-11-01").unwrap(), to_ms: parse_time("2027-01-01").unwrap(), ..Filter::default() };
+    let f = Filter {
+        from_ms: parse_time("2026-11-01").unwrap(),
+        to_ms: parse_time("2027-01-01").unwrap(),
+        ..Filter::default()
+    };
     let got = short_calls(&db.query(&f).unwrap());
     let m = |account: &str, month: &str, t, z, ze, s, se, flagged| MonthReport {
         account: account.into(),

@@ -151,6 +151,19 @@ impl Core {
         self.calls.len()
     }
 
+    /// Calls up now, by inbound trunk (for `/metrics`).
+    pub fn active_by_trunk(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for c in self.calls.values() {
+            if let Some(n) = m.get_mut(&c.cdr.trunk_in) {
+                *n += 1;
+            } else {
+                m.insert(c.cdr.trunk_in.clone(), 1);
+            }
+        }
+        m
+    }
+
     /// The port pool.
     pub fn ports(&self) -> &PortPool {
         &self.ports

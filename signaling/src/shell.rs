@@ -62,6 +62,17 @@ pub struct Server<M: MediaPort> {
     detach: Option<Arc<AtomicBool>>,
     /// UDP sockets not drained in their last turn (edge-triggered: no new event will come).
     udp_busy: Vec<bool>,
+    /// Publishing for the control thread (`/metrics`), when it runs.
+    ops: Option<Ops>,
+}
+
+/// The shell's side of `/metrics`: where to publish, the CDR-derived counts, when last.
+struct Ops {
+    out: crate::ops::Published,
+    ended: crate::ops::EndedCounter,
+    last: Instant,
+    reloads: u64,
+    reloads_refused: u64,
 }
 
 /// How long a stopping sidecar waits for its BYEs to be answered and its sessions deleted
@@ -175,6 +186,7 @@ impl<M: MediaPort> Server<M> {
             media_lost: None,
             udp_busy,
             detach: None,
+            ops: None,
         })
     }
 
@@ -204,9 +216,15 @@ impl<M: MediaPort> Server<M> {
             Ok(s) => s,
             Err(e) => {
                 log::error!("reload refused, the running configuration stays: {e}");
+                if let Some(o) = &mut self.ops {
+                    o.reloads_refused += 1;
+                }
                 return;
             }
         };
+        if let Some(o) = &mut self.ops {
+            o.reloads += 1;
+        }
         let kept = crate::reload::keep_restart_only(self.core.config(), &mut new);
         if !kept.is_empty() {
             log::warn!("reload: {} need a restart to change; running values kept", kept.join(", "));
@@ -373,7 +391,27 @@ impl<M: MediaPort> Server<M> {
             self.core.handle_media_event(now, ev);
         }
         self.flush();
+        self.publish(now);
         Ok(())
+    }
+
+    /// Hands the control thread a fresh snapshot (at most every [`crate::ops::PUBLISH_EVERY`];
+    /// skipped, never waited for, while a scrape holds the lock).
+    fn publish(&mut self, now: Instant) {
+        let Some(o) = &mut self.ops else { return };
+        if now.duration_since(o.last) < crate::ops::PUBLISH_EVERY {
+            return;
+        }
+        if let Ok(mut snap) = o.out.try_lock() {
+            *snap = crate::ops::OpsSnapshot {
+                metrics: self.core.metrics.clone(),
+                active: self.core.active_by_trunk(),
+                ended: o.ended.snapshot(),
+                reloads: o.reloads,
+                reloads_refused: o.reloads_refused,
+            };
+            o.last = now;
+        }
     }
 
     fn summary(&self) -> Summary {
@@ -515,6 +553,9 @@ impl<M: MediaPort> Server<M> {
         let mut any = false;
         while let Some(cdr) = self.core.poll_cdr() {
             self.cdr.push(&cdr);
+            if let Some(o) = &mut self.ops {
+                o.ended.count(&cdr);
+            }
             any = true;
         }
         if any || self.cdr.pending() > 0 {
@@ -560,6 +601,8 @@ pub struct Flags {
     pub media_lost: Option<Arc<AtomicBool>>,
     /// The ring was re-created: stop at once, leaving every call journaled for the next sidecar.
     pub detach: Option<Arc<AtomicBool>>,
+    /// Publish counters here for the control thread (`/metrics`).
+    pub ops: Option<crate::ops::Published>,
 }
 
 /// Runs the sidecar until `stop` is set: binds the listeners, recovers after a restart, serves,
@@ -573,6 +616,13 @@ pub fn run(cfg: &Config, media: impl MediaPort + 'static, stop: Arc<AtomicBool>,
         server = server.media_lost_on(flag);
     }
     server.detach = flags.detach;
+    server.ops = flags.ops.map(|out| Ops {
+        out,
+        ended: crate::ops::EndedCounter::default(),
+        last: Instant::now().checked_sub(crate::ops::PUBLISH_EVERY).unwrap_or_else(Instant::now),
+        reloads: 0,
+        reloads_refused: 0,
+    });
     for (t, a) in server.local_addrs() {
         log::info!("sip listening on {t:?} {a}");
     }

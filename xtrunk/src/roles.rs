@@ -319,6 +319,10 @@ impl xtrunk_signaling::MediaPort for RingMedia {
     }
 }
 
+/// The environment variable in which the supervisor tells a sidecar how many sidecars it has
+/// started (this one included): `xtrunk_sidecar_restarts` on `/metrics`.
+pub(crate) const SIDECAR_STARTS: &str = "XTRUNK_SIDECAR_STARTS";
+
 /// `xtrunk signaling`: attach to the datapath's ring (waiting for it), run the B2BUA.
 /// The signaling role; SIGHUP re-reads `config_file` (without one, the embedded default has
 /// nothing to reload and SIGHUP is ignored).
@@ -351,9 +355,21 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
     // A re-created ring: exit at once, leaving the calls to the next sidecar (it recovers them).
     let stale = Arc::new(AtomicBool::new(false));
     let media = RingMedia { tx, rx, watch, checked: Instant::now(), stale: Arc::clone(&stale) };
-    let flags = xtrunk_signaling::Flags { reload, media_lost: Some(lost), detach: Some(Arc::clone(&stale)) };
     // The CDR store's writer: its own thread, tailing the CDR file; never the SIP loop.
     let writer = crate::ops::start_cdr_writer(cfg)?;
+    // The control thread (`/metrics`), reading what the SIP loop publishes.
+    let ops = match cfg.metrics.listen {
+        Some(addr) => {
+            let published = xtrunk_signaling::ops::Published::default();
+            let sidecar_starts = std::env::var(SIDECAR_STARTS).ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+            let writer = writer.as_ref().map(|w| Arc::clone(&w.stats));
+            let src = crate::control::Sources { published: Arc::clone(&published), writer, sidecar_starts };
+            crate::control::spawn(addr, src)?;
+            Some(published)
+        }
+        None => None,
+    };
+    let flags = xtrunk_signaling::Flags { reload, media_lost: Some(lost), detach: Some(Arc::clone(&stale)), ops };
     let ran = xtrunk_signaling::run(cfg, media, stop, flags);
     if let Some(w) = writer {
         w.stop();

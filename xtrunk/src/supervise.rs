@@ -53,9 +53,14 @@ pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing SIGHUP handler")?;
     let exe = std::env::current_exe().context("locating the xtrunk executable")?;
+    let sidecars = std::cell::Cell::new(0u64);
     let spawn = |role: &str| -> anyhow::Result<Child> {
         let mut cmd = Command::new(&exe);
         cmd.arg(role);
+        if role == "signaling" {
+            sidecars.set(sidecars.get() + 1);
+            cmd.env(crate::roles::SIDECAR_STARTS, sidecars.get().to_string());
+        }
         if let Some(f) = config_file {
             cmd.arg("--config").arg(f);
         }

@@ -131,6 +131,11 @@ impl Core {
         self.calls.insert(id, call);
         *self.pending.entry(src.remote.ip()).or_insert(0) += 1;
         self.metrics.calls_started += 1;
+        if let Some(n) = self.metrics.attempts.get_mut(&self.calls[&id].cdr.trunk_in) {
+            *n += 1;
+        } else {
+            self.metrics.attempts.insert(self.calls[&id].cdr.trunk_in.clone(), 1);
+        }
         self.txs.respond(now, &k, &trying);
         self.heap.push(Reverse((na, id, CallTimer::NoAnswer)));
         // The callee-side INVITE goes out on the datapath's `Created` (see `media_event`).

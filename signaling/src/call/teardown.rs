@@ -72,6 +72,8 @@ impl Core {
     /// Counts a refused INVITE and writes its CDR.
     fn rejected_cdr(&mut self, now: Instant, req: &Message, code: u16, tin: Option<TrunkId>, why: EndReason) {
         *self.metrics.finals_to_caller.entry(code).or_insert(0) += 1;
+        let trunk = tin.map(|t| self.cfg.trunk(t).name.clone()).unwrap_or_default();
+        *self.metrics.attempts.entry(trunk).or_insert(0) += 1;
         let t = self.unix_ms(now);
         self.cdr_out.push_back(Cdr {
             call_id: req.call_id().unwrap_or("").to_string(),

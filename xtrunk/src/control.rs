@@ -1,0 +1,270 @@
+//! The sidecar's control thread: one plain thread with a small HTTP/1.1 server (one request per
+//! connection, 8 KiB of head at most, 2 s to send it) serving `GET /metrics` in the Prometheus
+//! text format 0.0.4 (a small encoder of our own: `prometheus-client` writes OpenMetrics, whose
+//! `_total`-less HELP/TYPE names `promtool check metrics` refuses). It reads what the SIP loop published
+//! (`xtrunk_signaling::ops`) and never touches the loop itself.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use xtrunk_cdrstore::writer::WriterStats;
+use xtrunk_signaling::ops::{OpsSnapshot, Published};
+
+/// Bytes of request head read at most.
+const HEAD_MAX: usize = 8 << 10;
+
+/// What the control thread serves from.
+pub(crate) struct Sources {
+    pub(crate) published: Published,
+    pub(crate) writer: Option<Arc<WriterStats>>,
+    /// How many times the supervisor started a sidecar (this one included).
+    pub(crate) sidecar_starts: u64,
+}
+
+/// Binds `addr` and serves on a thread of its own.
+pub(crate) fn spawn(addr: SocketAddr, src: Sources) -> anyhow::Result<SocketAddr> {
+    let l = TcpListener::bind(addr).with_context(|| format!("metrics.listen: bind {addr}"))?;
+    let bound = l.local_addr()?;
+    std::thread::Builder::new().name("control".into()).spawn(move || {
+        for s in l.incoming() {
+            match s {
+                Ok(s) => {
+                    if let Err(e) = serve(s, &src) {
+                        log::debug!("control: {e}");
+                    }
+                }
+                Err(e) => log::debug!("control accept: {e}"),
+            }
+        }
+    })?;
+    log::info!("metrics on http://{bound}/metrics");
+    Ok(bound)
+}
+
+/// Reads one request head: (method, path).
+fn read_head(s: &mut TcpStream) -> std::io::Result<(String, String)> {
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf)?;
+        if n == 0 || head.len() + n > HEAD_MAX {
+            return Err(std::io::Error::other("incomplete or oversized request head"));
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut first = text.lines().next().unwrap_or("").split_whitespace();
+    Ok((first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string()))
+}
+
+fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)
+}
+
+fn serve(mut s: TcpStream, src: &Sources) -> std::io::Result<()> {
+    let (method, path) = read_head(&mut s)?;
+    match (method.as_str(), path.split('?').next().unwrap_or("")) {
+        ("GET", "/metrics") => {
+            let snap = src.published.lock().map(|g| g.clone()).unwrap_or_default();
+            let body = render(&snap, src);
+            respond(&mut s, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body.as_bytes())
+        }
+        ("GET", _) => respond(&mut s, "404 Not Found", "text/plain", b"not found\n"),
+        _ => respond(&mut s, "405 Method Not Allowed", "text/plain", b"method not allowed\n"),
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+fn labels(kv: &[(&str, &str)]) -> Labels {
+    kv.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+}
+
+/// The Prometheus text exposition format 0.0.4 (what `promtool check metrics` reads): one
+/// `# HELP`/`# TYPE` pair per family, label values escaped (`\\`, `\"`, `\n`).
+#[derive(Default)]
+struct Text(String);
+
+impl Text {
+    fn family<N: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        rows: impl IntoIterator<Item = (Labels, N)>,
+    ) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (l, v) in rows {
+            self.0.push_str(name);
+            if !l.is_empty() {
+                let kv: Vec<String> = l
+                    .iter()
+                    .map(|(k, v)| {
+                        format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+                    })
+                    .collect();
+                let _ = write!(self.0, "{{{}}}", kv.join(","));
+            }
+            let _ = writeln!(self.0, " {v}");
+        }
+    }
+}
+
+/// A counter family; `name` ends in `_total`.
+fn counters(t: &mut Text, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, u64)>) {
+    t.family(name, "counter", help, rows);
+}
+
+fn gauges(t: &mut Text, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, i64)>) {
+    t.family(name, "gauge", help, rows);
+}
+
+fn one(v: u64) -> [(Labels, u64); 1] {
+    [(Labels::new(), v)]
+}
+
+/// The Prometheus text for one snapshot.
+pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
+    let mut reg = Text::default();
+    let m = &s.metrics;
+    let by_trunk = |map: &std::collections::BTreeMap<String, u64>| {
+        map.iter().map(|(t, n)| (labels(&[("trunk", t)]), *n)).collect::<Vec<_>>()
+    };
+    counters(
+        &mut reg,
+        "xtrunk_calls_attempted_total",
+        "New calls (routed or refused), by inbound trunk.",
+        by_trunk(&m.attempts),
+    );
+    let ended = |f: &dyn Fn(&xtrunk_signaling::ops::Ended) -> u64| {
+        s.ended
+            .iter()
+            .map(|((ti, a, to), e)| (labels(&[("trunk", ti), ("account", a), ("trunk_out", to)]), f(e)))
+            .collect::<Vec<_>>()
+    };
+    counters(&mut reg, "xtrunk_calls_ended_total", "Calls ended (one per CDR).", ended(&|e| e.calls));
+    counters(&mut reg, "xtrunk_calls_answered_total", "Calls answered, counted when they end.", ended(&|e| e.answered));
+    let failed = s.ended.iter().flat_map(|((ti, a, to), e)| {
+        e.failed.iter().map(move |(c, n)| {
+            (labels(&[("trunk", ti), ("account", a), ("trunk_out", to), ("code", &c.to_string())]), *n)
+        })
+    });
+    counters(&mut reg, "xtrunk_calls_failed_total", "Calls not answered, by the final status to the caller.", failed);
+    let per_leg = |f: fn(&xtrunk_signaling::ops::Ended) -> [u64; 2]| {
+        let mut rows = Vec::new();
+        for ((ti, _, _), e) in &s.ended {
+            for (i, leg) in ["caller", "callee"].into_iter().enumerate() {
+                rows.push((labels(&[("trunk", ti), ("leg", leg)]), f(e)[i]));
+            }
+        }
+        merge(rows)
+    };
+    counters(
+        &mut reg,
+        "xtrunk_media_packets_total",
+        "RTP packets received per leg, of ended calls.",
+        per_leg(|e| e.packets),
+    );
+    counters(&mut reg, "xtrunk_media_lost_total", "RTP packets lost per leg, of ended calls.", per_leg(|e| e.lost));
+    gauges(
+        &mut reg,
+        "xtrunk_active_calls",
+        "Calls up now, by inbound trunk.",
+        by_trunk(&s.active).into_iter().map(|(l, n)| (l, n as i64)),
+    );
+    let rejects = m.bad_input.iter().map(|(r, n)| (labels(&[("reason", r)]), *n));
+    counters(&mut reg, "xtrunk_rejects_total", "Input refused or dropped, by reason.", rejects);
+    let finals = m.finals_to_caller.iter().map(|(c, n)| (labels(&[("code", &c.to_string())]), *n));
+    counters(&mut reg, "xtrunk_finals_to_caller_total", "Final responses sent to callers, by code.", finals);
+    counters(
+        &mut reg,
+        "xtrunk_calls_recovered_total",
+        "Answered calls resumed after a sidecar restart.",
+        one(m.calls_recovered),
+    );
+    counters(
+        &mut reg,
+        "xtrunk_calls_released_on_restart_total",
+        "Calls ended because a restart could not resume them.",
+        one(m.calls_released_on_restart),
+    );
+    counters(
+        &mut reg,
+        "xtrunk_media_backpressure_total",
+        "Commands that waited on a full ring (back-pressure).",
+        one(m.media_backpressure),
+    );
+    counters(&mut reg, "xtrunk_media_errors_total", "Errors reported by the datapath.", one(m.media_errors));
+    let t = &m.tcp;
+    let tcp = [
+        ("cap_total", t.refused_cap_total),
+        ("cap_source", t.refused_cap_source),
+        ("acl", t.refused_acl),
+        ("idle", t.closed_idle),
+        ("oversize_read", t.closed_oversize_read),
+        ("write_overflow", t.closed_write_overflow),
+    ];
+    counters(
+        &mut reg,
+        "xtrunk_tcp_refused_total",
+        "TCP connections refused or closed by a limit.",
+        tcp.map(|(r, n)| (labels(&[("reason", r)]), n)),
+    );
+    let reloads = [("applied", s.reloads), ("refused", s.reloads_refused)];
+    counters(
+        &mut reg,
+        "xtrunk_config_reloads_total",
+        "SIGHUP reloads, applied or refused.",
+        reloads.map(|(r, n)| (labels(&[("result", r)]), n)),
+    );
+    counters(
+        &mut reg,
+        "xtrunk_sidecar_restarts_total",
+        "Sidecar restarts by the supervisor.",
+        one(src.sidecar_starts.saturating_sub(1)),
+    );
+    if let Some(w) = &src.writer {
+        let l = |o: &std::sync::atomic::AtomicU64| o.load(Ordering::Relaxed);
+        counters(
+            &mut reg,
+            "xtrunk_cdr_store_rows_total",
+            "CDR rows inserted by this sidecar's writer.",
+            one(l(&w.inserted)),
+        );
+        counters(
+            &mut reg,
+            "xtrunk_cdr_store_duplicates_total",
+            "CDRs already stored (replays after a crash).",
+            one(l(&w.duplicates)),
+        );
+        counters(&mut reg, "xtrunk_cdr_store_errors_total", "Failed CDR store connects or commits.", one(l(&w.errors)));
+        gauges(
+            &mut reg,
+            "xtrunk_cdr_store_connected",
+            "1 while the CDR store is reachable.",
+            [(Labels::new(), l(&w.connected) as i64)],
+        );
+    }
+    reg.0
+}
+
+/// Sums rows with the same labels.
+fn merge(rows: Vec<(Labels, u64)>) -> Vec<(Labels, u64)> {
+    let mut m = std::collections::BTreeMap::new();
+    for (l, n) in rows {
+        *m.entry(l).or_insert(0) += n;
+    }
+    m.into_iter().collect()
+}
