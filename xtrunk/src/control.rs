@@ -268,3 +268,32 @@ fn merge(rows: Vec<(Labels, u64)>) -> Vec<(Labels, u64)> {
     }
     m.into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dashboard_only_uses_metrics_we_export() {
+        let mut snap = OpsSnapshot::default();
+        snap.metrics.attempts.insert("pbx".into(), 3);
+        snap.active.insert("pbx".into(), 1);
+        let mut c = xtrunk_signaling::ops::EndedCounter::default();
+        c.count(&xtrunk_signaling::cdr::Cdr { trunk_in: "pbx".into(), disposition: 486, ..Default::default() });
+        snap.ended = c.snapshot();
+        let src = Sources { published: Published::default(), writer: Some(Arc::default()), sidecar_starts: 1 };
+        let text = render(&snap, &src);
+        assert!(text.contains("xtrunk_calls_failed_total{trunk=\"pbx\",account=\"\",trunk_out=\"\",code=\"486\"} 1"), "{text}");
+        let dash = include_str!("../../ops/grafana/xtrunk.json");
+        let mut rest = dash;
+        while let Some(i) = rest.find("xtrunk_") {
+            let name: String =
+                rest[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit()).collect();
+            rest = &rest[i + name.len()..];
+            if name == "xtrunk_" || name.starts_with("xtrunk_edge") {
+                continue;
+            }
+            assert!(text.contains(&format!("# TYPE {name} ")), "the dashboard uses {name}, which is not exported");
+        }
+    }
+}
