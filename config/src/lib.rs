@@ -32,7 +32,7 @@ pub use account::{Account, DidRange};
 pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMode};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
 pub use node::{LogLevel, Node};
-pub use ops::{CdrStore, MetricsCfg, StoreKind};
+pub use ops::{CdrStore, Control, StoreKind};
 pub use route::Route;
 pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{AccountId, AccountView, RouteView, Snapshot, TrunkId, TrunkView};
@@ -70,9 +70,9 @@ pub struct Config {
     /// The CDR store (SQLite or PostgreSQL fed from the CDR file); off by default.
     #[serde(default)]
     pub cdr: CdrStore,
-    /// The Prometheus endpoint; off by default.
+    /// The control thread (`/metrics`, admin API); off by default.
     #[serde(default)]
-    pub metrics: MetricsCfg,
+    pub control: Control,
 }
 
 /// Why a configuration could not be used.
@@ -109,6 +109,17 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
         toml::from_str(text)
             .map_err(|e| Error::Parse { origin: origin.to_string(), message: e.to_string().trim_end().to_string() })
+    }
+
+    /// The configuration as TOML (what the admin API writes back: the schema's form, without
+    /// the comments of a hand-written file). [`Config::parse`] reads it back equal.
+    pub fn to_toml(&self) -> Result<String, Error> {
+        toml::to_string(self).map_err(|e| Error::Parse { origin: "<serialize>".into(), message: e.to_string() })
+    }
+
+    /// Reads and parses a file without validating it (the admin API edits the file as it is).
+    pub fn read_unchecked(path: &Path) -> Result<Self, Error> {
+        Self::read(path).map(|(c, _)| c)
     }
 
     /// Reads, parses and validates a file against this host.

@@ -1,4 +1,4 @@
-//! `[cdr]`, `[metrics]` and `[admin]`: the operations side (issue 17). All off by default.
+//! `[cdr]` and `[control]`: the operations side (issue 17). All off by default.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,12 +47,18 @@ pub enum StoreKind {
     Postgres,
 }
 
-/// `[metrics]`: the Prometheus endpoint (`GET /metrics`), served by the sidecar's control thread.
+/// `[control]`: the sidecar's control thread, a small HTTP server: `GET /metrics`
+/// (Prometheus) and the admin API (`/api/v1/...`, bearer token). Off by default.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MetricsCfg {
-    /// Listen address, e.g. `127.0.0.1:9465`; none = off.
+pub struct Control {
+    /// Listen address, e.g. `127.0.0.1:9465`; none = no control thread.
     pub listen: Option<SocketAddr>,
+    /// A file holding the admin API's bearer token (one line, at least 16 characters); none =
+    /// the admin API is off (404).
+    pub admin_token_file: Option<PathBuf>,
+    /// Allow `listen` on an address other than loopback.
+    pub allow_remote: bool,
 }
 
 impl crate::Config {
@@ -72,6 +78,14 @@ impl crate::Config {
         }
         if !(1..=60_000).contains(&c.poll_ms) {
             v.add("cdr.poll_ms", format!("must be 1..=60000, got {}", c.poll_ms));
+        }
+        if let Some(a) = self.control.listen {
+            if !a.ip().is_loopback() && !self.control.allow_remote {
+                v.add("control.listen", format!("{a} is not loopback; set control.allow_remote = true to serve it"));
+            }
+        }
+        if self.control.admin_token_file.is_some() && self.control.listen.is_none() {
+            v.add("control.admin_token_file", "needs control.listen");
         }
     }
 }

@@ -687,3 +687,14 @@ fn a_listeners_advertised_host_must_be_a_host() {
         "must be a host name or IP",
     );
 }
+
+#[test]
+fn every_config_file_round_trips_through_to_toml() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["xtrunk.toml", "carrier.example.toml"] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap();
+        let cfg = xtrunk_config::Config::parse(&text, f).unwrap();
+        let back = xtrunk_config::Config::parse(&cfg.to_toml().unwrap(), f).unwrap();
+        assert_eq!(back, cfg, "{f}");
+    }
+}

@@ -151,6 +151,31 @@ impl Core {
         self.calls.len()
     }
 
+    /// The CDRs so far of the calls up now, at most `max` (for the admin API's call list).
+    pub fn active_cdrs(&self, max: usize) -> Vec<Cdr> {
+        self.calls.values().take(max).map(|c| c.cdr.clone()).collect()
+    }
+
+    /// Ends the call whose caller- or callee-side Call-ID is `call_id` (the admin API): BYE
+    /// both ways when answered, else 480 to the caller and CANCEL to the callee. False when no
+    /// such call is up.
+    pub fn end_by_call_id(&mut self, now: Instant, call_id: &str) -> bool {
+        let Some((&id, c)) =
+            self.calls.iter_mut().find(|(_, c)| c.cdr.call_id == call_id || c.cdr.b_call_id == call_id)
+        else {
+            return false;
+        };
+        match c.state {
+            crate::call::State::Proceeding => {
+                c.cdr.end_reason = crate::cdr::EndReason::Admin;
+                self.cancel_b(now, id, 480);
+            }
+            crate::call::State::Cancelling => {}
+            _ => self.end_call(now, id, crate::cdr::EndReason::Admin),
+        }
+        true
+    }
+
     /// Calls up now, by inbound trunk (for `/metrics`).
     pub fn active_by_trunk(&self) -> std::collections::BTreeMap<String, u64> {
         let mut m = std::collections::BTreeMap::new();

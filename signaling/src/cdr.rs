@@ -187,6 +187,8 @@ pub enum EndReason {
     Shutdown,
     /// The datapath died: the call's media was gone, we sent BYE both ways.
     MediaLost,
+    /// Ended through the admin API (`DELETE /api/v1/calls/{call-id}`).
+    Admin,
     /// A value this version does not know (read from an older or newer journal).
     #[serde(other)]
     Other,
@@ -213,6 +215,7 @@ impl EndReason {
             Self::SidecarRestart => "sidecar_restart",
             Self::Shutdown => "shutdown",
             Self::MediaLost => "media_lost",
+            Self::Admin => "admin",
             Self::Other => "other",
         }
     }

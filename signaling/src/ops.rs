@@ -72,7 +72,24 @@ pub struct OpsSnapshot {
     pub reloads: u64,
     /// Configuration reloads refused (invalid file).
     pub reloads_refused: u64,
+    /// The calls up now (their CDRs so far), when the admin API is on; at most [`MAX_LISTED`].
+    pub calls: Vec<Cdr>,
 }
+
+/// Calls listed in a snapshot at most.
+pub const MAX_LISTED: usize = 10_000;
+
+/// What the control thread asks of the SIP loop (taken with `try_lock` once per publish).
+#[derive(Debug, Clone, Default)]
+pub struct Requests {
+    /// Call-IDs of calls to end (admin API).
+    pub end_calls: Vec<String>,
+    /// Publish the call list too.
+    pub list_calls: bool,
+}
+
+/// Where the control thread leaves its requests.
+pub type RequestQueue = Arc<Mutex<Requests>>;
 
 /// Where the SIP loop publishes and the control thread reads.
 pub type Published = Arc<Mutex<OpsSnapshot>>;

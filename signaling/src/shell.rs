@@ -69,6 +69,7 @@ pub struct Server<M: MediaPort> {
 /// The shell's side of `/metrics`: where to publish, the CDR-derived counts, when last.
 struct Ops {
     out: crate::ops::Published,
+    requests: crate::ops::RequestQueue,
     ended: crate::ops::EndedCounter,
     last: Instant,
     reloads: u64,
@@ -402,6 +403,11 @@ impl<M: MediaPort> Server<M> {
         if now.duration_since(o.last) < crate::ops::PUBLISH_EVERY {
             return;
         }
+        let (mut end, mut list) = (Vec::new(), false);
+        if let Ok(mut r) = o.requests.try_lock() {
+            end = std::mem::take(&mut r.end_calls);
+            list = r.list_calls;
+        }
         if let Ok(mut snap) = o.out.try_lock() {
             *snap = crate::ops::OpsSnapshot {
                 metrics: self.core.metrics.clone(),
@@ -409,9 +415,18 @@ impl<M: MediaPort> Server<M> {
                 ended: o.ended.snapshot(),
                 reloads: o.reloads,
                 reloads_refused: o.reloads_refused,
+                calls: if list { self.core.active_cdrs(crate::ops::MAX_LISTED) } else { Vec::new() },
             };
             o.last = now;
         }
+        if end.is_empty() {
+            return;
+        }
+        for id in end {
+            let found = self.core.end_by_call_id(now, &id);
+            log::info!("admin: end call {id}: {}", if found { "ending" } else { "no such call" });
+        }
+        self.flush();
     }
 
     fn summary(&self) -> Summary {
@@ -601,8 +616,8 @@ pub struct Flags {
     pub media_lost: Option<Arc<AtomicBool>>,
     /// The ring was re-created: stop at once, leaving every call journaled for the next sidecar.
     pub detach: Option<Arc<AtomicBool>>,
-    /// Publish counters here for the control thread (`/metrics`).
-    pub ops: Option<crate::ops::Published>,
+    /// Publish counters here for the control thread (`/metrics`), and take its requests.
+    pub ops: Option<(crate::ops::Published, crate::ops::RequestQueue)>,
 }
 
 /// Runs the sidecar until `stop` is set: binds the listeners, recovers after a restart, serves,
@@ -616,8 +631,9 @@ pub fn run(cfg: &Config, media: impl MediaPort + 'static, stop: Arc<AtomicBool>,
         server = server.media_lost_on(flag);
     }
     server.detach = flags.detach;
-    server.ops = flags.ops.map(|out| Ops {
+    server.ops = flags.ops.map(|(out, requests)| Ops {
         out,
+        requests,
         ended: crate::ops::EndedCounter::default(),
         last: Instant::now().checked_sub(crate::ops::PUBLISH_EVERY).unwrap_or_else(Instant::now),
         reloads: 0,

@@ -1,5 +1,5 @@
 //! The sidecar's control thread: one plain thread with a small HTTP/1.1 server (one request per
-//! connection, 8 KiB of head at most, 2 s to send it) serving `GET /metrics` in the Prometheus
+//! connection, 8 KiB of head at most, 2 s to send it) serving `GET /metrics` and the admin API (`crate::admin`, `/api/v1/`) in the Prometheus
 //! text format 0.0.4 (a small encoder of our own: `prometheus-client` writes OpenMetrics, whose
 //! `_total`-less HELP/TYPE names `promtool check metrics` refuses). It reads what the SIP loop published
 //! (`xtrunk_signaling::ops`) and never touches the loop itself.
@@ -14,6 +14,8 @@ use anyhow::Context as _;
 use xtrunk_cdrstore::writer::WriterStats;
 use xtrunk_signaling::ops::{OpsSnapshot, Published};
 
+use crate::admin::Request;
+
 /// Bytes of request head read at most.
 const HEAD_MAX: usize = 8 << 10;
 
@@ -23,12 +25,15 @@ pub(crate) struct Sources {
     pub(crate) writer: Option<Arc<WriterStats>>,
     /// How many times the supervisor started a sidecar (this one included).
     pub(crate) sidecar_starts: u64,
+    /// The admin API, when on.
+    pub(crate) admin: Option<crate::admin::Admin>,
 }
 
 /// Binds `addr` and serves on a thread of its own.
 pub(crate) fn spawn(addr: SocketAddr, src: Sources) -> anyhow::Result<SocketAddr> {
     let l = TcpListener::bind(addr).with_context(|| format!("metrics.listen: bind {addr}"))?;
     let bound = l.local_addr()?;
+    let admin = src.admin.is_some();
     std::thread::Builder::new().name("control".into()).spawn(move || {
         for s in l.incoming() {
             match s {
@@ -41,47 +46,98 @@ pub(crate) fn spawn(addr: SocketAddr, src: Sources) -> anyhow::Result<SocketAddr
             }
         }
     })?;
-    log::info!("metrics on http://{bound}/metrics");
+    log::info!("control on http://{bound}: /metrics, admin API {}", if admin { "on (/api/v1/)" } else { "off" });
     Ok(bound)
 }
 
-/// Reads one request head: (method, path).
-fn read_head(s: &mut TcpStream) -> std::io::Result<(String, String)> {
+/// Bytes of request body read at most (admin API changes).
+const BODY_MAX: usize = 1 << 20;
+
+/// Reads one request: the head (at most [`HEAD_MAX`]) and a `Content-Length` body (at most
+/// [`BODY_MAX`]), with 2 s between reads.
+fn read_request(s: &mut TcpStream) -> std::io::Result<Request> {
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = s.read(&mut buf)?;
-        if n == 0 || head.len() + n > HEAD_MAX {
-            return Err(std::io::Error::other("incomplete or oversized request head"));
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
         }
-        head.extend_from_slice(&buf[..n]);
+        let n = s.read(&mut buf)?;
+        if n == 0 || data.len() + n > HEAD_MAX + BODY_MAX {
+            return Err(std::io::Error::other("incomplete or oversized request"));
+        }
+        data.extend_from_slice(&buf[..n]);
+        if data.len() > HEAD_MAX && !data[..HEAD_MAX].windows(4).any(|w| w == b"\r\n\r\n") {
+            return Err(std::io::Error::other("oversized request head"));
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..end]).into_owned();
+    let mut lines = head.lines();
+    let mut first = lines.next().unwrap_or("").split_whitespace();
+    let (method, path) = (first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string());
+    let (mut length, mut authorization) = (0, None);
+    for l in lines {
+        let Some((k, v)) = l.split_once(':') else { continue };
+        if k.trim().eq_ignore_ascii_case("content-length") {
+            length = v.trim().parse().map_err(|_| std::io::Error::other("bad Content-Length"))?;
+        } else if k.trim().eq_ignore_ascii_case("authorization") {
+            authorization = Some(v.trim().to_string());
+        }
     }
-    let text = String::from_utf8_lossy(&head);
-    let mut first = text.lines().next().unwrap_or("").split_whitespace();
-    Ok((first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string()))
+    if length > BODY_MAX {
+        return Err(std::io::Error::other("body too large"));
+    }
+    let mut body = data[end..].to_vec();
+    while body.len() < length {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::Error::other("incomplete body"));
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    body.truncate(length);
+    Ok(Request { method, path, authorization, body })
 }
 
-fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+fn respond(s: &mut TcpStream, status: u16, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        202 => "Accepted",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        422 => "Unprocessable Entity",
+        _ => "Error",
+    };
     s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let auth = if status == 401 { "WWW-Authenticate: Bearer\r\n" } else { "" };
     write!(
         s,
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)
 }
 
 fn serve(mut s: TcpStream, src: &Sources) -> std::io::Result<()> {
-    let (method, path) = read_head(&mut s)?;
-    match (method.as_str(), path.split('?').next().unwrap_or("")) {
+    let r = read_request(&mut s)?;
+    let path = r.path.split('?').next().unwrap_or("").to_string();
+    match (r.method.as_str(), path.as_str()) {
         ("GET", "/metrics") => {
             let snap = src.published.lock().map(|g| g.clone()).unwrap_or_default();
             let body = render(&snap, src);
-            respond(&mut s, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body.as_bytes())
+            respond(&mut s, 200, "text/plain; version=0.0.4; charset=utf-8", body.as_bytes())
         }
-        ("GET", _) => respond(&mut s, "404 Not Found", "text/plain", b"not found\n"),
-        _ => respond(&mut s, "405 Method Not Allowed", "text/plain", b"method not allowed\n"),
+        (_, p) if p.starts_with("/api/v1/") && src.admin.is_some() => {
+            let (status, v) = src.admin.as_ref().expect("checked").handle(&Request { path: path.clone(), ..r });
+            let mut body = serde_json::to_vec_pretty(&v).unwrap_or_default();
+            body.push(b'\n');
+            respond(&mut s, status, "application/json", &body)
+        }
+        ("GET", _) => respond(&mut s, 404, "text/plain", b"not found\n"),
+        _ => respond(&mut s, 405, "text/plain", b"method not allowed\n"),
     }
 }
 
@@ -281,9 +337,13 @@ mod tests {
         let mut c = xtrunk_signaling::ops::EndedCounter::default();
         c.count(&xtrunk_signaling::cdr::Cdr { trunk_in: "pbx".into(), disposition: 486, ..Default::default() });
         snap.ended = c.snapshot();
-        let src = Sources { published: Published::default(), writer: Some(Arc::default()), sidecar_starts: 1 };
+        let src =
+            Sources { published: Published::default(), writer: Some(Arc::default()), sidecar_starts: 1, admin: None };
         let text = render(&snap, &src);
-        assert!(text.contains("xtrunk_calls_failed_total{trunk=\"pbx\",account=\"\",trunk_out=\"\",code=\"486\"} 1"), "{text}");
+        assert!(
+            text.contains("xtrunk_calls_failed_total{trunk=\"pbx\",account=\"\",trunk_out=\"\",code=\"486\"} 1"),
+            "{text}"
+        );
         let dash = include_str!("../../ops/grafana/xtrunk.json");
         let mut rest = dash;
         while let Some(i) = rest.find("xtrunk_") {

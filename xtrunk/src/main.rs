@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xtrunk_config::Config;
 
+mod admin;
 mod control;
 mod ops;
 mod roles;

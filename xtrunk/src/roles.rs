@@ -347,7 +347,7 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
     let (tx, rx) = shm.signaling_end().context("claiming the signaling end of the session ring")?;
     log::info!("attached to the session ring at {}", path.display());
 
-    let reload = config_file.map(|p| (p.to_path_buf(), hup));
+    let reload = config_file.map(|p| (p.to_path_buf(), Arc::clone(&hup)));
     // SIGUSR1 from the supervisor: the datapath died; end every call (BYE both ways, CDRs) and exit.
     let lost = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&lost))
@@ -358,14 +358,22 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
     // The CDR store's writer: its own thread, tailing the CDR file; never the SIP loop.
     let writer = crate::ops::start_cdr_writer(cfg)?;
     // The control thread (`/metrics`), reading what the SIP loop publishes.
-    let ops = match cfg.metrics.listen {
+    let ops = match cfg.control.listen {
         Some(addr) => {
             let published = xtrunk_signaling::ops::Published::default();
+            let requests = xtrunk_signaling::ops::RequestQueue::default();
             let sidecar_starts = std::env::var(SIDECAR_STARTS).ok().and_then(|v| v.parse().ok()).unwrap_or(1);
             let writer = writer.as_ref().map(|w| Arc::clone(&w.stats));
-            let src = crate::control::Sources { published: Arc::clone(&published), writer, sidecar_starts };
+            let admin = crate::admin::Admin::new(
+                cfg,
+                config_file,
+                Arc::clone(&hup),
+                Arc::clone(&published),
+                Arc::clone(&requests),
+            )?;
+            let src = crate::control::Sources { published: Arc::clone(&published), writer, sidecar_starts, admin };
             crate::control::spawn(addr, src)?;
-            Some(published)
+            Some((published, requests))
         }
         None => None,
     };

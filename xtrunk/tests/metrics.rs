@@ -78,11 +78,11 @@ fn metrics_pass_promtool_and_agree_with_sipp() {
     let db = dir.join("cdr.sqlite");
     append_config(
         &cfg,
-        &format!("[metrics]\nlisten = \"{maddr}\"\n\n[cdr]\nstore = \"sqlite\"\nsqlite_path = \"{}\"\n", db.display()),
+        &format!("[control]\nlisten = \"{maddr}\"\n\n[cdr]\nstore = \"sqlite\"\nsqlite_path = \"{}\"\n", db.display()),
     );
     let mut g = Guard::new(&dir.join("xtrunk.log"), &dir, &shm);
     g.start(&cfg);
-    assert!(g.wait_log("metrics on http://", 1, Duration::from_secs(20)), "no metrics; log:\n{}", g.log_tail());
+    assert!(g.wait_log("control on http://", 1, Duration::from_secs(20)), "no metrics; log:\n{}", g.log_tail());
     let load =
         Load { dir: &dir, sip_port, uas_port, uac_port, calls: CALLS, rate: 100, hold_ms: 1_000, number: "4930123" };
     load.start(&mut g);
