@@ -13,6 +13,7 @@ use xtrunk_config::Config;
 
 mod admin;
 mod control;
+mod ctl;
 mod ops;
 mod roles;
 mod supervise;
@@ -34,6 +35,7 @@ const EXAMPLES: &str = "\
 EXAMPLES:
     xtrunk run --config config/xtrunk.toml       start datapath + sidecar on loopback
     xtrunk check-config /etc/xtrunk/xtrunk.toml  list every problem in a file, exit 1 if any
+    xtrunk ctl -c /etc/xtrunk/xtrunk.toml get calls   the admin API ([control]) from the shell
     xtrunk cdr export -c /etc/xtrunk/xtrunk.toml --from 2026-12-01 --to 2027-01-01 --format csv
     xtrunk datapath --config /etc/xtrunk/xtrunk.toml    only the packet path (split hosts)
     xtrunk signaling --config /etc/xtrunk/xtrunk.toml   only the SIP sidecar
@@ -66,6 +68,8 @@ enum Role {
     /// CDRs from the store (`[cdr].store`): export a period, the short-call report.
     #[command(subcommand)]
     Cdr(ops::CdrCmd),
+    /// The admin API's client: list and change trunks, routes, accounts; list and end calls.
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -89,6 +93,16 @@ fn main() -> ExitCode {
     if let Role::CheckConfig { file } = &cli.role {
         return check_config(file);
     }
+    if let Role::Ctl(a) = &cli.role {
+        return match ctl::ctl(a) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("xtrunk ctl: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Role::Cdr(c) = &cli.role {
         return match ops::cdr(c) {
             Ok(()) => ExitCode::SUCCESS,
@@ -100,7 +114,7 @@ fn main() -> ExitCode {
     }
     let arg = match &cli.role {
         Role::Run(a) | Role::Datapath(a) | Role::Signaling(a) => a.clone(),
-        Role::CheckConfig { .. } | Role::Cdr(_) => unreachable!("handled above"),
+        Role::CheckConfig { .. } | Role::Cdr(_) | Role::Ctl(_) => unreachable!("handled above"),
     };
     let cfg = match arg.load() {
         Ok(c) => c,
@@ -114,7 +128,7 @@ fn main() -> ExitCode {
         Role::Run(_) => supervise::run(&cfg, arg.config.as_deref()),
         Role::Datapath(_) => roles::datapath(&cfg),
         Role::Signaling(_) => roles::signaling(&cfg, arg.config.as_deref()),
-        Role::CheckConfig { .. } | Role::Cdr(_) => unreachable!("handled above"),
+        Role::CheckConfig { .. } | Role::Cdr(_) | Role::Ctl(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,5 +132,23 @@ fn trunk_and_route_created_over_http_carry_a_call_without_restart() {
         assert!(Instant::now() < t, "no CDR with end_reason admin; log:\n{}", g.log_tail());
         std::thread::sleep(Duration::from_millis(100));
     }
+    // `xtrunk ctl` is the same API from the shell.
+    let ctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
+            .arg("ctl")
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = ctl(&["get", "trunks"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&String::from_utf8_lossy(&out.stdout)).as_array().map(Vec::len), Some(3));
+    let out = ctl(&["add", "routes", r#"{"trunk":"nosuch"}"#]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("route[2].trunk"));
+    let out = ctl(&["remove", "routes", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(xtrunk_config::Config::load(&cfg).unwrap().routes.len(), 1);
     eprintln!("admin API: 401, 422 with key paths, trunk+route applied live, call listed and ended");
 }
