@@ -130,3 +130,55 @@ impl Spool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn line(id: &str) -> String {
+        let mut s = serde_json::to_string(&Cdr { call_id: id.into(), ..Cdr::default() }).unwrap();
+        s.push('\n');
+        s
+    }
+
+    fn ids(b: &Batch) -> Vec<&str> {
+        b.rows.iter().map(|r| r.call_id.as_str()).collect()
+    }
+
+    #[test]
+    fn torn_lines_wait_rotation_is_followed_and_positions_resume() {
+        let dir = std::env::temp_dir().join(format!("xtrunk-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("cdr.jsonl");
+        let mut f = std::fs::File::create(&p).unwrap();
+        let (a, b) = (line("a"), line("b"));
+        f.write_all(a.as_bytes()).unwrap();
+        f.write_all(&b.as_bytes()[..5]).unwrap();
+        let mut s = Spool::open(&p, None);
+        let batch = s.read(10);
+        assert_eq!(ids(&batch), ["a"], "a torn last line is not read");
+        s.advance(batch.end);
+        f.write_all(&b.as_bytes()[5..]).unwrap();
+        f.write_all(b"not json\n").unwrap();
+        let batch = s.read(10);
+        assert_eq!((ids(&batch), s.bad_lines), (vec!["b"], 1));
+        s.advance(batch.end);
+        let at = batch.end;
+        // Resuming at a committed position reads nothing again.
+        assert!(!Spool::open(&p, Some(at)).read(10).progressed);
+        // Rotation: the file moves away, a new one appears; the old one's rest is read first.
+        f.write_all(line("c").as_bytes()).unwrap();
+        std::fs::rename(&p, dir.join("cdr.jsonl.1")).unwrap();
+        std::fs::write(&p, line("d")).unwrap();
+        let batch = s.read(10);
+        assert_eq!(ids(&batch), ["c"]);
+        s.advance(batch.end);
+        assert!(!s.read(10).progressed, "end of the old file: switch");
+        let batch = s.read(10);
+        assert_eq!(ids(&batch), ["d"], "the new file from its start");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

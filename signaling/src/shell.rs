@@ -64,6 +64,8 @@ pub struct Server<M: MediaPort> {
     udp_busy: Vec<bool>,
     /// Publishing for the control thread (`/metrics`), when it runs.
     ops: Option<Ops>,
+    /// Raised (SIGUSR2): reopen the CDR file.
+    reopen: Option<Arc<AtomicBool>>,
 }
 
 /// The shell's side of `/metrics`: where to publish, the CDR-derived counts, when last.
@@ -188,6 +190,7 @@ impl<M: MediaPort> Server<M> {
             udp_busy,
             detach: None,
             ops: None,
+            reopen: None,
         })
     }
 
@@ -199,6 +202,20 @@ impl<M: MediaPort> Server<M> {
         self
     }
 
+    /// Publishes counters to `out` for a control thread (`/metrics`) and takes its `requests`
+    /// (see [`crate::ops`]).
+    pub fn publish_to(mut self, out: crate::ops::Published, requests: crate::ops::RequestQueue) -> Self {
+        self.ops = Some(Ops {
+            out,
+            requests,
+            ended: crate::ops::EndedCounter::default(),
+            last: Instant::now().checked_sub(crate::ops::PUBLISH_EVERY).unwrap_or_else(Instant::now),
+            reloads: 0,
+            reloads_refused: 0,
+        });
+        self
+    }
+
     /// Ends every call with [`EndReason::MediaLost`] and stops when `flag` is raised (the
     /// supervisor raises it, with SIGUSR1, when the datapath died).
     pub fn media_lost_on(mut self, flag: Arc<AtomicBool>) -> Self {
@@ -207,6 +224,9 @@ impl<M: MediaPort> Server<M> {
     }
 
     fn maybe_reload(&mut self) {
+        if self.reopen.as_ref().is_some_and(|f| f.swap(false, Ordering::Relaxed)) {
+            self.reopen_cdr();
+        }
         let Some((_, flag)) = &self.reload else { return };
         if !flag.swap(false, Ordering::Relaxed) {
             return;
@@ -618,6 +638,8 @@ pub struct Flags {
     pub detach: Option<Arc<AtomicBool>>,
     /// Publish counters here for the control thread (`/metrics`), and take its requests.
     pub ops: Option<(crate::ops::Published, crate::ops::RequestQueue)>,
+    /// SIGUSR2: reopen the CDR file (after logrotate moved it), nothing else.
+    pub reopen: Option<Arc<AtomicBool>>,
 }
 
 /// Runs the sidecar until `stop` is set: binds the listeners, recovers after a restart, serves,
@@ -631,14 +653,10 @@ pub fn run(cfg: &Config, media: impl MediaPort + 'static, stop: Arc<AtomicBool>,
         server = server.media_lost_on(flag);
     }
     server.detach = flags.detach;
-    server.ops = flags.ops.map(|(out, requests)| Ops {
-        out,
-        requests,
-        ended: crate::ops::EndedCounter::default(),
-        last: Instant::now().checked_sub(crate::ops::PUBLISH_EVERY).unwrap_or_else(Instant::now),
-        reloads: 0,
-        reloads_refused: 0,
-    });
+    server.reopen = flags.reopen;
+    if let Some((out, requests)) = flags.ops {
+        server = server.publish_to(out, requests);
+    }
     for (t, a) in server.local_addrs() {
         log::info!("sip listening on {t:?} {a}");
     }

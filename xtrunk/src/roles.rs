@@ -215,8 +215,12 @@ fn choose_backend(cfg: &Config) -> Backend {
 /// `xtrunk datapath`: create the ring, relay media until SIGINT/SIGTERM, remove the ring.
 pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
     let stop = stop_flag()?;
-    // Nothing in the datapath is reloadable; SIGHUP must not take the media down.
+    // Nothing in the datapath is reloadable; SIGHUP (or a SIGUSR2 meant for the sidecar's CDR
+    // file, sent to the whole group) must not take the media down.
     let _hup = hup_flag()?;
+    let _usr2 = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR2, Arc::clone(&_usr2))
+        .context("installing SIGUSR2 handler")?;
     let path = &cfg.node.shm_path;
     let ring = RingConfig {
         path: path.clone(),
@@ -377,7 +381,17 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
         }
         None => None,
     };
-    let flags = xtrunk_signaling::Flags { reload, media_lost: Some(lost), detach: Some(Arc::clone(&stale)), ops };
+    // SIGUSR2: reopen the CDR file (logrotate's postrotate), nothing else.
+    let reopen = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR2, Arc::clone(&reopen))
+        .context("installing SIGUSR2 handler")?;
+    let flags = xtrunk_signaling::Flags {
+        reload,
+        media_lost: Some(lost),
+        detach: Some(Arc::clone(&stale)),
+        ops,
+        reopen: Some(reopen),
+    };
     let ran = xtrunk_signaling::run(cfg, media, stop, flags);
     if let Some(w) = writer {
         w.stop();

@@ -245,3 +245,37 @@ fn kill_9_of_the_sidecar_loses_and_duplicates_no_cdr() {
         rows.len()
     );
 }
+
+#[test]
+fn cdr_file_rotation_on_sigusr2_keeps_every_row() {
+    if !sipp_available() {
+        eprintln!("sipp not installed; skipping");
+        return;
+    }
+    let tag = tag();
+    let dir = std::env::temp_dir().join(format!("xtrunk-cdr-rotate-{tag}"));
+    let db = dir.join("cdr.sqlite");
+    let store = Store::Sqlite(&db);
+    let (mut g, cfg, sip_port, uas_port, uac_port) = edge(&dir, &tag, &store.toml());
+    g.start(&cfg);
+    assert!(g.wait_log("sip listening", 1, Duration::from_secs(20)), "no start; log:\n{}", g.log_tail());
+    let load = Load { dir: &dir, sip_port, uas_port, uac_port, calls: 20, rate: 20, hold_ms: 100, number: NUMBER };
+    load.start(&mut g);
+    assert_eq!(load.finish(&mut g).0, 20);
+    g.sipps.clear();
+    assert_eq!(rows_when(&store, 20).len(), 20);
+    // logrotate: move the file away, SIGUSR2 to the supervisor (forwarded to the sidecar).
+    let cdr = dir.join("cdr.jsonl");
+    fs::rename(&cdr, dir.join("cdr.jsonl.1")).unwrap();
+    let pid = g.supervisor.as_ref().unwrap().id() as i32;
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR2) }, 0);
+    assert!(g.wait_log("reopened the CDR file", 1, Duration::from_secs(5)), "no reopen; log:\n{}", g.log_tail());
+    load.start(&mut g);
+    assert_eq!(load.finish(&mut g).0, 20);
+    let rows = rows_when(&store, 40);
+    assert_eq!(rows.len(), 40, "rows from both files; log:\n{}", g.log_tail());
+    assert_eq!(spool_rows(&dir.join("cdr.jsonl.1")).1, 20, "the old file kept the first calls");
+    assert_eq!(spool_rows(&cdr).1, 20, "the new file has the next ones");
+    assert!(g.child_pids().len() == 2, "nothing restarted (SIGUSR2 does not kill the datapath)");
+}
