@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use account::{Account, DidRange};
 pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMode};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
-pub use node::{LogLevel, Node};
+pub use node::{LogFormat, LogLevel, Node};
 pub use ops::{CdrStore, Control, StoreKind};
 pub use route::Route;
 pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};

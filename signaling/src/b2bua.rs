@@ -379,6 +379,11 @@ impl Core {
         self.txs.forget_server(&k);
     }
 
+    /// The `tracing` span of call `id` (a disabled one when it is gone).
+    pub(crate) fn span_of(&self, id: CallKey) -> tracing::Span {
+        self.calls.get(&id).map_or_else(tracing::Span::none, |c| c.span.clone())
+    }
+
     /// Answers a server transaction with a fresh To tag.
     pub(crate) fn reply(&mut self, now: Instant, k: &TxKey, req: &Message, code: u16, phrase: &str) {
         let tag = self.token();
@@ -391,9 +396,18 @@ impl Core {
     pub(crate) fn pump(&mut self, now: Instant) {
         while let Some(ev) = self.txs.poll_event() {
             match ev {
-                TxEvent::Response { owner: Owner::Call(id, p), key, msg } => self.on_response(now, id, p, key, msg),
-                TxEvent::Timeout { owner: Owner::Call(id, p), key } => self.on_tx_timeout(now, id, p, key),
-                TxEvent::AckTimeout { owner: Owner::Call(id, _) } => self.ack_timeout(now, id),
+                TxEvent::Response { owner: Owner::Call(id, p), key, msg } => {
+                    let _span = self.span_of(id).entered();
+                    self.on_response(now, id, p, key, msg)
+                }
+                TxEvent::Timeout { owner: Owner::Call(id, p), key } => {
+                    let _span = self.span_of(id).entered();
+                    self.on_tx_timeout(now, id, p, key)
+                }
+                TxEvent::AckTimeout { owner: Owner::Call(id, _) } => {
+                    let _span = self.span_of(id).entered();
+                    self.ack_timeout(now, id)
+                }
                 TxEvent::Response { owner: Owner::Orphan, .. }
                 | TxEvent::Timeout { owner: Owner::Orphan, .. }
                 | TxEvent::AckTimeout { owner: Owner::Orphan } => {}

@@ -123,7 +123,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    init_logging(&cfg);
+    let _log_guard = init_logging(&cfg);
     let result = match cli.role {
         Role::Run(_) => supervise::run(&cfg, arg.config.as_deref()),
         Role::Datapath(_) => roles::datapath(&cfg),
@@ -140,9 +140,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cfg: &Config) {
-    let env = env_logger::Env::default().default_filter_or(cfg.node.log_level.as_str());
-    let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
+/// `tracing` to stderr through a non-blocking writer (a full buffer drops lines, it never
+/// blocks the SIP loop), text or JSON (`node.log_format`), filtered by `RUST_LOG` or else
+/// `node.log_level`; `log` records (most of the code base) are bridged into it. The returned
+/// guard flushes the writer when dropped.
+fn init_logging(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::EnvFilter;
+    let level = cfg.node.log_level.as_str();
+    let from_env = std::env::var("RUST_LOG").is_ok();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // `log`'s own level gate stays as cheap as before: only what can pass the filter is built.
+    let log_max = if from_env { log::LevelFilter::Trace } else { level.parse().unwrap_or(log::LevelFilter::Info) };
+    let _ = tracing_log::LogTracer::init_with_filter(log_max);
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false);
+    let _ = match cfg.node.log_format {
+        xtrunk_config::LogFormat::Text => fmt.try_init(),
+        xtrunk_config::LogFormat::Json => fmt.json().with_current_span(true).with_span_list(false).try_init(),
+    };
+    guard
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {

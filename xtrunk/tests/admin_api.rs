@@ -56,12 +56,17 @@ fn trunk_and_route_created_over_http_carry_a_call_without_restart() {
         t1_ms: 500,
     };
     let cfg = write_config(&dir, &shm, &tc);
+    // JSON logs, with the call's span on every line about it.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("log_level = \"info\"", "log_level = \"info\"\nlog_format = \"json\"");
+    std::fs::write(&cfg, text).unwrap();
     let api = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let token_file = dir.join("admin.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     append_config(&cfg, &format!("[control]\nlisten = \"{api}\"\nadmin_token_file = \"{}\"\n", token_file.display()));
     let mut g = Guard::new(&dir.join("xtrunk.log"), &dir, &shm);
-    g.start(&cfg);
+    g.start_logging(&cfg, "info,xtrunk_signaling=debug");
     assert!(g.wait_log("admin API on (/api/v1/)", 1, Duration::from_secs(20)), "no admin API; log:\n{}", g.log_tail());
     let pid = g.child_pids();
 
@@ -107,6 +112,19 @@ fn trunk_and_route_created_over_http_carry_a_call_without_restart() {
     assert_eq!((ok, failed, uas_ok), (1, 0, 1), "the call took the new route; log:\n{}", g.log_tail());
     assert_eq!(g.child_pids(), pid, "no process was restarted");
     assert!(!g.log().contains("sidecar restarted"));
+    let answered = g
+        .log()
+        .lines()
+        .filter(|l| l.contains("answered (call-id"))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
+        .find(|v| v["span"]["trunk_out"] == "carrier2")
+        .unwrap_or_else(|| panic!("no JSON log line of the call with its span; log:\n{}", g.log_tail()));
+    assert_eq!(answered["span"]["name"], "call");
+    assert_eq!(answered["span"]["trunk_in"], "pbx");
+    assert!(answered["span"]["call_id"].as_str().is_some_and(|c| !c.is_empty()), "{answered}");
+    assert!(answered["span"]["b_call_id"].as_str().is_some_and(|c| !c.is_empty()), "{answered}");
 
     // A call in progress is listed and can be ended.
     g.sipps.clear();

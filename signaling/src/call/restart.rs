@@ -152,6 +152,7 @@ impl Core {
             reoffer: None,
             transfer: None,
             released: Vec::new(),
+            span: super::call_span(&cdr),
             cdr,
         };
         self.calls.insert(id, call);

@@ -87,6 +87,8 @@ impl Core {
             from: from_uri_user(&req).unwrap_or_else(|| "anonymous".into()),
             to: user.clone(),
             start_ms: self.unix_ms(now),
+            account_in: cfg.trunk(tin).account.map(|a| cfg.account(a).name.clone()).unwrap_or_default(),
+            account_out: cfg.trunk(tout).account.map(|a| cfg.account(a).name.clone()).unwrap_or_default(),
             ..Cdr::default()
         };
         self.dialogs.insert(dkey(&leg_a.dlg.call_id, &leg_a.dlg.local_tag), (id, Slot::Live(0)));
@@ -116,8 +118,10 @@ impl Core {
             reoffer: None,
             transfer: None,
             released: Vec::new(),
+            span: super::call_span(&cdr),
             cdr,
         };
+        let _span = call.span.clone().entered();
         log::debug!(
             "call {}: {} -> {} user {} from {} (call-id {}, b-leg {})",
             id.0,

@@ -38,11 +38,16 @@ impl Guard {
 
     /// Starts `xtrunk run --config cfg` (info logging into the guard's log) as the supervisor.
     pub(crate) fn start(&mut self, cfg: &Path) {
+        self.start_logging(cfg, "info");
+    }
+
+    /// [`Guard::start`] with `RUST_LOG=rust_log`.
+    pub(crate) fn start_logging(&mut self, cfg: &Path, rust_log: &str) {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
             .arg("run")
             .arg("--config")
             .arg(cfg)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(fs::File::create(&self.log).unwrap())
