@@ -161,6 +161,23 @@ fn thousand_calls(store: &Store<'_>, dir: &Path, tag: &str) {
     assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
     let back = xtrunk_cdrstore::export::parse_csv(std::str::from_utf8(&out.stdout).unwrap()).expect("CSV parses");
     assert_eq!(back, rows, "CSV round trip (same order: by setup time)");
+    // The short-call report: every call was held ~1 s, so all 1,000 are "≤ 6 s" calls.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
+        .args(["cdr", "report", "--config"])
+        .arg(&cfg)
+        .args(["--from", &from.to_string(), "--to", &to.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "report: {}", String::from_utf8_lossy(&out.stderr));
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep.as_array().map(Vec::len), Some(1), "{rep}");
+    let m = &rep[0];
+    assert_eq!(
+        (m["total"].as_u64(), m["short"].as_u64(), m["zero"].as_u64()),
+        (Some(1000), Some(1000), Some(0)),
+        "{rep}"
+    );
+    assert_eq!((m["short_excess"].as_u64(), m["flagged"].as_bool()), (Some(800), Some(true)), "{rep}");
     eprintln!("{CALLS} calls -> {} rows, all fields checked, CSV round trip ok", rows.len());
 }
 
@@ -201,7 +218,7 @@ fn logged_pid(g: &Guard, key: &str) -> Option<i32> {
 }
 
 #[test]
-fn kill_9_of_the_sidecar_loses_and_duplicates_no_cdr() {
+fn kill_9_of_the_sidecar_loses_and_duplicates_no_cdr_sqlite() {
     if !sipp_available() {
         eprintln!("sipp not installed; skipping");
         return;
@@ -209,12 +226,34 @@ fn kill_9_of_the_sidecar_loses_and_duplicates_no_cdr() {
     let tag = tag();
     let dir = std::env::temp_dir().join(format!("xtrunk-cdr-kill-{tag}"));
     let db = dir.join("cdr.sqlite");
-    let store = Store::Sqlite(&db);
-    let (mut g, cfg, sip_port, uas_port, uac_port) = edge(&dir, &tag, &store.toml());
+    kill_9_mid_run(&Store::Sqlite(&db), &dir, &tag);
+}
+
+#[test]
+fn kill_9_of_the_sidecar_loses_and_duplicates_no_cdr_postgres() {
+    if !sipp_available() {
+        eprintln!("sipp not installed; skipping");
+        return;
+    }
+    let tag = tag();
+    let Some(pg) = Pg::start(&format!("k{tag}")) else {
+        eprintln!("postgresql not installed; skipping (scripts/setup installs it)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("xtrunk-cdr-kill-pg-{tag}"));
+    let url = pg.url();
+    kill_9_mid_run(&Store::Postgres(&url), &dir, &tag);
+    drop(pg);
+}
+
+/// 1,000 calls, the sidecar killed (SIGKILL) 4 s in and restarted by the supervisor: the store
+/// holds exactly the distinct CDRs of the spool, each once, and a row for every call SIPp
+/// completed.
+fn kill_9_mid_run(store: &Store<'_>, dir: &Path, tag: &str) {
+    let (mut g, cfg, sip_port, uas_port, uac_port) = edge(dir, tag, &store.toml());
     g.start(&cfg);
     assert!(g.wait_log("sip listening", 1, Duration::from_secs(20)), "no start; log:\n{}", g.log_tail());
-    let load =
-        Load { dir: &dir, sip_port, uas_port, uac_port, calls: CALLS, rate: RATE, hold_ms: HOLD_MS, number: NUMBER };
+    let load = Load { dir, sip_port, uas_port, uac_port, calls: CALLS, rate: RATE, hold_ms: HOLD_MS, number: NUMBER };
     load.start(&mut g);
     std::thread::sleep(Duration::from_secs(4));
     let pid = logged_pid(&g, "sidecar started (pid ").expect("sidecar pid in the log");
@@ -224,9 +263,19 @@ fn kill_9_of_the_sidecar_loses_and_duplicates_no_cdr() {
     let (ok, failed, _) = load.finish(&mut g);
     assert!(ok >= CALLS as u64 * 8 / 10, "most calls survive the crash: {ok} ok, {failed} failed");
 
-    // Everything the spool holds ends up in the store once: wait until the writer is idle.
-    let (spool, lines) = spool_rows(&dir.join("cdr.jsonl"));
-    let rows = rows_when(&store, spool.len());
+    // Everything the spool holds ends up in the store once. The last CDRs follow the last
+    // BYEs' Deletes: let the spool settle first.
+    let mut spool = spool_rows(&dir.join("cdr.jsonl"));
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let again = spool_rows(&dir.join("cdr.jsonl"));
+        if again.1 == spool.1 {
+            break;
+        }
+        spool = again;
+    }
+    let (spool, lines) = spool;
+    let rows = rows_when(store, spool.len());
     let keys: BTreeSet<(&str, &str, u64)> =
         rows.iter().map(|r| (r.call_id.as_str(), r.b_call_id.as_str(), r.setup_ms)).collect();
     assert_eq!(keys.len(), rows.len(), "no duplicate rows");
