@@ -57,8 +57,11 @@ pub struct Control {
     /// A file holding the admin API's bearer token (one line, at least 16 characters); none =
     /// the admin API is off (404).
     pub admin_token_file: Option<PathBuf>,
-    /// Allow `listen` on an address other than loopback.
+    /// Allow `listen` (and `datapath_listen`) on an address other than loopback.
     pub allow_remote: bool,
+    /// The datapath process's own `GET /metrics` (packets, drops by reason, sessions; socket
+    /// backend), on a thread that is no relay core; none = off.
+    pub datapath_listen: Option<SocketAddr>,
 }
 
 impl crate::Config {
@@ -79,9 +82,11 @@ impl crate::Config {
         if !(1..=60_000).contains(&c.poll_ms) {
             v.add("cdr.poll_ms", format!("must be 1..=60000, got {}", c.poll_ms));
         }
-        if let Some(a) = self.control.listen {
-            if !a.ip().is_loopback() && !self.control.allow_remote {
-                v.add("control.listen", format!("{a} is not loopback; set control.allow_remote = true to serve it"));
+        for (key, addr) in
+            [("control.listen", self.control.listen), ("control.datapath_listen", self.control.datapath_listen)]
+        {
+            if let Some(a) = addr.filter(|a| !a.ip().is_loopback() && !self.control.allow_remote) {
+                v.add(key, format!("{a} is not loopback; set control.allow_remote = true to serve it"));
             }
         }
         if self.control.admin_token_file.is_some() && self.control.listen.is_none() {

@@ -29,6 +29,47 @@ pub(crate) struct Sources {
     pub(crate) admin: Option<crate::admin::Admin>,
 }
 
+/// The datapath process's `GET /metrics`, from `render`, on a thread of its own (never a relay
+/// core: it is not pinned).
+pub(crate) fn spawn_datapath(addr: SocketAddr, render: impl Fn() -> String + Send + 'static) -> anyhow::Result<()> {
+    let l = TcpListener::bind(addr).with_context(|| format!("control.datapath_listen: bind {addr}"))?;
+    log::info!("datapath metrics on http://{}/metrics", l.local_addr()?);
+    std::thread::Builder::new().name("dp-metrics".into()).spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let r = read_request(&mut s).and_then(|r| match (r.method.as_str(), r.path.as_str()) {
+                ("GET", "/metrics") => {
+                    respond(&mut s, 200, "text/plain; version=0.0.4; charset=utf-8", render().as_bytes())
+                }
+                _ => respond(&mut s, 404, "text/plain", b"not found\n"),
+            });
+            if let Err(e) = r {
+                log::debug!("datapath metrics: {e}");
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// The socket backend's counters in the Prometheus text format.
+pub(crate) fn render_datapath(st: &xtrunk_datapath::socket::Stats) -> String {
+    use xtrunk_datapath::relay::DropReason;
+    let mut t = Text::default();
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counters(
+        &mut t,
+        "xtrunk_datapath_rx_packets_total",
+        "Datagrams received on media sockets.",
+        one(l(&st.rx_packets)),
+    );
+    counters(&mut t, "xtrunk_datapath_tx_packets_total", "Datagrams forwarded.", one(l(&st.tx_packets)));
+    counters(&mut t, "xtrunk_datapath_tx_errors_total", "Datagrams the kernel refused to send.", one(l(&st.tx_errors)));
+    counters(&mut t, "xtrunk_datapath_rx_batches_total", "recvmmsg calls that returned data.", one(l(&st.rx_batches)));
+    let drops = DropReason::ALL.iter().map(|r| (labels(&[("reason", r.name())]), st.drops(*r)));
+    counters(&mut t, "xtrunk_datapath_drops_total", "Packets dropped, by reason.", drops);
+    gauges(&mut t, "xtrunk_datapath_sessions", "Sessions held.", [(Labels::new(), l(&st.sessions) as i64)]);
+    t.0
+}
+
 /// Binds `addr` and serves on a thread of its own.
 pub(crate) fn spawn(addr: SocketAddr, src: Sources) -> anyhow::Result<SocketAddr> {
     let l = TcpListener::bind(addr).with_context(|| format!("metrics.listen: bind {addr}"))?;

@@ -253,6 +253,9 @@ pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
     let result = match backend {
         Backend::AfXdp => {
             log::info!("datapath backend: AF_XDP");
+            if cfg.control.datapath_listen.is_some() {
+                log::warn!("control.datapath_listen: served by the socket backend only for now; not started");
+            }
             xtrunk_datapath::xsk::run(xsk_options(cfg), cmds, events, Arc::clone(&stop)).context("AF_XDP backend")
         }
         _ => {
@@ -264,7 +267,12 @@ pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
                 o.port_max,
                 o.cores.len().max(1)
             );
-            xtrunk_datapath::socket::run(o, cmds, events, Arc::clone(&stop)).context("socket backend")
+            let stats = Arc::new(xtrunk_datapath::socket::Stats::default());
+            if let Some(addr) = cfg.control.datapath_listen {
+                let st = Arc::clone(&stats);
+                crate::control::spawn_datapath(addr, move || crate::control::render_datapath(&st))?;
+            }
+            xtrunk_datapath::socket::run_with_stats(o, cmds, events, Arc::clone(&stop), stats).context("socket backend")
         }
     };
     let n = dropped.load(Ordering::Relaxed);

@@ -75,10 +75,11 @@ fn metrics_pass_promtool_and_agree_with_sipp() {
     };
     let cfg = write_config(&dir, &shm, &tc);
     let maddr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let daddr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let db = dir.join("cdr.sqlite");
     append_config(
         &cfg,
-        &format!("[control]\nlisten = \"{maddr}\"\n\n[cdr]\nstore = \"sqlite\"\nsqlite_path = \"{}\"\n", db.display()),
+        &format!("[control]\nlisten = \"{maddr}\"\ndatapath_listen = \"{daddr}\"\n\n[cdr]\nstore = \"sqlite\"\nsqlite_path = \"{}\"\n", db.display()),
     );
     let mut g = Guard::new(&dir.join("xtrunk.log"), &dir, &shm);
     g.start(&cfg);
@@ -94,6 +95,12 @@ fn metrics_pass_promtool_and_agree_with_sipp() {
     match promtool(&during) {
         Some((ok, out)) => assert!(ok, "promtool check metrics: {out}\n{during}"),
         None => eprintln!("promtool not installed; not checked (scripts/setup installs it)"),
+    }
+    // The datapath's own endpoint: sessions held during the run, the same format.
+    let dp = scrape(daddr);
+    assert!(sample(&dp, "xtrunk_datapath_sessions") > 0, "datapath sessions during the run:\n{dp}");
+    if let Some((ok, out)) = promtool(&dp) {
+        assert!(ok, "promtool check metrics (datapath): {out}\n{dp}");
     }
     let (ok, failed, _) = load.finish(&mut g);
     assert_eq!((ok, failed), (CALLS as u64, 0), "SIPp");
