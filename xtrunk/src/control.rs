@@ -281,29 +281,36 @@ pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
         "Calls up now, by inbound trunk.",
         by_trunk(&s.active).into_iter().map(|(l, n)| (l, n as i64)),
     );
+    render_process(&mut reg, s, src);
+    reg.0
+}
+
+/// Rejects, finals, restarts, the ring, TCP limits, reloads and the CDR store.
+fn render_process(reg: &mut Text, s: &OpsSnapshot, src: &Sources) {
+    let m = &s.metrics;
     let rejects = m.bad_input.iter().map(|(r, n)| (labels(&[("reason", r)]), *n));
-    counters(&mut reg, "xtrunk_rejects_total", "Input refused or dropped, by reason.", rejects);
+    counters(reg, "xtrunk_rejects_total", "Input refused or dropped, by reason.", rejects);
     let finals = m.finals_to_caller.iter().map(|(c, n)| (labels(&[("code", &c.to_string())]), *n));
-    counters(&mut reg, "xtrunk_finals_to_caller_total", "Final responses sent to callers, by code.", finals);
+    counters(reg, "xtrunk_finals_to_caller_total", "Final responses sent to callers, by code.", finals);
     counters(
-        &mut reg,
+        reg,
         "xtrunk_calls_recovered_total",
         "Answered calls resumed after a sidecar restart.",
         one(m.calls_recovered),
     );
     counters(
-        &mut reg,
+        reg,
         "xtrunk_calls_released_on_restart_total",
         "Calls ended because a restart could not resume them.",
         one(m.calls_released_on_restart),
     );
     counters(
-        &mut reg,
+        reg,
         "xtrunk_media_backpressure_total",
         "Commands that waited on a full ring (back-pressure).",
         one(m.media_backpressure),
     );
-    counters(&mut reg, "xtrunk_media_errors_total", "Errors reported by the datapath.", one(m.media_errors));
+    counters(reg, "xtrunk_media_errors_total", "Errors reported by the datapath.", one(m.media_errors));
     let t = &m.tcp;
     let tcp = [
         ("cap_total", t.refused_cap_total),
@@ -314,20 +321,20 @@ pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
         ("write_overflow", t.closed_write_overflow),
     ];
     counters(
-        &mut reg,
+        reg,
         "xtrunk_tcp_refused_total",
         "TCP connections refused or closed by a limit.",
         tcp.map(|(r, n)| (labels(&[("reason", r)]), n)),
     );
     let reloads = [("applied", s.reloads), ("refused", s.reloads_refused)];
     counters(
-        &mut reg,
+        reg,
         "xtrunk_config_reloads_total",
         "SIGHUP reloads, applied or refused.",
         reloads.map(|(r, n)| (labels(&[("result", r)]), n)),
     );
     counters(
-        &mut reg,
+        reg,
         "xtrunk_sidecar_restarts_total",
         "Sidecar restarts by the supervisor.",
         one(src.sidecar_starts.saturating_sub(1)),
@@ -335,26 +342,25 @@ pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
     if let Some(w) = &src.writer {
         let l = |o: &std::sync::atomic::AtomicU64| o.load(Ordering::Relaxed);
         counters(
-            &mut reg,
+            reg,
             "xtrunk_cdr_store_rows_total",
             "CDR rows inserted by this sidecar's writer.",
             one(l(&w.inserted)),
         );
         counters(
-            &mut reg,
+            reg,
             "xtrunk_cdr_store_duplicates_total",
             "CDRs already stored (replays after a crash).",
             one(l(&w.duplicates)),
         );
-        counters(&mut reg, "xtrunk_cdr_store_errors_total", "Failed CDR store connects or commits.", one(l(&w.errors)));
+        counters(reg, "xtrunk_cdr_store_errors_total", "Failed CDR store connects or commits.", one(l(&w.errors)));
         gauges(
-            &mut reg,
+            reg,
             "xtrunk_cdr_store_connected",
             "1 while the CDR store is reachable.",
             [(Labels::new(), l(&w.connected) as i64)],
         );
     }
-    reg.0
 }
 
 /// Sums rows with the same labels.
@@ -380,7 +386,7 @@ mod tests {
         snap.ended = c.snapshot();
         let src =
             Sources { published: Published::default(), writer: Some(Arc::default()), sidecar_starts: 1, admin: None };
-        let text = render(&snap, &src);
+        let text = render(&snap, &src) + &render_datapath(&Default::default());
         assert!(
             text.contains("xtrunk_calls_failed_total{trunk=\"pbx\",account=\"\",trunk_out=\"\",code=\"486\"} 1"),
             "{text}"
