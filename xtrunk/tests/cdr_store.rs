@@ -161,6 +161,20 @@ fn thousand_calls(store: &Store<'_>, dir: &Path, tag: &str) {
     assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
     let back = xtrunk_cdrstore::export::parse_csv(std::str::from_utf8(&out.stdout).unwrap()).expect("CSV parses");
     assert_eq!(back, rows, "CSV round trip (same order: by setup time)");
+    let export = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
+            .args(["cdr", "export", "--config"])
+            .arg(&cfg)
+            .args(["--from", &from.to_string(), "--to", &to.to_string(), "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Vec<Row>>(&out.stdout).expect("JSON export parses")
+    };
+    assert_eq!(export(&[]), rows, "JSON round trip");
+    assert_eq!(export(&["--trunk", "carrier"]).len(), CALLS, "either side's trunk matches");
+    assert!(export(&["--trunk", "nosuch"]).is_empty());
     // The short-call report: every call was held ~1 s, so all 1,000 are "≤ 6 s" calls.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
         .args(["cdr", "report", "--config"])
