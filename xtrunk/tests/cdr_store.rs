@@ -149,12 +149,18 @@ fn thousand_calls(store: &Store<'_>, dir: &Path, tag: &str) {
     assert_eq!(lines, CALLS, "spool lines");
     assert_eq!(sorted(rows.clone()), sorted(spool), "the store holds exactly the CDR file's records");
 
-    // `xtrunk cdr export` of the run's period, parsed back, equals the rows.
+    check_exports(&cfg, &rows);
+    eprintln!("{CALLS} calls -> {} rows, all fields checked, CSV and JSON round trips ok", rows.len());
+}
+
+/// `xtrunk cdr export` of the run's period, parsed back, equals the rows (CSV and JSON); the
+/// filters; the short-call report.
+fn check_exports(cfg: &Path, rows: &[Row]) {
     let from = rows.iter().map(|r| r.setup_ms).min().unwrap();
     let to = rows.iter().map(|r| r.setup_ms).max().unwrap() + 1;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
         .args(["cdr", "export", "--config"])
-        .arg(&cfg)
+        .arg(cfg)
         .args(["--from", &from.to_string(), "--to", &to.to_string(), "--account", "", "--format", "csv"])
         .output()
         .unwrap();
@@ -164,7 +170,7 @@ fn thousand_calls(store: &Store<'_>, dir: &Path, tag: &str) {
     let export = |extra: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
             .args(["cdr", "export", "--config"])
-            .arg(&cfg)
+            .arg(cfg)
             .args(["--from", &from.to_string(), "--to", &to.to_string(), "--format", "json"])
             .args(extra)
             .output()
@@ -178,7 +184,7 @@ fn thousand_calls(store: &Store<'_>, dir: &Path, tag: &str) {
     // The short-call report: every call was held ~1 s, so all 1,000 are "≤ 6 s" calls.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
         .args(["cdr", "report", "--config"])
-        .arg(&cfg)
+        .arg(cfg)
         .args(["--from", &from.to_string(), "--to", &to.to_string()])
         .output()
         .unwrap();
@@ -192,7 +198,6 @@ fn thousand_calls(store: &Store<'_>, dir: &Path, tag: &str) {
         "{rep}"
     );
     assert_eq!((m["short_excess"].as_u64(), m["flagged"].as_bool()), (Some(800), Some(true)), "{rep}");
-    eprintln!("{CALLS} calls -> {} rows, all fields checked, CSV round trip ok", rows.len());
 }
 
 #[test]
