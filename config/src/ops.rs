@@ -59,8 +59,9 @@ pub struct Control {
     pub admin_token_file: Option<PathBuf>,
     /// Allow `listen` (and `datapath_listen`) on an address other than loopback.
     pub allow_remote: bool,
-    /// The datapath process's own `GET /metrics` (packets, drops by reason, sessions; socket
-    /// backend), on a thread that is no relay core; none = off.
+    /// The datapath process's own `GET /metrics` (socket backend: packets, drops by reason,
+    /// sessions; AF_XDP: per worker/queue frames and drops, XDP verdicts, XSK drops), on a thread
+    /// that is no relay core; none = off.
     pub datapath_listen: Option<SocketAddr>,
 }
 

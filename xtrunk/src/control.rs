@@ -70,6 +70,35 @@ pub(crate) fn render_datapath(st: &xtrunk_datapath::socket::Stats) -> String {
     t.0
 }
 
+/// The AF_XDP backend's snapshot (taken once a second by its control loop) in the same format:
+/// per worker (queue) frames, drops by reason; the XDP program's verdicts (fast-path share =
+/// `fast_tx` + `fast_redirect` over all); XSK ring drops per queue; fast-path sessions.
+pub(crate) fn render_xsk(st: &xtrunk_datapath::xsk::RuntimeStats) -> String {
+    let mut t = Text::default();
+    let q = |w: &xtrunk_datapath::xsk::WorkerStats| w.queue.to_string();
+    let per = |f: fn(&xtrunk_datapath::xsk::WorkerStats) -> u64| {
+        st.workers.iter().map(move |w| (labels(&[("queue", &q(w))]), f(w))).collect::<Vec<_>>()
+    };
+    counters(&mut t, "xtrunk_datapath_worker_rx_frames_total", "Frames received, per worker (queue).", per(|w| w.rx));
+    counters(&mut t, "xtrunk_datapath_worker_tx_frames_total", "Frames sent, per worker (queue).", per(|w| w.tx));
+    let drops = st.workers.iter().flat_map(|w| {
+        [("relay", w.drop_relay), ("no_route", w.drop_no_route), ("malformed", w.drop_malformed)]
+            .map(|(r, n)| (labels(&[("queue", &q(w)), ("reason", r)]), n))
+    });
+    counters(&mut t, "xtrunk_datapath_worker_drops_total", "Frames dropped per worker, by reason.", drops);
+    let verdicts = xtrunk_ebpf::Counter::ALL.iter().map(|c| (labels(&[("verdict", c.name())]), st.counter(*c)));
+    counters(&mut t, "xtrunk_datapath_xdp_verdicts_total", "XDP program verdicts, by reason.", verdicts);
+    let ring = st.xsk.iter().map(|(i, qn, x)| (labels(&[("interface", i), ("queue", &qn.to_string())]), x.rx_dropped));
+    counters(&mut t, "xtrunk_datapath_xsk_rx_dropped_total", "Frames the kernel could not deliver to the XSK.", ring);
+    gauges(
+        &mut t,
+        "xtrunk_datapath_fast_path_ports",
+        "Session ports on the XDP fast path.",
+        [(Labels::new(), st.fast_ports as i64)],
+    );
+    t.0
+}
+
 /// Binds `addr` and serves on a thread of its own.
 pub(crate) fn spawn(addr: SocketAddr, src: Sources) -> anyhow::Result<SocketAddr> {
     let l = TcpListener::bind(addr).with_context(|| format!("metrics.listen: bind {addr}"))?;
@@ -386,7 +415,12 @@ mod tests {
         snap.ended = c.snapshot();
         let src =
             Sources { published: Published::default(), writer: Some(Arc::default()), sidecar_starts: 1, admin: None };
-        let text = render(&snap, &src) + &render_datapath(&Default::default());
+        let mut xsk = xtrunk_datapath::xsk::RuntimeStats::default();
+        xsk.workers.push(xtrunk_datapath::xsk::WorkerStats { queue: 1, rx: 5, drop_relay: 2, ..Default::default() });
+        let x = render_xsk(&xsk);
+        assert!(x.contains("xtrunk_datapath_worker_drops_total{queue=\"1\",reason=\"relay\"} 2"), "{x}");
+        assert!(x.contains("xtrunk_datapath_xdp_verdicts_total{verdict=\"fast_tx\"} 0"), "{x}");
+        let text = render(&snap, &src) + &render_datapath(&Default::default()) + &x;
         assert!(
             text.contains("xtrunk_calls_failed_total{trunk=\"pbx\",account=\"\",trunk_out=\"\",code=\"486\"} 1"),
             "{text}"

@@ -253,10 +253,18 @@ pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
     let result = match backend {
         Backend::AfXdp => {
             log::info!("datapath backend: AF_XDP");
-            if cfg.control.datapath_listen.is_some() {
-                log::warn!("control.datapath_listen: served by the socket backend only for now; not started");
-            }
-            xtrunk_datapath::xsk::run(xsk_options(cfg), cmds, events, Arc::clone(&stop)).context("AF_XDP backend")
+            let out = match cfg.control.datapath_listen {
+                Some(addr) => {
+                    let snap = Arc::new(std::sync::Mutex::new(xtrunk_datapath::xsk::RuntimeStats::default()));
+                    let s = Arc::clone(&snap);
+                    let render = move || s.lock().map(|g| crate::control::render_xsk(&g)).unwrap_or_default();
+                    crate::control::spawn_datapath(addr, render)?;
+                    Some(snap)
+                }
+                None => None,
+            };
+            xtrunk_datapath::xsk::run_with_stats(xsk_options(cfg), cmds, events, Arc::clone(&stop), out)
+                .context("AF_XDP backend")
         }
         _ => {
             let o = socket_options(cfg);
