@@ -5,6 +5,11 @@
 //! `--self-contained` runs the sidecar in this process (loopback datapath stand-in, so only the
 //! signaling is measured) on free loopback ports; otherwise `--target` names a running sidecar
 //! whose default route points at `--carrier-port` on 127.0.0.1.
+//!
+//! `--ops-compare` (with `--self-contained`) runs the ramp twice in one invocation against a
+//! fresh sidecar each time: the operations side off (no CDR file, no store, no publishing),
+//! then on (`--ops`: CDR file + SQLite writer thread + counters published and read every second),
+//! and prints the ratio of sustained CPS and of calls per sidecar CPU second.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -50,6 +55,13 @@ pub(crate) struct SipArgs {
     /// Pin the in-process sidecar thread to this CPU (with --self-contained).
     #[arg(long)]
     pin_sidecar: Option<usize>,
+    /// The operations side on (with --self-contained): CDRs into a SQLite file through the
+    /// writer thread, counters published for `/metrics` and read every second.
+    #[arg(long)]
+    ops: bool,
+    /// Run the ramp twice in this invocation, operations side off then on, and print the ratio.
+    #[arg(long)]
+    ops_compare: bool,
     /// Admission policies of the self-contained sidecar (#15): `off`, `on` (every limit,
     /// destination, caller-ID and fraud rule set, none binding), or `compare` (a ramp with each,
     /// in this run, and the ratio).
@@ -195,7 +207,6 @@ fn run_step(
     let calls = u64::from(rate) * secs;
     let uac = dir.join("uac.xml");
     let stat = dir.join(format!("uac_{rate}.csv"));
-    let _ = std::fs::remove_file(&stat);
     let t0 = Instant::now();
     let uas0 = cpu_secs(uas_stat).unwrap_or(0.0);
     let side0 = sidecar_stat.and_then(cpu_secs).unwrap_or(0.0);
@@ -244,101 +255,159 @@ fn run_step(
     })
 }
 
+/// The in-process sidecar of `--self-contained`, with the operations side on or off.
+struct Sidecar {
+    target: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<anyhow::Result<xtrunk_signaling::Summary>>,
+    stat: Option<PathBuf>,
+    /// With `ops`: the CDR store's writer thread and a 1 Hz scraper of the published counters.
+    writer: Option<xtrunk_cdrstore::Writer>,
+    scraper: Option<std::thread::JoinHandle<u64>>,
+}
+
+/// Starts the sidecar in `dir`. `ops`: CDRs to `dir/cdr.jsonl` and from there (writer thread)
+/// to `dir/cdr.sqlite`, counters published for a control thread that reads them every second.
+fn start_sidecar(
+    dir: &Path,
+    carrier_port: u16,
+    pin: Option<usize>,
+    (ops, policies): (bool, bool),
+) -> anyhow::Result<Sidecar> {
+    std::fs::create_dir_all(dir)?;
+    let port = free_port()?;
+    let mut cfg = xtrunk_config::Config::embedded_default()?;
+    cfg.node.shm_path = dir.join("shm");
+    cfg.sip.listen = vec![xtrunk_config::Listen {
+        transport: xtrunk_config::Transport::Udp,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        tls: None,
+        advertised: None,
+    }];
+    cfg.media.port_min = 10_000;
+    cfg.media.port_max = 60_000;
+    for t in &mut cfg.trunks {
+        for tg in &mut t.targets {
+            tg.addr = SocketAddr::from(([127, 0, 0, 1], carrier_port));
+        }
+    }
+    if policies {
+        with_policies(&mut cfg)?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut writer, mut scraper, mut published) = (None, None, None);
+    if ops {
+        cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
+        let db = dir.join("cdr.sqlite");
+        let open: xtrunk_cdrstore::writer::Opener = Box::new(move || {
+            xtrunk_cdrstore::Sqlite::open(&db).map(|b| Box::new(b) as Box<dyn xtrunk_cdrstore::Backend>)
+        });
+        writer = Some(xtrunk_cdrstore::Writer::spawn(open, dir.join("cdr.jsonl"), 500, Duration::from_millis(100))?);
+        let p = xtrunk_signaling::ops::Published::default();
+        let (p2, s2) = (Arc::clone(&p), Arc::clone(&stop));
+        scraper = Some(std::thread::spawn(move || {
+            let mut bytes = 0;
+            while !s2.load(Ordering::Relaxed) {
+                let snap = p2.lock().map(|g| g.clone()).unwrap_or_default();
+                bytes += format!("{snap:?}").len() as u64;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            bytes
+        }));
+        published = Some(p);
+    }
+    let mut server = xtrunk_signaling::Server::bind(&cfg, xtrunk_signaling::LoopbackMedia::default())?;
+    if let Some(p) = published {
+        server = server.publish_to(p, Default::default());
+    }
+    let s2 = stop.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        if let Some(c) = pin {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                eprintln!("could not pin the sidecar to cpu {c}");
+            }
+        }
+        // This thread's stat file, for its CPU use per step.
+        let _ =
+            tx.send(std::fs::read_link("/proc/thread-self").ok().map(|p| PathBuf::from("/proc").join(p).join("stat")));
+        server.run(s2)
+    });
+    let stat = rx.recv().ok().flatten();
+    Ok(Sidecar { target: SocketAddr::from(([127, 0, 0, 1], port)), stop, handle, stat, writer, scraper })
+}
+
+impl Sidecar {
+    fn finish(self) -> anyhow::Result<xtrunk_signaling::Summary> {
+        self.stop.store(true, Ordering::Relaxed);
+        let s = self.handle.join().map_err(|_| anyhow::anyhow!("sidecar thread panicked"))??;
+        if let Some(w) = self.writer {
+            let stats = Arc::clone(&w.stats);
+            w.stop();
+            eprintln!("cdr store: {} rows inserted", stats.inserted.load(Ordering::Relaxed));
+        }
+        if let Some(h) = self.scraper {
+            let _ = h.join();
+        }
+        Ok(s)
+    }
+}
+
+/// The rate ramp against `target`: the best sustained step and every step.
+fn ramp(
+    args: &SipArgs,
+    dir: &Path,
+    target: SocketAddr,
+    uas_stat: &Path,
+    sidecar_stat: Option<&Path>,
+) -> anyhow::Result<(Step, Vec<Step>)> {
+    let per_step = (args.seconds / args.rates.len().max(1) as u64).max(2);
+    let mut steps = Vec::new();
+    let mut best: Option<Step> = None;
+    for &rate in &args.rates {
+        let s = run_step(dir, target, rate, per_step, uas_stat, sidecar_stat)?;
+        eprintln!(
+            "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms; cpu % uac {} uas {} sidecar {}",
+            s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms,
+            s.cpu_pct.sipp_uac, s.cpu_pct.sipp_uas, s.cpu_pct.sidecar
+        );
+        let sustained = s.failed_ratio < args.max_failed && s.achieved_cps >= f64::from(rate) * 0.9;
+        if sustained {
+            best = Some(s.clone());
+        }
+        steps.push(s);
+        if !sustained {
+            break;
+        }
+        // Let the previous step's calls drain.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Nothing sustained: report the first step with cps 0.
+    let best = best.unwrap_or_else(|| Step { rate: 0, ..steps[0].clone() });
+    Ok((best, steps))
+}
+
+/// Sidecar CPU per successful call over a ramp, µs.
+fn cpu_us_per_call(steps: &[Step], per_step: u64) -> f64 {
+    let (cpu, calls) =
+        steps.iter().fold((0.0, 0u64), |(c, n), s| (c + s.cpu_pct.sidecar / 100.0 * per_step as f64, n + s.successful));
+    cpu / calls.max(1) as f64 * 1e6
+}
+
 /// Runs `xtrunk-bench sip`.
 pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
-    let modes: &[bool] = match args.policies {
-        Policies::Off => &[false],
-        Policies::On => &[true],
-        Policies::Compare => &[false, true],
-    };
-    let mut results = Vec::new();
-    for &on in modes {
-        eprintln!("-- policies {}", if on { "on" } else { "off" });
-        results.push((on, ramp(&args, on)?));
-    }
-    if let [(_, off), (_, on)] = results.as_slice() {
-        let ratio = if off.rate == 0 { 0.0 } else { f64::from(on.rate) / f64::from(off.rate) };
-        println!("policies on/off: sustained {} / {} cps = {:.1} %", on.rate, off.rate, ratio * 100.0);
-        for (a, b) in off.steps.iter().zip(&on.steps) {
-            println!(
-                "  at {:>5}/s (on / off): achieved {:.1} / {:.1} cps, setup p99 {:.2} / {:.2} ms, sidecar cpu {} / {} %",
-                a.rate, b.achieved_cps, a.achieved_cps, b.setup_p99_ms, a.setup_p99_ms, b.cpu_pct.sidecar, a.cpu_pct.sidecar
-            );
-        }
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({"mode": "sip-policies", "cps_off": off.rate, "cps_on": on.rate, "ratio": ratio,
-                    "steps_off": off.steps, "steps_on": on.steps})
-            );
-        }
-    }
-    Ok(())
-}
-
-/// One ramp's outcome.
-struct Ramp {
-    /// Highest rate sustained (0: none).
-    rate: u32,
-    steps: Vec<Step>,
-}
-
-/// One ramp against a sidecar (self-contained: started with or without the policies).
-fn ramp(args: &SipArgs, policies: bool) -> anyhow::Result<Ramp> {
-    let dir = std::env::temp_dir().join(format!("xtrunk-bench-sip-{}-{policies}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("xtrunk-bench-sip-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    // The caller ID is a number (the policies' account owns it), the same in both modes.
+    // The caller ID is a number (the policies' account owns it), the same in every mode.
     std::fs::write(dir.join("uac.xml"), UAC.replace("From: sipp <sip:sipp@", "From: sipp <sip:+442071234501@"))?;
     std::fs::write(dir.join("uas.xml"), UAS)?;
+    anyhow::ensure!(
+        !(args.ops || args.ops_compare) || args.self_contained,
+        "--ops and --ops-compare need --self-contained"
+    );
     let carrier_port = if args.self_contained { free_port()? } else { args.carrier_port };
 
-    // The sidecar.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut sidecar = None;
-    let mut sidecar_stat: Option<PathBuf> = None;
-    let target = if args.self_contained {
-        let port = free_port()?;
-        let mut cfg = xtrunk_config::Config::embedded_default()?;
-        cfg.node.shm_path = dir.join("shm");
-        cfg.sip.listen = vec![xtrunk_config::Listen {
-            transport: xtrunk_config::Transport::Udp,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            tls: None,
-            advertised: None,
-        }];
-        cfg.media.port_min = 10_000;
-        cfg.media.port_max = 60_000;
-        for t in &mut cfg.trunks {
-            for tg in &mut t.targets {
-                tg.addr = SocketAddr::from(([127, 0, 0, 1], carrier_port));
-            }
-        }
-        if policies {
-            with_policies(&mut cfg)?;
-        }
-        let server = xtrunk_signaling::Server::bind(&cfg, xtrunk_signaling::LoopbackMedia::default())?;
-        let s2 = stop.clone();
-        let pin = args.pin_sidecar;
-        let (tx, rx) = std::sync::mpsc::channel();
-        sidecar = Some(std::thread::spawn(move || {
-            if let Some(c) = pin {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
-                    eprintln!("could not pin the sidecar to cpu {c}");
-                }
-            }
-            // This thread's stat file, for its CPU use per step.
-            let _ = tx.send(
-                std::fs::read_link("/proc/thread-self").ok().map(|p| PathBuf::from("/proc").join(p).join("stat")),
-            );
-            server.run(s2)
-        }));
-        sidecar_stat = rx.recv().ok().flatten();
-        SocketAddr::from(([127, 0, 0, 1], port))
-    } else {
-        args.target.context("--target HOST:PORT (or --self-contained)")?
-    };
-
-    // The carrier: one SIPp UAS for the whole ramp.
+    // The carrier: one SIPp UAS for the whole invocation.
     let mut uas = Command::new("sipp")
         .args([
             "-sf",
@@ -357,65 +426,105 @@ fn ramp(args: &SipArgs, policies: bool) -> anyhow::Result<Ramp> {
         .context("starting sipp uas")?;
     std::thread::sleep(Duration::from_millis(300));
     let uas_stat = PathBuf::from(format!("/proc/{}/stat", uas.id()));
-
     let per_step = (args.seconds / args.rates.len().max(1) as u64).max(2);
-    let mut steps = Vec::new();
-    let mut best: Option<Step> = None;
-    for &rate in &args.rates {
-        let s = run_step(&dir, target, rate, per_step, &uas_stat, sidecar_stat.as_deref())?;
-        eprintln!(
-            "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms; cpu % uac {} uas {} sidecar {}",
-            s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms,
-            s.cpu_pct.sipp_uac, s.cpu_pct.sipp_uas, s.cpu_pct.sidecar
+
+    // Off, then on (--ops-compare, or --policies compare); or one run as asked.
+    anyhow::ensure!(
+        !(args.ops_compare && args.policies == Policies::Compare),
+        "one comparison per invocation: --ops-compare or --policies compare"
+    );
+    let policy_modes = match args.policies {
+        Policies::Off => vec![false],
+        Policies::On => vec![true],
+        Policies::Compare => vec![false, true],
+    };
+    let ops_modes = if args.ops_compare { vec![false, true] } else { vec![args.ops] };
+    let modes: Vec<(bool, bool)> = ops_modes.iter().flat_map(|o| policy_modes.iter().map(move |p| (*o, *p))).collect();
+    let mut runs = Vec::new();
+    let mut policy_runs = Vec::new();
+    for (ops, policies) in modes {
+        eprintln!("--- admission policies {}", if policies { "on" } else { "off" });
+        let (target, sidecar) = if args.self_contained {
+            let sub = format!("ops-{ops}-policies-{policies}");
+            let s = start_sidecar(&dir.join(sub), carrier_port, args.pin_sidecar, (ops, policies))?;
+            (s.target, Some(s))
+        } else {
+            (args.target.context("--target HOST:PORT (or --self-contained)")?, None)
+        };
+        eprintln!("--- operations side (SQLite CDR store + metrics) {}", if ops { "on" } else { "off" });
+        let (best, steps) = ramp(&args, &dir, target, &uas_stat, sidecar.as_ref().and_then(|s| s.stat.as_deref()))?;
+        let summary = sidecar.map(Sidecar::finish).transpose()?;
+        println!(
+            "ops {}: sustained {} cps (failed {:.3} %), setup p50 {:.2} ms p99 {:.2} ms, sidecar {:.1} µs CPU per call",
+            if ops { "on" } else { "off" },
+            best.rate,
+            best.failed_ratio * 100.0,
+            best.setup_p50_ms,
+            best.setup_p99_ms,
+            cpu_us_per_call(&steps, per_step)
         );
-        let sustained = s.failed_ratio < args.max_failed && s.achieved_cps >= f64::from(rate) * 0.9;
-        if sustained {
-            best = Some(s.clone());
+        if let Some(s) = &summary {
+            println!(
+                "sidecar: {} calls answered, {} active at end, {}/{} ports free",
+                s.metrics.calls_answered, s.active_calls, s.ports_free, s.ports_total
+            );
         }
-        steps.push(s);
-        if !sustained {
-            break;
-        }
-        // Let the previous step's calls drain.
-        std::thread::sleep(Duration::from_millis(500));
+        policy_runs.push((policies, best.rate, cpu_us_per_call(&steps, per_step)));
+        runs.push((ops, best, steps));
+    }
+    if let [(false, off, c0), (true, on, c1)] = policy_runs.as_slice() {
+        let r = f64::from(*on) / f64::from((*off).max(1));
+        println!(
+            "policies on / off: sustained {on} / {off} cps = {:.1} %; sidecar CPU per call x{:.3}",
+            r * 100.0,
+            c1 / c0.max(1e-9)
+        );
     }
     let _ = uas.kill();
     let _ = uas.wait();
-    stop.store(true, Ordering::Relaxed);
-    let summary = match sidecar {
-        Some(h) => Some(h.join().map_err(|_| anyhow::anyhow!("sidecar thread panicked"))??),
-        None => None,
+    let ratio = match runs.as_slice() {
+        [(false, off, s0), (true, on, s1)] if args.ops_compare => {
+            let r = f64::from(on.rate) / f64::from(off.rate.max(1));
+            let cpu = cpu_us_per_call(s0, per_step) / cpu_us_per_call(s1, per_step).max(1e-9);
+            println!("ops on / off: sustained cps x{r:.3}; calls per sidecar CPU second x{cpu:.3}");
+            Some((r, cpu))
+        }
+        _ => None,
     };
-    // Nothing sustained: report the first step with cps 0.
-    let best = best.unwrap_or_else(|| Step { rate: 0, ..steps[0].clone() });
-    println!(
-        "sustained {} cps (failed {:.3} %), setup p50 {:.2} ms p99 {:.2} ms",
-        best.rate,
-        best.failed_ratio * 100.0,
-        best.setup_p50_ms,
-        best.setup_p99_ms
-    );
-    if let Some(s) = &summary {
-        println!(
-            "sidecar: {} calls answered, {} active at end, {}/{} ports free, refused by admission {:?}",
-            s.metrics.calls_answered, s.active_calls, s.ports_free, s.ports_total, s.metrics.admission_rejects
-        );
-    }
     if args.json {
+        let j: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|(ops, best, steps)| {
+                serde_json::json!({
+                    "ops": ops,
+                    "cps": best.rate,
+                    "achieved_cps": best.achieved_cps,
+                    "failed_ratio": best.failed_ratio,
+                    "setup_p50_ms": best.setup_p50_ms,
+                    "setup_p99_ms": best.setup_p99_ms,
+                    "sidecar_cpu_us_per_call": cpu_us_per_call(steps, per_step),
+                    "steps": steps,
+                })
+            })
+            .collect();
+        let first = &runs[0].1;
         println!(
             "{}",
             serde_json::json!({
                 "mode": "sip",
-                "cps": best.rate,
-                "achieved_cps": best.achieved_cps,
-                "failed_ratio": best.failed_ratio,
-                "setup_p50_ms": best.setup_p50_ms,
-                "setup_p99_ms": best.setup_p99_ms,
-                "steps": steps,
+                "cps": first.rate,
+                "achieved_cps": first.achieved_cps,
+                "failed_ratio": first.failed_ratio,
+                "setup_p50_ms": first.setup_p50_ms,
+                "setup_p99_ms": first.setup_p99_ms,
+                "steps": runs[0].2,
+                "runs": j,
+                "ops_ratio_cps": ratio.map(|r| r.0),
+                "ops_ratio_calls_per_cpu": ratio.map(|r| r.1),
                 "self_contained": args.self_contained,
             })
         );
     }
     let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
-    Ok(Ramp { rate: best.rate, steps })
+    Ok(())
 }

@@ -19,6 +19,7 @@ mod datapath;
 mod health;
 mod media;
 mod node;
+mod ops;
 mod route;
 mod sip;
 mod snapshot;
@@ -34,7 +35,8 @@ pub use admission::{Destinations, Fraud, Limits, NumberFormat, Numbers, Threshol
 pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMode};
 pub use health::{OptionsPing, MIN_CARRIER_INTERVAL_SECS};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
-pub use node::{LogLevel, Node};
+pub use node::{LogFormat, LogLevel, Node};
+pub use ops::{CdrStore, Control, StoreKind};
 pub use route::{default_failover_codes, Route, MAX_ROUTE_ENTRIES};
 pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{
@@ -73,6 +75,12 @@ pub struct Config {
     /// Tenants and the DID pools they own; trunks name them in `trunk.account`. TOML: `[[account]]`.
     #[serde(default, rename = "account", skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<Account>,
+    /// The CDR store (SQLite or PostgreSQL fed from the CDR file); off by default.
+    #[serde(default)]
+    pub cdr: CdrStore,
+    /// The control thread (`/metrics`, admin API); off by default.
+    #[serde(default)]
+    pub control: Control,
 }
 
 /// Why a configuration could not be used.
@@ -109,6 +117,17 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
         toml::from_str(text)
             .map_err(|e| Error::Parse { origin: origin.to_string(), message: e.to_string().trim_end().to_string() })
+    }
+
+    /// The configuration as TOML (what the admin API writes back: the schema's form, without
+    /// the comments of a hand-written file). [`Config::parse`] reads it back equal.
+    pub fn to_toml(&self) -> Result<String, Error> {
+        toml::to_string(self).map_err(|e| Error::Parse { origin: "<serialize>".into(), message: e.to_string() })
+    }
+
+    /// Reads and parses a file without validating it (the admin API edits the file as it is).
+    pub fn read_unchecked(path: &Path) -> Result<Self, Error> {
+        Self::read(path).map(|(c, _)| c)
     }
 
     /// Reads, parses and validates a file against this host.

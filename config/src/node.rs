@@ -16,6 +16,19 @@ pub struct Node {
     pub log_level: LogLevel,
     /// Where CDRs are appended as JSON lines; none = not written.
     pub cdr_path: Option<PathBuf>,
+    /// Log lines as `text` (default) or `json` (one object per line, with the call's span).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Node {
@@ -25,6 +38,7 @@ impl Default for Node {
             shm_path: PathBuf::from("/dev/shm/xtrunk"),
             log_level: LogLevel::Info,
             cdr_path: None,
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -62,12 +62,19 @@ impl Config {
         self.validate_trunks(&mut v);
         self.validate_routes(&mut v);
         pools::validate_accounts(self, &mut v);
+        self.validate_ops(&mut v);
         v.problems
     }
 
-    /// The ring's and the CDR file's directories exist (the file itself is created at start).
+    /// The ring's, the CDR file's and the SQLite store's directories exist (the files are created
+    /// at start).
     fn validate_node_dirs(&self, v: &mut Validator) {
-        let paths = [("node.shm_path", Some(&self.node.shm_path)), ("node.cdr_path", self.node.cdr_path.as_ref())];
+        let sqlite = (self.cdr.store == crate::StoreKind::Sqlite).then_some(&self.cdr.sqlite_path);
+        let paths = [
+            ("node.shm_path", Some(&self.node.shm_path)),
+            ("node.cdr_path", self.node.cdr_path.as_ref()),
+            ("cdr.sqlite_path", sqlite),
+        ];
         for (key, path) in paths {
             let Some(dir) = path.and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) else { continue };
             if !dir.is_dir() {

@@ -781,3 +781,31 @@ fn admission_tables_name_their_bad_keys() {
         Config::parse(&default_with("[[account]]\nname = \"a\"\n[account.limits]\nchanels = 3"), "t").unwrap_err();
     assert!(err.to_string().contains("chanels"), "{err}");
 }
+
+#[test]
+fn every_config_file_round_trips_through_to_toml() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["xtrunk.toml", "carrier.example.toml"] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap();
+        let cfg = xtrunk_config::Config::parse(&text, f).unwrap();
+        let back = xtrunk_config::Config::parse(&cfg.to_toml().unwrap(), f).unwrap();
+        assert_eq!(back, cfg, "{f}");
+    }
+}
+
+#[test]
+fn operations_tables_are_checked_with_their_key_paths() {
+    assert_problem(&default_with("[cdr]\nstore = \"sqlite\"\n"), "cdr.store", "needs node.cdr_path");
+    assert_problem(&default_with("[cdr]\nstore = \"postgres\"\n"), "cdr.postgres", "must be set");
+    assert_problem(&default_with("[cdr]\nbatch_max = 0\n"), "cdr.batch_max", "got 0");
+    assert_problem(&default_with("[control]\nlisten = \"0.0.0.0:9465\"\n"), "control.listen", "not loopback");
+    assert_problem(
+        &default_with("[control]\nadmin_token_file = \"/x\"\n"),
+        "control.admin_token_file",
+        "needs control.listen",
+    );
+    let ok = "[control]\nlisten = \"0.0.0.0:9465\"\nallow_remote = true\n";
+    assert!(problems_of(&default_with(ok)).is_empty());
+    assert!(Config::parse(&default_with("[cdr]\nstore = \"mysql\"\n"), "t").is_err(), "unknown store kind");
+    assert!(Config::parse(&default_with("[control]\nport = 1\n"), "t").is_err(), "unknown key");
+}

@@ -61,6 +61,8 @@ pub struct Core {
     /// Calls not yet confirmed (ringing, or 2xx not ACKed), per caller source IP.
     pub(crate) pending: HashMap<IpAddr, usize>,
     pub(crate) pending_delete: HashMap<SessionId, ([u16; 2], Option<Cdr>)>,
+    /// Journaled calls whose `remove` waits for their CDR (written on `Deleted`).
+    pub(crate) remove_on_delete: HashMap<SessionId, u64>,
     pub(crate) heap: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
     pub(crate) out: VecDeque<Transmit>,
     pub(crate) media_out: VecDeque<Command>,
@@ -127,6 +129,7 @@ impl Core {
             pending: HashMap::new(),
             cfg,
             pending_delete: HashMap::new(),
+            remove_on_delete: HashMap::new(),
             heap: BinaryHeap::new(),
             out: VecDeque::new(),
             media_out: VecDeque::new(),
@@ -168,6 +171,44 @@ impl Core {
     /// Active calls.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The CDRs so far of the calls up now, at most `max` (for the admin API's call list).
+    pub fn active_cdrs(&self, max: usize) -> Vec<Cdr> {
+        self.calls.values().take(max).map(|c| c.cdr.clone()).collect()
+    }
+
+    /// Ends the call whose caller- or callee-side Call-ID is `call_id` (the admin API): BYE
+    /// both ways when answered, else 480 to the caller and CANCEL to the callee. False when no
+    /// such call is up.
+    pub fn end_by_call_id(&mut self, now: Instant, call_id: &str) -> bool {
+        let Some((&id, c)) =
+            self.calls.iter_mut().find(|(_, c)| c.cdr.call_id == call_id || c.cdr.b_call_id == call_id)
+        else {
+            return false;
+        };
+        match c.state {
+            crate::call::State::Proceeding => {
+                c.cdr.end_reason = crate::cdr::EndReason::Admin;
+                self.cancel_b(now, id, 480);
+            }
+            crate::call::State::Cancelling => {}
+            _ => self.end_call(now, id, crate::cdr::EndReason::Admin),
+        }
+        true
+    }
+
+    /// Calls up now, by inbound trunk (for `/metrics`).
+    pub fn active_by_trunk(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for c in self.calls.values() {
+            if let Some(n) = m.get_mut(&c.cdr.trunk_in) {
+                *n += 1;
+            } else {
+                m.insert(c.cdr.trunk_in.clone(), 1);
+            }
+        }
+        m
     }
 
     /// The port pool.
@@ -365,6 +406,11 @@ impl Core {
         self.txs.forget_server(&k);
     }
 
+    /// The `tracing` span of call `id` (a disabled one when it is gone).
+    pub(crate) fn span_of(&self, id: CallKey) -> tracing::Span {
+        self.calls.get(&id).map_or_else(tracing::Span::none, |c| c.span.clone())
+    }
+
     /// Answers a server transaction with a fresh To tag.
     pub(crate) fn reply(&mut self, now: Instant, k: &TxKey, req: &Message, code: u16, phrase: &str) {
         let tag = self.token();
@@ -377,9 +423,18 @@ impl Core {
     pub(crate) fn pump(&mut self, now: Instant) {
         while let Some(ev) = self.txs.poll_event() {
             match ev {
-                TxEvent::Response { owner: Owner::Call(id, p), key, msg } => self.on_response(now, id, p, key, msg),
-                TxEvent::Timeout { owner: Owner::Call(id, p), key } => self.on_tx_timeout(now, id, p, key),
-                TxEvent::AckTimeout { owner: Owner::Call(id, _) } => self.ack_timeout(now, id),
+                TxEvent::Response { owner: Owner::Call(id, p), key, msg } => {
+                    let _span = self.span_of(id).entered();
+                    self.on_response(now, id, p, key, msg)
+                }
+                TxEvent::Timeout { owner: Owner::Call(id, p), key } => {
+                    let _span = self.span_of(id).entered();
+                    self.on_tx_timeout(now, id, p, key)
+                }
+                TxEvent::AckTimeout { owner: Owner::Call(id, _) } => {
+                    let _span = self.span_of(id).entered();
+                    self.ack_timeout(now, id)
+                }
                 TxEvent::Response { owner: Owner::Probe, key, msg } => {
                     self.probe_outcome(now, &key, msg.code().unwrap_or(500))
                 }

@@ -78,6 +78,22 @@ pub struct Cdr {
     /// Every leg a REFER created (or tried to), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transfers: Vec<TransferCdr>,
+    /// The inbound trunk's account (`trunk.account`; empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account_in: String,
+    /// The outbound trunk's account (empty: none, or not routed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account_out: String,
+    /// The Q.850 cause of the `Reason: Q.850;cause=N` header on the BYE, CANCEL or final
+    /// response that ended the call (0 = none given).
+    #[serde(default)]
+    pub q850: u16,
+    /// The codec of the first payload type negotiated on the callee leg (empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub codec: String,
+    /// SRTP per leg: [caller leg, callee leg].
+    #[serde(default)]
+    pub srtp: [bool; 2],
     /// Every target the call was sent to, in order (hunting over targets and route entries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<AttemptCdr>,
@@ -93,6 +109,40 @@ pub struct AttemptCdr {
     /// Its final answer: 200 (answered), a failure code, 408 for no answer in time or an
     /// unreachable target, 487 for one we cancelled; 0 while pending.
     pub code: u16,
+}
+
+impl Cdr {
+    /// Who hung up, from [`Cdr::end_reason`]: `caller`, `callee` or `system` (refusals,
+    /// timeouts, restarts, shutdown).
+    pub fn hangup_by(&self) -> &'static str {
+        match self.end_reason {
+            EndReason::CallerBye | EndReason::Cancel => "caller",
+            EndReason::CalleeBye | EndReason::CalleeRejected => "callee",
+            _ => "system",
+        }
+    }
+
+    /// The time billed: answer to end, ms (0 for unanswered calls).
+    pub fn duration_ms(&self) -> u64 {
+        if self.answer_ms == 0 {
+            0
+        } else {
+            self.end_ms.saturating_sub(self.answer_ms)
+        }
+    }
+}
+
+/// The cause of a `Reason: Q.850;cause=16;text="..."` header value (RFC 3326); None for other
+/// protocols or a malformed value.
+pub fn q850_cause(reason: &str) -> Option<u16> {
+    let mut parts = reason.split(';');
+    if !parts.next()?.trim().eq_ignore_ascii_case("q.850") {
+        return None;
+    }
+    parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("cause").then(|| v.trim().parse().ok()).flatten()
+    })
 }
 
 /// One transfer (REFER) of a call: who asked, where to, and what became of the new leg.
@@ -158,6 +208,8 @@ pub enum EndReason {
     TrunkOffline,
     /// A leg's session timer ran out (RFC 4028): no successful refresh in time.
     SessionExpired,
+    /// Ended through the admin API (`DELETE /api/v1/calls/{call-id}`).
+    Admin,
     /// A value this version does not know (read from an older or newer journal).
     #[serde(other)]
     Other,
@@ -186,6 +238,7 @@ impl EndReason {
             Self::MediaLost => "media_lost",
             Self::TrunkOffline => "trunk_offline",
             Self::SessionExpired => "session_expired",
+            Self::Admin => "admin",
             Self::Other => "other",
         }
     }
@@ -218,6 +271,14 @@ mod tests {
         );
         let j = serde_json::to_string(&LegStats::from(StreamStats::default())).unwrap();
         assert_eq!(j, r#"{"packets":0,"lost":0,"jitter":0}"#);
+    }
+
+    #[test]
+    fn q850_causes_are_read_from_reason_headers() {
+        assert_eq!(q850_cause("Q.850;cause=16;text=\"Normal call clearing\""), Some(16));
+        assert_eq!(q850_cause("q.850 ; cause = 17"), Some(17));
+        assert_eq!(q850_cause("SIP;cause=200"), None);
+        assert_eq!(q850_cause("Q.850;text=x"), None);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod journal;
 pub mod media;
 pub mod metrics;
+pub mod ops;
 pub mod policy;
 pub mod ports;
 pub mod probe;

@@ -11,6 +11,8 @@ pub struct Metrics {
     pub finals_to_caller: BTreeMap<u16, u64>,
     /// Calls accepted for routing.
     pub calls_started: u64,
+    /// New calls (accepted for routing or refused), by inbound trunk.
+    pub attempts: BTreeMap<String, u64>,
     /// Calls answered (2xx relayed).
     pub calls_answered: u64,
     /// Calls fully torn down.

@@ -62,6 +62,20 @@ pub struct Server<M: MediaPort> {
     detach: Option<Arc<AtomicBool>>,
     /// UDP sockets not drained in their last turn (edge-triggered: no new event will come).
     udp_busy: Vec<bool>,
+    /// Publishing for the control thread (`/metrics`), when it runs.
+    ops: Option<Ops>,
+    /// Raised (SIGUSR2): reopen the CDR file.
+    reopen: Option<Arc<AtomicBool>>,
+}
+
+/// The shell's side of `/metrics`: where to publish, the CDR-derived counts, when last.
+struct Ops {
+    out: crate::ops::Published,
+    requests: crate::ops::RequestQueue,
+    ended: crate::ops::EndedCounter,
+    last: Instant,
+    reloads: u64,
+    reloads_refused: u64,
 }
 
 /// How long a stopping sidecar waits for its BYEs to be answered and its sessions deleted
@@ -175,6 +189,8 @@ impl<M: MediaPort> Server<M> {
             media_lost: None,
             udp_busy,
             detach: None,
+            ops: None,
+            reopen: None,
         })
     }
 
@@ -186,6 +202,20 @@ impl<M: MediaPort> Server<M> {
         self
     }
 
+    /// Publishes counters to `out` for a control thread (`/metrics`) and takes its `requests`
+    /// (see [`crate::ops`]).
+    pub fn publish_to(mut self, out: crate::ops::Published, requests: crate::ops::RequestQueue) -> Self {
+        self.ops = Some(Ops {
+            out,
+            requests,
+            ended: crate::ops::EndedCounter::default(),
+            last: Instant::now().checked_sub(crate::ops::PUBLISH_EVERY).unwrap_or_else(Instant::now),
+            reloads: 0,
+            reloads_refused: 0,
+        });
+        self
+    }
+
     /// Ends every call with [`EndReason::MediaLost`] and stops when `flag` is raised (the
     /// supervisor raises it, with SIGUSR1, when the datapath died).
     pub fn media_lost_on(mut self, flag: Arc<AtomicBool>) -> Self {
@@ -194,6 +224,9 @@ impl<M: MediaPort> Server<M> {
     }
 
     fn maybe_reload(&mut self) {
+        if self.reopen.as_ref().is_some_and(|f| f.swap(false, Ordering::Relaxed)) {
+            self.reopen_cdr();
+        }
         let Some((_, flag)) = &self.reload else { return };
         if !flag.swap(false, Ordering::Relaxed) {
             return;
@@ -204,9 +237,15 @@ impl<M: MediaPort> Server<M> {
             Ok(s) => s,
             Err(e) => {
                 log::error!("reload refused, the running configuration stays: {e}");
+                if let Some(o) = &mut self.ops {
+                    o.reloads_refused += 1;
+                }
                 return;
             }
         };
+        if let Some(o) = &mut self.ops {
+            o.reloads += 1;
+        }
         let kept = crate::reload::keep_restart_only(self.core.config(), &mut new);
         if !kept.is_empty() {
             log::warn!("reload: {} need a restart to change; running values kept", kept.join(", "));
@@ -373,7 +412,41 @@ impl<M: MediaPort> Server<M> {
             self.core.handle_media_event(now, ev);
         }
         self.flush();
+        self.publish(now);
         Ok(())
+    }
+
+    /// Hands the control thread a fresh snapshot (at most every [`crate::ops::PUBLISH_EVERY`];
+    /// skipped, never waited for, while a scrape holds the lock).
+    fn publish(&mut self, now: Instant) {
+        let Some(o) = &mut self.ops else { return };
+        if now.duration_since(o.last) < crate::ops::PUBLISH_EVERY {
+            return;
+        }
+        let (mut end, mut list) = (Vec::new(), false);
+        if let Ok(mut r) = o.requests.try_lock() {
+            end = std::mem::take(&mut r.end_calls);
+            list = r.list_calls;
+        }
+        if let Ok(mut snap) = o.out.try_lock() {
+            *snap = crate::ops::OpsSnapshot {
+                metrics: self.core.metrics.clone(),
+                active: self.core.active_by_trunk(),
+                ended: o.ended.snapshot(),
+                reloads: o.reloads,
+                reloads_refused: o.reloads_refused,
+                calls: if list { self.core.active_cdrs(crate::ops::MAX_LISTED) } else { Vec::new() },
+            };
+            o.last = now;
+        }
+        if end.is_empty() {
+            return;
+        }
+        for id in end {
+            let found = self.core.end_by_call_id(now, &id);
+            log::info!("admin: end call {id}: {}", if found { "ending" } else { "no such call" });
+        }
+        self.flush();
     }
 
     fn summary(&self) -> Summary {
@@ -510,11 +583,30 @@ impl<M: MediaPort> Server<M> {
         }
     }
 
+    /// All of the round's CDRs with one write(2); kept on failure (see `cdr_file`).
+    fn flush_cdrs(&mut self) {
+        let mut any = false;
+        while let Some(cdr) = self.core.poll_cdr() {
+            self.cdr.push(&cdr);
+            if let Some(o) = &mut self.ops {
+                o.ended.count(&cdr);
+            }
+            any = true;
+        }
+        if any || self.cdr.pending() > 0 {
+            self.cdr.flush();
+        }
+    }
+
     fn flush(&mut self) {
         // Transport errors can produce more output: loop until quiet.
         for _ in 0..4 {
             let mut any = false;
-            // The journal first: a record is on file before the messages it describes leave.
+            // CDRs before the journal: a call's `remove` never reaches the file before its CDR,
+            // so a kill -9 in between replays the call (a duplicate the CDR store drops by its
+            // key) rather than losing its CDR. Then the journal: a record is on file before the
+            // messages it describes leave.
+            self.flush_cdrs();
             self.flush_journal();
             while let Some(t) = self.core.poll_transmit() {
                 any = true;
@@ -526,11 +618,7 @@ impl<M: MediaPort> Server<M> {
                     break;
                 }
             }
-            // All of the round's CDRs with one write(2); kept on failure (see `cdr_file`).
-            while let Some(cdr) = self.core.poll_cdr() {
-                self.cdr.push(&cdr);
-            }
-            self.cdr.flush();
+            self.flush_cdrs();
             self.flush_journal();
             if !any {
                 break;
@@ -548,6 +636,10 @@ pub struct Flags {
     pub media_lost: Option<Arc<AtomicBool>>,
     /// The ring was re-created: stop at once, leaving every call journaled for the next sidecar.
     pub detach: Option<Arc<AtomicBool>>,
+    /// Publish counters here for the control thread (`/metrics`), and take its requests.
+    pub ops: Option<(crate::ops::Published, crate::ops::RequestQueue)>,
+    /// SIGUSR2: reopen the CDR file (after logrotate moved it), nothing else.
+    pub reopen: Option<Arc<AtomicBool>>,
 }
 
 /// Runs the sidecar until `stop` is set: binds the listeners, recovers after a restart, serves,
@@ -561,6 +653,10 @@ pub fn run(cfg: &Config, media: impl MediaPort + 'static, stop: Arc<AtomicBool>,
         server = server.media_lost_on(flag);
     }
     server.detach = flags.detach;
+    server.reopen = flags.reopen;
+    if let Some((out, requests)) = flags.ops {
+        server = server.publish_to(out, requests);
+    }
     for (t, a) in server.local_addrs() {
         log::info!("sip listening on {t:?} {a}");
     }

@@ -264,3 +264,44 @@ fn what_cannot_be_resumed_is_ended() {
     assert!(Journal::load(&path).is_empty());
     let _ = std::fs::remove_file(&path);
 }
+
+/// A journaled call leaves the journal only together with its CDR: its `remove` waits for the
+/// `Deleted` that writes the CDR, so a sidecar killed in between replays the call
+/// (`sidecar_restart`) instead of losing its CDR.
+#[test]
+fn a_call_leaves_the_journal_only_with_its_cdr() {
+    use xtrunk_ring::msg::{DeleteReason, Event, StreamStats};
+    use xtrunk_signaling::transport::{Dest, Transport};
+    let cfg = cfg();
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let path = journal_path("remove-with-cdr");
+    let t0 = Instant::now();
+    let (journal, _) = Journal::open(&path).unwrap();
+    let mut rig = new_rig(&cfg, LoopbackMedia::default(), journal, t0, 9);
+    place_call(&mut rig, "callR", "pr", carrier, true);
+    let ok_a = rig.take(addr(PROXY), is_resp(200));
+    let ack = format!("ACK sip:xtrunk@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKackR;rport\r\nRoute: <sip:{PROXY};lr>\r\nFrom: <sip:100@pbx>;tag=pr\r\nTo: {}\r\nCall-ID: callR\r\nCSeq: 10 ACK\r\nContent-Length: 0\r\n\r\n", ok_a.header(&HName::To).unwrap());
+    rig.input(addr(PROXY), ack.as_bytes());
+    assert!(rig.ops.iter().any(|o| matches!(o, JournalOp::Add(_))), "journaled when answered");
+    let session = match rig.cmds.first() {
+        Some(Command::Create(s)) => s.id,
+        other => panic!("first command {other:?}"),
+    };
+    // The PBX hangs up; the core is driven by hand so the Delete stays unanswered.
+    let bye = format!("BYE sip:xtrunk@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKbyeR;rport\r\nRoute: <sip:{PROXY};lr>\r\nFrom: <sip:100@pbx>;tag=pr\r\nTo: {}\r\nCall-ID: callR\r\nCSeq: 11 BYE\r\nReason: Q.850;cause=16\r\nContent-Length: 0\r\n\r\n", ok_a.header(&HName::To).unwrap());
+    let now = rig.now + Duration::from_millis(10);
+    let src = Dest { transport: Transport::Udp, local: addr(LOCAL), remote: addr(PROXY) };
+    rig.core.handle_input(now, src, bye.as_bytes());
+    let ops: Vec<JournalOp> = std::iter::from_fn(|| rig.core.poll_journal()).collect();
+    assert!(!ops.iter().any(|o| matches!(o, JournalOp::Remove(_))), "no remove before the CDR: {ops:?}");
+    let cmds: Vec<Command> = std::iter::from_fn(|| rig.core.poll_media()).collect();
+    assert!(cmds.contains(&Command::Delete(session)), "{cmds:?}");
+    assert!(rig.core.poll_cdr().is_none(), "the CDR waits for the final stats");
+    let stats = [StreamStats::default(); 2];
+    rig.core.handle_media_event(now, Event::Deleted { id: session, reason: DeleteReason::Requested, stats });
+    let cdr = rig.core.poll_cdr().expect("the CDR, on Deleted");
+    assert_eq!((cdr.end_reason.as_str(), cdr.q850, cdr.attempts.len()), ("caller_bye", 16, 1));
+    let ops: Vec<JournalOp> = std::iter::from_fn(|| rig.core.poll_journal()).collect();
+    assert!(ops.iter().any(|o| matches!(o, JournalOp::Remove(_))), "removed with its CDR: {ops:?}");
+    let _ = std::fs::remove_file(&path);
+}

@@ -11,6 +11,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xtrunk_config::Config;
 
+mod admin;
+mod control;
+mod ctl;
+mod ops;
 mod roles;
 mod supervise;
 
@@ -31,6 +35,8 @@ const EXAMPLES: &str = "\
 EXAMPLES:
     xtrunk run --config config/xtrunk.toml       start datapath + sidecar on loopback
     xtrunk check-config /etc/xtrunk/xtrunk.toml  list every problem in a file, exit 1 if any
+    xtrunk ctl -c /etc/xtrunk/xtrunk.toml get calls   the admin API ([control]) from the shell
+    xtrunk cdr export -c /etc/xtrunk/xtrunk.toml --from 2026-12-01 --to 2027-01-01 --format csv
     xtrunk datapath --config /etc/xtrunk/xtrunk.toml    only the packet path (split hosts)
     xtrunk signaling --config /etc/xtrunk/xtrunk.toml   only the SIP sidecar
 
@@ -59,6 +65,11 @@ enum Role {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// CDRs from the store (`[cdr].store`): export a period, the short-call report.
+    #[command(subcommand)]
+    Cdr(ops::CdrCmd),
+    /// The admin API's client: list and change trunks, routes, accounts; list and end calls.
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -82,9 +93,28 @@ fn main() -> ExitCode {
     if let Role::CheckConfig { file } = &cli.role {
         return check_config(file);
     }
+    if let Role::Ctl(a) = &cli.role {
+        return match ctl::ctl(a) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("xtrunk ctl: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if let Role::Cdr(c) = &cli.role {
+        return match ops::cdr(c) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtrunk: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let arg = match &cli.role {
         Role::Run(a) | Role::Datapath(a) | Role::Signaling(a) => a.clone(),
-        Role::CheckConfig { .. } => unreachable!("handled above"),
+        Role::CheckConfig { .. } | Role::Cdr(_) | Role::Ctl(_) => unreachable!("handled above"),
     };
     let cfg = match arg.load() {
         Ok(c) => c,
@@ -93,12 +123,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    init_logging(&cfg);
+    let _log_guard = init_logging(&cfg);
     let result = match cli.role {
         Role::Run(_) => supervise::run(&cfg, arg.config.as_deref()),
         Role::Datapath(_) => roles::datapath(&cfg),
         Role::Signaling(_) => roles::signaling(&cfg, arg.config.as_deref()),
-        Role::CheckConfig { .. } => unreachable!("handled above"),
+        Role::CheckConfig { .. } | Role::Cdr(_) | Role::Ctl(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,9 +140,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cfg: &Config) {
-    let env = env_logger::Env::default().default_filter_or(cfg.node.log_level.as_str());
-    let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
+/// `tracing` to stderr through a non-blocking writer (a full buffer drops lines, it never
+/// blocks the SIP loop), text or JSON (`node.log_format`), filtered by `RUST_LOG` or else
+/// `node.log_level`; `log` records (most of the code base) are bridged into it. The returned
+/// guard flushes the writer when dropped.
+fn init_logging(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::EnvFilter;
+    let level = cfg.node.log_level.as_str();
+    let from_env = std::env::var("RUST_LOG").is_ok();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // `log`'s own level gate stays as cheap as before: only what can pass the filter is built.
+    let log_max = if from_env { log::LevelFilter::Trace } else { level.parse().unwrap_or(log::LevelFilter::Info) };
+    let _ = tracing_log::LogTracer::init_with_filter(log_max);
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false);
+    let _ = match cfg.node.log_format {
+        xtrunk_config::LogFormat::Text => fmt.try_init(),
+        xtrunk_config::LogFormat::Json => fmt.json().with_current_span(true).with_span_list(false).try_init(),
+    };
+    guard
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {

@@ -215,8 +215,12 @@ fn choose_backend(cfg: &Config) -> Backend {
 /// `xtrunk datapath`: create the ring, relay media until SIGINT/SIGTERM, remove the ring.
 pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
     let stop = stop_flag()?;
-    // Nothing in the datapath is reloadable; SIGHUP must not take the media down.
+    // Nothing in the datapath is reloadable; SIGHUP (or a SIGUSR2 meant for the sidecar's CDR
+    // file, sent to the whole group) must not take the media down.
     let _hup = hup_flag()?;
+    let _usr2 = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR2, Arc::clone(&_usr2))
+        .context("installing SIGUSR2 handler")?;
     let path = &cfg.node.shm_path;
     let ring = RingConfig {
         path: path.clone(),
@@ -249,7 +253,18 @@ pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
     let result = match backend {
         Backend::AfXdp => {
             log::info!("datapath backend: AF_XDP");
-            xtrunk_datapath::xsk::run(xsk_options(cfg), cmds, events, Arc::clone(&stop)).context("AF_XDP backend")
+            let out = match cfg.control.datapath_listen {
+                Some(addr) => {
+                    let snap = Arc::new(std::sync::Mutex::new(xtrunk_datapath::xsk::RuntimeStats::default()));
+                    let s = Arc::clone(&snap);
+                    let render = move || s.lock().map(|g| crate::control::render_xsk(&g)).unwrap_or_default();
+                    crate::control::spawn_datapath(addr, render)?;
+                    Some(snap)
+                }
+                None => None,
+            };
+            xtrunk_datapath::xsk::run_with_stats(xsk_options(cfg), cmds, events, Arc::clone(&stop), out)
+                .context("AF_XDP backend")
         }
         _ => {
             let o = socket_options(cfg);
@@ -260,7 +275,12 @@ pub(crate) fn datapath(cfg: &Config) -> anyhow::Result<()> {
                 o.port_max,
                 o.cores.len().max(1)
             );
-            xtrunk_datapath::socket::run(o, cmds, events, Arc::clone(&stop)).context("socket backend")
+            let stats = Arc::new(xtrunk_datapath::socket::Stats::default());
+            if let Some(addr) = cfg.control.datapath_listen {
+                let st = Arc::clone(&stats);
+                crate::control::spawn_datapath(addr, move || crate::control::render_datapath(&st))?;
+            }
+            xtrunk_datapath::socket::run_with_stats(o, cmds, events, Arc::clone(&stop), stats).context("socket backend")
         }
     };
     let n = dropped.load(Ordering::Relaxed);
@@ -319,6 +339,10 @@ impl xtrunk_signaling::MediaPort for RingMedia {
     }
 }
 
+/// The environment variable in which the supervisor tells a sidecar how many sidecars it has
+/// started (this one included): `xtrunk_sidecar_restarts` on `/metrics`.
+pub(crate) const SIDECAR_STARTS: &str = "XTRUNK_SIDECAR_STARTS";
+
 /// `xtrunk signaling`: attach to the datapath's ring (waiting for it), run the B2BUA.
 /// The signaling role; SIGHUP re-reads `config_file` (without one, the embedded default has
 /// nothing to reload and SIGHUP is ignored).
@@ -343,7 +367,7 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
     let (tx, rx) = shm.signaling_end().context("claiming the signaling end of the session ring")?;
     log::info!("attached to the session ring at {}", path.display());
 
-    let reload = config_file.map(|p| (p.to_path_buf(), hup));
+    let reload = config_file.map(|p| (p.to_path_buf(), Arc::clone(&hup)));
     // SIGUSR1 from the supervisor: the datapath died; end every call (BYE both ways, CDRs) and exit.
     let lost = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&lost))
@@ -351,8 +375,44 @@ pub(crate) fn signaling(cfg: &Config, config_file: Option<&std::path::Path>) -> 
     // A re-created ring: exit at once, leaving the calls to the next sidecar (it recovers them).
     let stale = Arc::new(AtomicBool::new(false));
     let media = RingMedia { tx, rx, watch, checked: Instant::now(), stale: Arc::clone(&stale) };
-    let flags = xtrunk_signaling::Flags { reload, media_lost: Some(lost), detach: Some(Arc::clone(&stale)) };
-    xtrunk_signaling::run(cfg, media, stop, flags)?;
+    // The CDR store's writer: its own thread, tailing the CDR file; never the SIP loop.
+    let writer = crate::ops::start_cdr_writer(cfg)?;
+    // The control thread (`/metrics`), reading what the SIP loop publishes.
+    let ops = match cfg.control.listen {
+        Some(addr) => {
+            let published = xtrunk_signaling::ops::Published::default();
+            let requests = xtrunk_signaling::ops::RequestQueue::default();
+            let sidecar_starts = std::env::var(SIDECAR_STARTS).ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+            let writer = writer.as_ref().map(|w| Arc::clone(&w.stats));
+            let admin = crate::admin::Admin::new(
+                cfg,
+                config_file,
+                Arc::clone(&hup),
+                Arc::clone(&published),
+                Arc::clone(&requests),
+            )?;
+            let src = crate::control::Sources { published: Arc::clone(&published), writer, sidecar_starts, admin };
+            crate::control::spawn(addr, src)?;
+            Some((published, requests))
+        }
+        None => None,
+    };
+    // SIGUSR2: reopen the CDR file (logrotate's postrotate), nothing else.
+    let reopen = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR2, Arc::clone(&reopen))
+        .context("installing SIGUSR2 handler")?;
+    let flags = xtrunk_signaling::Flags {
+        reload,
+        media_lost: Some(lost),
+        detach: Some(Arc::clone(&stale)),
+        ops,
+        reopen: Some(reopen),
+    };
+    let ran = xtrunk_signaling::run(cfg, media, stop, flags);
+    if let Some(w) = writer {
+        w.stop();
+    }
+    ran?;
     if stale.load(Ordering::Relaxed) {
         anyhow::bail!(
             "the session ring at {} was re-created or its datapath died; exiting to re-attach",

@@ -10,7 +10,8 @@
 //!   the next sidecar, whose datapath does not hold its session;
 //! - SIGINT/SIGTERM: SIGTERM to the sidecar (it ends every call: BYE both ways, CDR `shutdown`)
 //!   then the datapath, SIGKILL after [`STOP_GRACE`], then the shared-memory file is removed;
-//! - SIGHUP is passed to the sidecar (reload); the datapath ignores it.
+//! - SIGHUP is passed to the sidecar (reload); the datapath ignores it. SIGUSR2 is passed to
+//!   the sidecar too (reopen the CDR file after a rotation, nothing else).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -52,10 +53,18 @@ pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()
     // SIGHUP means "reload": passed on to the sidecar (the datapath has nothing to reload).
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing SIGHUP handler")?;
+    let usr2 = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR2, Arc::clone(&usr2))
+        .context("installing SIGUSR2 handler")?;
     let exe = std::env::current_exe().context("locating the xtrunk executable")?;
+    let sidecars = std::cell::Cell::new(0u64);
     let spawn = |role: &str| -> anyhow::Result<Child> {
         let mut cmd = Command::new(&exe);
         cmd.arg(role);
+        if role == "signaling" {
+            sidecars.set(sidecars.get() + 1);
+            cmd.env(crate::roles::SIDECAR_STARTS, sidecars.get().to_string());
+        }
         if let Some(f) = config_file {
             cmd.arg("--config").arg(f);
         }
@@ -95,6 +104,10 @@ pub(crate) fn run(cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()
         if hup.swap(false, Ordering::Relaxed) {
             log::info!("SIGHUP: asking the signaling sidecar (pid {}) to reload", sidecar.id());
             signal(&sidecar, libc::SIGHUP);
+        }
+        if usr2.swap(false, Ordering::Relaxed) {
+            log::info!("SIGUSR2: asking the signaling sidecar (pid {}) to reopen the CDR file", sidecar.id());
+            signal(&sidecar, libc::SIGUSR2);
         }
         if let Some(status) = sidecar.try_wait()? {
             if !budget.take() {

@@ -144,9 +144,21 @@ impl Default for XskOptions {
 /// the control duties, and on exit stops the workers and detaches the program.
 pub fn run(
     opts: XskOptions,
+    cmds: impl crate::control::CommandSource,
+    events: impl crate::control::EventSink,
+    stop: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    run_with_stats(opts, cmds, events, stop, None)
+}
+
+/// [`run`], also publishing a [`RuntimeStats`] snapshot into `out` once a second (for a metrics
+/// endpoint; taken on this control thread, never on a worker, and swapped in under the lock).
+pub fn run_with_stats(
+    opts: XskOptions,
     mut cmds: impl crate::control::CommandSource,
     mut events: impl crate::control::EventSink,
     stop: Arc<AtomicBool>,
+    out: Option<Arc<std::sync::Mutex<RuntimeStats>>>,
 ) -> Result<(), Error> {
     let mut next_command = move || cmds.poll_command();
     let mut send_event = move |e: Event| events.send_event(e);
@@ -158,6 +170,7 @@ pub fn run(
     let mut rt = XskRuntime::start(opts, relay)?;
     log::info!("xsk: AF_XDP backend running: {}", rt.describe());
     let mut last_summary = Instant::now();
+    let mut published = Instant::now().checked_sub(Duration::from_secs(1)).unwrap_or_else(Instant::now);
     while !stop.load(Ordering::Relaxed) {
         if log::log_enabled!(log::Level::Debug) && last_summary.elapsed() >= Duration::from_secs(10) {
             last_summary = Instant::now();
@@ -172,6 +185,15 @@ pub fn run(
             }
         }
         rt.tick(&mut send_event);
+        if let Some(o) = &out {
+            if published.elapsed() >= Duration::from_secs(1) {
+                let s = rt.stats();
+                if let Ok(mut g) = o.lock() {
+                    *g = s;
+                }
+                published = Instant::now();
+            }
+        }
         if n == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }

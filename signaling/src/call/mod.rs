@@ -129,6 +129,21 @@ pub(crate) struct Call {
     pub(crate) hold: crate::policy::Hold,
     /// The numbers toward the callee (From user, PAI, privacy).
     pub(crate) numbers: crate::policy::NumberPlan,
+    /// The call's `tracing` span (Call-ID on both legs, trunks, account): entered whenever the
+    /// core works on this call, so every log line about it carries them.
+    pub(crate) span: tracing::Span,
+}
+
+/// The span of a call with this CDR so far.
+pub(crate) fn call_span(cdr: &Cdr) -> tracing::Span {
+    tracing::info_span!(
+        "call",
+        call_id = %cdr.call_id,
+        b_call_id = %cdr.b_call_id,
+        trunk_in = %cdr.trunk_in,
+        trunk_out = %cdr.trunk_out,
+        account = %cdr.account_in,
+    )
 }
 
 impl Call {
@@ -403,6 +418,7 @@ impl Core {
         let Some((id, slot)) = self.lookup(&req) else {
             return self.reply(now, &k, &req, 481, crate::sip::status::reason(481));
         };
+        let _span = self.span_of(id).entered();
         let s = match slot {
             Slot::Live(s) if !self.is_peer(id, s, src) => {
                 self.metrics.bad("Not From Dialog Peer", || format!("{method} from {}", src.remote));

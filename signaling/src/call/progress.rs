@@ -212,6 +212,7 @@ impl Core {
             return self.next_entry(now, id);
         }
         let Some(call) = self.calls.get_mut(&id) else { return };
+        call.cdr.q850 = msg.as_ref().map_or(0, super::teardown::q850_of);
         call.cdr.end_reason = match code {
             408 if msg.is_none() => EndReason::Timeout,
             _ => EndReason::CalleeRejected,

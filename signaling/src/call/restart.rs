@@ -164,6 +164,7 @@ impl Core {
             reoffer: None,
             transfer: None,
             released: Vec::new(),
+            span: super::call_span(&cdr),
             cdr,
             hold,
             numbers: crate::policy::NumberPlan::default(),
@@ -235,16 +236,18 @@ impl Core {
         match spec {
             Some(s) => {
                 self.pending_delete.insert(sid, ([s.legs[0].local.port(), s.legs[1].local.port()], cdr));
+                // Removed from the journal when its CDR is out (on `Deleted`).
+                self.remove_on_delete.insert(sid, e.id);
             }
             None => {
                 if let Some(c) = cdr {
                     self.cdr_out.push_back(c);
                 }
+                self.journal_out.push_back(JournalOp::Remove(e.id));
             }
         }
         // Sent even without a dumped session: the dump may have been cut short.
         self.media_out.push_back(Command::Delete(sid));
-        self.journal_out.push_back(JournalOp::Remove(e.id));
     }
 
     /// Turns the calls whose dialog state changed into journal upserts (answered calls only).

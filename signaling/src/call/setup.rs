@@ -145,6 +145,8 @@ impl Core {
             from: from_uri_user(&req).unwrap_or_else(|| "anonymous".into()),
             to: user.clone(),
             start_ms: self.unix_ms(now),
+            account_in: cfg.trunk(tin).account.map(|a| cfg.account(a).name.clone()).unwrap_or_default(),
+            account_out: cfg.trunk(tout).account.map(|a| cfg.account(a).name.clone()).unwrap_or_default(),
             ..Cdr::default()
         };
         self.dialogs.insert(dkey(&leg_a.dlg.call_id, &leg_a.dlg.local_tag), (id, Slot::Live(0)));
@@ -183,10 +185,12 @@ impl Core {
             reoffer: None,
             transfer: None,
             released: Vec::new(),
+            span: super::call_span(&cdr),
             cdr,
             hold: plan.hold,
             numbers: plan.numbers,
         };
+        let _span = call.span.clone().entered();
         log::debug!(
             "call {}: {} -> {} user {} from {} (call-id {}, b-leg {})",
             id.0,
@@ -200,6 +204,11 @@ impl Core {
         self.calls.insert(id, call);
         *self.pending.entry(src.remote.ip()).or_insert(0) += 1;
         self.metrics.calls_started += 1;
+        if let Some(n) = self.metrics.attempts.get_mut(&self.calls[&id].cdr.trunk_in) {
+            *n += 1;
+        } else {
+            self.metrics.attempts.insert(self.calls[&id].cdr.trunk_in.clone(), 1);
+        }
         self.txs.respond(now, &k, &trying);
         self.heap.push(Reverse((na, id, CallTimer::NoAnswer)));
         // The callee-side INVITE goes out on the datapath's `Created` (see `media_event`).

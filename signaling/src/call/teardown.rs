@@ -95,6 +95,8 @@ impl Core {
     /// Counts a refused INVITE and writes its CDR.
     fn rejected_cdr(&mut self, now: Instant, req: &Message, code: u16, tin: Option<TrunkId>, why: EndReason) {
         *self.metrics.finals_to_caller.entry(code).or_insert(0) += 1;
+        let trunk = tin.map(|t| self.cfg.trunk(t).name.clone()).unwrap_or_default();
+        *self.metrics.attempts.entry(trunk).or_insert(0) += 1;
         let t = self.unix_ms(now);
         self.cdr_out.push_back(Cdr {
             call_id: req.call_id().unwrap_or("").to_string(),
@@ -124,6 +126,7 @@ impl Core {
             return;
         }
         call.cdr.end_reason = EndReason::Cancel;
+        call.cdr.q850 = q850_of(&req);
         self.cancel_b(now, id, 487);
     }
 
@@ -195,6 +198,7 @@ impl Core {
         let why = if s == 0 { EndReason::CallerBye } else { EndReason::CalleeBye };
         let Some(call) = self.calls.get_mut(&id) else { return };
         call.cdr.end_reason = why;
+        call.cdr.q850 = q850_of(&req);
         if call.state == State::Proceeding {
             return self.cancel_b(now, id, 487);
         }
@@ -240,6 +244,7 @@ impl Core {
         }
         self.invite_stx.remove(&call.a_stx);
         let journaled = call.cdr_journaled();
+        complete_cdr(&mut call);
         let mut cdr = call.cdr;
         cdr.end_ms = self.unix_ms(now);
         if cdr.disposition == 0 {
@@ -258,13 +263,18 @@ impl Core {
         if call.created && !self.media_lost {
             self.media_out.push_back(Command::Delete(call.session));
             self.pending_delete.insert(call.session, ([call.legs[0].port, call.legs[1].port], Some(cdr)));
+            // The journal keeps the call until its CDR is out (on `Deleted`): a sidecar killed in
+            // between replays it (`sidecar_restart`) instead of losing it.
+            if journaled {
+                self.remove_on_delete.insert(call.session, id.0);
+            }
         } else {
             self.ports.release(call.legs[0].port);
             self.ports.release(call.legs[1].port);
             self.cdr_out.push_back(cdr);
-        }
-        if journaled {
-            self.journal_out.push_back(JournalOp::Remove(id.0));
+            if journaled {
+                self.journal_out.push_back(JournalOp::Remove(id.0));
+            }
         }
         self.metrics.calls_ended += 1;
     }
@@ -282,6 +292,9 @@ impl Core {
                 }
                 self.cdr_out.push_back(cdr);
             }
+        }
+        if let Some(j) = self.remove_on_delete.remove(&id) {
+            self.journal_out.push_back(JournalOp::Remove(j));
         }
     }
 
@@ -352,5 +365,35 @@ impl Core {
             }
             self.cdr_out.extend(cdr);
         }
+        for (_, j) in std::mem::take(&mut self.remove_on_delete) {
+            self.journal_out.push_back(JournalOp::Remove(j));
+        }
     }
+}
+
+/// The Q.850 cause of `m`'s `Reason` headers (RFC 3326), 0 when none.
+pub(crate) fn q850_of(m: &Message) -> u16 {
+    m.headers
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case("reason"))
+        .find_map(|h| crate::cdr::q850_cause(&h.value))
+        .unwrap_or(0)
+}
+
+/// What the CDR takes from the call as it ends: accounts, hunting attempts, codec, SRTP.
+fn complete_cdr(call: &mut super::Call) {
+    let account = |t: TrunkId| {
+        let cfg = &call.cfg;
+        cfg.trunk(t).account.map(|a| cfg.account(a).name.clone()).unwrap_or_default()
+    };
+    let (ain, aout) = (account(call.legs[0].trunk), account(call.legs[1].trunk));
+    call.cdr.account_in = ain;
+    if !call.cdr.trunk_out.is_empty() {
+        call.cdr.account_out = aout;
+    }
+    let leg = &call.spec.legs[1];
+    if let Some(e) = leg.pt_map.iter().next() {
+        call.cdr.codec = format!("{:?}", e.codec).to_ascii_lowercase();
+    }
+    call.cdr.srtp = [0, 1].map(|i| call.spec.legs[i].crypto.rx.is_some() || call.spec.legs[i].crypto.tx.is_some());
 }

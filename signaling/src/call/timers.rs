@@ -14,6 +14,7 @@ use crate::sip::transaction::CallKey;
 impl Core {
     /// A call timer fired.
     pub(crate) fn call_timer(&mut self, now: Instant, id: CallKey, kind: CallTimer) {
+        let _span = self.span_of(id).entered();
         let Some(call) = self.calls.get_mut(&id) else { return };
         match kind {
             CallTimer::NoAnswer if call.state == State::Proceeding => {
@@ -61,6 +62,12 @@ impl Core {
 
     /// An event from the datapath.
     pub(crate) fn media_event(&mut self, now: Instant, ev: Event) {
+        let sid = match ev {
+            Event::Created(id) | Event::Updated(id) => Some(id),
+            Event::Deleted { id, .. } | Event::Error { id, .. } | Event::MediaTimeout { id, .. } => Some(id),
+            Event::Session(_) | Event::DumpDone { .. } => None,
+        };
+        let _span = sid.and_then(|s| self.call_of_session(s)).map(|c| self.span_of(c).entered());
         match ev {
             Event::Deleted { id, stats, .. } => self.deleted(id, Some(stats)),
             // A repeated Create whose first copy arrived after all: the session exists.

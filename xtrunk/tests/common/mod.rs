@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use xtrunk_signaling::sip::msg::{parse, Message};
 
+pub(crate) mod ops;
+
 /// Kills (SIGKILL) every process a test started or learnt the pid of, and removes its files.
 pub(crate) struct Guard {
     pub(crate) supervisor: Option<Child>,
@@ -37,11 +39,16 @@ impl Guard {
     /// Starts `xtrunk run --config cfg` as the supervisor, logging into the guard's log at `info`
     /// (or at `$XT_TEST_LOG`, e.g. `XT_TEST_LOG=debug`, to see the datapath's periodic summary).
     pub(crate) fn start(&mut self, cfg: &Path) {
+        self.start_logging(cfg, "info");
+    }
+
+    /// [`Guard::start`] with `RUST_LOG=rust_log`.
+    pub(crate) fn start_logging(&mut self, cfg: &Path, rust_log: &str) {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_xtrunk"))
             .arg("run")
             .arg("--config")
             .arg(cfg)
-            .env("RUST_LOG", std::env::var("XT_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("RUST_LOG", std::env::var("XT_TEST_LOG").unwrap_or_else(|_| rust_log.into()))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(fs::File::create(&self.log).unwrap())
