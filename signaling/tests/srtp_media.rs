@@ -63,7 +63,8 @@ fn srtp_pbx_to_plain_carrier_media_with_libsrtp2() {
     let dir = std::env::temp_dir().join(format!("xtrunk-sig-srtp-media-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (port_min, port_max) = (43_000, 43_099);
+    // Below the ephemeral range (32768-60999): no SIPp media socket can hold one of these ports.
+    let (port_min, port_max) = (23_000, 23_099);
     let (cmd_tx, cmd_rx) = mpsc::sync_channel(1024);
     let (ev_tx, ev_rx) = mpsc::sync_channel(1024);
     let dp_stop = Arc::new(AtomicBool::new(false));
