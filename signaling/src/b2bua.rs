@@ -168,6 +168,13 @@ impl Core {
         &self.cfg
     }
 
+    /// OPTIONS-probed targets: (trunk, target, online), sorted.
+    pub fn target_health(&self) -> Vec<(String, String, bool)> {
+        let mut v: Vec<_> = self.health.states().map(|(t, (_, a), up, _)| (t.to_string(), a.to_string(), up)).collect();
+        v.sort();
+        v
+    }
+
     /// Active calls.
     pub fn active_calls(&self) -> usize {
         self.calls.len()

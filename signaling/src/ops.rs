@@ -74,6 +74,8 @@ pub struct OpsSnapshot {
     pub reloads_refused: u64,
     /// The calls up now (their CDRs so far), when the admin API is on; at most [`MAX_LISTED`].
     pub calls: Vec<Cdr>,
+    /// OPTIONS-probed targets: (trunk, target `ip:port`, online).
+    pub targets: Vec<(String, String, bool)>,
 }
 
 /// Calls listed in a snapshot at most.

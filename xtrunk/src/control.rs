@@ -310,6 +310,21 @@ pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
         "Calls up now, by inbound trunk.",
         by_trunk(&s.active).into_iter().map(|(l, n)| (l, n as i64)),
     );
+    let p = &m.probes;
+    let probes =
+        [("sent", p.sent), ("failed", p.failed), ("went_offline", p.went_offline), ("came_online", p.came_online)];
+    counters(
+        &mut reg,
+        "xtrunk_options_probes_total",
+        "OPTIONS health probes toward trunk targets, by outcome.",
+        probes.map(|(r, n)| (labels(&[("event", r)]), n)),
+    );
+    gauges(
+        &mut reg,
+        "xtrunk_target_online",
+        "1 while an OPTIONS-probed trunk target is online, 0 while offline.",
+        s.targets.iter().map(|(t, a, up)| (labels(&[("trunk", t), ("target", a)]), i64::from(*up))),
+    );
     render_process(&mut reg, s, src);
     reg.0
 }
