@@ -35,6 +35,21 @@ pub struct Route {
     pub then_number: Option<String>,
 }
 
+impl Route {
+    /// A route of `prefix` (from `from_trunk` only, when set) to `trunk`, with no failover
+    /// entries and the default failover codes.
+    pub fn to(prefix: &str, from_trunk: Option<&str>, trunk: &str) -> Self {
+        Self {
+            prefix: prefix.into(),
+            from_trunk: from_trunk.map(Into::into),
+            trunk: trunk.into(),
+            then: Vec::new(),
+            failover_codes: default_failover_codes(),
+            then_number: None,
+        }
+    }
+}
+
 /// 408 and the 5xx class.
 pub fn default_failover_codes() -> Vec<u16> {
     std::iter::once(408).chain(500..600).collect()

@@ -181,14 +181,7 @@ fn refer_transfer() {
     let side = Sidecar::start("refer", &[b_port], |c| {
         c.trunks[1].transfer = true;
         c.trunks.push(trunk("target", TrunkRole::Carrier, &[], &[z_port]));
-        c.routes.push(Route {
-            prefix: "999".into(),
-            from_trunk: Some("carrier".into()),
-            trunk: "target".into(),
-            then: vec![],
-            failover_codes: xtrunk_config::default_failover_codes(),
-            then_number: None,
-        });
+        c.routes.push(Route::to("999", Some("carrier"), "target"));
     });
     let n = 5;
     let b = sipp(&side.dir, "uas_b", "uas_refer", b_port, None, n, &[]);
@@ -258,14 +251,7 @@ fn media_calls(name: &str, uac: &str, (port_min, port_max): (u16, u16)) {
         trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]),
         trunk("carrier", TrunkRole::Carrier, &[], &[uas_port]),
     ];
-    cfg.routes = vec![Route {
-        prefix: String::new(),
-        from_trunk: Some("pbx".into()),
-        trunk: "carrier".into(),
-        then: vec![],
-        failover_codes: xtrunk_config::default_failover_codes(),
-        then_number: None,
-    }];
+    cfg.routes = vec![Route::to("", Some("pbx"), "carrier")];
     let server = Server::bind(&cfg, ChannelMedia { tx: cmd_tx, rx: ev_rx }).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s3 = stop.clone();

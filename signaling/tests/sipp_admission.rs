@@ -222,14 +222,7 @@ fn a_ten_channel_trunk_never_exceeds_ten_with_cancel_busy_and_bye_mixed() {
         c.trunks.push(trunk("c-busy", xtrunk_config::TrunkRole::Carrier, &[], &[p_busy]));
         for (prefix, t) in [("+33", "c-cancel"), ("+44", "c-busy")] {
             let trunk = t.to_string();
-            c.routes.push(xtrunk_config::Route {
-                prefix: prefix.into(),
-                from_trunk: Some("pbx".into()),
-                trunk,
-                then: vec![],
-                failover_codes: xtrunk_config::default_failover_codes(),
-                then_number: None,
-            });
+            c.routes.push(xtrunk_config::Route::to(prefix, Some("pbx"), &trunk));
         }
     });
     let inf = inject(&side.dir, &[DE]);

@@ -81,14 +81,7 @@ fn start(name: &str, carrier: u16) -> Side {
         trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]),
         trunk("carrier", TrunkRole::Carrier, &[], &[carrier]),
     ];
-    cfg.routes = vec![Route {
-        prefix: String::new(),
-        from_trunk: Some("pbx".into()),
-        trunk: "carrier".into(),
-        then: vec![],
-        failover_codes: xtrunk_config::default_failover_codes(),
-        then_number: None,
-    }];
+    cfg.routes = vec![Route::to("", Some("pbx"), "carrier")];
     let cmds = Arc::new(Mutex::new(Vec::new()));
     let media = Recording { inner: LoopbackMedia::default(), log: cmds.clone() };
     let server = Server::bind(&cfg, media).unwrap();

@@ -99,14 +99,7 @@ fn srtp_pbx_to_plain_carrier_media_with_libsrtp2() {
         trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], None, SrtpPolicy::Mandatory),
         trunk("carrier", TrunkRole::Carrier, &[], Some(car_sip.local_addr().unwrap().port()), SrtpPolicy::Off),
     ];
-    cfg.routes = vec![Route {
-        prefix: String::new(),
-        from_trunk: Some("pbx".into()),
-        trunk: "carrier".into(),
-        then: vec![],
-        failover_codes: xtrunk_config::default_failover_codes(),
-        then_number: None,
-    }];
+    cfg.routes = vec![Route::to("", Some("pbx"), "carrier")];
     let server = Server::bind(&cfg, ChannelMedia { tx: cmd_tx, rx: ev_rx }).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s3 = stop.clone();

@@ -578,49 +578,43 @@ impl KernelRoute {
 
     /// Sends one whole IP packet (header included) toward `dst` through the kernel's stack.
     pub(crate) fn send(&self, packet: &[u8], dst: std::net::IpAddr) -> io::Result<()> {
-        let rc = match dst {
+        match dst {
             std::net::IpAddr::V4(a) => {
-                let fd = self.v4.as_ref().ok_or(io::ErrorKind::Unsupported)?;
                 // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
                 let mut sa: libc::sockaddr_in = unsafe { core::mem::zeroed() };
                 sa.sin_family = libc::AF_INET as libc::sa_family_t;
                 sa.sin_addr.s_addr = u32::from_ne_bytes(a.octets());
-                // SAFETY: `packet` is a live slice of the length passed; `sa` a live sockaddr_in.
-                unsafe {
-                    libc::sendto(
-                        fd.as_raw_fd(),
-                        packet.as_ptr().cast(),
-                        packet.len(),
-                        libc::MSG_DONTWAIT,
-                        (&sa as *const libc::sockaddr_in).cast(),
-                        core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                    )
-                }
+                send_to(self.v4.as_ref(), packet, &sa)
             }
             std::net::IpAddr::V6(a) => {
-                let fd = self.v6.as_ref().ok_or(io::ErrorKind::Unsupported)?;
                 // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
                 let mut sa: libc::sockaddr_in6 = unsafe { core::mem::zeroed() };
                 sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
                 sa.sin6_addr.s6_addr = a.octets();
-                // SAFETY: `packet` is a live slice of the length passed; `sa` a live sockaddr_in6.
-                unsafe {
-                    libc::sendto(
-                        fd.as_raw_fd(),
-                        packet.as_ptr().cast(),
-                        packet.len(),
-                        libc::MSG_DONTWAIT,
-                        (&sa as *const libc::sockaddr_in6).cast(),
-                        core::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                    )
-                }
+                send_to(self.v6.as_ref(), packet, &sa)
             }
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
         }
-        Ok(())
     }
+}
+
+/// `sendto(2)` of `packet` on `fd` to the socket address `sa` (a `sockaddr_in` or `sockaddr_in6`).
+fn send_to<T>(fd: Option<&OwnedFd>, packet: &[u8], sa: &T) -> io::Result<()> {
+    let fd = fd.ok_or(io::ErrorKind::Unsupported)?;
+    // SAFETY: `packet` is a live slice of the length passed; `sa` a live value of the size passed.
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            packet.as_ptr().cast(),
+            packet.len(),
+            libc::MSG_DONTWAIT,
+            (sa as *const T).cast(),
+            core::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[repr(transparent)]

@@ -118,14 +118,7 @@ impl Sidecar {
             trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]),
             trunk("carrier", TrunkRole::Carrier, &[], carriers),
         ];
-        cfg.routes = vec![Route {
-            prefix: String::new(),
-            from_trunk: Some("pbx".into()),
-            trunk: "carrier".into(),
-            then: vec![],
-            failover_codes: xtrunk_config::default_failover_codes(),
-            then_number: None,
-        }];
+        cfg.routes = vec![Route::to("", Some("pbx"), "carrier")];
         tweak(&mut cfg);
         let server = Server::bind(&cfg, LoopbackMedia::default()).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
