@@ -338,7 +338,9 @@ pub fn run_with_stats(
             busy = true;
             ctl.on_event(ev, &mut workers, &mut events);
         }
-        if workers.iter().any(|w| w.join.is_finished()) {
+        // A worker that ends after `stop` was set (by our owner, between the loop check and
+        // here) is shutting down as told, not failing.
+        if workers.iter().any(|w| w.join.is_finished()) && !stop.load(Ordering::Relaxed) {
             stop.store(true, Ordering::Relaxed);
             result = Err(Error::Worker { index: 0, reason: "a worker exited early".into() });
             break;
