@@ -28,6 +28,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::ops::read_stat;
 use common::{free_port, free_range, write_config, Guard, TestConfig};
 
 const CALLS: usize = 1_000;
@@ -63,19 +64,6 @@ fn write_wav(p: &Path) {
 
 fn scenario(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").join(format!("{name}.xml")).display().to_string()
-}
-
-/// SuccessfulCall(C) and FailedCall(C) from the last row of SIPp's `-trace_stat` CSV.
-fn read_stat(p: &Path) -> (u64, u64) {
-    let text = fs::read_to_string(p).unwrap_or_default();
-    let mut lines = text.lines();
-    let Some(head) = lines.next() else { return (0, 0) };
-    let Some(last) = lines.rfind(|l| !l.trim().is_empty()) else { return (0, 0) };
-    let cols: Vec<&str> = head.split(';').collect();
-    let vals: Vec<&str> = last.split(';').collect();
-    let get =
-        |n: &str| cols.iter().position(|c| *c == n).and_then(|i| vals.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
-    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
 }
 
 /// Waits for the child at `g.sipps[i]` (with a deadline); its exit status, or None on timeout.
