@@ -192,7 +192,7 @@ fn thousand_sipp_calls_with_rtp_through_xtrunk_run() {
         .spawn()
         .expect("spawn sipp uas");
     g.sipps.push(uas);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(xtrunk_signaling::testing::wait_port_bound(uas_port, Duration::from_secs(10)), "SIPp UAS did not bind");
     // PBX: CALLS calls, RATE/s, at most LIMIT at once, each streaming 2 s of PCMA.
     let uac = Command::new("sipp")
         .arg(format!("127.0.0.1:{sip_port}"))

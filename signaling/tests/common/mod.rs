@@ -174,7 +174,13 @@ pub(crate) fn sipp(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    Sipp { child: c.spawn().expect("spawn sipp"), stat, name: format!("{tag} ({sf})") }
+    let child = c.spawn().expect("spawn sipp");
+    if remote.is_none() {
+        // A UAS: nothing is sent to it before it listens.
+        let bound = xtrunk_signaling::testing::wait_port_bound(port, Duration::from_secs(10));
+        assert!(bound, "SIPp {tag} ({sf}) did not bind port {port} in 10 s");
+    }
+    Sipp { child, stat, name: format!("{tag} ({sf})") }
 }
 
 #[derive(Debug)]

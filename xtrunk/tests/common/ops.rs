@@ -163,7 +163,10 @@ impl Load<'_> {
             d.join("uas.csv").display().to_string(),
         ];
         g.sipps.push(sipp(d, &uas));
-        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            xtrunk_signaling::testing::wait_port_bound(self.uas_port, Duration::from_secs(10)),
+            "SIPp UAS did not bind"
+        );
         let uac = [
             format!("127.0.0.1:{}", self.sip_port),
             "-sf".into(),
