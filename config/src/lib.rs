@@ -38,7 +38,7 @@ pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TI
 pub use node::{LogFormat, LogLevel, Node};
 pub use ops::{CdrStore, Control, StoreKind};
 pub use route::{default_failover_codes, Route, MAX_ROUTE_ENTRIES};
-pub use sip::{Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
+pub use sip::{Dns, Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{
     AccountId, AccountView, Country, DestinationsView, NumbersView, RouteView, Snapshot, TrunkId, TrunkView,
 };

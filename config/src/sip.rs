@@ -45,6 +45,35 @@ pub struct Sip {
     pub tcp_idle_timeout_s: u32,
     /// Most bytes queued toward a TCP peer that does not read; over it, the connection is closed.
     pub tcp_max_write_buffer: usize,
+    /// Seconds a target that timed out or was unreachable is skipped by new calls while the
+    /// trunk has another target to try (0 = never skipped).
+    pub target_backoff_secs: u32,
+    /// `[sip.dns]`: the resolver of trunk domains (RFC 3263).
+    pub dns: Dns,
+}
+
+/// `[sip.dns]`: how trunk `domain`s are resolved. The resolver runs on a thread of its own (one
+/// small async runtime there, none on the SIP loop); the loop only ever reads its results.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dns {
+    /// Name servers (`ip:port`); empty (the default) = those of `/etc/resolv.conf`.
+    pub servers: Vec<SocketAddr>,
+    /// Records are used at least this long, whatever their TTL (default 5).
+    pub min_ttl_secs: u32,
+    /// ... and at most this long before they are asked again (default 3600).
+    pub max_ttl_secs: u32,
+    /// Seconds before a failed resolution is tried again (default 30); the last good answer
+    /// stays in use meanwhile.
+    pub retry_secs: u32,
+    /// Milliseconds one query may take (default 2000).
+    pub timeout_ms: u32,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Self { servers: Vec::new(), min_ttl_secs: 5, max_ttl_secs: 3600, retry_secs: 30, timeout_ms: 2000 }
+    }
 }
 
 impl Default for Sip {
@@ -69,6 +98,8 @@ impl Default for Sip {
             tcp_max_per_source: 32,
             tcp_idle_timeout_s: 120,
             tcp_max_write_buffer: 1 << 20,
+            target_backoff_secs: 30,
+            dns: Dns::default(),
         }
     }
 }
@@ -173,4 +204,33 @@ impl Default for SipTimers {
     fn default() -> Self {
         Self { t1_ms: 500, t2_ms: 4000, t4_ms: 5000 }
     }
+}
+
+/// Whether `d` is a domain `[sip.dns]` can resolve: `host` or `host:port`, host of dot-separated
+/// labels of 1..=63 letters, digits and `-` (not at either end), 253 characters at most. An IP
+/// address is refused: that is a target.
+pub(crate) fn check_domain(d: &str) -> Result<(), String> {
+    let (host, port) = match d.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (d, None),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("the port of {d:?} must be 1..=65535"));
+        }
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!("{d:?} is an address: list it in targets"));
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+        return Err(format!("must be a domain name (labels of letters, digits and '-'), got {d:?}"));
+    }
+    Ok(())
 }

@@ -58,8 +58,11 @@ pub struct TrunkView {
     pub auth: AuthMode,
     /// Source networks attributed to this trunk.
     pub acl: Vec<IpNet>,
-    /// Destinations, in failover order.
+    /// Destinations, in failover order (stably sorted by `priority`). For a trunk with a
+    /// `domain`, what the resolver last found (empty until then).
     pub targets: Vec<Target>,
+    /// `domain`: the carrier's SIP domain, resolved into `targets` (RFC 3263).
+    pub domain: Option<String>,
     /// Allowed codecs, in preference order.
     pub codecs: Vec<Codec>,
     /// SRTP policy towards this trunk.
@@ -302,7 +305,12 @@ impl Snapshot {
                 kind: t.kind,
                 auth: t.auth,
                 acl: t.acl.clone(),
-                targets: t.targets.clone(),
+                targets: {
+                    let mut v = t.targets.clone();
+                    v.sort_by_key(|x| x.priority);
+                    v
+                },
+                domain: t.domain.clone(),
                 codecs: typed(&t.codecs, &format!("{p}.codecs"), Codec::from_name)?,
                 srtp: t.srtp,
                 srtp_suites: typed(&t.srtp_suites, &format!("{p}.srtp_suites"), SrtpSuite::from_name)?,

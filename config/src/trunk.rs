@@ -23,6 +23,13 @@ pub struct Trunk {
     /// Where calls routed to this trunk are sent, tried in order (failover).
     #[serde(default)]
     pub targets: Vec<Target>,
+    /// The carrier's SIP domain, resolved per RFC 3263 into the trunk's targets instead of
+    /// listing `targets`: NAPTR (`SIP+D2U`/`SIP+D2T`) → SRV → A/AAAA, each cached for its TTL
+    /// (within `[sip.dns]`'s bounds) and resolved again off the SIP loop. `host:port` skips
+    /// NAPTR and SRV (A/AAAA at that port, UDP). Requests to the trunk carry the domain in the
+    /// Request-URI and To.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     /// Allowed codecs in preference order: PCMA, PCMU, G722, G729, opus, telephone-event.
     #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
@@ -297,6 +304,22 @@ pub struct Target {
     /// (1..=1000; default 1).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub weight: u32,
+    /// Priority group (RFC 2782 style): lower first. A call starts in the lowest group (by
+    /// `distribution` among its targets) and hunts through that group before the next one.
+    /// Default 0: one group. Targets resolved from a trunk's `domain` carry their SRV priority.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: u16,
+}
+
+impl Target {
+    /// A UDP target of weight 1, priority 0.
+    pub fn udp(addr: SocketAddr) -> Self {
+        Self { addr, transport: Transport::Udp, weight: 1, priority: 0 }
+    }
+}
+
+fn is_zero(p: &u16) -> bool {
+    *p == 0
 }
 
 fn one() -> u32 {

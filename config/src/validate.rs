@@ -173,6 +173,31 @@ impl Config {
         }
         self.validate_sip_limits(v);
         self.validate_sip_tcp(v);
+        self.validate_dns(v);
+    }
+
+    fn validate_dns(&self, v: &mut Validator) {
+        let d = &self.sip.dns;
+        if self.sip.target_backoff_secs > 3600 {
+            v.add("sip.target_backoff_secs", format!("must be 0..=3600, got {}", self.sip.target_backoff_secs));
+        }
+        for (i, s) in d.servers.iter().enumerate() {
+            if s.port() == 0 || s.ip().is_unspecified() {
+                v.add(format!("sip.dns.servers[{i}]"), format!("must be a name server's ip:port, got {s}"));
+            }
+        }
+        if d.min_ttl_secs == 0 || d.min_ttl_secs > d.max_ttl_secs {
+            v.add("sip.dns.min_ttl_secs", format!("must be 1..=max_ttl_secs ({}), got {}", d.max_ttl_secs, d.min_ttl_secs));
+        }
+        if d.max_ttl_secs > 86_400 {
+            v.add("sip.dns.max_ttl_secs", format!("must be at most 86400, got {}", d.max_ttl_secs));
+        }
+        if !(1..=3600).contains(&d.retry_secs) {
+            v.add("sip.dns.retry_secs", format!("must be 1..=3600, got {}", d.retry_secs));
+        }
+        if !(100..=30_000).contains(&d.timeout_ms) {
+            v.add("sip.dns.timeout_ms", format!("must be 100..=30000, got {}", d.timeout_ms));
+        }
     }
 
     fn validate_sip_limits(&self, v: &mut Validator) {
@@ -429,11 +454,19 @@ impl Config {
             if !names.insert(t.name.as_str()) {
                 v.add(format!("{p}.name"), format!("trunk {:?} is defined twice", t.name));
             }
-            if t.acl.is_empty() && t.targets.is_empty() {
+            if t.acl.is_empty() && t.targets.is_empty() && t.domain.is_none() {
                 v.add(
                     format!("{p}.acl"),
-                    "a trunk needs an acl (to accept calls from it) or targets (to send calls to it)",
+                    "a trunk needs an acl (to accept calls from it) or targets or a domain (to send calls to it)",
                 );
+            }
+            if let Some(d) = &t.domain {
+                if let Err(why) = crate::sip::check_domain(d) {
+                    v.add(format!("{p}.domain"), why);
+                }
+                if !t.targets.is_empty() {
+                    v.add(format!("{p}.domain"), "a trunk has targets or a domain, not both");
+                }
             }
             for (j, tg) in t.targets.iter().enumerate() {
                 if tg.addr.port() == 0 || tg.addr.ip().is_unspecified() {
@@ -502,7 +535,7 @@ impl Config {
             }
             match self.trunks.iter().find(|t| t.name == r.trunk) {
                 None => v.add(format!("{p}.trunk"), format!("no trunk named {:?}", r.trunk)),
-                Some(t) if t.targets.is_empty() => {
+                Some(t) if t.targets.is_empty() && t.domain.is_none() => {
                     v.add(format!("{p}.trunk"), format!("trunk {:?} has no targets to send calls to", r.trunk))
                 }
                 Some(_) => {}
@@ -516,7 +549,7 @@ impl Config {
             for (j, name) in r.then.iter().enumerate() {
                 match self.trunks.iter().find(|t| t.name == *name) {
                     None => v.add(format!("{p}.then[{j}]"), format!("no trunk named {name:?}")),
-                    Some(t) if t.targets.is_empty() => {
+                    Some(t) if t.targets.is_empty() && t.domain.is_none() => {
                         v.add(format!("{p}.then[{j}]"), format!("trunk {name:?} has no targets to send calls to"))
                     }
                     Some(_) if *name == r.trunk || r.then[..j].contains(name) => {
@@ -640,7 +673,7 @@ fn validate_options(v: &mut Validator, p: &str, t: &Trunk) {
             format!("must be at least 100 and below interval_secs ({} s), got {}", o.interval_secs, o.timeout_ms),
         );
     }
-    if t.targets.is_empty() {
-        v.add(format!("{p}.options"), "probing needs targets");
+    if t.targets.is_empty() && t.domain.is_none() {
+        v.add(format!("{p}.options"), "probing needs targets or a domain");
     }
 }

@@ -55,6 +55,9 @@ pub struct Change {
 pub struct Health {
     probes: HashMap<TargetKey, Probe>,
     by_tx: HashMap<TxKey, TargetKey>,
+    /// Targets that timed out or were unreachable, until when new calls skip them (configured
+    /// targets only: [`Health::sync`] drops the rest).
+    backoff: HashMap<TargetKey, Instant>,
 }
 
 impl Health {
@@ -89,6 +92,23 @@ impl Health {
         }
         self.by_tx.retain(|_, k| next.contains_key(k));
         self.probes = next;
+        let configured = |k: &TargetKey| {
+            cfg.trunks.iter().any(|t| t.targets.iter().any(|tg| (Transport::from(tg.transport), tg.addr) == *k))
+        };
+        self.backoff.retain(|k, until| *until > now && configured(k));
+    }
+
+    /// `key` timed out or was unreachable: new calls skip it until `until` while another target
+    /// is left to them.
+    pub fn back_off(&mut self, key: TargetKey, until: Instant) {
+        if self.backoff.len() < 4096 || self.backoff.contains_key(&key) {
+            self.backoff.insert(key, until);
+        }
+    }
+
+    /// Whether `key` is in back-off at `now`.
+    pub fn backed_off(&self, key: TargetKey, now: Instant) -> bool {
+        self.backoff.get(&key).is_some_and(|t| *t > now)
     }
 
     /// False only for a probed target that is offline (an unprobed target counts as online).
@@ -171,11 +191,7 @@ mod tests {
     fn cfg(ping: OptionsPing) -> Snapshot {
         let mut c = Config::embedded_default().unwrap();
         let mut t: Trunk = c.trunks.iter().find(|t| t.role == TrunkRole::Carrier).cloned().unwrap();
-        t.targets = vec![Target {
-            addr: "192.0.2.1:5060".parse().unwrap(),
-            transport: xtrunk_config::Transport::Udp,
-            weight: 1,
-        }];
+        t.targets = vec![Target::udp("192.0.2.1:5060".parse().unwrap())];
         t.options = ping;
         c.trunks.retain(|x| x.name != t.name);
         c.trunks.push(t);

@@ -20,6 +20,7 @@ pub mod b2bua;
 pub mod call;
 pub mod cdr;
 pub mod cdr_file;
+pub mod dns;
 pub mod files;
 pub mod health;
 mod icmp;

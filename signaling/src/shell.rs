@@ -66,6 +66,8 @@ pub struct Server<M: MediaPort> {
     ops: Option<Ops>,
     /// Raised (SIGUSR2): reopen the CDR file.
     reopen: Option<Arc<AtomicBool>>,
+    /// The resolver of trunk domains, started when the first one is configured.
+    dns: Option<crate::dns::DnsThread>,
 }
 
 /// The shell's side of `/metrics`: where to publish, the CDR-derived counts, when last.
@@ -191,7 +193,30 @@ impl<M: MediaPort> Server<M> {
             detach: None,
             ops: None,
             reopen: None,
+            dns: None,
         })
+    }
+
+    /// Tells the resolver which trunk domains the running configuration has (starting it for
+    /// the first); a resolver that cannot start is logged and those trunks stay without targets.
+    fn watch_domains(&mut self) {
+        let w = crate::dns::watches(self.core.config());
+        if self.dns.is_none() && !w.is_empty() {
+            match crate::dns::DnsThread::spawn(&self.core.config().sip.dns) {
+                Ok(d) => self.dns = Some(d),
+                Err(e) => log::error!("the DNS resolver did not start ({e}); trunk domains stay unresolved"),
+            }
+        }
+        if let Some(d) = &self.dns {
+            d.watch(w);
+        }
+    }
+
+    /// Resolver answers that came in, applied.
+    fn dns_answers(&mut self) {
+        while let Some(a) = self.dns.as_ref().and_then(crate::dns::DnsThread::try_answer) {
+            self.core.apply_dns(a);
+        }
     }
 
     /// Re-reads `path` whenever `flag` is raised (the caller ties it to SIGHUP): a valid file
@@ -247,6 +272,7 @@ impl<M: MediaPort> Server<M> {
             o.reloads += 1;
         }
         let kept = crate::reload::keep_restart_only(self.core.config(), &mut new);
+        crate::dns::keep_resolved(self.core.config(), &mut new);
         if !kept.is_empty() {
             log::warn!("reload: {} need a restart to change; running values kept", kept.join(", "));
         }
@@ -257,6 +283,7 @@ impl<M: MediaPort> Server<M> {
             new.routes.len()
         );
         self.core.reload(Arc::new(new));
+        self.watch_domains();
     }
 
     /// Reopens `node.cdr_path` (SIGHUP after logrotate moved the file away: the next CDRs go to a
@@ -336,6 +363,7 @@ impl<M: MediaPort> Server<M> {
     /// BYE both ways, CDRs written — within [`SHUTDOWN_GRACE`].
     pub fn run(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         self.recover();
+        self.watch_domains();
         let mut events = Events::with_capacity(256);
         let mut buf = vec![0u8; 65_536];
         self.flush();
@@ -406,6 +434,7 @@ impl<M: MediaPort> Server<M> {
             }
         }
         self.serve_tcp();
+        self.dns_answers();
         let now = Instant::now();
         self.core.handle_timeout(now);
         while let Some(ev) = self.media.poll_event() {

@@ -58,7 +58,7 @@ fn hunting_skips_silent_and_unreachable_targets_quickly() {
         (addr("127.0.0.1:5090"), addr("127.0.0.1:5092"), addr("127.0.0.1:5094"));
     cfg.trunks[1].targets = [silent, refused, live]
         .iter()
-        .map(|a| xtrunk_config::Target { addr: *a, transport: xtrunk_config::Transport::Udp, weight: 1 })
+        .map(|a| xtrunk_config::Target { addr: *a, transport: xtrunk_config::Transport::Udp, weight: 1, priority: 0 })
         .collect();
     let pbx = addr("127.0.0.1:5062");
     let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 23);
@@ -96,11 +96,7 @@ fn the_hunt_has_its_own_budget() {
     cfg.sip.target_timeout_ms = 4000;
     cfg.sip.hunt_timeout_secs = 6;
     cfg.trunks[1].targets = (0..5)
-        .map(|i| xtrunk_config::Target {
-            addr: addr(&format!("127.0.0.1:{}", 5090 + 2 * i)),
-            transport: xtrunk_config::Transport::Udp,
-            weight: 1,
-        })
+        .map(|i| xtrunk_config::Target::udp(addr(&format!("127.0.0.1:{}", 5090 + 2 * i))))
         .collect();
     let pbx = addr("127.0.0.1:5062");
     let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 24);

@@ -63,7 +63,7 @@ fn a_did_outside_every_pool_is_404_and_one_inside_reaches_its_account() {
     let pbx: std::net::SocketAddr = "127.0.0.1:5062".parse().unwrap();
     cfg.trunks[0].account = Some("acme".into());
     cfg.trunks[0].targets =
-        vec![xtrunk_config::Target { addr: pbx, transport: xtrunk_config::Transport::Udp, weight: 1 }];
+        vec![xtrunk_config::Target { addr: pbx, transport: xtrunk_config::Transport::Udp, weight: 1, priority: 0 }];
     cfg.trunks[1].acl = vec!["192.0.2.0/24".parse().unwrap()];
     let carrier: std::net::SocketAddr = "192.0.2.1:5060".parse().unwrap();
     let mut p = Pair::new(&cfg, "127.0.0.1:5060".parse().unwrap(), 51);
@@ -131,7 +131,7 @@ fn the_channel_lease_moves_with_the_hunt() {
     let mut second = trunk("carrier-b", TrunkRole::Carrier, &[], &[b.port()]);
     second.limits.channels = Some(1);
     cfg.trunks[1].targets =
-        vec![xtrunk_config::Target { addr: a, transport: xtrunk_config::Transport::Udp, weight: 1 }];
+        vec![xtrunk_config::Target { addr: a, transport: xtrunk_config::Transport::Udp, weight: 1, priority: 0 }];
     cfg.trunks[1].limits.channels = Some(5);
     cfg.trunks.push(second);
     cfg.routes[0].then = vec!["carrier-b".into()];

@@ -39,12 +39,17 @@ pub(crate) fn callee_offer(
 }
 
 impl Core {
-    /// The target a new call to `trunk` tries first: 0 under `priority`, else the next by
-    /// (weighted) round-robin; the state is per trunk name, reset when its targets change.
+    /// The target a new call to `trunk` tries first, within its best priority group: the
+    /// first under `priority`, else the next by (weighted) round-robin. A `domain` trunk's
+    /// `priority` is RFC 2782's: weighted by the SRV weights. The state is per trunk name, reset
+    /// when the group changes size.
     pub(crate) fn first_target(&mut self, trunk: &xtrunk_config::TrunkView) -> usize {
         use xtrunk_config::Distribution;
-        let n = trunk.targets.len();
-        if trunk.distribution == Distribution::Priority || n < 2 {
+        let best = trunk.targets.first().map_or(0, |t| t.priority);
+        let n = trunk.targets.iter().take_while(|t| t.priority == best).count();
+        let weighted = trunk.distribution == Distribution::Weight
+            || (trunk.domain.is_some() && trunk.distribution == Distribution::Priority);
+        if (trunk.distribution == Distribution::Priority && !weighted) || n < 2 {
             return 0;
         }
         if self.rotation.get(&trunk.name).map_or(true, |c| c.len() != n) {
@@ -52,7 +57,7 @@ impl Core {
         }
         let Some(cur) = self.rotation.get_mut(&trunk.name) else { return 0 };
         let mut weights = [1u32; 16];
-        let w: &[u32] = if trunk.distribution == Distribution::Weight && n <= weights.len() {
+        let w: &[u32] = if weighted && n <= weights.len() {
             for (slot, t) in weights.iter_mut().zip(&trunk.targets) {
                 *slot = t.weight;
             }
@@ -66,6 +71,19 @@ impl Core {
             return i;
         };
         policy::routing::pick_weighted(w, cur)
+    }
+
+    /// The call's current target timed out or was unreachable: new calls skip it for
+    /// `sip.target_backoff_secs` while the trunk has another target.
+    pub(crate) fn back_off_current(&mut self, now: Instant, id: CallKey) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let secs = u64::from(call.cfg.sip.target_backoff_secs);
+        let trunk = call.cfg.trunk(call.legs[1].trunk);
+        let Some(t) = call.targets_tried.checked_sub(1).and_then(|i| call.target(trunk, i)) else { return };
+        if secs > 0 {
+            log::info!("target {} of trunk {} backed off for {secs} s", t.addr, trunk.name);
+            self.health.back_off((t.transport.into(), t.addr), now + std::time::Duration::from_secs(secs));
+        }
     }
 
     /// Whether a final `code` (None: the target timed out or was unreachable) of the current

@@ -161,14 +161,15 @@ impl Call {
         }
     }
 
-    /// The callee trunk's target of attempt `i` (rotated by `first_target`), if `i` is left.
+    /// The callee trunk's target of attempt `i`, if `i` is left: the priority group of
+    /// `first_target` from it round (the targets are sorted by priority), then every later
+    /// group in order, then the earlier ones.
     pub(crate) fn target<'t>(
         &self,
         trunk: &'t xtrunk_config::TrunkView,
         i: usize,
     ) -> Option<&'t xtrunk_config::Target> {
-        let n = trunk.targets.len();
-        (i < n).then(|| &trunk.targets[(self.first_target + i) % n])
+        trunk.targets.get(hunt_index(&trunk.targets, self.first_target, i)?)
     }
 
     fn cdr_journaled(&self) -> bool {
@@ -334,6 +335,24 @@ pub(crate) fn srtp_prefs(t: &TrunkView) -> sdp::SrtpPrefs {
 }
 
 /// `host:port` of a socket address as a URI host part (IPv6 bracketed).
+/// Which of `targets` (sorted by priority) attempt `i` of a hunt that began at `first` uses:
+/// `first`'s group in rotation, then the other targets in list order. With one group this is
+/// `(first + i) % n`.
+pub(crate) fn hunt_index(targets: &[xtrunk_config::Target], first: usize, i: usize) -> Option<usize> {
+    let n = targets.len();
+    if i >= n || first >= n {
+        return None;
+    }
+    let p = targets[first].priority;
+    let start = targets.iter().position(|t| t.priority == p).unwrap_or(0);
+    let len = targets[start..].iter().take_while(|t| t.priority == p).count();
+    if i < len {
+        return Some(start + (first - start + i) % len);
+    }
+    let j = i - len;
+    Some(if j < start { j } else { j + len })
+}
+
 pub(crate) fn uri_host(a: SocketAddr) -> String {
     match a {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),

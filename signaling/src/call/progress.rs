@@ -199,6 +199,10 @@ impl Core {
         if call.state != State::Proceeding {
             return;
         }
+        if msg.is_none() {
+            self.back_off_current(now, id);
+        }
+        let Some(call) = self.calls.get_mut(&id) else { return };
         let more = call.targets_tried < call.cfg.trunk(call.legs[1].trunk).targets.len();
         if more && (code == 503 || code == 408) {
             log::info!("call {}: target {} answered {code}, failing over", id.0, call.targets_tried);

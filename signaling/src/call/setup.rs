@@ -412,12 +412,25 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else { return };
         let cfg = Arc::clone(&call.cfg);
         let trunk = cfg.trunk(call.legs[1].trunk);
-        // Targets OPTIONS found offline are skipped (counted as tried).
+        // Targets OPTIONS found offline are skipped (counted as tried), and so are targets in
+        // back-off after a timeout while a later one is not.
+        let usable = |h: &crate::health::Health, t: &xtrunk_config::Target| {
+            h.is_online((t.transport.into(), t.addr)) && !h.backed_off((t.transport.into(), t.addr), now)
+        };
         while let Some(t) = call.target(trunk, call.targets_tried) {
-            if self.health.is_online((t.transport.into(), t.addr)) {
+            let key = (t.transport.into(), t.addr);
+            if !self.health.is_online(key) {
+                log::debug!("call {}: target {} is offline, skipped", id.0, t.addr);
+            } else if !self.health.backed_off(key, now) {
+                break;
+            } else if (call.targets_tried + 1..trunk.targets.len())
+                .filter_map(|i| call.target(trunk, i))
+                .any(|t| usable(&self.health, t))
+            {
+                log::debug!("call {}: target {} is backed off, skipped", id.0, t.addr);
+            } else {
                 break;
             }
-            log::debug!("call {}: target {} is offline, skipped", id.0, t.addr);
             call.targets_tried += 1;
         }
         let Some(t) = call.target(trunk, call.targets_tried).cloned() else {
@@ -443,7 +456,8 @@ impl Core {
         leg.dlg.local_cseq += 1;
         leg.dlg.dest = Dest { transport: tr, local, remote: t.addr };
         let tp = if tr == Transport::Udp { "" } else { ";transport=tcp" };
-        let host = uri_host(t.addr);
+        // A domain trunk is addressed by its domain (RFC 3263: the URI resolved, not rewritten).
+        let host = trunk.domain.clone().unwrap_or_else(|| uri_host(t.addr));
         let mut m = Message::request(Method::Invite, format!("sip:{}@{host}{tp}", call.user));
         let mf = call.a_invite.header(&HName::MaxForwards).and_then(|v| v.parse::<u32>().ok()).unwrap_or(70);
         m.push(HName::Via, via)

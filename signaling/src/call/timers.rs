@@ -24,6 +24,7 @@ impl Core {
             CallTimer::Guard if call.state == State::Cancelling => self.finish(now, id),
             CallTimer::TargetTimeout(n) if call.cdr.attempts.len() == n && call.silent_target() => {
                 log::info!("call {}: target {} sent nothing in time, trying the next", id.0, n);
+                self.back_off_current(now, id);
                 self.next_target(now, id);
             }
             CallTimer::Refresh(s) => self.send_refresh(now, id, s),

@@ -70,9 +70,10 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         limits: Default::default(),
         numbers: Default::default(),
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
+        domain: None,
         targets: targets
             .iter()
-            .map(|p| Target { addr: SocketAddr::from(([127, 0, 0, 1], *p)), transport: Transport::Udp, weight: 1 })
+            .map(|p| Target::udp(SocketAddr::from(([127, 0, 0, 1], *p))))
             .collect(),
         codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
         srtp: Default::default(),
