@@ -37,10 +37,11 @@ pub use health::{OptionsPing, MIN_CARRIER_INTERVAL_SECS};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
 pub use node::{LogFormat, LogLevel, Node};
 pub use ops::{CdrStore, Control, StoreKind};
-pub use route::{default_failover_codes, Route, MAX_ROUTE_ENTRIES};
+pub use route::{default_failover_codes, parse_hhmm, Route, TimeWindow, DAYS, MAX_ROUTE_ENTRIES};
 pub use sip::{Dns, Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{
-    AccountId, AccountView, Country, DestinationsView, NumbersView, RouteView, Snapshot, TrunkId, TrunkView,
+    AccountId, AccountView, Country, DestinationsView, NumbersView, RouteQuery, RouteView, Snapshot, TrunkId,
+    TrunkView, Window,
 };
 pub use trunk::{
     AuthMode, Codec, Distribution, SrtpPolicy, SrtpSuite, Target, Trunk, TrunkKind, TrunkRole, CODECS, SRTP_SUITES,

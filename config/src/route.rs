@@ -33,6 +33,45 @@ pub struct Route {
     /// the number's own route cannot re-originate it again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub then_number: Option<String>,
+    /// Only calls whose caller (the From user as received: `+` and digits) starts with this;
+    /// a longer caller prefix wins over a shorter one among routes of the same called prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_prefix: Option<String>,
+    /// Only calls placed inside this weekly window (e.g. office hours to one carrier, the
+    /// night to another); a route with a window wins over one without among equals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeWindow>,
+}
+
+/// `time = { days = ["mon", "tue"], from = "08:00", to = "18:00", utc_offset_minutes = 60 }`:
+/// a weekly window in the local time `utc_offset_minutes` east of UTC. `to` before `from` spans
+/// midnight (the night belongs to the day it started on). No `days`: every day.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeWindow {
+    /// `mon` … `sun`; empty = every day.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<String>,
+    /// Start, `HH:MM` (inclusive).
+    pub from: String,
+    /// End, `HH:MM` (exclusive).
+    pub to: String,
+    /// Minutes east of UTC of the local time the window is written in (-840..=840).
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+}
+
+/// Day names, Monday first.
+pub const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// `HH:MM` as minutes of the day.
+pub fn parse_hhmm(s: &str) -> Option<u16> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
 }
 
 impl Route {
@@ -46,6 +85,8 @@ impl Route {
             then: Vec::new(),
             failover_codes: default_failover_codes(),
             then_number: None,
+            caller_prefix: None,
+            time: None,
         }
     }
 }

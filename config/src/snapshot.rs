@@ -63,6 +63,8 @@ pub struct TrunkView {
     pub targets: Vec<Target>,
     /// `domain`: the carrier's SIP domain, resolved into `targets` (RFC 3263).
     pub domain: Option<String>,
+    /// `failover`: the trunks a call goes on to when this one cannot take it.
+    pub failover: Vec<TrunkId>,
     /// Allowed codecs, in preference order.
     pub codecs: Vec<Codec>,
     /// SRTP policy towards this trunk.
@@ -162,6 +164,70 @@ pub struct RouteView {
     pub failover_codes: Vec<u16>,
     /// The last entry, a phone number the call is re-originated to.
     pub then_number: Option<String>,
+    /// Only callers with this prefix.
+    pub caller_prefix: Option<String>,
+    /// Only inside this weekly window.
+    pub time: Option<Window>,
+}
+
+/// A route's weekly window, resolved: days as bits (Monday = bit 0), minutes of the day, the
+/// offset of its local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Bit `d` set: day `d` (0 = Monday) is in.
+    pub days: u8,
+    /// Start minute (inclusive).
+    pub from: u16,
+    /// End minute (exclusive); below `from`: across midnight.
+    pub to: u16,
+    /// Minutes east of UTC.
+    pub offset: i32,
+}
+
+impl Window {
+    /// Whether the instant `unix_s` (seconds since 1970, UTC) falls inside.
+    pub fn contains(&self, unix_s: u64) -> bool {
+        let local = i64::try_from(unix_s).unwrap_or(i64::MAX) + i64::from(self.offset) * 60;
+        let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+        let minute = u16::try_from(secs / 60).unwrap_or(0);
+        // 1970-01-01 was a Thursday (day 3, Monday = 0).
+        let day = u8::try_from((days + 3).rem_euclid(7)).unwrap_or(0);
+        let on = |d: u8| self.days & (1 << d) != 0;
+        if self.from <= self.to {
+            on(day) && (self.from..self.to).contains(&minute)
+        } else {
+            (on(day) && minute >= self.from) || (on((day + 6) % 7) && minute < self.to)
+        }
+    }
+}
+
+/// What a route is chosen by: the trunk a call came from, the number it dialled, and, when
+/// known, its caller and the time (routes with a caller prefix or a window need them to match).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteQuery<'a> {
+    /// The inbound trunk.
+    pub from: TrunkId,
+    /// The called number.
+    pub user: &'a str,
+    /// The caller (From user).
+    pub caller: Option<&'a str>,
+    /// Seconds since 1970 (UTC).
+    pub at: Option<u64>,
+}
+
+impl RouteView {
+    /// Whether this route applies to `q`.
+    pub fn matches(&self, q: &RouteQuery<'_>) -> bool {
+        self.from_trunk.map_or(true, |t| t == q.from)
+            && q.user.starts_with(&self.prefix)
+            && self.caller_prefix.as_deref().map_or(true, |p| q.caller.is_some_and(|c| c.starts_with(p)))
+            && self.time.map_or(true, |w| q.at.is_some_and(|t| w.contains(t)))
+    }
+
+    /// How specific it is: called prefix, then caller prefix, then having a window.
+    pub fn rank(&self) -> (usize, usize, bool) {
+        (self.prefix.len(), self.caller_prefix.as_ref().map_or(0, String::len), self.time.is_some())
+    }
 }
 
 /// A validated configuration with every name resolved; see the module docs.
@@ -265,12 +331,12 @@ impl Snapshot {
 
     /// The route (its index and view) [`Snapshot::route`] picks.
     pub fn route_for(&self, from: TrunkId, user: &str) -> Option<(usize, &RouteView)> {
-        self.routes
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.from_trunk.map_or(true, |t| t == from))
-            .filter(|(_, r)| user.starts_with(&r.prefix))
-            .max_by_key(|(_, r)| r.prefix.len())
+        self.route_matching(&RouteQuery { from, user, caller: None, at: None })
+    }
+
+    /// The most specific route for `q` ([`RouteView::rank`]; among equals, the last listed).
+    pub fn route_matching(&self, q: &RouteQuery<'_>) -> Option<(usize, &RouteView)> {
+        self.routes.iter().enumerate().filter(|(_, r)| r.matches(q)).max_by_key(|(_, r)| r.rank())
     }
 
     /// The account whose DID pool holds `number`: digits only, exactly as pools are written
@@ -311,6 +377,12 @@ impl Snapshot {
                     v
                 },
                 domain: t.domain.clone(),
+                failover: t
+                    .failover
+                    .iter()
+                    .enumerate()
+                    .map(|(j, f)| trunk_named(format!("{p}.failover[{j}]"), f))
+                    .collect::<Result<_, _>>()?,
                 codecs: typed(&t.codecs, &format!("{p}.codecs"), Codec::from_name)?,
                 srtp: t.srtp,
                 srtp_suites: typed(&t.srtp_suites, &format!("{p}.srtp_suites"), SrtpSuite::from_name)?,
@@ -351,6 +423,8 @@ impl Snapshot {
             let p = format!("route[{i}]");
             let from_trunk = r.from_trunk.as_deref().map(|f| trunk_named(format!("{p}.from_trunk"), f)).transpose()?;
             routes.push(RouteView {
+                caller_prefix: r.caller_prefix.clone(),
+                time: r.time.as_ref().map(|w| window(&p, w)).transpose()?,
                 prefix: r.prefix.clone(),
                 from_trunk,
                 trunk: trunk_named(format!("{p}.trunk"), &r.trunk)?,
@@ -431,6 +505,31 @@ fn ids<'a, I>(
 
 fn lookup<I: Copy>(ids: &HashMap<&str, I>, path: String, name: &str, what: &str) -> Result<I, Problem> {
     ids.get(name).copied().ok_or_else(|| Problem { path, reason: format!("no {what} named {name:?}") })
+}
+
+/// Route `p`'s `time`, resolved; the problem names the key (validation reports it too).
+pub(crate) fn window(p: &str, w: &crate::TimeWindow) -> Result<Window, Problem> {
+    let bad = |key: &str, reason: String| Problem { path: format!("{p}.time.{key}"), reason };
+    let mut days = 0u8;
+    for (j, d) in w.days.iter().enumerate() {
+        let i = crate::DAYS.iter().position(|x| x.eq_ignore_ascii_case(d));
+        let i = i.ok_or_else(|| bad(&format!("days[{j}]"), format!("must be one of mon..sun, got {d:?}")))?;
+        days |= 1 << i;
+    }
+    if w.days.is_empty() {
+        days = 0x7f;
+    }
+    let hhmm = |key: &str, v: &str| {
+        crate::parse_hhmm(v).ok_or_else(|| bad(key, format!("must be HH:MM (00:00..23:59), got {v:?}")))
+    };
+    let (from, to) = (hhmm("from", &w.from)?, hhmm("to", &w.to)?);
+    if from == to {
+        return Err(bad("to", format!("must differ from `from` ({}): the window would be empty", w.from)));
+    }
+    if !(-840..=840).contains(&w.utc_offset_minutes) {
+        return Err(bad("utc_offset_minutes", format!("must be -840..=840, got {}", w.utc_offset_minutes)));
+    }
+    Ok(Window { days, from, to, offset: w.utc_offset_minutes })
 }
 
 /// Each name of `list` parsed by `parse`; `path` names the list for a name that does not parse.

@@ -87,6 +87,12 @@ pub struct Trunk {
     /// release), `digest` or `both`.
     #[serde(default, skip_serializing_if = "AuthMode::is_default")]
     pub auth: AuthMode,
+    /// The failover dialplan (Kwebbl): trunks (by name) a call to this one goes on to when it
+    /// cannot take it (every target unreachable, offline or answering a failover code, or its
+    /// channels full), after the entry and before the route's next one. For a PBX trunk: where
+    /// its inbound calls go while the PBX is down.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failover: Vec<String>,
     /// `[trunk.limits]`: channels, CPS (fail fast) and rolling caps of this trunk.
     #[serde(default)]
     pub limits: crate::Limits,

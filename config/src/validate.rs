@@ -187,7 +187,10 @@ impl Config {
             }
         }
         if d.min_ttl_secs == 0 || d.min_ttl_secs > d.max_ttl_secs {
-            v.add("sip.dns.min_ttl_secs", format!("must be 1..=max_ttl_secs ({}), got {}", d.max_ttl_secs, d.min_ttl_secs));
+            v.add(
+                "sip.dns.min_ttl_secs",
+                format!("must be 1..=max_ttl_secs ({}), got {}", d.max_ttl_secs, d.min_ttl_secs),
+            );
         }
         if d.max_ttl_secs > 86_400 {
             v.add("sip.dns.max_ttl_secs", format!("must be at most 86400, got {}", d.max_ttl_secs));
@@ -460,6 +463,21 @@ impl Config {
                     "a trunk needs an acl (to accept calls from it) or targets or a domain (to send calls to it)",
                 );
             }
+            for (j, f) in t.failover.iter().enumerate() {
+                match self.trunks.iter().find(|x| x.name == *f) {
+                    None => v.add(format!("{p}.failover[{j}]"), format!("no trunk named {f:?}")),
+                    Some(x) if x.targets.is_empty() && x.domain.is_none() => {
+                        v.add(format!("{p}.failover[{j}]"), format!("trunk {f:?} has no targets to send calls to"))
+                    }
+                    Some(_) if *f == t.name || t.failover[..j].contains(f) => {
+                        v.add(format!("{p}.failover[{j}]"), format!("trunk {f:?} is this trunk or listed twice"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            if t.failover.len() >= crate::MAX_ROUTE_ENTRIES {
+                v.add(format!("{p}.failover"), format!("at most {} trunks", crate::MAX_ROUTE_ENTRIES - 1));
+            }
             if let Some(d) = &t.domain {
                 if let Err(why) = crate::sip::check_domain(d) {
                     v.add(format!("{p}.domain"), why);
@@ -529,6 +547,15 @@ impl Config {
         let mut seen = HashSet::new();
         for (i, r) in self.routes.iter().enumerate() {
             let p = format!("route[{i}]");
+            if let Some(c) = &r.caller_prefix {
+                let digits = c.strip_prefix('+').unwrap_or(c);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    v.add(format!("{p}.caller_prefix"), format!("must be '+' and digits, got {c:?}"));
+                }
+            }
+            if let Some(Err(e)) = r.time.as_ref().map(|w| crate::snapshot::window(&p, w)) {
+                v.add(e.path, e.reason);
+            }
             let body = r.prefix.strip_prefix('+').unwrap_or(&r.prefix);
             if !body.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
                 v.add(format!("{p}.prefix"), format!("must be '+' and digits, got {:?}", r.prefix));

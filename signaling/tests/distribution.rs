@@ -17,8 +17,11 @@ fn counts(dist: Distribution, weights: &[u32], calls: usize) -> Vec<usize> {
     let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
     let targets: Vec<SocketAddr> =
         (0..weights.len()).map(|i| format!("127.0.0.1:{}", 5090 + 2 * i).parse().unwrap()).collect();
-    cfg.trunks[1].targets =
-        targets.iter().zip(weights).map(|(a, w)| Target { addr: *a, transport: Transport::Udp, weight: *w, priority: 0 }).collect();
+    cfg.trunks[1].targets = targets
+        .iter()
+        .zip(weights)
+        .map(|(a, w)| Target { addr: *a, transport: Transport::Udp, weight: *w, priority: 0 })
+        .collect();
     cfg.trunks[1].distribution = dist;
     let pbx: SocketAddr = "127.0.0.1:5062".parse().unwrap();
     let mut p = Pair::new(&cfg, "127.0.0.1:5060".parse().unwrap(), 41);

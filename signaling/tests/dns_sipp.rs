@@ -98,7 +98,9 @@ fn srv_priority_and_weight_spread_the_calls() {
     // Where each call was answered, from its CDR (SIPp's own statistics lag by up to a second).
     let answered_at = |port: u16| {
         let t = format!("127.0.0.1:{port}");
-        cdrs.iter().filter(|c| c["attempts"].as_array().and_then(|a| a.last()).is_some_and(|a| a["target"] == t)).count()
+        cdrs.iter()
+            .filter(|c| c["attempts"].as_array().and_then(|a| a.last()).is_some_and(|a| a["target"] == t))
+            .count()
     };
     let got = (answered_at(a), answered_at(b), answered_at(c));
     println!("40 calls: a {} b {} c {} (weights 3:1 at priority 10, c at 20)", got.0, got.1, got.2);

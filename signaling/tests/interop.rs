@@ -95,9 +95,8 @@ fn the_hunt_has_its_own_budget() {
     let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
     cfg.sip.target_timeout_ms = 4000;
     cfg.sip.hunt_timeout_secs = 6;
-    cfg.trunks[1].targets = (0..5)
-        .map(|i| xtrunk_config::Target::udp(addr(&format!("127.0.0.1:{}", 5090 + 2 * i))))
-        .collect();
+    cfg.trunks[1].targets =
+        (0..5).map(|i| xtrunk_config::Target::udp(addr(&format!("127.0.0.1:{}", 5090 + 2 * i)))).collect();
     let pbx = addr("127.0.0.1:5062");
     let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 24);
     p.input(pbx, invite("127.0.0.1:5062", "z9hG4bKb", "hunt2").as_bytes());

@@ -183,3 +183,28 @@ fn a_routes_last_entry_may_be_a_phone_number() {
     assert_eq!((c["trunk_out"].as_str(), c["disposition"].as_u64()), (Some("carrier-c"), Some(200)));
     assert_clean(&s);
 }
+
+/// #16 the failover dialplan (Kwebbl): calls to a trunk whose PBX is unreachable go on to the
+/// trunk's `failover` trunk (voicemail here), though the route lists only the PBX.
+#[test]
+fn calls_to_an_unreachable_pbx_follow_its_failover_dialplan() {
+    need_sipp!();
+    let (down, voicemail) = (free_port(), free_port());
+    let side = Sidecar::start("failover-dialplan", &[down], |c| {
+        c.trunks.push(trunk("voicemail", TrunkRole::Carrier, &[], &[voicemail]));
+        c.trunks.iter_mut().find(|t| t.name == "carrier").unwrap().failover = vec!["voicemail".into()];
+    });
+    let vm = sipp(&side.dir, "vm", "uas_basic", voicemail, None, 3, &[]);
+    let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 3, &["-r", "10"]);
+    let (a, b) = (pbx.wait(), vm.wait());
+    let cdrs = side.cdrs();
+    let s = side.stop();
+    assert_eq!((a.successful, b.successful), (3, 3), "{a:?} {b:?}");
+    for c in &cdrs {
+        let trunks: Vec<&str> =
+            c["attempts"].as_array().unwrap().iter().map(|a| a["trunk"].as_str().unwrap()).collect();
+        assert_eq!(trunks, ["carrier", "voicemail"], "{c}");
+        assert_eq!(c["trunk_out"], "voicemail");
+    }
+    assert_clean(&s);
+}

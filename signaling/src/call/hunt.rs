@@ -164,7 +164,8 @@ fn reoriginate(call: &mut super::Call) -> bool {
         log::info!("no route for the route's then_number {number}");
         return false;
     };
-    let more: Vec<TrunkId> = std::iter::once(r.trunk).chain(r.then.iter().copied()).collect();
+    let route: Vec<TrunkId> = std::iter::once(r.trunk).chain(r.then.iter().copied()).collect();
+    let more = policy::with_failover(&call.cfg, &route);
     log::info!("re-originating to {number} (route {ix})");
     call.entries.extend(more);
     call.route = Some(ix);

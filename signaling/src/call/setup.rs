@@ -60,6 +60,7 @@ impl Core {
             pai: other_header(&req, "P-Asserted-Identity"),
             privacy: other_header(&req, "Privacy"),
             has_offer: !req.body.is_empty(),
+            at: Some(self.unix_ms(now) / 1000),
         };
         let cfg = Arc::clone(&self.cfg);
         let decision = match policy::admit(&cfg, &view, now, &mut self.admission) {

@@ -37,7 +37,8 @@ impl crate::b2bua::Core {
                 return false;
             }
         };
-        let list: Vec<String> = targets.iter().map(|t| format!("{}/{}/p{}w{}", t.addr, t.transport, t.priority, t.weight)).collect();
+        let list: Vec<String> =
+            targets.iter().map(|t| format!("{}/{}/p{}w{}", t.addr, t.transport, t.priority, t.weight)).collect();
         log::info!("trunk {}: targets from {}: {}", trunk.name, answer.watch.domain, list.join(" "));
         let mut next = (**cfg).clone();
         next.trunks[id.index()].targets = targets;

@@ -37,7 +37,8 @@ pub struct Srv {
 /// A trunk's `domain` split: the host, and the port when one was given (then RFC 3263 §4.2
 /// skips NAPTR and SRV).
 pub fn split_domain(domain: &str) -> (String, Option<u16>) {
-    let absolute = |h: &str| if h.ends_with('.') { h.to_ascii_lowercase() } else { format!("{}.", h.to_ascii_lowercase()) };
+    let absolute =
+        |h: &str| if h.ends_with('.') { h.to_ascii_lowercase() } else { format!("{}.", h.to_ascii_lowercase()) };
     match domain.rsplit_once(':') {
         Some((h, p)) => match p.parse::<u16>() {
             Ok(port) => (absolute(h), Some(port)),

@@ -18,14 +18,15 @@ pub enum Inbound {
 }
 
 /// Applies the DID pools to a call from `from` to `user` (`+` and digits as dialled).
-pub fn inbound(cfg: &Snapshot, from: TrunkId, user: &str) -> Inbound {
+pub fn inbound(cfg: &Snapshot, q: &xtrunk_config::RouteQuery<'_>) -> Inbound {
+    let (from, user) = (q.from, q.user);
     if cfg.trunk(from).role != TrunkRole::Carrier || cfg.accounts.iter().all(|a| a.dids.is_empty()) {
         return Inbound::ByPrefix;
     }
     let digits = user.strip_prefix('+').unwrap_or(user);
     let Some(owner) = cfg.did_owner(digits) else { return Inbound::Unprovisioned };
     let mine = |t: &TrunkId| cfg.trunk(*t).account == Some(owner) && !cfg.trunk(*t).targets.is_empty();
-    let entries = match cfg.route_for(from, user) {
+    let entries = match cfg.route_matching(q) {
         Some((_, r)) if !r.prefix.is_empty() => {
             std::iter::once(r.trunk).chain(r.then.iter().copied()).filter(mine).collect()
         }

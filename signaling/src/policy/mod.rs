@@ -53,6 +53,15 @@ pub struct IncomingCall<'a> {
     pub privacy: Option<&'a str>,
     /// True when the INVITE carries an offer (a body).
     pub has_offer: bool,
+    /// When it arrived, seconds since 1970 (UTC): for routes with a `time` window.
+    pub at: Option<u64>,
+}
+
+impl IncomingCall<'_> {
+    /// The route query of this call arriving from `tin`.
+    pub fn route_query(&self, tin: TrunkId) -> xtrunk_config::RouteQuery<'_> {
+        xtrunk_config::RouteQuery { from: tin, user: self.user, caller: self.from_user, at: self.at }
+    }
 }
 
 /// What to do with a new call.
@@ -365,13 +374,14 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Ad
         return reject(RejectReason::TransportNotAllowed, Some(tin));
     }
     // A carrier's call to a DID goes only to the owning account's trunks.
-    let did_entries = match dids::inbound(cfg, tin, call.user) {
+    let q = call.route_query(tin);
+    let did_entries = match dids::inbound(cfg, &q) {
         dids::Inbound::ByPrefix => None,
         dids::Inbound::Unprovisioned => return reject(RejectReason::Unprovisioned, Some(tin)),
         dids::Inbound::To(e) if e.is_empty() => return reject(RejectReason::NoRoute, Some(tin)),
         dids::Inbound::To(e) => Some(e),
     };
-    let route = cfg.route_for(tin, call.user);
+    let route = cfg.route_matching(&q);
     let tout = match (&did_entries, route) {
         (Some(e), _) => e[0],
         (None, Some((_, r))) => r.trunk,
@@ -403,7 +413,7 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Ad
     // The limits; when the chosen trunk's channels are full, the next candidate is tried (the
     // DID's next trunk, or the next route that matches with a shorter prefix), with its own
     // number plan. The plan's entries are the rest of the route (`then`) from there.
-    let candidates = did_entries.clone().unwrap_or_else(|| routing::candidates(cfg, tin, call.user));
+    let candidates = did_entries.clone().unwrap_or_else(|| routing::candidates(cfg, &q));
     let mut plan = Some(numbers);
     let mut last = RejectReason::NoRoute;
     for (i, tout) in candidates.iter().copied().enumerate() {
@@ -417,7 +427,7 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Ad
         match limits::admit(cfg, adm.store.as_mut(), tin, tout, now) {
             Ok(p) => {
                 hold.lease = p.lease;
-                let (entries, route) = plan_entries(&did_entries, route, i, tout);
+                let (entries, route) = plan_entries(cfg, &did_entries, route, i, tout);
                 let start_at = p.start_at;
                 return Decision::Route(RoutePlan { inbound: tin, entries, route, numbers, hold, start_at, warnings });
             }
@@ -435,6 +445,35 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Ad
 /// The entries from candidate `i` (`tout`) on: the DID's trunks from there; the route's `trunk`
 /// and its `then`; or a shorter route's trunk alone.
 fn plan_entries(
+    cfg: &Snapshot,
+    dids: &Option<Vec<TrunkId>>,
+    route: Option<(usize, &xtrunk_config::RouteView)>,
+    i: usize,
+    tout: TrunkId,
+) -> (Vec<TrunkId>, Option<usize>) {
+    let (entries, route) = route_entries(dids, route, i, tout);
+    (with_failover(cfg, &entries), route)
+}
+
+/// `entries` with each trunk's `failover` trunks after it (each trunk once, at most
+/// [`xtrunk_config::MAX_ROUTE_ENTRIES`] in all; a failover trunk's own failover is not followed).
+pub fn with_failover(cfg: &Snapshot, entries: &[TrunkId]) -> Vec<TrunkId> {
+    let mut out: Vec<TrunkId> = Vec::with_capacity(entries.len());
+    for (k, e) in entries.iter().enumerate() {
+        if !out.contains(e) {
+            out.push(*e);
+        }
+        for f in &cfg.trunk(*e).failover {
+            if !out.contains(f) && !entries[k + 1..].contains(f) {
+                out.push(*f);
+            }
+        }
+    }
+    out.truncate(xtrunk_config::MAX_ROUTE_ENTRIES);
+    out
+}
+
+fn route_entries(
     dids: &Option<Vec<TrunkId>>,
     route: Option<(usize, &xtrunk_config::RouteView)>,
     i: usize,

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use xtrunk_config::{Snapshot, TrunkId};
+use xtrunk_config::{RouteQuery, Snapshot, TrunkId};
 
 use super::{Reject, RejectReason, RoutePlan};
 use crate::transport::Transport;
@@ -14,17 +14,17 @@ pub fn outbound(cfg: &Snapshot, from: TrunkId, user: &str) -> Option<TrunkId> {
     cfg.route(from, user)
 }
 
-/// Every route for `user` from `from` with targets, best first: [`outbound`]'s choice, then the
-/// other matching routes by prefix length (longest first; among equal, the last listed first).
+/// Every route matching `q` with targets, best first: the most specific (called prefix, caller
+/// prefix, window: [`xtrunk_config::RouteView::rank`]; among equal, the last listed first).
 /// A trunk appears once. Admission fails over along this list when a trunk's channels are full.
-pub fn candidates(cfg: &Snapshot, from: TrunkId, user: &str) -> Vec<TrunkId> {
-    let mut m: Vec<(usize, usize, TrunkId)> = cfg
+pub fn candidates(cfg: &Snapshot, q: &RouteQuery<'_>) -> Vec<TrunkId> {
+    let mut m: Vec<((usize, usize, bool), usize, TrunkId)> = cfg
         .routes
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.from_trunk.map_or(true, |t| t == from) && user.starts_with(&r.prefix))
+        .filter(|(_, r)| r.matches(q))
         .filter(|(_, r)| !cfg.trunk(r.trunk).targets.is_empty())
-        .map(|(i, r)| (r.prefix.len(), i, r.trunk))
+        .map(|(i, r)| (r.rank(), i, r.trunk))
         .collect();
     m.sort_unstable_by_key(|x| std::cmp::Reverse((x.0, x.1)));
     let mut out: Vec<TrunkId> = Vec::with_capacity(m.len());

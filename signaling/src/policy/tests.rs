@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use xtrunk_config::{Config, Host, Snapshot, TrunkId};
+use xtrunk_config::{Config, Host, RouteQuery, Snapshot, TrunkId};
 
 use super::*;
 
@@ -57,6 +57,7 @@ fn call<'a>(source: &str, user: &'a str, has_offer: bool) -> IncomingCall<'a> {
         pai: None,
         privacy: None,
         has_offer,
+        at: None,
     }
 }
 
@@ -268,7 +269,10 @@ fn full_channels_on_the_chosen_trunk_fail_over_to_the_next_route() {
     let mut c = raw();
     c.trunks[2].limits.channels = Some(1); // carrier-b, the PBX's route for 44…
     let c = c.snapshot(Host { cores: 2, check_paths: false }).unwrap();
-    assert_eq!(routing::candidates(&c, PBX, "4420"), vec![CARRIER_B, CARRIER_A]);
+    assert_eq!(
+        routing::candidates(&c, &RouteQuery { from: PBX, user: "4420", caller: None, at: None }),
+        vec![CARRIER_B, CARRIER_A]
+    );
     let mut adm = Admission::default();
     let now = Instant::now();
     let go = |adm: &mut Admission| match admit(&c, &call("10.1.0.5:5060", "4420", true), now, adm) {
@@ -303,4 +307,50 @@ fn a_transfer_is_held_to_the_transferors_destination_rules() {
     assert_eq!(admit_transfer(&c, PBX, "bob"), Err(RejectReason::InvalidNumber));
     // A trunk without an account: routes only.
     assert_eq!(admit_transfer(&c, CARRIER_A, "+449001234567"), Ok(CARRIER_A));
+}
+
+#[test]
+fn routes_by_caller_prefix_and_time_of_day() {
+    use xtrunk_config::{Route, TimeWindow};
+    let mut cfg = raw();
+    let (a, b) = ("carrier-a", "carrier-b");
+    // Default: carrier A. Callers from +4930 go to B; weekday office hours (UTC+1) go to B too.
+    cfg.routes = vec![
+        Route::to("", Some("pbx"), a),
+        Route { caller_prefix: Some("+4930".into()), ..Route::to("", None, b) },
+        Route {
+            time: Some(TimeWindow {
+                days: vec!["mon".into(), "tue".into(), "wed".into(), "thu".into(), "fri".into()],
+                from: "08:00".into(),
+                to: "18:00".into(),
+                utc_offset_minutes: 60,
+            }),
+            ..Route::to("44", None, b)
+        },
+    ];
+    let c = cfg.snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    let q = |caller: Option<&'static str>, user: &'static str, at: Option<u64>| {
+        c.route_matching(&RouteQuery { from: PBX, user, caller, at }).map(|(_, r)| r.trunk)
+    };
+    assert_eq!(q(Some("+4930123"), "4420", None), Some(CARRIER_B), "caller prefix");
+    assert_eq!(q(Some("+4940123"), "4420", None), Some(CARRIER_A), "other caller: default");
+    assert_eq!(q(None, "4420", None), Some(CARRIER_A), "no caller known: the caller route does not apply");
+    // 2026-12-02 (a Wednesday) 09:30 UTC = 10:30 local: in; 17:30 UTC = 18:30 local: out.
+    let wed_0930 = 1_796_169_600 + 9 * 3600 + 1800;
+    assert_eq!(q(None, "4420", Some(wed_0930)), Some(CARRIER_B), "office hours");
+    assert_eq!(q(None, "4420", Some(wed_0930 + 8 * 3600)), Some(CARRIER_A), "after hours");
+    // Saturday 2026-12-05 at the same hour: not a weekday.
+    assert_eq!(q(None, "4420", Some(wed_0930 + 3 * 86_400)), Some(CARRIER_A), "weekend");
+    // The window route is more specific (prefix 44) than the caller one (prefix empty).
+    assert_eq!(q(Some("+4930"), "4420", Some(wed_0930)), Some(CARRIER_B));
+}
+
+#[test]
+fn a_window_across_midnight_belongs_to_the_day_it_starts() {
+    let w = xtrunk_config::Window { days: 1 << 4, from: 22 * 60, to: 6 * 60, offset: 0 }; // Friday night
+    let fri = 1_796_169_600 + 2 * 86_400; // 2026-12-04 00:00 UTC, a Friday
+    assert!(!w.contains(fri + 3600), "Friday 01:00 belongs to Thursday night");
+    assert!(w.contains(fri + 23 * 3600), "Friday 23:00");
+    assert!(w.contains(fri + 86_400 + 5 * 3600), "Saturday 05:00 (still Friday night)");
+    assert!(!w.contains(fri + 86_400 + 7 * 3600), "Saturday 07:00");
 }

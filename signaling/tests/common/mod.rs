@@ -71,10 +71,8 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         numbers: Default::default(),
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
         domain: None,
-        targets: targets
-            .iter()
-            .map(|p| Target::udp(SocketAddr::from(([127, 0, 0, 1], *p))))
-            .collect(),
+        failover: vec![],
+        targets: targets.iter().map(|p| Target::udp(SocketAddr::from(([127, 0, 0, 1], *p)))).collect(),
         codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
         srtp: Default::default(),
         srtp_suites: vec![],
