@@ -65,6 +65,8 @@ pub struct TrunkView {
     pub domain: Option<String>,
     /// `failover`: the trunks a call goes on to when this one cannot take it.
     pub failover: Vec<TrunkId>,
+    /// `sip_address`: which of the edge's addresses requests to it carry.
+    pub sip_address: crate::SipAddress,
     /// Allowed codecs, in preference order.
     pub codecs: Vec<Codec>,
     /// SRTP policy towards this trunk.
@@ -377,6 +379,7 @@ impl Snapshot {
                     v
                 },
                 domain: t.domain.clone(),
+                sip_address: t.sip_address,
                 failover: t
                     .failover
                     .iter()

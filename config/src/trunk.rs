@@ -87,6 +87,14 @@ pub struct Trunk {
     /// release), `digest` or `both`.
     #[serde(default, skip_serializing_if = "AuthMode::is_default")]
     pub auth: AuthMode,
+    /// Which address of the edge Via, Contact and From carry toward this trunk (PortSIP's
+    /// header options): `public` (default: the listener's `advertised` address, else
+    /// `sip.advertised_host`, else its own), `private` (the listener's own address: a carrier
+    /// on a private link or VPN), or `auto` (private toward a private, shared, loopback or
+    /// link-local peer address, else public). As a B2BUA the edge always sends a single Via,
+    /// its own, and rewrites From per `[trunk.numbers]`.
+    #[serde(default, skip_serializing_if = "SipAddress::is_default")]
+    pub sip_address: SipAddress,
     /// The failover dialplan (Kwebbl): trunks (by name) a call to this one goes on to when it
     /// cannot take it (every target unreachable, offline or answering a failover code, or its
     /// channels full), after the entry and before the route's next one. For a PBX trunk: where
@@ -99,6 +107,25 @@ pub struct Trunk {
     /// `[trunk.numbers]`: number formats, trust (PAI) and CLI prefix blocks.
     #[serde(default)]
     pub numbers: crate::Numbers,
+}
+
+/// `sip_address`: the edge's address toward a trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SipAddress {
+    /// The advertised (public) address.
+    #[default]
+    Public,
+    /// The listener's own address.
+    Private,
+    /// Private toward a non-global peer address, else public.
+    Auto,
+}
+
+impl SipAddress {
+    fn is_default(&self) -> bool {
+        *self == Self::Public
+    }
 }
 
 /// How a trunk's peer is reached. Only [`TrunkKind::Ip`] is served by this release; validation

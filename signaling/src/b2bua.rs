@@ -271,12 +271,39 @@ impl Core {
         cached_host(&self.hosts, &self.cfg, local)
     }
 
-    pub(crate) fn via(&mut self, t: Transport, local: SocketAddr) -> String {
+    /// Our host toward `remote` from listener `local`: [`Core::host_of`], or the listener's own
+    /// address when the peer's trunk says `sip_address = "private"` (or `auto` and the peer's
+    /// address is not global).
+    pub(crate) fn host_to(&self, local: SocketAddr, remote: SocketAddr) -> Cow<'_, str> {
+        if self.private_toward(remote) {
+            return Cow::Owned(crate::call::uri_host(local));
+        }
+        self.host_of(local)
+    }
+
+    fn private_toward(&self, remote: SocketAddr) -> bool {
+        use xtrunk_config::SipAddress;
+        if !self.cfg.trunks.iter().any(|t| t.sip_address != SipAddress::Public) {
+            return false;
+        }
+        // The trunk with a target at exactly `remote`, else the one whose ACL holds it.
+        let by_target = self.cfg.trunks.iter().find(|t| t.targets.iter().any(|x| x.addr == remote)).map(|t| t.id);
+        let Some(t) = by_target.or_else(|| crate::policy::identify::by_acl(&self.cfg, remote.ip())) else {
+            return false;
+        };
+        match self.cfg.trunk(t).sip_address {
+            SipAddress::Public => false,
+            SipAddress::Private => true,
+            SipAddress::Auto => !is_global(remote.ip()),
+        }
+    }
+
+    pub(crate) fn via(&mut self, d: Dest) -> String {
         let token = self.token();
-        let host = self.host_of(local);
+        let host = self.host_to(d.local, d.remote);
         let mut v = String::with_capacity(40 + host.len() + token.len());
         v.push_str("SIP/2.0/");
-        v.push_str(t.via_token());
+        v.push_str(d.transport.via_token());
         v.push(' ');
         v.push_str(&host);
         v.push_str(";branch=z9hG4bK");
@@ -287,7 +314,14 @@ impl Core {
 
     /// Our Contact for a flow.
     pub(crate) fn contact(&self, d: Dest) -> String {
-        self_contact(&self.cfg, d, &self.hosts)
+        let host = self.host_to(d.local, d.remote);
+        let tp = if d.transport == Transport::Udp { "" } else { ";transport=tcp" };
+        let mut c = String::with_capacity(16 + host.len() + tp.len());
+        c.push_str("<sip:xtrunk@");
+        c.push_str(&host);
+        c.push_str(tp);
+        c.push('>');
+        c
     }
 
     // ------------------------------------------------------------------ inputs
@@ -584,13 +618,17 @@ fn cached_host<'a>(hosts: &'a [(SocketAddr, String)], cfg: &Snapshot, local: Soc
     }
 }
 
-fn self_contact(cfg: &Snapshot, d: Dest, hosts: &[(SocketAddr, String)]) -> String {
-    let host = cached_host(hosts, cfg, d.local);
-    let tp = if d.transport == Transport::Udp { "" } else { ";transport=tcp" };
-    let mut c = String::with_capacity(16 + host.len() + tp.len());
-    c.push_str("<sip:xtrunk@");
-    c.push_str(&host);
-    c.push_str(tp);
-    c.push('>');
-    c
+/// Not a global address: private (RFC 1918, fc00::/7), shared (RFC 6598), loopback or
+/// link-local.
+fn is_global(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            !(v.is_private() || v.is_loopback() || v.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v) => {
+            let s = v.segments()[0];
+            !(v.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80)
+        }
+    }
 }

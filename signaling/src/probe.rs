@@ -70,10 +70,10 @@ impl Core {
         let cfg = std::sync::Arc::clone(&self.cfg);
         let trunk = cfg.trunks.iter().find(|t| t.targets.iter().any(|tg| tg.addr == addr)).unwrap_or(&cfg.trunks[0]);
         let local = self.listener_for(trunk, tp);
-        let via = self.via(tp, local);
+        let via = self.via(crate::transport::Dest { transport: tp, local, remote: addr });
         let (tag, call_id) = (self.token(), self.token());
         let host = uri_host(addr);
-        let me = self.host_of(local).into_owned();
+        let me = self.host_to(local, addr).into_owned();
         let t = if tp == crate::transport::Transport::Udp { "" } else { ";transport=tcp" };
         let mut m = Message::request(Method::Options, format!("sip:{host}{t}"));
         m.push(HName::Via, via)

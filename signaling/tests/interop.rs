@@ -204,3 +204,32 @@ fn a_listener_advertises_its_own_public_host() {
     assert!(inv.header(&HName::Contact).unwrap().contains("edge-a.example.net:5060"), "{inv:?}");
     assert!(!String::from_utf8_lossy(&inv.to_bytes()).contains("global.example.net"));
 }
+
+/// #16 header options: `sip_address` picks which of the edge's addresses Via, Contact and From
+/// carry toward a trunk: the advertised one (public, the default), the listener's own
+/// (private), or by the peer's address (auto: loopback here counts as private).
+#[test]
+fn sip_address_chooses_the_public_or_the_private_address_toward_a_trunk() {
+    use xtrunk_config::SipAddress;
+    let live = addr("127.0.0.1:5094");
+    for (mode, want) in [
+        (SipAddress::Public, "203.0.113.5:5060"),
+        (SipAddress::Private, "127.0.0.1:5060"),
+        (SipAddress::Auto, "127.0.0.1:5060"),
+    ] {
+        let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+        cfg.sip.advertised_host = Some("203.0.113.5".into());
+        cfg.trunks[1].targets = vec![xtrunk_config::Target::udp(live)];
+        cfg.trunks[1].sip_address = mode;
+        let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 25);
+        p.input(addr("127.0.0.1:5062"), invite("127.0.0.1:5062", "z9hG4bKsa", "sipaddr").as_bytes());
+        let inv = p.take(live, |m| m.method().is_some());
+        let via = inv.header(&HName::Via).unwrap_or_default().to_string();
+        let contact = inv.header(&HName::Contact).unwrap_or_default().to_string();
+        let from = inv.header(&HName::From).unwrap_or_default().to_string();
+        assert!(via.contains(&format!(" {want};")), "{mode:?}: Via {via}");
+        assert!(contact.contains(&format!("@{want}>")), "{mode:?}: Contact {contact}");
+        assert!(from.contains(&format!("@{want}>")), "{mode:?}: From {from}");
+        assert_eq!(inv.headers_of(&HName::Via).count(), 1, "a single Via");
+    }
+}

@@ -131,7 +131,7 @@ impl Core {
                     log::info!("call {}: route entry {} ({}) next", id.0, call.entry, trunk.name);
                     let first = self.first_target(trunk);
                     let local = self.listener_for(trunk, trunk.targets[first].transport.into());
-                    let host = self.host_of(local).into_owned();
+                    let host = self.host_to(local, trunk.targets[first].addr).into_owned();
                     let Some(call) = self.calls.get_mut(&id) else { return };
                     let leg = &mut call.legs[1];
                     (leg.trunk, leg.origin, leg.local_sdp) = (tout, origin, Some(sdp));

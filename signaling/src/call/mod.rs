@@ -393,7 +393,7 @@ impl Core {
         purpose: Purpose,
     ) -> Option<TxKey> {
         let d = self.calls.get(&id)?.legs[s].dlg.dest;
-        let via = self.via(d.transport, d.local);
+        let via = self.via(d);
         let contact = self.contact(d);
         let call = self.calls.get_mut(&id)?;
         let m = call.legs[s].dlg.request(method, via, contact, body);
@@ -404,7 +404,7 @@ impl Core {
     /// Sends the ACK of a 2xx on a dialog (no transaction; RFC 3261 §13.2.2.4).
     pub(crate) fn ack_on(&mut self, dlg: &Dialog) -> crate::transport::Transmit {
         let d = dlg.dest;
-        let via = self.via(d.transport, d.local);
+        let via = self.via(d);
         let t = crate::transport::Transmit { dest: d, data: dlg.ack(via).to_bytes() };
         self.out.push_back(t.clone());
         t

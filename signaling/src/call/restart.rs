@@ -222,7 +222,7 @@ impl Core {
         for l in &e.legs {
             let Ok(mut leg) = self.leg_from_journal(l) else { continue };
             let d = leg.dlg.dest;
-            let via = self.via(d.transport, d.local);
+            let via = self.via(d);
             let m = leg.dlg.request(Method::Bye, via, String::new(), None);
             self.txs.send_request(now, m, d, Owner::Orphan);
         }

@@ -68,7 +68,7 @@ impl Core {
         }
         let secs = call.session_expires;
         let d = call.legs[usize::from(s)].dlg.dest;
-        let via = self.via(d.transport, d.local);
+        let via = self.via(d);
         let contact = self.contact(d);
         let Some(call) = self.calls.get_mut(&id) else { return };
         let mut m = call.legs[usize::from(s)].dlg.request(Method::Update, via, contact, None);

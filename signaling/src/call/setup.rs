@@ -391,7 +391,7 @@ impl Core {
         let local_hdr = if numbers.privacy {
             format!("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={b_tag}")
         } else {
-            format!("{display}<sip:{from_user}@{}>;tag={b_tag}", self.host_of(local))
+            format!("{display}<sip:{from_user}@{}>;tag={b_tag}", self.host_to(local, t.addr))
         };
         let dlg = Dialog {
             call_id: b_call_id,
@@ -443,8 +443,8 @@ impl Core {
         };
         let tr: Transport = t.transport.into();
         let local = self.listener_for(trunk, tr);
-        let via = self.via(tr, local);
-        let contact = self.contact(Dest { transport: tr, local, remote: local });
+        let via = self.via(Dest { transport: tr, local, remote: t.addr });
+        let contact = self.contact(Dest { transport: tr, local, remote: t.addr });
         let call = self.calls.get_mut(&id).expect("checked");
         call.targets_tried += 1;
         call.b_provisional = false;

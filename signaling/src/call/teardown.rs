@@ -312,7 +312,7 @@ impl Core {
         let dest = Dest { transport: dest_t, local, remote };
         for (m, s) in [(Method::Ack, seq), (Method::Bye, seq + 1)] {
             let mut r = Message::request(m.clone(), target.clone());
-            let via = self.via(dest_t, local);
+            let via = self.via(dest);
             r.push(HName::Via, via)
                 .push(HName::MaxForwards, "70")
                 .push(HName::From, inv.header(&HName::From).unwrap_or(""))

@@ -94,7 +94,7 @@ impl Core {
         let offer = offer.ok()?;
         let c_tag = self.token();
         let c_cid = self.token();
-        let host = self.host_of(local).into_owned();
+        let host = self.host_to(local, t.addr).into_owned();
         let dlg = Dialog {
             call_id: c_cid,
             local_hdr: format!("<sip:xtrunk@{host}>;tag={c_tag}"),
@@ -114,7 +114,7 @@ impl Core {
         let d = leg.dlg.dest;
         let thost = uri_host(d.remote);
         let mut m = Message::request(Method::Invite, format!("sip:{user}@{thost}"));
-        m.push(HName::Via, self.via(d.transport, d.local))
+        m.push(HName::Via, self.via(d))
             .push(HName::MaxForwards, "70")
             .push(HName::From, leg.dlg.local_hdr.clone())
             .push(HName::To, format!("<sip:{user}@{thost}>"))
@@ -137,7 +137,7 @@ impl Core {
         let body = format!("SIP/2.0 {code} {phrase}\r\n").into_bytes();
         let Some(call) = self.calls.get(&id) else { return };
         let d = call.legs[s].dlg.dest;
-        let via = self.via(d.transport, d.local);
+        let via = self.via(d);
         let contact = self.contact(d);
         let call = self.calls.get_mut(&id).expect("present");
         let mut m = call.legs[s].dlg.request(Method::Notify, via, contact, Some(("message/sipfrag;version=2.0", body)));
@@ -208,7 +208,7 @@ impl Core {
     /// A BYE on a dialog that is not (or no longer) a leg of the call.
     fn bye_detached(&mut self, now: Instant, dlg: &mut Dialog, id: CallKey) {
         let d = dlg.dest;
-        let via = self.via(d.transport, d.local);
+        let via = self.via(d);
         let m = dlg.request(Method::Bye, via, String::new(), None);
         self.txs.send_request(now, m, d, Owner::Call(id, Purpose::Bye));
     }

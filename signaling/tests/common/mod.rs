@@ -72,6 +72,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
         domain: None,
         failover: vec![],
+        sip_address: Default::default(),
         targets: targets.iter().map(|p| Target::udp(SocketAddr::from(([127, 0, 0, 1], *p)))).collect(),
         codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
         srtp: Default::default(),
