@@ -114,6 +114,9 @@ pub(crate) struct Call {
     pub(crate) session_expires: u32,
     pub(crate) refreshing: [bool; 2],
     pub(crate) refresh_gen: [u32; 2],
+    /// How each leg's session is kept: our UPDATEs, our re-INVITEs (the peer refused UPDATE),
+    /// or the peer's own refreshes (a caller that asked `refresher=uac`).
+    pub(crate) refresh_by: [session_timer::Refresher; 2],
     pub(crate) user: String,
     pub(crate) session: SessionId,
     pub(crate) spec: SessionSpec,

@@ -165,7 +165,8 @@ impl Core {
         r.push(HName::Allow, ALLOW);
         r.push(HName::ContentType, "application/sdp");
         if call.session_expires > 0 {
-            r.push(HName::Other("Session-Expires".into()), format!("{};refresher=uas", call.session_expires));
+            let who = if call.refresh_by[0] == super::session_timer::Refresher::Peer { "uac" } else { "uas" };
+            r.push(HName::Other("Session-Expires".into()), format!("{};refresher={who}", call.session_expires));
             if super::session_timer::supports_timer(&call.a_invite) {
                 r.push(HName::Require, "timer");
             }

@@ -27,6 +27,11 @@ impl Core {
         if let Some(c) = req.header(&HName::Contact).and_then(|c| NameAddr::parse(c).ok()) {
             call.legs[s].dlg.remote_target = c.uri;
         }
+        // A session refresh from a leg whose peer is the refresher (RFC 4028 §10).
+        if call.refresh_by[s] == super::session_timer::Refresher::Peer && call.session_expires > 0 {
+            self.arm_session_timer(now, id, u8::try_from(s).unwrap_or(0));
+        }
+        let Some(call) = self.calls.get_mut(&id) else { return };
         if req.body.is_empty() {
             return self.answer_locally(now, id, s, k, &req);
         }

@@ -155,6 +155,7 @@ impl Core {
             session_expires: 0,
             refreshing: [false; 2],
             refresh_gen: [0; 2],
+            refresh_by: [super::session_timer::Refresher::Update; 2],
             user: e.user.clone(),
             session: spec.id,
             spec,

@@ -136,6 +136,7 @@ impl Core {
         self.media_out.push_back(Command::Create(spec));
         let delayed_offer = req.body.is_empty();
         let session_expires = super::session_timer::interval(&cfg.sip, &req).unwrap_or(0);
+        let caller_refresher = super::session_timer::Refresher::of_caller(&req);
         let leg_a = self.caller_leg(&req, src, tin, n.ports[0], n.offer.clone());
         let leg_b = self.callee_leg(&req, &cfg, (tout, n.first_target), n.ports[1], n.b_origin, n.b_sdp, &plan.numbers);
         let cdr = Cdr {
@@ -176,6 +177,7 @@ impl Core {
             session_expires,
             refreshing: [session_expires > 0; 2],
             refresh_gen: [0; 2],
+            refresh_by: [caller_refresher, super::session_timer::Refresher::Update],
             delayed_offer,
             user: plan.numbers.callee.clone().unwrap_or(user),
             session,
