@@ -809,3 +809,52 @@ fn operations_tables_are_checked_with_their_key_paths() {
     assert!(Config::parse(&default_with("[cdr]\nstore = \"mysql\"\n"), "t").is_err(), "unknown store kind");
     assert!(Config::parse(&default_with("[control]\nport = 1\n"), "t").is_err(), "unknown key");
 }
+
+#[test]
+fn trunk_domains_are_checked_and_exclusive_with_targets() {
+    let t = |extra: &str| default_with(&format!("[[trunk]]\nname = \"dns\"\nrole = \"carrier\"\n{extra}\n"));
+    assert!(problems_of(&t("domain = \"sip.carrier.example\"")).is_empty());
+    assert!(problems_of(&t("domain = \"sip.carrier.example:5080\"")).is_empty());
+    assert_problem(&t("domain = \"bad_name..example\""), "trunk[2].domain", "must be a domain name");
+    assert_problem(&t("domain = \"192.0.2.1\""), "trunk[2].domain", "list it in targets");
+    assert_problem(&t("domain = \"a.example:0\""), "trunk[2].domain", "port");
+    assert_problem(
+        &t("domain = \"a.example\"\ntargets = [{ addr = \"192.0.2.1:5060\" }]"),
+        "trunk[2].domain",
+        "not both",
+    );
+    // A route may go to a domain trunk (it has no static targets).
+    let routed = format!("{}\n[[route]]\ntrunk = \"dns\"\n", t("domain = \"a.example\""));
+    assert!(problems_of(&routed).is_empty(), "{:?}", problems_of(&routed));
+    assert_problem(&default_with("[sip.dns]\nmin_ttl_secs = 0\n"), "sip.dns.min_ttl_secs", "1..=");
+    assert_problem(&default_with("[sip.dns]\nservers = [\"0.0.0.0:53\"]\n"), "sip.dns.servers[0]", "name server");
+}
+
+#[test]
+fn route_caller_prefix_and_time_window_name_the_key() {
+    let r = |extra: &str| default_with(&format!("[[route]]\ntrunk = \"carrier\"\n{extra}\n"));
+    assert!(problems_of(&r("caller_prefix = \"+4930\"\ntime = { from = \"22:00\", to = \"06:00\" }")).is_empty());
+    assert_problem(&r("caller_prefix = \"abc\""), "route[0].caller_prefix", "'+' and digits");
+    assert_problem(&r("time = { from = \"8:00\", to = \"18:00\" }"), "route[0].time.from", "HH:MM");
+    assert_problem(&r("time = { from = \"08:00\", to = \"08:00\" }"), "route[0].time.to", "differ");
+    assert_problem(
+        &r("time = { days = [\"mo\"], from = \"08:00\", to = \"18:00\" }"),
+        "route[0].time.days[0]",
+        "mon..sun",
+    );
+    assert_problem(
+        &r("time = { from = \"08:00\", to = \"18:00\", utc_offset_minutes = 900 }"),
+        "route[0].time.utc_offset_minutes",
+        "-840..=840",
+    );
+}
+
+#[test]
+fn trunk_failover_names_a_trunk_with_targets() {
+    let f =
+        |list: &str| MINIMAL.replace("acl = [\"127.0.0.0/8\"]", &format!("acl = [\"127.0.0.0/8\"]\nfailover = {list}"));
+    assert!(problems_of(&f("[\"carrier\"]")).is_empty());
+    assert_problem(&f("[\"nosuch\"]"), "trunk[0].failover[0]", "no trunk named");
+    assert_problem(&f("[\"pbx\"]"), "trunk[0].failover[0]", "no targets");
+    assert_problem(&f("[\"carrier\", \"carrier\"]"), "trunk[0].failover[1]", "listed twice");
+}

@@ -91,6 +91,8 @@ fn names_resolve_to_ids() {
         then: vec![],
         failover_codes: crate::default_failover_codes(),
         then_number: None,
+        caller_prefix: None,
+        time: None,
     };
     assert_eq!(r("+44"), want);
     assert_eq!(r("").from_trunk, None);

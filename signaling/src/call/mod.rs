@@ -487,3 +487,30 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::hunt_index;
+    use xtrunk_config::Target;
+
+    fn targets(prios: &[u16]) -> Vec<Target> {
+        prios
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Target { priority: *p, ..Target::udp(([192, 0, 2, 1], 5060 + i as u16).into()) })
+            .collect()
+    }
+
+    #[test]
+    fn a_hunt_finishes_its_priority_group_before_the_next() {
+        let t = targets(&[0, 0, 0, 1, 2]);
+        let order = |first| (0..6).map(|i| hunt_index(&t, first, i)).collect::<Vec<_>>();
+        assert_eq!(order(1), [Some(1), Some(2), Some(0), Some(3), Some(4), None]);
+        assert_eq!(order(0), [Some(0), Some(1), Some(2), Some(3), Some(4), None]);
+        // One group: plain rotation.
+        let one = targets(&[0, 0, 0]);
+        assert_eq!((0..3).map(|i| hunt_index(&one, 2, i)).collect::<Vec<_>>(), [Some(2), Some(0), Some(1)]);
+        // Starting in a later group (its earlier groups come after).
+        assert_eq!(order(3), [Some(3), Some(0), Some(1), Some(2), Some(4), None]);
+    }
+}
