@@ -67,6 +67,8 @@ pub struct TrunkView {
     pub failover: Vec<TrunkId>,
     /// `sip_address`: which of the edge's addresses requests to it carry.
     pub sip_address: crate::SipAddress,
+    /// `tls`: how its TLS targets' certificates are checked.
+    pub tls: Option<crate::TrunkTls>,
     /// Allowed codecs, in preference order.
     pub codecs: Vec<Codec>,
     /// SRTP policy towards this trunk.
@@ -380,6 +382,7 @@ impl Snapshot {
                 },
                 domain: t.domain.clone(),
                 sip_address: t.sip_address,
+                tls: t.tls.clone(),
                 failover: t
                     .failover
                     .iter()

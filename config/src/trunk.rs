@@ -87,6 +87,12 @@ pub struct Trunk {
     /// release), `digest` or `both`.
     #[serde(default, skip_serializing_if = "AuthMode::is_default")]
     pub auth: AuthMode,
+    /// TLS toward this trunk's `transport = "tls"` targets: `{ ca = "carrier-ca.pem",
+    /// server_name = "sip.carrier.example" }`. The carrier's certificate must chain to `ca`
+    /// (default: the host's `/etc/ssl/certs/ca-certificates.crt`) and name `server_name`
+    /// (default: the trunk's `domain`, else the target's IP address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TrunkTls>,
     /// Which address of the edge Via, Contact and From carry toward this trunk (PortSIP's
     /// header options): `public` (default: the listener's `advertised` address, else
     /// `sip.advertised_host`, else its own), `private` (the listener's own address: a carrier
@@ -107,6 +113,18 @@ pub struct Trunk {
     /// `[trunk.numbers]`: number formats, trust (PAI) and CLI prefix blocks.
     #[serde(default)]
     pub numbers: crate::Numbers,
+}
+
+/// A trunk's `tls`: how its server certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkTls {
+    /// PEM file of the CA certificates its certificate must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<std::path::PathBuf>,
+    /// The name its certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 /// `sip_address`: the edge's address toward a trunk.

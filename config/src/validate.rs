@@ -111,10 +111,6 @@ impl Config {
                     v.add(format!("{p}.advertised"), format!("must be a host name or IP, got {h:?}"));
                 }
             }
-            if l.transport == Transport::Tls {
-                // Until TLS is served (issue #14) a tls listener would be skipped at run time.
-                v.add(format!("{p}.transport"), "tls is not served yet; use udp or tcp");
-            }
             match (l.transport, &l.tls) {
                 (Transport::Tls, None) => {
                     v.add(format!("{p}.tls"), "transport tls needs tls = { cert = ..., key = ... }")
@@ -493,9 +489,6 @@ impl Config {
                 if !(1..=1000).contains(&tg.weight) {
                     v.add(format!("{p}.targets[{j}].weight"), format!("must be 1..=1000, got {}", tg.weight));
                 }
-                if tg.transport == Transport::Tls {
-                    v.add(format!("{p}.targets[{j}].transport"), "tls is not served yet; use udp or tcp");
-                }
             }
             if let Some(a) = t.sip_listen {
                 let want = t.targets.first().map(|x| x.transport);
@@ -508,8 +501,10 @@ impl Config {
             if t.media_ip.is_some_and(|ip| ip.is_unspecified()) {
                 v.add(format!("{p}.media_ip"), "must be a real address (it goes into SDP)");
             }
-            if t.transports.contains(&Transport::Tls) {
-                v.add(format!("{p}.transports"), "tls is not served yet; use udp or tcp");
+            if let Some(tls) = &t.tls {
+                if tls.server_name.as_deref().is_some_and(|n| n.is_empty()) {
+                    v.add(format!("{p}.tls.server_name"), "must not be empty");
+                }
             }
             self.validate_trunk_policy(v, &p, t);
             validate_options(v, &p, t);

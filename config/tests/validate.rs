@@ -659,12 +659,17 @@ fn acl_without_overlap_is_fine() {
 }
 
 #[test]
-fn tls_listener_is_refused_until_served() {
+fn tls_listeners_and_targets_are_served() {
     let cfg = default_with(
-        "[[sip.listen]]\ntransport = \"tls\"\naddr = \"127.0.0.1:5061\"\ntls = { cert = \"/c.pem\", key = \"/k.pem\" }",
+        "[[sip.listen]]\ntransport = \"tls\"\naddr = \"127.0.0.1:5061\"\ntls = { cert = \"/c.pem\", key = \"/k.pem\" }\n\
+         [[trunk]]\nname = \"tls-carrier\"\nrole = \"carrier\"\n\
+         targets = [{ addr = \"192.0.2.1:5061\", transport = \"tls\" }]\ntls = { server_name = \"sip.example\" }",
     );
-    let p = problems_of(&cfg);
-    assert!(p.iter().any(|p| p.starts_with("sip.listen[0].transport") && p.contains("not served")), "{p:?}");
+    assert!(problems_of(&cfg).is_empty(), "{:?}", problems_of(&cfg));
+    let bad = default_with(
+        "[[trunk]]\nname = \"t\"\nrole = \"carrier\"\nacl = [\"192.0.2.0/24\"]\ntls = { server_name = \"\" }",
+    );
+    assert_problem(&bad, "trunk[2].tls.server_name", "must not be empty");
 }
 
 #[test]

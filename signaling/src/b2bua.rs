@@ -163,6 +163,11 @@ impl Core {
         self.cfg = cfg;
     }
 
+    /// The listeners the core was built with.
+    pub fn listeners(&self) -> &[(Transport, SocketAddr)] {
+        &self.listeners
+    }
+
     /// The running configuration.
     pub fn config(&self) -> &Arc<Snapshot> {
         &self.cfg
@@ -315,7 +320,7 @@ impl Core {
     /// Our Contact for a flow.
     pub(crate) fn contact(&self, d: Dest) -> String {
         let host = self.host_to(d.local, d.remote);
-        let tp = if d.transport == Transport::Udp { "" } else { ";transport=tcp" };
+        let tp = d.transport.uri_param();
         let mut c = String::with_capacity(16 + host.len() + tp.len());
         c.push_str("<sip:xtrunk@");
         c.push_str(&host);

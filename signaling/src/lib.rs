@@ -38,6 +38,7 @@ pub mod shell;
 pub mod sip;
 pub mod tcp;
 pub mod testing;
+pub mod tls;
 pub mod transport;
 
 pub use media::{Backpressure, LoopbackMedia, MediaPort};

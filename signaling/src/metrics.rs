@@ -52,6 +52,8 @@ pub struct TcpMetrics {
     pub closed_oversize_read: u64,
     /// Closed: more than `tcp_max_write_buffer` queued toward a peer that does not read.
     pub closed_write_overflow: u64,
+    /// Closed: a TLS handshake failed (certificate, name, CA, protocol) or a bad record.
+    pub tls_failed: u64,
 }
 
 /// Counts one event of `what`; logs the first (and every 10 000th after).

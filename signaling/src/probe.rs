@@ -74,7 +74,7 @@ impl Core {
         let (tag, call_id) = (self.token(), self.token());
         let host = uri_host(addr);
         let me = self.host_to(local, addr).into_owned();
-        let t = if tp == crate::transport::Transport::Udp { "" } else { ";transport=tcp" };
+        let t = tp.uri_param();
         let mut m = Message::request(Method::Options, format!("sip:{host}{t}"));
         m.push(HName::Via, via)
             .push(HName::MaxForwards, "70")

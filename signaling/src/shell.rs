@@ -141,7 +141,8 @@ impl<M: MediaPort> Server<M> {
                     listeners.push((Transport::Udp, a));
                     udp.push((tok, s, a));
                 }
-                xtrunk_config::Transport::Tcp => {
+                xtrunk_config::Transport::Tcp | xtrunk_config::Transport::Tls => {
+                    let tr = Transport::from(l.transport);
                     // Same port as a UDP listener bound with port 0 when asked for port 0.
                     let addr = if l.addr.port() == 0 {
                         listeners
@@ -151,14 +152,12 @@ impl<M: MediaPort> Server<M> {
                     } else {
                         l.addr
                     };
-                    let mut s = TcpListener::bind(addr).with_context(|| format!("sip.listen[{i}]: bind tcp {addr}"))?;
+                    let mut s =
+                        TcpListener::bind(addr).with_context(|| format!("sip.listen[{i}]: bind {tr:?} {addr}"))?;
                     let a = s.local_addr()?;
                     poll.registry().register(&mut s, tok, Interest::READABLE)?;
-                    listeners.push((Transport::Tcp, a));
+                    listeners.push((tr, a));
                     tcp.push((tok, s, a));
-                }
-                xtrunk_config::Transport::Tls => {
-                    log::warn!("sip.listen[{i}]: tls is not served yet; listener skipped");
                 }
             }
         }
@@ -173,7 +172,8 @@ impl<M: MediaPort> Server<M> {
                 None
             }
         };
-        let conns = TcpConns::new(poll.registry().try_clone()?);
+        let mut conns = TcpConns::new(poll.registry().try_clone()?);
+        conns.set_tls(crate::tls::TlsSetup::load(core.config(), core.listeners()).map_err(|e| anyhow::anyhow!(e))?);
         let udp_busy = vec![false; udp.len()];
         Ok(Self {
             poll,
@@ -283,6 +283,10 @@ impl<M: MediaPort> Server<M> {
             new.routes.len()
         );
         self.core.reload(Arc::new(new));
+        match crate::tls::TlsSetup::load(self.core.config(), self.core.listeners()) {
+            Ok(t) => self.conns.set_tls(t),
+            Err(e) => log::error!("reload: {e}; TLS keeps the certificates it had"),
+        }
         self.watch_domains();
     }
 
@@ -304,7 +308,11 @@ impl<M: MediaPort> Server<M> {
         self.udp
             .iter()
             .map(|(_, _, a)| (Transport::Udp, *a))
-            .chain(self.tcp.iter().map(|(_, _, a)| (Transport::Tcp, *a)))
+            .chain(
+                self.tcp
+                    .iter()
+                    .map(|(_, _, a)| (if self.conns.tls_listener(*a) { Transport::Tls } else { Transport::Tcp }, *a)),
+            )
             .collect()
     }
 

@@ -159,6 +159,8 @@ impl Framer {
 
 struct Conn {
     stream: TcpStream,
+    /// The TLS record layer over `stream`, for a TLS connection ([`crate::tls`]).
+    tls: Option<Box<rustls::Connection>>,
     peer: SocketAddr,
     local: SocketAddr,
     rx: Framer,
@@ -186,6 +188,8 @@ enum End {
     Eof,
     /// Reset, unframeable or oversize: close now.
     Close,
+    /// The TLS handshake or a record failed: close, and fail what was sent over it.
+    TlsFailed,
 }
 
 /// The table of TCP connections, accepted and outbound.
@@ -200,6 +204,8 @@ pub(crate) struct TcpConns {
     next_token: usize,
     next_sweep: Instant,
     scratch: Vec<u8>,
+    /// Certificates and trust settings of the running configuration.
+    tls: crate::tls::TlsSetup,
 }
 
 /// May `ip` open a connection to us: some trunk's acl or targets allow it.
@@ -220,7 +226,18 @@ impl TcpConns {
             next_token: FIRST_CONN,
             next_sweep: Instant::now(),
             scratch: vec![0; READ_CHUNK],
+            tls: crate::tls::TlsSetup::default(),
         }
+    }
+
+    /// Whether listener `local` serves TLS.
+    pub(crate) fn tls_listener(&self, local: SocketAddr) -> bool {
+        self.tls.serves(local)
+    }
+
+    /// Takes the TLS settings new connections use (start, SIGHUP); open ones keep theirs.
+    pub(crate) fn set_tls(&mut self, tls: crate::tls::TlsSetup) {
+        self.tls = tls;
     }
 
     /// Connections open.
@@ -244,8 +261,14 @@ impl TcpConns {
         for _ in 0..ROUND_ACCEPTS {
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    if self.admit(peer.ip(), core, true) {
-                        self.insert(stream, peer, local);
+                    if !self.admit(peer.ip(), core, true) {
+                        continue;
+                    }
+                    match self.tls.accept(local).transpose() {
+                        Ok(tls) => {
+                            self.insert(stream, peer, local, tls);
+                        }
+                        Err(e) => log::warn!("tls {peer}: {e}"),
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -283,7 +306,13 @@ impl TcpConns {
         true
     }
 
-    fn insert(&mut self, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) -> Option<Token> {
+    fn insert(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        tls: Option<rustls::Connection>,
+    ) -> Option<Token> {
         let tok = Token(self.next_token);
         self.next_token += 1;
         if let Err(e) = self.registry.register(&mut stream, tok, Interest::READABLE | Interest::WRITABLE) {
@@ -293,8 +322,13 @@ impl TcpConns {
         *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
         self.by_peer.insert(peer, tok);
         // Queued at once: bytes that arrived before the registration are read on the first turn.
+        let tls = tls.map(|mut t| {
+            crate::tls::limit(&mut t);
+            Box::new(t)
+        });
         let c = Conn {
             stream,
+            tls,
             peer,
             local,
             rx: Framer::default(),
@@ -365,7 +399,8 @@ impl TcpConns {
             // The peer has not read what we sent: its input waits (`write` queues it again).
             return;
         }
-        let dest = Dest { transport: Transport::Tcp, local: c.local, remote: c.peer };
+        let transport = if c.tls.is_some() { Transport::Tls } else { Transport::Tcp };
+        let dest = Dest { transport, local: c.local, remote: c.peer };
         let (mut frames, mut reads) = (0, 0);
         let end = loop {
             match c.rx.next(max) {
@@ -402,7 +437,11 @@ impl TcpConns {
             }
             reads += 1;
             let room = max.saturating_sub(c.rx.buffered()).clamp(1, READ_CHUNK);
-            match c.stream.read(&mut self.scratch[..room]) {
+            let got = match c.tls.as_deref_mut() {
+                Some(t) => crate::tls::read(t, &mut c.stream, &mut self.scratch[..room]),
+                None => c.stream.read(&mut self.scratch[..room]),
+            };
+            match got {
                 Ok(0) => c.eof = true,
                 Ok(n) => {
                     c.last_io = Instant::now();
@@ -414,6 +453,13 @@ impl TcpConns {
                     break End::Drained;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::InvalidData && c.tls.is_some() => {
+                    // A failed handshake (certificate expired, wrong name, unknown CA) or a bad
+                    // record: the reason goes to the log; calls over it fail over.
+                    log::warn!("tls {}: {e}", c.peer);
+                    core.metrics.tcp.tls_failed += 1;
+                    break End::TlsFailed;
+                }
                 Err(_) => break End::Close,
             }
         };
@@ -431,6 +477,7 @@ impl TcpConns {
                 self.queue.push_back(tok);
             }
             End::Eof | End::Close => self.close(tok, false, core),
+            End::TlsFailed => self.close(tok, true, core),
         }
     }
 
@@ -438,9 +485,17 @@ impl TcpConns {
     fn write(&mut self, tok: Token, core: &mut Core) {
         let Some(c) = self.conns.get_mut(&tok) else { return };
         let mut failed = false;
-        while !c.tx.is_empty() {
+        if let Some(t) = c.tls.as_deref_mut() {
+            // Records (handshake, or data the socket did not take) left from before.
+            failed = crate::tls::flush(t, &mut c.stream).is_err_and(|e| e.kind() != ErrorKind::NotConnected);
+        }
+        while !c.tx.is_empty() && !failed {
             let (head, _) = c.tx.as_slices();
-            match c.stream.write(head) {
+            let wrote = match c.tls.as_deref_mut() {
+                Some(t) => crate::tls::write(t, &mut c.stream, head),
+                None => c.stream.write(head),
+            };
+            match wrote {
                 Ok(0) => {
                     failed = true;
                     break;
@@ -474,8 +529,23 @@ impl TcpConns {
         let tok = match self.by_peer.get(&remote) {
             Some(tok) => *tok,
             None => {
+                let tls = if t.dest.transport == Transport::Tls {
+                    match self.tls.connect(remote) {
+                        Some(Ok(c)) => Some(c),
+                        Some(Err(e)) => {
+                            log::warn!("tls {remote}: {e}");
+                            return core.handle_transport_error(Instant::now(), remote);
+                        }
+                        None => {
+                            log::warn!("tls {remote}: not a TLS target of any trunk");
+                            return core.handle_transport_error(Instant::now(), remote);
+                        }
+                    }
+                } else {
+                    None
+                };
                 let stream = if self.admit(remote.ip(), core, false) { TcpStream::connect(remote).ok() } else { None };
-                match stream.and_then(|s| self.insert(s, remote, t.dest.local)) {
+                match stream.and_then(|s| self.insert(s, remote, t.dest.local, tls)) {
                     Some(tok) => tok,
                     None => return core.handle_transport_error(Instant::now(), remote),
                 }

@@ -15,7 +15,7 @@ pub enum Transport {
     Udp,
     /// TCP stream, framed by Content-Length.
     Tcp,
-    /// TLS over TCP (not served yet).
+    /// TLS over TCP ([`crate::tls`]).
     Tls,
 }
 
@@ -23,6 +23,16 @@ impl Transport {
     /// Reliable transports run no retransmission timers (RFC 3261 §17).
     pub fn reliable(self) -> bool {
         !matches!(self, Self::Udp)
+    }
+
+    /// The URI parameter naming this transport: empty for UDP (the default), else
+    /// `;transport=tcp` / `;transport=tls`.
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Self::Udp => "",
+            Self::Tcp => ";transport=tcp",
+            Self::Tls => ";transport=tls",
+        }
     }
 
     /// The Via token.

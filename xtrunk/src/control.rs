@@ -363,11 +363,12 @@ fn render_process(reg: &mut Text, s: &OpsSnapshot, src: &Sources) {
         ("idle", t.closed_idle),
         ("oversize_read", t.closed_oversize_read),
         ("write_overflow", t.closed_write_overflow),
+        ("tls_failed", t.tls_failed),
     ];
     counters(
         reg,
         "xtrunk_tcp_refused_total",
-        "TCP connections refused or closed by a limit.",
+        "TCP/TLS connections refused or closed by a limit or a failed TLS handshake.",
         tcp.map(|(r, n)| (labels(&[("reason", r)]), n)),
     );
     let reloads = [("applied", s.reloads), ("refused", s.reloads_refused)];

@@ -458,7 +458,7 @@ impl Core {
         let leg = &mut call.legs[1];
         leg.dlg.local_cseq += 1;
         leg.dlg.dest = Dest { transport: tr, local, remote: t.addr };
-        let tp = if tr == Transport::Udp { "" } else { ";transport=tcp" };
+        let tp = tr.uri_param();
         // A domain trunk is addressed by its domain (RFC 3263: the URI resolved, not rewritten).
         let host = trunk.domain.clone().unwrap_or_else(|| uri_host(t.addr));
         let mut m = Message::request(Method::Invite, format!("sip:{}@{host}{tp}", call.user));

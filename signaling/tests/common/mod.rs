@@ -73,6 +73,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         domain: None,
         failover: vec![],
         sip_address: Default::default(),
+        tls: None,
         targets: targets.iter().map(|p| Target::udp(SocketAddr::from(([127, 0, 0, 1], *p)))).collect(),
         codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
         srtp: Default::default(),
