@@ -23,14 +23,14 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA and two certificates it signed: `edge` (edge.test, 127.0.0.1) and `carrier`
-/// (carrier.test, 127.0.0.1).
-fn make_certs(dir: &Path) {
+/// (carrier.test, 127.0.0.1; valid `carrier_days`: "0" makes one that expires at once).
+fn make_certs(dir: &Path, carrier_days: &str) {
     openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"]);
     openssl(
         dir,
         &["req", "-x509", "-new", "-key", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=xtrunk test CA"],
     );
-    for (name, host) in [("edge", "edge.test"), ("carrier", "carrier.test")] {
+    for (name, host, days) in [("edge", "edge.test", "2"), ("carrier", "carrier.test", carrier_days)] {
         openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &format!("{name}.key")]);
         let csr = format!("{name}.csr");
         openssl(dir, &["req", "-new", "-key", &format!("{name}.key"), "-out", &csr, "-subj", &format!("/CN={host}")]);
@@ -48,7 +48,7 @@ fn make_certs(dir: &Path) {
                 "ca.key",
                 "-CAcreateserial",
                 "-days",
-                "2",
+                days,
                 "-out",
                 &format!("{name}.pem"),
                 "-extfile",
@@ -145,7 +145,7 @@ fn a_pbx_over_tls_places_a_call() {
     let tls_port = free_port();
     let side = Sidecar::start("tls-in", &[uas_port], |c| {
         let dir = c.node.shm_path.parent().unwrap().to_path_buf();
-        make_certs(&dir);
+        make_certs(&dir, "2");
         c.sip.listen.push(Listen {
             transport: Transport::Tls,
             addr: SocketAddr::from(([127, 0, 0, 1], tls_port)),
@@ -205,15 +205,18 @@ fn a_pbx_over_tls_places_a_call() {
 }
 
 /// The edge dials a carrier over TLS (s_server), checking its certificate against the trunk's
-/// CA and name; a wrong name is refused with a log line naming why, and the call fails over.
+/// CA and name; a wrong name or an expired certificate is refused (logged, counted) and the
+/// call fails over.
 #[test]
-fn the_edge_dials_a_tls_carrier_and_refuses_a_wrong_name() {
+fn the_edge_dials_a_tls_carrier_and_refuses_a_wrong_name_or_an_expired_certificate() {
     need_sipp!();
-    for (name, good) in [("carrier.test", true), ("someone-else.test", false)] {
+    for (name, days, good) in
+        [("carrier.test", "2", true), ("someone-else.test", "2", false), ("carrier.test", "0", false)]
+    {
         let tls_port = free_port();
         let side = Sidecar::start("tls-out", &[], |c| {
             let dir = c.node.shm_path.parent().unwrap().to_path_buf();
-            make_certs(&dir);
+            make_certs(&dir, days);
             c.sip.listen.push(Listen {
                 transport: Transport::Tls,
                 addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -235,6 +238,8 @@ fn the_edge_dials_a_tls_carrier_and_refuses_a_wrong_name() {
             &["s_server", "-accept", &accept, "-cert", "carrier.pem", "-key", "carrier.key", "-quiet"],
         );
         assert!(xtrunk_signaling::testing::wait_port_bound(tls_port, Duration::from_secs(10)), "s_server did not bind");
+        // A 0-day certificate's notAfter is its notBefore: a second later it has expired.
+        std::thread::sleep(Duration::from_millis(1100));
         let pbx = sipp(&side.dir, "uac", "uac_busy", free_port(), Some(side.port), 1, &[]);
         if good {
             let inv = carrier.message(Duration::from_secs(10)).expect("the INVITE over TLS");
