@@ -69,6 +69,8 @@ pub struct TrunkView {
     pub sip_address: crate::SipAddress,
     /// `tls`: how its TLS targets' certificates are checked.
     pub tls: Option<crate::TrunkTls>,
+    /// `[trunk.registrar]`: what its registrations may ask (accept-register trunks).
+    pub registrar: crate::RegistrarLimits,
     /// Allowed codecs, in preference order.
     pub codecs: Vec<Codec>,
     /// SRTP policy towards this trunk.
@@ -383,6 +385,7 @@ impl Snapshot {
                 domain: t.domain.clone(),
                 sip_address: t.sip_address,
                 tls: t.tls.clone(),
+                registrar: t.registrar.clone(),
                 failover: t
                     .failover
                     .iter()

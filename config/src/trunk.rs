@@ -87,6 +87,9 @@ pub struct Trunk {
     /// release), `digest` or `both`.
     #[serde(default, skip_serializing_if = "AuthMode::is_default")]
     pub auth: AuthMode,
+    /// `[trunk.registrar]`: the bindings a `kind = "accept-register"` trunk's PBX may hold.
+    #[serde(default, skip_serializing_if = "RegistrarLimits::is_default")]
+    pub registrar: RegistrarLimits,
     /// TLS toward this trunk's `transport = "tls"` targets: `{ ca = "carrier-ca.pem",
     /// server_name = "sip.carrier.example" }`. The carrier's certificate must chain to `ca`
     /// (default: the host's `/etc/ssl/certs/ca-certificates.crt`) and name `server_name`
@@ -113,6 +116,33 @@ pub struct Trunk {
     /// `[trunk.numbers]`: number formats, trust (PAI) and CLI prefix blocks.
     #[serde(default)]
     pub numbers: crate::Numbers,
+}
+
+/// `[trunk.registrar]` (RFC 3261 §10.3): the expiry range a REGISTER may ask (below the minimum:
+/// `423` with `Min-Expires`; above the maximum: granted the maximum) and the contacts it may bind.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarLimits {
+    /// Shortest expiry granted (default 60).
+    pub min_expires_secs: u32,
+    /// Longest (default 3600).
+    pub max_expires_secs: u32,
+    /// When the REGISTER names none (default 3600).
+    pub default_expires_secs: u32,
+    /// Contacts bound at once (default 5).
+    pub max_contacts: usize,
+}
+
+impl Default for RegistrarLimits {
+    fn default() -> Self {
+        Self { min_expires_secs: 60, max_expires_secs: 3600, default_expires_secs: 3600, max_contacts: 5 }
+    }
+}
+
+impl RegistrarLimits {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A trunk's `tls`: how its server certificate is checked.

@@ -462,7 +462,7 @@ impl Config {
             for (j, f) in t.failover.iter().enumerate() {
                 match self.trunks.iter().find(|x| x.name == *f) {
                     None => v.add(format!("{p}.failover[{j}]"), format!("no trunk named {f:?}")),
-                    Some(x) if x.targets.is_empty() && x.domain.is_none() => {
+                    Some(x) if !dialable(x) => {
                         v.add(format!("{p}.failover[{j}]"), format!("trunk {f:?} has no targets to send calls to"))
                     }
                     Some(_) if *f == t.name || t.failover[..j].contains(f) => {
@@ -523,11 +523,35 @@ impl Config {
                 v.add(format!("{p}.account"), format!("no account named {a:?}"));
             }
         }
-        if t.kind != TrunkKind::Ip {
+        if t.kind == TrunkKind::Register {
             v.add(
                 format!("{p}.kind"),
-                format!("\"{}\" is not served yet by this release (only \"{}\")", t.kind, TrunkKind::Ip),
+                format!("\"{}\" is not served yet by this release (only \"ip\" and \"accept-register\")", t.kind),
             );
+        }
+        if t.kind == TrunkKind::AcceptRegister {
+            if t.acl.is_empty() {
+                v.add(format!("{p}.acl"), "an accept-register trunk takes REGISTER from its acl's addresses");
+            }
+            if !t.targets.is_empty() || t.domain.is_some() {
+                v.add(format!("{p}.targets"), "an accept-register trunk's targets are its registered contacts");
+            }
+            let r = &t.registrar;
+            if r.min_expires_secs == 0 || r.min_expires_secs > r.max_expires_secs {
+                v.add(
+                    format!("{p}.registrar.min_expires_secs"),
+                    format!("must be 1..=max_expires_secs ({}), got {}", r.max_expires_secs, r.min_expires_secs),
+                );
+            }
+            if !(r.min_expires_secs..=r.max_expires_secs).contains(&r.default_expires_secs) {
+                v.add(
+                    format!("{p}.registrar.default_expires_secs"),
+                    format!("must be within min..=max_expires_secs, got {}", r.default_expires_secs),
+                );
+            }
+            if !(1..=100).contains(&r.max_contacts) {
+                v.add(format!("{p}.registrar.max_contacts"), format!("must be 1..=100, got {}", r.max_contacts));
+            }
         }
         if t.auth != AuthMode::Acl {
             v.add(
@@ -557,7 +581,7 @@ impl Config {
             }
             match self.trunks.iter().find(|t| t.name == r.trunk) {
                 None => v.add(format!("{p}.trunk"), format!("no trunk named {:?}", r.trunk)),
-                Some(t) if t.targets.is_empty() && t.domain.is_none() => {
+                Some(t) if !dialable(t) => {
                     v.add(format!("{p}.trunk"), format!("trunk {:?} has no targets to send calls to", r.trunk))
                 }
                 Some(_) => {}
@@ -571,7 +595,7 @@ impl Config {
             for (j, name) in r.then.iter().enumerate() {
                 match self.trunks.iter().find(|t| t.name == *name) {
                     None => v.add(format!("{p}.then[{j}]"), format!("no trunk named {name:?}")),
-                    Some(t) if t.targets.is_empty() && t.domain.is_none() => {
+                    Some(t) if !dialable(t) => {
                         v.add(format!("{p}.then[{j}]"), format!("trunk {name:?} has no targets to send calls to"))
                     }
                     Some(_) if *name == r.trunk || r.then[..j].contains(name) => {
@@ -698,4 +722,9 @@ fn validate_options(v: &mut Validator, p: &str, t: &Trunk) {
     if t.targets.is_empty() && t.domain.is_none() {
         v.add(format!("{p}.options"), "probing needs targets or a domain");
     }
+}
+
+/// Whether calls can be sent to `t`: it has targets, a domain to resolve, or registrations.
+fn dialable(t: &Trunk) -> bool {
+    !t.targets.is_empty() || t.domain.is_some() || t.kind == TrunkKind::AcceptRegister
 }

@@ -619,8 +619,10 @@ fn trunk_kind_not_served() {
     let t = |kind: &str| {
         format!("{MINIMAL}\n[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nkind = \"{kind}\"")
     };
-    assert_problem(&t("register"), "trunk[2].kind", "\"register\" is not served yet by this release (only \"ip\")");
-    assert_problem(&t("accept-register"), "trunk[2].kind", "\"accept-register\" is not served yet");
+    assert_problem(&t("register"), "trunk[2].kind", "\"register\" is not served yet by this release");
+    assert!(problems_of(&t("accept-register")).is_empty(), "{:?}", problems_of(&t("accept-register")));
+    let bad = format!("{}\n[trunk.registrar]\nmin_expires_secs = 0", t("accept-register"));
+    assert_problem(&bad, "trunk[2].registrar.min_expires_secs", "must be 1..=");
     assert!(problems_of(&t("ip")).is_empty());
     let err = Config::parse(&t("registered"), "f").unwrap_err().to_string();
     assert!(err.contains("kind") || err.contains("registered"), "{err}");

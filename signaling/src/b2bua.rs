@@ -96,6 +96,8 @@ pub struct Core {
     pub(crate) last_now: Instant,
     /// Counters.
     pub metrics: Metrics,
+    /// Accept-register trunks' bindings (`crate::registrar`).
+    pub(crate) registrar: crate::registrar::Registrar,
 }
 
 impl Core {
@@ -147,6 +149,7 @@ impl Core {
             queued: VecDeque::new(),
             last_now: now,
             metrics: Metrics::default(),
+            registrar: crate::registrar::Registrar::default(),
         }
     }
 
@@ -154,6 +157,7 @@ impl Core {
     /// keep the snapshot they started with. The listeners, the port pool and the transaction
     /// timers are the ones the core was built with (the caller keeps those keys as they were).
     pub fn reload(&mut self, cfg: Arc<Snapshot>) {
+        let cfg = self.registrar.onto(cfg);
         self.txs.set_limits(Limits::from_config(&cfg.sip.limits));
         self.txs.set_agent(&cfg.node.name);
         // Probe state by target survives; new targets are due at once (the epoch is past).
@@ -430,6 +434,7 @@ impl Core {
                 match method {
                     Method::Invite => self.on_invite(now, k, req, src),
                     Method::Options => self.on_options(now, k, &req, src, trunk),
+                    Method::Register => self.on_register(now, k, &req, src),
                     Method::Cancel => self.on_cancel(now, k, req, src),
                     Method::Bye | Method::Update | Method::Refer => self.reply(now, &k, &req, 481, reason(481)),
                     _ => self.reply(now, &k, &req, 405, reason(405)),
@@ -534,6 +539,7 @@ impl Core {
         self.txs.on_timeout(now);
         self.pump(now);
         self.run_probes(now);
+        self.expire_registrations(now);
         while let Some(Reverse((at, id, kind))) = self.heap.peek().copied() {
             if at > now {
                 break;

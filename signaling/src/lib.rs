@@ -32,6 +32,7 @@ pub mod ops;
 pub mod policy;
 pub mod ports;
 pub mod probe;
+pub mod registrar;
 pub mod reload;
 pub mod sdp;
 pub mod shell;

@@ -172,6 +172,8 @@ impl<M: MediaPort> Server<M> {
                 None
             }
         };
+        let mut core = core;
+        core.open_registrar(Some(crate::registrar::path_for(&cfg.node.shm_path)), Instant::now());
         let mut conns = TcpConns::new(poll.registry().try_clone()?);
         conns.set_tls(crate::tls::TlsSetup::load(core.config(), core.listeners()).map_err(|e| anyhow::anyhow!(e))?);
         let udp_busy = vec![false; udp.len()];

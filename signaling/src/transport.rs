@@ -58,6 +58,16 @@ impl Transport {
     }
 }
 
+impl From<Transport> for xtrunk_config::Transport {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Udp => Self::Udp,
+            Transport::Tcp => Self::Tcp,
+            Transport::Tls => Self::Tls,
+        }
+    }
+}
+
 impl From<xtrunk_config::Transport> for Transport {
     fn from(t: xtrunk_config::Transport) -> Self {
         match t {

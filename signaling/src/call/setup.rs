@@ -461,7 +461,12 @@ impl Core {
         let tp = tr.uri_param();
         // A domain trunk is addressed by its domain (RFC 3263: the URI resolved, not rewritten).
         let host = trunk.domain.clone().unwrap_or_else(|| uri_host(t.addr));
-        let mut m = Message::request(Method::Invite, format!("sip:{}@{host}{tp}", call.user));
+        // A registered PBX is called at the Contact it registered (RFC 3261 §10.3, §16.5).
+        let ruri = match self.registrar.uri_at(&trunk.name, t.addr) {
+            Some(uri) if trunk.kind == xtrunk_config::TrunkKind::AcceptRegister => uri.to_string(),
+            _ => format!("sip:{}@{host}{tp}", call.user),
+        };
+        let mut m = Message::request(Method::Invite, ruri);
         let mf = call.a_invite.header(&HName::MaxForwards).and_then(|v| v.parse::<u32>().ok()).unwrap_or(70);
         m.push(HName::Via, via)
             .push(HName::MaxForwards, mf.min(70).saturating_sub(1).to_string())

@@ -205,6 +205,8 @@ pub enum RejectReason {
     NoRoute,
     /// The route's trunk has no targets.
     NoTargets,
+    /// The destination is an accept-register trunk with no registered contact (`480`).
+    NotRegistered,
     /// The INVITE carries no offer and the caller's trunk requires SRTP (a delayed offer is
     /// served otherwise).
     OfferRequired,
@@ -260,6 +262,7 @@ impl RejectReason {
     pub fn code(self) -> u16 {
         match self {
             Self::NoRoute | Self::NoTargets => 404,
+            Self::NotRegistered => 480,
             Self::OfferRequired => 488,
             Self::TrunkOffline => 503,
             Self::Unprovisioned => 404,
@@ -275,6 +278,7 @@ impl RejectReason {
         match self {
             Self::UnknownSource => "Forbidden",
             Self::NoRoute | Self::NoTargets => "No Route",
+            Self::NotRegistered => "Not Registered",
             Self::OfferRequired => "Offer Required",
             Self::TransportNotAllowed => "Transport Not Allowed",
             Self::TrunkOffline => "Trunk Offline",
@@ -299,6 +303,7 @@ impl RejectReason {
                 ""
             }
             Self::TrunkOffline => "trunk_offline",
+            Self::NotRegistered => "not_registered",
             Self::Unprovisioned => "unprovisioned",
             Self::ChannelsFull { account: false, .. } => "channels_full_trunk",
             Self::ChannelsFull { account: true, .. } => "channels_full_account",
@@ -339,7 +344,7 @@ impl RejectReason {
     pub fn end_reason(self) -> crate::cdr::EndReason {
         use crate::cdr::EndReason;
         match self {
-            Self::NoRoute | Self::NoTargets | Self::Unprovisioned => EndReason::NoRoute,
+            Self::NoRoute | Self::NoTargets | Self::NotRegistered | Self::Unprovisioned => EndReason::NoRoute,
             Self::UnknownSource | Self::OfferRequired | Self::TransportNotAllowed => EndReason::Rejected,
             Self::TrunkOffline => EndReason::TrunkOffline,
             _ => EndReason::Rejected,
@@ -388,7 +393,12 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Ad
         (None, None) => return reject(RejectReason::NoRoute, Some(tin)),
     };
     if cfg.trunk(tout).targets.is_empty() {
-        return reject(RejectReason::NoTargets, Some(tin));
+        let why = if cfg.trunk(tout).kind == xtrunk_config::TrunkKind::AcceptRegister {
+            RejectReason::NotRegistered
+        } else {
+            RejectReason::NoTargets
+        };
+        return reject(why, Some(tin));
     }
     // Delayed offer (no SDP in the INVITE) is served: we offer in our 2xx and take the answer
     // from the ACK; not for a caller whose trunk requires SRTP (it must offer).

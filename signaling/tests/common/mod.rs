@@ -74,6 +74,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         failover: vec![],
         sip_address: Default::default(),
         tls: None,
+        registrar: Default::default(),
         targets: targets.iter().map(|p| Target::udp(SocketAddr::from(([127, 0, 0, 1], *p)))).collect(),
         codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
         srtp: Default::default(),
