@@ -1137,7 +1137,7 @@ fn impair_thread(
         for _ in 0..16 {
             let n = inp.recv_batch(|_, d| {
                 count += 1;
-                if imp.drop_every > 0 && count % imp.drop_every == 0 {
+                if imp.drop_every > 0 && count.is_multiple_of(imp.drop_every) {
                     return;
                 }
                 let Some(st) = read_packet(d) else { return };

@@ -859,7 +859,7 @@ fn drive(
                 let stream = (g % n_streams as u64) as usize;
                 let seq = (g / n_streams as u64) as u16;
                 let session = stream / 2;
-                let (sock, ctx) = if stream % 2 == 0 {
+                let (sock, ctx) = if stream.is_multiple_of(2) {
                     (&mut side_a[session % peers], a_tx.get_mut(session))
                 } else {
                     (&mut side_b[session % peers], None)

@@ -205,7 +205,7 @@ fn validate(a: &SoakArgs) -> anyhow::Result<()> {
         bail!("--payload must be 1..=1188 bytes, got {}", a.payload);
     }
     let last = usize::from(a.port_base) + 4 * a.sessions - 1;
-    if a.port_base == 0 || a.port_base % 2 != 0 {
+    if a.port_base == 0 || !a.port_base.is_multiple_of(2) {
         bail!("--port-base must be even and positive (RTP ports are even), got {}", a.port_base);
     }
     if last > 65535 {

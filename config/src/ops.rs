@@ -71,7 +71,7 @@ impl crate::Config {
         if c.store != StoreKind::None && self.node.cdr_path.is_none() {
             v.add("cdr.store", "needs node.cdr_path (the spool the store is fed from)");
         }
-        if c.store == StoreKind::Postgres && c.postgres.as_deref().map_or(true, |s| s.trim().is_empty()) {
+        if c.store == StoreKind::Postgres && c.postgres.as_deref().is_none_or(|s| s.trim().is_empty()) {
             v.add("cdr.postgres", "must be set when cdr.store = \"postgres\"");
         }
         if c.store == StoreKind::Sqlite && c.sqlite_path.as_os_str().is_empty() {

@@ -224,10 +224,10 @@ pub struct RouteQuery<'a> {
 impl RouteView {
     /// Whether this route applies to `q`.
     pub fn matches(&self, q: &RouteQuery<'_>) -> bool {
-        self.from_trunk.map_or(true, |t| t == q.from)
+        self.from_trunk.is_none_or(|t| t == q.from)
             && q.user.starts_with(&self.prefix)
-            && self.caller_prefix.as_deref().map_or(true, |p| q.caller.is_some_and(|c| c.starts_with(p)))
-            && self.time.map_or(true, |w| q.at.is_some_and(|t| w.contains(t)))
+            && self.caller_prefix.as_deref().is_none_or(|p| q.caller.is_some_and(|c| c.starts_with(p)))
+            && self.time.is_none_or(|w| q.at.is_some_and(|t| w.contains(t)))
     }
 
     /// How specific it is: called prefix, then caller prefix, then having a window.

@@ -260,7 +260,7 @@ impl Config {
         if m.port_min < MEDIA_PORT_FLOOR {
             v.add("media.port_min", format!("must be within {MEDIA_PORT_FLOOR}-65535, got {}", m.port_min));
         }
-        if m.port_min % 2 != 0 {
+        if !m.port_min.is_multiple_of(2) {
             v.add("media.port_min", format!("must be even (RTP uses even ports), got {}", m.port_min));
         }
         if m.port_max < MEDIA_PORT_FLOOR {
@@ -492,7 +492,7 @@ impl Config {
             }
             if let Some(a) = t.sip_listen {
                 let want = t.targets.first().map(|x| x.transport);
-                let ok = self.sip.listen.iter().any(|l| l.addr == a && want.map_or(true, |w| w == l.transport));
+                let ok = self.sip.listen.iter().any(|l| l.addr == a && want.is_none_or(|w| w == l.transport));
                 if !ok {
                     let tr = want.map_or(String::new(), |w| format!("{w} "));
                     v.add(format!("{p}.sip_listen"), format!("{a} is no {tr}listener in [[sip.listen]]"));

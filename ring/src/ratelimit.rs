@@ -26,7 +26,7 @@ impl LogLimit {
     /// May a line be logged at `now`? `Some(n)`: yes, and `n` lines were suppressed since the last
     /// one let through (say so in the line); `None`: no (it is counted).
     pub fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self.window.map_or(true, |w| now.saturating_duration_since(w) >= WINDOW) {
+        if self.window.is_none_or(|w| now.saturating_duration_since(w) >= WINDOW) {
             self.window = Some(now);
             self.lines = 0;
         }

@@ -104,7 +104,7 @@ struct Owners {
 const _: () = {
     assert!(std::mem::size_of::<HeaderStatic>() <= OWNERS_OFFSET);
     assert!(OWNERS_OFFSET + std::mem::size_of::<Owners>() <= HEADER_REGION);
-    assert!(OWNERS_OFFSET % 8 == 0);
+    assert!(OWNERS_OFFSET.is_multiple_of(8));
 };
 
 /// Errors of creating, attaching and splitting the shared-memory file.

@@ -191,7 +191,7 @@ impl<T: Pod, B: Backing + ?Sized> Raw<T, B> {
         if capacity == 0 || !capacity.is_power_of_two() {
             return Err(LayoutError::Capacity(capacity));
         }
-        if offset % RING_ALIGN != 0 || std::mem::align_of::<T>() > RING_ALIGN {
+        if !offset.is_multiple_of(RING_ALIGN) || std::mem::align_of::<T>() > RING_ALIGN {
             return Err(LayoutError::Misaligned(offset));
         }
         let end = capacity

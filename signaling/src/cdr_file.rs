@@ -42,7 +42,7 @@ impl<W: Write> CdrSink<W> {
         }
         if self.backlog.len() >= BACKLOG_MAX {
             self.lost += 1;
-            if self.lost == 1 || self.lost % 10_000 == 0 {
+            if self.lost == 1 || self.lost.is_multiple_of(10_000) {
                 log::error!("cdr backlog full ({BACKLOG_MAX} B unwritten): {} CDR(s) lost so far", self.lost);
             }
             return;

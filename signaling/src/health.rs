@@ -113,7 +113,7 @@ impl Health {
 
     /// False only for a probed target that is offline (an unprobed target counts as online).
     pub fn is_online(&self, key: TargetKey) -> bool {
-        self.probes.get(&key).map_or(true, |p| p.online)
+        self.probes.get(&key).is_none_or(|p| p.online)
     }
 
     /// Probed targets and their state: (trunk, target, online, since when).
@@ -144,7 +144,7 @@ impl Health {
     pub fn answered(&mut self, tx: &TxKey, code: u16, now: Instant) -> Option<Change> {
         let key = self.by_tx.remove(tx)?;
         let p = self.probes.get_mut(&key)?;
-        if p.in_flight.as_ref().map_or(true, |(t, _)| t != tx) {
+        if p.in_flight.as_ref().is_none_or(|(t, _)| t != tx) {
             return None;
         }
         p.in_flight = None;

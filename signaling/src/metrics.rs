@@ -59,7 +59,7 @@ pub struct TcpMetrics {
 /// Counts one event of `what`; logs the first (and every 10 000th after).
 pub(crate) fn count(n: &mut u64, what: &str, detail: impl FnOnce() -> String) {
     *n += 1;
-    if *n == 1 || *n % 10_000 == 0 {
+    if *n == 1 || (*n).is_multiple_of(10_000) {
         log::warn!("tcp {what}, {} so far: {}", *n, detail());
     }
 }
@@ -74,7 +74,7 @@ impl Metrics {
     pub fn fraud_warning(&mut self, measure: &str, trunk: &str, to: &str) {
         let n = self.fraud_warnings.entry(measure.into()).or_default().entry(trunk.into()).or_insert(0);
         *n += 1;
-        if *n == 1 || *n % 1000 == 0 {
+        if *n == 1 || (*n).is_multiple_of(1000) {
             log::warn!("fraud warning {measure} from trunk {trunk} (to {to}), {} so far", *n);
         }
     }
@@ -83,7 +83,7 @@ impl Metrics {
     pub fn bad(&mut self, reason: &str, detail: impl FnOnce() -> String) {
         let n = self.bad_input.entry(reason.to_string()).or_insert(0);
         *n += 1;
-        if *n == 1 || *n % 10_000 == 0 {
+        if *n == 1 || (*n).is_multiple_of(10_000) {
             log::warn!("bad input ({reason}), {} so far: {}", *n, detail());
         }
     }

@@ -264,7 +264,7 @@ fn an_hourly_cap_of_n_admits_exactly_n() {
     p.advance(Duration::from_secs(3600 + 61));
     p.input(addr(PBX), &invite(100, DE, OWNED, ""));
     let r = final_for(&mut p, 100);
-    assert!(r.as_ref().map_or(true, |r| r.code() != Some(403)), "{r:?}");
+    assert!(r.as_ref().is_none_or(|r| r.code() != Some(403)), "{r:?}");
 }
 
 #[test]

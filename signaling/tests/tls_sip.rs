@@ -171,7 +171,7 @@ fn a_pbx_over_tls_places_a_call() {
         ],
     );
     std::thread::sleep(Duration::from_millis(500));
-    let via = format!("SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKtls1;rport");
+    let via = "SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKtls1;rport".to_string();
     let inv = format!(
         "INVITE sip:4930123@edge.test;transport=tls SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: <sip:100@pbx.test>;tag=p1\r\nTo: <sip:4930123@edge.test>\r\nCall-ID: tls-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.1:5999;transport=tls>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
         SDP.len()

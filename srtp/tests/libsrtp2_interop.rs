@@ -21,7 +21,7 @@ fn material(suite: Suite, seed: u8) -> (Vec<u8>, Vec<u8>) {
 fn rtp_packet(seq: u16, i: usize) -> Vec<u8> {
     let cc = (i % 3) as u8;
     let ext = i % 4 == 1;
-    let mut p = vec![0x80 | cc | if ext { 0x10 } else { 0 }, 0x08 | if i % 5 == 0 { 0x80 } else { 0 }];
+    let mut p = vec![0x80 | cc | if ext { 0x10 } else { 0 }, 0x08 | if i.is_multiple_of(5) { 0x80 } else { 0 }];
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&(seq as u32 * 160).to_be_bytes());
     p.extend_from_slice(&SSRC.to_be_bytes());

@@ -135,7 +135,7 @@ fn overlaps(mut spans: Vec<Span>) -> Vec<(Span, Span)> {
                     }
                     best = Some(s);
                 }
-                _ if b.owner != s.owner && other.map_or(true, |o| s.hi > o.hi) => other = Some(s),
+                _ if b.owner != s.owner && other.is_none_or(|o| s.hi > o.hi) => other = Some(s),
                 _ => {}
             },
         }

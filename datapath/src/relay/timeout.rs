@@ -64,7 +64,7 @@ impl MediaClock {
 
     fn wanted(&self, spec: &SessionSpec, now_ms: u64) -> Option<u64> {
         let next = self.next_deadline(spec, now_ms)?;
-        self.queued.map_or(true, |q| next < q).then_some(next)
+        self.queued.is_none_or(|q| next < q).then_some(next)
     }
 
     /// Is leg `i` due at `now_ms`: silent for its timeout while the other leg was not?

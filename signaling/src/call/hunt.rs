@@ -52,7 +52,7 @@ impl Core {
         if (trunk.distribution == Distribution::Priority && !weighted) || n < 2 {
             return 0;
         }
-        if self.rotation.get(&trunk.name).map_or(true, |c| c.len() != n) {
+        if self.rotation.get(&trunk.name).is_none_or(|c| c.len() != n) {
             self.rotation.insert(trunk.name.clone(), vec![0; n]);
         }
         let Some(cur) = self.rotation.get_mut(&trunk.name) else { return 0 };
@@ -94,7 +94,7 @@ impl Core {
             return false;
         }
         let codes = call.route.and_then(|r| call.cfg.routes.get(r)).map(|r| r.failover_codes.as_slice());
-        code.map_or(true, |c| codes.map_or(c == 408 || (500..600).contains(&c), |cs| cs.contains(&c)))
+        code.is_none_or(|c| codes.map_or(c == 408 || (500..600).contains(&c), |cs| cs.contains(&c)))
     }
 
     /// Moves the call to its route's next trunk and dials that trunk's first target; a trunk

@@ -380,7 +380,7 @@ impl Core {
         let first = route_set.first().and_then(|r| NameAddr::parse(r).ok()).map(|n| n.uri);
         let uri = first.as_deref().or(target);
         match uri.and_then(uri_addr) {
-            Some((addr, t)) if t.map_or(true, |t| t == flow.transport) => Dest { remote: addr, ..flow },
+            Some((addr, t)) if t.is_none_or(|t| t == flow.transport) => Dest { remote: addr, ..flow },
             _ => flow,
         }
     }

@@ -71,7 +71,7 @@ pub fn destination(d: &DestinationsView, n: &E164) -> Result<(), RejectReason> {
     let longest = |list: &[String]| list.iter().filter(|p| n.digits.starts_with(p.as_str())).map(String::len).max();
     let allowed_prefix = longest(&d.allow_prefixes);
     if let Some(deny) = longest(&d.deny_prefixes) {
-        if allowed_prefix.map_or(true, |a| a < deny) {
+        if allowed_prefix.is_none_or(|a| a < deny) {
             return Err(RejectReason::DeniedPrefix);
         }
     }

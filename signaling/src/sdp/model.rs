@@ -181,9 +181,9 @@ fn encoding_name(enc: &str) -> String {
     let (rate, channels) = (it.next(), it.next());
     let usual = match name.to_ascii_lowercase().as_str() {
         "pcma" | "pcmu" | "g722" | "g729" | "telephone-event" | "cn" => {
-            rate == Some("8000") && channels.map_or(true, |c| c == "1")
+            rate == Some("8000") && channels.is_none_or(|c| c == "1")
         }
-        "opus" => rate == Some("48000") && channels.map_or(true, |c| c == "2"),
+        "opus" => rate == Some("48000") && channels.is_none_or(|c| c == "2"),
         _ => true,
     };
     if usual {

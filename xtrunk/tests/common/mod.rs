@@ -124,7 +124,7 @@ pub(crate) fn free_port(avoid: &[(u16, u16)]) -> u16 {
     loop {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         let p = s.local_addr().unwrap().port();
-        if p % 2 == 0
+        if p.is_multiple_of(2)
             && p < 60_000
             && !avoid.iter().any(|&(lo, n)| p + 1 >= lo && p < lo + n)
             && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
