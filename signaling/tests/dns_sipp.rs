@@ -93,8 +93,7 @@ fn srv_priority_and_weight_spread_the_calls() {
     let p = pbx.wait();
     std::thread::sleep(Duration::from_millis(500));
     let (oa, ob, _) = (ua.kill(), ub.kill(), uc.kill());
-    let cdrs = side.cdrs();
-    let s = side.stop();
+    let (s, cdrs) = side.stop_with_cdrs();
     // Where each call was answered, from its CDR (SIPp's own statistics lag by up to a second).
     let answered_at = |port: u16| {
         let t = format!("127.0.0.1:{port}");
@@ -133,8 +132,7 @@ fn a_dead_first_srv_target_fails_over_to_the_second() {
     let uas = sipp(&side.dir, "live", "uas_domain", live, None, 10, &[]);
     let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 10, &["-r", "10"]);
     let (p, u) = (pbx.wait(), uas.wait());
-    let cdrs = side.cdrs();
-    let s = side.stop();
+    let (s, cdrs) = side.stop_with_cdrs();
     assert_eq!((p.successful, u.successful), (10, 10), "{p:?} {u:?}");
     let attempts: Vec<Vec<String>> = cdrs
         .iter()

@@ -29,8 +29,7 @@ fn route_hunts_over_three_trunks_and_the_cdr_lists_the_attempts() {
     let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 2, &["-r", "10"]);
     let (a, b1, b3) = (pbx.wait(), c1.wait(), c3.wait());
     let took = t0.elapsed();
-    let cdrs = side.cdrs();
-    let s = side.stop();
+    let (s, cdrs) = side.stop_with_cdrs();
     assert!(a.ok && b1.ok && b3.ok, "{a:?} {b1:?} {b3:?}");
     assert_eq!(a.successful, 2);
     println!("2 calls over [503, silent, live] trunks in {took:?}");
@@ -109,8 +108,7 @@ fn session_timer_refreshes_both_legs_and_a_silent_leg_is_cut() {
     let a = pbx.wait();
     let took = t0.elapsed();
     let b = uas.wait();
-    let cdrs = side.cdrs();
-    let s = side.stop();
+    let (s, cdrs) = side.stop_with_cdrs();
     println!("silent carrier: the caller got our BYE after {took:?}");
     assert!(a.ok && b.ok, "{a:?} {b:?}");
     assert!(took < Duration::from_secs(17), "{took:?}");
@@ -174,8 +172,7 @@ fn a_routes_last_entry_may_be_a_phone_number() {
     std::thread::sleep(Duration::from_millis(200));
     let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 1, &[]);
     let (a, b1, b3) = (pbx.wait(), c1.wait(), c3.wait());
-    let cdrs = side.cdrs();
-    let s = side.stop();
+    let (s, cdrs) = side.stop_with_cdrs();
     assert!(a.ok && b1.ok && b3.ok, "{a:?} {b1:?} {b3:?}");
     let c = &cdrs[0];
     let trunks: Vec<&str> = c["attempts"].as_array().unwrap().iter().map(|a| a["trunk"].as_str().unwrap()).collect();
@@ -197,8 +194,7 @@ fn calls_to_an_unreachable_pbx_follow_its_failover_dialplan() {
     let vm = sipp(&side.dir, "vm", "uas_basic", voicemail, None, 3, &[]);
     let pbx = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 3, &["-r", "10"]);
     let (a, b) = (pbx.wait(), vm.wait());
-    let cdrs = side.cdrs();
-    let s = side.stop();
+    let (s, cdrs) = side.stop_with_cdrs();
     assert_eq!((a.successful, b.successful), (3, 3), "{a:?} {b:?}");
     for c in &cdrs {
         let trunks: Vec<&str> =

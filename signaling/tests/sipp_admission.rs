@@ -61,8 +61,7 @@ fn run(
     let elapsed = t0.elapsed();
     // The carrier saw fewer calls than were offered: stop it once the PBX is done.
     std::thread::sleep(Duration::from_millis(500));
-    let cdrs = side.cdrs();
-    let summary = side.stop();
+    let (summary, cdrs) = side.stop_with_cdrs();
     let uas = if all_pass {
         Some(carrier.wait())
     } else {
@@ -258,8 +257,7 @@ fn a_ten_channel_trunk_never_exceeds_ten_with_cancel_busy_and_bye_mixed() {
         let _ = u.wait();
     }
     std::thread::sleep(Duration::from_millis(500));
-    let cdrs = side.cdrs();
-    let summary = side.stop();
+    let (summary, cdrs) = side.stop_with_cdrs();
     for u in uas {
         let _ = u.kill();
     }

@@ -48,10 +48,9 @@ fn srtp_to_plain(name: &str, policy: SrtpPolicy, n: usize) -> (String, String) {
         &["-r", "10", "-trace_msg", "-message_file", &uac_log],
     );
     let (a, b) = (pbx.wait(), carrier.wait());
-    let cdrs = side.cdrs();
     // Read before `stop`, which removes the scratch directory.
     let logs = (msg_log(&side.dir, "uac").1, msg_log(&side.dir, "uas").1);
-    let s = side.stop();
+    let (s, cdrs) = side.stop_with_cdrs();
     assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
     assert_eq!((a.successful, a.failed, b.successful), (n as u64, 0, n as u64));
     assert_clean(&s);

@@ -196,9 +196,8 @@ fn a_pbx_over_tls_places_a_call() {
     let bye_ok = pbx.message(Duration::from_secs(5)).expect("200 to BYE");
     assert!(bye_ok.starts_with("SIP/2.0 200"), "{bye_ok}");
     let b = uas.wait();
-    let cdrs = side.cdrs();
     let _ = pbx.stderr();
-    let s = side.stop();
+    let (s, cdrs) = side.stop_with_cdrs();
     assert_eq!(b.successful, 1, "{b:?}");
     assert_eq!(cdrs.len(), 1);
     assert_clean(&s);
@@ -257,8 +256,7 @@ fn the_edge_dials_a_tls_carrier_and_refuses_a_wrong_name_or_an_expired_certifica
             ));
         }
         let a = pbx.wait();
-        let cdrs = side.cdrs();
-        let s = side.stop();
+        let (s, cdrs) = side.stop_with_cdrs();
         let err = carrier.stderr();
         if good {
             assert!(a.ok, "the caller got the carrier's 486 (uac_busy): {a:?}");

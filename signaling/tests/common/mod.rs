@@ -136,6 +136,17 @@ impl Sidecar {
         self.handle.take().unwrap().join().unwrap()
     }
 
+    /// Stops the sidecar, then reads every CDR it wrote (a call that just ended may not have
+    /// written its CDR yet when the test's SIPp exits; after the stop every one is there).
+    #[allow(dead_code)] // not every test file reads CDRs
+    pub(crate) fn stop_with_cdrs(mut self) -> (Summary, Vec<serde_json::Value>) {
+        std::thread::sleep(Duration::from_millis(300));
+        self.stop.store(true, Ordering::Relaxed);
+        let s = self.handle.take().unwrap().join().unwrap();
+        let cdrs = self.cdrs();
+        (s, cdrs)
+    }
+
     pub(crate) fn cdrs(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.join("cdr.jsonl"))
             .unwrap_or_default()
@@ -256,8 +267,7 @@ pub(crate) fn pair(
     let pbx = sipp(&side.dir, "uac", uac, free_port(), Some(side.port), calls, &extra);
     let a = pbx.wait();
     let b = carrier.wait();
-    let cdrs = side.cdrs();
-    let s = side.stop();
+    let (s, cdrs) = side.stop_with_cdrs();
     (a, b, s, cdrs)
 }
 
