@@ -39,6 +39,7 @@ pub mod g711;
 pub mod latch;
 mod stats;
 pub mod timeout;
+pub mod transcode;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -54,6 +55,7 @@ pub use self::fastpath::pt_maps_allow_fast_path;
 use self::latch::LatchState;
 pub use self::latch::LATCH_WINDOW_MS;
 use self::stats::StreamTracker;
+use self::transcode::{Law, Transcoder};
 
 /// Configuration of a relay (or of one shard of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +93,14 @@ pub enum DropReason {
     NoDestination,
     /// SRTP/SRTCP authentication, replay check or decryption failed, or no room for the tag.
     Srtp,
+    /// A payload to transcode (G.729 ↔ G.711) is not whole codec frames, would not fit the
+    /// buffer, or the session has no codec state.
+    Transcode,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         Self::UnknownPort,
         Self::BadLength,
         Self::Foreign,
@@ -107,6 +112,7 @@ impl DropReason {
         Self::MalformedDtmf,
         Self::NoDestination,
         Self::Srtp,
+        Self::Transcode,
     ];
 
     /// A short snake_case name for logs and metrics.
@@ -123,6 +129,7 @@ impl DropReason {
             Self::MalformedDtmf => "malformed_dtmf",
             Self::NoDestination => "no_destination",
             Self::Srtp => "srtp",
+            Self::Transcode => "transcode",
         }
     }
 
@@ -230,12 +237,14 @@ struct LegState {
     srtp: crypto::LegSrtp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Session {
     spec: SessionSpec,
     legs: [LegState; 2],
     clock: timeout::MediaClock,
     gen: u32,
+    /// Codec state when the legs disagree on G.729 vs G.711 ([`needs_transcoder`]).
+    xcode: Option<Box<Transcoder>>,
 }
 
 /// What to do to an RTP payload on its way to the other leg.
@@ -245,6 +254,25 @@ enum PayloadAction {
     Rewrite(u8),
     AlawToUlaw(u8),
     UlawToAlaw(u8),
+    /// Decode G.729, send G.711 of this law under this payload type.
+    G729ToG711(u8, Law),
+    /// Encode G.711 of this law, send G.729 under this payload type.
+    G711ToG729(u8, Law),
+}
+
+impl PayloadAction {
+    const fn transcodes(self) -> bool {
+        matches!(self, Self::G729ToG711(..) | Self::G711ToG729(..))
+    }
+}
+
+/// Does a session with this spec relay any payload type through the G.729 codec? Only then does
+/// it get a [`Transcoder`] (legs that agree on a codec are never transcoded).
+pub fn needs_transcoder(spec: &SessionSpec) -> bool {
+    [0, 1].iter().any(|&i| {
+        let (mine, theirs) = (&spec.legs[i].pt_map, &spec.legs[1 - i].pt_map);
+        mine.iter().any(|e| matches!(Relay::payload_action(mine, theirs, e.pt), Ok((a, _)) if a.transcodes()))
+    })
 }
 
 fn clock_rate(codec: Option<Codec>) -> Option<u32> {
@@ -460,6 +488,11 @@ impl Relay {
             ports[n] = p;
             n += 1;
         }
+        let xcode = if needs_transcoder(spec) {
+            Some(Transcoder::new().map_err(|_| (ErrorCode::CapacityExhausted, 0))?)
+        } else {
+            None
+        };
         Self::open_ports(hooks, &ports[..n])?;
         self.free.pop();
         // Validated above, so building the contexts succeeds.
@@ -470,7 +503,7 @@ impl Relay {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let clock = timeout::MediaClock::new(now_ms);
-        self.slots[slot as usize] = Some(Session { spec: *spec, legs, clock, gen });
+        self.slots[slot as usize] = Some(Session { spec: *spec, legs, clock, gen, xcode });
         self.arm_new(slot as usize, now_ms);
         self.by_id.insert(spec.id, slot);
         self.index_ports(slot, spec);
@@ -490,6 +523,13 @@ impl Relay {
             }
         }
         self.validate(spec, Some(slot as usize))?;
+        // Codec state is kept across updates that still need it (its history is the stream's).
+        let have = self.slots[slot as usize].as_ref().is_some_and(|s| s.xcode.is_some());
+        let new_xcode = match (needs_transcoder(spec), have) {
+            (true, false) => Some(Some(Transcoder::new().map_err(|_| (ErrorCode::CapacityExhausted, 0))?)),
+            (false, true) => Some(None),
+            _ => None,
+        };
         let mut added = [0u16; 4];
         let mut na = 0;
         for p in spec_ports(spec) {
@@ -520,6 +560,9 @@ impl Relay {
             }
         }
         s.spec = *spec;
+        if let Some(x) = new_xcode {
+            s.xcode = x;
+        }
         self.arm_update(slot as usize, now_ms);
         Ok(())
     }
@@ -579,9 +622,21 @@ impl Relay {
             let a = if out == pt { PayloadAction::Pass } else { PayloadAction::Rewrite(out) };
             return Ok((a, Some(codec)));
         }
+        // G.711 across laws first (a table lookup), then through G.729 (the codec).
+        let g729 = |law| theirs.by_codec(Codec::G729).map(|o| (PayloadAction::G711ToG729(o, law), Some(codec)));
         match codec {
-            Codec::Pcma => theirs.by_codec(Codec::Pcmu).map(|o| (PayloadAction::AlawToUlaw(o), Some(codec))),
-            Codec::Pcmu => theirs.by_codec(Codec::Pcma).map(|o| (PayloadAction::UlawToAlaw(o), Some(codec))),
+            Codec::Pcma => theirs
+                .by_codec(Codec::Pcmu)
+                .map(|o| (PayloadAction::AlawToUlaw(o), Some(codec)))
+                .or_else(|| g729(Law::A)),
+            Codec::Pcmu => theirs
+                .by_codec(Codec::Pcma)
+                .map(|o| (PayloadAction::UlawToAlaw(o), Some(codec)))
+                .or_else(|| g729(Law::U)),
+            Codec::G729 => theirs
+                .by_codec(Codec::Pcmu)
+                .map(|o| (PayloadAction::G729ToG711(o, Law::U), Some(codec)))
+                .or_else(|| theirs.by_codec(Codec::Pcma).map(|o| (PayloadAction::G729ToG711(o, Law::A), Some(codec)))),
             _ => None,
         }
         .ok_or(DropReason::UnmappedPayloadType)
@@ -664,7 +719,7 @@ impl Relay {
         let Some(s) = self.slots[slot].as_ref() else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
-        let Ok(mut p) = rtp::RtpPacket::new_checked(&mut *pkt) else {
+        let Ok(p) = rtp::RtpPacket::new_checked(&mut *pkt) else {
             return self.drop_on(slot, leg, DropReason::MalformedRtp);
         };
         let (action, codec) =
@@ -675,6 +730,19 @@ impl Relay {
         if codec == Some(Codec::TelephoneEvent) && DtmfPayload::new_checked(p.payload()).is_err() {
             return self.drop_on(slot, leg, DropReason::MalformedDtmf);
         }
+        let (hdr, plen) = (p.header_len(), p.payload().len());
+        let framed = match action {
+            PayloadAction::G729ToG711(..) => transcode::g729_frames(plen)
+                .is_ok_and(|(n, sid)| hdr + (n + usize::from(sid)) * crate::codec::bcg729::FRAME_SAMPLES <= buf.len()),
+            PayloadAction::G711ToG729(..) => transcode::g711_frames(plen).is_ok(),
+            _ => true,
+        };
+        if !framed || (action.transcodes() && !matches!(self.slots[slot].as_ref(), Some(s) if s.xcode.is_some())) {
+            return self.drop_on(slot, leg, DropReason::Transcode);
+        }
+        let Ok(mut p) = rtp::RtpPacket::new_checked(&mut buf[..len]) else {
+            return self.drop_on(slot, leg, DropReason::MalformedRtp);
+        };
         let Some(s) = self.slots[slot].as_mut() else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
@@ -695,6 +763,23 @@ impl Relay {
             PayloadAction::UlawToAlaw(pt) => {
                 p.set_payload_type(pt);
                 g711::ulaw_to_alaw(p.payload_mut());
+            }
+            PayloadAction::G729ToG711(pt, law) | PayloadAction::G711ToG729(pt, law) => {
+                p.set_payload_type(pt);
+                // The new payload has no padding: clear P (RFC 3550 §5.1).
+                buf[0] &= !0x20;
+                let Some(x) = s.xcode.as_deref_mut() else {
+                    return self.drop_on(slot, leg, DropReason::Transcode);
+                };
+                let r = if let PayloadAction::G729ToG711(..) = action {
+                    x.g729_to_g711(buf, hdr, plen, law)
+                } else {
+                    x.g711_to_g729(buf, hdr, plen, law)
+                };
+                match r {
+                    Ok(n) => len = hdr + n,
+                    Err(_) => return self.drop_on(slot, leg, DropReason::Transcode),
+                }
             }
         }
         // SRTP transmit side: encrypt and append the tag in the room after `len`.
