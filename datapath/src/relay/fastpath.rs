@@ -136,7 +136,10 @@ mod tests {
         assert!(!pt_maps_allow_fast_path(&map(&[(0, Pcmu), (8, Pcma)]), &map(&[(0, Pcmu)])));
         // G.729 on one leg, only G.711 on the other: transcoding (the relay core's codec state).
         assert!(!pt_maps_allow_fast_path(&map(&[(18, G729)]), &map(&[(0, Pcmu)])));
-        assert!(!pt_maps_allow_fast_path(&map(&[(8, Pcma), (101, TelephoneEvent)]), &map(&[(18, G729), (101, TelephoneEvent)])));
+        assert!(!pt_maps_allow_fast_path(
+            &map(&[(8, Pcma), (101, TelephoneEvent)]),
+            &map(&[(18, G729), (101, TelephoneEvent)])
+        ));
         // An unused entry whose number means another codec on the other leg.
         assert!(!pt_maps_allow_fast_path(&map(&[(0, Pcmu), (96, Opus)]), &map(&[(0, Pcmu), (96, TelephoneEvent)])));
         // A codec listed twice: the core sends the first number.

@@ -99,7 +99,8 @@ impl Transcoder {
             let out: &mut [i16; FRAME_SAMPLES] = out.try_into().map_err(|_| TranscodeError::Framing)?;
             let at = off + i * FRAME_BYTES;
             if i < n {
-                let f: &[u8; FRAME_BYTES] = buf[at..at + FRAME_BYTES].try_into().map_err(|_| TranscodeError::Framing)?;
+                let f: &[u8; FRAME_BYTES] =
+                    buf[at..at + FRAME_BYTES].try_into().map_err(|_| TranscodeError::Framing)?;
                 self.dec.decode(Frame::Speech(f), out);
             } else {
                 let f: &[u8; SID_BYTES] = buf[at..at + SID_BYTES].try_into().map_err(|_| TranscodeError::Framing)?;
