@@ -1,5 +1,6 @@
-//! Arbitrary datagrams into a relay holding sessions with transcoding, DTMF, rtcp-mux and strict
-//! latching. Invariants: no panic; a forwarded length fits the buffer; counters add up.
+//! Arbitrary datagrams into a relay holding sessions with A/µ conversion, G.729 ↔ G.711
+//! transcoding, DTMF, rtcp-mux and strict latching. Invariants: no panic; a forwarded length fits
+//! the buffer; counters add up.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -66,10 +67,21 @@ fuzz_target!(|data: &[u8]| {
     };
     let keys = SrtpKeys { suite: SrtpSuite::AesCm128HmacSha1_80, key: [7; 32], salt: [9; 14] };
     srtp.legs[0].crypto = LegCrypto { rx: Some(keys), tx: Some(SrtpKeys { suite: SrtpSuite::AeadAes128Gcm, ..keys }) };
-    for s in specs.into_iter().chain([srtp]) {
+    // G.729 on one leg, G.711 on the other: transcoded both ways (#18).
+    let g729 = SessionSpec {
+        id: SessionId(4),
+        legs: [
+            leg(2030, 4030, false, LatchPolicy::Once, map(&[(18, Codec::G729), (101, Codec::TelephoneEvent)])),
+            leg(2032, 5030, true, LatchPolicy::Once, map(&[(0, Codec::Pcmu), (101, Codec::TelephoneEvent)])),
+        ],
+        media_timeout_ms: 0,
+        leg_timeout_ms: [0; 2],
+        allow_fast_path: true,
+    };
+    for s in specs.into_iter().chain([srtp, g729]) {
         r.apply(0, &Command::Create(s), &mut |_| {});
     }
-    const PORTS: [u16; 10] = [2000, 2001, 2002, 2003, 2010, 2012, 2050, 2020, 2021, 2022];
+    const PORTS: [u16; 12] = [2000, 2001, 2002, 2003, 2010, 2012, 2050, 2020, 2021, 2022, 2030, 2032];
     let mut now = 1;
     let mut rest = data;
     let mut handled = 0u64;
@@ -77,10 +89,12 @@ fuzz_target!(|data: &[u8]| {
     // Each record: [port selector, source selector, length, bytes...].
     while rest.len() >= 3 {
         let port = PORTS[usize::from(rest[0]) % PORTS.len()];
-        let src_port = [4000u16, 4001, 5000, 5001, 4010, 5010, 9999, 4020, 5020][usize::from(rest[1]) % 9];
+        let src_port = [4000u16, 4001, 5000, 5001, 4010, 5010, 9999, 4020, 5020, 4030, 5030][usize::from(rest[1]) % 11];
         let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), src_port);
         let len = usize::from(rest[2]).min(rest.len() - 3);
-        let mut buf = vec![0u8; len + 64];
+        // Room after the datagram: the backends' (transcoding G.729 to G.711 grows 8×), or tight.
+        let room = if rest[1] & 0x80 != 0 { 2048 } else { 64 };
+        let mut buf = vec![0u8; len + room];
         buf[..len].copy_from_slice(&rest[3..3 + len]);
         // Occasionally claim a length past the buffer.
         let claimed = if rest[0] == 0xff { buf.len() + 1 } else { len };
@@ -105,5 +119,5 @@ fuzz_target!(|data: &[u8]| {
     assert!(dropped <= handled);
     let mut n = 0;
     r.apply(now, &Command::Dump { token: 1 }, &mut |_| n += 1);
-    assert_eq!(n, 4);
+    assert_eq!(n, 5);
 });

@@ -4,7 +4,7 @@
 sip_parse, sip_core: every message a SIPp scenario in signaling/tests/scenarios sends, with its
   [fields] filled in (the RFC 4475 torture messages are copied by scripts/fuzz directly).
 sdp_parse: the SDP bodies of those scenarios and of the sdp unit tests.
-wire_*, relay_handle_packet, srtp_*, ring_*: packets shaped like the datapath test vectors
+wire_*, relay_handle_packet, relay_transcode, srtp_*, ring_*: packets shaped like the datapath test vectors
   (RTP PCMA/PCMU, RFC 4733 events, RTCP SR+SDES / RR+BYE, IPv4/IPv6 UDP, Ethernet ± VLAN), in
   each target's input format (see the target's header comment).
 """
@@ -145,6 +145,14 @@ small = [rtp(8, 1, 160, 1, b"\xd5" * 40), rtp(0, 1, 160, 2, b"\xff" * 40), rtp(1
 put("relay_handle_packet", "call.bin", rec(0, 0, small[0]) + rec(2, 2, small[1]) + rec(0, 0, small[2]) + rec(1, 1, small[4]) + rec(0, 0, small[3]))
 put("relay_handle_packet", "mux.bin", rec(4, 4, small[0]) + rec(4, 4, small[5]) + rec(5, 5, small[1]) + rec(5, 6, small[0]))
 put("relay_handle_packet", "srtp.bin", rec(7, 7, small[0]) + rec(8, 8, small[0]) + rec(9, 7, small[4]))
+# G.729 leg (port 2030, source 4030) and G.711 leg (2032, 5030) with the backends' room (0x80).
+put("relay_handle_packet", "g729.bin", rec(10, 130, rtp(18, 1, 160, 3, bytes(range(20)))) + rec(11, 131, rtp(0, 1, 160, 4, b"\xff" * 160))
+    + rec(10, 130, rtp(18, 2, 320, 3, bytes(range(12)))) + rec(10, 9, rtp(18, 3, 480, 3, bytes(range(30)))))
+
+# relay_transcode: selector byte (law in bit 0, tight buffer with bit 1, offset in bits 4-7), payload.
+put("relay_transcode", "g729-20ms.bin", b"\x01" + bytes(range(20)))
+put("relay_transcode", "g729-sid.bin", b"\x00" + bytes(range(12)))
+put("relay_transcode", "g711-30ms.bin", b"\x23" + b"\xd5" * 240)
 
 # srtp_*: selector byte (suite in bits 0-1, round trip with bit 2), then the packet.
 for s in range(4):
