@@ -273,7 +273,17 @@ pub struct StreamStats {
     pub rejected_sources: u64,
     /// Time of the last accepted packet, in the datapath's monotonic milliseconds; 0 = none yet.
     pub last_rx_ms: u64,
+    /// ITU-T G.107 E-model R-factor of the stream, in tenths (0..=1000); 0 = not computed (no
+    /// audio received, or a codec without G.113 impairment values).
+    pub r_x10: u16,
+    /// MOS-CQE from that R-factor, in hundredths (100..=450); 0 = not computed.
+    pub mos_x100: u16,
 }
+
+/// Largest valid [`StreamStats::r_x10`].
+pub const MAX_R_X10: u16 = 1000;
+/// Largest valid [`StreamStats::mos_x100`].
+pub const MAX_MOS_X100: u16 = 450;
 
 /// Why the datapath refused a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -235,8 +235,10 @@ pub struct WireStats {
     pub last_rx_ms: u64,
     /// See [`StreamStats::jitter`].
     pub jitter: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// See [`StreamStats::r_x10`]; at most [`MAX_R_X10`](crate::msg::MAX_R_X10).
+    pub r_x10: u16,
+    /// See [`StreamStats::mos_x100`]; at most [`MAX_MOS_X100`](crate::msg::MAX_MOS_X100).
+    pub mos_x100: u16,
     /// See [`StreamStats::rejected_sources`].
     pub rejected_sources: u64,
 }
@@ -383,6 +385,14 @@ pub enum DecodeError {
     /// Reserved or unused bytes (padding, past a length, past a key length) not zero.
     #[error("{0}: reserved bytes not zero")]
     Reserved(&'static str),
+    /// A quality figure above its maximum.
+    #[error("{field}: {value} out of range")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u16,
+    },
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -789,15 +799,19 @@ fn stats_to_wire(s: &StreamStats) -> WireStats {
         dropped: s.dropped,
         last_rx_ms: s.last_rx_ms,
         jitter: s.jitter,
-        reserved: 0,
+        r_x10: s.r_x10,
+        mos_x100: s.mos_x100,
         rejected_sources: s.rejected_sources,
     }
 }
 
 #[inline(always)]
 fn stats_from_wire(w: &WireStats) -> Result<StreamStats, DecodeError> {
-    if w.reserved != 0 {
-        return Err(DecodeError::Reserved("stats.reserved"));
+    if w.r_x10 > crate::msg::MAX_R_X10 {
+        return Err(DecodeError::OutOfRange { field: "stats.r_x10", value: w.r_x10 });
+    }
+    if w.mos_x100 > crate::msg::MAX_MOS_X100 {
+        return Err(DecodeError::OutOfRange { field: "stats.mos_x100", value: w.mos_x100 });
     }
     Ok(StreamStats {
         packets: w.packets,
@@ -810,6 +824,8 @@ fn stats_from_wire(w: &WireStats) -> Result<StreamStats, DecodeError> {
         dropped: w.dropped,
         rejected_sources: w.rejected_sources,
         last_rx_ms: w.last_rx_ms,
+        r_x10: w.r_x10,
+        mos_x100: w.mos_x100,
     })
 }
 

@@ -102,7 +102,7 @@ fn command() -> impl Strategy<Value = Command> {
 }
 
 fn stats() -> impl Strategy<Value = StreamStats> {
-    (any::<[u64; 9]>(), any::<u32>()).prop_map(|(v, jitter)| StreamStats {
+    (any::<[u64; 9]>(), any::<u32>(), 0..=1000u16, 0..=450u16).prop_map(|(v, jitter, r_x10, mos_x100)| StreamStats {
         packets: v[0],
         bytes: v[1],
         lost: v[2],
@@ -113,6 +113,8 @@ fn stats() -> impl Strategy<Value = StreamStats> {
         dropped: v[6],
         rejected_sources: v[8],
         last_rx_ms: v[7],
+        r_x10,
+        mos_x100,
     })
 }
 
