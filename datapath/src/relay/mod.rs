@@ -37,6 +37,7 @@ mod crypto;
 mod fastpath;
 pub mod g711;
 pub mod latch;
+pub mod quality;
 mod stats;
 pub mod timeout;
 pub mod transcode;
@@ -49,7 +50,7 @@ use xtrunk_ring::msg::{
     Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, PtMap, SessionId, SessionSpec, StreamStats,
 };
 
-use crate::wire::{dtmf::DtmfPayload, rtcp, rtp};
+use crate::wire::{dtmf::DtmfPayload, rtcp, rtcp_xr, rtp};
 
 pub use self::fastpath::pt_maps_allow_fast_path;
 use self::latch::LatchState;
@@ -341,7 +342,7 @@ impl Relay {
 
     /// Current per-leg receive stats of a session.
     pub fn session_stats(&self, id: SessionId) -> Option<[StreamStats; 2]> {
-        self.session(id).map(|s| [s.legs[0].rx.stats, s.legs[1].rx.stats])
+        self.session(id).map(|s| [s.legs[0].rx.rated(), s.legs[1].rx.rated()])
     }
 
     /// The session owning `port`, if any.
@@ -575,7 +576,7 @@ impl Relay {
             self.port_index[usize::from(p)] = NO_SLOT;
         }
         self.free.push(slot);
-        Some([s.legs[0].rx.stats, s.legs[1].rx.stats])
+        Some([s.legs[0].rx.rated(), s.legs[1].rx.rated()])
     }
 
     fn rtp_dest(s: &Session, leg: usize) -> Option<SocketAddr> {
@@ -704,6 +705,12 @@ impl Relay {
                 return self.drop_on(slot, leg, DropReason::NoDestination);
             };
             s.legs[leg].rx.on_rtcp(now_ms);
+            // The peer's own quality report (RFC 3611 §4.7): its RTT goes into our E-model.
+            if let Some(m) = rtcp_xr::find_voip_metrics(pkt) {
+                if m.round_trip_delay_ms > 0 {
+                    s.legs[leg].rx.peer_rtt_ms = Some(m.round_trip_delay_ms);
+                }
+            }
             let from = Self::local_addr(&s.spec.legs[other], true);
             if let Some(tx) = s.legs[other].srtp.tx.as_mut() {
                 match tx.protect_rtcp(buf, len) {
@@ -752,6 +759,9 @@ impl Relay {
         };
         let arrival = clock_rate(codec).map(|r| (now_ms.wrapping_mul(u64::from(r)) / 1000) as u32);
         s.legs[leg].rx.on_rtp(now_ms, p.sequence_number(), p.ssrc(), p.timestamp(), arrival, len);
+        if codec.is_some_and(|c| quality::impairment(c).is_some()) {
+            s.legs[leg].rx.audio = codec;
+        }
         let from = Self::local_addr(&s.spec.legs[other], false);
         match action {
             PayloadAction::Pass => {}
