@@ -149,6 +149,12 @@ put("relay_handle_packet", "srtp.bin", rec(7, 7, small[0]) + rec(8, 8, small[0])
 put("relay_handle_packet", "g729.bin", rec(10, 130, rtp(18, 1, 160, 3, bytes(range(20)))) + rec(11, 131, rtp(0, 1, 160, 4, b"\xff" * 160))
     + rec(10, 130, rtp(18, 2, 320, 3, bytes(range(12)))) + rec(10, 9, rtp(18, 3, 480, 3, bytes(range(30)))))
 
+# wire_rtcp_xr: an XR body (sender SSRC, one VoIP Metrics block), and an RR + XR compound.
+VOIP = bytes([7, 0, 0, 8]) + struct.pack("!IBBBBHHHHbbBBBBBBBBHHH", 0x42, 13, 0, 0, 0, 0, 0, 120, 40, -20, -60, 127, 16,
+                                           80, 127, 39, 38, 0, 0, 40, 80, 200)
+put("wire_rtcp_xr", "voip-body.bin", struct.pack("!I", 0x11) + VOIP)
+put("wire_rtcp_xr", "rr-xr.bin", bytes([0x80, 201, 0, 1, 0, 0, 0, 1, 0x80, 207, 0, 10]) + struct.pack("!I", 0x11) + VOIP)
+
 # relay_transcode: selector byte (law in bit 0, tight buffer with bit 1, offset in bits 4-7), payload.
 put("relay_transcode", "g729-20ms.bin", b"\x01" + bytes(range(20)))
 put("relay_transcode", "g729-sid.bin", b"\x00" + bytes(range(12)))
