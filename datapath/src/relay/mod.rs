@@ -36,6 +36,7 @@
 mod crypto;
 mod fastpath;
 pub mod g711;
+pub mod inband;
 pub mod latch;
 pub mod quality;
 mod stats;
