@@ -188,3 +188,161 @@ fn rfc4733_events_synthesised_into_audio_are_detected_back() {
     }
     check(&detect(0, &pcm), &want);
 }
+
+mod through_the_relay {
+    //! The same through `Relay::handle_packet`: leg 0 (PCMU, no telephone-event: in-band),
+    //! leg 1 (PCMA + telephone-event 101).
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use xtrunk_datapath::relay::{g711, DropReason, Relay, RelayConfig, Verdict};
+    use xtrunk_datapath::wire::dtmf::DtmfPayload;
+    use xtrunk_datapath::wire::rtp::{RtpPacket, RtpRepr, MAX_CSRC};
+    use xtrunk_ring::msg::{Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec};
+
+    const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    const A: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)), 4000);
+    const B: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 20)), 6000);
+
+    fn relay() -> Relay {
+        let map = |l: &[(u8, Codec)]| {
+            let mut m = PtMap::new();
+            for &(pt, codec) in l {
+                m.push(PtEntry { pt, codec });
+            }
+            m
+        };
+        let leg = |port, remote, pt_map| LegSpec {
+            local: SocketAddr::new(IP, port),
+            remote: Some(remote),
+            remote_rtcp_port: 0,
+            rtcp_mux: false,
+            latch: LatchPolicy::Strict,
+            signal_ip: None,
+            pt_map,
+            crypto: LegCrypto::default(),
+        };
+        let mut r = Relay::new(RelayConfig { port_min: 10000, port_max: 10999, max_sessions: 2 });
+        let spec = SessionSpec {
+            id: SessionId(1),
+            legs: [
+                leg(10000, A, map(&[(0, Codec::Pcmu)])),
+                leg(10002, B, map(&[(8, Codec::Pcma), (101, Codec::TelephoneEvent)])),
+            ],
+            media_timeout_ms: 0,
+            leg_timeout_ms: [0; 2],
+            allow_fast_path: true,
+        };
+        r.apply(0, &Command::Create(spec), &mut |_| {});
+        assert!(r.fast_path_rule(10000).is_none() && r.fast_path_rule(10002).is_none());
+        r
+    }
+
+    fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let r = RtpRepr {
+            marker: false,
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc: 9,
+            csrc_count: 0,
+            csrcs: [0; MAX_CSRC],
+            extension: None,
+            padding: 0,
+        };
+        let mut b = vec![0u8; 2048];
+        r.emit(&mut b, payload).unwrap();
+        b
+    }
+
+    #[test]
+    fn inband_tones_arrive_as_rfc4733_events() {
+        let mut r = relay();
+        let mut pcm = speech_like(4000, 0.0);
+        let mut want = vec![];
+        for (k, &d) in DIGITS.iter().enumerate() {
+            pcm.extend(std::iter::repeat(0).take(400 + 29 * k));
+            want.push((d, pcm.len() as u32, 640 + 40 * (k as u32 % 4)));
+            pcm.extend(tone(d, 640 + 40 * (k % 4), 3000.0));
+        }
+        pcm.extend(std::iter::repeat(0).take(400));
+        pcm.extend(speech_like(4000, 2.0));
+        // (event, ts, duration, end) of every event packet, in order.
+        let mut events = vec![];
+        for (seq, chunk) in pcm.chunks_exact(160).enumerate() {
+            let ts = seq as u32 * 160;
+            let payload: Vec<u8> = chunk.iter().map(|&s| g711::ulaw_compress(s)).collect();
+            let mut pkt = rtp(0, seq as u16, ts, &payload);
+            let v = r.handle_packet(seq as u64 * 20, 10000, A, &mut pkt, 172);
+            let Verdict::Forward { len, to, .. } = v else { panic!("{v:?}") };
+            assert_eq!(to, B);
+            let p = RtpPacket::new_checked(&pkt[..len]).unwrap();
+            assert_eq!(p.sequence_number(), seq as u16, "the stream's numbering is kept");
+            match p.payload_type() {
+                101 => {
+                    let e = DtmfRepr::parse(&DtmfPayload::new_checked(p.payload()).unwrap()).unwrap();
+                    events.push((e.event, p.timestamp(), u32::from(e.duration), e.end));
+                }
+                pt => assert_eq!((pt, len), (8, 172)),
+            }
+        }
+        let ends: Vec<_> = events.iter().filter(|e| e.3).collect();
+        assert_eq!(ends.len(), 3 * DIGITS.len(), "three end packets per digit: {events:?}");
+        for (k, &(d, ts, dur)) in want.iter().enumerate() {
+            let e = ends[3 * k];
+            assert!(ends[3 * k..3 * k + 3].iter().all(|x| *x == e), "{:?}", &ends[3 * k..3 * k + 3]);
+            assert_eq!(e.0, d);
+            assert!((i64::from(e.1) - i64::from(ts)).abs() <= 160, "digit {d}: ts {} vs {ts}", e.1);
+            assert!((i64::from(e.2) - i64::from(dur)).abs() <= 160, "digit {d}: duration {} vs {dur}", e.2);
+        }
+    }
+
+    #[test]
+    fn rfc4733_events_arrive_as_inband_tones() {
+        let mut r = relay();
+        let mut out = vec![];
+        let mut want = vec![];
+        let mut seq = 0u16;
+        let mut send = |r: &mut Relay, pt: u8, ts: u32, payload: &[u8], out: &mut Vec<i16>| {
+            let mut pkt = rtp(pt, seq, ts, payload);
+            seq = seq.wrapping_add(1);
+            match r.handle_packet(u64::from(seq) * 20, 10002, B, &mut pkt, 12 + payload.len()) {
+                Verdict::Forward { len, to, .. } => {
+                    assert_eq!(to, A);
+                    let p = RtpPacket::new_checked(&pkt[..len]).unwrap();
+                    assert_eq!(p.payload_type(), 0);
+                    out.extend(p.payload().iter().map(|&b| g711::ulaw_expand(b)));
+                }
+                v => assert_eq!(v, Verdict::Drop(DropReason::DtmfToInband)),
+            }
+        };
+        let silence = [0xD5u8; 160];
+        let mut ts = 0u32;
+        for _ in 0..10 {
+            send(&mut r, 8, ts, &silence, &mut out);
+            ts += 160;
+        }
+        for (k, &d) in DIGITS.iter().enumerate() {
+            let start = ts;
+            let n = 4 + k % 3;
+            // A carrier sends each event packet alongside its 20 ms audio packets.
+            for p in 1..=n {
+                let mut e = [0u8; 4];
+                DtmfRepr { event: d, end: false, volume: 10, duration: 160 * p as u16 }.emit(&mut e).unwrap();
+                send(&mut r, 101, start, &e, &mut out);
+                send(&mut r, 8, ts, &silence, &mut out);
+                ts += 160;
+            }
+            for _ in 0..3 {
+                let mut e = [0u8; 4];
+                DtmfRepr { event: d, end: true, volume: 10, duration: 160 * n as u16 }.emit(&mut e).unwrap();
+                send(&mut r, 101, start, &e, &mut out);
+            }
+            want.push((d, start, 160 * n as u32));
+            for _ in 0..5 {
+                send(&mut r, 8, ts, &silence, &mut out);
+                ts += 160;
+            }
+        }
+        check(&detect(0, &out), &want);
+    }
+}

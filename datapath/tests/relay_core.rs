@@ -347,9 +347,10 @@ fn same_codec_different_pt_is_rewritten() {
     let p = rtp(0, 1, 0, 1, &[7; 160]);
     let (_, out) = send(&mut r, 0, 10000, addr(PEER_A, 4000), p.clone(), 172);
     assert_eq!(&out[..172], &p[..172]);
-    // Leg 0 did not negotiate telephone-event: leg 1's DTMF has nowhere to go.
+    // Leg 0 did not negotiate telephone-event: leg 1's DTMF is played into leg 0's audio
+    // (#18, `relay::inband`) instead of being forwarded.
     let p = rtp(101, 1, 0, 1, &[1, 2, 3, 4]);
-    assert_eq!(send(&mut r, 0, 10002, addr(PEER_B, 6000), p, 16).0, Verdict::Drop(DropReason::UnmappedPayloadType));
+    assert_eq!(send(&mut r, 0, 10002, addr(PEER_B, 6000), p, 16).0, Verdict::Drop(DropReason::DtmfToInband));
 }
 
 /// RFC 3550 A.8 reference (integer form) over (arrival in timestamp units, RTP timestamp).

@@ -17,7 +17,8 @@
 
 use xtrunk_ring::msg::PtMap;
 
-use super::{crypto, ForwardRule, PayloadAction, Relay};
+use super::payload::{payload_action, PayloadAction};
+use super::{crypto, ForwardRule, Relay};
 
 /// Can packets travel between legs negotiating `a` and `b` without payload work? See the
 /// module docs.
@@ -27,7 +28,7 @@ pub fn pt_maps_allow_fast_path(a: &PtMap, b: &PtMap) -> bool {
 
 /// Every entry of `from` is passed unchanged toward `to`, or dropped with its number free on `to`.
 fn passes_or_drops(from: &PtMap, to: &PtMap) -> bool {
-    from.iter().all(|e| match Relay::payload_action(from, to, e.pt) {
+    from.iter().all(|e| match payload_action(from, to, e.pt) {
         Ok((PayloadAction::Pass, _)) => true,
         Ok(_) => false,
         Err(_) => to.by_pt(e.pt).is_none(),

@@ -19,7 +19,11 @@
 //! the cut, so the windows that agree are those within the tone). Timestamps are in the
 //! stream's 8 kHz clock.
 
-use crate::wire::dtmf::DtmfRepr;
+use xtrunk_ring::msg::{Codec, SessionSpec};
+
+use super::g711;
+use super::transcode::Law;
+use crate::wire::dtmf::{DtmfPayload, DtmfRepr};
 
 /// Row (low group) frequencies, Hz.
 pub const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
@@ -310,6 +314,101 @@ impl ToneGen {
         }
         self.tone = Some((lo, hi, k, amp));
         true
+    }
+}
+
+/// Most samples of one packet handled (200 ms); longer payloads are passed unexamined.
+pub const MAX_PCM: usize = 1600;
+
+/// Per-session DTMF interworking between a leg without telephone-event (the *in-band* leg,
+/// whose digits are tones in its audio) and a leg with it: tones from the in-band leg are
+/// detected and sent to the other leg as RFC 4733 events in place of the audio packets that
+/// carried them; events from the other leg are played as tones into the audio toward the
+/// in-band leg. Made with the session ([`Interwork::for_spec`]), never on the packet path.
+#[derive(Debug, Clone)]
+pub struct Interwork {
+    inband: usize,
+    te_pt: u8,
+    det: Detector,
+    tx: EventSender,
+    gen: ToneGen,
+    pcm: [i16; MAX_PCM],
+    end_ts: u32,
+}
+
+impl Interwork {
+    /// The interworking a session needs: a leg that negotiated audio but no telephone-event,
+    /// the other telephone-event.
+    pub fn for_spec(spec: &SessionSpec) -> Option<Box<Self>> {
+        (0..2).find_map(|l| {
+            let (me, other) = (&spec.legs[l].pt_map, &spec.legs[1 - l].pt_map);
+            let te_pt = other.by_codec(Codec::TelephoneEvent)?;
+            (!me.is_empty() && me.by_codec(Codec::TelephoneEvent).is_none()).then(|| {
+                Box::new(Self {
+                    inband: l,
+                    te_pt,
+                    det: Detector::new(),
+                    tx: EventSender::default(),
+                    gen: ToneGen::default(),
+                    pcm: [0; MAX_PCM],
+                    end_ts: 0,
+                })
+            })
+        })
+    }
+
+    /// The leg without telephone-event.
+    pub fn inband_leg(&self) -> usize {
+        self.inband
+    }
+
+    /// A telephone-event payload from the other leg, with its RTP timestamp: played toward the
+    /// in-band leg. A malformed payload is ignored (the caller checked it already).
+    pub fn on_event(&mut self, ts: u32, payload: &[u8]) {
+        if let Ok(r) = DtmfPayload::new_checked(payload).and_then(|p| DtmfRepr::parse(&p)) {
+            self.gen.on_event(ts, &r);
+        }
+    }
+
+    /// A G.711 (`law`) payload from leg `from`, timestamp `ts`: examined for tones when it comes
+    /// from the in-band leg, overwritten with the tone playing when it goes to it.
+    pub fn on_g711(&mut self, from: usize, ts: u32, payload: &mut [u8], law: Law) {
+        let n = payload.len().min(MAX_PCM);
+        let expand = match law {
+            Law::A => g711::alaw_expand,
+            Law::U => g711::ulaw_expand,
+        };
+        if from == self.inband {
+            for (s, &b) in self.pcm.iter_mut().zip(&payload[..n]) {
+                *s = expand(b);
+            }
+            let tx = &mut self.tx;
+            self.det.push(ts, &self.pcm[..n], &mut |d| tx.on_digit(d));
+            self.end_ts = ts.wrapping_add(n as u32);
+        } else if self.gen.fill(&mut self.pcm[..n]) {
+            let compress = match law {
+                Law::A => g711::alaw_compress,
+                Law::U => g711::ulaw_compress,
+            };
+            for (b, &s) in payload[..n].iter_mut().zip(&self.pcm[..n]) {
+                *b = compress(s);
+            }
+        }
+    }
+
+    /// While a detected digit is being sent, rewrites the in-band leg's packet in `buf` (RTP
+    /// header of `hdr` bytes kept: sequence number, SSRC) into its RFC 4733 packet: the other
+    /// leg's telephone-event payload type, the event's timestamp, marker on its first packet.
+    /// Returns the new length.
+    pub fn replace(&mut self, from: usize, buf: &mut [u8], hdr: usize) -> Option<usize> {
+        if from != self.inband || buf.len() < hdr + DtmfRepr::LEN || hdr < 12 {
+            return None;
+        }
+        let p = self.tx.next_packet(self.end_ts)?;
+        buf[0] &= !0x20;
+        buf[1] = (u8::from(p.marker) << 7) | self.te_pt;
+        buf[4..8].copy_from_slice(&p.ts.to_be_bytes());
+        p.repr.emit(&mut buf[hdr..]).ok().map(|n| hdr + n)
     }
 }
 

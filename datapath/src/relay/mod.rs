@@ -38,6 +38,7 @@ mod fastpath;
 pub mod g711;
 pub mod inband;
 pub mod latch;
+mod payload;
 pub mod quality;
 mod stats;
 pub mod timeout;
@@ -47,17 +48,18 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
-use xtrunk_ring::msg::{
-    Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, PtMap, SessionId, SessionSpec, StreamStats,
-};
+use xtrunk_ring::msg::{Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, SessionId, SessionSpec, StreamStats};
 
 use crate::wire::{dtmf::DtmfPayload, rtcp, rtcp_xr, rtp};
 
 pub use self::fastpath::pt_maps_allow_fast_path;
+use self::inband::Interwork;
 use self::latch::LatchState;
 pub use self::latch::LATCH_WINDOW_MS;
+pub use self::payload::needs_transcoder;
+use self::payload::PayloadAction;
 use self::stats::StreamTracker;
-use self::transcode::{Law, Transcoder};
+use self::transcode::Transcoder;
 
 /// Configuration of a relay (or of one shard of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +93,9 @@ pub enum DropReason {
     UnmappedPayloadType,
     /// A telephone-event payload shorter than one event or not a multiple of 4 bytes.
     MalformedDtmf,
+    /// Not an error: a telephone-event toward a leg without telephone-event, played into that
+    /// leg's audio instead (`relay::inband`).
+    DtmfToInband,
     /// The other leg's peer address is not known yet.
     NoDestination,
     /// SRTP/SRTCP authentication, replay check or decryption failed, or no room for the tag.
@@ -102,7 +107,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         Self::UnknownPort,
         Self::BadLength,
         Self::Foreign,
@@ -112,6 +117,7 @@ impl DropReason {
         Self::SourceMismatch,
         Self::UnmappedPayloadType,
         Self::MalformedDtmf,
+        Self::DtmfToInband,
         Self::NoDestination,
         Self::Srtp,
         Self::Transcode,
@@ -129,6 +135,7 @@ impl DropReason {
             Self::SourceMismatch => "source_mismatch",
             Self::UnmappedPayloadType => "unmapped_payload_type",
             Self::MalformedDtmf => "malformed_dtmf",
+            Self::DtmfToInband => "dtmf_to_inband",
             Self::NoDestination => "no_destination",
             Self::Srtp => "srtp",
             Self::Transcode => "transcode",
@@ -247,34 +254,8 @@ struct Session {
     gen: u32,
     /// Codec state when the legs disagree on G.729 vs G.711 ([`needs_transcoder`]).
     xcode: Option<Box<Transcoder>>,
-}
-
-/// What to do to an RTP payload on its way to the other leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PayloadAction {
-    Pass,
-    Rewrite(u8),
-    AlawToUlaw(u8),
-    UlawToAlaw(u8),
-    /// Decode G.729, send G.711 of this law under this payload type.
-    G729ToG711(u8, Law),
-    /// Encode G.711 of this law, send G.729 under this payload type.
-    G711ToG729(u8, Law),
-}
-
-impl PayloadAction {
-    const fn transcodes(self) -> bool {
-        matches!(self, Self::G729ToG711(..) | Self::G711ToG729(..))
-    }
-}
-
-/// Does a session with this spec relay any payload type through the G.729 codec? Only then does
-/// it get a [`Transcoder`] (legs that agree on a codec are never transcoded).
-pub fn needs_transcoder(spec: &SessionSpec) -> bool {
-    [0, 1].iter().any(|&i| {
-        let (mine, theirs) = (&spec.legs[i].pt_map, &spec.legs[1 - i].pt_map);
-        mine.iter().any(|e| matches!(Relay::payload_action(mine, theirs, e.pt), Ok((a, _)) if a.transcodes()))
-    })
+    /// DTMF interworking when one leg has telephone-event and the other not.
+    inband: Option<Box<Interwork>>,
 }
 
 fn clock_rate(codec: Option<Codec>) -> Option<u32> {
@@ -505,7 +486,8 @@ impl Relay {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let clock = timeout::MediaClock::new(now_ms);
-        self.slots[slot as usize] = Some(Session { spec: *spec, legs, clock, gen, xcode });
+        self.slots[slot as usize] =
+            Some(Session { spec: *spec, legs, clock, gen, xcode, inband: Interwork::for_spec(spec) });
         self.arm_new(slot as usize, now_ms);
         self.by_id.insert(spec.id, slot);
         self.index_ports(slot, spec);
@@ -565,6 +547,11 @@ impl Relay {
         if let Some(x) = new_xcode {
             s.xcode = x;
         }
+        // DTMF interworking: kept while the same leg stays in-band (its detector's history).
+        let iw = Interwork::for_spec(spec);
+        if iw.as_ref().map(|i| i.inband_leg()) != s.inband.as_ref().map(|i| i.inband_leg()) {
+            s.inband = iw;
+        }
         self.arm_update(slot as usize, now_ms);
         Ok(())
     }
@@ -611,37 +598,6 @@ impl Relay {
             s.legs[leg].rx.on_rejected_source();
         }
         self.drop_on(slot, leg, DropReason::SourceMismatch)
-    }
-
-    /// Decides what happens to an RTP packet's payload type on its way from a leg negotiating `mine`
-    /// to one negotiating `theirs`.
-    fn payload_action(mine: &PtMap, theirs: &PtMap, pt: u8) -> Result<(PayloadAction, Option<Codec>), DropReason> {
-        if mine.is_empty() || theirs.is_empty() {
-            return Ok((PayloadAction::Pass, mine.by_pt(pt)));
-        }
-        let codec = mine.by_pt(pt).ok_or(DropReason::UnmappedPayloadType)?;
-        if let Some(out) = theirs.by_codec(codec) {
-            let a = if out == pt { PayloadAction::Pass } else { PayloadAction::Rewrite(out) };
-            return Ok((a, Some(codec)));
-        }
-        // G.711 across laws first (a table lookup), then through G.729 (the codec).
-        let g729 = |law| theirs.by_codec(Codec::G729).map(|o| (PayloadAction::G711ToG729(o, law), Some(codec)));
-        match codec {
-            Codec::Pcma => theirs
-                .by_codec(Codec::Pcmu)
-                .map(|o| (PayloadAction::AlawToUlaw(o), Some(codec)))
-                .or_else(|| g729(Law::A)),
-            Codec::Pcmu => theirs
-                .by_codec(Codec::Pcma)
-                .map(|o| (PayloadAction::UlawToAlaw(o), Some(codec)))
-                .or_else(|| g729(Law::U)),
-            Codec::G729 => theirs
-                .by_codec(Codec::Pcmu)
-                .map(|o| (PayloadAction::G729ToG711(o, Law::U), Some(codec)))
-                .or_else(|| theirs.by_codec(Codec::Pcma).map(|o| (PayloadAction::G729ToG711(o, Law::A), Some(codec)))),
-            _ => None,
-        }
-        .ok_or(DropReason::UnmappedPayloadType)
     }
 
     /// Handles one UDP datagram that arrived on `local_port` from `src`; `buf[..len]` is its
@@ -727,71 +683,57 @@ impl Relay {
         let Some(s) = self.slots[slot].as_ref() else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
-        let Ok(p) = rtp::RtpPacket::new_checked(&mut *pkt) else {
+        let Ok(p) = rtp::RtpPacket::new_checked(&*pkt) else {
             return self.drop_on(slot, leg, DropReason::MalformedRtp);
         };
-        let (action, codec) =
-            match Self::payload_action(&s.spec.legs[leg].pt_map, &s.spec.legs[1 - leg].pt_map, p.payload_type()) {
-                Ok(a) => a,
-                Err(r) => return self.drop_on(slot, leg, r),
-            };
+        let (mine, theirs) = (&s.spec.legs[leg].pt_map, &s.spec.legs[other].pt_map);
+        let (action, codec) = match payload::payload_action(mine, theirs, p.payload_type()) {
+            Ok(a) => a,
+            Err(r) => return self.drop_on(slot, leg, r),
+        };
         if codec == Some(Codec::TelephoneEvent) && DtmfPayload::new_checked(p.payload()).is_err() {
             return self.drop_on(slot, leg, DropReason::MalformedDtmf);
         }
-        let (hdr, plen) = (p.header_len(), p.payload().len());
-        let framed = match action {
-            PayloadAction::G729ToG711(..) => transcode::g729_frames(plen)
-                .is_ok_and(|(n, sid)| hdr + (n + usize::from(sid)) * crate::codec::bcg729::FRAME_SAMPLES <= buf.len()),
-            PayloadAction::G711ToG729(..) => transcode::g711_frames(plen).is_ok(),
-            _ => true,
-        };
-        if !framed || (action.transcodes() && !matches!(self.slots[slot].as_ref(), Some(s) if s.xcode.is_some())) {
+        let (hdr, plen, seq, ssrc, ts) =
+            (p.header_len(), p.payload().len(), p.sequence_number(), p.ssrc(), p.timestamp());
+        if !payload::fits(action, hdr, plen, buf.len()) || (action.transcodes() && s.xcode.is_none()) {
             return self.drop_on(slot, leg, DropReason::Transcode);
         }
-        let Ok(mut p) = rtp::RtpPacket::new_checked(&mut buf[..len]) else {
-            return self.drop_on(slot, leg, DropReason::MalformedRtp);
-        };
         let Some(s) = self.slots[slot].as_mut() else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
-        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, Some(p.ssrc()), now_ms);
+        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, Some(ssrc), now_ms);
         let Some(to) = Self::rtp_dest(s, other) else {
             return self.drop_on(slot, leg, DropReason::NoDestination);
         };
         let arrival = clock_rate(codec).map(|r| (now_ms.wrapping_mul(u64::from(r)) / 1000) as u32);
-        s.legs[leg].rx.on_rtp(now_ms, p.sequence_number(), p.ssrc(), p.timestamp(), arrival, len);
+        s.legs[leg].rx.on_rtp(now_ms, seq, ssrc, ts, arrival, len);
         if codec.is_some_and(|c| quality::impairment(c).is_some()) {
             s.legs[leg].rx.audio = codec;
         }
         let from = Self::local_addr(&s.spec.legs[other], false);
-        match action {
-            PayloadAction::Pass => {}
-            PayloadAction::Rewrite(pt) => p.set_payload_type(pt),
-            PayloadAction::AlawToUlaw(pt) => {
-                p.set_payload_type(pt);
-                g711::alaw_to_ulaw(p.payload_mut());
+        // DTMF interworking (`inband`) where the payload is G.711, before or after the codec.
+        let mut iw = s.inband.as_deref_mut();
+        if action == PayloadAction::ToInband {
+            if let Some(iw) = iw {
+                iw.on_event(ts, &buf[hdr..hdr + plen]);
             }
-            PayloadAction::UlawToAlaw(pt) => {
-                p.set_payload_type(pt);
-                g711::ulaw_to_alaw(p.payload_mut());
-            }
-            PayloadAction::G729ToG711(pt, law) | PayloadAction::G711ToG729(pt, law) => {
-                p.set_payload_type(pt);
-                // The new payload has no padding: clear P (RFC 3550 §5.1).
-                buf[0] &= !0x20;
-                let Some(x) = s.xcode.as_deref_mut() else {
-                    return self.drop_on(slot, leg, DropReason::Transcode);
-                };
-                let r = if let PayloadAction::G729ToG711(..) = action {
-                    x.g729_to_g711(buf, hdr, plen, law)
-                } else {
-                    x.g711_to_g729(buf, hdr, plen, law)
-                };
-                match r {
-                    Ok(n) => len = hdr + n,
-                    Err(_) => return self.drop_on(slot, leg, DropReason::Transcode),
-                }
-            }
+            self.counters.bump(DropReason::DtmfToInband);
+            return Verdict::Drop(DropReason::DtmfToInband);
+        }
+        if let (Some(iw), Some(law)) = (iw.as_deref_mut(), payload::law_of(codec)) {
+            iw.on_g711(leg, ts, &mut buf[hdr..hdr + plen], law);
+        }
+        match payload::transform(action, buf, hdr, plen, s.xcode.as_deref_mut()) {
+            Ok(Some(n)) => len = hdr + n,
+            Ok(None) => {}
+            Err(r) => return self.drop_on(slot, leg, r),
+        }
+        if let (Some(iw), PayloadAction::G729ToG711(_, law)) = (iw.as_deref_mut(), action) {
+            iw.on_g711(leg, ts, &mut buf[hdr..len], law);
+        }
+        if let Some(n) = iw.and_then(|iw| iw.replace(leg, buf, hdr)) {
+            len = n;
         }
         // SRTP transmit side: encrypt and append the tag in the room after `len`.
         if let Some(tx) = self.slots[slot].as_mut().and_then(|s| s.legs[other].srtp.tx.as_mut()) {
