@@ -43,7 +43,8 @@ pub use snapshot::{
     AccountId, AccountView, Country, DestinationsView, NumbersView, RouteView, Snapshot, TrunkId, TrunkView,
 };
 pub use trunk::{
-    AuthMode, Codec, Distribution, SrtpPolicy, SrtpSuite, Target, Trunk, TrunkKind, TrunkRole, CODECS, SRTP_SUITES,
+    AuthMode, Codec, Distribution, Dtmf, SrtpPolicy, SrtpSuite, Target, Trunk, TrunkKind, TrunkRole, CODECS,
+    DTMF_MODES, SRTP_SUITES,
 };
 pub use validate::{Host, Problem};
 
