@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use xtrunk_config::{Snapshot, TrunkId};
+use xtrunk_config::{Dtmf, Snapshot, TrunkId};
 use xtrunk_ring::msg::Command;
 
 use super::{common_codecs, latch_of, srtp_prefs};
@@ -36,6 +36,11 @@ pub(crate) fn callee_offer(
     // G.729 toward a trunk that allows it, even if the caller offered only G.711: the relay
     // transcodes when the callee picks it (and only then).
     sdp::offer_g729(&mut s, &cfg.trunk(tout).codecs);
+    // An in-band caller's digits reach an RFC 4733 callee as events (the relay interworks).
+    let (ti, to) = (cfg.trunk(tin), cfg.trunk(tout));
+    if ti.dtmf == Dtmf::Inband && to.dtmf != Dtmf::Inband && to.codecs.contains(&xtrunk_config::Codec::TelephoneEvent) {
+        sdp::add_telephone_event(&mut s, None, None);
+    }
     if prefs.offer_srtp(false) {
         sdp::add_offer_crypto(&mut s, &prefs.suites, None)?;
     }

@@ -22,8 +22,8 @@ mod sdes;
 
 pub use model::{MediaDesc, Remote, Sdp, SdpError, SdpLimits};
 pub use rewrite::{
-    codec_of, default_pt, negotiated, offer_g729, rewrite_answer, rewrite_answer_bridging, rewrite_offer, Origin,
-    Rewrite,
+    add_telephone_event, codec_of, default_pt, fmtp_of, negotiated, offer_g729, rewrite_answer,
+    rewrite_answer_bridging, rewrite_offer, Origin, Rewrite,
 };
 pub use sdes::{
     accept_offer, add_answer_crypto, add_offer_crypto, answer_crypto, answer_keys, answer_offer_crypto, crypto_lines,

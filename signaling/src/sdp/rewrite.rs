@@ -294,6 +294,30 @@ fn g711_bridge(side: &[(u8, String)], other: &[(u8, String)], laws: bool) -> Opt
     None
 }
 
+/// The `a=fmtp` parameters of `pt` in media section `m`, if any.
+pub fn fmtp_of(m: &MediaDesc, pt: u8) -> Option<String> {
+    let key = format!("fmtp:{pt} ");
+    m.lines.iter().find_map(|(_, l)| l.strip_prefix(&key).map(str::to_string))
+}
+
+/// Adds telephone-event/8000 to our SDP `s` when its audio stream lacks it: as payload type
+/// `pt` (with `fmtp`) when given and free, else the first free of 101, 96..=127 (`0-15`). For a
+/// leg whose DTMF the relay interworks with an in-band (`dtmf = "inband"`) leg.
+pub fn add_telephone_event(s: &mut Sdp, pt: Option<u8>, fmtp: Option<&str>) {
+    let Ok(r) = s.remote() else { return };
+    if r.payloads.iter().any(|(_, n)| n.eq_ignore_ascii_case("telephone-event")) {
+        return;
+    }
+    let free = |p: &u8| !r.payloads.iter().any(|(q, _)| q == p);
+    let Some(pt) = pt.filter(free).or_else(|| std::iter::once(101).chain(96..=127).find(free)) else { return };
+    let Some(m) = s.media.get_mut(r.index) else { return };
+    m.fmts.push(pt.to_string());
+    let line =
+        m.lines.iter().rposition(|(_, l)| l.starts_with("rtpmap:") || l.starts_with("fmtp:")).map_or(0, |k| k + 1);
+    m.lines.insert(line, (b'a', format!("fmtp:{pt} {}", fmtp.unwrap_or("0-15"))));
+    m.lines.insert(line, (b'a', format!("rtpmap:{pt} telephone-event/8000")));
+}
+
 /// Adds G.729 (payload type 18, `annexb=no`) to our offer `s` when `allowed` (the trunk the
 /// offer goes to) lists G.729 and the stream lacks it but carries G.711, which the relay
 /// transcodes to and from G.729. Its place follows the trunk's preference order.
