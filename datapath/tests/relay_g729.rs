@@ -12,6 +12,9 @@ use xtrunk_ring::msg::{
     Codec, Command, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec,
 };
 
+mod audio;
+use audio::{best_ncc, speech_like};
+
 const RELAY_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 /// The G.729 peer (leg 0) and the G.711 peer (leg 1).
 const PEER_729: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)), 4000);
@@ -58,54 +61,6 @@ fn relay(g711_pt: u8) -> Relay {
     r.apply(0, &Command::Create(spec), &mut |e| ev.push(e));
     assert_eq!(ev, vec![Event::Created(SessionId(1))]);
     r
-}
-
-/// A speech-like test signal: a glottal-pulse-rich harmonic series on a gliding pitch
-/// (110–220 Hz), shaped by two moving formants, under a 4 Hz syllabic envelope with short pauses.
-fn speech_like(n: usize) -> Vec<i16> {
-    use std::f64::consts::PI;
-    let mut phase = 0.0f64;
-    (0..n)
-        .map(|i| {
-            let t = i as f64 / 8000.0;
-            let f0 = 165.0 + 55.0 * (2.0 * PI * 0.7 * t).sin();
-            phase += 2.0 * PI * f0 / 8000.0;
-            let f1 = 600.0 + 250.0 * (2.0 * PI * 0.9 * t).sin();
-            let f2 = 1700.0 + 500.0 * (2.0 * PI * 0.6 * t).cos();
-            let mut x = 0.0;
-            for h in 1..=20 {
-                let f = f0 * h as f64;
-                if f > 3600.0 {
-                    break;
-                }
-                let g = 1.0 / (1.0 + ((f - f1) / 150.0).powi(2)) + 0.5 / (1.0 + ((f - f2) / 200.0).powi(2));
-                x += g * (h as f64 * phase).sin();
-            }
-            let env = (2.0 * PI * 4.0 * t).sin().abs().powf(0.7);
-            (6000.0 * env * x) as i16
-        })
-        .collect()
-}
-
-/// Best normalised cross-correlation of `out` against `src` over lags 0..=`max_lag` (the codec
-/// delays), skipping the first `skip` samples (decoder warm-up). Returns (ncc, lag).
-fn best_ncc(src: &[i16], out: &[i16], max_lag: usize, skip: usize) -> (f64, usize) {
-    let mut best = (f64::MIN, 0);
-    for lag in 0..=max_lag {
-        let n = out.len().min(src.len() + lag) - lag;
-        if n <= skip {
-            break;
-        }
-        let (a, b) = (&src[skip..n], &out[skip + lag..n + lag]);
-        let dot: f64 = a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
-        let ea: f64 = a.iter().map(|&x| f64::from(x).powi(2)).sum();
-        let eb: f64 = b.iter().map(|&x| f64::from(x).powi(2)).sum();
-        let ncc = dot / (ea * eb).sqrt().max(1.0);
-        if ncc > best.0 {
-            best = (ncc, lag);
-        }
-    }
-    best
 }
 
 fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
