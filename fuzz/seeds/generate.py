@@ -155,6 +155,10 @@ VOIP = bytes([7, 0, 0, 8]) + struct.pack("!IBBBBHHHHbbBBBBBBBBHHH", 0x42, 13, 0,
 put("wire_rtcp_xr", "voip-body.bin", struct.pack("!I", 0x11) + VOIP)
 put("wire_rtcp_xr", "rr-xr.bin", bytes([0x80, 201, 0, 1, 0, 0, 0, 1, 0x80, 207, 0, 10]) + struct.pack("!I", 0x11) + VOIP)
 
+# wire_udptl: T.38 UDPTL with two redundant IFPs, and with FEC.
+put("wire_udptl", "redundancy.bin", bytes([0x12, 0x34, 3, 1, 2, 3, 0, 2, 2, 9, 9, 1, 7]))
+put("wire_udptl", "fec.bin", bytes([0, 5, 1, 0xAA, 0x80, 1, 3, 1, 2, 0x11, 0x22]))
+
 # relay_transcode: selector byte (law in bit 0, tight buffer with bit 1, offset in bits 4-7), payload.
 put("relay_transcode", "g729-20ms.bin", b"\x01" + bytes(range(20)))
 put("relay_transcode", "g729-sid.bin", b"\x00" + bytes(range(12)))
