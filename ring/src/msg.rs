@@ -30,6 +30,10 @@ pub enum Codec {
     Opus,
     /// RFC 3389 comfort noise.
     Cn,
+    /// T.38 fax over UDPTL (`m=image <port> udptl t38`). A leg whose map lists it carries UDPTL
+    /// datagrams, not RTP (relayed unchanged to a leg that lists it too); its payload-type
+    /// number is not used on the wire (0 by convention).
+    T38,
 }
 
 /// One payload type negotiated on a leg.

@@ -408,6 +408,7 @@ pub const fn codec_to_wire(c: Codec) -> u8 {
         Codec::G729 => 4,
         Codec::Opus => 5,
         Codec::Cn => 6,
+        Codec::T38 => 7,
     }
 }
 
@@ -420,6 +421,7 @@ fn codec_from_wire(v: u8) -> Result<Codec, DecodeError> {
         4 => Codec::G729,
         5 => Codec::Opus,
         6 => Codec::Cn,
+        7 => Codec::T38,
         _ => return Err(DecodeError::Discriminant { field: "codec", value: v.into() }),
     })
 }

@@ -22,6 +22,7 @@ fn codec() -> impl Strategy<Value = Codec> {
         Just(Codec::TelephoneEvent),
         Just(Codec::G722),
         Just(Codec::G729),
+        Just(Codec::T38),
         Just(Codec::Opus),
         Just(Codec::Cn),
     ]

@@ -15,7 +15,7 @@
 //! An empty map on either leg is pass-through in the core too: eligible. Entry order and entries
 //! present on one leg only do not matter.
 
-use xtrunk_ring::msg::PtMap;
+use xtrunk_ring::msg::{Codec, PtMap};
 
 use super::payload::{payload_action, PayloadAction};
 use super::{crypto, ForwardRule, Relay};
@@ -53,6 +53,10 @@ impl Relay {
             return None;
         }
         let (a, b) = (&s.spec.legs[0], &s.spec.legs[1]);
+        // T.38 (UDPTL) is validated packet by packet in the relay core.
+        if a.pt_map.by_codec(Codec::T38).is_some() || b.pt_map.by_codec(Codec::T38).is_some() {
+            return None;
+        }
         if !crypto::is_plain(&a.crypto)
             || !crypto::is_plain(&b.crypto)
             || !pt_maps_allow_fast_path(&a.pt_map, &b.pt_map)

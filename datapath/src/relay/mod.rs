@@ -96,6 +96,9 @@ pub enum DropReason {
     /// Not an error: a telephone-event toward a leg without telephone-event, played into that
     /// leg's audio instead (`relay::inband`).
     DtmfToInband,
+    /// A datagram on a T.38 leg that is not a valid UDPTL packet, or toward a leg that is not
+    /// T.38.
+    Udptl,
     /// The other leg's peer address is not known yet.
     NoDestination,
     /// SRTP/SRTCP authentication, replay check or decryption failed, or no room for the tag.
@@ -107,7 +110,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         Self::UnknownPort,
         Self::BadLength,
         Self::Foreign,
@@ -118,6 +121,7 @@ impl DropReason {
         Self::UnmappedPayloadType,
         Self::MalformedDtmf,
         Self::DtmfToInband,
+        Self::Udptl,
         Self::NoDestination,
         Self::Srtp,
         Self::Transcode,
@@ -136,6 +140,7 @@ impl DropReason {
             Self::UnmappedPayloadType => "unmapped_payload_type",
             Self::MalformedDtmf => "malformed_dtmf",
             Self::DtmfToInband => "dtmf_to_inband",
+            Self::Udptl => "udptl",
             Self::NoDestination => "no_destination",
             Self::Srtp => "srtp",
             Self::Transcode => "transcode",
@@ -600,6 +605,40 @@ impl Relay {
         self.drop_on(slot, leg, DropReason::SourceMismatch)
     }
 
+    /// A datagram on a T.38 leg (`Codec::T38` in its map): a UDPTL packet on the RTP port,
+    /// relayed unchanged to the other leg if that is T.38 too.
+    #[allow(clippy::too_many_arguments)]
+    fn relay_udptl(
+        &mut self,
+        now_ms: u64,
+        slot: usize,
+        leg: usize,
+        rtcp_port: bool,
+        src: SocketAddr,
+        buf: &[u8],
+        len: usize,
+    ) -> Verdict {
+        let other = 1 - leg;
+        let ok = !rtcp_port && buf.get(..len).is_some_and(|p| crate::wire::udptl::Udptl::new_checked(p).is_ok());
+        let Some(s) = self.slots[slot].as_mut().filter(|_| ok) else {
+            return self.drop_on(slot, leg, DropReason::Udptl);
+        };
+        if s.spec.legs[other].pt_map.by_codec(Codec::T38).is_none() {
+            return self.drop_on(slot, leg, DropReason::Udptl);
+        }
+        if !s.legs[leg].latch.admits(&s.spec.legs[leg], false, src, None, now_ms) {
+            return self.reject_source(slot, leg);
+        }
+        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, None, now_ms);
+        let Some(to) = Self::rtp_dest(s, other) else {
+            return self.drop_on(slot, leg, DropReason::NoDestination);
+        };
+        s.legs[leg].rx.on_udptl(now_ms, len);
+        let from = Self::local_addr(&s.spec.legs[other], false);
+        self.touch(slot, leg, now_ms);
+        Verdict::Forward { len, from, to }
+    }
+
     /// Handles one UDP datagram that arrived on `local_port` from `src`; `buf[..len]` is its
     /// payload and `buf[len..]` spare room. Rewrites in place and says where to send it.
     pub fn handle_packet(
@@ -621,6 +660,9 @@ impl Relay {
             self.counters.bump(DropReason::UnknownPort);
             return Verdict::Drop(DropReason::UnknownPort);
         };
+        if s.spec.legs[leg].pt_map.by_codec(Codec::T38).is_some() {
+            return self.relay_udptl(now_ms, slot, leg, rtcp_port, src, buf, len);
+        }
         let mux = s.spec.legs[leg].rtcp_mux;
         let kind = rtp::classify(pkt);
         let is_rtcp = match (kind, rtcp_port) {

@@ -156,6 +156,13 @@ impl StreamTracker {
         s
     }
 
+    /// Accounts one accepted UDPTL (T.38) datagram: counted as a packet, no sequence analysis.
+    pub(crate) fn on_udptl(&mut self, now_ms: u64, bytes: usize) {
+        self.stats.packets += 1;
+        self.stats.bytes += bytes as u64;
+        self.stats.last_rx_ms = now_ms;
+    }
+
     /// Accounts one accepted RTCP packet.
     pub(crate) fn on_rtcp(&mut self, now_ms: u64) {
         self.stats.rtcp_packets += 1;
