@@ -58,7 +58,7 @@ fn is_codec(name: &str) -> bool {
     !name.eq_ignore_ascii_case("telephone-event") && !name.eq_ignore_ascii_case("CN")
 }
 
-fn header_lines(ip: IpAddr, origin: &mut Origin) -> Vec<(u8, String)> {
+pub(super) fn header_lines(ip: IpAddr, origin: &mut Origin) -> Vec<(u8, String)> {
     origin.version += 1;
     let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
     vec![
@@ -138,7 +138,7 @@ fn check_proto(m: &MediaDesc, srtp_off: bool) -> Result<(), SdpError> {
     Ok(())
 }
 
-fn declined(m: &MediaDesc) -> MediaDesc {
+pub(super) fn declined(m: &MediaDesc) -> MediaDesc {
     MediaDesc { kind: m.kind.clone(), port: 0, proto: m.proto.clone(), fmts: m.fmts.clone(), lines: Vec::new() }
 }
 
