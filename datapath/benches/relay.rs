@@ -139,6 +139,14 @@ fn bench_transcode(c: &mut Criterion) {
         ("pcma_to_pcmu", map(&[(8, Codec::Pcma)]), map(&[(0, Codec::Pcmu)]), 8u8, &g711),
         ("pcma_to_g729", map(&[(8, Codec::Pcma)]), map(&[(18, Codec::G729)]), 8, &g711),
         ("g729_to_pcma", map(&[(18, Codec::G729)]), map(&[(8, Codec::Pcma)]), 18, &g729),
+        // In-band DTMF detection (relay::inband) on a leg without telephone-event.
+        (
+            "pcma_inband_to_te",
+            map(&[(8, Codec::Pcma)]),
+            map(&[(8, Codec::Pcma), (101, Codec::TelephoneEvent)]),
+            8,
+            &g711,
+        ),
     ] {
         let mut r = relay_with(N, m0, m1);
         let pkt = rtp_with(pt, payload);

@@ -197,7 +197,9 @@ mod through_the_relay {
     use xtrunk_datapath::relay::{g711, DropReason, Relay, RelayConfig, Verdict};
     use xtrunk_datapath::wire::dtmf::DtmfPayload;
     use xtrunk_datapath::wire::rtp::{RtpPacket, RtpRepr, MAX_CSRC};
-    use xtrunk_ring::msg::{Codec, Command, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec};
+    use xtrunk_ring::msg::{
+        Codec, Command, Event, LatchPolicy, LegCrypto, LegSpec, PtEntry, PtMap, SessionId, SessionSpec,
+    };
 
     const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     const A: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)), 4000);
@@ -287,6 +289,20 @@ mod through_the_relay {
         }
         let ends: Vec<_> = events.iter().filter(|e| e.3).collect();
         assert_eq!(ends.len(), 3 * DIGITS.len(), "three end packets per digit: {events:?}");
+        // The sidecar hears of each digit's start and end (Event::Dtmf, from poll_timeouts).
+        let mut reported = vec![];
+        r.poll_timeouts(1_000_000, &mut |e| {
+            if let Event::Dtmf { id, leg, event, end, duration_ms } = e {
+                assert_eq!((id, leg), (SessionId(1), 0));
+                reported.push((event, end, duration_ms));
+            }
+        });
+        assert_eq!(reported.len(), 2 * DIGITS.len(), "{reported:?}");
+        for (k, &(d, _, dur)) in want.iter().enumerate() {
+            assert_eq!(reported[2 * k], (d, false, 0));
+            let (e, end, ms) = reported[2 * k + 1];
+            assert!(e == d && end && (i64::from(ms) - i64::from(dur / 8)).abs() <= 20, "{:?}", reported[2 * k + 1]);
+        }
         for (k, &(d, ts, dur)) in want.iter().enumerate() {
             let e = ends[3 * k];
             assert!(ends[3 * k..3 * k + 3].iter().all(|x| *x == e), "{:?}", &ends[3 * k..3 * k + 3]);

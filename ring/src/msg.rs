@@ -354,6 +354,21 @@ pub enum Event {
         /// The silent leg (0 or 1); `None` when both are.
         leg: Option<u8>,
     },
+    /// An in-band DTMF digit the datapath detected on leg `leg` (a leg without telephone-event,
+    /// whose digits it sends to the other leg as RFC 4733 events): once at its start
+    /// (`end: false`, `duration_ms` 0), once at its end with its duration.
+    Dtmf {
+        /// The session.
+        id: SessionId,
+        /// The leg the tones came from (0 or 1).
+        leg: u8,
+        /// RFC 4733 event code (0–9, `*` = 10, `#` = 11, A–D = 12–15).
+        event: u8,
+        /// Start (false) or end (true).
+        end: bool,
+        /// The digit's duration (at its end), in ms.
+        duration_ms: u32,
+    },
     /// Reply to [`Command::Dump`]: one held session.
     Session(SessionSpec),
     /// Reply to [`Command::Dump`]: the end.

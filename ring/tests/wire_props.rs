@@ -146,6 +146,8 @@ fn event() -> impl Strategy<Value = Event> {
             idle_ms,
             leg
         }),
+        (id(), 0u8..2, 0u8..16, any::<bool>(), any::<u32>())
+            .prop_map(|(id, leg, event, end, duration_ms)| Event::Dtmf { id, leg, event, end, duration_ms }),
         spec().prop_map(Event::Session),
         (any::<u64>(), any::<u32>()).prop_map(|(token, count)| Event::DumpDone { token, count }),
     ]

@@ -371,8 +371,9 @@ impl Interwork {
     }
 
     /// A G.711 (`law`) payload from leg `from`, timestamp `ts`: examined for tones when it comes
-    /// from the in-band leg, overwritten with the tone playing when it goes to it.
-    pub fn on_g711(&mut self, from: usize, ts: u32, payload: &mut [u8], law: Law) {
+    /// from the in-band leg (each digit start and end also goes to `notify`), overwritten with
+    /// the tone playing when it goes to it.
+    pub fn on_g711(&mut self, from: usize, ts: u32, payload: &mut [u8], law: Law, notify: &mut impl FnMut(Digit)) {
         let n = payload.len().min(MAX_PCM);
         let expand = match law {
             Law::A => g711::alaw_expand,
@@ -383,7 +384,10 @@ impl Interwork {
                 *s = expand(b);
             }
             let tx = &mut self.tx;
-            self.det.push(ts, &self.pcm[..n], &mut |d| tx.on_digit(d));
+            self.det.push(ts, &self.pcm[..n], &mut |d| {
+                tx.on_digit(d);
+                notify(d);
+            });
             self.end_ts = ts.wrapping_add(n as u32);
         } else if self.gen.fill(&mut self.pcm[..n]) {
             let compress = match law {

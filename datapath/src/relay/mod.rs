@@ -284,7 +284,13 @@ pub struct Relay {
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
     counters: DropCounters,
     next_gen: u32,
+    /// In-band digits detected, for [`Event::Dtmf`] (drained by [`Relay::poll_timeouts`];
+    /// preallocated, full = later digits not reported, still sent as RFC 4733).
+    dtmf_out: Vec<(SessionId, u8, inband::Digit)>,
 }
+
+/// Most in-band digit reports held between two [`Relay::poll_timeouts`].
+const DTMF_OUT: usize = 1024;
 
 impl Relay {
     /// A relay with `cfg.max_sessions` preallocated slots.
@@ -299,6 +305,7 @@ impl Relay {
             timers: BinaryHeap::with_capacity(Self::timer_capacity(n)),
             counters: DropCounters::default(),
             next_gen: 1,
+            dtmf_out: Vec::with_capacity(DTMF_OUT),
         }
     }
 
@@ -763,8 +770,14 @@ impl Relay {
             self.counters.bump(DropReason::DtmfToInband);
             return Verdict::Drop(DropReason::DtmfToInband);
         }
+        let (id, out) = (s.spec.id, &mut self.dtmf_out);
+        let mut notify = |d| {
+            if out.len() < out.capacity() {
+                out.push((id, leg as u8, d));
+            }
+        };
         if let (Some(iw), Some(law)) = (iw.as_deref_mut(), payload::law_of(codec)) {
-            iw.on_g711(leg, ts, &mut buf[hdr..hdr + plen], law);
+            iw.on_g711(leg, ts, &mut buf[hdr..hdr + plen], law, &mut notify);
         }
         match payload::transform(action, buf, hdr, plen, s.xcode.as_deref_mut()) {
             Ok(Some(n)) => len = hdr + n,
@@ -772,7 +785,7 @@ impl Relay {
             Err(r) => return self.drop_on(slot, leg, r),
         }
         if let (Some(iw), PayloadAction::G729ToG711(_, law)) = (iw.as_deref_mut(), action) {
-            iw.on_g711(leg, ts, &mut buf[hdr..len], law);
+            iw.on_g711(leg, ts, &mut buf[hdr..len], law, &mut notify);
         }
         if let Some(n) = iw.and_then(|iw| iw.replace(leg, buf, hdr)) {
             len = n;
