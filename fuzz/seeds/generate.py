@@ -145,9 +145,14 @@ small = [rtp(8, 1, 160, 1, b"\xd5" * 40), rtp(0, 1, 160, 2, b"\xff" * 40), rtp(1
 put("relay_handle_packet", "call.bin", rec(0, 0, small[0]) + rec(2, 2, small[1]) + rec(0, 0, small[2]) + rec(1, 1, small[4]) + rec(0, 0, small[3]))
 put("relay_handle_packet", "mux.bin", rec(4, 4, small[0]) + rec(4, 4, small[5]) + rec(5, 5, small[1]) + rec(5, 6, small[0]))
 put("relay_handle_packet", "srtp.bin", rec(7, 7, small[0]) + rec(8, 8, small[0]) + rec(9, 7, small[4]))
-# G.729 leg (port 2030, source 4030) and G.711 leg (2032, 5030) with the backends' room (0x80).
-put("relay_handle_packet", "g729.bin", rec(10, 130, rtp(18, 1, 160, 3, bytes(range(20)))) + rec(11, 131, rtp(0, 1, 160, 4, b"\xff" * 160))
-    + rec(10, 130, rtp(18, 2, 320, 3, bytes(range(12)))) + rec(10, 9, rtp(18, 3, 480, 3, bytes(range(30)))))
+# G.729 leg (port 2030, source 4030) and G.711 leg (2032, 5030) with the backends' room (0x80;
+# source selectors are taken modulo 15).
+put("relay_handle_packet", "g729.bin", rec(10, 129, rtp(18, 1, 160, 3, bytes(range(20)))) + rec(11, 130, rtp(0, 1, 160, 4, b"\xff" * 160))
+    + rec(10, 129, rtp(18, 2, 320, 3, bytes(range(12)))) + rec(10, 9, rtp(18, 3, 480, 3, bytes(range(30)))))
+# In-band leg (2040, source 4040) and its RFC 4733 peer (2042, 5040); T.38 legs (2060/4060, 2062/5060).
+put("relay_handle_packet", "inband.bin", rec(12, 11, rtp(8, 1, 160, 5, b"\xd5" * 160)) + rec(13, 12, rtp(101, 1, 160, 6, dtmf(5, False, 10, 160)))
+    + rec(13, 12, rtp(0, 2, 320, 6, b"\xff" * 160)))
+put("relay_handle_packet", "t38.bin", rec(14, 13, bytes([0, 1, 3, 6, 0x80, 1, 0, 1, 2, 6, 0x80])) + rec(15, 14, bytes([0, 1, 1, 7, 0, 0])))
 
 # wire_rtcp_xr: an XR body (sender SSRC, one VoIP Metrics block), and an RR + XR compound.
 VOIP = bytes([7, 0, 0, 8]) + struct.pack("!IBBBBHHHHbbBBBBBBBBHHH", 0x42, 13, 0, 0, 0, 0, 0, 120, 40, -20, -60, 127, 16,
