@@ -2,7 +2,7 @@
 //!
 //! A session whose legs disagree (one leg negotiated G.729 and the other only G.711) gets one
 //! [`Transcoder`] when it is created or updated: a G.729 decoder for what the G.729 leg sends and
-//! an encoder for what it receives (see [`needs_transcoder`]). Only one leg can be the G.729 side,
+//! an encoder for what it receives (see [`needs_transcoder`](super::needs_transcoder)). Only one leg can be the G.729 side,
 //! so one of each is enough. Nothing here allocates: the codec contexts and the sample scratch
 //! are made with the session.
 //!
