@@ -85,6 +85,8 @@ pub struct TrunkView {
     pub transfer: bool,
     /// `g711_transcode`: an answer in the other G.711 law is bridged by the relay.
     pub g711_transcode: bool,
+    /// `dtmf`: how the trunk carries DTMF.
+    pub dtmf: crate::Dtmf,
     /// `transports`: what its requests may arrive on (empty = any).
     pub transports: Vec<Transport>,
     /// `sip_listen`: the listener its requests leave from (none: the first of the transport).
@@ -400,6 +402,7 @@ impl Snapshot {
                 transfer: t.transfer,
                 transports: t.transports.clone(),
                 g711_transcode: t.g711_transcode,
+                dtmf: crate::Dtmf::from_name(&t.dtmf).unwrap_or_default(),
                 sip_listen: t.sip_listen,
                 media_ip: t.media_ip.unwrap_or(cfg.media.sdp_ip()),
                 options: t.options,

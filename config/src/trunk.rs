@@ -65,6 +65,12 @@ pub struct Trunk {
     /// PCMA offer, or the reverse) and have the relay convert A↔µ (default true).
     #[serde(default = "yes")]
     pub g711_transcode: bool,
+    /// How this trunk carries DTMF: `rfc4733` (telephone-event, the default), `inband` (tones in
+    /// the audio: telephone-event is never offered or answered toward it, and the relay turns
+    /// the other leg's events into tones and its tones into events) or `both` (telephone-event,
+    /// and tones in the audio passed as they are).
+    #[serde(default = "default_dtmf", skip_serializing_if = "is_default_dtmf")]
+    pub dtmf: String,
     /// Transports this trunk's requests may arrive on; empty (the default) = any. `["tcp"]`
     /// refuses UDP from the trunk's addresses: a forged UDP source cannot place a call as it
     /// (see `scripts/tune-nic` for reverse-path filtering).
@@ -243,6 +249,45 @@ impl AuthMode {
 impl fmt::Display for AuthMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+fn default_dtmf() -> String {
+    Dtmf::Rfc4733.name().into()
+}
+
+fn is_default_dtmf(s: &String) -> bool {
+    s == Dtmf::Rfc4733.name()
+}
+
+/// `dtmf` names a trunk may give.
+pub const DTMF_MODES: &[&str] = &["rfc4733", "inband", "both"];
+
+/// How a trunk carries DTMF; the typed form of a [`DTMF_MODES`] name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Dtmf {
+    /// RFC 4733 telephone-event.
+    #[default]
+    Rfc4733,
+    /// Tones in the audio only.
+    Inband,
+    /// Telephone-event, and tones in the audio passed unchanged.
+    Both,
+}
+
+impl Dtmf {
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rfc4733 => "rfc4733",
+            Self::Inband => "inband",
+            Self::Both => "both",
+        }
+    }
+
+    /// The mode named `s` (ASCII case ignored).
+    pub fn from_name(s: &str) -> Option<Self> {
+        [Self::Rfc4733, Self::Inband, Self::Both].into_iter().find(|d| d.name().eq_ignore_ascii_case(s))
     }
 }
 

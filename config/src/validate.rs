@@ -642,6 +642,9 @@ fn validate_trunk_media(v: &mut Validator, p: &str, t: &Trunk) {
     if !t.codecs.is_empty() && t.codecs.iter().all(|c| Codec::from_name(c).is_some_and(|c| !c.is_audio())) {
         v.add(format!("{p}.codecs"), "must list at least one audio codec besides telephone-event/CN");
     }
+    if crate::Dtmf::from_name(&t.dtmf).is_none() {
+        v.add(format!("{p}.dtmf"), format!("must be one of {}, got {:?}", crate::DTMF_MODES.join(", "), t.dtmf));
+    }
     for (j, s) in t.srtp_suites.iter().enumerate() {
         if SrtpSuite::from_name(s).is_none() {
             v.add(

@@ -388,6 +388,11 @@ fn trunk_rules() {
         "at least one codec",
     );
     assert_problem(
+        "[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ndtmf = \"sip-info\"",
+        "trunk[0].dtmf",
+        "must be one of rfc4733, inband, both, got \"sip-info\"",
+    );
+    assert_problem(
         "[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\ncodecs = [\"telephone-event\"]",
         "trunk[0].codecs",
         "audio codec",

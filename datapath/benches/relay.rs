@@ -48,6 +48,10 @@ fn relay_with(sessions: usize, m0: PtMap, m1: PtMap) -> Relay {
 }
 
 fn rtp(pt: u8) -> Vec<u8> {
+    rtp_with(pt, &[0x55; 160])
+}
+
+fn rtp_with(pt: u8, payload: &[u8]) -> Vec<u8> {
     let r = RtpRepr {
         marker: false,
         payload_type: pt,
@@ -60,7 +64,7 @@ fn rtp(pt: u8) -> Vec<u8> {
         padding: 0,
     };
     let mut b = vec![0u8; 2048];
-    r.emit(&mut b, &[0x55; 160]).unwrap();
+    r.emit(&mut b, payload).unwrap();
     b
 }
 
@@ -109,5 +113,62 @@ fn bench_wire(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_relay, bench_wire);
+/// #18: G.729 ↔ G.711 transcoding per 20 ms packet, next to the same relay's A↔µ conversion
+/// (the plain-relay baseline of the ratio in BENCHMARKS.md), in one invocation. 2 000 sessions
+/// (each has its own codec contexts); 20 ms packets: 160 bytes of G.711 or 20 of G.729.
+fn bench_transcode(c: &mut Criterion) {
+    let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 4000);
+    // G.729 frames as a real encoder makes them (a tone), so the decoder does its usual work.
+    let mut enc = xtrunk_datapath::codec::bcg729::Encoder::new(false).unwrap();
+    let mut g729 = Vec::new();
+    let mut g711 = Vec::new();
+    for f in 0..2 {
+        let pcm: [i16; 80] = std::array::from_fn(|i| {
+            let t = (f * 80 + i) as f64 / 8000.0;
+            (6000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()) as i16
+        });
+        let mut bits = [0u8; 10];
+        enc.encode(&pcm, &mut bits);
+        g729.extend_from_slice(&bits);
+        g711.extend(pcm.iter().map(|&s| xtrunk_datapath::relay::g711::alaw_compress(s)));
+    }
+    const N: usize = 2_000;
+    let mut g = c.benchmark_group("transcode");
+    g.throughput(Throughput::Elements(1));
+    for (name, m0, m1, pt, payload) in [
+        ("pcma_to_pcmu", map(&[(8, Codec::Pcma)]), map(&[(0, Codec::Pcmu)]), 8u8, &g711),
+        ("pcma_to_g729", map(&[(8, Codec::Pcma)]), map(&[(18, Codec::G729)]), 8, &g711),
+        ("g729_to_pcma", map(&[(18, Codec::G729)]), map(&[(8, Codec::Pcma)]), 18, &g729),
+        // In-band DTMF detection (relay::inband) on a leg without telephone-event.
+        (
+            "pcma_inband_to_te",
+            map(&[(8, Codec::Pcma)]),
+            map(&[(8, Codec::Pcma), (101, Codec::TelephoneEvent)]),
+            8,
+            &g711,
+        ),
+    ] {
+        let mut r = relay_with(N, m0, m1);
+        let pkt = rtp_with(pt, payload);
+        let len = 12 + payload.len();
+        let mut buf = pkt.clone();
+        let mut seq = 0u16;
+        let mut now = 1u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                now += 1;
+                buf[..len].copy_from_slice(&pkt[..len]);
+                buf[2..4].copy_from_slice(&seq.to_be_bytes());
+                let port = 10000 + (u32::from(seq) % N as u32 * 4) as u16;
+                let v = r.handle_packet(now, port, src, black_box(&mut buf), len);
+                debug_assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+                black_box(v)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_relay, bench_wire, bench_transcode);
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 //! on by default: `socket` (libc, core_affinity) and `xsk` (libc, core_affinity, aya and
 //! `xtrunk-ebpf`, whose build script runs clang).
 
+pub mod codec;
 pub mod control;
 pub mod relay;
 #[cfg(feature = "socket")]

@@ -318,12 +318,22 @@ fn payload_type_mapping_and_g711_conversion() {
     let p = rtp(101, 3, 0, 0xabc, &ev[..3]);
     let l = p.len() - 64;
     assert_eq!(send(&mut r, 0, 10000, a, p, l).0, Verdict::Drop(DropReason::MalformedDtmf));
-    // Unmapped PT on leg 0, and a codec (G.729) the other leg lacks.
+    // Unmapped PT on leg 0.
     let p = rtp(9, 4, 0, 0xabc, &[0; 10]);
     assert_eq!(send(&mut r, 0, 10000, a, p, 22).0, Verdict::Drop(DropReason::UnmappedPayloadType));
-    let p = rtp(18, 4, 0, 0xdef, &[0; 10]);
-    assert_eq!(send(&mut r, 0, 10002, b, p, 22).0, Verdict::Drop(DropReason::UnmappedPayloadType));
-    assert_eq!(r.counters().get(DropReason::UnmappedPayloadType), 2);
+    assert_eq!(r.counters().get(DropReason::UnmappedPayloadType), 1);
+    // A codec (G.729) the other leg lacks is transcoded to its G.711 (one 10 ms frame → 80 bytes).
+    let mut p = rtp(18, 4, 0, 0xdef, &[0; 10]);
+    // Room for the G.711 payload (8× the G.729 one) after the datagram, as the backends give.
+    let short = p.clone();
+    assert_eq!(send(&mut r, 0, 10002, b, short, 22).0, Verdict::Drop(DropReason::Transcode));
+    p.resize(200, 0);
+    let (v, out) = send(&mut r, 0, 10002, b, p, 22);
+    assert!(matches!(v, Verdict::Forward { len: 92, .. }), "{v:?}");
+    assert_eq!(RtpPacket::new_checked(&out[..92]).unwrap().payload_type(), 8);
+    // Not whole G.729 frames.
+    let p = rtp(18, 5, 0, 0xdef, &[0; 7]);
+    assert_eq!(send(&mut r, 0, 10002, b, p, 19).0, Verdict::Drop(DropReason::Transcode));
 }
 
 #[test]
@@ -337,9 +347,10 @@ fn same_codec_different_pt_is_rewritten() {
     let p = rtp(0, 1, 0, 1, &[7; 160]);
     let (_, out) = send(&mut r, 0, 10000, addr(PEER_A, 4000), p.clone(), 172);
     assert_eq!(&out[..172], &p[..172]);
-    // Leg 0 did not negotiate telephone-event: leg 1's DTMF has nowhere to go.
+    // Leg 0 did not negotiate telephone-event: leg 1's DTMF is played into leg 0's audio
+    // (#18, `relay::inband`) instead of being forwarded.
     let p = rtp(101, 1, 0, 1, &[1, 2, 3, 4]);
-    assert_eq!(send(&mut r, 0, 10002, addr(PEER_B, 6000), p, 16).0, Verdict::Drop(DropReason::UnmappedPayloadType));
+    assert_eq!(send(&mut r, 0, 10002, addr(PEER_B, 6000), p, 16).0, Verdict::Drop(DropReason::DtmfToInband));
 }
 
 /// RFC 3550 A.8 reference (integer form) over (arrival in timestamp units, RTP timestamp).
@@ -532,7 +543,7 @@ fn fast_path_rules() {
 #[test]
 fn fast_path_needs_only_the_used_payload_types_to_agree() {
     // Same mapping of every used PT, in another order, with entries the other leg lacks.
-    let a = pts(&[(0, Codec::Pcmu), (18, Codec::G729), (101, Codec::TelephoneEvent)]);
+    let a = pts(&[(0, Codec::Pcmu), (9, Codec::G722), (101, Codec::TelephoneEvent)]);
     let b = pts(&[(101, Codec::TelephoneEvent), (13, Codec::Cn), (0, Codec::Pcmu)]);
     let mut r = relay();
     basic(&mut r, LatchPolicy::Once, (a, b));

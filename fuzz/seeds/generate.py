@@ -4,7 +4,7 @@
 sip_parse, sip_core: every message a SIPp scenario in signaling/tests/scenarios sends, with its
   [fields] filled in (the RFC 4475 torture messages are copied by scripts/fuzz directly).
 sdp_parse: the SDP bodies of those scenarios and of the sdp unit tests.
-wire_*, relay_handle_packet, srtp_*, ring_*: packets shaped like the datapath test vectors
+wire_*, relay_handle_packet, relay_transcode, srtp_*, ring_*: packets shaped like the datapath test vectors
   (RTP PCMA/PCMU, RFC 4733 events, RTCP SR+SDES / RR+BYE, IPv4/IPv6 UDP, Ethernet ± VLAN), in
   each target's input format (see the target's header comment).
 """
@@ -145,6 +145,29 @@ small = [rtp(8, 1, 160, 1, b"\xd5" * 40), rtp(0, 1, 160, 2, b"\xff" * 40), rtp(1
 put("relay_handle_packet", "call.bin", rec(0, 0, small[0]) + rec(2, 2, small[1]) + rec(0, 0, small[2]) + rec(1, 1, small[4]) + rec(0, 0, small[3]))
 put("relay_handle_packet", "mux.bin", rec(4, 4, small[0]) + rec(4, 4, small[5]) + rec(5, 5, small[1]) + rec(5, 6, small[0]))
 put("relay_handle_packet", "srtp.bin", rec(7, 7, small[0]) + rec(8, 8, small[0]) + rec(9, 7, small[4]))
+# G.729 leg (port 2030, source 4030) and G.711 leg (2032, 5030) with the backends' room (0x80;
+# source selectors are taken modulo 15).
+put("relay_handle_packet", "g729.bin", rec(10, 129, rtp(18, 1, 160, 3, bytes(range(20)))) + rec(11, 130, rtp(0, 1, 160, 4, b"\xff" * 160))
+    + rec(10, 129, rtp(18, 2, 320, 3, bytes(range(12)))) + rec(10, 9, rtp(18, 3, 480, 3, bytes(range(30)))))
+# In-band leg (2040, source 4040) and its RFC 4733 peer (2042, 5040); T.38 legs (2060/4060, 2062/5060).
+put("relay_handle_packet", "inband.bin", rec(12, 11, rtp(8, 1, 160, 5, b"\xd5" * 160)) + rec(13, 12, rtp(101, 1, 160, 6, dtmf(5, False, 10, 160)))
+    + rec(13, 12, rtp(0, 2, 320, 6, b"\xff" * 160)))
+put("relay_handle_packet", "t38.bin", rec(14, 13, bytes([0, 1, 3, 6, 0x80, 1, 0, 1, 2, 6, 0x80])) + rec(15, 14, bytes([0, 1, 1, 7, 0, 0])))
+
+# wire_rtcp_xr: an XR body (sender SSRC, one VoIP Metrics block), and an RR + XR compound.
+VOIP = bytes([7, 0, 0, 8]) + struct.pack("!IBBBBHHHHbbBBBBBBBBHHH", 0x42, 13, 0, 0, 0, 0, 0, 120, 40, -20, -60, 127, 16,
+                                           80, 127, 39, 38, 0, 0, 40, 80, 200)
+put("wire_rtcp_xr", "voip-body.bin", struct.pack("!I", 0x11) + VOIP)
+put("wire_rtcp_xr", "rr-xr.bin", bytes([0x80, 201, 0, 1, 0, 0, 0, 1, 0x80, 207, 0, 10]) + struct.pack("!I", 0x11) + VOIP)
+
+# wire_udptl: T.38 UDPTL with two redundant IFPs, and with FEC.
+put("wire_udptl", "redundancy.bin", bytes([0x12, 0x34, 3, 1, 2, 3, 0, 2, 2, 9, 9, 1, 7]))
+put("wire_udptl", "fec.bin", bytes([0, 5, 1, 0xAA, 0x80, 1, 3, 1, 2, 0x11, 0x22]))
+
+# relay_transcode: selector byte (law in bit 0, tight buffer with bit 1, offset in bits 4-7), payload.
+put("relay_transcode", "g729-20ms.bin", b"\x01" + bytes(range(20)))
+put("relay_transcode", "g729-sid.bin", b"\x00" + bytes(range(12)))
+put("relay_transcode", "g711-30ms.bin", b"\x23" + b"\xd5" * 240)
 
 # srtp_*: selector byte (suite in bits 0-1, round trip with bit 2), then the packet.
 for s in range(4):

@@ -30,6 +30,10 @@ pub enum Codec {
     Opus,
     /// RFC 3389 comfort noise.
     Cn,
+    /// T.38 fax over UDPTL (`m=image <port> udptl t38`). A leg whose map lists it carries UDPTL
+    /// datagrams, not RTP (relayed unchanged to a leg that lists it too); its payload-type
+    /// number is not used on the wire (0 by convention).
+    T38,
 }
 
 /// One payload type negotiated on a leg.
@@ -273,7 +277,17 @@ pub struct StreamStats {
     pub rejected_sources: u64,
     /// Time of the last accepted packet, in the datapath's monotonic milliseconds; 0 = none yet.
     pub last_rx_ms: u64,
+    /// ITU-T G.107 E-model R-factor of the stream, in tenths (0..=1000); 0 = not computed (no
+    /// audio received, or a codec without G.113 impairment values).
+    pub r_x10: u16,
+    /// MOS-CQE from that R-factor, in hundredths (100..=450); 0 = not computed.
+    pub mos_x100: u16,
 }
+
+/// Largest valid [`StreamStats::r_x10`].
+pub const MAX_R_X10: u16 = 1000;
+/// Largest valid [`StreamStats::mos_x100`].
+pub const MAX_MOS_X100: u16 = 450;
 
 /// Why the datapath refused a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,6 +353,21 @@ pub enum Event {
         idle_ms: u64,
         /// The silent leg (0 or 1); `None` when both are.
         leg: Option<u8>,
+    },
+    /// An in-band DTMF digit the datapath detected on leg `leg` (a leg without telephone-event,
+    /// whose digits it sends to the other leg as RFC 4733 events): once at its start
+    /// (`end: false`, `duration_ms` 0), once at its end with its duration.
+    Dtmf {
+        /// The session.
+        id: SessionId,
+        /// The leg the tones came from (0 or 1).
+        leg: u8,
+        /// RFC 4733 event code (0–9, `*` = 10, `#` = 11, A–D = 12–15).
+        event: u8,
+        /// Start (false) or end (true).
+        end: bool,
+        /// The digit's duration (at its end), in ms.
+        duration_ms: u32,
     },
     /// Reply to [`Command::Dump`]: one held session.
     Session(SessionSpec),

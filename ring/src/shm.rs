@@ -63,7 +63,7 @@ use files::{check_ours, open_existing, stale, verify};
 /// The file's magic bytes.
 pub const MAGIC: [u8; 8] = *b"XTRKRING";
 /// ABI version; bump on any change of layout or semantics.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// Bytes reserved for the header; the commands ring starts here.
 pub const HEADER_REGION: usize = 4096;
 /// Offset of the owner words.
@@ -89,6 +89,8 @@ struct HeaderStatic {
     wire_sizes: [u32; WIRE_SIZES.len()],
     commands_capacity: u32,
     events_capacity: u32,
+    /// Zero; keeps the u64s aligned with an odd number of wire sizes.
+    reserved: u32,
     commands_offset: u64,
     events_offset: u64,
     total_size: u64,
@@ -321,6 +323,7 @@ impl Geometry {
             wire_sizes: WIRE_SIZES.map(|(_, s)| s as u32),
             commands_capacity: self.commands_capacity as u32,
             events_capacity: self.events_capacity as u32,
+            reserved: 0,
             commands_offset: self.commands_offset as u64,
             events_offset: self.events_offset as u64,
             total_size: self.total_size as u64,

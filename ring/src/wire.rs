@@ -103,6 +103,8 @@ pub const KIND_MEDIA_TIMEOUT: u32 = 0x0105;
 pub const KIND_SESSION: u32 = 0x0106;
 /// [`Event::DumpDone`]; body [`WireDumpDone`].
 pub const KIND_DUMP_DONE: u32 = 0x0107;
+/// [`Event::Dtmf`]; body [`WireDtmf`].
+pub const KIND_DTMF: u32 = 0x0108;
 
 /// A socket address. `family` 0 = none, 4 = IPv4 (`ip[..4]`), 6 = IPv6.
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
@@ -235,8 +237,10 @@ pub struct WireStats {
     pub last_rx_ms: u64,
     /// See [`StreamStats::jitter`].
     pub jitter: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// See [`StreamStats::r_x10`]; at most [`MAX_R_X10`](crate::msg::MAX_R_X10).
+    pub r_x10: u16,
+    /// See [`StreamStats::mos_x100`]; at most [`MAX_MOS_X100`](crate::msg::MAX_MOS_X100).
+    pub mos_x100: u16,
     /// See [`StreamStats::rejected_sources`].
     pub rejected_sources: u64,
 }
@@ -283,6 +287,24 @@ pub struct WireMediaTimeout {
     pub reserved: u32,
 }
 
+/// [`Event::Dtmf`].
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+#[repr(C)]
+pub struct WireDtmf {
+    /// Session id, non-zero.
+    pub id: u64,
+    /// Duration in ms (0 at the start).
+    pub duration_ms: u32,
+    /// 0 or 1.
+    pub leg: u8,
+    /// 0..=15.
+    pub event: u8,
+    /// 0 = start, 1 = end.
+    pub end: u8,
+    /// Zero.
+    pub reserved: u8,
+}
+
 /// [`Event::DumpDone`].
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
 #[repr(C)]
@@ -303,6 +325,7 @@ const _: () = {
     assert!(std::mem::size_of::<WireLeg>() == 212);
     assert!(std::mem::size_of::<WireSessionSpec>() == 448);
     assert!(std::mem::size_of::<WireMediaTimeout>() == 24);
+    assert!(std::mem::size_of::<WireDtmf>() == 16);
     assert!(std::mem::size_of::<WireStats>() == 80);
     assert!(std::mem::size_of::<WireDeleted>() == 176);
     assert!(std::mem::size_of::<WireError>() == 16);
@@ -383,6 +406,14 @@ pub enum DecodeError {
     /// Reserved or unused bytes (padding, past a length, past a key length) not zero.
     #[error("{0}: reserved bytes not zero")]
     Reserved(&'static str),
+    /// A quality figure above its maximum.
+    #[error("{field}: {value} out of range")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u16,
+    },
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -398,6 +429,7 @@ pub const fn codec_to_wire(c: Codec) -> u8 {
         Codec::G729 => 4,
         Codec::Opus => 5,
         Codec::Cn => 6,
+        Codec::T38 => 7,
     }
 }
 
@@ -410,6 +442,7 @@ fn codec_from_wire(v: u8) -> Result<Codec, DecodeError> {
         4 => Codec::G729,
         5 => Codec::Opus,
         6 => Codec::Cn,
+        7 => Codec::T38,
         _ => return Err(DecodeError::Discriminant { field: "codec", value: v.into() }),
     })
 }
@@ -789,15 +822,19 @@ fn stats_to_wire(s: &StreamStats) -> WireStats {
         dropped: s.dropped,
         last_rx_ms: s.last_rx_ms,
         jitter: s.jitter,
-        reserved: 0,
+        r_x10: s.r_x10,
+        mos_x100: s.mos_x100,
         rejected_sources: s.rejected_sources,
     }
 }
 
 #[inline(always)]
 fn stats_from_wire(w: &WireStats) -> Result<StreamStats, DecodeError> {
-    if w.reserved != 0 {
-        return Err(DecodeError::Reserved("stats.reserved"));
+    if w.r_x10 > crate::msg::MAX_R_X10 {
+        return Err(DecodeError::OutOfRange { field: "stats.r_x10", value: w.r_x10 });
+    }
+    if w.mos_x100 > crate::msg::MAX_MOS_X100 {
+        return Err(DecodeError::OutOfRange { field: "stats.mos_x100", value: w.mos_x100 });
     }
     Ok(StreamStats {
         packets: w.packets,
@@ -810,6 +847,8 @@ fn stats_from_wire(w: &WireStats) -> Result<StreamStats, DecodeError> {
         dropped: w.dropped,
         rejected_sources: w.rejected_sources,
         last_rx_ms: w.last_rx_ms,
+        r_x10: w.r_x10,
+        mos_x100: w.mos_x100,
     })
 }
 
@@ -1031,6 +1070,16 @@ pub fn encode_event_into(ev: &Event, seq: u32, slot: &mut Slot) {
                 }
             })
         }
+        Event::Dtmf { id, leg, event, end, duration_ms } => frame_with::<KIND_DTMF, WireDtmf>(slot, seq, |w| {
+            *w = WireDtmf {
+                id: id.0,
+                duration_ms: *duration_ms,
+                leg: *leg,
+                event: *event,
+                end: u8::from(*end),
+                reserved: 0,
+            }
+        }),
         Event::Session(s) => frame_with::<KIND_SESSION, WireSessionSpec>(slot, seq, |w| spec_to_wire_into(s, w)),
         Event::DumpDone { token, count } => frame_with::<KIND_DUMP_DONE, WireDumpDone>(slot, seq, |w| {
             *w = WireDumpDone { token: *token, count: *count, reserved: 0 }
@@ -1080,6 +1129,25 @@ pub fn decode_event_into(slot: &Slot, out: &mut Event) -> Result<(), DecodeError
                 value => return Err(DecodeError::Discriminant { field: "media_timeout.leg", value }),
             };
             Event::MediaTimeout { id: id_from_wire(w.id)?, idle_ms: w.idle_ms, leg }
+        }
+        KIND_DTMF => {
+            let w = body_ref::<KIND_DTMF, WireDtmf>(slot)?;
+            if w.reserved != 0 {
+                return Err(DecodeError::Reserved("dtmf.reserved"));
+            }
+            if w.leg > 1 {
+                return Err(DecodeError::Discriminant { field: "dtmf.leg", value: w.leg.into() });
+            }
+            if w.event > 15 {
+                return Err(DecodeError::Discriminant { field: "dtmf.event", value: w.event.into() });
+            }
+            Event::Dtmf {
+                id: id_from_wire(w.id)?,
+                leg: w.leg,
+                event: w.event,
+                end: bool_from_wire("dtmf.end", w.end)?,
+                duration_ms: w.duration_ms,
+            }
         }
         KIND_SESSION => {
             let w = body_ref::<KIND_SESSION, WireSessionSpec>(slot)?;
@@ -1171,7 +1239,7 @@ impl Message for Event {
 }
 
 /// Sizes of every wire struct, for the shared-memory size table.
-pub(crate) const WIRE_SIZES: [(&str, usize); 10] = [
+pub(crate) const WIRE_SIZES: [(&str, usize); 11] = [
     ("Slot", std::mem::size_of::<Slot>()),
     ("WireAddr", std::mem::size_of::<WireAddr>()),
     ("WireKeys", std::mem::size_of::<WireKeys>()),
@@ -1182,6 +1250,7 @@ pub(crate) const WIRE_SIZES: [(&str, usize); 10] = [
     ("WireError", std::mem::size_of::<WireError>()),
     ("WireMediaTimeout", std::mem::size_of::<WireMediaTimeout>()),
     ("WireDumpDone", std::mem::size_of::<WireDumpDone>()),
+    ("WireDtmf", std::mem::size_of::<WireDtmf>()),
 ];
 
 #[cfg(test)]

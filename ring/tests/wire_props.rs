@@ -22,6 +22,7 @@ fn codec() -> impl Strategy<Value = Codec> {
         Just(Codec::TelephoneEvent),
         Just(Codec::G722),
         Just(Codec::G729),
+        Just(Codec::T38),
         Just(Codec::Opus),
         Just(Codec::Cn),
     ]
@@ -102,7 +103,7 @@ fn command() -> impl Strategy<Value = Command> {
 }
 
 fn stats() -> impl Strategy<Value = StreamStats> {
-    (any::<[u64; 9]>(), any::<u32>()).prop_map(|(v, jitter)| StreamStats {
+    (any::<[u64; 9]>(), any::<u32>(), 0..=1000u16, 0..=450u16).prop_map(|(v, jitter, r_x10, mos_x100)| StreamStats {
         packets: v[0],
         bytes: v[1],
         lost: v[2],
@@ -113,6 +114,8 @@ fn stats() -> impl Strategy<Value = StreamStats> {
         dropped: v[6],
         rejected_sources: v[8],
         last_rx_ms: v[7],
+        r_x10,
+        mos_x100,
     })
 }
 
@@ -143,6 +146,8 @@ fn event() -> impl Strategy<Value = Event> {
             idle_ms,
             leg
         }),
+        (id(), 0u8..2, 0u8..16, any::<bool>(), any::<u32>())
+            .prop_map(|(id, leg, event, end, duration_ms)| Event::Dtmf { id, leg, event, end, duration_ms }),
         spec().prop_map(Event::Session),
         (any::<u64>(), any::<u32>()).prop_map(|(token, count)| Event::DumpDone { token, count }),
     ]

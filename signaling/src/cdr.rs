@@ -24,9 +24,20 @@ pub struct LegStats {
     /// zero.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped: u64,
+    /// The E-model (ITU-T G.107) R-factor of what the leg received, × 10; omitted when the
+    /// datapath could not rate it (no audio, or a codec without impairment figures).
+    #[serde(default, skip_serializing_if = "is_zero16")]
+    pub r_x10: u16,
+    /// MOS from that R-factor, × 100; omitted likewise.
+    #[serde(default, skip_serializing_if = "is_zero16")]
+    pub mos_x100: u16,
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero16(n: &u16) -> bool {
     *n == 0
 }
 
@@ -39,6 +50,8 @@ impl From<StreamStats> for LegStats {
             rejected_sources: s.rejected_sources,
             rtcp_packets: s.rtcp_packets,
             dropped: s.dropped,
+            r_x10: s.r_x10,
+            mos_x100: s.mos_x100,
         }
     }
 }
@@ -262,13 +275,21 @@ mod tests {
 
     #[test]
     fn leg_drop_counts_reach_the_cdr_and_zeros_stay_out() {
-        let s =
-            StreamStats { packets: 500, dropped: 7, rejected_sources: 5, rtcp_packets: 3, ..StreamStats::default() };
+        let s = StreamStats {
+            packets: 500,
+            dropped: 7,
+            rejected_sources: 5,
+            rtcp_packets: 3,
+            r_x10: 774,
+            mos_x100: 392,
+            ..StreamStats::default()
+        };
         let j = serde_json::to_string(&LegStats::from(s)).unwrap();
         assert!(
             j.contains("\"dropped\":7") && j.contains("\"rejected_sources\":5") && j.contains("\"rtcp_packets\":3"),
             "{j}"
         );
+        assert!(j.contains("\"r_x10\":774") && j.contains("\"mos_x100\":392"), "{j}");
         let j = serde_json::to_string(&LegStats::from(StreamStats::default())).unwrap();
         assert_eq!(j, r#"{"packets":0,"lost":0,"jitter":0}"#);
     }

@@ -25,6 +25,10 @@ pub struct Ended {
     pub packets: [u64; 2],
     /// ... and packets lost.
     pub lost: [u64; 2],
+    /// ... the E-model MOS × 100 of each leg the datapath rated, summed (#18).
+    pub mos_x100: [u64; 2],
+    /// ... and how many legs were rated (the mean MOS is `mos_x100 / rated / 100`).
+    pub rated: [u64; 2],
 }
 
 /// (inbound trunk, inbound account, outbound trunk).
@@ -50,6 +54,10 @@ impl EndedCounter {
         for i in 0..2 {
             e.packets[i] += c.legs[i].packets;
             e.lost[i] += c.legs[i].lost;
+            if c.legs[i].mos_x100 != 0 {
+                e.mos_x100[i] += u64::from(c.legs[i].mos_x100);
+                e.rated[i] += 1;
+            }
         }
     }
 

@@ -304,6 +304,18 @@ pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
         per_leg(|e| e.packets),
     );
     counters(&mut reg, "xtrunk_media_lost_total", "RTP packets lost per leg, of ended calls.", per_leg(|e| e.lost));
+    counters(
+        &mut reg,
+        "xtrunk_media_mos_x100_total",
+        "E-model MOS x 100 per leg, summed over the ended calls' rated legs (divide by xtrunk_media_rated_total).",
+        per_leg(|e| e.mos_x100),
+    );
+    counters(
+        &mut reg,
+        "xtrunk_media_rated_total",
+        "Legs of ended calls the datapath rated with the E-model (G.107).",
+        per_leg(|e| e.rated),
+    );
     gauges(
         &mut reg,
         "xtrunk_active_calls",

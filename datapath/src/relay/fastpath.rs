@@ -5,7 +5,9 @@
 //! core would do exactly when, for every payload type either leg negotiated, the core passes it
 //! unchanged or drops it ([`pt_maps_allow_fast_path`]):
 //! - an entry the core would relay must come out with the same number (same codec under the same
-//!   PT on both legs: an identity mapping; no rewrite, no G.711 A/µ conversion);
+//!   PT on both legs: an identity mapping; no rewrite, no G.711 A/µ conversion, no G.729 ↔ G.711
+//!   transcoding: a G.729 entry facing a G.711-only leg is *used*, so such a session is never
+//!   eligible);
 //! - an entry the core would drop (its codec has no counterpart on the other leg) is *unused*; it
 //!   may differ freely, as long as the other leg does not give its number to another codec (the
 //!   fast path would hand that peer a packet it reads as something else).
@@ -13,9 +15,10 @@
 //! An empty map on either leg is pass-through in the core too: eligible. Entry order and entries
 //! present on one leg only do not matter.
 
-use xtrunk_ring::msg::PtMap;
+use xtrunk_ring::msg::{Codec, PtMap};
 
-use super::{crypto, ForwardRule, PayloadAction, Relay};
+use super::payload::{payload_action, PayloadAction};
+use super::{crypto, ForwardRule, Relay};
 
 /// Can packets travel between legs negotiating `a` and `b` without payload work? See the
 /// module docs.
@@ -25,7 +28,7 @@ pub fn pt_maps_allow_fast_path(a: &PtMap, b: &PtMap) -> bool {
 
 /// Every entry of `from` is passed unchanged toward `to`, or dropped with its number free on `to`.
 fn passes_or_drops(from: &PtMap, to: &PtMap) -> bool {
-    from.iter().all(|e| match Relay::payload_action(from, to, e.pt) {
+    from.iter().all(|e| match payload_action(from, to, e.pt) {
         Ok((PayloadAction::Pass, _)) => true,
         Ok(_) => false,
         Err(_) => to.by_pt(e.pt).is_none(),
@@ -50,6 +53,10 @@ impl Relay {
             return None;
         }
         let (a, b) = (&s.spec.legs[0], &s.spec.legs[1]);
+        // T.38 (UDPTL) is validated packet by packet in the relay core.
+        if a.pt_map.by_codec(Codec::T38).is_some() || b.pt_map.by_codec(Codec::T38).is_some() {
+            return None;
+        }
         if !crypto::is_plain(&a.crypto)
             || !crypto::is_plain(&b.crypto)
             || !pt_maps_allow_fast_path(&a.pt_map, &b.pt_map)
@@ -115,7 +122,7 @@ mod tests {
         // Same mapping, another order.
         assert!(pt_maps_allow_fast_path(&a, &map(&[(101, TelephoneEvent), (8, Pcma), (0, Pcmu)])));
         // Entries on one leg only whose codec the other lacks (unused: the core drops them).
-        let a = map(&[(0, Pcmu), (18, G729), (13, Cn), (101, TelephoneEvent)]);
+        let a = map(&[(0, Pcmu), (96, Opus), (13, Cn), (101, TelephoneEvent)]);
         let b = map(&[(0, Pcmu), (9, G722), (101, TelephoneEvent)]);
         assert!(pt_maps_allow_fast_path(&a, &b));
         // Pass-through on either leg.
@@ -132,6 +139,12 @@ mod tests {
         // A-law on one side, µ-law on the other: conversion.
         assert!(!pt_maps_allow_fast_path(&map(&[(8, Pcma)]), &map(&[(0, Pcmu)])));
         assert!(!pt_maps_allow_fast_path(&map(&[(0, Pcmu), (8, Pcma)]), &map(&[(0, Pcmu)])));
+        // G.729 on one leg, only G.711 on the other: transcoding (the relay core's codec state).
+        assert!(!pt_maps_allow_fast_path(&map(&[(18, G729)]), &map(&[(0, Pcmu)])));
+        assert!(!pt_maps_allow_fast_path(
+            &map(&[(8, Pcma), (101, TelephoneEvent)]),
+            &map(&[(18, G729), (101, TelephoneEvent)])
+        ));
         // An unused entry whose number means another codec on the other leg.
         assert!(!pt_maps_allow_fast_path(&map(&[(0, Pcmu), (96, Opus)]), &map(&[(0, Pcmu), (96, TelephoneEvent)])));
         // A codec listed twice: the core sends the first number.

@@ -34,26 +34,34 @@
 //! itself: among other things, payload maps that agree on every payload type in use.
 
 mod crypto;
+mod drops;
 mod fastpath;
 pub mod g711;
+pub mod inband;
 pub mod latch;
+mod payload;
+pub mod quality;
 mod stats;
 pub mod timeout;
+pub mod transcode;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
-use xtrunk_ring::msg::{
-    Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, PtMap, SessionId, SessionSpec, StreamStats,
-};
+use xtrunk_ring::msg::{Codec, Command, DeleteReason, ErrorCode, Event, LegSpec, SessionId, SessionSpec, StreamStats};
 
-use crate::wire::{dtmf::DtmfPayload, rtcp, rtp};
+use crate::wire::{dtmf::DtmfPayload, rtcp, rtcp_xr, rtp};
 
+pub use self::drops::{DropCounters, DropReason};
 pub use self::fastpath::pt_maps_allow_fast_path;
+use self::inband::Interwork;
 use self::latch::LatchState;
 pub use self::latch::LATCH_WINDOW_MS;
+pub use self::payload::needs_transcoder;
+use self::payload::PayloadAction;
 use self::stats::StreamTracker;
+use self::transcode::Transcoder;
 
 /// Configuration of a relay (or of one shard of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,98 +72,6 @@ pub struct RelayConfig {
     pub port_max: u16,
     /// Most sessions held at once; slots are preallocated.
     pub max_sessions: usize,
-}
-
-/// Why a packet was dropped. Each reason has its own counter in [`DropCounters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// No session owns the local port.
-    UnknownPort,
-    /// `len` exceeds the buffer, or the datagram is empty.
-    BadLength,
-    /// Not RTP/RTCP (STUN, DTLS, or garbage with a wrong first byte).
-    Foreign,
-    /// Looks like RTP but the header is truncated or invalid.
-    MalformedRtp,
-    /// Looks like RTCP (or arrived on an RTCP port) but the compound is invalid.
-    MalformedRtcp,
-    /// RTCP arrived on an RTP port of a leg without rtcp-mux.
-    RtcpNotMuxed,
-    /// The source is not the leg's peer and may not latch (see [`latch`]).
-    SourceMismatch,
-    /// The payload type is not in the leg's map, or the other leg has no matching codec.
-    UnmappedPayloadType,
-    /// A telephone-event payload shorter than one event or not a multiple of 4 bytes.
-    MalformedDtmf,
-    /// The other leg's peer address is not known yet.
-    NoDestination,
-    /// SRTP/SRTCP authentication, replay check or decryption failed, or no room for the tag.
-    Srtp,
-}
-
-impl DropReason {
-    /// Every reason, in counter order.
-    pub const ALL: [DropReason; 11] = [
-        Self::UnknownPort,
-        Self::BadLength,
-        Self::Foreign,
-        Self::MalformedRtp,
-        Self::MalformedRtcp,
-        Self::RtcpNotMuxed,
-        Self::SourceMismatch,
-        Self::UnmappedPayloadType,
-        Self::MalformedDtmf,
-        Self::NoDestination,
-        Self::Srtp,
-    ];
-
-    /// A short snake_case name for logs and metrics.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::UnknownPort => "unknown_port",
-            Self::BadLength => "bad_length",
-            Self::Foreign => "foreign",
-            Self::MalformedRtp => "malformed_rtp",
-            Self::MalformedRtcp => "malformed_rtcp",
-            Self::RtcpNotMuxed => "rtcp_not_muxed",
-            Self::SourceMismatch => "source_mismatch",
-            Self::UnmappedPayloadType => "unmapped_payload_type",
-            Self::MalformedDtmf => "malformed_dtmf",
-            Self::NoDestination => "no_destination",
-            Self::Srtp => "srtp",
-        }
-    }
-
-    const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// One counter per [`DropReason`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DropCounters {
-    counts: [u64; DropReason::ALL.len()],
-}
-
-impl DropCounters {
-    /// The count of one reason.
-    pub fn get(&self, reason: DropReason) -> u64 {
-        self.counts[reason.index()]
-    }
-
-    /// Sum over all reasons.
-    pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
-    }
-
-    /// `(reason, count)` for every reason.
-    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
-        DropReason::ALL.iter().map(|&r| (r, self.get(r)))
-    }
-
-    fn bump(&mut self, reason: DropReason) {
-        self.counts[reason.index()] += 1;
-    }
 }
 
 /// What to do with a datagram handed to [`Relay::handle_packet`].
@@ -230,21 +146,16 @@ struct LegState {
     srtp: crypto::LegSrtp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Session {
     spec: SessionSpec,
     legs: [LegState; 2],
     clock: timeout::MediaClock,
     gen: u32,
-}
-
-/// What to do to an RTP payload on its way to the other leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PayloadAction {
-    Pass,
-    Rewrite(u8),
-    AlawToUlaw(u8),
-    UlawToAlaw(u8),
+    /// Codec state when the legs disagree on G.729 vs G.711 ([`needs_transcoder`]).
+    xcode: Option<Box<Transcoder>>,
+    /// DTMF interworking when one leg has telephone-event and the other not.
+    inband: Option<Box<Interwork>>,
 }
 
 fn clock_rate(codec: Option<Codec>) -> Option<u32> {
@@ -268,7 +179,13 @@ pub struct Relay {
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
     counters: DropCounters,
     next_gen: u32,
+    /// In-band digits detected, for [`Event::Dtmf`] (drained by [`Relay::poll_timeouts`];
+    /// preallocated, full = later digits not reported, still sent as RFC 4733).
+    dtmf_out: Vec<(SessionId, u8, inband::Digit)>,
 }
+
+/// Most in-band digit reports held between two [`Relay::poll_timeouts`].
+const DTMF_OUT: usize = 1024;
 
 impl Relay {
     /// A relay with `cfg.max_sessions` preallocated slots.
@@ -283,6 +200,7 @@ impl Relay {
             timers: BinaryHeap::with_capacity(Self::timer_capacity(n)),
             counters: DropCounters::default(),
             next_gen: 1,
+            dtmf_out: Vec::with_capacity(DTMF_OUT),
         }
     }
 
@@ -313,7 +231,7 @@ impl Relay {
 
     /// Current per-leg receive stats of a session.
     pub fn session_stats(&self, id: SessionId) -> Option<[StreamStats; 2]> {
-        self.session(id).map(|s| [s.legs[0].rx.stats, s.legs[1].rx.stats])
+        self.session(id).map(|s| [s.legs[0].rx.rated(), s.legs[1].rx.rated()])
     }
 
     /// The session owning `port`, if any.
@@ -460,6 +378,11 @@ impl Relay {
             ports[n] = p;
             n += 1;
         }
+        let xcode = if needs_transcoder(spec) {
+            Some(Transcoder::new().map_err(|_| (ErrorCode::CapacityExhausted, 0))?)
+        } else {
+            None
+        };
         Self::open_ports(hooks, &ports[..n])?;
         self.free.pop();
         // Validated above, so building the contexts succeeds.
@@ -470,7 +393,8 @@ impl Relay {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let clock = timeout::MediaClock::new(now_ms);
-        self.slots[slot as usize] = Some(Session { spec: *spec, legs, clock, gen });
+        self.slots[slot as usize] =
+            Some(Session { spec: *spec, legs, clock, gen, xcode, inband: Interwork::for_spec(spec) });
         self.arm_new(slot as usize, now_ms);
         self.by_id.insert(spec.id, slot);
         self.index_ports(slot, spec);
@@ -490,6 +414,13 @@ impl Relay {
             }
         }
         self.validate(spec, Some(slot as usize))?;
+        // Codec state is kept across updates that still need it (its history is the stream's).
+        let have = self.slots[slot as usize].as_ref().is_some_and(|s| s.xcode.is_some());
+        let new_xcode = match (needs_transcoder(spec), have) {
+            (true, false) => Some(Some(Transcoder::new().map_err(|_| (ErrorCode::CapacityExhausted, 0))?)),
+            (false, true) => Some(None),
+            _ => None,
+        };
         let mut added = [0u16; 4];
         let mut na = 0;
         for p in spec_ports(spec) {
@@ -520,6 +451,14 @@ impl Relay {
             }
         }
         s.spec = *spec;
+        if let Some(x) = new_xcode {
+            s.xcode = x;
+        }
+        // DTMF interworking: kept while the same leg stays in-band (its detector's history).
+        let iw = Interwork::for_spec(spec);
+        if iw.as_ref().map(|i| i.inband_leg()) != s.inband.as_ref().map(|i| i.inband_leg()) {
+            s.inband = iw;
+        }
         self.arm_update(slot as usize, now_ms);
         Ok(())
     }
@@ -532,7 +471,7 @@ impl Relay {
             self.port_index[usize::from(p)] = NO_SLOT;
         }
         self.free.push(slot);
-        Some([s.legs[0].rx.stats, s.legs[1].rx.stats])
+        Some([s.legs[0].rx.rated(), s.legs[1].rx.rated()])
     }
 
     fn rtp_dest(s: &Session, leg: usize) -> Option<SocketAddr> {
@@ -568,23 +507,38 @@ impl Relay {
         self.drop_on(slot, leg, DropReason::SourceMismatch)
     }
 
-    /// Decides what happens to an RTP packet's payload type on its way from a leg negotiating `mine`
-    /// to one negotiating `theirs`.
-    fn payload_action(mine: &PtMap, theirs: &PtMap, pt: u8) -> Result<(PayloadAction, Option<Codec>), DropReason> {
-        if mine.is_empty() || theirs.is_empty() {
-            return Ok((PayloadAction::Pass, mine.by_pt(pt)));
+    /// A datagram on a T.38 leg (`Codec::T38` in its map): a UDPTL packet on the RTP port,
+    /// relayed unchanged to the other leg if that is T.38 too.
+    #[allow(clippy::too_many_arguments)]
+    fn relay_udptl(
+        &mut self,
+        now_ms: u64,
+        slot: usize,
+        leg: usize,
+        rtcp_port: bool,
+        src: SocketAddr,
+        buf: &[u8],
+        len: usize,
+    ) -> Verdict {
+        let other = 1 - leg;
+        let ok = !rtcp_port && buf.get(..len).is_some_and(|p| crate::wire::udptl::Udptl::new_checked(p).is_ok());
+        let Some(s) = self.slots[slot].as_mut().filter(|_| ok) else {
+            return self.drop_on(slot, leg, DropReason::Udptl);
+        };
+        if s.spec.legs[other].pt_map.by_codec(Codec::T38).is_none() {
+            return self.drop_on(slot, leg, DropReason::Udptl);
         }
-        let codec = mine.by_pt(pt).ok_or(DropReason::UnmappedPayloadType)?;
-        if let Some(out) = theirs.by_codec(codec) {
-            let a = if out == pt { PayloadAction::Pass } else { PayloadAction::Rewrite(out) };
-            return Ok((a, Some(codec)));
+        if !s.legs[leg].latch.admits(&s.spec.legs[leg], false, src, None, now_ms) {
+            return self.reject_source(slot, leg);
         }
-        match codec {
-            Codec::Pcma => theirs.by_codec(Codec::Pcmu).map(|o| (PayloadAction::AlawToUlaw(o), Some(codec))),
-            Codec::Pcmu => theirs.by_codec(Codec::Pcma).map(|o| (PayloadAction::UlawToAlaw(o), Some(codec))),
-            _ => None,
-        }
-        .ok_or(DropReason::UnmappedPayloadType)
+        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, None, now_ms);
+        let Some(to) = Self::rtp_dest(s, other) else {
+            return self.drop_on(slot, leg, DropReason::NoDestination);
+        };
+        s.legs[leg].rx.on_udptl(now_ms, len);
+        let from = Self::local_addr(&s.spec.legs[other], false);
+        self.touch(slot, leg, now_ms);
+        Verdict::Forward { len, from, to }
     }
 
     /// Handles one UDP datagram that arrived on `local_port` from `src`; `buf[..len]` is its
@@ -608,6 +562,9 @@ impl Relay {
             self.counters.bump(DropReason::UnknownPort);
             return Verdict::Drop(DropReason::UnknownPort);
         };
+        if s.spec.legs[leg].pt_map.by_codec(Codec::T38).is_some() {
+            return self.relay_udptl(now_ms, slot, leg, rtcp_port, src, buf, len);
+        }
         let mux = s.spec.legs[leg].rtcp_mux;
         let kind = rtp::classify(pkt);
         let is_rtcp = match (kind, rtcp_port) {
@@ -649,6 +606,12 @@ impl Relay {
                 return self.drop_on(slot, leg, DropReason::NoDestination);
             };
             s.legs[leg].rx.on_rtcp(now_ms);
+            // The peer's own quality report (RFC 3611 §4.7): its RTT goes into our E-model.
+            if let Some(m) = rtcp_xr::find_voip_metrics(pkt) {
+                if m.round_trip_delay_ms > 0 {
+                    s.legs[leg].rx.peer_rtt_ms = Some(m.round_trip_delay_ms);
+                }
+            }
             let from = Self::local_addr(&s.spec.legs[other], true);
             if let Some(tx) = s.legs[other].srtp.tx.as_mut() {
                 match tx.protect_rtcp(buf, len) {
@@ -664,38 +627,63 @@ impl Relay {
         let Some(s) = self.slots[slot].as_ref() else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
-        let Ok(mut p) = rtp::RtpPacket::new_checked(&mut *pkt) else {
+        let Ok(p) = rtp::RtpPacket::new_checked(&*pkt) else {
             return self.drop_on(slot, leg, DropReason::MalformedRtp);
         };
-        let (action, codec) =
-            match Self::payload_action(&s.spec.legs[leg].pt_map, &s.spec.legs[1 - leg].pt_map, p.payload_type()) {
-                Ok(a) => a,
-                Err(r) => return self.drop_on(slot, leg, r),
-            };
+        let (mine, theirs) = (&s.spec.legs[leg].pt_map, &s.spec.legs[other].pt_map);
+        let (action, codec) = match payload::payload_action(mine, theirs, p.payload_type()) {
+            Ok(a) => a,
+            Err(r) => return self.drop_on(slot, leg, r),
+        };
         if codec == Some(Codec::TelephoneEvent) && DtmfPayload::new_checked(p.payload()).is_err() {
             return self.drop_on(slot, leg, DropReason::MalformedDtmf);
+        }
+        let (hdr, plen, seq, ssrc, ts) =
+            (p.header_len(), p.payload().len(), p.sequence_number(), p.ssrc(), p.timestamp());
+        if !payload::fits(action, hdr, plen, buf.len()) || (action.transcodes() && s.xcode.is_none()) {
+            return self.drop_on(slot, leg, DropReason::Transcode);
         }
         let Some(s) = self.slots[slot].as_mut() else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
-        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, Some(p.ssrc()), now_ms);
+        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, Some(ssrc), now_ms);
         let Some(to) = Self::rtp_dest(s, other) else {
             return self.drop_on(slot, leg, DropReason::NoDestination);
         };
         let arrival = clock_rate(codec).map(|r| (now_ms.wrapping_mul(u64::from(r)) / 1000) as u32);
-        s.legs[leg].rx.on_rtp(now_ms, p.sequence_number(), p.ssrc(), p.timestamp(), arrival, len);
+        s.legs[leg].rx.on_rtp(now_ms, seq, ssrc, ts, arrival, len);
+        if codec.is_some_and(|c| quality::impairment(c).is_some()) {
+            s.legs[leg].rx.audio = codec;
+        }
         let from = Self::local_addr(&s.spec.legs[other], false);
-        match action {
-            PayloadAction::Pass => {}
-            PayloadAction::Rewrite(pt) => p.set_payload_type(pt),
-            PayloadAction::AlawToUlaw(pt) => {
-                p.set_payload_type(pt);
-                g711::alaw_to_ulaw(p.payload_mut());
+        // DTMF interworking (`inband`) where the payload is G.711, before or after the codec.
+        let mut iw = s.inband.as_deref_mut();
+        if action == PayloadAction::ToInband {
+            if let Some(iw) = iw {
+                iw.on_event(ts, &buf[hdr..hdr + plen]);
             }
-            PayloadAction::UlawToAlaw(pt) => {
-                p.set_payload_type(pt);
-                g711::ulaw_to_alaw(p.payload_mut());
+            self.counters.bump(DropReason::DtmfToInband);
+            return Verdict::Drop(DropReason::DtmfToInband);
+        }
+        let (id, out) = (s.spec.id, &mut self.dtmf_out);
+        let mut notify = |d| {
+            if out.len() < out.capacity() {
+                out.push((id, leg as u8, d));
             }
+        };
+        if let (Some(iw), Some(law)) = (iw.as_deref_mut(), payload::law_of(codec)) {
+            iw.on_g711(leg, ts, &mut buf[hdr..hdr + plen], law, &mut notify);
+        }
+        match payload::transform(action, buf, hdr, plen, s.xcode.as_deref_mut()) {
+            Ok(Some(n)) => len = hdr + n,
+            Ok(None) => {}
+            Err(r) => return self.drop_on(slot, leg, r),
+        }
+        if let (Some(iw), PayloadAction::G729ToG711(_, law)) = (iw.as_deref_mut(), action) {
+            iw.on_g711(leg, ts, &mut buf[hdr..len], law, &mut notify);
+        }
+        if let Some(n) = iw.and_then(|iw| iw.replace(leg, buf, hdr)) {
+            len = n;
         }
         // SRTP transmit side: encrypt and append the tag in the room after `len`.
         if let Some(tx) = self.slots[slot].as_mut().and_then(|s| s.legs[other].srtp.tx.as_mut()) {

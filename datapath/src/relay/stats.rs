@@ -1,7 +1,9 @@
 //! Per-stream receive statistics: RFC 3550 A.3 extended sequence numbers and loss, reordering,
 //! duplicate detection with a 64-packet bitmap, and A.8 interarrival jitter.
 
-use xtrunk_ring::msg::StreamStats;
+use xtrunk_ring::msg::{Codec, StreamStats};
+
+use super::quality;
 
 /// RFC 3550 A.1: a jump of up to this many ahead is in order.
 const MAX_DROPOUT: u32 = 3000;
@@ -33,6 +35,10 @@ pub(crate) struct StreamTracker {
     ssrc: u32,
     /// Loss accumulated in earlier sequence epochs.
     epoch_lost_base: u64,
+    /// The last audio codec received that the E-model can rate.
+    pub(crate) audio: Option<Codec>,
+    /// Round-trip time the peer reported (RTCP XR VoIP Metrics), if any.
+    pub(crate) peer_rtt_ms: Option<u16>,
 }
 
 impl StreamTracker {
@@ -137,6 +143,24 @@ impl StreamTracker {
     fn update_lost(&mut self) {
         let expected = self.max_ext - self.base_ext + 1;
         self.stats.lost = self.epoch_lost_base + expected.saturating_sub(self.received);
+    }
+
+    /// The stats with the E-model's R-factor and MOS filled in ([`quality::rate`]): loss over
+    /// the stream, jitter (8 kHz clock: every rated codec's) as the jitter buffer, the peer's
+    /// reported RTT. Not for the packet path.
+    pub(crate) fn rated(&self) -> StreamStats {
+        let mut s = self.stats;
+        let received = s.packets.saturating_sub(s.duplicates);
+        let rtt = self.peer_rtt_ms.map(f64::from);
+        (s.r_x10, s.mos_x100) = quality::rate(self.audio, received, s.lost, f64::from(s.jitter) / 8.0, rtt);
+        s
+    }
+
+    /// Accounts one accepted UDPTL (T.38) datagram: counted as a packet, no sequence analysis.
+    pub(crate) fn on_udptl(&mut self, now_ms: u64, bytes: usize) {
+        self.stats.packets += 1;
+        self.stats.bytes += bytes as u64;
+        self.stats.last_rx_ms = now_ms;
     }
 
     /// Accounts one accepted RTCP packet.

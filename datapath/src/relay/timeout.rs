@@ -153,6 +153,15 @@ impl Relay {
     /// its `leg_timeout_ms` while the other leg is not; returns the next time this should be
     /// called.
     pub fn poll_timeouts(&mut self, now_ms: u64, events: &mut impl FnMut(Event)) -> Option<u64> {
+        // In-band DTMF digits detected since the last poll (`relay::inband`).
+        for (id, leg, d) in self.dtmf_out.drain(..) {
+            events(match d {
+                super::inband::Digit::Start { event, .. } => Event::Dtmf { id, leg, event, end: false, duration_ms: 0 },
+                super::inband::Digit::End { event, duration, .. } => {
+                    Event::Dtmf { id, leg, event, end: true, duration_ms: duration / 8 }
+                }
+            });
+        }
         while let Some(&Reverse((deadline, slot, gen))) = self.timers.peek() {
             if deadline > now_ms {
                 return Some(deadline);

@@ -9,7 +9,7 @@
 //! Layers: [`ethernet`] (with one optional 802.1Q tag), [`ipv4`], [`ipv6`], [`udp`] (checksum
 //! over the v4/v6 pseudo-header, see [`checksum`]), [`rtp`] (RFC 3550 incl. CSRC list, header
 //! extension and padding, and the RFC 5761 demultiplexer), [`rtcp`] (SR, RR, SDES, BYE, APP and
-//! compound iteration) and [`dtmf`] (RFC 4733 telephone-event payload).
+//! compound iteration), [`rtcp_xr`] (RFC 3611 XR blocks, VoIP Metrics), [`udptl`] (T.38 UDPTL) and [`dtmf`] (RFC 4733 telephone-event payload).
 
 pub mod checksum;
 pub mod dtmf;
@@ -17,8 +17,10 @@ pub mod ethernet;
 pub mod ipv4;
 pub mod ipv6;
 pub mod rtcp;
+pub mod rtcp_xr;
 pub mod rtp;
 pub mod udp;
+pub mod udptl;
 
 /// Why a buffer is not a valid packet of the expected kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

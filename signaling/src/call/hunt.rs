@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use xtrunk_config::{Snapshot, TrunkId};
+use xtrunk_config::{Dtmf, Snapshot, TrunkId};
 use xtrunk_ring::msg::Command;
 
 use super::{common_codecs, latch_of, srtp_prefs};
@@ -18,7 +18,8 @@ use crate::sdp::{self, Origin, Rewrite, Sdp, SdpError};
 use crate::sip::transaction::CallKey;
 
 /// The offer toward `tout` for a call from `tin` whose caller offered `offer`: the relay's
-/// address on `tout`'s media interface, the codecs both trunks allow, SRTP by `tout`'s policy
+/// address on `tout`'s media interface, the codecs both trunks allow (and G.729 if `tout` allows
+/// it: [`sdp::offer_g729`]), SRTP by `tout`'s policy
 /// (fresh keys: the callee's leg is keyed on its own).
 pub(crate) fn callee_offer(
     cfg: &Snapshot,
@@ -32,6 +33,14 @@ pub(crate) fn callee_offer(
     let rw = Rewrite { ip: cfg.trunk(tout).media_ip, port, allowed: &allowed, srtp_off };
     let prefs = srtp_prefs(cfg.trunk(tout));
     let mut s = sdp::rewrite_offer(offer, &rw, origin)?;
+    // G.729 toward a trunk that allows it, even if the caller offered only G.711: the relay
+    // transcodes when the callee picks it (and only then).
+    sdp::offer_g729(&mut s, &cfg.trunk(tout).codecs);
+    // An in-band caller's digits reach an RFC 4733 callee as events (the relay interworks).
+    let (ti, to) = (cfg.trunk(tin), cfg.trunk(tout));
+    if ti.dtmf == Dtmf::Inband && to.dtmf != Dtmf::Inband && to.codecs.contains(&xtrunk_config::Codec::TelephoneEvent) {
+        sdp::add_telephone_event(&mut s, None, None);
+    }
     if prefs.offer_srtp(false) {
         sdp::add_offer_crypto(&mut s, &prefs.suites, None)?;
     }

@@ -322,14 +322,41 @@ pub(crate) fn latch_of(t: &TrunkView) -> LatchPolicy {
     }
 }
 
-/// Codecs both trunks allow, in `to`'s preference order.
+/// Codecs both trunks allow, in `to`'s preference order (no telephone-event toward a
+/// `dtmf = "inband"` trunk).
 pub(crate) fn common_codecs(to: &TrunkView, from: &TrunkView) -> Vec<Codec> {
-    to.codecs.iter().filter(|c| from.codecs.contains(c)).copied().collect()
+    codecs_of(to).into_iter().filter(|c| from.codecs.contains(c)).collect()
 }
 
-/// A trunk's codecs, in preference order.
+/// A trunk's codecs, in preference order (no telephone-event for a `dtmf = "inband"` trunk).
 pub(crate) fn codecs_of(t: &TrunkView) -> Vec<Codec> {
-    t.codecs.clone()
+    let inband = t.dtmf == xtrunk_config::Dtmf::Inband;
+    t.codecs.iter().filter(|c| !(inband && **c == Codec::TelephoneEvent)).copied().collect()
+}
+
+/// Telephone-event on the two legs' negotiated payloads by the trunks' `dtmf`: never on an
+/// in-band trunk's leg; kept on the caller's leg (as it offered it) when the callee's trunk is
+/// in-band, so that the relay turns the callee's tones into the caller's events and back.
+pub(crate) fn dtmf_payloads(
+    a_neg: &mut sdp::Remote,
+    b: &mut sdp::Remote,
+    a: &sdp::Remote,
+    tin: &TrunkView,
+    tout: &TrunkView,
+) {
+    use xtrunk_config::Dtmf;
+    let te = |n: &String| n.eq_ignore_ascii_case("telephone-event");
+    if tin.dtmf == Dtmf::Inband {
+        a_neg.payloads.retain(|(_, n)| !te(n));
+    }
+    if tout.dtmf == Dtmf::Inband {
+        b.payloads.retain(|(_, n)| !te(n));
+        if tin.dtmf != Dtmf::Inband && !a_neg.payloads.iter().any(|(_, n)| te(n)) {
+            if let Some(e) = a.payloads.iter().find(|(_, n)| te(n)) {
+                a_neg.payloads.push(e.clone());
+            }
+        }
+    }
 }
 
 /// A trunk's SRTP settings as the offer/answer needs them.

@@ -84,6 +84,15 @@ impl Core {
         let tout = call.cfg.trunk(call.legs[1].trunk);
         let bridge = tout.g711_transcode;
         let mut out = sdp::rewrite_answer_bridging(ans, &call.a_offer, &rw, &mut call.legs[0].origin, bridge).ok()?;
+        // An in-band callee: the caller keeps its telephone-event (the relay interworks).
+        if tout.dtmf == xtrunk_config::Dtmf::Inband && codecs.contains(&xtrunk_config::Codec::TelephoneEvent) {
+            if let Ok(r) = call.a_offer.remote() {
+                if let Some((pt, _)) = r.payloads.iter().find(|(_, n)| n.eq_ignore_ascii_case("telephone-event")) {
+                    let fmtp = call.a_offer.media.get(r.index).and_then(|m| sdp::fmtp_of(m, *pt));
+                    sdp::add_telephone_event(&mut out, Some(*pt), fmtp.as_deref());
+                }
+            }
+        }
         // The caller's leg: echo the tag/suite of the line we accepted, with our key.
         if let Some(ours) = call.spec.legs[0].crypto.tx {
             let line = sdp::accept_offer(&call.a_offer, &prefs).ok().flatten()?;
@@ -99,11 +108,14 @@ impl Core {
 
     fn update_media_from_answer(&mut self, id: CallKey, ans: &Sdp) {
         let Some(call) = self.calls.get_mut(&id) else { return };
-        let (Ok(a), Ok(b)) = (call.a_offer.remote(), ans.remote()) else { return };
+        let (Ok(a), Ok(mut b)) = (call.a_offer.remote(), ans.remote()) else { return };
         let [l0, l1] = call.spec.legs;
         // The callee's signalling IP is the target that answered (failover may have moved it).
         let b_ip = Some(call.legs[1].dlg.dest.remote.ip());
-        call.spec.legs[0] = remote_spec(&sdp::negotiated(&a, &b), l0.local, l0.latch, l0.signal_ip);
+        let mut a_neg = sdp::negotiated(&a, &b);
+        let (tin, tout) = (call.cfg.trunk(call.legs[0].trunk), call.cfg.trunk(call.legs[1].trunk));
+        super::dtmf_payloads(&mut a_neg, &mut b, &a, tin, tout);
+        call.spec.legs[0] = remote_spec(&a_neg, l0.local, l0.latch, l0.signal_ip);
         call.spec.legs[1] = remote_spec(&b, l1.local, l1.latch, b_ip);
         (call.spec.legs[0].crypto, call.spec.legs[1].crypto) = (l0.crypto, l1.crypto);
         call.spec.leg_timeout_ms = super::leg_timeouts(call);

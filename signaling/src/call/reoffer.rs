@@ -50,7 +50,10 @@ impl Core {
         let allowed = common_codecs(to, ts);
         let (s_prefs, o_prefs) = (srtp_prefs(ts), srtp_prefs(to));
         let ip = to.media_ip;
-        if let Err(e) = sdp::accept_offer(&offer, &s_prefs) {
+        let t38 = sdp::t38_index(&offer);
+        // SDES applies to audio; a T.38 offer carries none.
+        let srtp_check = if t38.is_some() { Ok(()) } else { sdp::accept_offer(&offer, &s_prefs).map(|_| ()) };
+        if let Err(e) = srtp_check {
             let (tag, local) = (call.legs[s].dlg.local_tag.clone(), call.legs[s].dlg.dest.local);
             let mut r = response(&req, 488, reason(488), Some(&tag));
             self.push_warning(&mut r, e, local);
@@ -60,12 +63,17 @@ impl Core {
         let rw = Rewrite { ip, port: call.legs[o].port, allowed: &allowed, srtp_off };
         // The other leg keeps SRTP if it has it (our key reused) or its trunk requires it.
         let o_tx = call.spec.legs[o].crypto.tx;
-        let new = sdp::rewrite_offer(&offer, &rw, &mut call.legs[o].origin).and_then(|mut n| {
-            if o_prefs.offer_srtp(o_tx.is_some()) {
-                sdp::add_offer_crypto(&mut n, &o_prefs.suites, o_tx.as_ref())?;
-            }
-            Ok(n)
-        });
+        let new = if let Some(i) = t38 {
+            // T.38 fax: relayed as UDPTL, no SRTP (sdp::t38).
+            sdp::rewrite_t38(&offer, i, &offer, i, ip, call.legs[o].port, &mut call.legs[o].origin)
+        } else {
+            sdp::rewrite_offer(&offer, &rw, &mut call.legs[o].origin).and_then(|mut n| {
+                if o_prefs.offer_srtp(o_tx.is_some()) {
+                    sdp::add_offer_crypto(&mut n, &o_prefs.suites, o_tx.as_ref())?;
+                }
+                Ok(n)
+            })
+        };
         let Ok(new) = new else {
             return self.reply(now, &k, &req, 488, reason(488));
         };
@@ -137,6 +145,9 @@ impl Core {
             Some(ours) => sdp::answer_crypto(ours, &ans),
             None => Ok(LegCrypto::default()),
         };
+        if let (Some(oi), Some(ai)) = (sdp::t38_index(&ro.offer), sdp::t38_index(&ans)) {
+            return self.relay_t38_answer(now, id, ro, &ans, (oi, ai), contact);
+        }
         let s_srtp = sdp::answer_offer_crypto(&ro.offer, &s_prefs, &call.spec.legs[s].crypto);
         let out = sdp::rewrite_answer(&ans, &ro.offer, &rw, &mut call.legs[s].origin);
         let (Ok(mut out), Ok(o_crypto), Ok(s_srtp)) = (out, o_crypto, s_srtp) else {
@@ -163,6 +174,51 @@ impl Core {
             call.spec.leg_timeout_ms = super::leg_timeouts(call);
             self.media_out.push_back(Command::Update(call.spec));
         }
+        let mut r = response(&ro.req, 200, "OK", Some(&tag));
+        r.push(HName::Contact, contact);
+        r.push(HName::ContentType, "application/sdp");
+        r.body = out.to_bytes();
+        let invite = ro.method == Method::Invite;
+        if invite {
+            call.legs[s].pending_2xx = Some(ro.stx.clone());
+        }
+        self.txs.respond(now, &ro.stx, &r);
+        if invite {
+            self.txs.set_owner(&ro.stx, Owner::Call(id, Purpose::ReOffer2xx));
+        }
+    }
+
+    /// The other leg accepted a T.38 re-offer: our answer to the re-offerer on the relay, and
+    /// both legs' specs to UDPTL (`Codec::T38`).
+    fn relay_t38_answer(
+        &mut self,
+        now: Instant,
+        id: CallKey,
+        ro: &ReOffer,
+        ans: &Sdp,
+        (oi, ai): (usize, usize),
+        contact: String,
+    ) {
+        let (s, o) = (ro.from, 1 - ro.from);
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let ip = call.cfg.trunk(call.legs[s].trunk).media_ip;
+        let tag = call.legs[s].dlg.local_tag.clone();
+        let out = sdp::rewrite_t38(ans, ai, &ro.offer, oi, ip, call.legs[s].port, &mut call.legs[s].origin);
+        let (ls, lo) = (call.spec.legs[s], call.spec.legs[o]);
+        let legs = (
+            sdp::t38_leg(&ro.offer, oi, ls.local, ls.latch, ls.signal_ip),
+            sdp::t38_leg(ans, ai, lo.local, lo.latch, lo.signal_ip),
+        );
+        let (Ok(out), (Some(new_s), Some(new_o))) = (out, legs) else {
+            let r = response(&ro.req, 488, reason(488), Some(&tag));
+            return self.txs.respond(now, &ro.stx, &r);
+        };
+        (call.spec.legs[s], call.spec.legs[o]) = (new_s, new_o);
+        call.spec.leg_timeout_ms = super::leg_timeouts(call);
+        call.legs[s].local_sdp = Some(out.clone());
+        call.legs[s].remote_sdp = Some(ro.offer.clone());
+        call.legs[o].remote_sdp = Some(ans.clone());
+        self.media_out.push_back(Command::Update(call.spec));
         let mut r = response(&ro.req, 200, "OK", Some(&tag));
         r.push(HName::Contact, contact);
         r.push(HName::ContentType, "application/sdp");

@@ -66,6 +66,7 @@ impl Core {
         let sid = match ev {
             Event::Created(id) | Event::Updated(id) => Some(id),
             Event::Deleted { id, .. } | Event::Error { id, .. } | Event::MediaTimeout { id, .. } => Some(id),
+            Event::Dtmf { id, .. } => Some(id),
             Event::Session(_) | Event::DumpDone { .. } => None,
         };
         let _span = sid.and_then(|s| self.call_of_session(s)).map(|c| self.span_of(c).entered());
@@ -92,6 +93,16 @@ impl Core {
                         State::Cancelling => {}
                         _ => self.end_call(now, cid, EndReason::MediaError),
                     }
+                }
+            }
+            Event::Dtmf { id, leg, event, end, duration_ms } => {
+                // In-band digits the relay turned into RFC 4733 events (hook for CDRs and IVR).
+                let Some(cid) = self.call_of_session(id) else { return };
+                let digit = b"0123456789*#ABCD".get(usize::from(event)).map_or('?', |&c| char::from(c));
+                if end {
+                    log::info!("call {}: in-band DTMF {digit} on leg {leg}, {duration_ms} ms", cid.0);
+                } else {
+                    log::debug!("call {}: in-band DTMF {digit} starts on leg {leg}", cid.0);
                 }
             }
             Event::MediaTimeout { id, idle_ms, leg } => {

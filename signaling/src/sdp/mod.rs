@@ -19,15 +19,18 @@
 mod model;
 mod rewrite;
 mod sdes;
+mod t38;
 
 pub use model::{MediaDesc, Remote, Sdp, SdpError, SdpLimits};
 pub use rewrite::{
-    codec_of, default_pt, negotiated, rewrite_answer, rewrite_answer_bridging, rewrite_offer, Origin, Rewrite,
+    add_telephone_event, codec_of, default_pt, fmtp_of, negotiated, offer_g729, rewrite_answer,
+    rewrite_answer_bridging, rewrite_offer, Origin, Rewrite,
 };
 pub use sdes::{
     accept_offer, add_answer_crypto, add_offer_crypto, answer_crypto, answer_keys, answer_offer_crypto, crypto_lines,
     fresh_keys, redact_keys, ring_suite, sdes_suite, SdesLine, SrtpPrefs,
 };
+pub use t38::{rewrite_t38, t38_index, t38_leg};
 
 /// An offer used by the tests of the submodules: RTP/AVP with a stray `a=crypto`, a second stream.
 #[cfg(test)]

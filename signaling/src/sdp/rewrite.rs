@@ -58,7 +58,7 @@ fn is_codec(name: &str) -> bool {
     !name.eq_ignore_ascii_case("telephone-event") && !name.eq_ignore_ascii_case("CN")
 }
 
-fn header_lines(ip: IpAddr, origin: &mut Origin) -> Vec<(u8, String)> {
+pub(super) fn header_lines(ip: IpAddr, origin: &mut Origin) -> Vec<(u8, String)> {
     origin.version += 1;
     let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
     vec![
@@ -138,7 +138,7 @@ fn check_proto(m: &MediaDesc, srtp_off: bool) -> Result<(), SdpError> {
     Ok(())
 }
 
-fn declined(m: &MediaDesc) -> MediaDesc {
+pub(super) fn declined(m: &MediaDesc) -> MediaDesc {
     MediaDesc { kind: m.kind.clone(), port: 0, proto: m.proto.clone(), fmts: m.fmts.clone(), lines: Vec::new() }
 }
 
@@ -174,7 +174,9 @@ pub fn rewrite_answer(answer: &Sdp, orig_offer: &Sdp, rw: &Rewrite<'_>, origin: 
 
 /// [`rewrite_answer`]; with `bridge`, an answer in the other G.711 law than the offerer's only
 /// one (PCMU to a PCMA-only offer, or the reverse) is answered to the offerer in its own law:
-/// the relay converts A↔µ between the legs (see [`negotiated`]).
+/// the relay converts A↔µ between the legs (see [`negotiated`]). An answer in G.729 alone to a
+/// G.711 offer (G.729 that [`offer_g729`] added) is always answered in the offerer's G.711: the
+/// relay transcodes.
 pub fn rewrite_answer_bridging(
     answer: &Sdp,
     orig_offer: &Sdp,
@@ -202,8 +204,8 @@ pub fn rewrite_answer_bridging(
         }
     }
     let mut bridged = None;
-    if bridge && !chosen.iter().any(|(_, _, n)| is_codec(n)) {
-        let law = g711_bridge(&offer_r.payloads, &ans_payloads)
+    if !chosen.iter().any(|(_, _, n)| is_codec(n)) {
+        let law = g711_bridge(&offer_r.payloads, &ans_payloads, bridge)
             .filter(|(_, law)| rw.allowed.iter().any(|c| c.name().eq_ignore_ascii_case(law)));
         if let Some((opt, law)) = law {
             if take(&mut taken, opt) {
@@ -255,30 +257,85 @@ fn relay_media(
 }
 
 /// The payloads of `side` restricted to the codecs of `other` (the negotiated set on that leg).
-/// When they share no audio codec but one side has PCMA and the other PCMU, `side` keeps its
-/// law: the relay converts between the legs.
+/// When they share no audio codec but one side has PCMA and the other PCMU, or one G.711 and
+/// the other G.729, `side` keeps its codec: the relay converts between the legs.
 pub fn negotiated(side: &Remote, other: &Remote) -> Remote {
     let names = Names::of(&other.payloads);
     let mut r = side.clone();
     r.payloads.retain(|(_, n)| names.get(n).is_some());
     if !r.payloads.iter().any(|(_, n)| is_codec(n)) {
-        if let Some((pt, law)) = g711_bridge(&side.payloads, &other.payloads) {
+        if let Some((pt, law)) = g711_bridge(&side.payloads, &other.payloads, true) {
             r.payloads.insert(0, (pt, law.to_string()));
         }
     }
     r
 }
 
-/// `side`'s G.711 law (its payload type and name) when `other` has only the other law: the pair
-/// the relay can bridge by converting A↔µ.
-fn g711_bridge(side: &[(u8, String)], other: &[(u8, String)]) -> Option<(u8, &'static str)> {
+/// `side`'s codec (its payload type and name) when `other` lacks it but has one the relay can
+/// convert to: the other G.711 law (A↔µ, only with `laws`), or G.729 ↔ G.711 (transcoding).
+fn g711_bridge(side: &[(u8, String)], other: &[(u8, String)], laws: bool) -> Option<(u8, &'static str)> {
     let has = |l: &[(u8, String)], n: &str| l.iter().find(|(_, x)| x.eq_ignore_ascii_case(n)).map(|(p, _)| *p);
-    for (mine, theirs) in [("PCMA", "PCMU"), ("PCMU", "PCMA")] {
+    const PAIRS: [(&str, &str, bool); 6] = [
+        ("PCMA", "PCMU", true),
+        ("PCMU", "PCMA", true),
+        ("PCMA", "G729", false),
+        ("PCMU", "G729", false),
+        ("G729", "PCMA", false),
+        ("G729", "PCMU", false),
+    ];
+    for (mine, theirs, law) in PAIRS {
+        if law && !laws {
+            continue;
+        }
         if let (Some(pt), Some(_), None) = (has(side, mine), has(other, theirs), has(other, mine)) {
             return Some((pt, mine));
         }
     }
     None
+}
+
+/// The `a=fmtp` parameters of `pt` in media section `m`, if any.
+pub fn fmtp_of(m: &MediaDesc, pt: u8) -> Option<String> {
+    let key = format!("fmtp:{pt} ");
+    m.lines.iter().find_map(|(_, l)| l.strip_prefix(&key).map(str::to_string))
+}
+
+/// Adds telephone-event/8000 to our SDP `s` when its audio stream lacks it: as payload type
+/// `pt` (with `fmtp`) when given and free, else the first free of 101, 96..=127 (`0-15`). For a
+/// leg whose DTMF the relay interworks with an in-band (`dtmf = "inband"`) leg.
+pub fn add_telephone_event(s: &mut Sdp, pt: Option<u8>, fmtp: Option<&str>) {
+    let Ok(r) = s.remote() else { return };
+    if r.payloads.iter().any(|(_, n)| n.eq_ignore_ascii_case("telephone-event")) {
+        return;
+    }
+    let free = |p: &u8| !r.payloads.iter().any(|(q, _)| q == p);
+    let Some(pt) = pt.filter(free).or_else(|| std::iter::once(101).chain(96..=127).find(free)) else { return };
+    let Some(m) = s.media.get_mut(r.index) else { return };
+    m.fmts.push(pt.to_string());
+    let line =
+        m.lines.iter().rposition(|(_, l)| l.starts_with("rtpmap:") || l.starts_with("fmtp:")).map_or(0, |k| k + 1);
+    m.lines.insert(line, (b'a', format!("fmtp:{pt} {}", fmtp.unwrap_or("0-15"))));
+    m.lines.insert(line, (b'a', format!("rtpmap:{pt} telephone-event/8000")));
+}
+
+/// Adds G.729 (payload type 18, `annexb=no`) to our offer `s` when `allowed` (the trunk the
+/// offer goes to) lists G.729 and the stream lacks it but carries G.711, which the relay
+/// transcodes to and from G.729. Its place follows the trunk's preference order.
+pub fn offer_g729(s: &mut Sdp, allowed: &[TrunkCodec]) {
+    let Some(rank_729) = allowed.iter().position(|c| *c == TrunkCodec::G729) else { return };
+    let Ok(r) = s.remote() else { return };
+    let named = |n: &str| r.payloads.iter().any(|(_, x)| x.eq_ignore_ascii_case(n));
+    if named("G729") || r.payloads.iter().any(|(pt, _)| *pt == 18) || !(named("PCMA") || named("PCMU")) {
+        return;
+    }
+    let rank = |n: &str| allowed.iter().position(|c| c.name().eq_ignore_ascii_case(n)).unwrap_or(usize::MAX);
+    let at = r.payloads.iter().take_while(|(_, n)| rank(n) < rank_729).count();
+    let Some(m) = s.media.get_mut(r.index) else { return };
+    m.fmts.insert(at.min(m.fmts.len()), "18".into());
+    let line =
+        m.lines.iter().rposition(|(_, l)| l.starts_with("rtpmap:") || l.starts_with("fmtp:")).map_or(0, |k| k + 1);
+    m.lines.insert(line, (b'a', "fmtp:18 annexb=no".into()));
+    m.lines.insert(line, (b'a', "rtpmap:18 G729/8000".into()));
 }
 
 /// Payload type for a config codec name when generating SDP from scratch.
@@ -294,6 +351,39 @@ pub fn default_pt(name: &str) -> Option<u8> {
 mod tests {
     use super::*;
     use crate::sdp::OFFER;
+
+    #[test]
+    fn g729_is_offered_to_a_trunk_that_allows_it_and_its_answer_bridged() {
+        use xtrunk_config::Codec as C;
+        let o = Sdp::parse(b"v=0\r\no=a 1 1 IN IP4 1.1.1.1\r\ns=-\r\nc=IN IP4 1.1.1.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n").unwrap();
+        let caller = vec![C::Pcma, C::TelephoneEvent];
+        let rw = Rewrite { ip: "10.0.0.1".parse().unwrap(), port: 20000, allowed: &caller, srtp_off: false };
+        let mut origin = Origin { id: 1, version: 0 };
+        let mut ours = rewrite_offer(&o, &rw, &mut origin).unwrap();
+        // The carrier prefers G.729: it comes first, with its rtpmap and annexb=no.
+        offer_g729(&mut ours, &[C::G729, C::Pcma, C::TelephoneEvent]);
+        let r = ours.remote().unwrap();
+        let names: Vec<&str> = r.payloads.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["G729", "PCMA", "telephone-event"]);
+        assert!(String::from_utf8(ours.to_bytes()).unwrap().contains("a=fmtp:18 annexb=no\r\n"));
+        // After G.711 by preference; not added twice; not added to a trunk without G.729.
+        let mut late = rewrite_offer(&o, &rw, &mut origin).unwrap();
+        offer_g729(&mut late, &[C::Pcma, C::TelephoneEvent, C::G729]);
+        offer_g729(&mut late, &[C::Pcma, C::TelephoneEvent, C::G729]);
+        let names: Vec<String> = late.remote().unwrap().payloads.into_iter().map(|(_, n)| n).collect();
+        assert_eq!(names, ["PCMA", "telephone-event", "G729"]);
+        let mut none = rewrite_offer(&o, &rw, &mut origin).unwrap();
+        offer_g729(&mut none, &caller);
+        assert_eq!(none.remote().unwrap().payloads.len(), 2);
+        // The carrier answers G.729 only: the caller gets its PCMA, and the legs disagree.
+        let ans = Sdp::parse(b"v=0\r\no=b 1 1 IN IP4 2.2.2.2\r\ns=-\r\nc=IN IP4 2.2.2.2\r\nt=0 0\r\nm=audio 5000 RTP/AVP 18 101\r\na=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\na=rtpmap:101 telephone-event/8000\r\n").unwrap();
+        let back = rewrite_answer_bridging(&ans, &o, &rw, &mut origin, false).unwrap();
+        let names: Vec<String> = back.remote().unwrap().payloads.into_iter().map(|(_, n)| n).collect();
+        assert_eq!(names, ["PCMA", "telephone-event"]);
+        let leg0 = negotiated(&o.remote().unwrap(), &ans.remote().unwrap());
+        assert_eq!(leg0.payloads[0], (8, "PCMA".to_string()));
+        assert!(!leg0.payloads.iter().any(|(_, n)| n == "G729"));
+    }
 
     #[test]
     fn offer_rewrite_filters_orders_and_hides() {

@@ -84,6 +84,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         transfer: false,
         transports: vec![],
         g711_transcode: true,
+        dtmf: "rfc4733".into(),
         sip_listen: None,
         media_ip: None,
         options: Default::default(),
