@@ -44,8 +44,8 @@ pub use snapshot::{
     TrunkView, Window,
 };
 pub use trunk::{
-    AuthMode, Codec, Distribution, Dtmf, RegistrarLimits, SipAddress, SrtpPolicy, SrtpSuite, Target, Trunk,
-    TrunkKind, TrunkRole, TrunkTls, CODECS, DTMF_MODES, SRTP_SUITES,
+    AuthMode, Codec, Distribution, Dtmf, RegistrarLimits, SipAddress, SrtpPolicy, SrtpSuite, Target, Trunk, TrunkKind,
+    TrunkRole, TrunkTls, CODECS, DTMF_MODES, SRTP_SUITES,
 };
 pub use validate::{Host, Problem};
 

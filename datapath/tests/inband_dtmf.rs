@@ -82,14 +82,14 @@ fn tones_between_speech_become_the_right_digits() {
     // sample offsets), then speech.
     let ts0 = 0xFFFF_0000u32; // wraps during the call
     let mut pcm = speech_like(8000, 0.0);
-    pcm.extend(std::iter::repeat(0).take(400));
+    pcm.extend(std::iter::repeat_n(0, 400));
     let mut want = vec![];
     for (k, &d) in DIGITS.iter().enumerate() {
         let dur = 480 + 80 * (k % 6) + 13 * k;
         let amp = [3500.0, 2500.0, 1500.0][k % 3];
         want.push((d, ts0.wrapping_add(pcm.len() as u32), dur as u32));
         pcm.extend(tone(d, dur, amp));
-        pcm.extend(std::iter::repeat(0).take(400 + 37 * k));
+        pcm.extend(std::iter::repeat_n(0, 400 + 37 * k));
     }
     pcm.extend(speech_like(8000, 3.0));
     let found = detect(ts0, &pcm);
@@ -262,11 +262,11 @@ mod through_the_relay {
         let mut pcm = speech_like(4000, 0.0);
         let mut want = vec![];
         for (k, &d) in DIGITS.iter().enumerate() {
-            pcm.extend(std::iter::repeat(0).take(400 + 29 * k));
+            pcm.extend(std::iter::repeat_n(0, 400 + 29 * k));
             want.push((d, pcm.len() as u32, 640 + 40 * (k as u32 % 4)));
             pcm.extend(tone(d, 640 + 40 * (k % 4), 3000.0));
         }
-        pcm.extend(std::iter::repeat(0).take(400));
+        pcm.extend(std::iter::repeat_n(0, 400));
         pcm.extend(speech_like(4000, 2.0));
         // (event, ts, duration, end) of every event packet, in order.
         let mut events = vec![];

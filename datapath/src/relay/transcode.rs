@@ -74,7 +74,7 @@ pub fn g729_frames(len: usize) -> Result<(usize, bool), TranscodeError> {
 
 /// Frames in a G.711 payload of `len` bytes.
 pub fn g711_frames(len: usize) -> Result<usize, TranscodeError> {
-    if len == 0 || len % FRAME_SAMPLES != 0 || len / FRAME_SAMPLES > MAX_FRAMES {
+    if len == 0 || !len.is_multiple_of(FRAME_SAMPLES) || len / FRAME_SAMPLES > MAX_FRAMES {
         return Err(TranscodeError::Framing);
     }
     Ok(len / FRAME_SAMPLES)
