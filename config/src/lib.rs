@@ -15,6 +15,7 @@
 
 mod account;
 mod admission;
+mod auth;
 mod datapath;
 mod health;
 mod media;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use account::{Account, DidRange};
+pub use auth::{DigestAlgorithm, SipAuth, TrunkUser, UnknownSource};
 pub use admission::{Destinations, Fraud, Limits, NumberFormat, Numbers, Threshold};
 pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMode};
 pub use health::{OptionsPing, MIN_CARRIER_INTERVAL_SECS};

@@ -45,6 +45,15 @@ pub struct Sip {
     pub tcp_idle_timeout_s: u32,
     /// Most bytes queued toward a TCP peer that does not read; over it, the connection is closed.
     pub tcp_max_write_buffer: usize,
+    /// What a request from a source in no trunk's ACL gets when it is not challenged for digest
+    /// credentials: `"403"` (default) or `"drop"` (silence, counted).
+    #[serde(skip_serializing_if = "crate::UnknownSource::is_default")]
+    pub unknown_source: crate::UnknownSource,
+    /// Send `Server` (responses) and `User-Agent` (requests) with `node.name` (default false:
+    /// no response tells a scanner what answers).
+    pub server_header: bool,
+    /// `[sip.auth]`: digest challenges, nonces and the per-source ban.
+    pub auth: crate::SipAuth,
 }
 
 impl Default for Sip {
@@ -69,6 +78,9 @@ impl Default for Sip {
             tcp_max_per_source: 32,
             tcp_idle_timeout_s: 120,
             tcp_max_write_buffer: 1 << 20,
+            unknown_source: crate::UnknownSource::default(),
+            server_header: false,
+            auth: crate::SipAuth::default(),
         }
     }
 }

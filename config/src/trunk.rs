@@ -80,6 +80,9 @@ pub struct Trunk {
     /// release), `digest` or `both`.
     #[serde(default, skip_serializing_if = "AuthMode::is_default")]
     pub auth: AuthMode,
+    /// `[[trunk.users]]`: digest credentials, with `auth = "digest"` or `"both"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<crate::TrunkUser>,
     /// `[trunk.limits]`: channels, CPS (fail fast) and rolling caps of this trunk.
     #[serde(default)]
     pub limits: crate::Limits,

@@ -57,6 +57,8 @@ impl Config {
             self.validate_node_dirs(&mut v);
         }
         self.validate_sip(&mut v);
+        crate::auth::validate_sip_auth(&mut v, "sip.auth", &self.sip.auth);
+        self.validate_usernames(&mut v);
         self.validate_media(&mut v);
         self.validate_datapath(&mut v, host);
         self.validate_trunks(&mut v);
@@ -470,6 +472,32 @@ impl Config {
         pools::validate_acl_overlaps(self, v);
     }
 
+    /// Problems that do not refuse the file but that `check-config` reports (key path, reason).
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            crate::auth::warn_users(&format!("trunk[{i}]"), &t.users, &mut out);
+        }
+        out
+    }
+
+    /// A digest username identifies its trunk: unique over all trunks.
+    fn validate_usernames(&self, v: &mut Validator) {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            for (j, u) in t.users.iter().enumerate() {
+                if let Some(other) = seen.insert(&u.username, &t.name) {
+                    if other != t.name {
+                        v.add(
+                            format!("trunk[{i}].users[{j}].username"),
+                            format!("{:?} is a user of trunk {other:?} too", u.username),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// `account`, `kind` and `auth` of one trunk.
     fn validate_trunk_policy(&self, v: &mut Validator, p: &str, t: &Trunk) {
         if let Some(a) = &t.account {
@@ -483,12 +511,11 @@ impl Config {
                 format!("\"{}\" is not served yet by this release (only \"{}\")", t.kind, TrunkKind::Ip),
             );
         }
-        if t.auth != AuthMode::Acl {
-            v.add(
-                format!("{p}.auth"),
-                format!("\"{}\" is not served yet by this release (only \"{}\")", t.auth, AuthMode::Acl),
-            );
+        let digest = t.auth != AuthMode::Acl;
+        if t.auth == AuthMode::Both && t.acl.is_empty() {
+            v.add(format!("{p}.acl"), "auth = \"both\" needs the addresses to check");
         }
+        crate::auth::validate_users(v, p, digest, &t.users);
     }
 
     fn validate_routes(&self, v: &mut Validator) {

@@ -91,6 +91,7 @@ fn main() {
             pai: None,
             privacy: None,
             has_offer: true,
+            trunk: None,
         };
         match policy::admit(&cfg, &call, now, &mut adm) {
             Decision::Route(mut plan) => {

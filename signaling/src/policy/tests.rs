@@ -57,6 +57,7 @@ fn call<'a>(source: &str, user: &'a str, has_offer: bool) -> IncomingCall<'a> {
         pai: None,
         privacy: None,
         has_offer,
+        trunk: None,
     }
 }
 
