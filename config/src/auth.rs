@@ -178,3 +178,68 @@ pub(crate) fn warn_users(p: &str, users: &[TrunkUser], out: &mut Vec<crate::Prob
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{AuthMode, Config, Host, TrunkUser};
+
+    fn problems(tweak: impl FnOnce(&mut Config)) -> Vec<String> {
+        let mut c = Config::embedded_default().unwrap();
+        tweak(&mut c);
+        c.validate(Host { cores: 2, check_paths: false }).into_iter().map(|p| p.to_string()).collect()
+    }
+
+    fn user(name: &str) -> TrunkUser {
+        TrunkUser { username: name.into(), password: None, ha1_md5: None, ha1_sha256: None, ha1_sha512_256: None }
+    }
+
+    #[test]
+    fn digest_trunk_without_users_names_the_key() {
+        let p = problems(|c| c.trunks[0].auth = AuthMode::Digest);
+        assert!(p.iter().any(|p| p.starts_with("trunk[0].users:") && p.contains("no users")), "{p:?}");
+    }
+
+    #[test]
+    fn users_checked_by_key_path() {
+        let p = problems(|c| {
+            c.trunks[0].auth = AuthMode::Both;
+            let mut a = user("alice");
+            a.ha1_md5 = Some("abc".into());
+            c.trunks[0].users = vec![a, user("bob"), user("bob")];
+            c.sip.auth.algorithms.clear();
+        });
+        let has = |k: &str| p.iter().any(|p| p.starts_with(k));
+        assert!(has("trunk[0].users[0].ha1_md5: must be 32 hex digits"), "{p:?}");
+        assert!(has("trunk[0].users[1]: needs"), "{p:?}");
+        assert!(has("trunk[0].users[2].username"), "{p:?}");
+        assert!(has("sip.auth.algorithms"), "{p:?}");
+    }
+
+    #[test]
+    fn a_plain_password_is_accepted_with_a_warning() {
+        let mut c = Config::embedded_default().unwrap();
+        c.trunks[0].auth = AuthMode::Digest;
+        let mut u = user("alice");
+        u.password = Some("secret".into());
+        c.trunks[0].users = vec![u];
+        assert!(c.validate(Host { cores: 2, check_paths: false }).is_empty());
+        let w = c.warnings();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].path, "trunk[0].users[0].password");
+        assert!(!format!("{:?}", c.trunks[0].users[0]).contains("secret"));
+    }
+
+    #[test]
+    fn toml_spelling() {
+        let t = r#"
+            [sip]
+            unknown_source = "drop"
+            [sip.auth]
+            algorithms = ["MD5"]
+            ban_secs = 5
+        "#;
+        let c: Config = toml::from_str(t).unwrap();
+        assert_eq!(c.sip.unknown_source, crate::UnknownSource::Drop);
+        assert_eq!(c.sip.auth.algorithms, vec![crate::DigestAlgorithm::Md5]);
+    }
+}

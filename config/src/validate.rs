@@ -431,10 +431,10 @@ impl Config {
             if !names.insert(t.name.as_str()) {
                 v.add(format!("{p}.name"), format!("trunk {:?} is defined twice", t.name));
             }
-            if t.acl.is_empty() && t.targets.is_empty() {
+            if t.acl.is_empty() && t.targets.is_empty() && t.auth != AuthMode::Digest {
                 v.add(
                     format!("{p}.acl"),
-                    "a trunk needs an acl (to accept calls from it) or targets (to send calls to it)",
+                    "a trunk needs an acl or digest users (to accept calls from it) or targets (to send calls to it)",
                 );
             }
             for (j, tg) in t.targets.iter().enumerate() {

@@ -487,7 +487,8 @@ mod tests {
     #[test]
     fn rfc7616_sha256_vector() {
         let r = "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1";
-        let c = Credentials::parse(&rfc7616("SHA-256", r)).unwrap();
+        let h = rfc7616("SHA-256", r);
+        let c = Credentials::parse(&h).unwrap();
         assert_eq!(c.algorithm, Algorithm::Sha256);
         let ha1 = Algorithm::Sha256.ha1(USER, REALM, PASS);
         assert_eq!(c.expected(&ha1, "GET"), r);
