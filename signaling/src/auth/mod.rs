@@ -87,6 +87,7 @@ pub struct Auth {
     epoch: Instant,
     any_digest: bool,
     dummy: [String; 3],
+    serial: u64,
 }
 
 impl std::fmt::Debug for Auth {
@@ -133,6 +134,7 @@ impl Auth {
             epoch: now,
             any_digest: false,
             dummy: Default::default(),
+            serial: 0,
         };
         a.reload(cfg);
         a
@@ -177,9 +179,11 @@ impl Auth {
         now.saturating_duration_since(self.epoch).as_secs()
     }
 
-    /// The challenge header values for `ip` at `now`: one per offered algorithm, in order.
-    pub fn challenges(&self, now: Instant, ip: IpAddr, stale: bool) -> Vec<String> {
-        let nonce = self.key.issue(self.secs(now), ip);
+    /// The challenge header values for `ip` at `now`: one per offered algorithm, in order,
+    /// sharing one new nonce.
+    pub fn challenges(&mut self, now: Instant, ip: IpAddr, stale: bool) -> Vec<String> {
+        self.serial += 1;
+        let nonce = self.key.issue(self.secs(now), self.serial, ip);
         self.algorithms
             .iter()
             .map(|&algorithm| digest::Challenge { realm: &self.realm, nonce: &nonce, algorithm, stale }.to_value())
@@ -255,7 +259,7 @@ impl Auth {
         if !trunk_ok {
             return Verdict::fail("wrong_trunk");
         }
-        if req.uri().is_some_and(|u| u != c.uri) {
+        if !req.uri().is_some_and(|u| uri_matches(u, &c.uri)) {
             return Verdict::fail("uri");
         }
         let NonceCheck::Fresh { issued, id } = check else {
@@ -272,6 +276,18 @@ impl Auth {
         }
         Verdict { gate: Gate::Pass(Some(trunk)), failed: None }
     }
+}
+
+/// The digest-uri is the Request-URI (RFC 3261 §22.4), or the Request-URI without its user
+/// part (what SIPp and some older PBXs send: `sip:host:port` for `sip:user@host:port`).
+fn uri_matches(ruri: &str, duri: &str) -> bool {
+    if ruri == duri {
+        return true;
+    }
+    let Some((scheme, rest)) = ruri.split_once(':') else { return false };
+    let Some((_, host)) = rest.split_once('@') else { return false };
+    duri.len() == scheme.len() + 1 + host.len() && duri.starts_with(scheme) && duri.ends_with(host)
+        && duri.as_bytes().get(scheme.len()) == Some(&b':')
 }
 
 fn same_name(a: &HName, b: &HName) -> bool {

@@ -1,7 +1,9 @@
 //! Stateless nonces and nonce-count replay protection, sans-IO (time comes in as seconds).
 //!
-//! A nonce is `hex(issued) ‖ hex(MAC)`: 16 hex digits of the issue time (seconds since the
-//! core's epoch) and the first 128 bits of HMAC-SHA256 over the time and the source address,
+//! A nonce is `hex(issued) ‖ hex(serial) ‖ hex(MAC)`: 16 hex digits of the issue time (seconds
+//! since the core's epoch), 16 of a serial number (every challenge gets its own nonce, so two
+//! calls challenged in the same second do not share a nonce-count) and the first 128 bits of
+//! HMAC-SHA256 over the time, the serial and the source address,
 //! under a per-process key from the core's CSPRNG seed. Nothing is stored to issue one; a nonce
 //! checks as authentic only for the address it was sent to, and as stale once older than the
 //! lifetime (RFC 3261 §22.4 `stale=true`).
@@ -18,8 +20,8 @@ use hmac13::{KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-/// Length of a nonce: 16 + 32 hex digits.
-pub const NONCE_LEN: usize = 48;
+/// Length of a nonce: 16 + 16 + 32 hex digits.
+pub const NONCE_LEN: usize = 64;
 
 /// The nonce MAC key.
 pub struct NonceKey([u8; 32]);
@@ -52,11 +54,12 @@ impl NonceKey {
         Self(key)
     }
 
-    fn mac(&self, issued: u64, ip: IpAddr) -> [u8; 16] {
+    fn mac(&self, issued: u64, serial: u64, ip: IpAddr) -> [u8; 16] {
         // new_from_slice accepts keys of any length for HMAC.
         let Ok(mut m) = <hmac13::Hmac<Sha256> as KeyInit>::new_from_slice(&self.0) else { return [0; 16] };
         m.update(b"xtrunk-nonce-v1");
         m.update(&issued.to_be_bytes());
+        m.update(&serial.to_be_bytes());
         match ip {
             IpAddr::V4(a) => m.update(&a.octets()),
             IpAddr::V6(a) => m.update(&a.octets()),
@@ -67,10 +70,10 @@ impl NonceKey {
         out
     }
 
-    /// A nonce for `ip`, issued at `secs`.
-    pub fn issue(&self, secs: u64, ip: IpAddr) -> String {
-        let mut s = format!("{secs:016x}");
-        s.push_str(&super::digest::hex(&self.mac(secs, ip)));
+    /// A nonce for `ip`, issued at `secs`, with serial number `serial` (unique per nonce).
+    pub fn issue(&self, secs: u64, serial: u64, ip: IpAddr) -> String {
+        let mut s = format!("{secs:016x}{serial:016x}");
+        s.push_str(&super::digest::hex(&self.mac(secs, serial, ip)));
         s
     }
 
@@ -81,12 +84,13 @@ impl NonceKey {
             return NonceCheck::Forged;
         }
         let Ok(issued) = u64::from_str_radix(&nonce[..16], 16) else { return NonceCheck::Forged };
+        let Ok(serial) = u64::from_str_radix(&nonce[16..32], 16) else { return NonceCheck::Forged };
         let mut got = [0u8; 16];
         for (i, g) in got.iter_mut().enumerate() {
-            let Ok(x) = u8::from_str_radix(&nonce[16 + 2 * i..18 + 2 * i], 16) else { return NonceCheck::Forged };
+            let Ok(x) = u8::from_str_radix(&nonce[32 + 2 * i..34 + 2 * i], 16) else { return NonceCheck::Forged };
             *g = x;
         }
-        let want = self.mac(issued, ip);
+        let want = self.mac(issued, serial, ip);
         if !bool::from(want.ct_eq(&got)) || issued > now {
             return NonceCheck::Forged;
         }
@@ -180,19 +184,22 @@ mod tests {
     #[test]
     fn fresh_stale_forged() {
         let k = NonceKey::new([7; 32]);
-        let n = k.issue(100, IP);
+        let n = k.issue(100, 1, IP);
+        assert_ne!(n, k.issue(100, 2, IP));
         assert_eq!(n.len(), NONCE_LEN);
         assert!(matches!(k.check(&n, 130, IP, 60), NonceCheck::Fresh { issued: 100, .. }));
         assert_eq!(k.check(&n, 161, IP, 60), NonceCheck::Stale);
         assert_eq!(k.check(&n, 130, "192.0.2.8".parse().unwrap(), 60), NonceCheck::Forged);
+        let other_serial = format!("{}{:016x}{}", &n[..16], 2, &n[32..]);
+        assert_eq!(k.check(&other_serial, 130, IP, 60), NonceCheck::Forged);
         assert_eq!(NonceKey::new([8; 32]).check(&n, 130, IP, 60), NonceCheck::Forged);
         let mut bad = n.clone().into_bytes();
-        bad[20] = if bad[20] == b'0' { b'1' } else { b'0' };
+        bad[40] = if bad[40] == b'0' { b'1' } else { b'0' };
         assert_eq!(k.check(std::str::from_utf8(&bad).unwrap(), 130, IP, 60), NonceCheck::Forged);
         assert_eq!(k.check("zz", 130, IP, 60), NonceCheck::Forged);
-        assert_eq!(k.check(&"\u{e9}".repeat(24), 130, IP, 60), NonceCheck::Forged);
+        assert_eq!(k.check(&"\u{e9}".repeat(32), 130, IP, 60), NonceCheck::Forged);
         // Issued in the future (an authentic nonce cannot be).
-        assert_eq!(k.check(&k.issue(200, IP), 130, IP, 60), NonceCheck::Forged);
+        assert_eq!(k.check(&k.issue(200, 3, IP), 130, IP, 60), NonceCheck::Forged);
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn invite(extra: &str) -> Message {
     parse(t.as_bytes()).unwrap()
 }
 
-fn with_creds(auth: &Auth, now: Instant, ip: IpAddr, alg: Algorithm, u: &str, p: &str, nc: u32) -> Message {
+fn with_creds(auth: &mut Auth, now: Instant, ip: IpAddr, alg: Algorithm, u: &str, p: &str, nc: u32) -> Message {
     let ch = auth.challenges(now, ip, false);
     let (realm, nonce, _, _) = Challenge::parse(&ch[0]).unwrap();
     let h = authorization(alg, u, &realm, p, &nonce, "INVITE", "sip:100@edge", (nc, "cn0"));
@@ -57,7 +57,7 @@ fn ip(s: &str) -> IpAddr {
 #[test]
 fn challenges_sha256_first_then_md5() {
     let cfg = snapshot();
-    let a = Auth::new(&cfg, &Seed::from(1), Instant::now());
+    let mut a = Auth::new(&cfg, &Seed::from(1), Instant::now());
     let ch = a.challenges(Instant::now(), ip(PBX_IP), false);
     assert_eq!(ch.len(), 2);
     assert!(ch[0].starts_with("Digest realm=\"edge\", nonce=\"") && ch[0].contains("algorithm=SHA-256"));
@@ -82,11 +82,11 @@ fn good_credentials_every_algorithm_identify_the_trunk() {
     let t = cfg.trunk_by_name("pbx-digest").unwrap();
     for (nc, alg) in [(1, Algorithm::Sha256), (2, Algorithm::Md5)] {
         // The same nonce (same second, same source): the count goes up.
-        let req = with_creds(&a, now, ip(PBX_IP), alg, "alice", "secret", nc);
+        let req = with_creds(&mut a, now, ip(PBX_IP), alg, "alice", "secret", nc);
         assert_eq!(a.gate(&cfg, &req, ip(PBX_IP), now).gate, Gate::Pass(Some(t)), "{alg:?}");
     }
     // SHA-512-256 is not offered by default: refused like a wrong password.
-    let req = with_creds(&a, now, ip(PBX_IP), Algorithm::Sha512_256, "alice", "secret", 3);
+    let req = with_creds(&mut a, now, ip(PBX_IP), Algorithm::Sha512_256, "alice", "secret", 3);
     assert_eq!(a.gate(&cfg, &req, ip(PBX_IP), now).failed, Some("algorithm"));
 }
 
@@ -95,8 +95,8 @@ fn unknown_user_and_bad_password_get_the_same_challenge() {
     let cfg = snapshot();
     let now = Instant::now();
     let mut a = Auth::new(&cfg, &Seed::from(1), now);
-    let bad = with_creds(&a, now, ip(PBX_IP), Algorithm::Md5, "alice", "wrong", 1);
-    let unknown = with_creds(&a, now, ip(PBX_IP), Algorithm::Md5, "mallory", "secret", 1);
+    let bad = with_creds(&mut a, now, ip(PBX_IP), Algorithm::Md5, "alice", "wrong", 1);
+    let unknown = with_creds(&mut a, now, ip(PBX_IP), Algorithm::Md5, "mallory", "secret", 1);
     let (v1, v2) = (a.gate(&cfg, &bad, ip(PBX_IP), now), a.gate(&cfg, &unknown, ip(PBX_IP), now));
     assert_eq!(v1.gate, v2.gate);
     assert_eq!((v1.failed, v2.failed), (Some("bad_password"), Some("unknown_user")));
@@ -107,7 +107,7 @@ fn replayed_nonce_count_and_foreign_source_refused() {
     let cfg = snapshot();
     let now = Instant::now();
     let mut a = Auth::new(&cfg, &Seed::from(1), now);
-    let req = with_creds(&a, now, ip(PBX_IP), Algorithm::Sha256, "alice", "secret", 1);
+    let req = with_creds(&mut a, now, ip(PBX_IP), Algorithm::Sha256, "alice", "secret", 1);
     assert!(matches!(a.gate(&cfg, &req, ip(PBX_IP), now).gate, Gate::Pass(Some(_))));
     assert_eq!(a.gate(&cfg, &req, ip(PBX_IP), now).failed, Some("replay"));
     // The nonce was issued to another address.
@@ -119,10 +119,10 @@ fn stale_nonce_with_right_password_gets_stale_true() {
     let cfg = snapshot();
     let now = Instant::now();
     let mut a = Auth::new(&cfg, &Seed::from(1), now);
-    let req = with_creds(&a, now, ip(PBX_IP), Algorithm::Md5, "alice", "secret", 1);
+    let req = with_creds(&mut a, now, ip(PBX_IP), Algorithm::Md5, "alice", "secret", 1);
     let later = now + Duration::from_secs(301);
     assert_eq!(a.gate(&cfg, &req, ip(PBX_IP), later), Verdict { gate: Gate::Challenge { stale: true }, failed: None });
-    let bad = with_creds(&a, now, ip(PBX_IP), Algorithm::Md5, "alice", "nope", 1);
+    let bad = with_creds(&mut a, now, ip(PBX_IP), Algorithm::Md5, "alice", "nope", 1);
     assert_eq!(a.gate(&cfg, &bad, ip(PBX_IP), later).gate, Gate::Challenge { stale: false });
 }
 
@@ -133,13 +133,22 @@ fn both_needs_the_acl_and_the_trunks_own_user() {
     let mut a = Auth::new(&cfg, &Seed::from(1), now);
     let inside = ip("198.51.100.4");
     assert_eq!(a.gate(&cfg, &invite(""), inside, now).gate, Gate::Challenge { stale: false });
-    let bob = with_creds(&a, now, inside, Algorithm::Md5, "bob", "hunter2", 1);
+    let bob = with_creds(&mut a, now, inside, Algorithm::Md5, "bob", "hunter2", 1);
     assert_eq!(a.gate(&cfg, &bob, inside, now).gate, Gate::Pass(cfg.trunk_by_name("pbx-both")));
-    let alice = with_creds(&a, now, inside, Algorithm::Md5, "alice", "secret", 1);
+    let alice = with_creds(&mut a, now, inside, Algorithm::Md5, "alice", "secret", 1);
     assert_eq!(a.gate(&cfg, &alice, inside, now).failed, Some("wrong_trunk"));
     // bob from outside the ACL: a "both" user cannot come from anywhere.
-    let out = with_creds(&a, now, ip(PBX_IP), Algorithm::Md5, "bob", "hunter2", 1);
+    let out = with_creds(&mut a, now, ip(PBX_IP), Algorithm::Md5, "bob", "hunter2", 1);
     assert_eq!(a.gate(&cfg, &out, ip(PBX_IP), now).failed, Some("wrong_trunk"));
+}
+
+#[test]
+fn digest_uri_is_the_request_uri_or_its_host_part() {
+    assert!(uri_matches("sip:100@edge:5060", "sip:100@edge:5060"));
+    assert!(uri_matches("sip:100@edge:5060", "sip:edge:5060"));
+    assert!(!uri_matches("sip:100@edge:5060", "sip:other:5060"));
+    assert!(!uri_matches("sip:100@edge:5060", "sip:200@edge:5060"));
+    assert!(!uri_matches("sip:edge", "sip:x"));
 }
 
 #[test]
@@ -170,6 +179,6 @@ fn ha1_in_config_and_rfc2069_md5() {
     let req = invite(&format!("Authorization: {h}\r\n"));
     assert!(matches!(a.gate(&cfg, &req, ip(PBX_IP), now).gate, Gate::Pass(Some(_))));
     // SHA-256 has no HA1 for carol.
-    let req = with_creds(&a, now, ip(PBX_IP), Algorithm::Sha256, "carol", "pw", 1);
+    let req = with_creds(&mut a, now, ip(PBX_IP), Algorithm::Sha256, "carol", "pw", 1);
     assert_eq!(a.gate(&cfg, &req, ip(PBX_IP), now).failed, Some("algorithm"));
 }
