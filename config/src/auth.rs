@@ -153,7 +153,8 @@ pub(crate) fn validate_users(v: &mut Validator, p: &str, uses_digest: bool, user
         if users[..i].iter().any(|o| o.username == u.username) {
             v.add(format!("{q}.username"), format!("{:?} listed twice", u.username));
         }
-        let hashes = [(&u.ha1_md5, "ha1_md5", 32), (&u.ha1_sha256, "ha1_sha256", 64), (&u.ha1_sha512_256, "ha1_sha512_256", 64)];
+        let hashes =
+            [(&u.ha1_md5, "ha1_md5", 32), (&u.ha1_sha256, "ha1_sha256", 64), (&u.ha1_sha512_256, "ha1_sha512_256", 64)];
         for (h, key, len) in hashes {
             if let Some(h) = h {
                 if h.len() != len || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -162,7 +163,7 @@ pub(crate) fn validate_users(v: &mut Validator, p: &str, uses_digest: bool, user
             }
         }
         if u.password.is_none() && hashes.iter().all(|(h, _, _)| h.is_none()) {
-            v.add(format!("{q}"), "needs ha1_md5, ha1_sha256, ha1_sha512_256 or password");
+            v.add(q.clone(), "needs ha1_md5, ha1_sha256, ha1_sha512_256 or password");
         }
     }
 }

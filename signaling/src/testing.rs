@@ -184,6 +184,31 @@ impl Pair {
     }
 }
 
+/// Waits up to `limit` until some process has `port` bound, UDP or TCP (read from `/proc/net/udp`,
+/// `udp6`, `tcp` and `tcp6`, so the probe never takes the port itself); false on timeout. Tests start a SIPp UAS
+/// and wait on this before sending it anything: a fixed sleep is not enough on a loaded host, and
+/// an INVITE to a port not yet bound fails over at once on the ICMP unreachable.
+pub fn wait_port_bound(port: u16, limit: Duration) -> bool {
+    let want = format!(":{port:04X} ");
+    let t0 = Instant::now();
+    loop {
+        let bound = ["/proc/net/udp", "/proc/net/udp6", "/proc/net/tcp", "/proc/net/tcp6"].iter().any(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().nth(1).is_some_and(|local| format!("{local} ").contains(&want)))
+        });
+        if bound {
+            return true;
+        }
+        if t0.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,30 +246,5 @@ mod tests {
         assert_eq!(p.core.active_calls(), 0);
         assert_eq!(p.cdrs.len(), 1);
         assert_eq!(p.cdrs[0].end_reason.as_str(), "ack_timeout");
-    }
-}
-
-/// Waits up to `limit` until some process has `port` bound, UDP or TCP (read from `/proc/net/udp`,
-/// `udp6`, `tcp` and `tcp6`, so the probe never takes the port itself); false on timeout. Tests start a SIPp UAS
-/// and wait on this before sending it anything: a fixed sleep is not enough on a loaded host, and
-/// an INVITE to a port not yet bound fails over at once on the ICMP unreachable.
-pub fn wait_port_bound(port: u16, limit: Duration) -> bool {
-    let want = format!(":{port:04X} ");
-    let t0 = Instant::now();
-    loop {
-        let bound = ["/proc/net/udp", "/proc/net/udp6", "/proc/net/tcp", "/proc/net/tcp6"].iter().any(|p| {
-            std::fs::read_to_string(p)
-                .unwrap_or_default()
-                .lines()
-                .skip(1)
-                .any(|l| l.split_whitespace().nth(1).is_some_and(|local| format!("{local} ").contains(&want)))
-        });
-        if bound {
-            return true;
-        }
-        if t0.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -53,7 +53,10 @@ impl Client {
         let uri = format!("sip:{ext}@{}", self.to);
         let branch = format!("z9hG4bKc{n}");
         let (ctype, body) = if method == "INVITE" {
-            ("Content-Type: application/sdp\r\n", "v=0\r\no=a 1 1 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n")
+            (
+                "Content-Type: application/sdp\r\n",
+                "v=0\r\no=a 1 1 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n",
+            )
         } else {
             ("", "")
         };
@@ -148,7 +151,10 @@ fn creds(r: &str, alg: Algorithm, user: &str, pass: &str, uri: &str, nc: u32) ->
     let v = headers(r, "Proxy-Authenticate").find(|v| v.contains(alg.as_str())).expect("offered");
     let (realm, nonce, a, _) = Challenge::parse(v).unwrap();
     assert_eq!(a, alg);
-    format!("Proxy-Authorization: {}\r\n", authorization(alg, user, &realm, pass, &nonce, "INVITE", uri, (nc, "c0ffee")))
+    format!(
+        "Proxy-Authorization: {}\r\n",
+        authorization(alg, user, &realm, pass, &nonce, "INVITE", uri, (nc, "c0ffee"))
+    )
 }
 
 #[test]

@@ -331,7 +331,12 @@ pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
 
 /// Digest authentication and the per-source ban (issue #14).
 fn render_auth(reg: &mut Text, a: &xtrunk_signaling::metrics::AuthMetrics) {
-    counters(reg, "xtrunk_auth_challenges_total", "Digest challenges (407) sent, stale ones included.", one(a.challenges));
+    counters(
+        reg,
+        "xtrunk_auth_challenges_total",
+        "Digest challenges (407) sent, stale ones included.",
+        one(a.challenges),
+    );
     counters(reg, "xtrunk_auth_stale_total", "Digest challenges sent with stale=true.", one(a.stale));
     let ok = a.ok.iter().map(|(t, n)| (labels(&[("trunk", t)]), *n));
     counters(reg, "xtrunk_auth_ok_total", "Requests authenticated by digest, by trunk.", ok);

@@ -153,7 +153,8 @@ pub struct Credentials<'a> {
     pub opaque: Option<Cow<'a, str>>,
 }
 
-const KNOWN: [&str; 10] = ["username", "realm", "nonce", "uri", "response", "algorithm", "cnonce", "nc", "qop", "opaque"];
+const KNOWN: [&str; 10] =
+    ["username", "realm", "nonce", "uri", "response", "algorithm", "cnonce", "nc", "qop", "opaque"];
 
 impl<'a> Credentials<'a> {
     /// Parses a header value (`Digest username="..", ...`).
@@ -242,14 +243,9 @@ impl<'a> Credentials<'a> {
 pub fn response(alg: Algorithm, ha1: &str, nonce: &str, qop: Option<(&str, &str)>, method: &str, uri: &str) -> String {
     let ha2 = alg.hash_hex(&[method.as_bytes(), uri.as_bytes()]);
     match qop {
-        Some((nc, cnonce)) => alg.hash_hex(&[
-            ha1.as_bytes(),
-            nonce.as_bytes(),
-            nc.as_bytes(),
-            cnonce.as_bytes(),
-            b"auth",
-            ha2.as_bytes(),
-        ]),
+        Some((nc, cnonce)) => {
+            alg.hash_hex(&[ha1.as_bytes(), nonce.as_bytes(), nc.as_bytes(), cnonce.as_bytes(), b"auth", ha2.as_bytes()])
+        }
         None => alg.hash_hex(&[ha1.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]),
     }
 }
@@ -525,17 +521,15 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let ok = "Digest username=\"a\", realm=\"r\", nonce=\"n\", uri=\"u\", response=\"0123456789abcdef0123456789abcdef\"";
+        let ok =
+            "Digest username=\"a\", realm=\"r\", nonce=\"n\", uri=\"u\", response=\"0123456789abcdef0123456789abcdef\"";
         assert!(Credentials::parse(ok).is_ok());
         assert_eq!(Credentials::parse("Basic abc"), Err(DigestError::NotDigest));
         assert_eq!(Credentials::parse(&format!("{ok}, realm=\"x\"")), Err(DigestError::Duplicate("realm")));
         assert_eq!(Credentials::parse(&format!("{ok}, USERNAME=\"x\"")), Err(DigestError::Duplicate("username")));
         assert_eq!(Credentials::parse(&format!("{ok}, qop=auth-int")), Err(DigestError::Unsupported));
         assert_eq!(Credentials::parse(&format!("{ok}, qop=auth, cnonce=\"c\"")), Err(DigestError::Missing("nc")));
-        assert_eq!(
-            Credentials::parse(&format!("{ok}, qop=auth, cnonce=\"c\", nc=1")),
-            Err(DigestError::BadValue)
-        );
+        assert_eq!(Credentials::parse(&format!("{ok}, qop=auth, cnonce=\"c\", nc=1")), Err(DigestError::BadValue));
         assert_eq!(Credentials::parse(&format!("{ok}, algorithm=MD5-sess")), Err(DigestError::Algorithm));
         assert_eq!(Credentials::parse(&format!("{ok}, algorithm=SHA-256")), Err(DigestError::BadValue));
         assert_eq!(Credentials::parse(&format!("{ok}, userhash=true")), Err(DigestError::Unsupported));

@@ -45,7 +45,12 @@ pub struct Guard {
 impl Guard {
     /// An empty table.
     pub fn new(cfg: GuardConfig) -> Self {
-        Self { cfg: GuardConfig { capacity: cfg.capacity.max(1), ..cfg }, map: HashMap::new(), order: VecDeque::new(), seq: 0 }
+        Self {
+            cfg: GuardConfig { capacity: cfg.capacity.max(1), ..cfg },
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            seq: 0,
+        }
     }
 
     /// New thresholds (reload); entries are kept, the table shrinks to the new capacity.

@@ -286,7 +286,9 @@ fn uri_matches(ruri: &str, duri: &str) -> bool {
     }
     let Some((scheme, rest)) = ruri.split_once(':') else { return false };
     let Some((_, host)) = rest.split_once('@') else { return false };
-    duri.len() == scheme.len() + 1 + host.len() && duri.starts_with(scheme) && duri.ends_with(host)
+    duri.len() == scheme.len() + 1 + host.len()
+        && duri.starts_with(scheme)
+        && duri.ends_with(host)
         && duri.as_bytes().get(scheme.len()) == Some(&b':')
 }
 

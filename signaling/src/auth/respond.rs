@@ -68,7 +68,11 @@ impl Core {
     pub(crate) fn count_failure(&mut self, ip: IpAddr, now: Instant) {
         if self.auth.guard.fail(ip, now) {
             self.metrics.auth.bans += 1;
-            log::warn!("banning {ip} for {} s after {} failures", self.cfg.sip.auth.ban_secs, self.cfg.sip.auth.ban_failures);
+            log::warn!(
+                "banning {ip} for {} s after {} failures",
+                self.cfg.sip.auth.ban_secs,
+                self.cfg.sip.auth.ban_failures
+            );
         }
     }
 

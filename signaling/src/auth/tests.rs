@@ -10,7 +10,13 @@ use xtrunk_config::{Config, Host, Trunk, TrunkRole, TrunkUser};
 const PBX_IP: &str = "203.0.113.9";
 
 fn user(name: &str, password: &str) -> TrunkUser {
-    TrunkUser { username: name.into(), password: Some(password.into()), ha1_md5: None, ha1_sha256: None, ha1_sha512_256: None }
+    TrunkUser {
+        username: name.into(),
+        password: Some(password.into()),
+        ha1_md5: None,
+        ha1_sha256: None,
+        ha1_sha512_256: None,
+    }
 }
 
 fn trunk(name: &str, auth: AuthMode, acl: &[&str], users: Vec<TrunkUser>) -> Trunk {
@@ -166,7 +172,13 @@ fn ha1_in_config_and_rfc2069_md5() {
     let mut raw = Config::embedded_default().unwrap();
     raw.node.name = "edge".into();
     let ha1 = Algorithm::Md5.ha1("carol", "edge", "pw");
-    let u = TrunkUser { username: "carol".into(), password: None, ha1_md5: Some(ha1.to_uppercase()), ha1_sha256: None, ha1_sha512_256: None };
+    let u = TrunkUser {
+        username: "carol".into(),
+        password: None,
+        ha1_md5: Some(ha1.to_uppercase()),
+        ha1_sha256: None,
+        ha1_sha512_256: None,
+    };
     raw.trunks = vec![trunk("p", AuthMode::Digest, &[], vec![u])];
     raw.routes.clear();
     let cfg = raw.snapshot(Host { cores: 2, check_paths: false }).unwrap();
@@ -175,7 +187,8 @@ fn ha1_in_config_and_rfc2069_md5() {
     let ch = a.challenges(now, ip(PBX_IP), false);
     let (_, nonce, _, _) = Challenge::parse(&ch[1]).unwrap();
     let r = digest::response(Algorithm::Md5, &ha1, &nonce, None, "INVITE", "sip:100@edge");
-    let h = format!("Digest username=\"carol\", realm=\"edge\", nonce=\"{nonce}\", uri=\"sip:100@edge\", response=\"{r}\"");
+    let h =
+        format!("Digest username=\"carol\", realm=\"edge\", nonce=\"{nonce}\", uri=\"sip:100@edge\", response=\"{r}\"");
     let req = invite(&format!("Authorization: {h}\r\n"));
     assert!(matches!(a.gate(&cfg, &req, ip(PBX_IP), now).gate, Gate::Pass(Some(_))));
     // SHA-256 has no HA1 for carol.
