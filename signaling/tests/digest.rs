@@ -303,3 +303,28 @@ fn a_sweep_of_500_extensions_learns_nothing_and_is_banned_then_unbanned() {
     assert!(s.metrics.auth.banned_drops >= 1000, "{:?}", s.metrics.auth);
     assert_eq!(s.metrics.calls_started, 0);
 }
+
+#[test]
+fn unknown_source_403_or_silence() {
+    for (mode, want) in [(xtrunk_config::UnknownSource::Forbidden, true), (xtrunk_config::UnknownSource::Drop, false)] {
+        let cport = free_port();
+        let side = Sidecar::start("unknown-source", &[cport], |c| {
+            c.trunks[0].acl = vec!["127.0.0.1/32".parse().unwrap()];
+            c.sip.unknown_source = mode;
+        });
+        let mut c = Client::new("127.0.0.6", side.port);
+        for m in ["INVITE", "REGISTER", "OPTIONS"] {
+            let id = format!("u-{m}");
+            c.send(m, "100", &id, "");
+            let r = c.final_for(&id, Duration::from_millis(600));
+            let expect = want && m != "OPTIONS";
+            assert_eq!(r.is_some(), expect, "{mode:?} {m}: {r:?}");
+            if let Some(r) = r {
+                assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+            }
+        }
+        let s = side.stop();
+        assert_eq!(s.metrics.calls_started, 0);
+        assert_eq!(s.metrics.auth.unknown_dropped, if want { 0 } else { 2 });
+    }
+}
