@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 const UAC: &str = include_str!("../../signaling/tests/scenarios/uac_basic.xml");
+/// The same call behind a digest challenge (INVITE, 407, ACK, INVITE with credentials).
+const UAC_AUTH: &str = include_str!("../../signaling/tests/scenarios/uac_auth.xml");
 const UAS: &str = include_str!("../../signaling/tests/scenarios/uas_basic.xml");
 
 /// SIPp's socket buffers (`-buff_size`, default 64 KiB): at 2 000 CPS its own receive queue
@@ -67,6 +69,10 @@ pub(crate) struct SipArgs {
     /// in this run, and the ratio).
     #[arg(long, value_enum, default_value_t = Policies::Off)]
     policies: Policies,
+    /// Digest authentication of the caller's trunk (#14): `off`, `on` (`auth = "both"`, every
+    /// call challenged 407 and answered with MD5 credentials by SIPp), or `compare`.
+    #[arg(long, value_enum, default_value_t = Policies::Off)]
+    digest: Policies,
 }
 
 /// `--policies`.
@@ -119,6 +125,24 @@ fn with_policies(cfg: &mut xtrunk_config::Config) -> anyhow::Result<()> {
     cfg.trunks[1].numbers.trusted = true;
     cfg.trunks[1].numbers.format = xtrunk_config::NumberFormat::PlusE164;
     Ok(())
+}
+
+/// The caller's trunk requires digest credentials as well as its ACL (MD5: Debian's SIPp knows
+/// nothing else).
+fn with_digest(cfg: &mut xtrunk_config::Config) {
+    cfg.trunks[0].auth = xtrunk_config::AuthMode::Both;
+    cfg.trunks[0].users = vec![xtrunk_config::TrunkUser {
+        username: "bench".into(),
+        password: None,
+        ha1_md5: Some(digest_ha1(&cfg.node.name)),
+        ha1_sha256: None,
+        ha1_sha512_256: None,
+    }];
+    cfg.sip.auth.algorithms = vec![xtrunk_config::DigestAlgorithm::Md5];
+}
+
+fn digest_ha1(realm: &str) -> String {
+    xtrunk_signaling::auth::digest::Algorithm::Md5.ha1("bench", realm, "bench-secret")
 }
 
 /// CPU seconds (user + system) used so far by the process or thread whose `stat` file is `path`
@@ -199,13 +223,14 @@ fn rtts(dir: &Path) -> hdrhistogram::Histogram<u64> {
 fn run_step(
     dir: &Path,
     target: SocketAddr,
-    rate: u32,
+    (rate, digest): (u32, bool),
     secs: u64,
     uas_stat: &Path,
     sidecar_stat: Option<&Path>,
 ) -> anyhow::Result<Step> {
     let calls = u64::from(rate) * secs;
-    let uac = dir.join("uac.xml");
+    let uac = dir.join(if digest { "uac_auth.xml" } else { "uac.xml" });
+    let creds: &[&str] = if digest { &["-au", "bench", "-ap", "bench-secret"] } else { &[] };
     let stat = dir.join(format!("uac_{rate}.csv"));
     let t0 = Instant::now();
     let uas0 = cpu_secs(uas_stat).unwrap_or(0.0);
@@ -215,6 +240,7 @@ fn run_step(
         .args(["-sf", uac.to_str().unwrap_or_default(), "-i", "127.0.0.1", "-p", &free_port()?.to_string()])
         .args(["-mp", &free_port()?.to_string(), "-r", &rate.to_string(), "-m", &calls.to_string()])
         .args(["-s", "+4930123456"])
+        .args(creds)
         .args(["-l", &(rate * 4).to_string(), "-nostdin", "-timeout", &format!("{}s", secs * 3 + 20)])
         .args(["-buff_size", SIPP_BUFF])
         .args(["-trace_stat", "-fd", "1", "-stf", stat.to_str().unwrap_or_default(), "-trace_rtt", "-rtt_freq", "1"])
@@ -272,7 +298,7 @@ fn start_sidecar(
     dir: &Path,
     carrier_port: u16,
     pin: Option<usize>,
-    (ops, policies): (bool, bool),
+    (ops, policies, digest): (bool, bool, bool),
 ) -> anyhow::Result<Sidecar> {
     std::fs::create_dir_all(dir)?;
     let port = free_port()?;
@@ -293,6 +319,9 @@ fn start_sidecar(
     }
     if policies {
         with_policies(&mut cfg)?;
+    }
+    if digest {
+        with_digest(&mut cfg);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let (mut writer, mut scraper, mut published) = (None, None, None);
@@ -359,13 +388,13 @@ fn ramp(
     dir: &Path,
     target: SocketAddr,
     uas_stat: &Path,
-    sidecar_stat: Option<&Path>,
+    (sidecar_stat, digest): (Option<&Path>, bool),
 ) -> anyhow::Result<(Step, Vec<Step>)> {
     let per_step = (args.seconds / args.rates.len().max(1) as u64).max(2);
     let mut steps = Vec::new();
     let mut best: Option<Step> = None;
     for &rate in &args.rates {
-        let s = run_step(dir, target, rate, per_step, uas_stat, sidecar_stat)?;
+        let s = run_step(dir, target, (rate, digest), per_step, uas_stat, sidecar_stat)?;
         eprintln!(
             "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms; cpu % uac {} uas {} sidecar {}",
             s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms,
@@ -400,6 +429,8 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     // The caller ID is a number (the policies' account owns it), the same in every mode.
     std::fs::write(dir.join("uac.xml"), UAC.replace("From: sipp <sip:sipp@", "From: sipp <sip:+442071234501@"))?;
+    let auth = UAC_AUTH.replace("From: sipp <sip:sipp@", "From: sipp <sip:+442071234501@");
+    std::fs::write(dir.join("uac_auth.xml"), auth.replace("<pause milliseconds=\"200\"/>", "<pause/>"))?;
     std::fs::write(dir.join("uas.xml"), UAS)?;
     anyhow::ensure!(
         !(args.ops || args.ops_compare) || args.self_contained,
@@ -429,30 +460,40 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
     let per_step = (args.seconds / args.rates.len().max(1) as u64).max(2);
 
     // Off, then on (--ops-compare, or --policies compare); or one run as asked.
+    let compares = [args.ops_compare, args.policies == Policies::Compare, args.digest == Policies::Compare];
     anyhow::ensure!(
-        !(args.ops_compare && args.policies == Policies::Compare),
-        "one comparison per invocation: --ops-compare or --policies compare"
+        compares.iter().filter(|c| **c).count() <= 1,
+        "one comparison per invocation: --ops-compare, --policies compare or --digest compare"
     );
-    let policy_modes = match args.policies {
+    let both = |p: Policies| match p {
         Policies::Off => vec![false],
         Policies::On => vec![true],
         Policies::Compare => vec![false, true],
     };
+    let (policy_modes, digest_modes) = (both(args.policies), both(args.digest));
     let ops_modes = if args.ops_compare { vec![false, true] } else { vec![args.ops] };
-    let modes: Vec<(bool, bool)> = ops_modes.iter().flat_map(|o| policy_modes.iter().map(move |p| (*o, *p))).collect();
+    let mut modes: Vec<(bool, bool, bool)> = Vec::new();
+    for &o in &ops_modes {
+        for &p in &policy_modes {
+            modes.extend(digest_modes.iter().map(|&d| (o, p, d)));
+        }
+    }
     let mut runs = Vec::new();
     let mut policy_runs = Vec::new();
-    for (ops, policies) in modes {
+    let mut digest_runs = Vec::new();
+    for (ops, policies, digest) in modes {
         eprintln!("--- admission policies {}", if policies { "on" } else { "off" });
+        eprintln!("--- digest authentication {}", if digest { "on" } else { "off" });
         let (target, sidecar) = if args.self_contained {
-            let sub = format!("ops-{ops}-policies-{policies}");
-            let s = start_sidecar(&dir.join(sub), carrier_port, args.pin_sidecar, (ops, policies))?;
+            let sub = format!("ops-{ops}-policies-{policies}-digest-{digest}");
+            let s = start_sidecar(&dir.join(sub), carrier_port, args.pin_sidecar, (ops, policies, digest))?;
             (s.target, Some(s))
         } else {
             (args.target.context("--target HOST:PORT (or --self-contained)")?, None)
         };
         eprintln!("--- operations side (SQLite CDR store + metrics) {}", if ops { "on" } else { "off" });
-        let (best, steps) = ramp(&args, &dir, target, &uas_stat, sidecar.as_ref().and_then(|s| s.stat.as_deref()))?;
+        let stat = sidecar.as_ref().and_then(|s| s.stat.as_deref());
+        let (best, steps) = ramp(&args, &dir, target, &uas_stat, (stat, digest))?;
         let summary = sidecar.map(Sidecar::finish).transpose()?;
         println!(
             "ops {}: sustained {} cps (failed {:.3} %), setup p50 {:.2} ms p99 {:.2} ms, sidecar {:.1} µs CPU per call",
@@ -469,13 +510,31 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
                 s.metrics.calls_answered, s.active_calls, s.ports_free, s.ports_total
             );
         }
-        policy_runs.push((policies, best.rate, cpu_us_per_call(&steps, per_step)));
+        if let Some(s) = summary.as_ref().filter(|_| digest) {
+            println!(
+                "sidecar: {} challenges, auth ok {:?}, failed {:?}",
+                s.metrics.auth.challenges, s.metrics.auth.ok, s.metrics.auth.failed
+            );
+        }
+        if args.digest == Policies::Compare {
+            digest_runs.push((digest, best.rate, cpu_us_per_call(&steps, per_step)));
+        } else {
+            policy_runs.push((policies, best.rate, cpu_us_per_call(&steps, per_step)));
+        }
         runs.push((ops, best, steps));
     }
     if let [(false, off, c0), (true, on, c1)] = policy_runs.as_slice() {
         let r = f64::from(*on) / f64::from((*off).max(1));
         println!(
             "policies on / off: sustained {on} / {off} cps = {:.1} %; sidecar CPU per call x{:.3}",
+            r * 100.0,
+            c1 / c0.max(1e-9)
+        );
+    }
+    if let [(false, off, c0), (true, on, c1)] = digest_runs.as_slice() {
+        let r = f64::from(*on) / f64::from((*off).max(1));
+        println!(
+            "digest on / off: sustained {on} / {off} cps = {:.1} %; sidecar CPU per call x{:.3}",
             r * 100.0,
             c1 / c0.max(1e-9)
         );

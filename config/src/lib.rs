@@ -15,6 +15,7 @@
 
 mod account;
 mod admission;
+mod auth;
 mod datapath;
 mod health;
 mod media;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use account::{Account, DidRange};
 pub use admission::{Destinations, Fraud, Limits, NumberFormat, Numbers, Threshold};
+pub use auth::{DigestAlgorithm, SipAuth, TrunkUser, UnknownSource};
 pub use datapath::{AfXdp, Backend, Datapath, Interface, Queue, RingSizes, XdpMode};
 pub use health::{OptionsPing, MIN_CARRIER_INTERVAL_SECS};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};

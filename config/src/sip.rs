@@ -50,6 +50,15 @@ pub struct Sip {
     pub target_backoff_secs: u32,
     /// `[sip.dns]`: the resolver of trunk domains (RFC 3263).
     pub dns: Dns,
+    /// What a request from a source in no trunk's ACL gets when it is not challenged for digest
+    /// credentials: `"403"` (default) or `"drop"` (silence, counted).
+    #[serde(skip_serializing_if = "crate::UnknownSource::is_default")]
+    pub unknown_source: crate::UnknownSource,
+    /// Send `Server` (responses) and `User-Agent` (requests) with `node.name` (default false:
+    /// no response tells a scanner what answers).
+    pub server_header: bool,
+    /// `[sip.auth]`: digest challenges, nonces and the per-source ban.
+    pub auth: crate::SipAuth,
 }
 
 /// `[sip.dns]`: how trunk `domain`s are resolved. The resolver runs on a thread of its own (one
@@ -100,6 +109,9 @@ impl Default for Sip {
             tcp_max_write_buffer: 1 << 20,
             target_backoff_secs: 30,
             dns: Dns::default(),
+            unknown_source: crate::UnknownSource::default(),
+            server_header: false,
+            auth: crate::SipAuth::default(),
         }
     }
 }

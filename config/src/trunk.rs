@@ -116,6 +116,9 @@ pub struct Trunk {
     /// its inbound calls go while the PBX is down.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failover: Vec<String>,
+    /// `[[trunk.users]]`: digest credentials, with `auth = "digest"` or `"both"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<crate::TrunkUser>,
     /// `[trunk.limits]`: channels, CPS (fail fast) and rolling caps of this trunk.
     #[serde(default)]
     pub limits: crate::Limits,

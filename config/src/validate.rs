@@ -57,6 +57,8 @@ impl Config {
             self.validate_node_dirs(&mut v);
         }
         self.validate_sip(&mut v);
+        crate::auth::validate_sip_auth(&mut v, "sip.auth", &self.sip.auth);
+        self.validate_usernames(&mut v);
         self.validate_media(&mut v);
         self.validate_datapath(&mut v, host);
         self.validate_trunks(&mut v);
@@ -453,10 +455,10 @@ impl Config {
             if !names.insert(t.name.as_str()) {
                 v.add(format!("{p}.name"), format!("trunk {:?} is defined twice", t.name));
             }
-            if t.acl.is_empty() && t.targets.is_empty() && t.domain.is_none() {
+            if t.acl.is_empty() && t.targets.is_empty() && t.domain.is_none() && t.auth != AuthMode::Digest {
                 v.add(
                     format!("{p}.acl"),
-                    "a trunk needs an acl (to accept calls from it) or targets or a domain (to send calls to it)",
+                    "a trunk needs an acl or digest users (to accept calls from it) or targets or a domain (to send calls to it)",
                 );
             }
             for (j, f) in t.failover.iter().enumerate() {
@@ -516,6 +518,32 @@ impl Config {
         pools::validate_acl_overlaps(self, v);
     }
 
+    /// Problems that do not refuse the file but that `check-config` reports (key path, reason).
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            crate::auth::warn_users(&format!("trunk[{i}]"), &t.users, &mut out);
+        }
+        out
+    }
+
+    /// A digest username identifies its trunk: unique over all trunks.
+    fn validate_usernames(&self, v: &mut Validator) {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            for (j, u) in t.users.iter().enumerate() {
+                if let Some(other) = seen.insert(&u.username, &t.name) {
+                    if other != t.name {
+                        v.add(
+                            format!("trunk[{i}].users[{j}].username"),
+                            format!("{:?} is a user of trunk {other:?} too", u.username),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// `account`, `kind` and `auth` of one trunk.
     fn validate_trunk_policy(&self, v: &mut Validator, p: &str, t: &Trunk) {
         if let Some(a) = &t.account {
@@ -553,12 +581,11 @@ impl Config {
                 v.add(format!("{p}.registrar.max_contacts"), format!("must be 1..=100, got {}", r.max_contacts));
             }
         }
-        if t.auth != AuthMode::Acl {
-            v.add(
-                format!("{p}.auth"),
-                format!("\"{}\" is not served yet by this release (only \"{}\")", t.auth, AuthMode::Acl),
-            );
+        let digest = t.auth != AuthMode::Acl;
+        if t.auth == AuthMode::Both && t.acl.is_empty() {
+            v.add(format!("{p}.acl"), "auth = \"both\" needs the addresses to check");
         }
+        crate::auth::validate_users(v, p, digest, &t.users);
     }
 
     fn validate_routes(&self, v: &mut Validator) {

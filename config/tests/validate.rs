@@ -634,13 +634,20 @@ fn trunk_kind_not_served() {
 }
 
 #[test]
-fn trunk_auth_not_served() {
+fn trunk_auth_digest_needs_users() {
     let t = |auth: &str| {
         format!("{MINIMAL}\n[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nauth = \"{auth}\"")
     };
-    assert_problem(&t("digest"), "trunk[2].auth", "\"digest\" is not served yet by this release (only \"acl\")");
-    assert_problem(&t("both"), "trunk[2].auth", "\"both\" is not served yet");
+    assert_problem(&t("digest"), "trunk[2].users", "auth uses digest but the trunk has no users");
+    assert_problem(&t("both"), "trunk[2].users", "no users");
     assert!(problems_of(&t("acl")).is_empty());
+    let with_user = format!("{}\n[[trunk.users]]\nusername = \"a\"\nha1_md5 = \"{}\"", t("digest"), "0".repeat(32));
+    assert!(problems_of(&with_user).is_empty());
+    let shared = format!(
+        "{with_user}\n[[trunk]]\nname = \"y\"\nrole = \"customer\"\nauth = \"digest\"\n\
+         [[trunk.users]]\nusername = \"a\"\npassword = \"p\""
+    );
+    assert_problem(&shared, "trunk[3].users[0].username", "\"a\" is a user of trunk \"x\" too");
 }
 
 #[test]

@@ -178,3 +178,6 @@ for s in range(4):
 for t in ["ring_decode_command", "ring_decode_event"]:
     for k in range(4):
         put(t, f"slot-{k}.bin", bytes([1]) + struct.pack("<I", k) + bytes(124))
+
+# digest_credentials: Authorization values (the RFC 7616 §3.9.1 example, an RFC 2069 one with an
+# escape) and a challenge value; kept as checked in (written by hand, not from test data).

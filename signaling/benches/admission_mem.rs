@@ -92,6 +92,7 @@ fn main() {
             privacy: None,
             has_offer: true,
             at: None,
+            trunk: None,
         };
         match policy::admit(&cfg, &call, now, &mut adm) {
             Decision::Route(mut plan) => {

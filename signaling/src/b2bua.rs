@@ -94,6 +94,8 @@ pub struct Core {
     pub(crate) queued: VecDeque<crate::call::Queued>,
     /// The latest `now` seen (for work done outside a `handle_*` call, e.g. recovery).
     pub(crate) last_now: Instant,
+    /// Digest authentication and the per-source ban (`crate::auth`).
+    pub(crate) auth: crate::auth::Auth,
     /// Counters.
     pub metrics: Metrics,
     /// Accept-register trunks' bindings (`crate::registrar`).
@@ -114,10 +116,12 @@ impl Core {
         let seed: Seed = seed.into();
         let timers = Timers::from_config(&cfg.sip.timers);
         let mut txs = Transactions::new(timers, Limits::from_config(&cfg.sip.limits));
-        txs.set_agent(&cfg.node.name);
+        txs.set_agent(agent(&cfg));
         let mut health = crate::health::Health::default();
         health.sync(&cfg, now);
+        let auth = crate::auth::Auth::new(&cfg, &seed, now);
         Self {
+            auth,
             health,
             rotation: HashMap::new(),
             hosts: listeners.iter().map(|(_, a)| (*a, format_host(&cfg, *a))).collect(),
@@ -159,7 +163,8 @@ impl Core {
     pub fn reload(&mut self, cfg: Arc<Snapshot>) {
         let cfg = self.registrar.onto(cfg);
         self.txs.set_limits(Limits::from_config(&cfg.sip.limits));
-        self.txs.set_agent(&cfg.node.name);
+        self.txs.set_agent(agent(&cfg));
+        self.auth.reload(&cfg);
         // Probe state by target survives; new targets are due at once (the epoch is past).
         self.health.sync(&cfg, self.epoch.0);
         self.rotation.retain(|name, _| cfg.trunk_by_name(name).is_some());
@@ -380,7 +385,7 @@ impl Core {
         let Some(dest) = self.stamp(&mut req, src) else { return };
         let tag = self.token();
         let r = response(&req, code, phrase, Some(&tag));
-        let data = r.to_bytes_with(Some(("Server", &self.cfg.node.name)));
+        let data = r.to_bytes_with(Some(("Server", agent(&self.cfg))).filter(|(_, a)| !a.is_empty()));
         self.out.push_back(Transmit { dest, data });
     }
 
@@ -399,6 +404,9 @@ impl Core {
             self.metrics.bad("Missing Via", || format!("from {}", src.remote));
             return;
         }
+        if self.banned(src.remote.ip(), now) {
+            return;
+        }
         let Some(reply) = self.stamp(&mut req, src) else { return };
         let method = req.method().cloned().unwrap_or(Method::Options);
         let trunk = crate::policy::identify::by_source(&self.cfg, src.remote.ip()).is_some();
@@ -413,7 +421,7 @@ impl Core {
                 let tag = self.token();
                 let mut r = response(&req, 503, reason(503), Some(&tag));
                 r.push(HName::Other("Retry-After".into()), "5");
-                let data = r.to_bytes_with(Some(("Server", &self.cfg.node.name)));
+                let data = r.to_bytes_with(Some(("Server", agent(&self.cfg))).filter(|(_, a)| !a.is_empty()));
                 self.out.push_back(Transmit { dest: reply, data });
             }
             Incoming::New(k) => {
@@ -436,6 +444,7 @@ impl Core {
                     Method::Options => self.on_options(now, k, &req, src, trunk),
                     Method::Register => self.on_register(now, k, &req, src),
                     Method::Cancel => self.on_cancel(now, k, req, src),
+                    _ if !trunk => self.unknown_request(now, k, &req, src),
                     Method::Bye | Method::Update | Method::Refer => self.reply(now, &k, &req, 481, reason(481)),
                     _ => self.reply(now, &k, &req, 405, reason(405)),
                 }
@@ -446,6 +455,9 @@ impl Core {
     /// Out-of-dialog OPTIONS: `200` to trunks (keepalive both ways); outsiders only when
     /// `sip.limits.answer_unknown_options` (else dropped and counted: scanners learn nothing).
     fn on_options(&mut self, now: Instant, k: TxKey, req: &Message, src: Dest, known: bool) {
+        if !known && self.cfg.sip.limits.answer_unknown_options {
+            self.count_failure(src.remote.ip(), now);
+        }
         if known || self.cfg.sip.limits.answer_unknown_options {
             // RFC 3261 §11.2: what we accept and allow, so the peer's keepalive learns it.
             let tag = self.token();
@@ -453,6 +465,7 @@ impl Core {
             r.push(HName::Allow, ALLOW).push(HName::Accept, "application/sdp");
             return self.txs.respond(now, &k, &r);
         }
+        self.count_failure(src.remote.ip(), now);
         self.metrics.bad("OPTIONS From Unknown Source", || src.remote.to_string());
         self.txs.forget_server(&k);
     }
@@ -604,6 +617,15 @@ impl Core {
     pub fn handle_transport_error(&mut self, now: Instant, remote: SocketAddr) {
         self.txs.on_transport_error(remote);
         self.pump(now);
+    }
+}
+
+/// `Server`/`User-Agent`: `node.name` with `sip.server_header`, else none (empty).
+fn agent(cfg: &Snapshot) -> &str {
+    if cfg.sip.server_header {
+        &cfg.node.name
+    } else {
+        ""
     }
 }
 

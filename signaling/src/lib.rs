@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod b2bua;
 pub mod call;
 pub mod cdr;

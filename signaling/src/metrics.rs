@@ -35,6 +35,27 @@ pub struct Metrics {
     pub fraud_warnings: BTreeMap<String, BTreeMap<String, u64>>,
     /// Calls that waited in an account's CPS queue.
     pub cps_queued: u64,
+    /// Digest authentication and the per-source ban (`crate::auth`).
+    pub auth: AuthMetrics,
+}
+
+/// Digest challenges, their outcomes and the scanner ban.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuthMetrics {
+    /// `407` challenges sent (stale ones included).
+    pub challenges: u64,
+    /// Challenges with `stale=true`.
+    pub stale: u64,
+    /// Requests authenticated, by the trunk of the user.
+    pub ok: BTreeMap<String, u64>,
+    /// Credentials refused, by reason (`unknown_user`, `bad_password`, `replay`, `bad_nonce`...).
+    pub failed: BTreeMap<String, u64>,
+    /// Sources banned.
+    pub bans: u64,
+    /// Requests from banned sources, dropped.
+    pub banned_drops: u64,
+    /// Requests from sources in no ACL dropped (`sip.unknown_source = "drop"`).
+    pub unknown_dropped: u64,
 }
 
 /// TCP connections refused at accept or closed by a limit (`[sip]` `tcp_*` keys), per reason.

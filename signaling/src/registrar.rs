@@ -247,6 +247,11 @@ impl Core {
         let trunk =
             cfg.trunk_by_acl(src.remote.ip()).map(|id| cfg.trunk(id)).filter(|t| t.kind == TrunkKind::AcceptRegister);
         let Some(trunk) = trunk else {
+            if crate::policy::identify::by_source(&cfg, src.remote.ip()).is_none() {
+                // An outsider: what every unknown source gets (403 or silence, counted toward
+                // its ban; `crate::auth`).
+                return self.unknown_request(now, k, req, src);
+            }
             self.metrics.bad("REGISTER from no accept-register trunk", || src.remote.to_string());
             return self.reply(now, &k, req, 403, reason(403));
         };

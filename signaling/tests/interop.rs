@@ -1,4 +1,5 @@
-//! Interop regressions (issue #12) on the sans-IO core, through the shared rig: `node.name` is
+//! Interop regressions (issue #12) on the sans-IO core, through the shared rig: with
+//! `sip.server_header` (off by default since #14), `node.name` is
 //! sent as `User-Agent` on our requests and `Server` on our responses (stateless ones too), and
 //! two clients that share a branch are two transactions (RFC 3261 §17.2.3 matches sent-by too).
 
@@ -21,6 +22,7 @@ fn invite(from: &str, branch: &str, call_id: &str) -> String {
 fn node_name_is_our_user_agent_and_server() {
     let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
     cfg.node.name = "edge-fra-1".into();
+    cfg.sip.server_header = true;
     let carrier = cfg.trunks[1].targets[0].addr;
     let pbx = addr("127.0.0.1:5062");
     let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 21);
@@ -33,6 +35,20 @@ fn node_name_is_our_user_agent_and_server() {
     p.input(pbx, b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKbad\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: bad1\r\nCSeq: 1 OPTIONS\r\nContent-Length: abc\r\n\r\n");
     let bad: Message = p.take(pbx, |m| m.code() == Some(400));
     assert_eq!(bad.header(&HName::Server), Some("edge-fra-1"));
+}
+
+#[test]
+fn no_server_or_user_agent_by_default() {
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    cfg.node.name = "edge-fra-1".into();
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let pbx = addr("127.0.0.1:5062");
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 21);
+    p.input(pbx, invite("127.0.0.1:5062", "z9hG4bKua", "ua1").as_bytes());
+    let trying = p.take(pbx, |m| m.code() == Some(100));
+    assert_eq!(trying.header(&HName::Server), None);
+    let b_inv = p.take(carrier, |m| m.method().is_some());
+    assert_eq!(b_inv.header(&HName::UserAgent), None);
 }
 
 #[test]

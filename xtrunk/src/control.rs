@@ -341,6 +341,29 @@ pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
     reg.0
 }
 
+/// Digest authentication and the per-source ban (issue #14).
+fn render_auth(reg: &mut Text, a: &xtrunk_signaling::metrics::AuthMetrics) {
+    counters(
+        reg,
+        "xtrunk_auth_challenges_total",
+        "Digest challenges (407) sent, stale ones included.",
+        one(a.challenges),
+    );
+    counters(reg, "xtrunk_auth_stale_total", "Digest challenges sent with stale=true.", one(a.stale));
+    let ok = a.ok.iter().map(|(t, n)| (labels(&[("trunk", t)]), *n));
+    counters(reg, "xtrunk_auth_ok_total", "Requests authenticated by digest, by trunk.", ok);
+    let failed = a.failed.iter().map(|(r, n)| (labels(&[("reason", r)]), *n));
+    counters(reg, "xtrunk_auth_failed_total", "Digest credentials refused, by reason.", failed);
+    counters(reg, "xtrunk_auth_bans_total", "Sources banned after repeated failures.", one(a.bans));
+    counters(reg, "xtrunk_auth_banned_drops_total", "Requests from banned sources, dropped.", one(a.banned_drops));
+    counters(
+        reg,
+        "xtrunk_unknown_source_drops_total",
+        "Requests from sources in no ACL dropped (sip.unknown_source = \"drop\").",
+        one(a.unknown_dropped),
+    );
+}
+
 /// Rejects, finals, restarts, the ring, TCP limits, reloads and the CDR store.
 fn render_process(reg: &mut Text, s: &OpsSnapshot, src: &Sources) {
     let m = &s.metrics;
@@ -383,6 +406,7 @@ fn render_process(reg: &mut Text, s: &OpsSnapshot, src: &Sources) {
         "TCP/TLS connections refused or closed by a limit or a failed TLS handshake.",
         tcp.map(|(r, n)| (labels(&[("reason", r)]), n)),
     );
+    render_auth(reg, &m.auth);
     let reloads = [("applied", s.reloads), ("refused", s.reloads_refused)];
     counters(
         reg,

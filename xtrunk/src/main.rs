@@ -174,6 +174,9 @@ fn check_config(file: &std::path::Path) -> ExitCode {
                 cfg.trunks.len(),
                 cfg.routes.len()
             );
+            for w in cfg.warnings() {
+                println!("warning: {w}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -43,6 +43,7 @@ impl Core {
             r.push(HName::Other("Retry-After".into()), "30");
             return self.txs.respond(now, &k, &r);
         }
+        let Some(trunk) = self.gate_invite(now, &k, &req, src) else { return };
         if let Err(min_se) = super::session_timer::interval(&self.cfg.sip, &req) {
             let tag = self.token();
             let mut r = response(&req, 422, "Session Interval Too Small", Some(&tag));
@@ -61,6 +62,7 @@ impl Core {
             privacy: other_header(&req, "Privacy"),
             has_offer: !req.body.is_empty(),
             at: Some(self.unix_ms(now) / 1000),
+            trunk,
         };
         let cfg = Arc::clone(&self.cfg);
         let decision = match policy::admit(&cfg, &view, now, &mut self.admission) {

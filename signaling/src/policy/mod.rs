@@ -6,7 +6,8 @@
 //! values: [`identify`] (which trunk a request comes from), [`routing`] (where it goes),
 //! [`callerid`] (destinations, caller ID, number formats; E.164 in [`numbers`]), [`fraud`]
 //! (thresholds per account and prefix) and [`limits`] (caps, channels, CPS on a
-//! [`counters::CounterStore`]). Digest authentication slots in after `identify`.
+//! [`counters::CounterStore`]). Digest authentication (`crate::auth`) runs before: a trunk it
+//! identified comes in as [`IncomingCall::trunk`].
 //!
 //! Every refusal names its cause ([`RejectReason::cause`]): the core sends it in a `Warning`,
 //! writes it in the CDR (`cause`) and counts it per cause and trunk.
@@ -55,6 +56,8 @@ pub struct IncomingCall<'a> {
     pub has_offer: bool,
     /// When it arrived, seconds since 1970 (UTC): for routes with a `time` window.
     pub at: Option<u64>,
+    /// The trunk its digest credentials identified (`crate::auth`); None: by ACL.
+    pub trunk: Option<TrunkId>,
 }
 
 impl IncomingCall<'_> {
@@ -371,7 +374,7 @@ pub fn admit_transfer(cfg: &Snapshot, from: TrunkId, user: &str) -> Result<Trunk
 /// detection and the limits, which take what the call holds (see [`Admission::release`]).
 pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Admission) -> Decision {
     let reject = |why, trunk| Decision::Reject(Reject { why, trunk });
-    let Some(tin) = identify::by_acl(cfg, call.source.ip()) else {
+    let Some(tin) = call.trunk.or_else(|| identify::by_acl(cfg, call.source.ip())) else {
         return reject(RejectReason::UnknownSource, None);
     };
     let allowed = &cfg.trunk(tin).transports;

@@ -58,6 +58,7 @@ fn call<'a>(source: &str, user: &'a str, has_offer: bool) -> IncomingCall<'a> {
         privacy: None,
         has_offer,
         at: None,
+        trunk: None,
     }
 }
 

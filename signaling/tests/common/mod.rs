@@ -67,6 +67,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         account: None,
         kind: Default::default(),
         auth: Default::default(),
+        users: vec![],
         limits: Default::default(),
         numbers: Default::default(),
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
