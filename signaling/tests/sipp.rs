@@ -110,9 +110,16 @@ fn hold_and_resume_by_reinvite() {
 fn lossy_links_retransmit() {
     need_sipp!();
     // 10 % loss on every SIPp send on both sides; T1 = 200 ms on the sidecar.
-    let (a, b, s, _) = pair("lossy", "uac_lossy", "uas_lossy", 100, 50, &["-l", "200"], |_| {});
-    assert!(a.ok && b.ok, "uac {a:?} uas {b:?}");
+    let (a, b, s, cdrs) = pair("lossy", "uac_lossy", "uas_lossy", 100, 50, &["-l", "200"], |_| {});
+    assert!(a.ok, "uac {a:?} uas {b:?}");
     assert_eq!((a.successful, a.failed), (100, 0));
+    // Every call completed for the caller and the edge ended clean, each with a CDR of an
+    // answered call. The carrier SIPp, under `lost=` on its own sends, has left one of 100 calls
+    // unfinished in ~1 of 20 loaded runs (it timed out waiting, 99 successful, 0 failed) with
+    // the edge's side complete; that SIPp-side stall is tolerated, one call at most.
+    assert!(b.successful >= 99 && b.failed == 0, "uas {b:?}");
+    assert_eq!(cdrs.len(), 100);
+    assert!(cdrs.iter().all(|c| c["disposition"] == 200), "every call answered");
     assert_clean(&s);
 }
 
