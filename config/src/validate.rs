@@ -10,6 +10,7 @@ use crate::{
 
 mod admission;
 mod pools;
+mod routing;
 
 /// Interfaces one XDP program instance serves (`XT_MAX_IFACES` in `ebpf/xdp/xtrunk_maps.h`).
 const XDP_MAX_INTERFACES: usize = 8;
@@ -171,34 +172,7 @@ impl Config {
         }
         self.validate_sip_limits(v);
         self.validate_sip_tcp(v);
-        self.validate_dns(v);
-    }
-
-    fn validate_dns(&self, v: &mut Validator) {
-        let d = &self.sip.dns;
-        if self.sip.target_backoff_secs > 3600 {
-            v.add("sip.target_backoff_secs", format!("must be 0..=3600, got {}", self.sip.target_backoff_secs));
-        }
-        for (i, s) in d.servers.iter().enumerate() {
-            if s.port() == 0 || s.ip().is_unspecified() {
-                v.add(format!("sip.dns.servers[{i}]"), format!("must be a name server's ip:port, got {s}"));
-            }
-        }
-        if d.min_ttl_secs == 0 || d.min_ttl_secs > d.max_ttl_secs {
-            v.add(
-                "sip.dns.min_ttl_secs",
-                format!("must be 1..=max_ttl_secs ({}), got {}", d.max_ttl_secs, d.min_ttl_secs),
-            );
-        }
-        if d.max_ttl_secs > 86_400 {
-            v.add("sip.dns.max_ttl_secs", format!("must be at most 86400, got {}", d.max_ttl_secs));
-        }
-        if !(1..=3600).contains(&d.retry_secs) {
-            v.add("sip.dns.retry_secs", format!("must be 1..=3600, got {}", d.retry_secs));
-        }
-        if !(100..=30_000).contains(&d.timeout_ms) {
-            v.add("sip.dns.timeout_ms", format!("must be 100..=30000, got {}", d.timeout_ms));
-        }
+        routing::validate_dns(self, v);
     }
 
     fn validate_sip_limits(&self, v: &mut Validator) {
@@ -558,28 +532,7 @@ impl Config {
             );
         }
         if t.kind == TrunkKind::AcceptRegister {
-            if t.acl.is_empty() {
-                v.add(format!("{p}.acl"), "an accept-register trunk takes REGISTER from its acl's addresses");
-            }
-            if !t.targets.is_empty() || t.domain.is_some() {
-                v.add(format!("{p}.targets"), "an accept-register trunk's targets are its registered contacts");
-            }
-            let r = &t.registrar;
-            if r.min_expires_secs == 0 || r.min_expires_secs > r.max_expires_secs {
-                v.add(
-                    format!("{p}.registrar.min_expires_secs"),
-                    format!("must be 1..=max_expires_secs ({}), got {}", r.max_expires_secs, r.min_expires_secs),
-                );
-            }
-            if !(r.min_expires_secs..=r.max_expires_secs).contains(&r.default_expires_secs) {
-                v.add(
-                    format!("{p}.registrar.default_expires_secs"),
-                    format!("must be within min..=max_expires_secs, got {}", r.default_expires_secs),
-                );
-            }
-            if !(1..=100).contains(&r.max_contacts) {
-                v.add(format!("{p}.registrar.max_contacts"), format!("must be 1..=100, got {}", r.max_contacts));
-            }
+            routing::validate_accept_register(v, p, t);
         }
         let digest = t.auth != AuthMode::Acl;
         if t.auth == AuthMode::Both && t.acl.is_empty() {
