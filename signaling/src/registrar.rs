@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use xtrunk_config::{Snapshot, Target, TrunkKind};
+use xtrunk_config::{AuthMode, Snapshot, Target, TrunkKind};
 
 use crate::b2bua::Core;
 use crate::sip::msg::{HName, Message, NameAddr};
@@ -240,12 +240,23 @@ impl Core {
         self.reload(cfg);
     }
 
-    /// A REGISTER: from an accept-register trunk's ACL only (else `403`); bound, refreshed or
-    /// removed per RFC 3261 §10.3, answered with every current binding.
+    /// A REGISTER: from an accept-register trunk's ACL, or with its digest credentials (`401`
+    /// challenges, `crate::auth`), else `403` (outsiders: the unknown-source answer); bound,
+    /// refreshed or removed per RFC 3261 §10.3, answered with every current binding.
     pub(crate) fn on_register(&mut self, now: Instant, k: TxKey, req: &Message, src: Dest) {
         let cfg = Arc::clone(&self.cfg);
-        let trunk =
-            cfg.trunk_by_acl(src.remote.ip()).map(|id| cfg.trunk(id)).filter(|t| t.kind == TrunkKind::AcceptRegister);
+        // By ACL (an `acl` trunk), else by digest credentials (401 until they are right).
+        let by_acl = cfg.trunk_by_acl(src.remote.ip());
+        let digest = |t: &xtrunk_config::TrunkView| t.kind == TrunkKind::AcceptRegister && t.auth != AuthMode::Acl;
+        let id = match by_acl {
+            Some(t) if cfg.trunk(t).auth == AuthMode::Acl => Some(t),
+            _ if cfg.trunks.iter().any(digest) => match self.gate_register(now, &k, req, src) {
+                Some(t) => t.or(by_acl),
+                None => return,
+            },
+            other => other,
+        };
+        let trunk = id.map(|id| cfg.trunk(id)).filter(|t| t.kind == TrunkKind::AcceptRegister);
         let Some(trunk) = trunk else {
             if crate::policy::identify::by_source(&cfg, src.remote.ip()).is_none() {
                 // An outsider: what every unknown source gets (403 or silence, counted toward

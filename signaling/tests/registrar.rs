@@ -89,3 +89,37 @@ fn register_from_outside_every_accept_register_trunk_is_403() {
     let _ = side.stop();
     assert!(r.starts_with("SIP/2.0 403"), "{r}");
 }
+
+/// A PBX registering with digest credentials (SIPp `[authentication]`, MD5): `401` with
+/// `WWW-Authenticate` first, `200` with the right password; its calls then reach it.
+#[test]
+fn a_pbx_registers_with_digest_and_gets_its_calls() {
+    use xtrunk_config::{AuthMode, DigestAlgorithm, TrunkUser};
+    need_sipp!();
+    let side = Sidecar::start("registrar-digest", &[], |c| {
+        c.trunks[0].acl = vec!["127.0.0.1/32".parse().unwrap()];
+        let mut office = trunk("office", TrunkRole::Customer, &[], &[]);
+        office.kind = TrunkKind::AcceptRegister;
+        office.auth = AuthMode::Digest;
+        office.users = vec![TrunkUser {
+            username: "office".into(),
+            password: Some("s3cret-office".into()),
+            ha1_md5: None,
+            ha1_sha256: None,
+            ha1_sha512_256: None,
+        }];
+        c.trunks.push(office);
+        c.routes = vec![Route::to("", Some("pbx"), "office")];
+        c.sip.auth.algorithms = vec![DigestAlgorithm::Md5];
+    });
+    let pbx_port = free_port();
+    let reg = sipp(&side.dir, "reg", "uac_register_auth", pbx_port, Some(side.port), 1, &["-i", "127.0.0.2"]).wait();
+    assert_eq!((reg.successful, reg.failed), (1, 0), "401 then 200: {reg:?}");
+    let uas = sipp(&side.dir, "office", "uas_basic", pbx_port, None, 1, &["-i", "127.0.0.2"]);
+    let a = sipp(&side.dir, "uac", "uac_basic", free_port(), Some(side.port), 1, &[]).wait();
+    let b = uas.wait();
+    let s = side.stop();
+    assert_eq!((a.successful, b.successful), (1, 1), "{a:?} {b:?}");
+    assert_eq!(s.metrics.auth.ok.get("office"), Some(&1), "{:?}", s.metrics.auth);
+    assert_clean(&s);
+}

@@ -32,8 +32,11 @@ pub(super) fn validate_dns(cfg: &Config, v: &mut Validator) {
 /// An accept-register trunk (`trunk[i]` is `p`): its ACL takes REGISTER, it has no static
 /// targets, and its registrar limits are sane.
 pub(super) fn validate_accept_register(v: &mut Validator, p: &str, t: &Trunk) {
-    if t.acl.is_empty() {
-        v.add(format!("{p}.acl"), "an accept-register trunk takes REGISTER from its acl's addresses");
+    if t.acl.is_empty() && t.auth == crate::AuthMode::Acl {
+        v.add(
+            format!("{p}.acl"),
+            "an accept-register trunk takes REGISTER from its acl's addresses, or needs auth = \"digest\"",
+        );
     }
     if !t.targets.is_empty() || t.domain.is_some() {
         v.add(format!("{p}.targets"), "an accept-register trunk's targets are its registered contacts");

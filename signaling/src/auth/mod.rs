@@ -12,7 +12,7 @@
 //! trunk; we are the UAS of the caller's leg, but the credentials are those of the edge in
 //! front of the network (a proxy's role in RFC 3261 §22.3), so the challenge is
 //! `407 Proxy Authentication Required` with `Proxy-Authenticate`, the response most PBXs
-//! expect from a trunk provider. A registrar (not served by this release) answers 401.
+//! expect from a trunk provider. The registrar (`crate::registrar`) answers REGISTER with 401.
 //! Either credentials header is read (`Proxy-Authorization` first).
 //!
 //! **No enumeration.** An unknown user, a wrong password, a user of another trunk, a wrong

@@ -50,12 +50,61 @@ impl Core {
         }
     }
 
+    /// The digest gate of a REGISTER: as [`Core::gate_invite`], but a registrar challenges
+    /// with `401` and `WWW-Authenticate` (RFC 3261 §22.1). `Some(trunk)`: register for it.
+    pub(crate) fn gate_register(
+        &mut self,
+        now: Instant,
+        k: &TxKey,
+        req: &Message,
+        src: Dest,
+    ) -> Option<Option<TrunkId>> {
+        let ip = src.remote.ip();
+        let cfg = Arc::clone(&self.cfg);
+        let v = self.auth.gate(&cfg, req, ip, now);
+        if let Some(why) = v.failed {
+            if why != "no_credentials" && why != "unknown_source" {
+                *self.metrics.auth.failed.entry(why.into()).or_insert(0) += 1;
+            }
+            if cfg.trunk_by_acl(ip).is_none() {
+                self.count_failure(ip, now);
+            }
+        }
+        match v.gate {
+            Gate::Pass(t) => {
+                if let Some(t) = t {
+                    *self.metrics.auth.ok.entry(cfg.trunk(t).name.clone()).or_insert(0) += 1;
+                    self.auth.guard.forgive(ip);
+                }
+                Some(t)
+            }
+            Gate::Challenge { stale } => {
+                self.send_challenge(now, k, req, ip, stale, true);
+                None
+            }
+            Gate::Unknown => {
+                self.unknown_request(now, k.clone(), req, src);
+                None
+            }
+        }
+    }
+
     /// `407` with one `Proxy-Authenticate` per offered algorithm (see the module notes on 407).
     fn challenge(&mut self, now: Instant, k: &TxKey, req: &Message, ip: IpAddr, stale: bool) {
+        self.send_challenge(now, k, req, ip, stale, false);
+    }
+
+    /// `407`/`Proxy-Authenticate`, or for a registrar (`www`) `401`/`WWW-Authenticate`.
+    fn send_challenge(&mut self, now: Instant, k: &TxKey, req: &Message, ip: IpAddr, stale: bool, www: bool) {
         let tag = self.token();
-        let mut r = response(req, 407, "Proxy Authentication Required", Some(&tag));
+        let (code, phrase, name) = if www {
+            (401, "Unauthorized", "WWW-Authenticate")
+        } else {
+            (407, "Proxy Authentication Required", "Proxy-Authenticate")
+        };
+        let mut r = response(req, code, phrase, Some(&tag));
         for v in self.auth.challenges(now, ip, stale) {
-            r.push(HName::Other("Proxy-Authenticate".into()), v);
+            r.push(HName::Other(name.into()), v);
         }
         self.metrics.auth.challenges += 1;
         if stale {
