@@ -184,6 +184,24 @@ impl Pair {
     }
 }
 
+/// A media port for a SIPp (`-mp`): even, with it and the next three free (SIPp binds the
+/// audio and video RTP/RTCP ports `p..p+3` at start and exits when one is taken), below the
+/// kernel's ephemeral ports (so no socket bound to port 0 takes them later), and never the same
+/// twice in one process.
+pub fn sipp_media_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let pid = u16::try_from(std::process::id() % 512).unwrap_or(0);
+    for _ in 0..690 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let p = 30_000 + ((pid.wrapping_mul(37).wrapping_add(n)) % 690) * 4;
+        if (p..p + 4).all(|q| std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
+            return p;
+        }
+    }
+    panic!("no free SIPp media ports in 30000..32760");
+}
+
 /// Waits up to `limit` until some process has `port` bound, UDP or TCP (read from `/proc/net/udp`,
 /// `udp6`, `tcp` and `tcp6`, so the probe never takes the port itself); false on timeout. Tests start a SIPp UAS
 /// and wait on this before sending it anything: a fixed sleep is not enough on a loaded host, and

@@ -131,8 +131,8 @@ fn thousand_sipp_calls_with_rtp_through_xtrunk_run() {
     let sip_port = free_port(&avoid);
     let uas_port = free_port(&avoid);
     let uac_port = free_port(&avoid);
-    let uas_mp = free_port(&avoid);
-    let uac_mp = free_port(&avoid);
+    let uas_mp = xtrunk_signaling::testing::sipp_media_port();
+    let uac_mp = xtrunk_signaling::testing::sipp_media_port();
     let cfg = write_config(
         &dir,
         &shm,

@@ -180,7 +180,7 @@ pub(crate) fn sipp(
         c.arg(format!("127.0.0.1:{r}"));
     }
     c.args(["-sf", &scenario(sf), "-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-mp", &free_port().to_string(), "-m", &calls.to_string()])
+        .args(["-mp", &xtrunk_signaling::testing::sipp_media_port().to_string(), "-m", &calls.to_string()])
         .args(["-nostdin", "-timeout", "50s", "-timeout_error", "-trace_stat", "-fd", "1"])
         .args(["-stf", stat.to_str().unwrap()])
         .args(extra)

@@ -137,13 +137,29 @@ pub(crate) fn free_port(avoid: &[(u16, u16)]) -> u16 {
 /// A free range of `n` UDP ports starting on an even port (every port probed), not overlapping
 /// `avoid`.
 pub(crate) fn free_range(n: u16, avoid: &[(u16, u16)]) -> u16 {
+    // Below the kernel's ephemeral ports: a range free now stays free of the sockets the tests'
+    // SIPps and clients bind to port 0 later (a media port taken that way fails a Create with
+    // PortInUse mid-test).
+    let eph_lo = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<u16>().ok()))
+        .unwrap_or(32_768);
+    // 30000..32760 is the SIPps' media band (`testing::sipp_media_port`).
+    let (floor, top) = (10_000u16, eph_lo.min(30_000).max(10_000 + n + 2));
+    let span = top - floor - n;
+    // Tests of one binary run in parallel and their edges bind media ports only per call: a
+    // range handed out here is never handed out again by this process, free now or not.
+    static GIVEN: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let seed = (std::process::id() as u16).wrapping_mul(7919);
-    for k in 0..200u16 {
-        let base = 12_000 + (seed.wrapping_add(k.wrapping_mul(3_001)) % 40_000) / 2 * 2;
-        if base + n > 60_000 || avoid.iter().any(|&(lo, m)| base < lo + m && lo < base + n) {
+    for k in 0..400u16 {
+        let base = floor + (seed.wrapping_add(k.wrapping_mul(3_001)) % span) / 2 * 2;
+        let overlaps = |&(lo, m): &(u16, u16)| base < lo + m && lo < base + n;
+        if base + n > top || avoid.iter().any(overlaps) || given.iter().any(overlaps) {
             continue;
         }
         if (base..base + n).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
+            given.push((base, n));
             return base;
         }
     }
