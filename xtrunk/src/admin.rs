@@ -112,7 +112,7 @@ impl Admin {
             Err(r) => return r,
         };
         let v = match t {
-            Table::Trunks => serde_json::to_value(&cfg.trunks),
+            Table::Trunks => serde_json::to_value(&cfg.trunks).map(redact),
             Table::Routes => serde_json::to_value(&cfg.routes),
             Table::Accounts => serde_json::to_value(&cfg.accounts),
         };
@@ -180,9 +180,62 @@ fn bad_body(t: &str, e: &serde_json::Error) -> Reply {
     (422, json!({"error": "invalid body; nothing changed", "problems": [{"path": t, "reason": e.to_string()}]}))
 }
 
+/// What `GET` shows in place of a digest user's password or HA1; sent back unchanged in a
+/// `PUT`/`POST`, it keeps the stored value of that trunk's user.
+const REDACTED: &str = "<redacted>";
+const SECRETS: [&str; 4] = ["password", "ha1_md5", "ha1_sha256", "ha1_sha512_256"];
+
+/// The trunks' JSON with every digest secret replaced by [`REDACTED`].
+fn redact(mut v: Value) -> Value {
+    for t in v.as_array_mut().into_iter().flatten() {
+        for u in t.get_mut("users").and_then(Value::as_array_mut).into_iter().flatten() {
+            for k in SECRETS {
+                if let Some(s) = u.get_mut(k).filter(|s| s.is_string()) {
+                    *s = Value::String(REDACTED.into());
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Puts back the stored secret wherever `new` (trunks from a client) says [`REDACTED`]: the one
+/// of the same trunk and username in `old`; none stored is a `422` naming the key.
+fn unredact(old: &[Trunk], new: &mut [Trunk]) -> Result<(), Reply> {
+    for (i, t) in new.iter_mut().enumerate() {
+        let before = old.iter().find(|o| o.name == t.name);
+        for (j, u) in t.users.iter_mut().enumerate() {
+            let prev = before.and_then(|b| b.users.iter().find(|x| x.username == u.username));
+            let fields = [
+                (&mut u.password, prev.and_then(|p| p.password.clone()), SECRETS[0]),
+                (&mut u.ha1_md5, prev.and_then(|p| p.ha1_md5.clone()), SECRETS[1]),
+                (&mut u.ha1_sha256, prev.and_then(|p| p.ha1_sha256.clone()), SECRETS[2]),
+                (&mut u.ha1_sha512_256, prev.and_then(|p| p.ha1_sha512_256.clone()), SECRETS[3]),
+            ];
+            for (field, stored, key) in fields {
+                if field.as_deref() == Some(REDACTED) {
+                    if stored.is_none() {
+                        let path = format!("trunk[{i}].users[{j}].{key}");
+                        return Err((
+                            422,
+                            json!({"error": "invalid body; nothing changed", "problems": [{"path": path, "reason": "\"<redacted>\" but no stored value for this trunk's user"}]}),
+                        ));
+                    }
+                    *field = stored;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn replace(c: &mut Config, t: Table, body: &[u8]) -> Result<(), Reply> {
     match t {
-        Table::Trunks => c.trunks = serde_json::from_slice(body).map_err(|e| bad_body("trunk", &e))?,
+        Table::Trunks => {
+            let mut new: Vec<Trunk> = serde_json::from_slice(body).map_err(|e| bad_body("trunk", &e))?;
+            unredact(&c.trunks, &mut new)?;
+            c.trunks = new;
+        }
         Table::Routes => c.routes = serde_json::from_slice(body).map_err(|e| bad_body("route", &e))?,
         Table::Accounts => c.accounts = serde_json::from_slice(body).map_err(|e| bad_body("account", &e))?,
     }
@@ -191,7 +244,12 @@ fn replace(c: &mut Config, t: Table, body: &[u8]) -> Result<(), Reply> {
 
 fn append(c: &mut Config, t: Table, body: &[u8]) -> Result<(), Reply> {
     match t {
-        Table::Trunks => c.trunks.push(serde_json::from_slice::<Trunk>(body).map_err(|e| bad_body("trunk", &e))?),
+        Table::Trunks => {
+            let mut new = [serde_json::from_slice::<Trunk>(body).map_err(|e| bad_body("trunk", &e))?];
+            unredact(&c.trunks, &mut new)?;
+            let [t] = new;
+            c.trunks.push(t);
+        }
         Table::Routes => c.routes.push(serde_json::from_slice::<Route>(body).map_err(|e| bad_body("route", &e))?),
         Table::Accounts => {
             c.accounts.push(serde_json::from_slice::<Account>(body).map_err(|e| bad_body("account", &e))?)

@@ -150,6 +150,27 @@ fn create_trunk_and_route(e: &Edge) {
     assert!(written.trunks.iter().any(|t| t.name == "carrier2") && written.routes.len() == 2);
 }
 
+/// Digest secrets never leave over the API: `GET` shows `<redacted>`, and a `PUT` of what `GET`
+/// showed keeps the stored secrets (the file still holds the password).
+fn secrets_are_redacted(e: &Edge) {
+    let user = r#"{"name":"digest-pbx","role":"customer","auth":"digest","users":[{"username":"bob","password":"hunter2-long"}]}"#;
+    let (st, body) = e.req("POST", "/api/v1/trunks", user);
+    assert_eq!(st, 200, "{body}");
+    let (st, listed) = e.req("GET", "/api/v1/trunks", "");
+    assert_eq!(st, 200);
+    assert!(!listed.contains("hunter2-long"), "a password in GET: {listed}");
+    assert!(listed.contains("<redacted>"), "{listed}");
+    let (st, body) = e.req("PUT", "/api/v1/trunks", &listed);
+    assert_eq!(st, 200, "PUT of what GET showed: {body}");
+    let written = xtrunk_config::Config::load(&e.cfg).expect("valid");
+    let bob = written.trunks.iter().flat_map(|t| &t.users).find(|u| u.username == "bob").expect("bob kept");
+    assert_eq!(bob.password.as_deref(), Some("hunter2-long"), "the stored password survived the PUT");
+    let bad = listed.replace("\"bob\"", "\"carol\"");
+    let (st, body) = e.req("PUT", "/api/v1/trunks", &bad);
+    assert_eq!(st, 422, "<redacted> for a user with nothing stored: {body}");
+    assert!(body.contains(".users[0].password"), "{body}");
+}
+
 /// The JSON log line of the call's answer carries its span.
 fn check_call_span(e: &Edge) {
     let answered =
@@ -232,5 +253,6 @@ fn trunk_and_route_created_over_http_carry_a_call_without_restart() {
     check_call_span(&e);
     list_and_end_a_call(&mut e);
     ctl_drives_the_api(&e);
+    secrets_are_redacted(&e);
     eprintln!("admin API: 401, 422 with key paths, trunk+route applied live, call listed and ended, ctl");
 }
