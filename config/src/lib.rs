@@ -21,6 +21,7 @@ mod health;
 mod media;
 mod node;
 mod ops;
+mod registration;
 mod route;
 mod sip;
 mod snapshot;
@@ -39,6 +40,7 @@ pub use health::{OptionsPing, MIN_CARRIER_INTERVAL_SECS};
 pub use media::{Latch, Media, MAX_LEG_TIMEOUT_SECS, MEDIA_PORT_FLOOR, MIN_LEG_TIMEOUT_SECS};
 pub use node::{LogFormat, LogLevel, Node};
 pub use ops::{CdrStore, Control, StoreKind};
+pub use registration::{Registration, MAX_REGISTRATIONS};
 pub use route::{default_failover_codes, parse_hhmm, Route, TimeWindow, DAYS, MAX_ROUTE_ENTRIES};
 pub use sip::{Dns, Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{

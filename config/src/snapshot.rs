@@ -41,6 +41,16 @@ impl AccountId {
     }
 }
 
+/// A register trunk's targets: its registrars, the first listed first (priority = index).
+fn registration_targets(regs: &[crate::Registration]) -> impl Iterator<Item = Target> + '_ {
+    regs.iter().enumerate().map(|(i, r)| Target {
+        addr: r.registrar,
+        transport: r.transport,
+        weight: 1,
+        priority: u16::try_from(i).unwrap_or(u16::MAX),
+    })
+}
+
 /// A trunk, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrunkView {
@@ -71,6 +81,9 @@ pub struct TrunkView {
     pub tls: Option<crate::TrunkTls>,
     /// `[trunk.registrar]`: what its registrations may ask (accept-register trunks).
     pub registrar: crate::RegistrarLimits,
+    /// `[[trunk.registration]]`: where a register trunk registers; its `targets` are these
+    /// registrars, in this order (priority = index).
+    pub registrations: Vec<crate::Registration>,
     /// Allowed codecs, in preference order.
     pub codecs: Vec<Codec>,
     /// SRTP policy towards this trunk.
@@ -360,6 +373,11 @@ impl Snapshot {
         (r.digits == probe.digits && r.end >= probe.start).then_some(*owner)
     }
 
+    /// The registration of register trunk `t` whose registrar is `addr`.
+    pub fn registration_at(&self, t: TrunkId, addr: std::net::SocketAddr) -> Option<(usize, &crate::Registration)> {
+        self.trunk(t).registrations.iter().enumerate().find(|(_, r)| r.registrar == addr)
+    }
+
     /// Resolves a validated configuration. The error is a problem validation should have
     /// reported (a bug), never a panic.
     fn resolve(cfg: &Config) -> Result<Snapshot, Problem> {
@@ -381,6 +399,7 @@ impl Snapshot {
                 acl: t.acl.clone(),
                 targets: {
                     let mut v = t.targets.clone();
+                    v.extend(registration_targets(&t.registrations));
                     v.sort_by_key(|x| x.priority);
                     v
                 },
@@ -388,6 +407,7 @@ impl Snapshot {
                 sip_address: t.sip_address,
                 tls: t.tls.clone(),
                 registrar: t.registrar.clone(),
+                registrations: t.registrations.clone(),
                 failover: t
                     .failover
                     .iter()

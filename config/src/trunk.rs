@@ -85,8 +85,8 @@ pub struct Trunk {
     /// The `[[account]]` (by name) this trunk belongs to; none = no account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-    /// How the trunk's peer is reached: `ip` (static addresses; the only kind served by this
-    /// release), `register` or `accept-register`.
+    /// How the trunk's peer is reached: `ip` (static addresses), `register` (we register to
+    /// its `[[trunk.registration]]` registrars) or `accept-register` (its PBX registers to us).
     #[serde(default, skip_serializing_if = "TrunkKind::is_default")]
     pub kind: TrunkKind,
     /// How requests from the trunk are authenticated: `acl` (the only mode served by this
@@ -116,6 +116,10 @@ pub struct Trunk {
     /// its inbound calls go while the PBX is down.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failover: Vec<String>,
+    /// `[[trunk.registration]]`: where a `kind = "register"` trunk registers (one or two:
+    /// primary and secondary), and so where its calls go.
+    #[serde(default, rename = "registration", skip_serializing_if = "Vec::is_empty")]
+    pub registrations: Vec<crate::Registration>,
     /// `[[trunk.users]]`: digest credentials, with `auth = "digest"` or `"both"`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<crate::TrunkUser>,
@@ -185,8 +189,7 @@ impl SipAddress {
     }
 }
 
-/// How a trunk's peer is reached. Only [`TrunkKind::Ip`] is served by this release; validation
-/// refuses the others (a setting accepted and then ignored would be worse than an error).
+/// How a trunk's peer is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrunkKind {

@@ -173,6 +173,7 @@ impl Config {
         self.validate_sip_limits(v);
         self.validate_sip_tcp(v);
         routing::validate_dns(self, v);
+        routing::validate_contacts(self, v);
     }
 
     fn validate_sip_limits(&self, v: &mut Validator) {
@@ -429,10 +430,15 @@ impl Config {
             if !names.insert(t.name.as_str()) {
                 v.add(format!("{p}.name"), format!("trunk {:?} is defined twice", t.name));
             }
-            if t.acl.is_empty() && t.targets.is_empty() && t.domain.is_none() && t.auth != AuthMode::Digest {
+            if t.acl.is_empty()
+                && t.targets.is_empty()
+                && t.domain.is_none()
+                && t.registrations.is_empty()
+                && t.auth != AuthMode::Digest
+            {
                 v.add(
                     format!("{p}.acl"),
-                    "a trunk needs an acl or digest users (to accept calls from it) or targets or a domain (to send calls to it)",
+                    "a trunk needs an acl or digest users (to accept calls from it) or targets, a domain or registrations (to send calls to it)",
                 );
             }
             for (j, f) in t.failover.iter().enumerate() {
@@ -525,11 +531,9 @@ impl Config {
                 v.add(format!("{p}.account"), format!("no account named {a:?}"));
             }
         }
+        crate::registration::validate(v, p, t.kind == TrunkKind::Register, &t.registrations);
         if t.kind == TrunkKind::Register {
-            v.add(
-                format!("{p}.kind"),
-                format!("\"{}\" is not served yet by this release (only \"ip\" and \"accept-register\")", t.kind),
-            );
+            routing::validate_register(v, p, t);
         }
         if t.kind == TrunkKind::AcceptRegister {
             routing::validate_accept_register(v, p, t);
@@ -702,12 +706,12 @@ fn validate_options(v: &mut Validator, p: &str, t: &Trunk) {
             format!("must be at least 100 and below interval_secs ({} s), got {}", o.interval_secs, o.timeout_ms),
         );
     }
-    if t.targets.is_empty() && t.domain.is_none() {
-        v.add(format!("{p}.options"), "probing needs targets or a domain");
+    if t.targets.is_empty() && t.domain.is_none() && t.registrations.is_empty() {
+        v.add(format!("{p}.options"), "probing needs targets, a domain or registrations");
     }
 }
 
 /// Whether calls can be sent to `t`: it has targets, a domain to resolve, or registrations.
 fn dialable(t: &Trunk) -> bool {
-    !t.targets.is_empty() || t.domain.is_some() || t.kind == TrunkKind::AcceptRegister
+    !t.targets.is_empty() || t.domain.is_some() || t.kind == TrunkKind::AcceptRegister || !t.registrations.is_empty()
 }

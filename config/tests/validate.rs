@@ -620,17 +620,61 @@ fn route_to_deleted_trunk() {
 }
 
 #[test]
-fn trunk_kind_not_served() {
+fn trunk_kinds() {
     let t = |kind: &str| {
         format!("{MINIMAL}\n[[trunk]]\nname = \"x\"\nrole = \"customer\"\nacl = [\"10.0.0.0/8\"]\nkind = \"{kind}\"")
     };
-    assert_problem(&t("register"), "trunk[2].kind", "\"register\" is not served yet by this release");
+    assert_problem(&t("register"), "trunk[2].registration", "needs at least one [[trunk.registration]]");
     assert!(problems_of(&t("accept-register")).is_empty(), "{:?}", problems_of(&t("accept-register")));
     let bad = format!("{}\n[trunk.registrar]\nmin_expires_secs = 0", t("accept-register"));
     assert_problem(&bad, "trunk[2].registrar.min_expires_secs", "must be 1..=");
     assert!(problems_of(&t("ip")).is_empty());
     let err = Config::parse(&t("registered"), "f").unwrap_err().to_string();
     assert!(err.contains("kind") || err.contains("registered"), "{err}");
+}
+
+#[test]
+fn register_trunks_and_their_registrations() {
+    let reg = |extra: &str| {
+        format!(
+            "{MINIMAL}\n[[trunk]]\nname = \"kw\"\nrole = \"carrier\"\nkind = \"register\"\n{extra}\n\
+             [[trunk.registration]]\nregistrar = \"192.0.2.1:5060\"\nusername = \"3100\"\npassword = \"pw\"\n"
+        )
+    };
+    assert!(problems_of(&reg("")).is_empty(), "{:?}", problems_of(&reg("")));
+    let second = format!(
+        "{}[[trunk.registration]]\nregistrar = \"192.0.2.2:5060\"\nusername = \"3100\"\npassword = \"pw\"\n",
+        reg("")
+    );
+    assert!(problems_of(&second).is_empty(), "primary and secondary: {:?}", problems_of(&second));
+    assert_problem(
+        &reg("targets = [{ addr = \"192.0.2.9:5060\" }]"),
+        "trunk[2].targets",
+        "its [[trunk.registration]] registrars",
+    );
+    assert_problem(&reg("auth = \"digest\""), "trunk[2].auth", "known by their source");
+    let bad = reg("")
+        .replace("username = \"3100\"", "username = \"a b\"")
+        .replace("password = \"pw\"", "password = \"\"\nexpires_secs = 5");
+    assert_problem(&bad, "trunk[2].registration[0].username", "SIP user part");
+    assert_problem(&bad, "trunk[2].registration[0].password", "non-empty");
+    assert_problem(&bad, "trunk[2].registration[0].expires_secs", "10..=86400, got 5");
+    let twice = format!(
+        "{}[[trunk.registration]]\nregistrar = \"192.0.2.1:5060\"\nusername = \"9\"\npassword = \"pw\"\n",
+        reg("")
+    );
+    assert_problem(&twice, "trunk[2].registration[1].registrar", "listed twice");
+    let ip = "[[trunk]]\nname = \"ipx\"\nrole = \"carrier\"\ntargets = [{ addr = \"192.0.2.5:5060\" }]\n\
+              [[trunk.registration]]\nregistrar = \"192.0.2.1:5060\"\nusername = \"1\"\npassword = \"pw\"\n";
+    assert_problem(&format!("{MINIMAL}\n{ip}"), "trunk[2].registration", "only a trunk with kind = \"register\"");
+    // Two trunks registering the same contact at one registrar could not be told apart.
+    let other = "[[trunk]]\nname = \"kw2\"\nrole = \"carrier\"\nkind = \"register\"\n\
+                 [[trunk.registration]]\nregistrar = \"192.0.2.1:5060\"\nusername = \"3100\"\npassword = \"x\"\n";
+    assert_problem(
+        &format!("{}{other}", reg("")),
+        "trunk[3].registration[0].contact_user",
+        "registered by another trunk",
+    );
 }
 
 #[test]

@@ -100,6 +100,8 @@ pub struct Core {
     pub metrics: Metrics,
     /// Accept-register trunks' bindings (`crate::registrar`).
     pub(crate) registrar: crate::registrar::Registrar,
+    /// Register trunks' upstream registrations (`crate::upstream`).
+    pub(crate) upstream: crate::upstream::Upstream,
 }
 
 impl Core {
@@ -120,7 +122,7 @@ impl Core {
         let mut health = crate::health::Health::default();
         health.sync(&cfg, now);
         let auth = crate::auth::Auth::new(&cfg, &seed, now);
-        Self {
+        let mut core = Self {
             auth,
             health,
             rotation: HashMap::new(),
@@ -154,7 +156,11 @@ impl Core {
             last_now: now,
             metrics: Metrics::default(),
             registrar: crate::registrar::Registrar::default(),
-        }
+            upstream: crate::upstream::Upstream::default(),
+        };
+        let cfg = Arc::clone(&core.cfg);
+        core.sync_upstream(&cfg, now);
+        core
     }
 
     /// Swaps the running configuration: calls set up from now on use `cfg`, calls in progress
@@ -167,6 +173,7 @@ impl Core {
         self.auth.reload(&cfg);
         // Probe state by target survives; new targets are due at once (the epoch is past).
         self.health.sync(&cfg, self.epoch.0);
+        self.sync_upstream(&cfg, self.last_now);
         self.rotation.retain(|name, _| cfg.trunk_by_name(name).is_some());
         self.admission.reload(&self.cfg, &cfg);
         self.cfg = cfg;
@@ -503,7 +510,11 @@ impl Core {
                     self.probe_outcome(now, &key, msg.code().unwrap_or(500))
                 }
                 TxEvent::Timeout { owner: Owner::Probe, key } => self.probe_outcome(now, &key, 408),
-                TxEvent::AckTimeout { owner: Owner::Probe } => {}
+                TxEvent::AckTimeout { owner: Owner::Probe | Owner::Registration } => {}
+                TxEvent::Response { owner: Owner::Registration, key, msg } => {
+                    self.registration_outcome(now, &key, Some(&msg))
+                }
+                TxEvent::Timeout { owner: Owner::Registration, key } => self.registration_outcome(now, &key, None),
                 TxEvent::Response { owner: Owner::Orphan, .. }
                 | TxEvent::Timeout { owner: Owner::Orphan, .. }
                 | TxEvent::AckTimeout { owner: Owner::Orphan } => {}
@@ -552,6 +563,7 @@ impl Core {
         self.txs.on_timeout(now);
         self.pump(now);
         self.run_probes(now);
+        self.run_upstream(now);
         self.expire_registrations(now);
         while let Some(Reverse((at, id, kind))) = self.heap.peek().copied() {
             if at > now {
@@ -610,7 +622,7 @@ impl Core {
         let b = self.heap.peek().map(|Reverse((t, _, _))| *t);
         let c = self.media_wake.filter(|_| self.media_wait > 0);
         let d = self.queued.iter().map(|q| q.at).min();
-        [a, b, c, d, self.health.next_deadline()].into_iter().flatten().min()
+        [a, b, c, d, self.health.next_deadline(), self.upstream.next_deadline()].into_iter().flatten().min()
     }
 
     /// Transport failure towards `remote` (TCP connect refused/reset).

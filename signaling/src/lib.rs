@@ -42,6 +42,7 @@ pub mod tcp;
 pub mod testing;
 pub mod tls;
 pub mod transport;
+pub mod upstream;
 
 pub use media::{Backpressure, LoopbackMedia, MediaPort};
 pub use shell::{run, Flags, Server, Summary};

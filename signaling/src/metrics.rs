@@ -29,6 +29,8 @@ pub struct Metrics {
     pub tcp: TcpMetrics,
     /// OPTIONS health probes.
     pub probes: crate::probe::ProbeMetrics,
+    /// Upstream registrations of register trunks.
+    pub registrations: crate::upstream::core::RegistrationMetrics,
     /// Calls refused by admission control, by cause, then by inbound trunk.
     pub admission_rejects: BTreeMap<String, BTreeMap<String, u64>>,
     /// Fraud measures at their warning level, by measure, then by inbound trunk.

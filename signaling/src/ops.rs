@@ -84,6 +84,8 @@ pub struct OpsSnapshot {
     pub calls: Vec<Cdr>,
     /// OPTIONS-probed targets: (trunk, target `ip:port`, online).
     pub targets: Vec<(String, String, bool)>,
+    /// Upstream registrations: (trunk, registrar `ip:port`, up, last error).
+    pub registrations: Vec<(String, String, bool, Option<String>)>,
 }
 
 /// Calls listed in a snapshot at most.

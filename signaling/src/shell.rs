@@ -476,6 +476,7 @@ impl<M: MediaPort> Server<M> {
                 reloads_refused: o.reloads_refused,
                 calls: if list { self.core.active_cdrs(crate::ops::MAX_LISTED) } else { Vec::new() },
                 targets: self.core.target_health(),
+                registrations: self.core.registrations(),
             };
             o.last = now;
         }

@@ -188,6 +188,11 @@ const SECRETS: [&str; 4] = ["password", "ha1_md5", "ha1_sha256", "ha1_sha512_256
 /// The trunks' JSON with every digest secret replaced by [`REDACTED`].
 fn redact(mut v: Value) -> Value {
     for t in v.as_array_mut().into_iter().flatten() {
+        for r in t.get_mut("registration").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(s) = r.get_mut("password").filter(|s| s.is_string()) {
+                *s = Value::String(REDACTED.into());
+            }
+        }
         for u in t.get_mut("users").and_then(Value::as_array_mut).into_iter().flatten() {
             for k in SECRETS {
                 if let Some(s) = u.get_mut(k).filter(|s| s.is_string()) {
@@ -204,6 +209,17 @@ fn redact(mut v: Value) -> Value {
 fn unredact(old: &[Trunk], new: &mut [Trunk]) -> Result<(), Reply> {
     for (i, t) in new.iter_mut().enumerate() {
         let before = old.iter().find(|o| o.name == t.name);
+        for (j, r) in t.registrations.iter_mut().enumerate().filter(|(_, r)| r.password == REDACTED) {
+            let stored = before.and_then(|b| b.registrations.iter().find(|x| x.registrar == r.registrar));
+            let Some(p) = stored else {
+                let path = format!("trunk[{i}].registration[{j}].password");
+                return Err((
+                    422,
+                    json!({"error": "invalid body; nothing changed", "problems": [{"path": path, "reason": "\"<redacted>\" but no stored password for this registrar"}]}),
+                ));
+            };
+            r.password.clone_from(&p.password);
+        }
         for (j, u) in t.users.iter_mut().enumerate() {
             let prev = before.and_then(|b| b.users.iter().find(|x| x.username == u.username));
             let fields = [

@@ -337,6 +337,26 @@ pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
         "1 while an OPTIONS-probed trunk target is online, 0 while offline.",
         s.targets.iter().map(|(t, a, up)| (labels(&[("trunk", t), ("target", a)]), i64::from(*up))),
     );
+    let r = &m.registrations;
+    let regs = [
+        ("sent", r.sent),
+        ("challenged", r.challenged),
+        ("failed", r.failed),
+        ("came_up", r.came_up),
+        ("went_down", r.went_down),
+    ];
+    counters(
+        &mut reg,
+        "xtrunk_registrations_total",
+        "Upstream REGISTERs of register trunks and their outcomes, by event.",
+        regs.map(|(e, n)| (labels(&[("event", e)]), n)),
+    );
+    gauges(
+        &mut reg,
+        "xtrunk_registration_up",
+        "1 while a register trunk's registration holds a binding at its registrar, 0 while not.",
+        s.registrations.iter().map(|(t, a, up, _)| (labels(&[("trunk", t), ("registrar", a)]), i64::from(*up))),
+    );
     render_process(&mut reg, s, src);
     reg.0
 }

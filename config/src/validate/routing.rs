@@ -1,5 +1,6 @@
 //! Validation of the routing and trunk-access keys added with #14/#16: `[sip.dns]` and
-//! `sip.target_backoff_secs`, and accept-register trunks with their `[trunk.registrar]`.
+//! `sip.target_backoff_secs`, accept-register trunks with their `[trunk.registrar]`, and
+//! register trunks (their `[[trunk.registration]]` are checked in `crate::registration`).
 
 use super::Validator;
 use crate::{Config, Trunk};
@@ -56,5 +57,37 @@ pub(super) fn validate_accept_register(v: &mut Validator, p: &str, t: &Trunk) {
     }
     if !(1..=100).contains(&r.max_contacts) {
         v.add(format!("{p}.registrar.max_contacts"), format!("must be 1..=100, got {}", r.max_contacts));
+    }
+}
+
+/// A register trunk (`trunk[i]` is `p`): its calls go to its registrars, so it lists no
+/// targets or domain of its own, and inbound calls are told apart by their source.
+pub(super) fn validate_register(v: &mut Validator, p: &str, t: &Trunk) {
+    if !t.targets.is_empty() || t.domain.is_some() {
+        v.add(format!("{p}.targets"), "a register trunk's targets are its [[trunk.registration]] registrars");
+    }
+    if t.auth != crate::AuthMode::Acl {
+        v.add(format!("{p}.auth"), "a register trunk is the carrier's: its calls are known by their source (acl)");
+    }
+}
+
+/// Register trunks that share a registrar must register different contacts: an inbound call's
+/// Request-URI user tells them apart.
+pub(super) fn validate_contacts(cfg: &Config, v: &mut Validator) {
+    let mut seen: Vec<(std::net::SocketAddr, &str)> = Vec::new();
+    for (i, t) in cfg.trunks.iter().enumerate() {
+        for (j, r) in t.registrations.iter().enumerate() {
+            if seen.contains(&(r.registrar, r.contact())) {
+                v.add(
+                    format!("trunk[{i}].registration[{j}].contact_user"),
+                    format!(
+                        "contact {:?} at {} is registered by another trunk too; set contact_user",
+                        r.contact(),
+                        r.registrar
+                    ),
+                );
+            }
+            seen.push((r.registrar, r.contact()));
+        }
     }
 }

@@ -331,7 +331,7 @@ pub fn authorization(
     s
 }
 
-fn push_quoted(out: &mut String, v: &str) {
+pub(super) fn push_quoted(out: &mut String, v: &str) {
     for c in v.chars() {
         if c == '"' || c == '\\' {
             out.push('\\');
@@ -341,13 +341,18 @@ fn push_quoted(out: &mut String, v: &str) {
 }
 
 /// The `name=value` list after the scheme.
-struct Params<'a> {
+pub(super) struct Params<'a> {
     s: &'a str,
     i: usize,
     n: usize,
 }
 
 impl<'a> Params<'a> {
+    /// The parameters of `s` (the text after the scheme).
+    pub(super) fn of(s: &'a str) -> Self {
+        Self { s, i: 0, n: 0 }
+    }
+
     fn skip_ws(&mut self) {
         let b = self.s.as_bytes();
         while self.i < b.len() && matches!(b[self.i], b' ' | b'\t' | b'\r' | b'\n') {
@@ -356,7 +361,7 @@ impl<'a> Params<'a> {
     }
 
     /// The next parameter, or None at the end.
-    fn next(&mut self) -> Result<Option<(&'a str, Cow<'a, str>)>, DigestError> {
+    pub(super) fn next(&mut self) -> Result<Option<(&'a str, Cow<'a, str>)>, DigestError> {
         let b = self.s.as_bytes();
         self.skip_ws();
         if self.n > 0 {

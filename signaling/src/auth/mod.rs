@@ -20,6 +20,7 @@
 //! an unknown user's response is computed against a dummy HA1 so the work is the same. Only
 //! the metrics tell them apart.
 
+pub mod client;
 pub mod digest;
 pub mod guard;
 pub mod nonce;

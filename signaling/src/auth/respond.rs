@@ -16,12 +16,20 @@ use crate::transport::Dest;
 
 impl Core {
     /// The digest gate of a new INVITE. `Some(identity)`: go on to policy (`Some(trunk)` when a
-    /// digest user identified it); `None`: answered (407) or dropped here.
+    /// digest user or a register trunk's registrar identified it); `None`: answered (407) or
+    /// dropped here.
     pub(crate) fn gate_invite(&mut self, now: Instant, k: &TxKey, req: &Message, src: Dest) -> Option<Option<TrunkId>> {
         let ip = src.remote.ip();
         let cfg = Arc::clone(&self.cfg);
-        let v = self.auth.gate(&cfg, req, ip, now);
         let outsider = cfg.trunk_by_acl(ip).is_none();
+        // A register trunk's calls come from its registrars (to the contact we registered).
+        if outsider {
+            let user = crate::call::user_of(req.uri().unwrap_or(""));
+            if let Some(t) = crate::upstream::core::inbound_trunk(&cfg, &user, ip) {
+                return Some(Some(t));
+            }
+        }
+        let v = self.auth.gate(&cfg, req, ip, now);
         if let Some(why) = v.failed {
             if why != "no_credentials" && why != "unknown_source" {
                 *self.metrics.auth.failed.entry(why.into()).or_insert(0) += 1;

@@ -13,6 +13,8 @@ mod reoffer;
 mod restart;
 mod session_timer;
 mod setup;
+
+pub(crate) use setup::CallAuth;
 mod teardown;
 mod timers;
 mod transfer;
@@ -91,6 +93,8 @@ pub(crate) struct Call {
     pub(crate) b_ctx: Option<TxKey>,
     pub(crate) b_ack: Option<crate::transport::Transmit>,
     pub(crate) b_provisional: bool,
+    /// Challenges (`401`/`407`) answered for the current target's INVITE.
+    pub(crate) b_challenged: u8,
     /// The callee-side INVITE waits for the datapath to confirm the session (`Created`): no
     /// carrier is dialled for a call that cannot carry media.
     pub(crate) b_waits_media: bool,

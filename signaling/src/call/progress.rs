@@ -215,6 +215,11 @@ impl Core {
         if msg.is_none() {
             self.back_off_current(now, id);
         }
+        if let Some(m) = msg.as_ref().filter(|_| code == 401 || code == 407) {
+            if self.answer_challenge(now, id, m) {
+                return;
+            }
+        }
         let Some(call) = self.calls.get_mut(&id) else { return };
         let more = call.targets_tried < call.cfg.trunk(call.legs[1].trunk).targets.len();
         if more && (code == 503 || code == 408) {

@@ -142,6 +142,7 @@ impl Core {
             b_ctx: None,
             b_ack: None,
             b_provisional: true,
+            b_challenged: 0,
             b_waits_media: false,
             pending_src: None,
             cancel_sent: false,

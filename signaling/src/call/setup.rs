@@ -50,7 +50,15 @@ impl Core {
             r.push(HName::Other("Min-SE".into()), min_se.to_string());
             return self.txs.respond(now, &k, &r);
         }
-        let user = user_of(req.uri().unwrap_or(""));
+        let mut user = user_of(req.uri().unwrap_or(""));
+        // A call to the contact a register trunk registered carries the number in To.
+        if let Some(t) = trunk.map(|t| self.cfg.trunk(t)) {
+            if t.kind == xtrunk_config::TrunkKind::Register && t.registrations.iter().any(|r| r.contact() == user) {
+                if let Some(n) = req.to().and_then(|to| Uri::parse(&to.uri).ok()).and_then(|u| u.user) {
+                    user = n;
+                }
+            }
+        }
         let from_uri = req.from().and_then(|f| Uri::parse(&f.uri).ok());
         let view = IncomingCall {
             source: src.remote,
@@ -68,7 +76,7 @@ impl Core {
         let decision = match policy::admit(&cfg, &view, now, &mut self.admission) {
             Decision::Route(plan) => {
                 let mut hold = plan.hold;
-                match policy::routing::online(&cfg, plan, |t| self.health.is_online(t)) {
+                match policy::routing::online(&cfg, plan, |t, k| self.target_up(t, k)) {
                     Ok(plan) => Decision::Route(plan),
                     Err(r) => {
                         self.admission.release(&mut hold, None);
@@ -167,6 +175,7 @@ impl Core {
             b_ctx: None,
             b_ack: None,
             b_provisional: false,
+            b_challenged: 0,
             b_waits_media: true,
             pending_src: Some(src.remote.ip()),
             cancel_sent: false,
@@ -414,43 +423,57 @@ impl Core {
 
     /// Sends the callee-side INVITE to the trunk's next target.
     pub(crate) fn send_b_invite(&mut self, now: Instant, id: CallKey) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.calls.get(&id) else { return };
         let cfg = Arc::clone(&call.cfg);
         let trunk = cfg.trunk(call.legs[1].trunk);
-        // Targets OPTIONS found offline are skipped (counted as tried), and so are targets in
-        // back-off after a timeout while a later one is not.
-        let usable = |h: &crate::health::Health, t: &xtrunk_config::Target| {
-            h.is_online((t.transport.into(), t.addr)) && !h.backed_off((t.transport.into(), t.addr), now)
+        // Targets OPTIONS found offline (or whose registration is down) are skipped (counted
+        // as tried), and so are targets in back-off after a timeout while a later one is not.
+        let usable = |t: &xtrunk_config::Target| {
+            self.target_up(trunk, (t.transport.into(), t.addr))
+                && !self.health.backed_off((t.transport.into(), t.addr), now)
         };
-        while let Some(t) = call.target(trunk, call.targets_tried) {
+        let mut tried = call.targets_tried;
+        while let Some(t) = call.target(trunk, tried) {
             let key = (t.transport.into(), t.addr);
-            if !self.health.is_online(key) {
+            if !self.target_up(trunk, key) {
                 log::debug!("call {}: target {} is offline, skipped", id.0, t.addr);
             } else if !self.health.backed_off(key, now) {
                 break;
-            } else if (call.targets_tried + 1..trunk.targets.len())
-                .filter_map(|i| call.target(trunk, i))
-                .any(|t| usable(&self.health, t))
-            {
+            } else if (tried + 1..trunk.targets.len()).filter_map(|i| call.target(trunk, i)).any(usable) {
                 log::debug!("call {}: target {} is backed off, skipped", id.0, t.addr);
             } else {
                 break;
             }
-            call.targets_tried += 1;
+            tried += 1;
         }
-        let Some(t) = call.target(trunk, call.targets_tried).cloned() else {
+        let picked = call.target(trunk, tried).cloned();
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        call.targets_tried = tried;
+        let Some(t) = picked else {
             if call.has_next_entry() {
                 return self.next_entry(now, id);
             }
             call.cdr.end_reason = EndReason::TrunkOffline;
             return self.cancel_to_a_and_finish(now, id, 503);
         };
+        self.dial_b(now, id, &t, None);
+    }
+
+    /// Sends the callee-side INVITE to target `t`; `auth`: the challenge it answers (the same
+    /// target again, CSeq + 1: RFC 3261 §22.2).
+    pub(crate) fn dial_b(&mut self, now: Instant, id: CallKey, t: &xtrunk_config::Target, auth: Option<CallAuth>) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let cfg = Arc::clone(&call.cfg);
+        let trunk = cfg.trunk(call.legs[1].trunk);
         let tr: Transport = t.transport.into();
         let local = self.listener_for(trunk, tr);
         let via = self.via(Dest { transport: tr, local, remote: t.addr });
         let contact = self.contact(Dest { transport: tr, local, remote: t.addr });
-        let call = self.calls.get_mut(&id).expect("checked");
-        call.targets_tried += 1;
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if auth.is_none() {
+            call.targets_tried += 1;
+            call.b_challenged = 0;
+        }
         call.b_provisional = false;
         call.cdr.attempts.push(crate::cdr::AttemptCdr {
             trunk: trunk.name.clone(),
@@ -491,6 +514,11 @@ impl Core {
         if call.numbers.privacy {
             m.push(HName::Other("Privacy".into()), "id");
         }
+        if let Some(a) = auth {
+            let creds = crate::auth::client::Creds { username: &a.username, password: &a.password };
+            let uri = m.uri().unwrap_or("").to_string();
+            m.push(a.header, crate::auth::client::answer(&a.offer, creds, ("INVITE", &uri), 1, &a.cnonce));
+        }
         m.body = leg.local_sdp.as_ref().map(Sdp::to_bytes).unwrap_or_default();
         let dest = leg.dlg.dest;
         let k = self.txs.send_request(now, m, dest, Owner::Call(id, Purpose::Invite));
@@ -500,6 +528,20 @@ impl Core {
             self.heap.push(Reverse((now + wait, id, CallTimer::TargetTimeout(call.cdr.attempts.len()))));
         }
     }
+}
+
+/// A challenge to a callee-side INVITE and who answers it.
+pub(crate) struct CallAuth {
+    /// `Authorization` (a `401`) or `Proxy-Authorization` (a `407`).
+    pub(crate) header: HName,
+    /// The challenge.
+    pub(crate) offer: crate::auth::client::Offer,
+    /// Digest user name and password.
+    pub(crate) username: String,
+    /// Password.
+    pub(crate) password: String,
+    /// Fresh cnonce.
+    pub(crate) cnonce: String,
 }
 
 /// The From URI's user of a request.

@@ -36,14 +36,18 @@ pub fn candidates(cfg: &Snapshot, q: &RouteQuery<'_>) -> Vec<TrunkId> {
     out
 }
 
-/// Keeps the plan's entries whose trunk has a target `online` says is up (OPTIONS health); a
+/// Keeps the plan's entries whose trunk has a target `online` says is up (OPTIONS health, a
+/// register trunk's registrations); a
 /// plan left with none is refused `TrunkOffline` (503).
 pub fn online(
     cfg: &Snapshot,
     mut plan: RoutePlan,
-    online: impl Fn((Transport, SocketAddr)) -> bool,
+    online: impl Fn(&xtrunk_config::TrunkView, (Transport, SocketAddr)) -> bool,
 ) -> Result<RoutePlan, Reject> {
-    plan.entries.retain(|t| cfg.trunk(*t).targets.iter().any(|tg| online((tg.transport.into(), tg.addr))));
+    plan.entries.retain(|t| {
+        let t = cfg.trunk(*t);
+        t.targets.iter().any(|tg| online(t, (tg.transport.into(), tg.addr)))
+    });
     if plan.entries.is_empty() {
         return Err(Reject { why: RejectReason::TrunkOffline, trunk: Some(plan.inbound) });
     }

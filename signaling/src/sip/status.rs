@@ -69,9 +69,12 @@ pub fn response(req: &Message, code: u16, phrase: &str, to_tag: Option<&str>) ->
         headers: Vec::new(),
         body: Vec::new(),
     };
+    let invite = req.method() == Some(&Method::Invite);
     for h in &req.headers {
         match h.name {
             HName::Via | HName::From | HName::CallId | HName::CSeq => r.headers.push(h.clone()),
+            // The proxies' route set comes back in the dialog-creating answers (RFC 3261 §12.1.1).
+            HName::RecordRoute if invite && (101..300).contains(&code) => r.headers.push(h.clone()),
             HName::To => {
                 let mut v = h.value.clone();
                 if let Some(t) = to_tag {

@@ -68,6 +68,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         kind: Default::default(),
         auth: Default::default(),
         users: vec![],
+        registrations: vec![],
         limits: Default::default(),
         numbers: Default::default(),
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
@@ -174,10 +175,23 @@ pub(crate) fn sipp(
     calls: usize,
     extra: &[&str],
 ) -> Sipp {
+    sipp_to(dir, tag, sf, port, remote.map(|r| SocketAddr::from(([127, 0, 0, 1], r))), calls, extra)
+}
+
+/// [`sipp`] toward any address.
+pub(crate) fn sipp_to(
+    dir: &Path,
+    tag: &str,
+    sf: &str,
+    port: u16,
+    remote: Option<SocketAddr>,
+    calls: usize,
+    extra: &[&str],
+) -> Sipp {
     let stat = dir.join(format!("{tag}.csv"));
     let mut c = Command::new("sipp");
     if let Some(r) = remote {
-        c.arg(format!("127.0.0.1:{r}"));
+        c.arg(r.to_string());
     }
     c.args(["-sf", &scenario(sf), "-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-mp", &xtrunk_signaling::testing::sipp_media_port().to_string(), "-m", &calls.to_string()])

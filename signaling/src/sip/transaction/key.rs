@@ -41,6 +41,8 @@ pub enum Owner {
     Orphan,
     /// An OPTIONS health probe (`crate::health`).
     Probe,
+    /// An upstream REGISTER (`crate::upstream`).
+    Registration,
 }
 
 /// Transaction key: direction + branch + method (ACK matches INVITE), or the RFC 2543 fallback.
