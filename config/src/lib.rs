@@ -81,6 +81,11 @@ pub struct Config {
     /// Tenants and the DID pools they own; trunks name them in `trunk.account`. TOML: `[[account]]`.
     #[serde(default, rename = "account", skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<Account>,
+    /// Named address sets trunks take into their ACL by name (`trunk.acl_aliases`): one alias
+    /// for all of a carrier's signalling ranges, kept in one place. TOML: `[acl_aliases]`,
+    /// `plivo = ["15.207.90.192/28", "204.89.151.128/27"]`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub acl_aliases: std::collections::BTreeMap<String, Vec<ipnet::IpNet>>,
     /// The CDR store (SQLite or PostgreSQL fed from the CDR file); off by default.
     #[serde(default)]
     pub cdr: CdrStore,

@@ -66,8 +66,10 @@ pub struct TrunkView {
     pub kind: TrunkKind,
     /// How requests are authenticated (only [`AuthMode::Acl`] passes validation in this release).
     pub auth: AuthMode,
-    /// Source networks attributed to this trunk.
+    /// Source networks attributed to this trunk: `acl` and its `acl_aliases`' networks.
     pub acl: Vec<IpNet>,
+    /// `verify_port`: its requests must come from one of its targets' address and port.
+    pub verify_port: bool,
     /// Destinations, in failover order (stably sorted by `priority`). For a trunk with a
     /// `domain`, what the resolver last found (empty until then).
     pub targets: Vec<Target>,
@@ -396,7 +398,13 @@ impl Snapshot {
                 role: t.role,
                 kind: t.kind,
                 auth: t.auth,
-                acl: t.acl.clone(),
+                acl: t
+                    .acl
+                    .iter()
+                    .chain(t.acl_aliases.iter().flat_map(|a| cfg.acl_aliases.get(a).into_iter().flatten()))
+                    .copied()
+                    .collect(),
+                verify_port: t.verify_port,
                 targets: {
                     let mut v = t.targets.clone();
                     v.extend(registration_targets(&t.registrations));

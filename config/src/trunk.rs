@@ -20,6 +20,15 @@ pub struct Trunk {
     /// address no trunk lists is answered 403.
     #[serde(default)]
     pub acl: Vec<IpNet>,
+    /// `[acl_aliases]` (by name) whose networks are part of this trunk's ACL too (WeHostVoIP's
+    /// one alias for a carrier's ranges; PortSIP's "associated IPs" are the same thing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acl_aliases: Vec<String>,
+    /// PortSIP's "verify port": a request is this trunk's only when it comes from one of its
+    /// targets' (or registrars') exact address and port, not merely from an address in its ACL
+    /// (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify_port: bool,
     /// Where calls routed to this trunk are sent, tried in order (failover).
     #[serde(default)]
     pub targets: Vec<Target>,

@@ -431,6 +431,7 @@ impl Config {
                 v.add(format!("{p}.name"), format!("trunk {:?} is defined twice", t.name));
             }
             if t.acl.is_empty()
+                && t.acl_aliases.is_empty()
                 && t.targets.is_empty()
                 && t.domain.is_none()
                 && t.registrations.is_empty()
@@ -496,6 +497,7 @@ impl Config {
             check_leg_timeout(v, &format!("{p}.leg_timeout_secs"), t.leg_timeout_secs);
         }
         pools::validate_acl_overlaps(self, v);
+        pools::validate_acl_aliases(self, v);
     }
 
     /// Problems that do not refuse the file but that `check-config` reports (key path, reason).

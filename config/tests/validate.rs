@@ -921,3 +921,16 @@ fn trunk_failover_names_a_trunk_with_targets() {
     assert_problem(&f("[\"pbx\"]"), "trunk[0].failover[0]", "no targets");
     assert_problem(&f("[\"carrier\", \"carrier\"]"), "trunk[0].failover[1]", "listed twice");
 }
+
+#[test]
+fn acl_aliases_are_named_and_overlap_like_acls() {
+    let base = format!("[acl_aliases]\nplivo = [\"192.0.2.0/28\"]\nempty = []\n{MINIMAL}");
+    let t = |extra: &str| format!("{base}\n[[trunk]]\nname = \"x\"\nrole = \"carrier\"\n{extra}");
+    assert_problem(&t("acl_aliases = [\"plivo\"]"), "acl_aliases.empty", "at least one network");
+    let ok = t("acl_aliases = [\"plivo\"]").replace("empty = []\n", "");
+    assert!(problems_of(&ok).is_empty(), "{:?}", problems_of(&ok));
+    assert_problem(&t("acl_aliases = [\"nope\"]"), "trunk[2].acl_aliases[0]", "no [acl_aliases] entry named \"nope\"");
+    let twice = format!("{ok}\n[[trunk]]\nname = \"y\"\nrole = \"carrier\"\nacl = [\"192.0.2.8/29\"]");
+    assert_problem(&twice, "trunk[3].acl[0]", "overlaps trunk[2].acl_aliases[0] (192.0.2.0/28");
+    assert_problem(&t("acl = [\"10.9.0.0/16\"]\nverify_port = true"), "trunk[2].verify_port", "needs targets");
+}

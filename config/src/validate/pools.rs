@@ -58,25 +58,55 @@ pub(super) fn validate_accounts(cfg: &Config, v: &mut Validator) {
 /// The same or nested networks listed by two trunks: the first trunk listed would take every
 /// call from the shared addresses, silently misattributing the other trunk's calls.
 pub(super) fn validate_acl_overlaps(cfg: &Config, v: &mut Validator) {
-    let mut spans = Vec::new();
+    // Every network a trunk's ACL holds, with the key that put it there.
+    let mut entries: Vec<(usize, String, IpNet)> = Vec::new();
     for (i, t) in cfg.trunks.iter().enumerate() {
-        for (j, net) in t.acl.iter().enumerate() {
-            let (class, lo, hi) = net_span(net);
-            spans.push(Span { class, lo, hi, owner: i, at: (i, j) });
+        entries.extend(t.acl.iter().enumerate().map(|(j, n)| (i, format!("trunk[{i}].acl[{j}]"), *n)));
+        for (k, a) in t.acl_aliases.iter().enumerate() {
+            let nets = cfg.acl_aliases.get(a).into_iter().flatten();
+            entries.extend(nets.map(|n| (i, format!("trunk[{i}].acl_aliases[{k}]"), *n)));
         }
     }
-    for (a, b) in overlaps(spans) {
+    let spans = entries.iter().enumerate().map(|(e, (i, _, net))| {
+        let (class, lo, hi) = net_span(net);
+        Span { class, lo, hi, owner: *i, at: (e, 0) }
+    });
+    for (a, b) in overlaps(spans.collect()) {
         let (later, earlier) = if a.at > b.at { (a, b) } else { (b, a) };
-        let ((li, lj), (ei, ej)) = (later.at, earlier.at);
-        let other = &cfg.trunks[ei];
+        let ((_, ln, lnet), (ek, en, enet)) = (&entries[later.at.0], &entries[earlier.at.0]);
         v.add(
-            format!("trunk[{li}].acl[{lj}]"),
+            ln.clone(),
             format!(
-                "{} overlaps trunk[{ei}].acl[{ej}] ({}, trunk {:?}); the first trunk listed would take every call \
+                "{lnet} overlaps {en} ({enet}, trunk {:?}); the first trunk listed would take every call \
                  from the shared addresses",
-                cfg.trunks[li].acl[lj], other.acl[ej], other.name
+                cfg.trunks[*ek].name
             ),
         );
+    }
+}
+
+/// `[acl_aliases]` entries and the trunks' references to them.
+pub(super) fn validate_acl_aliases(cfg: &Config, v: &mut Validator) {
+    for (name, nets) in &cfg.acl_aliases {
+        if name.is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            v.add(format!("acl_aliases.{name:?}"), "an alias name must be non-empty, without spaces");
+        }
+        if nets.is_empty() {
+            v.add(format!("acl_aliases.{name}"), "must list at least one network");
+        }
+    }
+    for (i, t) in cfg.trunks.iter().enumerate() {
+        for (k, a) in t.acl_aliases.iter().enumerate() {
+            if !cfg.acl_aliases.contains_key(a) {
+                v.add(format!("trunk[{i}].acl_aliases[{k}]"), format!("no [acl_aliases] entry named {a:?}"));
+            }
+        }
+        if t.verify_port && t.targets.is_empty() && t.registrations.is_empty() && t.domain.is_none() {
+            v.add(
+                format!("trunk[{i}].verify_port"),
+                "needs targets, a domain or registrations (the addresses and ports to verify)",
+            );
+        }
     }
 }
 

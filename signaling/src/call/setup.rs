@@ -52,7 +52,8 @@ impl Core {
         }
         let mut user = user_of(req.uri().unwrap_or(""));
         // A call to the contact a register trunk registered carries the number in To.
-        if let Some(t) = trunk.map(|t| self.cfg.trunk(t)) {
+        let known = trunk.or_else(|| policy::identify::by_acl(&self.cfg, src.remote.ip()));
+        if let Some(t) = known.map(|t| self.cfg.trunk(t)) {
             if t.kind == xtrunk_config::TrunkKind::Register && t.registrations.iter().any(|r| r.contact() == user) {
                 if let Some(n) = req.to().and_then(|to| Uri::parse(&to.uri).ok()).and_then(|u| u.user) {
                     user = n;

@@ -377,6 +377,10 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Ad
     let Some(tin) = call.trunk.or_else(|| identify::by_acl(cfg, call.source.ip())) else {
         return reject(RejectReason::UnknownSource, None);
     };
+    // PortSIP's "verify port": the address in the ACL is not enough, the port must be a target's.
+    if cfg.trunk(tin).verify_port && !cfg.trunk(tin).targets.iter().any(|t| t.addr == call.source) {
+        return reject(RejectReason::UnknownSource, None);
+    }
     let allowed = &cfg.trunk(tin).transports;
     if !allowed.is_empty() && !allowed.iter().any(|t| crate::transport::Transport::from(*t) == call.transport) {
         return reject(RejectReason::TransportNotAllowed, Some(tin));

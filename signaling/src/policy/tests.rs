@@ -355,3 +355,19 @@ fn a_window_across_midnight_belongs_to_the_day_it_starts() {
     assert!(w.contains(fri + 86_400 + 5 * 3600), "Saturday 05:00 (still Friday night)");
     assert!(!w.contains(fri + 86_400 + 7 * 3600), "Saturday 07:00");
 }
+
+#[test]
+fn acl_aliases_join_the_acl_and_verify_port_wants_a_target() {
+    let mut c = raw();
+    c.acl_aliases.insert("carrier-ranges".into(), vec!["203.0.113.0/28".parse().unwrap()]);
+    c.trunks[2].acl_aliases = vec!["carrier-ranges".into()];
+    c.trunks[1].verify_port = true;
+    let s = c.snapshot(Host { cores: 2, check_paths: false }).unwrap();
+    assert_eq!(identify::by_acl(&s, "203.0.113.9".parse().unwrap()), Some(CARRIER_B));
+    assert_eq!(identify::by_acl(&s, "203.0.113.99".parse().unwrap()), None);
+    // carrier-a's ACL holds 192.0.2.99, but with verify_port only its target's port is it.
+    let d = admit(&s, &call("192.0.2.10:5999", "4420", true), Instant::now(), &mut Admission::default());
+    assert!(matches!(d, Decision::Reject(Reject { why: RejectReason::UnknownSource, .. })), "{d:?}");
+    let d = admit(&s, &call("192.0.2.10:5060", "4420", true), Instant::now(), &mut Admission::default());
+    assert!(!matches!(d, Decision::Reject(Reject { why: RejectReason::UnknownSource, .. })), "{d:?}");
+}

@@ -69,6 +69,8 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         auth: Default::default(),
         users: vec![],
         registrations: vec![],
+        acl_aliases: vec![],
+        verify_port: false,
         limits: Default::default(),
         numbers: Default::default(),
         acl: acl.iter().map(|a| a.parse().unwrap()).collect(),
