@@ -23,6 +23,7 @@ mod node;
 mod ops;
 mod registration;
 mod route;
+mod shared;
 mod sip;
 mod snapshot;
 mod trunk;
@@ -42,6 +43,7 @@ pub use node::{LogFormat, LogLevel, Node};
 pub use ops::{CdrStore, Control, StoreKind};
 pub use registration::{Registration, MAX_REGISTRATIONS};
 pub use route::{default_failover_codes, parse_hhmm, Route, TimeWindow, DAYS, MAX_ROUTE_ENTRIES};
+pub use shared::{Shared, SharedKind};
 pub use sip::{Dns, Listen, Sip, SipLimits, SipTimers, TlsFiles, Transport};
 pub use snapshot::{
     AccountId, AccountView, Country, DestinationsView, NumbersView, RouteQuery, RouteView, Snapshot, TrunkId,
@@ -92,6 +94,9 @@ pub struct Config {
     /// The control thread (`/metrics`, admin API); off by default.
     #[serde(default)]
     pub control: Control,
+    /// `[shared]`: the store several edges share admission counters through; off by default.
+    #[serde(default, skip_serializing_if = "Shared::is_default")]
+    pub shared: Shared,
 }
 
 /// Why a configuration could not be used.

@@ -64,6 +64,7 @@ impl Config {
         self.validate_datapath(&mut v, host);
         self.validate_trunks(&mut v);
         self.validate_routes(&mut v);
+        self.shared.validate(&mut v);
         pools::validate_accounts(self, &mut v);
         self.validate_ops(&mut v);
         v.problems

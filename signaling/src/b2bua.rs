@@ -122,6 +122,7 @@ impl Core {
         let mut health = crate::health::Health::default();
         health.sync(&cfg, now);
         let auth = crate::auth::Auth::new(&cfg, &seed, now);
+        let admission = crate::policy::Admission::for_config(&cfg);
         let mut core = Self {
             auth,
             health,
@@ -151,7 +152,7 @@ impl Core {
             next: 1,
             ids: Ids::new(seed),
             epoch: (now, wall),
-            admission: crate::policy::Admission::default(),
+            admission,
             queued: VecDeque::new(),
             last_now: now,
             metrics: Metrics::default(),
@@ -564,6 +565,7 @@ impl Core {
         self.pump(now);
         self.run_probes(now);
         self.run_upstream(now);
+        self.admission.store.tick(now);
         self.expire_registrations(now);
         while let Some(Reverse((at, id, kind))) = self.heap.peek().copied() {
             if at > now {
@@ -622,7 +624,10 @@ impl Core {
         let b = self.heap.peek().map(|Reverse((t, _, _))| *t);
         let c = self.media_wake.filter(|_| self.media_wait > 0);
         let d = self.queued.iter().map(|q| q.at).min();
-        [a, b, c, d, self.health.next_deadline(), self.upstream.next_deadline()].into_iter().flatten().min()
+        [a, b, c, d, self.health.next_deadline(), self.upstream.next_deadline(), self.admission.store.next_tick()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Transport failure towards `remote` (TCP connect refused/reset).

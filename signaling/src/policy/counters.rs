@@ -98,7 +98,7 @@ impl Period {
     }
 
     /// (window length, bucket length) in seconds.
-    fn shape(self) -> (u64, u64) {
+    pub(crate) fn shape(self) -> (u64, u64) {
         match self {
             Self::Hour => (3600, 60),
             Self::Day => (86_400, 900),
@@ -126,6 +126,15 @@ pub trait CounterStore {
     /// Renames every scope after a reload renumbered trunks/accounts; a scope mapped to None
     /// (removed from the configuration) is dropped, and the leases holding it forget it.
     fn remap(&mut self, f: &dyn Fn(Scope) -> Option<Scope>);
+    /// Learns the trunk and account names of a (new) configuration: a shared store keys its
+    /// counters by name, the same on every edge. Default: nothing.
+    fn rename(&mut self, _cfg: &xtrunk_config::Snapshot) {}
+    /// Periodic work at `now` (a shared store refreshes its live leases). Default: nothing.
+    fn tick(&mut self, _now: Instant) {}
+    /// When [`CounterStore::tick`] wants to run next.
+    fn next_tick(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// Calls per bucket of a rolling window; the oldest bucket falls off as time moves on.

@@ -23,6 +23,7 @@ pub mod identify;
 pub mod limits;
 pub mod numbers;
 pub mod routing;
+pub mod shared;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -32,6 +33,7 @@ use xtrunk_config::{Snapshot, TrunkId};
 pub use callerid::NumberPlan;
 pub use counters::{CounterStore, MemoryStore, Period};
 pub use fraud::{FraudKey, FraudTables, Measure};
+pub use shared::{RedisStore, SharedStatus};
 
 use crate::transport::Transport;
 
@@ -144,6 +146,18 @@ impl Default for Admission {
     }
 }
 
+impl Admission {
+    /// The admission state `cfg` asks for: counters in memory, or in the `[shared]` store.
+    pub fn for_config(cfg: &Snapshot) -> Self {
+        match cfg.raw.shared.kind {
+            xtrunk_config::SharedKind::None => Self::default(),
+            xtrunk_config::SharedKind::Redis => {
+                Self { store: Box::new(RedisStore::new(cfg, &cfg.node.name)), fraud: FraudTables::default() }
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admission").field("leases", &self.store.leases()).field("fraud", &self.fraud.len()).finish()
@@ -165,6 +179,7 @@ impl Admission {
     /// Follows a reload: trunks and accounts are matched by name between `old` and `new` (ids
     /// are positions and may change); those gone are dropped from the tables.
     pub fn reload(&mut self, old: &Snapshot, new: &Snapshot) {
+        self.store.rename(new);
         let same = old.trunks.iter().map(|t| &t.name).eq(new.trunks.iter().map(|t| &t.name))
             && old.accounts.iter().map(|a| &a.name).eq(new.accounts.iter().map(|a| &a.name));
         if same {

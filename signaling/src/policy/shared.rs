@@ -1,0 +1,466 @@
+//! [`RedisStore`]: the admission counters of several edges in one Redis-protocol server (#19).
+//!
+//! - **Channels are leases**: a call's hold is one member per (scope, direction) sorted set,
+//!   scored by its expiry on the *server's* clock (`TIME` in the scripts, so edges' clocks do not
+//!   matter). Counting first drops the expired members, so a crashed edge's calls stop counting
+//!   within `lease_ttl_secs`, and nothing is ever decremented: no counter can go negative or
+//!   stick when a release is lost or repeated. Live leases are refreshed every third of the TTL.
+//! - **CPS** is the same GCRA as [`MemoryStore`], its theoretical arrival time kept in the server.
+//! - **Caps** (hour/day/week) are one hash per scope and period, a field per bucket.
+//! - Check-and-take is one script per call (atomic on the server; one round trip).
+//! - **Degraded mode**: a round trip that fails or takes longer than `timeout_ms` marks the store
+//!   down for `retry_secs`; meanwhile this edge decides alone on `share_pct` % of every limit
+//!   (an inner [`MemoryStore`]), and says so in the log and [`SharedStatus`]. When the store
+//!   answers again, the calls admitted alone are written into it (their leases), so counts
+//!   converge; nothing waits on a dead store for longer than one timeout per `retry_secs`.
+//!
+//! Synchronous on the SIP loop by design: a round trip to a store on the local network costs
+//! tens of microseconds and is bounded by the timeout; no async runtime runs there.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use xtrunk_config::{Shared, Snapshot};
+
+use super::counters::{CounterStore, Dir, Lease, MemoryStore, Period, Rate, Scope, Take, Want};
+
+const ACQUIRE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+for i = 1, n do
+  local here, other = KEYS[2 * i - 1], KEYS[2 * i]
+  redis.call('ZREMRANGEBYSCORE', here, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', other, '-inf', now)
+  local h, o = redis.call('ZCARD', here), redis.call('ZCARD', other)
+  local total, indir = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  if (total >= 0 and h + o >= total) or (indir >= 0 and h >= indir) then
+    for j = 1, i - 1 do redis.call('ZREM', KEYS[2 * j - 1], ARGV[3 * j + 2]) end
+    return i
+  end
+  redis.call('ZADD', here, now + ttl, ARGV[3 * i + 2])
+  redis.call('PEXPIRE', here, 2 * ttl)
+end
+return 0
+";
+
+const REFRESH: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now + ttl, ARGV[1 + i])
+  redis.call('PEXPIRE', KEYS[i], 2 * ttl)
+end
+return #KEYS
+";
+
+const TAKE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local max_wait, max_queued = tonumber(ARGV[3]), tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local start = tat - tolerance
+if start < now then start = now end
+local wait = start - now
+if wait <= 0 or (wait <= max_wait and math.ceil(wait / interval) <= max_queued) then
+  redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(tat + interval - now + 1000))
+  return {1, tostring(wait)}
+end
+return {0, tostring(wait - max_wait)}
+";
+
+const COUNT: &str = r"
+local t = redis.call('TIME')
+local b = math.floor(tonumber(t[1]) / tonumber(ARGV[1]))
+local keep = tonumber(ARGV[2])
+local all = redis.call('HGETALL', KEYS[1])
+local sum = 0
+for i = 1, #all, 2 do
+  local k = tonumber(all[i])
+  if k <= b - keep then redis.call('HDEL', KEYS[1], all[i]) else sum = sum + tonumber(all[i + 1]) end
+end
+if ARGV[3] == '1' then
+  redis.call('HINCRBY', KEYS[1], tostring(b), 1)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]) * (keep + 1))
+end
+return sum
+";
+
+/// What [`RedisStore`] reports about itself (for logs, metrics and tests).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SharedStatus {
+    /// The store is being used now (false: degraded, deciding alone).
+    pub up: bool,
+    /// Times the store was found unreachable or too slow.
+    pub failures: u64,
+    /// Calls admitted alone, on this edge's share, while degraded.
+    pub degraded_admits: u64,
+    /// Round trips made.
+    pub round_trips: u64,
+}
+
+/// One lease: its members in the store (key, member), or held by the local fallback.
+#[derive(Debug)]
+enum Held {
+    Shared(Vec<(String, String)>),
+    Local(Lease, Vec<(String, String)>),
+}
+
+/// Admission counters in a Redis-protocol server; see the module docs.
+pub struct RedisStore {
+    cfg: Shared,
+    client: Option<redis::Client>,
+    conn: Option<redis::Connection>,
+    down_until: Option<Instant>,
+    local: MemoryStore,
+    held: HashMap<Lease, Held>,
+    names: HashMap<Scope, String>,
+    node: String,
+    next: u64,
+    next_refresh: Option<Instant>,
+    scripts: [redis::Script; 4],
+    /// What the store did so far.
+    pub status: SharedStatus,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("status", &self.status).field("leases", &self.held.len()).finish()
+    }
+}
+
+/// Which sorted set a (scope, direction) is.
+fn dir_key(prefix: &str, name: &str, dir: Dir) -> String {
+    format!("{prefix}ch:{name}:{}", if dir == Dir::Inbound { "in" } else { "out" })
+}
+
+impl RedisStore {
+    /// A store for `cfg.shared` (not yet connected: the first call setup connects). `node`
+    /// names this edge in lease members (its name, unique in the fleet).
+    pub fn new(cfg: &Snapshot, node: &str) -> Self {
+        let client = redis::Client::open(cfg.raw.shared.url.as_str())
+            .map_err(|e| log::error!("shared.url {:?}: {e}; deciding alone", cfg.raw.shared.url))
+            .ok();
+        let mut s = Self {
+            cfg: cfg.raw.shared.clone(),
+            client,
+            conn: None,
+            down_until: None,
+            local: MemoryStore::new(),
+            held: HashMap::new(),
+            names: HashMap::new(),
+            node: format!("{node}-{:x}", std::process::id()),
+            next: 1,
+            next_refresh: None,
+            scripts: [ACQUIRE, REFRESH, TAKE, COUNT].map(redis::Script::new),
+            status: SharedStatus::default(),
+        };
+        s.rename(cfg);
+        s
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.cfg.timeout_ms))
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        u64::from(self.cfg.lease_ttl_secs) * 1000
+    }
+
+    /// The connection, unless the store is marked down at `now` (then None: decide alone).
+    fn conn(&mut self, now: Instant) -> Option<&mut redis::Connection> {
+        if self.down_until.is_some_and(|t| t > now) {
+            return None;
+        }
+        if self.conn.is_none() {
+            let t = self.timeout();
+            let c = self.client.as_ref()?.get_connection_with_timeout(t).and_then(|c| {
+                c.set_read_timeout(Some(t))?;
+                c.set_write_timeout(Some(t))?;
+                Ok(c)
+            });
+            match c {
+                Ok(c) => {
+                    if self.down_until.take().is_some() || !self.status.up {
+                        log::info!("shared store {} answers; counting there again", self.cfg.url);
+                    }
+                    self.status.up = true;
+                    self.conn = Some(c);
+                    self.rejoin(now);
+                }
+                Err(e) => {
+                    self.fail(now, &e);
+                    return None;
+                }
+            }
+        }
+        self.conn.as_mut()
+    }
+
+    fn fail(&mut self, now: Instant, e: &redis::RedisError) {
+        self.status.failures += 1;
+        if self.status.up || self.down_until.is_none() {
+            log::warn!(
+                "shared store {} unreachable ({e}); deciding alone on {} % of every limit for {} s",
+                self.cfg.url,
+                self.cfg.share_pct,
+                self.cfg.retry_secs
+            );
+        }
+        self.status.up = false;
+        self.conn = None;
+        self.down_until = Some(now + Duration::from_secs(u64::from(self.cfg.retry_secs)));
+    }
+
+    /// Runs `f` on the connection; an error marks the store down. None: decide alone.
+    fn call<T>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&[redis::Script; 4], &mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Option<T> {
+        let scripts = self.scripts.clone();
+        let conn = self.conn(now)?;
+        let r = f(&scripts, conn);
+        self.status.round_trips += 1;
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail(now, &e);
+                None
+            }
+        }
+    }
+
+    /// The store answers again: the leases taken alone go into it (no limit checked: the
+    /// calls exist), so every edge counts them from now on.
+    fn rejoin(&mut self, _now: Instant) {
+        let local: Vec<(Lease, Vec<(String, String)>)> = self
+            .held
+            .iter()
+            .filter_map(|(l, h)| match h {
+                Held::Local(_, m) => Some((*l, m.clone())),
+                Held::Shared(_) => None,
+            })
+            .collect();
+        if local.is_empty() {
+            return;
+        }
+        let members: Vec<(String, String)> = local.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
+        if self.refresh_members(&members).is_ok() {
+            for (l, m) in local {
+                if let Some(Held::Local(inner, _)) = self.held.insert(l, Held::Shared(m)) {
+                    self.local.release(inner);
+                }
+            }
+        }
+    }
+
+    fn refresh_members(&mut self, members: &[(String, String)]) -> redis::RedisResult<()> {
+        let ttl = self.ttl_ms();
+        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
+        for chunk in members.chunks(512) {
+            let mut inv = self.scripts[1].prepare_invoke();
+            inv.arg(ttl);
+            for (k, m) in chunk {
+                inv.key(k).arg(m);
+            }
+            inv.invoke::<u64>(conn)?;
+        }
+        Ok(())
+    }
+
+    /// `want` scaled to this edge's share (degraded mode).
+    fn share(&self, w: &Want) -> Want {
+        let f = |n: u32| (u64::from(n) * u64::from(self.cfg.share_pct) / 100) as u32;
+        Want { total: w.total.map(f), in_dir: w.in_dir.map(f), ..*w }
+    }
+
+    fn name(&self, s: Scope) -> String {
+        self.names.get(&s).cloned().unwrap_or_else(|| match s {
+            Scope::Trunk(t) => format!("trunk#{}", t.0),
+            Scope::Account(a) => format!("account#{}", a.0),
+        })
+    }
+
+    fn members(&mut self, wants: &[Want]) -> Vec<(String, String)> {
+        let id = self.next;
+        wants
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (dir_key(&self.cfg.prefix, &self.name(w.scope), w.dir), format!("{}:{id}:{i}", self.node)))
+            .collect()
+    }
+}
+
+impl CounterStore for RedisStore {
+    fn try_acquire(&mut self, wants: &[Want], now: Instant) -> Result<Lease, usize> {
+        let members = self.members(wants);
+        let lease = Lease(self.next);
+        self.next += 1;
+        let ttl = self.ttl_ms();
+        let other: Vec<String> = wants
+            .iter()
+            .map(|w| {
+                let d = if w.dir == Dir::Inbound { Dir::Outbound } else { Dir::Inbound };
+                dir_key(&self.cfg.prefix, &self.name(w.scope), d)
+            })
+            .collect();
+        let r = self.call(now, |s, c| {
+            let mut inv = s[0].prepare_invoke();
+            inv.arg(wants.len()).arg(ttl);
+            for ((w, (k, m)), o) in wants.iter().zip(&members).zip(&other) {
+                inv.key(k).key(o);
+                inv.arg(w.total.map_or(-1, i64::from)).arg(w.in_dir.map_or(-1, i64::from)).arg(m);
+            }
+            inv.invoke::<usize>(c)
+        });
+        match r {
+            Some(0) => {
+                self.held.insert(lease, Held::Shared(members));
+                self.next_refresh.get_or_insert(now + Duration::from_millis(ttl / 3));
+                Ok(lease)
+            }
+            Some(i) => Err(i - 1),
+            None => {
+                let scaled: Vec<Want> = wants.iter().map(|w| self.share(w)).collect();
+                let inner = self.local.try_acquire(&scaled, now)?;
+                self.status.degraded_admits += 1;
+                self.held.insert(lease, Held::Local(inner, members));
+                Ok(lease)
+            }
+        }
+    }
+
+    fn release(&mut self, lease: Lease) -> bool {
+        match self.held.remove(&lease) {
+            None => false,
+            Some(Held::Local(inner, _)) => self.local.release(inner),
+            Some(Held::Shared(members)) => {
+                // Best effort: a release the store misses expires with the lease's TTL.
+                if let Some(c) = self.conn.as_mut() {
+                    let mut p = redis::pipe();
+                    for (k, m) in &members {
+                        p.zrem(k, m).ignore();
+                    }
+                    if let Err(e) = p.query::<()>(c) {
+                        self.fail(Instant::now(), &e);
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    fn channels(&self, scope: Scope) -> (u32, u32) {
+        // This edge's own calls (the fleet's total is in the store).
+        let mut n = self.local.channels(scope);
+        let (i, o) = (
+            dir_key(&self.cfg.prefix, &self.name(scope), Dir::Inbound),
+            dir_key(&self.cfg.prefix, &self.name(scope), Dir::Outbound),
+        );
+        for h in self.held.values() {
+            if let Held::Shared(m) = h {
+                n.0 += m.iter().filter(|(k, _)| *k == i).count() as u32;
+                n.1 += m.iter().filter(|(k, _)| *k == o).count() as u32;
+            }
+        }
+        n
+    }
+
+    fn take(&mut self, scope: Scope, rate: Rate, now: Instant) -> Take {
+        let key = format!("{}cps:{}", self.cfg.prefix, self.name(scope));
+        let interval = 1000.0 / rate.per_sec;
+        let tolerance = interval * f64::from(rate.burst.saturating_sub(1));
+        let max_wait = rate.max_wait.as_secs_f64() * 1000.0;
+        let r = self.call(now, |s, c| {
+            s[2].key(&key).arg(interval).arg(tolerance).arg(max_wait).arg(rate.max_queued).invoke::<(u8, String)>(c)
+        });
+        match r {
+            Some((ok, ms)) => {
+                let ms: f64 = ms.parse().unwrap_or(0.0);
+                let d = Duration::from_secs_f64((ms.max(0.0)) / 1000.0);
+                match ok {
+                    1 if d.is_zero() => Take::Now,
+                    1 => Take::At(now + d),
+                    _ => Take::Refused(d.max(Duration::from_millis(1))),
+                }
+            }
+            None => {
+                let per_sec = rate.per_sec * f64::from(self.cfg.share_pct) / 100.0;
+                self.local.take(scope, Rate { per_sec: per_sec.max(0.01), ..rate }, now)
+            }
+        }
+    }
+
+    fn count(&mut self, scope: Scope, period: Period, now: Instant) -> u32 {
+        self.window(scope, period, now, false).unwrap_or_else(|| self.local.count(scope, period, now))
+    }
+
+    fn record(&mut self, scope: Scope, now: Instant) {
+        for p in Period::ALL {
+            if self.window(scope, p, now, true).is_none() {
+                self.local.record(scope, now);
+                return;
+            }
+        }
+    }
+
+    fn leases(&self) -> usize {
+        self.held.len()
+    }
+
+    fn remap(&mut self, f: &dyn Fn(Scope) -> Option<Scope>) {
+        self.local.remap(f);
+    }
+
+    fn rename(&mut self, cfg: &Snapshot) {
+        self.names.clear();
+        for t in &cfg.trunks {
+            self.names.insert(Scope::Trunk(t.id), format!("t:{}", t.name));
+        }
+        for a in &cfg.accounts {
+            self.names.insert(Scope::Account(a.id), format!("a:{}", a.name));
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if self.next_refresh.is_none_or(|t| t > now) {
+            return;
+        }
+        let every = Duration::from_millis(self.ttl_ms() / 3);
+        self.next_refresh = (!self.held.is_empty()).then_some(now + every);
+        if self.conn(now).is_none() {
+            return;
+        }
+        let members: Vec<(String, String)> = self
+            .held
+            .values()
+            .filter_map(|h| match h {
+                Held::Shared(m) => Some(m.iter().cloned()),
+                Held::Local(..) => None,
+            })
+            .flatten()
+            .collect();
+        self.status.round_trips += 1;
+        if let Err(e) = self.refresh_members(&members) {
+            self.fail(now, &e);
+        }
+    }
+
+    fn next_tick(&self) -> Option<Instant> {
+        self.next_refresh
+    }
+}
+
+impl RedisStore {
+    /// The sum of `period`'s window (and one call added when `add`), None when degraded.
+    fn window(&mut self, scope: Scope, period: Period, now: Instant, add: bool) -> Option<u32> {
+        let (span, bucket) = period.shape();
+        let key = format!("{}cap:{}:{}", self.cfg.prefix, self.name(scope), period.as_str());
+        self.call(now, |s, c| s[3].key(&key).arg(bucket).arg(span / bucket + 1).arg(u8::from(add)).invoke::<u32>(c))
+    }
+}
