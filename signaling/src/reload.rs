@@ -5,7 +5,8 @@
 //! timeouts and `sip.no_answer_timeout_secs` apply to the next call (the `sip.tcp_*` limits to the
 //! next accept, send or idle sweep); calls in progress keep the snapshot they started with.
 //! Listeners, the media port range and bind address, the SIP timers, the message size limit, the
-//! advertised SIP host and everything under `[node]` and `[datapath]` are bound at start: a new
+//! advertised SIP host and everything under `[node]`, `[datapath]` and `[shared]` (the counter
+//! store is chosen and connected at start) are bound at start: a new
 //! value is reported and the running one kept.
 
 use xtrunk_config::Snapshot;
@@ -32,6 +33,7 @@ pub fn keep_restart_only(running: &Snapshot, new: &mut Snapshot) -> Vec<&'static
         "media.bind_ip" => media.bind_ip;
         "node" => node;
         "datapath" => datapath;
+        "shared" => raw.shared;
     }
     kept
 }
