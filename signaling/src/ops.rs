@@ -86,6 +86,8 @@ pub struct OpsSnapshot {
     pub targets: Vec<(String, String, bool)>,
     /// Upstream registrations: (trunk, registrar `ip:port`, up, last error).
     pub registrations: Vec<(String, String, bool, Option<String>)>,
+    /// The `[shared]` counter store's state (None: counters in memory).
+    pub shared: Option<crate::policy::SharedStatus>,
 }
 
 /// Calls listed in a snapshot at most.

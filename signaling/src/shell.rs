@@ -477,6 +477,7 @@ impl<M: MediaPort> Server<M> {
                 calls: if list { self.core.active_cdrs(crate::ops::MAX_LISTED) } else { Vec::new() },
                 targets: self.core.target_health(),
                 registrations: self.core.registrations(),
+                shared: self.core.admission.store.shared_status(),
             };
             o.last = now;
         }

@@ -357,6 +357,21 @@ pub(crate) fn render(s: &OpsSnapshot, src: &Sources) -> String {
         "1 while a register trunk's registration holds a binding at its registrar, 0 while not.",
         s.registrations.iter().map(|(t, a, up, _)| (labels(&[("trunk", t), ("registrar", a)]), i64::from(*up))),
     );
+    if let Some(sh) = &s.shared {
+        gauges(
+            &mut reg,
+            "xtrunk_shared_store_up",
+            "1 while the [shared] counter store is used, 0 while this edge decides alone on its share.",
+            [(Labels::new(), i64::from(sh.up))],
+        );
+        let ev = [("failure", sh.failures), ("degraded_admit", sh.degraded_admits), ("round_trip", sh.round_trips)];
+        counters(
+            &mut reg,
+            "xtrunk_shared_store_total",
+            "The [shared] counter store: round trips, failures (unreachable or slower than timeout_ms) and calls admitted alone.",
+            ev.map(|(e, n)| (labels(&[("event", e)]), n)),
+        );
+    }
     render_process(&mut reg, s, src);
     reg.0
 }

@@ -135,6 +135,10 @@ pub trait CounterStore {
     fn next_tick(&self) -> Option<Instant> {
         None
     }
+    /// A shared store's state (None: counters in this process).
+    fn shared_status(&self) -> Option<super::SharedStatus> {
+        None
+    }
 }
 
 /// Calls per bucket of a rolling window; the oldest bucket falls off as time moves on.

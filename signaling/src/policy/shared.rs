@@ -454,6 +454,10 @@ impl CounterStore for RedisStore {
     fn next_tick(&self) -> Option<Instant> {
         self.next_refresh
     }
+
+    fn shared_status(&self) -> Option<SharedStatus> {
+        Some(self.status.clone())
+    }
 }
 
 impl RedisStore {
