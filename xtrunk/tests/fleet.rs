@@ -3,7 +3,8 @@
 //! 10.79.N.2, reached over a veth from the root namespace at 10.79.N.1, where SIPp, the
 //! carrier and the store run). The account's 10 channels hold exactly 10 calls across the
 //! edges; a 5-CPS trunk admits 5 a second in total; `kill -9` of an edge with calls up gives
-//! its channels back within the lease TTL.
+//! its channels back within the lease TTL; with the store down each edge admits its share, and
+//! when it is back the fleet's 10 hold again.
 //!
 //! Needs root (namespaces, veth); without it the test is skipped with a loud message.
 
@@ -304,7 +305,34 @@ fn three_edges_share_an_accounts_channels_and_a_trunks_cps() {
         .collect();
     let got: Vec<(u64, u64)> = runs.into_iter().map(Sipp::wait).collect();
     let ok: u64 = got.iter().map(|g| g.0).sum();
-    assert!((9..=11).contains(&ok), "5 CPS across the edges over ~2 s: {got:?}");
+    // At most 5 a second (+1 for the window's edge). GCRA spaces calls from the one admitted
+    // before: an arrival up to 50 ms after its slot pushes the next slot as far (no credit
+    // with burst 1), so offered 20/s it admits 4-5 a second.
+    assert!((7..=11).contains(&ok), "5 CPS across the edges over ~2 s: {got:?}");
+
+    // The store dies: each edge decides alone on its 34 % (3 of 10); it comes back (empty, no
+    // persistence) and admission through it resumes, nothing stuck or negative.
+    let mut redis = kids.0.remove(0);
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let (alone_ok, alone_failed) = uac(&dir, "alone", "10.79.1.1", "10.79.1.2", (6, 50, 1500)).wait();
+    assert_eq!((alone_ok, alone_failed), (3, 3), "edge 1 alone on its share");
+    let redis = Command::new("redis-server")
+        .args(["--port", &redis_port.to_string(), "--bind", "0.0.0.0", "--protected-mode", "no"])
+        .args(["--save", "", "--appendonly", "no", "--dir", dir.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    kids.0.push(redis);
+    assert!(xtrunk_signaling::testing::wait_port_bound(redis_port, Duration::from_secs(10)), "redis-server again");
+    std::thread::sleep(Duration::from_millis(1500));
+    let runs: Vec<Sipp> = (1..=2)
+        .map(|e| uac(&dir, &format!("back{e}"), &format!("10.79.{e}.1"), &format!("10.79.{e}.2"), (6, 20, 3000)))
+        .collect();
+    let got: Vec<(u64, u64)> = runs.into_iter().map(Sipp::wait).collect();
+    let ok: u64 = got.iter().map(|g| g.0).sum();
+    assert_eq!(ok, 10, "the store back: 10 across the edges again {got:?}");
+    assert!(edges[0].log().contains("deciding alone on 34 %"), "the outage is logged");
 
     drop(kids);
     drop(edges);

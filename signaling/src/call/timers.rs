@@ -72,11 +72,14 @@ impl Core {
         let _span = sid.and_then(|s| self.call_of_session(s)).map(|c| self.span_of(c).entered());
         match ev {
             Event::Deleted { id, stats, .. } => self.deleted(id, Some(stats)),
-            // A repeated Create whose first copy arrived after all: the session exists.
-            Event::Error { id, code: ErrorCode::DuplicateSession, .. }
-                if self.call_of_session(id).is_some_and(|c| self.calls[&c].b_waits_media) =>
-            {
-                self.media_event(now, Event::Created(id));
+            // A repeated Create whose first copy arrived after all: the session exists. Its
+            // Created may have come first (then the duplicate's refusal changes nothing).
+            Event::Error { id, code: ErrorCode::DuplicateSession, .. } if self.call_of_session(id).is_some() => {
+                if self.call_of_session(id).is_some_and(|c| self.calls[&c].b_waits_media) {
+                    self.media_event(now, Event::Created(id));
+                } else {
+                    log::debug!("session {}: the repeated Create was refused as a duplicate (it exists)", id.0);
+                }
             }
             Event::Error { id, code, port } => {
                 self.metrics.media_errors += 1;

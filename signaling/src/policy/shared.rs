@@ -216,16 +216,26 @@ impl RedisStore {
         self.down_until = Some(now + Duration::from_secs(u64::from(self.cfg.retry_secs)));
     }
 
-    /// Runs `f` on the connection; an error marks the store down. None: decide alone.
+    /// Runs `f` on the connection; an error marks the store down. None: decide alone. A
+    /// connection the server dropped (it restarted) is replaced once and `f` tried again, so a
+    /// store restart costs no call.
     fn call<T>(
         &mut self,
         now: Instant,
-        f: impl FnOnce(&[redis::Script; 4], &mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl Fn(&[redis::Script; 4], &mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
         let scripts = self.scripts.clone();
+        let had = self.conn.is_some();
         let conn = self.conn(now)?;
-        let r = f(&scripts, conn);
+        let mut r = f(&scripts, conn);
         self.status.round_trips += 1;
+        let dropped = |e: &redis::RedisError| !e.is_timeout() && (e.is_connection_dropped() || e.is_io_error());
+        if had && r.as_ref().is_err_and(dropped) {
+            self.conn = None;
+            let conn = self.conn(now)?;
+            r = f(&scripts, conn);
+            self.status.round_trips += 1;
+        }
         match r {
             Ok(v) => Some(v),
             Err(e) => {
