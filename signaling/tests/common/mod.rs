@@ -14,6 +14,8 @@ use std::time::Duration;
 use xtrunk_config::{Config, Listen, Route, Target, Transport, Trunk, TrunkRole};
 use xtrunk_signaling::{LoopbackMedia, Server, Summary};
 
+pub(crate) mod pcap;
+
 pub(crate) fn scenario(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").join(format!("{name}.xml")).display().to_string()
 }
