@@ -11,19 +11,13 @@ mod common;
 mod audio;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use common::*;
-use xtrunk_config::{Config, Listen, Route, Transport, TrunkRole};
 use xtrunk_datapath::codec::bcg729::{Encoder, FRAME_BYTES, FRAME_SAMPLES};
 use xtrunk_datapath::relay::g711;
-use xtrunk_datapath::socket::{run_with_stats, SocketOptions, Stats};
-use xtrunk_signaling::media::ChannelMedia;
 use xtrunk_signaling::sdp::Sdp;
 use xtrunk_signaling::sip::msg::{parse, HName, Message};
-use xtrunk_signaling::Server;
 
 /// Seconds of audio in the pcap.
 const SECS: usize = 2;
@@ -72,47 +66,16 @@ fn g729_pcap(path: &std::path::Path, src: &[i16]) {
 fn sipp_g729_carrier_is_heard_by_a_g711_pbx() {
     need_sipp!();
     let _ = env_logger::builder().is_test(true).try_init();
-    let dir = tmpdir("g729-sipp");
     let src = audio::speech_like(8000 * SECS);
-    g729_pcap(&dir.join("g729.pcap"), &src);
-
-    // Below the ephemeral range, apart from the other tests' ranges.
-    let (port_min, port_max) = (24_100, 24_199);
-    let (cmd_tx, cmd_rx) = mpsc::sync_channel(1024);
-    let (ev_tx, ev_rx) = mpsc::sync_channel(1024);
-    let dp_stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(Stats::default());
-    let opts = SocketOptions {
-        bind_ip: "127.0.0.1".parse().unwrap(),
-        port_min,
-        port_max,
-        cores: vec![],
-        max_sessions: 8,
-        batch: 32,
-    };
-    let (s2, st2) = (dp_stop.clone(), stats.clone());
-    let dp = std::thread::spawn(move || run_with_stats(opts, cmd_rx, ev_tx, s2, st2));
 
     let uas_port = free_port();
-    let sig: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let mut cfg = Config::embedded_default().unwrap();
-    cfg.node.shm_path = dir.join("shm");
-    cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
-    cfg.sip.listen = vec![Listen { transport: Transport::Udp, addr: sig, tls: None, advertised: None }];
-    cfg.media.port_min = port_min;
-    cfg.media.port_max = port_max;
-    let mut pbx = trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]);
-    pbx.codecs = vec!["PCMA".into(), "telephone-event".into()];
-    let mut carrier = trunk("carrier", TrunkRole::Carrier, &[], &[uas_port]);
-    carrier.codecs = vec!["G729".into(), "PCMA".into(), "telephone-event".into()];
-    cfg.trunks = vec![pbx, carrier];
-    cfg.routes = vec![Route::to("", Some("pbx"), "carrier")];
-    let server = Server::bind(&cfg, ChannelMedia { tx: cmd_tx, rx: ev_rx }).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s3 = stop.clone();
-    let sig_thread = std::thread::spawn(move || server.run(s3).unwrap());
-
-    let uas = sipp(&dir, "uas", "uas_g729", uas_port, None, 1, &[]);
+    let edge = MediaEdge::start("g729-sipp", (24_100, 24_199), &[uas_port], |c| {
+        c.trunks[0].codecs = vec!["PCMA".into(), "telephone-event".into()];
+        c.trunks[1].codecs = vec!["G729".into(), "PCMA".into(), "telephone-event".into()];
+    });
+    let sig: SocketAddr = ([127, 0, 0, 1], edge.port).into();
+    g729_pcap(&edge.dir.join("g729.pcap"), &src);
+    let uas = sipp(&edge.dir, "uas", "uas_g729", uas_port, None, 1, &[]);
 
     // The PBX: G.711 A-law only.
     let (pbx_sip, pbx_rtp) = (udp(), udp());
@@ -166,11 +129,7 @@ fn sipp_g729_carrier_is_heard_by_a_g711_pbx() {
         recv_sip(&pbx_sip, |m| m.code().is_some() && m.header(&HName::CSeq).is_some_and(|c| c.contains("BYE")));
     assert_eq!(bye_ok.code(), Some(200));
     let b = uas.wait();
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let summary = sig_thread.join().unwrap();
-    dp_stop.store(true, Ordering::Relaxed);
-    let _ = dp.join();
+    let (summary, cdrs) = edge.stop();
     assert!(b.ok && b.successful == 1, "SIPp carrier: {b:?}");
     assert_clean(&summary);
 
@@ -179,11 +138,6 @@ fn sipp_g729_carrier_is_heard_by_a_g711_pbx() {
     assert!(early <= 5, "{early} packets relayed untranscoded");
     assert!(pkts >= src.len() / 160 * 9 / 10, "{pkts} of {} packets", src.len() / 160);
     assert!(ncc > 0.8, "ncc {ncc:.3}");
-    let cdrs: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("cdr.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(cdrs.len(), 1);
     assert!(cdrs[0]["legs"][1]["packets"].as_u64().unwrap_or(0) >= pkts as u64, "{}", cdrs[0]);
 }
