@@ -7,6 +7,7 @@
 //! events) and [`restart`] (journal and recovery).
 
 mod delayed;
+mod fax;
 mod hunt;
 mod progress;
 mod reoffer;

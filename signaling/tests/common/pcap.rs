@@ -7,9 +7,7 @@
 pub(crate) fn write_udp(path: &std::path::Path, payloads: &[Vec<u8>], gap_us: u32, (sport, dport): (u16, u16)) {
     let mut w = Vec::new();
     // Global header: magic, v2.4, tz 0, sigfigs 0, snaplen, LINKTYPE_ETHERNET.
-    for v in [0xa1b2_c3d4u32] {
-        w.extend_from_slice(&v.to_le_bytes());
-    }
+    w.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     w.extend_from_slice(&2u16.to_le_bytes());
     w.extend_from_slice(&4u16.to_le_bytes());
     for v in [0u32, 0, 65_535, 1] {
