@@ -34,6 +34,7 @@ fn relay_with(sessions: usize, m0: PtMap, m1: PtMap) -> Relay {
             signal_ip: None,
             pt_map: m,
             crypto: LegCrypto::default(),
+            ptime_ms: 0,
         };
         let s = SessionSpec {
             id: SessionId(i as u64 + 1),

@@ -82,6 +82,7 @@ fn leg(port: u16, remote: Option<SocketAddr>, rtcp: u16, latch: LatchPolicy, map
         signal_ip: None,
         pt_map: map,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 

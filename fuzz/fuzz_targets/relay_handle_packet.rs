@@ -29,6 +29,7 @@ fn leg(port: u16, remote: u16, mux: bool, latch: LatchPolicy, pt_map: PtMap) -> 
         signal_ip: None,
         pt_map,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 

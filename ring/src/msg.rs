@@ -216,6 +216,18 @@ pub struct LegSpec {
     pub pt_map: PtMap,
     /// SRTP on this leg.
     pub crypto: LegCrypto,
+    /// The packet duration this leg's peer asked for (`a=ptime`), in ms: a multiple of 10 in
+    /// 10..=[`MAX_PTIME_MS`], or 0 when it said none. When both legs state one and they differ,
+    /// the relay re-packetises audio toward this leg to it.
+    pub ptime_ms: u8,
+}
+
+/// Largest [`LegSpec::ptime_ms`].
+pub const MAX_PTIME_MS: u8 = 120;
+
+/// Whether `ms` is a valid [`LegSpec::ptime_ms`].
+pub const fn valid_ptime(ms: u8) -> bool {
+    ms == 0 || (ms <= MAX_PTIME_MS && ms % 10 == 0)
 }
 
 /// Everything the datapath needs to relay one call's media.

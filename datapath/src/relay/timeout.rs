@@ -203,6 +203,7 @@ mod tests {
             signal_ip: None,
             pt_map: PtMap::new(),
             crypto: LegCrypto::default(),
+            ptime_ms: 0,
         };
         SessionSpec {
             id: SessionId(1),

@@ -311,6 +311,7 @@ pub(crate) fn remote_spec(
         signal_ip,
         pt_map: r.pt_map(),
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 

@@ -336,6 +336,7 @@ fn session_spec(
         signal_ip: cfg.trunk(tout).targets.get(n.first_target).map(|t| t.addr.ip()),
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     };
     SessionSpec {
         id,

@@ -66,5 +66,6 @@ pub fn t38_leg(s: &Sdp, i: usize, local: SocketAddr, latch: LatchPolicy, signal_
         signal_ip,
         pt_map,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     })
 }
