@@ -227,7 +227,7 @@ pub const MAX_PTIME_MS: u8 = 120;
 
 /// Whether `ms` is a valid [`LegSpec::ptime_ms`].
 pub const fn valid_ptime(ms: u8) -> bool {
-    ms == 0 || (ms <= MAX_PTIME_MS && ms % 10 == 0)
+    ms == 0 || (ms <= MAX_PTIME_MS && ms.is_multiple_of(10))
 }
 
 /// Everything the datapath needs to relay one call's media.

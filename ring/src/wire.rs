@@ -705,8 +705,20 @@ fn pts_to_wire(m: &PtMap) -> [WirePt; MAX_PT] {
 /// makes the compiler check that every field, reserved ones included, is written.
 #[inline(always)]
 fn leg_to_wire_into(l: &LegSpec, w: &mut WireLeg) {
-    let WireLeg { local, remote, remote_rtcp_port, rtcp_mux, latch, pt_len, ptime_ms, reserved, pts, rx, tx, signal_ip } =
-        w;
+    let WireLeg {
+        local,
+        remote,
+        remote_rtcp_port,
+        rtcp_mux,
+        latch,
+        pt_len,
+        ptime_ms,
+        reserved,
+        pts,
+        rx,
+        tx,
+        signal_ip,
+    } = w;
     *local = addr_to_wire(Some(l.local));
     *remote = addr_to_wire(l.remote);
     *remote_rtcp_port = l.remote_rtcp_port;

@@ -9,7 +9,7 @@ use xtrunk_ring::msg::{Codec, Command, SessionSpec};
 use xtrunk_signaling::sip::msg::HName;
 use xtrunk_signaling::testing::Pair;
 
-const SDP: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+const SDP: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n";
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -65,4 +65,20 @@ fn a_g711_answer_is_not_transcoded() {
     assert!(to_pbx.contains(" RTP/AVP 8 101\r\n"), "{to_pbx}");
     assert_eq!(spec.legs[1].pt_map.by_codec(Codec::G729), None);
     assert!(!xtrunk_datapath::relay::needs_transcoder(&spec));
+}
+
+/// #18 re-packetising: each leg's `a=ptime` reaches its session leg (`ptime_ms`), so the relay
+/// re-frames when they differ; an unusable ptime (not a multiple of 10) is 0, "not stated".
+#[test]
+fn each_legs_ptime_reaches_the_datapath() {
+    let (_, _, spec) = call(
+        183,
+        "m=audio 8000 RTP/AVP 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:30\r\n",
+    );
+    assert_eq!((spec.legs[0].ptime_ms, spec.legs[1].ptime_ms), (20, 30));
+    assert_eq!(xtrunk_signaling::sdp::ptime_ms("20"), 20);
+    assert_eq!(xtrunk_signaling::sdp::ptime_ms(" 30 "), 30);
+    for bad in ["25", "0", "130", "20.5", "x"] {
+        assert_eq!(xtrunk_signaling::sdp::ptime_ms(bad), 0, "{bad}");
+    }
 }

@@ -311,7 +311,7 @@ pub(crate) fn remote_spec(
         signal_ip,
         pt_map: r.pt_map(),
         crypto: LegCrypto::default(),
-        ptime_ms: 0,
+        ptime_ms: r.ptime_ms,
     }
 }
 

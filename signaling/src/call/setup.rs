@@ -322,6 +322,7 @@ fn session_spec(
                 rtcp_mux: false,
                 payloads: vec![],
                 direction: "sendrecv",
+                ptime_ms: 0,
             };
             remote_spec(&none, local0, latch_of(cfg.trunk(tin)), Some(a_ip))
         }
