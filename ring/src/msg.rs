@@ -366,9 +366,10 @@ pub enum Event {
         /// The silent leg (0 or 1); `None` when both are.
         leg: Option<u8>,
     },
-    /// An in-band DTMF digit the datapath detected on leg `leg` (a leg without telephone-event,
-    /// whose digits it sends to the other leg as RFC 4733 events): once at its start
-    /// (`end: false`, `duration_ms` 0), once at its end with its duration.
+    /// A DTMF digit sent on leg `leg`: an RFC 4733 event received on it, or an in-band digit
+    /// the datapath detected on a leg without telephone-event (whose digits it sends to the
+    /// other leg as RFC 4733 events). Once at its start (`end: false`, `duration_ms` 0), once at
+    /// its end with its duration.
     Dtmf {
         /// The session.
         id: SessionId,

@@ -35,11 +35,13 @@
 
 mod crypto;
 mod drops;
+mod dtmf;
 mod fastpath;
 pub mod g711;
 pub mod inband;
 pub mod latch;
 mod payload;
+mod ports;
 pub mod quality;
 pub mod reframe;
 mod stats;
@@ -62,6 +64,7 @@ use self::latch::LatchState;
 pub use self::latch::LATCH_WINDOW_MS;
 pub use self::payload::needs_transcoder;
 use self::payload::PayloadAction;
+pub use self::ports::{spec_ports, NoPortHooks, PortHooks};
 use self::reframe::{Audio, Reframer};
 use self::stats::StreamTracker;
 use self::transcode::Transcoder;
@@ -105,36 +108,6 @@ pub struct ForwardRule {
     pub to: SocketAddr,
 }
 
-/// Port lifecycle hooks for backends that own a socket per port. [`Relay::apply_with`] calls
-/// `open` for each port a Create/Update starts using (after validation) and `close` for each port
-/// a Delete/Update releases.
-pub trait PortHooks {
-    /// Prepare `port` (bind a socket). An error refuses the command with that code and port;
-    /// ports opened earlier for the same command are closed again.
-    fn open(&mut self, port: u16) -> Result<(), ErrorCode>;
-    /// Release `port`.
-    fn close(&mut self, port: u16);
-}
-
-/// [`PortHooks`] that do nothing (backends that steer by port in a shared socket, tests).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoPortHooks;
-
-impl PortHooks for NoPortHooks {
-    fn open(&mut self, _port: u16) -> Result<(), ErrorCode> {
-        Ok(())
-    }
-    fn close(&mut self, _port: u16) {}
-}
-
-/// The local ports a spec uses: per leg the RTP port and, unless rtcp-mux, RTP+1.
-pub fn spec_ports(spec: &SessionSpec) -> impl Iterator<Item = u16> + '_ {
-    spec.legs.iter().flat_map(|l| {
-        let p = l.local.port();
-        [Some(p), (!l.rtcp_mux).then(|| p.wrapping_add(1))].into_iter().flatten()
-    })
-}
-
 const NO_SLOT: u32 = u32::MAX;
 
 /// Index entry: slot << 2 | leg << 1 | is_rtcp_port.
@@ -147,6 +120,8 @@ struct LegState {
     rx: StreamTracker,
     latch: LatchState,
     srtp: crypto::LegSrtp,
+    /// RFC 4733 events received, for [`Event::Dtmf`] ([`dtmf`]).
+    events: dtmf::EventRx,
 }
 
 #[derive(Debug)]
@@ -643,6 +618,14 @@ impl Relay {
             s.legs[leg].rx.audio = codec;
         }
         let from = Self::local_addr(&s.spec.legs[other], false);
+        if codec == Some(Codec::TelephoneEvent) {
+            let (id, out) = (s.spec.id, &mut self.dtmf_out);
+            s.legs[leg].events.on_payload(ts, &buf[hdr..hdr + plen], &mut |d| {
+                if out.len() < out.capacity() {
+                    out.push((id, leg as u8, d));
+                }
+            });
+        }
         // DTMF interworking (`inband`) where the payload is G.711, before or after the codec.
         let mut iw = s.inband.as_deref_mut();
         if action == PayloadAction::ToInband {

@@ -143,6 +143,9 @@ impl Worker {
                     self.serve_port(now, port);
                 }
             }
+            if self.relay.has_reports() {
+                next_deadline = Some(now);
+            }
             if next_deadline.is_some_and(|d| d <= now) {
                 let tx = &self.ev_tx;
                 next_deadline = self.relay.poll_timeouts(now, &mut |e| {
