@@ -6,9 +6,10 @@
 //! backend's monotonic milliseconds).
 //!
 //! # Invariants
-//! - The packet path ([`Relay::handle_packet`], [`Relay::credit_fast_path`],
-//!   [`Relay::poll_timeouts`]) does not allocate: sessions live in a preallocated slot table, ports
-//!   are resolved through a flat 65 536-entry index, the timer heap is preallocated.
+//! - The packet path ([`Relay::handle_packet`], [`Relay::poll_reframed`],
+//!   [`Relay::credit_fast_path`], [`Relay::poll_timeouts`]) does not allocate: sessions live in a
+//!   preallocated slot table (codec, interworking and re-framing state made with them), ports are
+//!   resolved through a flat 65 536-entry index, the timer heap and report lists are preallocated.
 //! - No wire input can make it panic: every packet is parsed with a checked view first, and every
 //!   refusal is a [`DropReason`] counted in [`DropCounters`] and in the leg's `dropped` stat.
 //!
@@ -159,8 +160,9 @@ pub struct Relay {
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
     counters: DropCounters,
     next_gen: u32,
-    /// In-band digits detected, for [`Event::Dtmf`] (drained by [`Relay::poll_timeouts`];
-    /// preallocated, full = later digits not reported, still sent as RFC 4733).
+    /// DTMF digits (RFC 4733 events received, in-band digits detected), for [`Event::Dtmf`]
+    /// (drained by [`Relay::poll_timeouts`]; preallocated, full = later digits not reported,
+    /// still relayed).
     dtmf_out: Vec<(SessionId, u8, inband::Digit)>,
     /// Re-framed directions with another whole packet buffered: (slot, generation, leg), for
     /// [`Relay::poll_reframed`] (preallocated, two per session).

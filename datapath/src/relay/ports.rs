@@ -3,7 +3,7 @@
 
 use xtrunk_ring::msg::{ErrorCode, SessionSpec};
 
-/// Port lifecycle hooks for backends that own a socket per port. [`Relay::apply_with`] calls
+/// Port lifecycle hooks for backends that own a socket per port. [`Relay::apply_with`](super::Relay::apply_with) calls
 /// `open` for each port a Create/Update starts using (after validation) and `close` for each port
 /// a Delete/Update releases.
 pub trait PortHooks {
