@@ -9,7 +9,7 @@
 //! SSRC of the input, the timestamp of its first sample, and the direction's own sequence
 //! numbers (every packet forwarded in a re-framed direction takes the next one, so events and
 //! CN in between keep the sequence whole). A shorter ptime than the input's makes more than one
-//! packet from one input: the first is the [`Verdict`](super::Verdict) of the input, the rest
+//! packet from one input: the first is the [`Verdict`] of the input, the rest
 //! are drained by [`Relay::poll_reframed`]. A longer one holds inputs until a packet is whole
 //! (the input is then [`DropReason::Reframing`], not an error).
 //!
