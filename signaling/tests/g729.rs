@@ -58,6 +58,21 @@ fn g729_is_offered_and_a_g729_answer_transcoded() {
     assert!(xtrunk_datapath::relay::needs_transcoder(&spec));
 }
 
+/// Before the answer the carrier leg is read by our offer's payload types, so G.729 that
+/// overtakes the answer's Update is transcoded, not passed to the G.711 PBX.
+#[test]
+fn before_the_answer_the_carrier_leg_has_the_offered_payload_types() {
+    use xtrunk_config::Codec as C;
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    cfg.trunks[1].codecs = vec![C::G729.name().into(), C::Pcma.name().into(), C::TelephoneEvent.name().into()];
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 184);
+    p.input(addr("127.0.0.1:5062"), invite("g729-184").as_bytes());
+    let created = p.cmds.iter().find_map(|c| if let Command::Create(s) = c { Some(*s) } else { None }).unwrap();
+    assert_eq!(created.legs[1].pt_map.by_codec(Codec::G729), Some(18), "{created:?}");
+    assert_eq!(created.legs[1].pt_map.by_codec(Codec::Pcma), Some(8));
+    assert!(xtrunk_datapath::relay::needs_transcoder(&created));
+}
+
 #[test]
 fn a_g711_answer_is_not_transcoded() {
     let (_, to_pbx, spec) =
