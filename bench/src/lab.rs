@@ -569,6 +569,7 @@ impl Topo {
             signal_ip: None,
             pt_map: PtMap::new(),
             crypto: LegCrypto::default(),
+            ptime_ms: 0,
         };
         SessionSpec {
             id: SessionId(i as u64 + 1),

@@ -242,6 +242,7 @@ impl Plan {
             signal_ip: None,
             pt_map: PtMap::new(),
             crypto,
+            ptime_ms: 0,
         };
         let pbx_crypto = match self.srtp {
             Some((_, s)) => LegCrypto { rx: Some(srtp_keys(s, i, 0)), tx: Some(srtp_keys(s, i, 1)) },

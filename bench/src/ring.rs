@@ -95,6 +95,7 @@ fn spec(stamp: u64) -> SessionSpec {
         signal_ip: None,
         pt_map: pts,
         crypto: LegCrypto { rx: Some(keys), tx: Some(keys) },
+        ptime_ms: 0,
     };
     SessionSpec {
         id: SessionId(stamp.max(1)),

@@ -22,10 +22,14 @@ fn map(list: &[(u8, Codec)]) -> PtMap {
 }
 
 fn relay_with(sessions: usize, m0: PtMap, m1: PtMap) -> Relay {
+    relay_ptime(sessions, m0, m1, (0, 0))
+}
+
+fn relay_ptime(sessions: usize, m0: PtMap, m1: PtMap, (t0, t1): (u8, u8)) -> Relay {
     let mut r = Relay::new(RelayConfig { port_min: 10000, port_max: 60000, max_sessions: sessions });
     for i in 0..sessions {
         let p = 10000 + (i * 4) as u16;
-        let leg = |port: u16, remote: u16, m: PtMap| LegSpec {
+        let leg = |port: u16, remote: u16, m: PtMap, ptime_ms: u8| LegSpec {
             local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             remote: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), remote)),
             remote_rtcp_port: 0,
@@ -34,10 +38,11 @@ fn relay_with(sessions: usize, m0: PtMap, m1: PtMap) -> Relay {
             signal_ip: None,
             pt_map: m,
             crypto: LegCrypto::default(),
+            ptime_ms,
         };
         let s = SessionSpec {
             id: SessionId(i as u64 + 1),
-            legs: [leg(p, 4000, m0), leg(p + 2, 5000, m1)],
+            legs: [leg(p, 4000, m0, t0), leg(p + 2, 5000, m1, t1)],
             media_timeout_ms: 30_000,
             leg_timeout_ms: [0; 2],
             allow_fast_path: false,
@@ -170,5 +175,40 @@ fn bench_transcode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_relay, bench_wire, bench_transcode);
+/// #18: re-packetising 20 ms G.711 toward a leg that asked for 10 ms (each input makes two
+/// packets: the verdict and one from `poll_reframed`) or 40 ms (every second input sends one),
+/// next to the same 20 ms relay without re-framing, in one invocation. 2 000 sessions; each
+/// session's timestamps are contiguous, so the buffers fill as in a call. Per input packet.
+fn bench_reframe(c: &mut Criterion) {
+    let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 4000);
+    const N: usize = 2_000;
+    let mut g = c.benchmark_group("reframe");
+    g.throughput(Throughput::Elements(1));
+    let pcma = || map(&[(8, Codec::Pcma)]);
+    for (name, ptimes) in [("pcma_20_to_20", (20, 20)), ("pcma_20_to_10", (20, 10)), ("pcma_20_to_40", (20, 40))] {
+        let mut r = relay_ptime(N, pcma(), pcma(), ptimes);
+        let pkt = rtp(8);
+        let mut buf = pkt.clone();
+        let mut extra = vec![0u8; 2048];
+        let (mut k, mut now) = (0u64, 1u64);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                k += 1;
+                now += 1;
+                buf[..172].copy_from_slice(&pkt[..172]);
+                buf[2..4].copy_from_slice(&(k as u16).to_be_bytes());
+                buf[4..8].copy_from_slice(&((k / N as u64) as u32 * 160).to_be_bytes());
+                let port = 10000 + (k % N as u64 * 4) as u16;
+                let v = r.handle_packet(now, port, src, black_box(&mut buf), 172);
+                while let Some(x) = r.poll_reframed(&mut extra) {
+                    black_box(x);
+                }
+                black_box(v)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_relay, bench_wire, bench_transcode, bench_reframe);
 criterion_main!(benches);

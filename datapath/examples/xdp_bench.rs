@@ -79,6 +79,7 @@ fn spec() -> SessionSpec {
         signal_ip: None,
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     };
     SessionSpec {
         id: SessionId(1),

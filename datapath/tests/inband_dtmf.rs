@@ -222,6 +222,7 @@ mod through_the_relay {
             signal_ip: None,
             pt_map,
             crypto: LegCrypto::default(),
+            ptime_ms: 0,
         };
         let mut r = Relay::new(RelayConfig { port_min: 10000, port_max: 10999, max_sessions: 2 });
         let spec = SessionSpec {

@@ -36,6 +36,7 @@ fn leg(port: u16, remote: Option<SocketAddr>, latch: LatchPolicy, map: PtMap) ->
         signal_ip: None,
         pt_map: map,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 

@@ -32,6 +32,7 @@ fn leg(port: u16, remote: SocketAddr, signal: [u8; 4], latch: LatchPolicy) -> Le
         signal_ip: Some(IpAddr::V4(Ipv4Addr::from(signal))),
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 

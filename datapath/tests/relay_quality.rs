@@ -34,6 +34,7 @@ fn leg(port: u16, remote: SocketAddr, map: PtMap) -> LegSpec {
         signal_ip: None,
         pt_map: map,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 

@@ -29,6 +29,7 @@ fn leg(port: u16, remote: SocketAddr) -> LegSpec {
         signal_ip: None,
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 

@@ -70,6 +70,7 @@ fn g729_and_g711_peers_hear_each_other_through_the_socket_backend() {
         signal_ip: None,
         pt_map: map,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     };
     let spec = SessionSpec {
         id: SessionId(1),

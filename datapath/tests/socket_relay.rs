@@ -26,6 +26,7 @@ struct Backend {
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     join: Option<JoinHandle<Result<(), socket::Error>>>,
+    dtmf: std::cell::Cell<u64>,
 }
 
 impl Backend {
@@ -39,12 +40,19 @@ impl Backend {
             SocketOptions { bind_ip: LO, port_min, port_max: port_min + 199, cores, max_sessions: 16, batch: 32 };
         let (s, st) = (stop.clone(), stats.clone());
         let join = std::thread::spawn(move || socket::run_with_stats(opts, cmd_rx, ev_tx, s, st));
-        Self { cmd, ev, stop, stats, join: Some(join) }
+        Self { cmd, ev, stop, stats, join: Some(join), dtmf: std::cell::Cell::new(0) }
     }
 
+    /// The answer to `c`; DTMF reports (`Event::Dtmf`, the digits the streams carry) are
+    /// counted in `dtmf` and skipped.
     fn command(&self, c: Command) -> Event {
         self.cmd.send(c).unwrap();
-        self.next_event(Duration::from_secs(5)).expect("no answer from the backend")
+        loop {
+            match self.next_event(Duration::from_secs(5)).expect("no answer from the backend") {
+                Event::Dtmf { .. } => self.dtmf.set(self.dtmf.get() + 1),
+                e => return e,
+            }
+        }
     }
 
     fn next_event(&self, t: Duration) -> Option<Event> {
@@ -82,6 +90,7 @@ fn leg(port: u16, remote: Option<SocketAddr>, rtcp: u16, latch: LatchPolicy, map
         signal_ip: None,
         pt_map: map,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 
@@ -419,6 +428,8 @@ fn relays_rtp_rtcp_with_transcoding_dtmf_and_exact_stats() {
         match be.command(Command::Delete(SessionId(1))) {
             Event::Deleted { id, stats, .. } => {
                 assert_eq!(id, SessionId(1));
+                // The RFC 4733 events A sent were reported (#18: a start and an end each).
+                assert!(be.dtmf.get() >= 2, "{} DTMF reports", be.dtmf.get());
                 check_leg(&stats[0], &sa, "leg 0 (from A)");
                 check_leg(&stats[1], &sb, "leg 1 (from B)");
             }

@@ -28,6 +28,7 @@ fn leg(port: u16, rtp: &UdpSocket, rtcp: &UdpSocket) -> LegSpec {
         signal_ip: None,
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 

@@ -162,6 +162,7 @@ fn leg(local: SocketAddr, remote: SocketAddr) -> LegSpec {
         signal_ip: None,
         pt_map: PtMap::new(),
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 

@@ -59,6 +59,7 @@ fn spec() -> SessionSpec {
         signal_ip: None,
         pt_map: PtMap::new(),
         crypto,
+        ptime_ms: 0,
     };
     SessionSpec {
         id: SessionId(1),

@@ -1,5 +1,6 @@
 //! Arbitrary datagrams into a relay holding sessions with A/µ conversion, G.729 ↔ G.711
-//! transcoding, DTMF (and in-band interworking), T.38, rtcp-mux and strict latching.
+//! transcoding, DTMF (and in-band interworking), T.38, rtcp-mux, strict latching and
+//! re-packetising across ptimes (the G.729 and in-band sessions' legs differ).
 //! Invariants: no panic; a forwarded length fits the buffer; counters add up.
 #![no_main]
 
@@ -29,6 +30,7 @@ fn leg(port: u16, remote: u16, mux: bool, latch: LatchPolicy, pt_map: PtMap) -> 
         signal_ip: None,
         pt_map,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     }
 }
 
@@ -99,6 +101,9 @@ fuzz_target!(|data: &[u8]| {
         leg_timeout_ms: [0; 2],
         allow_fast_path: true,
     };
+    let (mut g729, mut inband) = (g729, inband);
+    (g729.legs[0].ptime_ms, g729.legs[1].ptime_ms) = (20, 10);
+    (inband.legs[0].ptime_ms, inband.legs[1].ptime_ms) = (30, 20);
     for s in specs.into_iter().chain([srtp, g729, inband, t38]) {
         r.apply(0, &Command::Create(s), &mut |_| {});
     }
@@ -127,6 +132,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(PORTS.contains(&from.port()) || [2011, 2013, 2023, 2031, 2041, 2043].contains(&from.port()));
             }
             Verdict::Drop(_) => dropped += 1,
+        }
+        // Extra packets of a shorter ptime, into a tight or a roomy buffer.
+        let mut extra = vec![0u8; room];
+        while let Some(v) = r.poll_reframed(&mut extra) {
+            let Verdict::Forward { len: out, .. } = v else { panic!("poll_reframed returned {v:?}") };
+            assert!(out <= extra.len());
         }
         handled += 1;
         now += u64::from(rest[1] % 40);

@@ -216,6 +216,18 @@ pub struct LegSpec {
     pub pt_map: PtMap,
     /// SRTP on this leg.
     pub crypto: LegCrypto,
+    /// The packet duration this leg's peer asked for (`a=ptime`), in ms: a multiple of 10 in
+    /// 10..=[`MAX_PTIME_MS`], or 0 when it said none. When both legs state one and they differ,
+    /// the relay re-packetises audio toward this leg to it.
+    pub ptime_ms: u8,
+}
+
+/// Largest [`LegSpec::ptime_ms`].
+pub const MAX_PTIME_MS: u8 = 120;
+
+/// Whether `ms` is a valid [`LegSpec::ptime_ms`].
+pub const fn valid_ptime(ms: u8) -> bool {
+    ms == 0 || (ms <= MAX_PTIME_MS && ms.is_multiple_of(10))
 }
 
 /// Everything the datapath needs to relay one call's media.
@@ -354,9 +366,10 @@ pub enum Event {
         /// The silent leg (0 or 1); `None` when both are.
         leg: Option<u8>,
     },
-    /// An in-band DTMF digit the datapath detected on leg `leg` (a leg without telephone-event,
-    /// whose digits it sends to the other leg as RFC 4733 events): once at its start
-    /// (`end: false`, `duration_ms` 0), once at its end with its duration.
+    /// A DTMF digit sent on leg `leg`: an RFC 4733 event received on it, or an in-band digit
+    /// the datapath detected on a leg without telephone-event (whose digits it sends to the
+    /// other leg as RFC 4733 events). Once at its start (`end: false`, `duration_ms` 0), once at
+    /// its end with its duration.
     Dtmf {
         /// The session.
         id: SessionId,

@@ -63,7 +63,7 @@ use files::{check_ours, open_existing, stale, verify};
 /// The file's magic bytes.
 pub const MAGIC: [u8; 8] = *b"XTRKRING";
 /// ABI version; bump on any change of layout or semantics.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 /// Bytes reserved for the header; the commands ring starts here.
 pub const HEADER_REGION: usize = 4096;
 /// Offset of the owner words.

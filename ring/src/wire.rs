@@ -168,8 +168,10 @@ pub struct WireLeg {
     pub latch: u8,
     /// Number of valid entries in `pts` (≤ [`MAX_PT`]).
     pub pt_len: u8,
+    /// [`LegSpec::ptime_ms`]: 0, or a multiple of 10 up to 120.
+    pub ptime_ms: u8,
     /// Zero.
-    pub reserved: [u8; 3],
+    pub reserved: [u8; 2],
     /// Payload types; entries past `pt_len` are zero.
     pub pts: [WirePt; MAX_PT],
     /// Receive-direction keys.
@@ -406,6 +408,9 @@ pub enum DecodeError {
     /// Reserved or unused bytes (padding, past a length, past a key length) not zero.
     #[error("{0}: reserved bytes not zero")]
     Reserved(&'static str),
+    /// A leg's ptime is not 0 or a multiple of 10 up to 120 ms.
+    #[error("leg.ptime_ms: {0} is not 0 or a multiple of 10 up to 120")]
+    Ptime(u8),
     /// A quality figure above its maximum.
     #[error("{field}: {value} out of range")]
     OutOfRange {
@@ -574,6 +579,7 @@ const PLACEHOLDER_LEG: LegSpec = LegSpec {
     signal_ip: None,
     pt_map: PtMap::new(),
     crypto: LegCrypto { rx: None, tx: None },
+    ptime_ms: 0,
 };
 const PLACEHOLDER_SPEC: SessionSpec = SessionSpec {
     id: SessionId(1),
@@ -699,7 +705,20 @@ fn pts_to_wire(m: &PtMap) -> [WirePt; MAX_PT] {
 /// makes the compiler check that every field, reserved ones included, is written.
 #[inline(always)]
 fn leg_to_wire_into(l: &LegSpec, w: &mut WireLeg) {
-    let WireLeg { local, remote, remote_rtcp_port, rtcp_mux, latch, pt_len, reserved, pts, rx, tx, signal_ip } = w;
+    let WireLeg {
+        local,
+        remote,
+        remote_rtcp_port,
+        rtcp_mux,
+        latch,
+        pt_len,
+        ptime_ms,
+        reserved,
+        pts,
+        rx,
+        tx,
+        signal_ip,
+    } = w;
     *local = addr_to_wire(Some(l.local));
     *remote = addr_to_wire(l.remote);
     *remote_rtcp_port = l.remote_rtcp_port;
@@ -707,7 +726,8 @@ fn leg_to_wire_into(l: &LegSpec, w: &mut WireLeg) {
     *latch = latch_to_wire(l.latch);
     // PtMap::len() ≤ MAX_PT by construction.
     *pt_len = l.pt_map.len() as u8;
-    *reserved = [0; 3];
+    *ptime_ms = l.ptime_ms;
+    *reserved = [0; 2];
     *pts = pts_to_wire(&l.pt_map);
     *rx = keys_to_wire(&l.crypto.rx);
     *tx = keys_to_wire(&l.crypto.tx);
@@ -751,6 +771,10 @@ fn leg_from_wire_into(w: &WireLeg, l: &mut LegSpec) -> Result<(), DecodeError> {
         addr_from_wire("leg.local", &w.local)?.ok_or(DecodeError::AddressFamily { field: "leg.local", family: 0 })?;
     l.remote = addr_from_wire("leg.remote", &w.remote)?;
     zero("leg.reserved", &w.reserved)?;
+    if !crate::msg::valid_ptime(w.ptime_ms) {
+        return Err(DecodeError::Ptime(w.ptime_ms));
+    }
+    l.ptime_ms = w.ptime_ms;
     l.pt_map = pts_from_wire(w.pt_len, &w.pts)?;
     l.remote_rtcp_port = w.remote_rtcp_port;
     l.rtcp_mux = bool_from_wire("leg.rtcp_mux", w.rtcp_mux)?;
@@ -1267,6 +1291,7 @@ mod tests {
             signal_ip: Some("2001:db8::2".parse().unwrap()),
             pt_map: PtMap::new(),
             crypto: LegCrypto::default(),
+            ptime_ms: 0,
         }
     }
 
@@ -1284,6 +1309,16 @@ mod tests {
     fn create_round_trip() {
         let c = Command::Create(spec());
         assert_eq!(decode_command(&encode_command(&c, 3)), Ok(c));
+    }
+
+    #[test]
+    fn ptime_round_trips_and_an_odd_one_is_refused() {
+        let mut sp = spec();
+        sp.legs[1].ptime_ms = 30;
+        let c = Command::Create(sp);
+        assert_eq!(decode_command(&encode_command(&c, 3)), Ok(c));
+        sp.legs[1].ptime_ms = 25;
+        assert_eq!(decode_command(&encode_command(&Command::Create(sp), 4)), Err(DecodeError::Ptime(25)));
     }
 
     #[test]

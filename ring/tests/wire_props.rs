@@ -64,16 +64,20 @@ fn leg() -> impl Strategy<Value = LegSpec> {
         pt_map(),
         proptest::option::of(keys()),
         proptest::option::of(keys()),
+        (0u8..=12).prop_map(|n| n * 10),
     )
-        .prop_map(|(local, remote, remote_rtcp_port, rtcp_mux, latch, signal_ip, pt_map, rx, tx)| LegSpec {
-            local,
-            remote,
-            remote_rtcp_port,
-            rtcp_mux,
-            latch,
-            signal_ip,
-            pt_map,
-            crypto: LegCrypto { rx, tx },
+        .prop_map(|(local, remote, remote_rtcp_port, rtcp_mux, latch, signal_ip, pt_map, rx, tx, ptime_ms)| {
+            LegSpec {
+                local,
+                remote,
+                remote_rtcp_port,
+                rtcp_mux,
+                latch,
+                signal_ip,
+                pt_map,
+                crypto: LegCrypto { rx, tx },
+                ptime_ms,
+            }
         })
 }
 

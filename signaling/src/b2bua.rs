@@ -529,6 +529,7 @@ impl Core {
             Purpose::ReOffer => self.reoffer_final(now, id, 408, None),
             Purpose::TransferInvite => self.transfer_final(now, id, 408, None),
             Purpose::Refresh(s) => self.refresh_result(now, id, s, 408),
+            Purpose::FaxFallback(g) => self.fax_fallback_final(id, g, 408, None),
             // A BYE that timed out: the call is already finished.
             _ => {}
         }
@@ -540,6 +541,7 @@ impl Core {
             Purpose::Invite => self.b_response(now, id, key, msg),
             Purpose::ReOffer if code >= 200 => self.reoffer_final(now, id, code, Some(msg)),
             Purpose::Refresh(s) if code >= 200 => self.refresh_result(now, id, s, code),
+            Purpose::FaxFallback(g) if code >= 200 => self.fax_fallback_final(id, g, code, Some(msg)),
             Purpose::TransferInvite if code >= 200 => {
                 if !self.calls.contains_key(&id) {
                     if code < 300 {

@@ -110,6 +110,32 @@ pub struct Cdr {
     /// Every target the call was sent to, in order (hunting over targets and route entries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<AttemptCdr>,
+    /// DTMF digits sent during the call, in order, on either leg: RFC 4733 events and in-band
+    /// tones, as the datapath reported their starts (`Event::Dtmf`); `0`–`9`, `*`, `#`, `A`–`D`.
+    /// At most [`MAX_DTMF`] kept (`dtmf_count` counts them all); omitted when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dtmf: String,
+    /// How many digits were sent (also past [`MAX_DTMF`]); omitted when none.
+    #[serde(default, skip_serializing_if = "is_zero32")]
+    pub dtmf_count: u32,
+}
+
+/// Most digits a CDR's `dtmf` keeps.
+pub const MAX_DTMF: usize = 64;
+
+fn is_zero32(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Cdr {
+    /// Records one digit (RFC 4733 event code 0–15; others are not digits and not recorded).
+    pub fn push_dtmf(&mut self, event: u8) {
+        let Some(&c) = b"0123456789*#ABCD".get(usize::from(event)) else { return };
+        self.dtmf_count = self.dtmf_count.saturating_add(1);
+        if self.dtmf.len() < MAX_DTMF {
+            self.dtmf.push(char::from(c));
+        }
+    }
 }
 
 /// One attempt of a call: a target of a trunk, and its answer.
@@ -292,6 +318,21 @@ mod tests {
         assert!(j.contains("\"r_x10\":774") && j.contains("\"mos_x100\":392"), "{j}");
         let j = serde_json::to_string(&LegStats::from(StreamStats::default())).unwrap();
         assert_eq!(j, r#"{"packets":0,"lost":0,"jitter":0}"#);
+    }
+
+    #[test]
+    fn dtmf_digits_and_count() {
+        let mut c = Cdr::default();
+        assert!(!serde_json::to_string(&c).unwrap().contains("dtmf"));
+        for e in [1, 2, 10, 11, 15, 16] {
+            c.push_dtmf(e);
+        }
+        let j = serde_json::to_string(&c).unwrap();
+        assert!(j.contains(r#""dtmf":"12*#D","dtmf_count":5"#), "{j}");
+        for _ in 0..100 {
+            c.push_dtmf(0);
+        }
+        assert_eq!((c.dtmf.len(), c.dtmf_count), (MAX_DTMF, 105));
     }
 
     #[test]

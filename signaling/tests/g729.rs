@@ -9,7 +9,7 @@ use xtrunk_ring::msg::{Codec, Command, SessionSpec};
 use xtrunk_signaling::sip::msg::HName;
 use xtrunk_signaling::testing::Pair;
 
-const SDP: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+const SDP: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n";
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -58,6 +58,21 @@ fn g729_is_offered_and_a_g729_answer_transcoded() {
     assert!(xtrunk_datapath::relay::needs_transcoder(&spec));
 }
 
+/// Before the answer the carrier leg is read by our offer's payload types, so G.729 that
+/// overtakes the answer's Update is transcoded, not passed to the G.711 PBX.
+#[test]
+fn before_the_answer_the_carrier_leg_has_the_offered_payload_types() {
+    use xtrunk_config::Codec as C;
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    cfg.trunks[1].codecs = vec![C::G729.name().into(), C::Pcma.name().into(), C::TelephoneEvent.name().into()];
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 184);
+    p.input(addr("127.0.0.1:5062"), invite("g729-184").as_bytes());
+    let created = p.cmds.iter().find_map(|c| if let Command::Create(s) = c { Some(*s) } else { None }).unwrap();
+    assert_eq!(created.legs[1].pt_map.by_codec(Codec::G729), Some(18), "{created:?}");
+    assert_eq!(created.legs[1].pt_map.by_codec(Codec::Pcma), Some(8));
+    assert!(xtrunk_datapath::relay::needs_transcoder(&created));
+}
+
 #[test]
 fn a_g711_answer_is_not_transcoded() {
     let (_, to_pbx, spec) =
@@ -65,4 +80,20 @@ fn a_g711_answer_is_not_transcoded() {
     assert!(to_pbx.contains(" RTP/AVP 8 101\r\n"), "{to_pbx}");
     assert_eq!(spec.legs[1].pt_map.by_codec(Codec::G729), None);
     assert!(!xtrunk_datapath::relay::needs_transcoder(&spec));
+}
+
+/// #18 re-packetising: each leg's `a=ptime` reaches its session leg (`ptime_ms`), so the relay
+/// re-frames when they differ; an unusable ptime (not a multiple of 10) is 0, "not stated".
+#[test]
+fn each_legs_ptime_reaches_the_datapath() {
+    let (_, _, spec) = call(
+        183,
+        "m=audio 8000 RTP/AVP 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:30\r\n",
+    );
+    assert_eq!((spec.legs[0].ptime_ms, spec.legs[1].ptime_ms), (20, 30));
+    assert_eq!(xtrunk_signaling::sdp::ptime_ms("20"), 20);
+    assert_eq!(xtrunk_signaling::sdp::ptime_ms(" 30 "), 30);
+    for bad in ["25", "0", "130", "20.5", "x"] {
+        assert_eq!(xtrunk_signaling::sdp::ptime_ms(bad), 0, "{bad}");
+    }
 }

@@ -16,7 +16,18 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn run(seed: u64, pbx_accepts: bool) -> (Pair, String, u16, String) {
-    let cfg = xtrunk_config::Config::embedded_default().unwrap();
+    run_with(seed, pbx_accepts, SDP, |_| {})
+}
+
+/// A call whose carrier answers `carrier_sdp`, then re-INVITEs to T.38; the PBX accepts or not.
+fn run_with(
+    seed: u64,
+    pbx_accepts: bool,
+    carrier_sdp: &str,
+    tweak: impl FnOnce(&mut xtrunk_config::Config),
+) -> (Pair, String, u16, String) {
+    let mut cfg = xtrunk_config::Config::embedded_default().unwrap();
+    tweak(&mut cfg);
     let carrier = cfg.trunks[1].targets[0].addr;
     let pbx = addr("127.0.0.1:5062");
     let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), seed);
@@ -26,7 +37,7 @@ fn run(seed: u64, pbx_accepts: bool) -> (Pair, String, u16, String) {
     let b_inv = p.take(carrier, |m| m.method().is_some());
     let mut ok = xtrunk_signaling::b2bua::response(&b_inv, 200, "OK", Some("c"));
     ok.push(HName::Contact, format!("<sip:c@{carrier}>")).push(HName::ContentType, "application/sdp");
-    ok.body = SDP.as_bytes().to_vec();
+    ok.body = carrier_sdp.as_bytes().to_vec();
     p.input(carrier, &ok.to_bytes());
     let ok_a = p.take(pbx, |m| m.code() == Some(200));
     let a_to = ok_a.header(&HName::To).unwrap().to_string();
@@ -68,4 +79,46 @@ fn a_refused_t38_reinvite_leaves_the_call_on_audio() {
     assert_eq!(code, 488);
     let spec = p.cmds.iter().rev().find_map(|c| if let Command::Update(s) = c { Some(*s) } else { None }).unwrap();
     assert!(spec.legs.iter().all(|l| l.pt_map.by_codec(Codec::Pcma).is_some()), "{spec:?}");
+}
+
+#[test]
+fn a_refused_t38_on_an_untranscoded_call_changes_nothing_else() {
+    let (mut p, _, code, _) = run(3803, false);
+    assert_eq!(code, 488);
+    let carrier = xtrunk_config::Config::embedded_default().unwrap().trunks[1].targets[0].addr;
+    let invite =
+        |m: &xtrunk_signaling::sip::msg::Message| m.method() == Some(&xtrunk_signaling::sip::msg::Method::Invite);
+    assert!(p.try_take(carrier, invite).is_none(), "no re-offer of our own");
+}
+
+/// Fax fallback: the call transcodes (the carrier answered G.729), the PBX refuses the
+/// carrier's T.38; the edge re-offers the carrier G.711 only, and once it answers, the
+/// session's legs agree on G.711 and do not transcode.
+#[test]
+fn a_refused_t38_on_a_transcoded_call_moves_the_g729_leg_to_g711() {
+    use xtrunk_config::Codec as C;
+    const G729: &str = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let (mut p, _, code, _) = run_with(3804, false, G729, |c| {
+        c.trunks[1].codecs = vec![C::G729.name().into(), C::Pcma.name().into(), C::TelephoneEvent.name().into()];
+    });
+    assert_eq!(code, 488, "the T.38 refusal reaches the carrier");
+    let before = p.cmds.iter().rev().find_map(|c| if let Command::Update(s) = c { Some(*s) } else { None }).unwrap();
+    assert!(xtrunk_datapath::relay::needs_transcoder(&before), "{before:?}");
+    let carrier = xtrunk_config::Config::embedded_default().unwrap().trunks[1].targets[0].addr;
+    let reinv = p.take(carrier, |m| m.method() == Some(&xtrunk_signaling::sip::msg::Method::Invite));
+    let offer = String::from_utf8_lossy(&reinv.body).into_owned();
+    assert_eq!(reinv.method(), Some(&xtrunk_signaling::sip::msg::Method::Invite), "{offer}");
+    assert!(offer.contains(" RTP/AVP 8\r\n") && !offer.contains("G729") && !offer.contains(" 18"), "{offer}");
+    let mut ok = xtrunk_signaling::b2bua::response(&reinv, 200, "OK", None);
+    ok.push(HName::Contact, format!("<sip:c@{carrier}>")).push(HName::ContentType, "application/sdp");
+    ok.body = SDP.replace("o=a 1 1", "o=c 1 3").replace("7000", "8002").into_bytes();
+    p.input(carrier, &ok.to_bytes());
+    assert!(
+        p.try_take(carrier, |m| m.method() == Some(&xtrunk_signaling::sip::msg::Method::Ack)).is_some(),
+        "2xx ACKed"
+    );
+    let after = p.cmds.iter().rev().find_map(|c| if let Command::Update(s) = c { Some(*s) } else { None }).unwrap();
+    assert!(!xtrunk_datapath::relay::needs_transcoder(&after), "{after:?}");
+    assert_eq!(after.legs[1].pt_map.by_codec(Codec::Pcma), Some(8));
+    assert_eq!(after.legs[1].remote.map(|a| a.port()), Some(8002));
 }

@@ -34,11 +34,14 @@ pub enum DropReason {
     /// A payload to transcode (G.729 ↔ G.711) is not whole codec frames, would not fit the
     /// buffer, or the session has no codec state.
     Transcode,
+    /// Not an error: audio held to be re-packetised to the other leg's longer ptime
+    /// (`relay::reframe`); it leaves in a later packet.
+    Reframing,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         Self::UnknownPort,
         Self::BadLength,
         Self::Foreign,
@@ -53,6 +56,7 @@ impl DropReason {
         Self::NoDestination,
         Self::Srtp,
         Self::Transcode,
+        Self::Reframing,
     ];
 
     /// A short snake_case name for logs and metrics.
@@ -72,6 +76,7 @@ impl DropReason {
             Self::NoDestination => "no_destination",
             Self::Srtp => "srtp",
             Self::Transcode => "transcode",
+            Self::Reframing => "reframing",
         }
     }
 

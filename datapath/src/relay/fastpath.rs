@@ -57,6 +57,10 @@ impl Relay {
         if a.pt_map.by_codec(Codec::T38).is_some() || b.pt_map.by_codec(Codec::T38).is_some() {
             return None;
         }
+        // Re-packetised audio (the legs' ptimes differ) needs the relay core.
+        if s.reframe.is_some() {
+            return None;
+        }
         if !crypto::is_plain(&a.crypto)
             || !crypto::is_plain(&b.crypto)
             || !pt_maps_allow_fast_path(&a.pt_map, &b.pt_map)

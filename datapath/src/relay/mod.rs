@@ -6,9 +6,10 @@
 //! backend's monotonic milliseconds).
 //!
 //! # Invariants
-//! - The packet path ([`Relay::handle_packet`], [`Relay::credit_fast_path`],
-//!   [`Relay::poll_timeouts`]) does not allocate: sessions live in a preallocated slot table, ports
-//!   are resolved through a flat 65 536-entry index, the timer heap is preallocated.
+//! - The packet path ([`Relay::handle_packet`], [`Relay::poll_reframed`],
+//!   [`Relay::credit_fast_path`], [`Relay::poll_timeouts`]) does not allocate: sessions live in a
+//!   preallocated slot table (codec, interworking and re-framing state made with them), ports are
+//!   resolved through a flat 65 536-entry index, the timer heap and report lists are preallocated.
 //! - No wire input can make it panic: every packet is parsed with a checked view first, and every
 //!   refusal is a [`DropReason`] counted in [`DropCounters`] and in the leg's `dropped` stat.
 //!
@@ -35,15 +36,19 @@
 
 mod crypto;
 mod drops;
+mod dtmf;
 mod fastpath;
 pub mod g711;
 pub mod inband;
 pub mod latch;
 mod payload;
+mod ports;
 pub mod quality;
+pub mod reframe;
 mod stats;
 pub mod timeout;
 pub mod transcode;
+mod udptl;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -60,6 +65,8 @@ use self::latch::LatchState;
 pub use self::latch::LATCH_WINDOW_MS;
 pub use self::payload::needs_transcoder;
 use self::payload::PayloadAction;
+pub use self::ports::{spec_ports, NoPortHooks, PortHooks};
+use self::reframe::{Audio, Reframer};
 use self::stats::StreamTracker;
 use self::transcode::Transcoder;
 
@@ -102,36 +109,6 @@ pub struct ForwardRule {
     pub to: SocketAddr,
 }
 
-/// Port lifecycle hooks for backends that own a socket per port. [`Relay::apply_with`] calls
-/// `open` for each port a Create/Update starts using (after validation) and `close` for each port
-/// a Delete/Update releases.
-pub trait PortHooks {
-    /// Prepare `port` (bind a socket). An error refuses the command with that code and port;
-    /// ports opened earlier for the same command are closed again.
-    fn open(&mut self, port: u16) -> Result<(), ErrorCode>;
-    /// Release `port`.
-    fn close(&mut self, port: u16);
-}
-
-/// [`PortHooks`] that do nothing (backends that steer by port in a shared socket, tests).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoPortHooks;
-
-impl PortHooks for NoPortHooks {
-    fn open(&mut self, _port: u16) -> Result<(), ErrorCode> {
-        Ok(())
-    }
-    fn close(&mut self, _port: u16) {}
-}
-
-/// The local ports a spec uses: per leg the RTP port and, unless rtcp-mux, RTP+1.
-pub fn spec_ports(spec: &SessionSpec) -> impl Iterator<Item = u16> + '_ {
-    spec.legs.iter().flat_map(|l| {
-        let p = l.local.port();
-        [Some(p), (!l.rtcp_mux).then(|| p.wrapping_add(1))].into_iter().flatten()
-    })
-}
-
 const NO_SLOT: u32 = u32::MAX;
 
 /// Index entry: slot << 2 | leg << 1 | is_rtcp_port.
@@ -144,6 +121,8 @@ struct LegState {
     rx: StreamTracker,
     latch: LatchState,
     srtp: crypto::LegSrtp,
+    /// RFC 4733 events received, for [`Event::Dtmf`] ([`dtmf`]).
+    events: dtmf::EventRx,
 }
 
 #[derive(Debug)]
@@ -156,6 +135,8 @@ struct Session {
     xcode: Option<Box<Transcoder>>,
     /// DTMF interworking when one leg has telephone-event and the other not.
     inband: Option<Box<Interwork>>,
+    /// Re-packetising when the legs' ptimes differ ([`reframe`]).
+    reframe: Option<Box<Reframer>>,
 }
 
 fn clock_rate(codec: Option<Codec>) -> Option<u32> {
@@ -179,9 +160,13 @@ pub struct Relay {
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
     counters: DropCounters,
     next_gen: u32,
-    /// In-band digits detected, for [`Event::Dtmf`] (drained by [`Relay::poll_timeouts`];
-    /// preallocated, full = later digits not reported, still sent as RFC 4733).
+    /// DTMF digits (RFC 4733 events received, in-band digits detected), for [`Event::Dtmf`]
+    /// (drained by [`Relay::poll_timeouts`]; preallocated, full = later digits not reported,
+    /// still relayed).
     dtmf_out: Vec<(SessionId, u8, inband::Digit)>,
+    /// Re-framed directions with another whole packet buffered: (slot, generation, leg), for
+    /// [`Relay::poll_reframed`] (preallocated, two per session).
+    reframe_due: Vec<(u32, u32, u8)>,
 }
 
 /// Most in-band digit reports held between two [`Relay::poll_timeouts`].
@@ -201,6 +186,7 @@ impl Relay {
             counters: DropCounters::default(),
             next_gen: 1,
             dtmf_out: Vec::with_capacity(DTMF_OUT),
+            reframe_due: Vec::with_capacity(2 * n),
         }
     }
 
@@ -393,8 +379,15 @@ impl Relay {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1);
         let clock = timeout::MediaClock::new(now_ms);
-        self.slots[slot as usize] =
-            Some(Session { spec: *spec, legs, clock, gen, xcode, inband: Interwork::for_spec(spec) });
+        self.slots[slot as usize] = Some(Session {
+            spec: *spec,
+            legs,
+            clock,
+            gen,
+            xcode,
+            inband: Interwork::for_spec(spec),
+            reframe: Reframer::for_spec(spec),
+        });
         self.arm_new(slot as usize, now_ms);
         self.by_id.insert(spec.id, slot);
         self.index_ports(slot, spec);
@@ -459,6 +452,11 @@ impl Relay {
         if iw.as_ref().map(|i| i.inband_leg()) != s.inband.as_ref().map(|i| i.inband_leg()) {
             s.inband = iw;
         }
+        // Re-framing: kept while the ptimes stay (what it buffered belongs to the stream).
+        let rf = Reframer::for_spec(spec);
+        if rf.as_ref().map(|r| r.ptimes()) != s.reframe.as_ref().map(|r| r.ptimes()) {
+            s.reframe = rf;
+        }
         self.arm_update(slot as usize, now_ms);
         Ok(())
     }
@@ -505,40 +503,6 @@ impl Relay {
             s.legs[leg].rx.on_rejected_source();
         }
         self.drop_on(slot, leg, DropReason::SourceMismatch)
-    }
-
-    /// A datagram on a T.38 leg (`Codec::T38` in its map): a UDPTL packet on the RTP port,
-    /// relayed unchanged to the other leg if that is T.38 too.
-    #[allow(clippy::too_many_arguments)]
-    fn relay_udptl(
-        &mut self,
-        now_ms: u64,
-        slot: usize,
-        leg: usize,
-        rtcp_port: bool,
-        src: SocketAddr,
-        buf: &[u8],
-        len: usize,
-    ) -> Verdict {
-        let other = 1 - leg;
-        let ok = !rtcp_port && buf.get(..len).is_some_and(|p| crate::wire::udptl::Udptl::new_checked(p).is_ok());
-        let Some(s) = self.slots[slot].as_mut().filter(|_| ok) else {
-            return self.drop_on(slot, leg, DropReason::Udptl);
-        };
-        if s.spec.legs[other].pt_map.by_codec(Codec::T38).is_none() {
-            return self.drop_on(slot, leg, DropReason::Udptl);
-        }
-        if !s.legs[leg].latch.admits(&s.spec.legs[leg], false, src, None, now_ms) {
-            return self.reject_source(slot, leg);
-        }
-        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, None, now_ms);
-        let Some(to) = Self::rtp_dest(s, other) else {
-            return self.drop_on(slot, leg, DropReason::NoDestination);
-        };
-        s.legs[leg].rx.on_udptl(now_ms, len);
-        let from = Self::local_addr(&s.spec.legs[other], false);
-        self.touch(slot, leg, now_ms);
-        Verdict::Forward { len, from, to }
     }
 
     /// Handles one UDP datagram that arrived on `local_port` from `src`; `buf[..len]` is its
@@ -656,6 +620,14 @@ impl Relay {
             s.legs[leg].rx.audio = codec;
         }
         let from = Self::local_addr(&s.spec.legs[other], false);
+        if codec == Some(Codec::TelephoneEvent) {
+            let (id, out) = (s.spec.id, &mut self.dtmf_out);
+            s.legs[leg].events.on_payload(ts, &buf[hdr..hdr + plen], &mut |d| {
+                if out.len() < out.capacity() {
+                    out.push((id, leg as u8, d));
+                }
+            });
+        }
         // DTMF interworking (`inband`) where the payload is G.711, before or after the codec.
         let mut iw = s.inband.as_deref_mut();
         if action == PayloadAction::ToInband {
@@ -682,9 +654,15 @@ impl Relay {
         if let (Some(iw), PayloadAction::G729ToG711(_, law)) = (iw.as_deref_mut(), action) {
             iw.on_g711(leg, ts, &mut buf[hdr..len], law, &mut notify);
         }
+        let mut audio = Audio::of(payload::output_codec(action, codec));
         if let Some(n) = iw.and_then(|iw| iw.replace(leg, buf, hdr)) {
-            len = n;
+            (len, audio) = (n, None);
         }
+        // Re-packetising toward the other leg's ptime (`reframe`).
+        len = match self.reframe_out(now_ms, (slot, leg), buf, hdr, len, audio) {
+            Ok(n) => n,
+            Err(v) => return v,
+        };
         // SRTP transmit side: encrypt and append the tag in the room after `len`.
         if let Some(tx) = self.slots[slot].as_mut().and_then(|s| s.legs[other].srtp.tx.as_mut()) {
             match tx.protect_rtp(buf, len) {

@@ -37,6 +37,17 @@ pub(super) fn law_of(codec: Option<Codec>) -> Option<Law> {
     }
 }
 
+/// The codec of what `action` sends, for a payload of `codec`.
+pub(super) fn output_codec(action: PayloadAction, codec: Option<Codec>) -> Option<Codec> {
+    match action {
+        PayloadAction::Pass | PayloadAction::Rewrite(_) => codec,
+        PayloadAction::AlawToUlaw(_) | PayloadAction::G729ToG711(_, Law::U) => Some(Codec::Pcmu),
+        PayloadAction::UlawToAlaw(_) | PayloadAction::G729ToG711(_, Law::A) => Some(Codec::Pcma),
+        PayloadAction::G711ToG729(..) => Some(Codec::G729),
+        PayloadAction::ToInband => None,
+    }
+}
+
 /// Does a session with this spec relay any payload type through the G.729 codec? Only then does
 /// it get a [`Transcoder`] (legs that agree on a codec are never transcoded).
 pub fn needs_transcoder(spec: &SessionSpec) -> bool {

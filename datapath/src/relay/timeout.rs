@@ -148,12 +148,19 @@ impl Relay {
         }
     }
 
+    /// Whether DTMF reports ([`Event::Dtmf`]) wait for [`Relay::poll_timeouts`]: a backend that
+    /// calls it only at timer deadlines calls it now as well.
+    pub fn has_reports(&self) -> bool {
+        !self.dtmf_out.is_empty()
+    }
+
     /// Media timeouts (see [`timeout`](crate::relay::timeout)): emits [`Event::MediaTimeout`] once per idle
     /// period for every session silent past its `media_timeout_ms`, and for every leg silent past
     /// its `leg_timeout_ms` while the other leg is not; returns the next time this should be
     /// called.
     pub fn poll_timeouts(&mut self, now_ms: u64, events: &mut impl FnMut(Event)) -> Option<u64> {
-        // In-band DTMF digits detected since the last poll (`relay::inband`).
+        // DTMF digits since the last poll: RFC 4733 events received (`relay::dtmf`), in-band
+        // digits detected (`relay::inband`).
         for (id, leg, d) in self.dtmf_out.drain(..) {
             events(match d {
                 super::inband::Digit::Start { event, .. } => Event::Dtmf { id, leg, event, end: false, duration_ms: 0 },
@@ -203,6 +210,7 @@ mod tests {
             signal_ip: None,
             pt_map: PtMap::new(),
             crypto: LegCrypto::default(),
+            ptime_ms: 0,
         };
         SessionSpec {
             id: SessionId(1),

@@ -143,6 +143,9 @@ impl Worker {
                     self.serve_port(now, port);
                 }
             }
+            if self.relay.has_reports() {
+                next_deadline = Some(now);
+            }
             if next_deadline.is_some_and(|d| d <= now) {
                 let tx = &self.ev_tx;
                 next_deadline = self.relay.poll_timeouts(now, &mut |e| {
@@ -198,25 +201,59 @@ impl Worker {
                     self.batch.push_tx(i, len, &to);
                 }
             }
-            let total = self.batch.tx_queued();
-            let (mut sent, mut failed) = (0u64, 0u64);
-            for r in 0..self.runs.len() {
-                let (start, out_port) = self.runs[r];
-                let end = self.runs.get(r + 1).map_or(total, |x| x.0);
-                match self.socks.by_port[usize::from(out_port)].as_ref() {
-                    Some(out) => {
-                        let (s, _) = self.batch.send(out, start..end);
-                        sent += s as u64;
-                        failed += (end - start - s) as u64;
-                    }
-                    None => failed += (end - start) as u64,
-                }
-            }
-            self.stats.tx_packets.fetch_add(sent, Ordering::Relaxed);
-            if failed > 0 {
-                self.stats.tx_errors.fetch_add(failed, Ordering::Relaxed);
-            }
+            self.flush_tx();
+            self.send_reframed();
             if n < self.batch_size {
+                return;
+            }
+        }
+    }
+
+    /// Sends the queued TX, one `sendmmsg` per run of packets leaving from the same port.
+    fn flush_tx(&mut self) {
+        let total = self.batch.tx_queued();
+        let (mut sent, mut failed) = (0u64, 0u64);
+        for r in 0..self.runs.len() {
+            let (start, out_port) = self.runs[r];
+            let end = self.runs.get(r + 1).map_or(total, |x| x.0);
+            match self.socks.by_port[usize::from(out_port)].as_ref() {
+                Some(out) => {
+                    let (s, _) = self.batch.send(out, start..end);
+                    sent += s as u64;
+                    failed += (end - start - s) as u64;
+                }
+                None => failed += (end - start) as u64,
+            }
+        }
+        self.stats.tx_packets.fetch_add(sent, Ordering::Relaxed);
+        if failed > 0 {
+            self.stats.tx_errors.fetch_add(failed, Ordering::Relaxed);
+        }
+    }
+
+    /// The extra packets of re-packetised directions (an input longer than the destination's
+    /// ptime), built in the batch's buffers (all sent by now) and sent like the batch.
+    fn send_reframed(&mut self) {
+        loop {
+            self.batch.clear_tx();
+            self.runs.clear();
+            let mut k = 0;
+            while k < self.batch.capacity() {
+                let Some(Verdict::Forward { len, from, to }) = self.relay.poll_reframed(self.batch.buffer_mut(k))
+                else {
+                    break;
+                };
+                if self.runs.last().map(|r| r.1) != Some(from.port()) {
+                    self.runs.push((k, from.port()));
+                }
+                self.batch.push_tx(k, len, &to);
+                k += 1;
+            }
+            if k == 0 {
+                return;
+            }
+            self.flush_tx();
+            if k < self.batch.capacity() {
                 return;
             }
         }

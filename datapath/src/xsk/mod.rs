@@ -71,6 +71,11 @@ pub trait MediaCore: Send + 'static {
     fn credit_fast_path(&mut self, local_port: u16, packets: u64, bytes: u64, now_ms: u64);
     /// Periodic work (media timeouts); answers through `events`.
     fn tick(&mut self, now_ms: u64, events: &mut dyn FnMut(Event));
+    /// An extra packet to send (UDP payload written into `buf`), beyond one per received
+    /// packet: the relay core's re-packetising to a shorter ptime. `None` when there is none.
+    fn poll_extra(&mut self, _buf: &mut [u8]) -> Option<(usize, SocketAddr, SocketAddr)> {
+        None
+    }
 }
 
 /// Copy or zero-copy.
@@ -323,6 +328,13 @@ impl MediaCore for crate::relay::Relay {
 
     fn tick(&mut self, now_ms: u64, events: &mut dyn FnMut(Event)) {
         self.poll_timeouts(now_ms, &mut |e| events(e));
+    }
+
+    fn poll_extra(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr, SocketAddr)> {
+        match self.poll_reframed(buf)? {
+            crate::relay::Verdict::Forward { len, from, to } => Some((len, from, to)),
+            crate::relay::Verdict::Drop(_) => None,
+        }
     }
 }
 

@@ -328,6 +328,8 @@ pub(crate) fn run<C: MediaCore>(
         p.refill(&mut local);
     }
     let kernel = KernelRoute::open();
+    // Extra packets of re-packetised directions are built here, not in a UMEM frame.
+    let mut scratch = vec![0u8; 2048];
     let mut idle = 0u32;
     let mut descs = [XdpDesc::default(); BATCH];
     while !stop.load(Ordering::Relaxed) {
@@ -376,6 +378,7 @@ pub(crate) fn run<C: MediaCore>(
                         }
                     }
                 }
+                send_extras(sh, &kernel, &mut scratch, &mut local);
             }
             for p in &mut ports {
                 p.flush_tx(&mut local);
@@ -493,6 +496,29 @@ fn relay_one<C: MediaCore>(
     // The RX frame was copied out: it is free again.
     a.free_frame(d.addr);
     Ok(Sent::Queued)
+}
+
+/// Sends the relay core's extra packets (re-packetising to a shorter ptime: more packets out
+/// than in) through the kernel's stack from the worker's `scratch` buffer, so they take no UMEM
+/// frame; a few per second per such session.
+fn send_extras<C: MediaCore>(sh: &mut Shared<C>, kernel: &KernelRoute, scratch: &mut [u8], local: &mut Local) {
+    const OFF: usize = 64;
+    while let Some((len, from, to)) = scratch.get_mut(OFF..).and_then(|b| sh.core.poll_extra(b)) {
+        let Some(from) = sh.reached_at.source(from, sh.net.source_for(to.ip())) else {
+            local.count(Why::NoRoute);
+            continue;
+        };
+        let Ok(from) = same_family(from, to) else { continue };
+        let Ok(start) = packet::emit_headers(scratch, OFF, len, from, to, ([0; 6], [0; 6]), 0) else {
+            local.count(Why::Malformed);
+            continue;
+        };
+        let sent = scratch.get(start + packet::ETH_LEN..OFF + len).map(|ip| kernel.send(ip, to.ip()));
+        match sent {
+            Some(Ok(())) => local.tx_kernel += 1,
+            _ => local.count(Why::NoRoute),
+        }
+    }
 }
 
 /// `from` when it is of `to`'s family (the relay never translates between IPv4 and IPv6).

@@ -7,6 +7,7 @@
 //! events) and [`restart`] (journal and recovery).
 
 mod delayed;
+mod fax;
 mod hunt;
 mod progress;
 mod reoffer;
@@ -314,6 +315,7 @@ pub(crate) fn remote_spec(
         signal_ip,
         pt_map: r.pt_map(),
         crypto: LegCrypto::default(),
+        ptime_ms: r.ptime_ms,
     }
 }
 

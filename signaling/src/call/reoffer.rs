@@ -124,6 +124,10 @@ impl Core {
                 let c = if (200..300).contains(&code) { 488 } else { map_final(code) };
                 let r = response(&ro.req, c, reason(c), Some(&call.legs[ro.from].dlg.local_tag));
                 self.txs.respond(now, &ro.stx, &r);
+                // A refused fax stays on audio: never through G.729 (`call::fax`).
+                if ro.method == Method::Invite && sdp::t38_index(&ro.offer).is_some() {
+                    self.fax_fallback(now, id);
+                }
             }
         }
     }

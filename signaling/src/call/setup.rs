@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use xtrunk_config::{Snapshot, TrunkId};
 
-use xtrunk_ring::msg::{Command, LegCrypto, LegSpec, PtMap, SessionId, SessionSpec, SrtpKeys};
+use xtrunk_ring::msg::{Command, LegCrypto, LegSpec, SessionId, SessionSpec, SrtpKeys};
 
 use super::{dkey, latch_of, remote_spec, srtp_prefs, uri_host, user_of, Call, CallTimer, Leg, Queued, Slot, State};
 use crate::b2bua::Core;
@@ -332,11 +332,15 @@ fn session_spec(
                 rtcp_mux: false,
                 payloads: vec![],
                 direction: "sendrecv",
+                ptime_ms: 0,
             };
             remote_spec(&none, local0, latch_of(cfg.trunk(tin)), Some(a_ip))
         }
     };
     leg0.crypto = LegCrypto { rx: n.a_srtp.map(|(l, _)| l.keys), tx: n.a_srtp.map(|(_, ours)| ours) };
+    // Until the answer, the callee sends with our offer's payload types (RFC 3264 §6.1): a
+    // carrier's first G.729 packets, which may overtake its answer's Update, are transcoded too.
+    let offered = n.b_sdp.remote().map(|r| r.pt_map()).unwrap_or_default();
     let leg1 = LegSpec {
         local: SocketAddr::new(bind, n.ports[1]),
         remote: None,
@@ -344,8 +348,9 @@ fn session_spec(
         rtcp_mux: false,
         latch: latch_of(cfg.trunk(tout)),
         signal_ip: cfg.trunk(tout).targets.get(n.first_target).map(|t| t.addr.ip()),
-        pt_map: PtMap::new(),
+        pt_map: offered,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     };
     SessionSpec {
         id,

@@ -99,13 +99,17 @@ impl Core {
                 }
             }
             Event::Dtmf { id, leg, event, end, duration_ms } => {
-                // In-band digits the relay turned into RFC 4733 events (hook for CDRs and IVR).
+                // A digit's start and end (RFC 4733 or in-band): its start goes into the CDR.
                 let Some(cid) = self.call_of_session(id) else { return };
                 let digit = b"0123456789*#ABCD".get(usize::from(event)).map_or('?', |&c| char::from(c));
                 if end {
-                    log::info!("call {}: in-band DTMF {digit} on leg {leg}, {duration_ms} ms", cid.0);
+                    log::info!("call {}: DTMF {digit} on leg {leg}, {duration_ms} ms", cid.0);
                 } else {
-                    log::debug!("call {}: in-band DTMF {digit} starts on leg {leg}", cid.0);
+                    log::debug!("call {}: DTMF {digit} starts on leg {leg}", cid.0);
+                    if let Some(c) = self.calls.get_mut(&cid) {
+                        c.cdr.push_dtmf(event);
+                        self.journal_dirty.insert(cid);
+                    }
                 }
             }
             Event::MediaTimeout { id, idle_ms, leg } => {

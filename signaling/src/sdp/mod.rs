@@ -21,7 +21,7 @@ mod rewrite;
 mod sdes;
 mod t38;
 
-pub use model::{MediaDesc, Remote, Sdp, SdpError, SdpLimits};
+pub use model::{ptime_ms, MediaDesc, Remote, Sdp, SdpError, SdpLimits};
 pub use rewrite::{
     add_telephone_event, codec_of, default_pt, fmtp_of, negotiated, offer_g729, rewrite_answer,
     rewrite_answer_bridging, rewrite_offer, Origin, Rewrite,

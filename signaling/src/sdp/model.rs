@@ -406,8 +406,16 @@ impl Sdp {
             rtcp_mux: self.attr(i, "rtcp-mux").is_some(),
             payloads: self.payloads(i),
             direction: self.direction(i),
+            ptime_ms: self.attr(i, "ptime").map_or(0, ptime_ms),
         })
     }
+}
+
+/// An `a=ptime` value as the datapath takes it (`LegSpec::ptime_ms`): whole milliseconds, a
+/// multiple of 10 up to 120; anything else (including fractions, RFC 4566 allows them) is 0, "not
+/// stated", and the relay does not re-packetise toward that leg.
+pub fn ptime_ms(v: &str) -> u8 {
+    v.trim().parse::<u8>().ok().filter(|&ms| ms != 0 && xtrunk_ring::msg::valid_ptime(ms)).unwrap_or(0)
 }
 
 /// Facts from one side's SDP about the relayed stream.
@@ -425,6 +433,8 @@ pub struct Remote {
     pub payloads: Vec<(u8, String)>,
     /// Direction attribute.
     pub direction: &'static str,
+    /// `a=ptime` as [`ptime_ms`] reads it (0: none usable).
+    pub ptime_ms: u8,
 }
 
 impl Remote {

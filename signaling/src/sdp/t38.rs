@@ -2,7 +2,7 @@
 //! re-offer of T.38 is rewritten onto the relay like audio (our address and the leg's port, its
 //! `T38*` attributes kept, other streams declined), and both legs' session specs list
 //! `Codec::T38`, so the datapath relays their UDPTL unchanged. A leg that refuses T.38 (a
-//! non-2xx) leaves the call on its audio.
+//! non-2xx) leaves the call on its audio, moved off G.729 if it was transcoded (`call::fax`).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -66,5 +66,6 @@ pub fn t38_leg(s: &Sdp, i: usize, local: SocketAddr, latch: LatchPolicy, signal_
         signal_ip,
         pt_map,
         crypto: LegCrypto::default(),
+        ptime_ms: 0,
     })
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 use xtrunk_config::{Config, Listen, Route, Target, Transport, Trunk, TrunkRole};
 use xtrunk_signaling::{LoopbackMedia, Server, Summary};
 
+pub(crate) mod pcap;
+
 pub(crate) fn scenario(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").join(format!("{name}.xml")).display().to_string()
 }
@@ -297,4 +299,78 @@ macro_rules! need_sipp {
             return;
         }
     };
+}
+
+/// The sidecar with the socket-backend datapath in process (`ChannelMedia`, real UDP on
+/// loopback, media ports `ports`): SIPp's media crosses the real relay.
+pub(crate) struct MediaEdge {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Summary>>,
+    dp_stop: Arc<AtomicBool>,
+    dp: Option<JoinHandle<Result<(), xtrunk_datapath::socket::Error>>>,
+    pub(crate) port: u16,
+    pub(crate) dir: TmpDir,
+    pub(crate) stats: Arc<xtrunk_datapath::socket::Stats>,
+}
+
+impl MediaEdge {
+    pub(crate) fn start(name: &str, ports: (u16, u16), carriers: &[u16], tweak: impl FnOnce(&mut Config)) -> Self {
+        use xtrunk_datapath::socket::{run_with_stats, SocketOptions, Stats};
+        let _ = env_logger::builder().is_test(true).try_init();
+        let dir = tmpdir(name);
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::sync_channel(1024);
+        let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel(1024);
+        let dp_stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Stats::default());
+        let opts = SocketOptions {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            port_min: ports.0,
+            port_max: ports.1,
+            cores: vec![],
+            max_sessions: 16,
+            batch: 32,
+        };
+        let (s2, st2) = (dp_stop.clone(), stats.clone());
+        let dp = std::thread::spawn(move || run_with_stats(opts, cmd_rx, ev_tx, s2, st2));
+        let port = free_port();
+        let mut cfg = Config::embedded_default().unwrap();
+        cfg.node.shm_path = dir.join("shm");
+        cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
+        cfg.sip.listen = vec![Listen {
+            transport: Transport::Udp,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls: None,
+            advertised: None,
+        }];
+        cfg.sip.timers.t1_ms = 200;
+        cfg.media.port_min = ports.0;
+        cfg.media.port_max = ports.1;
+        cfg.trunks = vec![
+            trunk("pbx", TrunkRole::Customer, &["127.0.0.0/8"], &[]),
+            trunk("carrier", TrunkRole::Carrier, &[], carriers),
+        ];
+        cfg.routes = vec![Route::to("", Some("pbx"), "carrier")];
+        tweak(&mut cfg);
+        let media = xtrunk_signaling::media::ChannelMedia { tx: cmd_tx, rx: ev_rx };
+        let server = Server::bind(&cfg, media).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s3 = stop.clone();
+        let handle = std::thread::spawn(move || server.run(s3).unwrap());
+        Self { stop, handle: Some(handle), dp_stop, dp: Some(dp), port, dir, stats }
+    }
+
+    /// Stops both (after in-flight teardown settles); the summary and every CDR written.
+    pub(crate) fn stop(mut self) -> (Summary, Vec<serde_json::Value>) {
+        std::thread::sleep(Duration::from_millis(300));
+        self.stop.store(true, Ordering::Relaxed);
+        let s = self.handle.take().unwrap().join().unwrap();
+        self.dp_stop.store(true, Ordering::Relaxed);
+        let _ = self.dp.take().unwrap().join();
+        let cdrs = std::fs::read_to_string(self.dir.join("cdr.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (s, cdrs)
+    }
 }

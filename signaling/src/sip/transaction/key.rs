@@ -29,6 +29,8 @@ pub enum Purpose {
     ReOffer2xx,
     /// A session-timer refresh (UPDATE) on leg N.
     Refresh(u8),
+    /// Our G.711-only re-INVITE to leg N after a refused T.38 re-offer (`call::fax`).
+    FaxFallback(u8),
 }
 
 /// Who a transaction reports to.
