@@ -359,9 +359,26 @@ pub(crate) fn dtmf_payloads(
     }
 }
 
-/// A trunk's SRTP settings as the offer/answer needs them.
-pub(crate) fn srtp_prefs(t: &TrunkView) -> sdp::SrtpPrefs {
-    sdp::SrtpPrefs::of(t)
+/// A trunk's SRTP settings as the offer/answer needs them, for a leg signalled over TLS
+/// (`tls`: `srtp_with_tls` makes SRTP mandatory) or not.
+pub(crate) fn srtp_prefs(t: &TrunkView, tls: bool) -> sdp::SrtpPrefs {
+    sdp::SrtpPrefs::of_leg(t, tls)
+}
+
+/// Whether `uri` is a `sips:` URI.
+pub(crate) fn is_sips(uri: &str) -> bool {
+    uri.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+}
+
+/// Whether a leg's signaling runs over TLS.
+pub(crate) fn leg_tls(leg: &Leg) -> bool {
+    leg.dlg.dest.transport == crate::transport::Transport::Tls
+}
+
+/// Whether calls toward `t` are signalled over TLS (for its offer: one of its targets is TLS,
+/// and the offer is made once for every target the call may fail over to).
+pub(crate) fn tls_toward(t: &TrunkView) -> bool {
+    t.targets.iter().any(|x| x.transport == xtrunk_config::Transport::Tls)
 }
 
 /// `host:port` of a socket address as a URI host part (IPv6 bracketed).

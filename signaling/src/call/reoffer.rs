@@ -48,7 +48,8 @@ impl Core {
         let o = 1 - s;
         let (ts, to) = (call.cfg.trunk(call.legs[s].trunk), call.cfg.trunk(call.legs[o].trunk));
         let allowed = common_codecs(to, ts);
-        let (s_prefs, o_prefs) = (srtp_prefs(ts), srtp_prefs(to));
+        let (s_prefs, o_prefs) =
+            (srtp_prefs(ts, super::leg_tls(&call.legs[s])), srtp_prefs(to, super::leg_tls(&call.legs[o])));
         let ip = to.media_ip;
         let t38 = sdp::t38_index(&offer);
         // SDES applies to audio; a T.38 offer carries none.
@@ -134,7 +135,7 @@ impl Core {
         let Some(call) = self.calls.get(&id) else { return };
         let ts = call.cfg.trunk(call.legs[s].trunk);
         let ip = ts.media_ip;
-        let (codecs, s_prefs) = (codecs_of(ts), srtp_prefs(ts));
+        let (codecs, s_prefs) = (codecs_of(ts), srtp_prefs(ts, super::leg_tls(&call.legs[s])));
         let contact = self.contact(call.legs[s].dlg.dest);
         let call = self.calls.get_mut(&id).expect("present");
         let tag = call.legs[s].dlg.local_tag.clone();

@@ -80,6 +80,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
         srtp: Default::default(),
         srtp_suites: vec![],
+        srtp_with_tls: false,
         latch: None,
         leg_timeout_secs: None,
         transfer: false,
