@@ -446,7 +446,8 @@ impl Core {
                 if src.transport != Transport::Tls && req.uri().is_some_and(crate::call::is_sips) {
                     // RFC 5630: a SIPS Request-URI asks for TLS on every hop; one that came
                     // over UDP or TCP is refused, never served in the clear.
-                    self.metrics.bad("SIPS Without TLS", || format!("{method} over {:?} from {}", src.transport, src.remote));
+                    self.metrics
+                        .bad("SIPS Without TLS", || format!("{method} over {:?} from {}", src.transport, src.remote));
                     self.reply(now, &k, &req, 480, "SIPS Needs TLS");
                     return;
                 }

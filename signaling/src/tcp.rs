@@ -449,7 +449,9 @@ impl TcpConns {
                 Ok(0) => c.eof = true,
                 Ok(n) => {
                     c.last_io = Instant::now();
-                    if let Some(t) = c.tls.as_deref().filter(|t| !c.peer_checked && matches!(t, rustls::Connection::Server(_))) {
+                    if let Some(t) =
+                        c.tls.as_deref().filter(|t| !c.peer_checked && matches!(t, rustls::Connection::Server(_)))
+                    {
                         c.peer_checked = true;
                         if let Err(why) = crate::tls::TlsSetup::check_peer(core.config(), c.peer.ip(), t) {
                             log::warn!("tls {}: {why}", c.peer);

@@ -111,7 +111,8 @@ impl TlsSetup {
         let Some(cert) = tls.peer_certificates().and_then(|c| c.first()) else {
             return Err(PeerRefusal::NoCertificate { trunk });
         };
-        let name = ServerName::try_from(want).map_err(|e| PeerRefusal::WrongName { trunk: trunk.clone(), reason: e.to_string() })?;
+        let name = ServerName::try_from(want)
+            .map_err(|e| PeerRefusal::WrongName { trunk: trunk.clone(), reason: e.to_string() })?;
         ParsedCertificate::try_from(cert)
             .and_then(|c| rustls::client::verify_server_name(&c, &name))
             .map_err(|e| PeerRefusal::WrongName { trunk, reason: e.to_string() })
@@ -139,9 +140,7 @@ impl TlsSetup {
                     b.with_client_cert_verifier(v)
                 }
             };
-            let sc = b
-                .with_single_cert(chain, key)
-                .map_err(|e| format!("sip.listen[{i}].tls: {e}"))?;
+            let sc = b.with_single_cert(chain, key).map_err(|e| format!("sip.listen[{i}].tls: {e}"))?;
             let sc = Arc::new(sc);
             // The bound address (port 0 resolved) of this listener.
             for (_, a) in listeners.iter().filter(|(t, a)| {

@@ -13,7 +13,10 @@ pub(super) fn validate_trunk_tls(cfg: &Config, v: &mut Validator, p: &str, t: &T
         }
         let tls_target = t.targets.iter().any(|x| x.transport == Transport::Tls);
         if !tls_listener && !tls_target {
-            v.add(format!("{p}.srtp_with_tls"), "no TLS listener in [[sip.listen]] and no TLS target: it never applies");
+            v.add(
+                format!("{p}.srtp_with_tls"),
+                "no TLS listener in [[sip.listen]] and no TLS target: it never applies",
+            );
         }
     }
     let Some(tls) = &t.tls else { return };

@@ -135,7 +135,14 @@ impl Core {
                 }
             }
             let mut origin = call.legs[1].origin;
-            match callee_offer(&cfg, (tin, tout), super::leg_tls(&call.legs[0]), &call.a_offer, call.legs[1].port, &mut origin) {
+            match callee_offer(
+                &cfg,
+                (tin, tout),
+                super::leg_tls(&call.legs[0]),
+                &call.a_offer,
+                call.legs[1].port,
+                &mut origin,
+            ) {
                 Ok(sdp) => {
                     let trunk = cfg.trunk(tout);
                     log::info!("call {}: route entry {} ({}) next", id.0, call.entry, trunk.name);

@@ -280,7 +280,8 @@ impl Core {
             return None;
         };
         let mut b_origin = Origin { id: self.ids.session_id(), version: 0 };
-        let b_sdp = super::hunt::callee_offer(cfg, (tin, tout), src.transport == Transport::Tls, &offer, pb, &mut b_origin);
+        let b_sdp =
+            super::hunt::callee_offer(cfg, (tin, tout), src.transport == Transport::Tls, &offer, pb, &mut b_origin);
         match b_sdp {
             Ok(b_sdp) => Some(Negotiated { offer, a_srtp, b_sdp, b_origin, ports: [pa, pb], first_target: 0 }),
             Err(e) => {

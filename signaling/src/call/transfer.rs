@@ -79,7 +79,8 @@ impl Core {
         let port = call.legs[s].port;
         let trunk = call.cfg.trunk(tout);
         let t = trunk.targets[0].clone();
-        let (allowed, prefs, ip) = (codecs_of(trunk), srtp_prefs(trunk, t.transport == xtrunk_config::Transport::Tls), trunk.media_ip);
+        let (allowed, prefs, ip) =
+            (codecs_of(trunk), srtp_prefs(trunk, t.transport == xtrunk_config::Transport::Tls), trunk.media_ip);
         let tr: Transport = t.transport.into();
         let local = self.listener_for(trunk, tr);
         let mut origin = Origin { id: self.ids.session_id(), version: 0 };
