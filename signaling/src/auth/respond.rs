@@ -110,7 +110,14 @@ impl Core {
         if stale {
             self.metrics.auth.stale += 1;
         }
-        self.txs.respond(now, k, &r);
+        if www {
+            self.txs.respond(now, k, &r);
+        } else {
+            // A challenged INVITE keeps no server transaction (its ACK matches nothing and is
+            // dropped by `on_ack`'s dialog lookup; a retransmission is challenged again): the
+            // per-challenge cost is the parse and this response, not a transaction for 64·T1.
+            self.txs.respond_stateless(k, &r);
+        }
     }
 
     /// Counts one failure of an outsider; logs and counts a ban it causes.
