@@ -179,7 +179,8 @@ pub struct TrunkTls {
     pub key: Option<std::path::PathBuf>,
     /// Inbound mutual TLS: a TLS connection from this trunk's addresses must present a client
     /// certificate (chaining to its listener's `tls.client_ca`) naming `peer_name` (DNS
-    /// subjectAltName, or IP address); else it is closed, logged and counted.
+    /// subjectAltName, or IP address); else it is closed, logged and counted. It binds TLS
+    /// connections only: with `transports = ["tls"]` the trunk takes nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_name: Option<String>,
 }
