@@ -371,3 +371,44 @@ fn a_reload_swaps_the_certificate_and_keeps_open_connections() {
     let s = side.stop();
     assert_eq!(s.metrics.tcp.tls_failed, 0);
 }
+
+/// A `sips:` dialog keeps `sips:` toward its caller: the callee hangs up (`uas_bye`) and the
+/// edge's BYE over the caller's TLS connection carries a `sips:` Contact (RFC 3261 §12.1.1).
+#[test]
+fn a_sips_dialog_keeps_a_sips_contact_in_the_edges_requests() {
+    need_sipp!();
+    let uas_port = free_port();
+    let tls_port = free_port();
+    let side = Sidecar::start("tls-sips-bye", &[uas_port], |c| {
+        let dir = c.node.shm_path.parent().unwrap().to_path_buf();
+        make_certs(&dir, "2");
+        c.sip.listen.push(tls_listener(&dir, tls_port, false));
+    });
+    let uas = sipp(&side.dir, "uas", "uas_bye", uas_port, None, 1, &[]);
+    let mut pbx = Peer::client(&side.dir, tls_port, &[]);
+    pbx.send(&invite("sips:4930123@edge.test", "tls-sips-bye", SDP));
+    let ok = pbx.final_response(Duration::from_secs(10)).expect("a final answer");
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(header(&ok, "Contact").unwrap().starts_with("<sips:"), "{ok}");
+    let to = header(&ok, "To").unwrap().to_string();
+    let target = header(&ok, "Contact").unwrap().trim_matches(|c| c == '<' || c == '>').to_string();
+    pbx.send(&format!("ACK {target} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKsbye-a;rport\r\nMax-Forwards: 70\r\nFrom: <sip:100@pbx.test>;tag=p1\r\nTo: {to}\r\nCall-ID: tls-sips-bye\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"));
+    let bye = pbx.message(Duration::from_secs(10)).expect("the callee's BYE relayed over TLS");
+    assert!(bye.starts_with("BYE sip:100@127.0.0.1:5999;transport=tls SIP/2.0"), "{bye}");
+    let contact = header(&bye, "Contact").unwrap();
+    assert!(contact.starts_with("<sips:") && !contact.contains("transport="), "{contact}");
+    let copy = |h: &str| header(&bye, h).unwrap().to_string();
+    pbx.send(&format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        copy("Via"),
+        copy("From"),
+        copy("To"),
+        copy("Call-ID"),
+        copy("CSeq")
+    ));
+    let b = uas.wait();
+    let _ = pbx.stderr();
+    let (s, _) = side.stop_with_cdrs();
+    assert_eq!(b.successful, 1, "{b:?}");
+    assert_clean(&s);
+}

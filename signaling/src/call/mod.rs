@@ -370,6 +370,14 @@ pub(crate) fn is_sips(uri: &str) -> bool {
     uri.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
 }
 
+/// Whether slot `s` of `call` is the caller whose INVITE had a `sips:` Request-URI (RFC 3261
+/// §12.1.1: then our Contact toward it is `sips:` for the dialog's life).
+pub(crate) fn sips_leg(call: &Call, s: usize) -> bool {
+    s == 0
+        && call.a_invite.uri().is_some_and(is_sips)
+        && call.a_invite.from_tag() == Some(call.legs[0].dlg.remote_tag.as_str())
+}
+
 /// Whether a leg's signaling runs over TLS.
 pub(crate) fn leg_tls(leg: &Leg) -> bool {
     leg.dlg.dest.transport == crate::transport::Transport::Tls
@@ -439,9 +447,10 @@ impl Core {
         body: Option<(&str, Vec<u8>)>,
         purpose: Purpose,
     ) -> Option<TxKey> {
-        let d = self.calls.get(&id)?.legs[s].dlg.dest;
+        let call = self.calls.get(&id)?;
+        let (d, sips) = (call.legs[s].dlg.dest, sips_leg(call, s));
         let via = self.via(d);
-        let contact = self.contact(d);
+        let contact = self.contact_as(d, sips);
         let call = self.calls.get_mut(&id)?;
         let m = call.legs[s].dlg.request(method, via, contact, body);
         self.journal_dirty.insert(id);

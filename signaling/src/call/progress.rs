@@ -52,7 +52,7 @@ impl Core {
             }
         }
         let delayed = call.delayed_offer;
-        let sips = call.a_invite.uri().is_some_and(super::is_sips);
+        let sips = super::sips_leg(call, 0);
         r.push(HName::Contact, self.contact_as(a_dest, sips));
         if !delayed && !msg.body.is_empty() {
             if let Ok(ans) = Sdp::parse(&msg.body) {
@@ -171,7 +171,7 @@ impl Core {
     fn answer_caller(&mut self, now: Instant, id: CallKey, body: Vec<u8>) {
         let unix = self.unix_ms(now);
         let Some(call) = self.calls.get(&id) else { return };
-        let contact = self.contact_as(call.legs[0].dlg.dest, call.a_invite.uri().is_some_and(super::is_sips));
+        let contact = self.contact_as(call.legs[0].dlg.dest, super::sips_leg(call, 0));
         let call = self.calls.get_mut(&id).expect("present");
         let mut r = response(&call.a_invite, 200, "OK", Some(&call.legs[0].dlg.local_tag));
         r.push(HName::Contact, contact);
