@@ -166,7 +166,8 @@ fn tls_listener(dir: &std::path::Path, port: u16, client_ca: bool) -> Listen {
 
 /// Mutual TLS inbound: the listener asks for client certificates and the PBX trunk requires
 /// one naming `pbx.test`. Its own certificate is served; one naming someone else, or none, is
-/// refused before any SIP is read (counted `tls_peer_refused`).
+/// refused before any SIP is read (counted `tls_peer_refused`); one of an unknown CA fails the
+/// handshake (`tls_failed`).
 #[test]
 fn a_trunk_with_peer_name_admits_only_a_client_certificate_naming_it() {
     let tls_port = free_port();
@@ -175,14 +176,18 @@ fn a_trunk_with_peer_name_admits_only_a_client_certificate_naming_it() {
         make_certs(&dir, "2");
         make_cert(&dir, "ca", "pbx", "pbx.test", "2");
         make_cert(&dir, "ca", "intruder", "intruder.test", "2");
+        // The right name from a CA the listener does not trust: the handshake itself fails.
+        make_ca(&dir, "other-ca", "someone else's CA");
+        make_cert(&dir, "other-ca", "stranger", "pbx.test", "2");
         c.sip.listen.push(tls_listener(&dir, tls_port, true));
         let t = c.trunks.iter_mut().find(|t| t.name == "pbx").unwrap();
         t.tls = Some(TrunkTls { peer_name: Some("pbx.test".into()), ..Default::default() });
     });
-    let cases: [(&[&str], bool); 3] = [
+    let cases: [(&[&str], bool); 4] = [
         (&["-cert", "pbx.pem", "-key", "pbx.key"], true),
         (&["-cert", "intruder.pem", "-key", "intruder.key"], false),
         (&[], false),
+        (&["-cert", "stranger.pem", "-key", "stranger.key"], false),
     ];
     for (i, (args, admitted)) in cases.into_iter().enumerate() {
         let mut pbx = Peer::client(&side.dir, tls_port, args);
@@ -197,8 +202,8 @@ fn a_trunk_with_peer_name_admits_only_a_client_certificate_naming_it() {
         }
     }
     let s = side.stop();
-    assert_eq!(s.metrics.tcp.tls_peer_refused, 2, "{:?}", s.metrics.tcp);
-    assert_eq!(s.metrics.tcp.tls_failed, 0, "{:?}", s.metrics.tcp);
+    assert_eq!(s.metrics.tcp.tls_peer_refused, 2, "wrong name, no certificate: {:?}", s.metrics.tcp);
+    assert_eq!(s.metrics.tcp.tls_failed, 1, "unknown CA: {:?}", s.metrics.tcp);
 }
 
 /// Mutual TLS outbound: a carrier (`s_server -Verify`) that requires a client certificate
