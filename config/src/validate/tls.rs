@@ -12,7 +12,8 @@ pub(super) fn validate_trunk_tls(cfg: &Config, v: &mut Validator, p: &str, t: &T
             v.add(format!("{p}.srtp_suites"), "srtp_with_tls = true needs at least one suite");
         }
         let tls_target = t.targets.iter().any(|x| x.transport == Transport::Tls);
-        if !tls_listener && !tls_target {
+        // A `domain` trunk's targets (TLS among them, by NAPTR) are known only at run time.
+        if !tls_listener && !tls_target && t.domain.is_none() {
             v.add(
                 format!("{p}.srtp_with_tls"),
                 "no TLS listener in [[sip.listen]] and no TLS target: it never applies",
