@@ -134,14 +134,19 @@ pub struct Listen {
     pub advertised: Option<String>,
 }
 
-/// Certificate chain and private key, PEM.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// Certificate chain and private key, PEM; and whether clients are asked for certificates.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
     /// PEM certificate chain.
     pub cert: PathBuf,
     /// PEM private key.
     pub key: PathBuf,
+    /// PEM file of the CAs client certificates must chain to: with it the listener asks every
+    /// client for a certificate (mutual TLS). A client without one is still served unless its
+    /// trunk sets `tls.peer_name`; a presented certificate that does not chain is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// SIP transport.

@@ -90,6 +90,8 @@ pub struct TrunkView {
     pub codecs: Vec<Codec>,
     /// SRTP policy towards this trunk.
     pub srtp: SrtpPolicy,
+    /// `srtp_with_tls`: SRTP is mandatory on its legs whose signaling is TLS.
+    pub srtp_with_tls: bool,
     /// SRTP suites, in preference order.
     pub srtp_suites: Vec<SrtpSuite>,
     /// The trunk's `latch`, or `[media].latch` when it sets none.
@@ -424,6 +426,7 @@ impl Snapshot {
                     .collect::<Result<_, _>>()?,
                 codecs: typed(&t.codecs, &format!("{p}.codecs"), Codec::from_name)?,
                 srtp: t.srtp,
+                srtp_with_tls: t.srtp_with_tls,
                 srtp_suites: typed(&t.srtp_suites, &format!("{p}.srtp_suites"), SrtpSuite::from_name)?,
                 latch: t.latch.unwrap_or(cfg.media.latch),
                 leg_timeout_secs: t.leg_timeout_secs.unwrap_or(cfg.media.leg_timeout()),

@@ -45,6 +45,11 @@ pub struct Trunk {
     /// SRTP towards this trunk: off, optional or mandatory.
     #[serde(default)]
     pub srtp: SrtpPolicy,
+    /// SRTP whenever this trunk's signaling is TLS (`srtp = "mandatory"` for those legs, `srtp`
+    /// as set for the others): an RTP-only offer arriving over TLS is refused 488, and offers
+    /// toward a trunk with a TLS target carry SRTP. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub srtp_with_tls: bool,
     /// SRTP suites offered/accepted, in preference order (RFC 4568 names).
     #[serde(default = "default_srtp_suites")]
     pub srtp_suites: Vec<String>,
@@ -167,8 +172,9 @@ impl RegistrarLimits {
     }
 }
 
-/// A trunk's `tls`: how its server certificate is checked.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// A trunk's `tls`: how its server certificate is checked, the client certificate we show it,
+/// and the name its own client certificate must carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkTls {
     /// PEM file of the CA certificates its certificate must chain to.
@@ -177,6 +183,19 @@ pub struct TrunkTls {
     /// The name its certificate must carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
+    /// PEM certificate chain the edge presents when it connects to this trunk's TLS targets
+    /// (mutual TLS); needs `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of `cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<std::path::PathBuf>,
+    /// Inbound mutual TLS: a TLS connection from this trunk's addresses must present a client
+    /// certificate (chaining to its listener's `tls.client_ca`) naming `peer_name` (DNS
+    /// subjectAltName, or IP address); else it is closed, logged and counted. It binds TLS
+    /// connections only: with `transports = ["tls"]` the trunk takes nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_name: Option<String>,
 }
 
 /// `sip_address`: the edge's address toward a trunk.

@@ -11,6 +11,7 @@ use crate::{
 mod admission;
 mod pools;
 mod routing;
+mod tls;
 
 /// Interfaces one XDP program instance serves (`XT_MAX_IFACES` in `ebpf/xdp/xtrunk_maps.h`).
 const XDP_MAX_INTERFACES: usize = 8;
@@ -485,11 +486,7 @@ impl Config {
             if t.media_ip.is_some_and(|ip| ip.is_unspecified()) {
                 v.add(format!("{p}.media_ip"), "must be a real address (it goes into SDP)");
             }
-            if let Some(tls) = &t.tls {
-                if tls.server_name.as_deref().is_some_and(|n| n.is_empty()) {
-                    v.add(format!("{p}.tls.server_name"), "must not be empty");
-                }
-            }
+            tls::validate_trunk_tls(self, v, &p, t);
             self.validate_trunk_policy(v, &p, t);
             validate_options(v, &p, t);
             admission::validate_limits(v, &p, &t.limits);

@@ -934,3 +934,51 @@ fn acl_aliases_are_named_and_overlap_like_acls() {
     assert_problem(&twice, "trunk[3].acl[0]", "overlaps trunk[2].acl_aliases[0] (192.0.2.0/28");
     assert_problem(&t("acl = [\"10.9.0.0/16\"]\nverify_port = true"), "trunk[2].verify_port", "needs targets");
 }
+
+#[test]
+fn mutual_tls_and_srtp_with_tls_keys_name_their_problems() {
+    let tls = "[[sip.listen]]\ntransport = \"tls\"\naddr = \"127.0.0.1:5061\"\ntls = { cert = \"/c.pem\", key = \"/k.pem\" }\n";
+    let mtls = "[[sip.listen]]\ntransport = \"tls\"\naddr = \"127.0.0.1:5061\"\n\
+                tls = { cert = \"/c.pem\", key = \"/k.pem\", client_ca = \"/ca.pem\" }\n";
+    let carrier = |t: &str| {
+        format!("[[trunk]]\nname = \"tls-carrier\"\nrole = \"carrier\"\ntargets = [{{ addr = \"192.0.2.1:5061\", transport = \"tls\" }}]\n{t}\n")
+    };
+    let pbx = |t: &str| format!("[[trunk]]\nname = \"tls-pbx\"\nrole = \"customer\"\nacl = [\"192.0.2.64/26\"]\n{t}\n");
+    // A client certificate needs its key, and the reverse.
+    assert_problem(
+        &default_with(&format!("{tls}{}", carrier("tls = { cert = \"/me.pem\" }"))),
+        "trunk[2].tls.key",
+        "needs tls.key",
+    );
+    assert_problem(
+        &default_with(&format!("{tls}{}", carrier("tls = { key = \"/me.key\" }"))),
+        "trunk[2].tls.cert",
+        "needs tls.cert",
+    );
+    // peer_name needs a listener that asks for certificates.
+    assert_problem(
+        &default_with(&format!("{tls}{}", pbx("tls = { peer_name = \"pbx.example\" }"))),
+        "trunk[2].tls.peer_name",
+        "client_ca",
+    );
+    assert_problem(
+        &default_with(&format!("{mtls}{}", pbx("tls = { peer_name = \"\" }"))),
+        "trunk[2].tls.peer_name",
+        "DNS name",
+    );
+    // srtp_with_tls needs suites and some TLS to apply to.
+    assert_problem(&default_with(&pbx("srtp_with_tls = true")), "trunk[2].srtp_with_tls", "never applies");
+    assert_problem(
+        &default_with(&format!("{tls}{}", pbx("srtp_with_tls = true\nsrtp_suites = []"))),
+        "trunk[2].srtp_suites",
+        "srtp_with_tls",
+    );
+    // A sound mutual-TLS setup passes.
+    let good = format!(
+        "{mtls}{}{}",
+        pbx("srtp_with_tls = true\ntls = { peer_name = \"pbx.example\" }"),
+        carrier("tls = { ca = \"/ca.pem\", server_name = \"sip.example\", cert = \"/me.pem\", key = \"/me.key\" }")
+    );
+    let probs = problems_of(&default_with(&good));
+    assert!(probs.is_empty(), "{probs:#?}");
+}

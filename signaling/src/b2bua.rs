@@ -336,10 +336,18 @@ impl Core {
 
     /// Our Contact for a flow.
     pub(crate) fn contact(&self, d: Dest) -> String {
+        self.contact_as(d, false)
+    }
+
+    /// Our Contact toward `d`; `sips`: the peer's dialog began with a `sips:` URI (RFC 3261
+    /// §12.1.1, RFC 5630), so over TLS it is `sips:` (without the deprecated
+    /// `;transport=tls`).
+    pub(crate) fn contact_as(&self, d: Dest, sips: bool) -> String {
         let host = self.host_to(d.local, d.remote);
-        let tp = d.transport.uri_param();
+        let secure = sips && d.transport == Transport::Tls;
+        let tp = if secure { "" } else { d.transport.uri_param() };
         let mut c = String::with_capacity(16 + host.len() + tp.len());
-        c.push_str("<sip:xtrunk@");
+        c.push_str(if secure { "<sips:xtrunk@" } else { "<sip:xtrunk@" });
         c.push_str(&host);
         c.push_str(tp);
         c.push('>');
@@ -441,6 +449,14 @@ impl Core {
                         r.push(n, v);
                     }
                     self.txs.respond(now, &k, &r);
+                    return;
+                }
+                if src.transport != Transport::Tls && req.uri().is_some_and(crate::call::is_sips) {
+                    // RFC 5630: a SIPS Request-URI asks for TLS on every hop; one that came
+                    // over UDP or TCP is refused, never served in the clear.
+                    self.metrics
+                        .bad("SIPS Without TLS", || format!("{method} over {:?} from {}", src.transport, src.remote));
+                    self.reply(now, &k, &req, 480, "SIPS Needs TLS");
                     return;
                 }
                 if req.to_tag().is_some() {

@@ -77,6 +77,9 @@ pub struct TcpMetrics {
     pub closed_write_overflow: u64,
     /// Closed: a TLS handshake failed (certificate, name, CA, protocol) or a bad record.
     pub tls_failed: u64,
+    /// Closed: a TLS client of a trunk with `tls.peer_name` presented no certificate, or one
+    /// that does not carry the name.
+    pub tls_peer_refused: u64,
 }
 
 /// Counts one event of `what`; logs the first (and every 10 000th after).

@@ -174,6 +174,9 @@ struct Conn {
     queued: bool,
     /// The peer closed its side.
     eof: bool,
+    /// A TLS server connection's client certificate was checked against its trunk's
+    /// `tls.peer_name` (done once, when the first plaintext arrives: the handshake is over).
+    peer_checked: bool,
 }
 
 /// How a turn ended.
@@ -337,6 +340,7 @@ impl TcpConns {
             ready: true,
             queued: true,
             eof: false,
+            peer_checked: false,
         };
         self.conns.insert(tok, c);
         self.queue.push_back(tok);
@@ -445,6 +449,16 @@ impl TcpConns {
                 Ok(0) => c.eof = true,
                 Ok(n) => {
                     c.last_io = Instant::now();
+                    if let Some(t) =
+                        c.tls.as_deref().filter(|t| !c.peer_checked && matches!(t, rustls::Connection::Server(_)))
+                    {
+                        c.peer_checked = true;
+                        if let Err(why) = crate::tls::TlsSetup::check_peer(core.config(), c.peer.ip(), t) {
+                            log::warn!("tls {}: {why}", c.peer);
+                            core.metrics.tcp.tls_peer_refused += 1;
+                            break End::Close;
+                        }
+                    }
                     c.rx.push(&self.scratch[..n]);
                 }
                 // NotConnected: an outbound connect in progress (its events come later).

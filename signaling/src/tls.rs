@@ -9,14 +9,20 @@
 //! (expired, wrong name, unknown CA) closes the connection with a log line naming why, and the
 //! call's target fails over like an unreachable one. SIGHUP loads the files again: new
 //! connections get the new certificate, open ones keep theirs.
+//!
+//! Mutual TLS: a trunk's `tls = { cert, key }` is the client certificate shown to its TLS
+//! targets; a listener with `tls.client_ca` asks its clients for one (verified against that CA;
+//! a client without one is still served), and a trunk's `tls.peer_name` makes a certificate
+//! naming it a condition for connections from the trunk's addresses ([`TlsSetup::check_peer`]).
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection};
 use xtrunk_config::{Snapshot, Transport};
 
@@ -49,7 +55,69 @@ fn certs(path: &std::path::Path, key: &str) -> Result<Vec<CertificateDer<'static
     Ok(v)
 }
 
+fn roots(path: &std::path::Path, key: &str) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs(path, key)?);
+    if added == 0 {
+        return Err(format!("{key}: no usable CA certificate"));
+    }
+    Ok(roots)
+}
+
+fn private_key(path: &std::path::Path, key: &str) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{key}: {}: {e}", path.display()))
+}
+
+/// Why a TLS peer's client certificate does not do for its trunk's `tls.peer_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerRefusal {
+    /// The trunk wants a certificate and the client presented none.
+    NoCertificate {
+        /// The trunk's name.
+        trunk: String,
+    },
+    /// The certificate does not carry the name.
+    WrongName {
+        /// The trunk's name.
+        trunk: String,
+        /// rustls's reason (it lists the names the certificate carries).
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for PeerRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoCertificate { trunk } => {
+                write!(f, "trunk {trunk:?} requires a client certificate (tls.peer_name); none presented")
+            }
+            Self::WrongName { trunk, reason } => {
+                write!(f, "client certificate refused for trunk {trunk:?} (tls.peer_name): {reason}")
+            }
+        }
+    }
+}
+
 impl TlsSetup {
+    /// Checks a server connection whose handshake is done against the `tls.peer_name` of the
+    /// trunk whose ACL holds `peer`'s address (the chain itself was verified against the
+    /// listener's `client_ca` by rustls during the handshake). A trunk without `peer_name`, or
+    /// an address of no trunk, passes.
+    pub fn check_peer(cfg: &Snapshot, peer: IpAddr, tls: &Connection) -> Result<(), PeerRefusal> {
+        let Some(id) = cfg.trunk_by_acl(peer) else { return Ok(()) };
+        let t = cfg.trunk(id);
+        let Some(want) = t.tls.as_ref().and_then(|x| x.peer_name.as_deref()) else { return Ok(()) };
+        let trunk = t.name.clone();
+        let Some(cert) = tls.peer_certificates().and_then(|c| c.first()) else {
+            return Err(PeerRefusal::NoCertificate { trunk });
+        };
+        let name = ServerName::try_from(want)
+            .map_err(|e| PeerRefusal::WrongName { trunk: trunk.clone(), reason: e.to_string() })?;
+        ParsedCertificate::try_from(cert)
+            .and_then(|c| rustls::client::verify_server_name(&c, &name))
+            .map_err(|e| PeerRefusal::WrongName { trunk, reason: e.to_string() })
+    }
+
     /// Loads every TLS listener's certificate and key and every TLS target's trust settings;
     /// the error names the key whose file is missing or bad.
     pub fn load(cfg: &Snapshot, listeners: &[(crate::transport::Transport, SocketAddr)]) -> Result<Self, String> {
@@ -57,14 +125,22 @@ impl TlsSetup {
         for (i, l) in cfg.sip.listen.iter().enumerate().filter(|(_, l)| l.transport == Transport::Tls) {
             let Some(files) = &l.tls else { return Err(format!("sip.listen[{i}].tls: missing")) };
             let chain = certs(&files.cert, &format!("sip.listen[{i}].tls.cert"))?;
-            let key = PrivateKeyDer::from_pem_file(&files.key)
-                .map_err(|e| format!("sip.listen[{i}].tls.key: {}: {e}", files.key.display()))?;
-            let sc = ServerConfig::builder_with_provider(provider())
+            let key = private_key(&files.key, &format!("sip.listen[{i}].tls.key"))?;
+            let b = ServerConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .map_err(|e| format!("sip.listen[{i}].tls: {e}"))?;
+                .map_err(|e| e.to_string())?;
+            let b = match &files.client_ca {
+                None => b.with_no_client_auth(),
+                Some(ca) => {
+                    let k = format!("sip.listen[{i}].tls.client_ca");
+                    let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca, &k)?), provider())
+                        .allow_unauthenticated()
+                        .build()
+                        .map_err(|e| format!("{k}: {e}"))?;
+                    b.with_client_cert_verifier(v)
+                }
+            };
+            let sc = b.with_single_cert(chain, key).map_err(|e| format!("sip.listen[{i}].tls: {e}"))?;
             let sc = Arc::new(sc);
             // The bound address (port 0 resolved) of this listener.
             for (_, a) in listeners.iter().filter(|(t, a)| {
@@ -86,16 +162,19 @@ impl TlsSetup {
                 Some(p) => (p.clone(), format!("trunk[{i}].tls.ca")),
                 None => (SYSTEM_CAS.into(), format!("trunk[{i}].tls.ca (default {SYSTEM_CAS})")),
             };
-            let mut roots = RootCertStore::empty();
-            let (added, _) = roots.add_parsable_certificates(certs(&path, &key)?);
-            if added == 0 {
-                return Err(format!("{key}: no usable CA certificate"));
-            }
-            let cc = ClientConfig::builder_with_provider(provider())
+            let b = ClientConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
                 .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+                .with_root_certificates(roots(&path, &key)?);
+            let mine = t.tls.as_ref().and_then(|x| x.cert.as_ref().zip(x.key.as_ref()));
+            let cc = match mine {
+                None => b.with_no_client_auth(),
+                Some((c, k)) => {
+                    let chain = certs(c, &format!("trunk[{i}].tls.cert"))?;
+                    b.with_client_auth_cert(chain, private_key(k, &format!("trunk[{i}].tls.key"))?)
+                        .map_err(|e| format!("trunk[{i}].tls.cert: {e}"))?
+                }
+            };
             let cc = Arc::new(cc);
             for a in tls_targets {
                 let name = t.tls.as_ref().and_then(|x| x.server_name.clone()).or_else(|| {

@@ -328,3 +328,30 @@ fn unknown_source_403_or_silence() {
         assert_eq!(s.metrics.auth.unknown_dropped, if want { 0 } else { 2 });
     }
 }
+
+/// A challenge keeps no transaction, yet a retransmitted INVITE (its 407 lost) gets the same
+/// 407 byte for byte: same To tag, same nonce (`auth::recent`). One challenge is counted.
+#[test]
+fn a_retransmitted_invite_gets_the_same_challenge_bytes() {
+    let cport = free_port();
+    let side = Sidecar::start("digest-retrans", &[cport], |c| digest_config(c, cport));
+    let c = Client::new("127.0.0.2", side.port);
+    let l = c.local();
+    let body = "v=0\r\no=a 1 1 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n";
+    let inv = format!(
+        "INVITE sip:4930123@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKretx1;rport\r\nFrom: <sip:pbx@{l}>;tag=fr\r\n\
+         To: <sip:4930123@{to}>\r\nCall-ID: retx-1\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{l}>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len(),
+        to = c.to
+    );
+    c.sock.send_to(inv.as_bytes(), c.to).unwrap();
+    let first = c.final_for("retx-1", Duration::from_secs(3)).expect("a challenge");
+    c.sock.send_to(inv.as_bytes(), c.to).unwrap();
+    let second = c.final_for("retx-1", Duration::from_secs(3)).expect("the challenge again");
+    assert!(first.starts_with("SIP/2.0 407 "), "{first}");
+    assert_eq!(first, second, "a retransmission is answered with the same bytes");
+    c.ack(&first, "4930123", "z9hG4bKretx1");
+    let s = side.stop();
+    assert_eq!(s.metrics.auth.challenges, 1, "{:?}", s.metrics.auth);
+}

@@ -434,6 +434,7 @@ fn render_process(reg: &mut Text, s: &OpsSnapshot, src: &Sources) {
         ("oversize_read", t.closed_oversize_read),
         ("write_overflow", t.closed_write_overflow),
         ("tls_failed", t.tls_failed),
+        ("tls_peer_name", t.tls_peer_refused),
     ];
     counters(
         reg,

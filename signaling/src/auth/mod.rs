@@ -24,6 +24,7 @@ pub mod client;
 pub mod digest;
 pub mod guard;
 pub mod nonce;
+pub mod recent;
 mod respond;
 
 use std::collections::HashMap;
@@ -89,6 +90,8 @@ pub struct Auth {
     any_digest: bool,
     dummy: [String; 3],
     serial: u64,
+    /// The `407`s sent lately, repeated byte for byte to a retransmitted INVITE.
+    pub recent: recent::Recent,
 }
 
 impl std::fmt::Debug for Auth {
@@ -136,6 +139,7 @@ impl Auth {
             any_digest: false,
             dummy: Default::default(),
             serial: 0,
+            recent: Default::default(),
         };
         a.reload(cfg);
         a
@@ -183,11 +187,21 @@ impl Auth {
     /// The challenge header values for `ip` at `now`: one per offered algorithm, in order,
     /// sharing one new nonce.
     pub fn challenges(&mut self, now: Instant, ip: IpAddr, stale: bool) -> Vec<String> {
+        let nonce = self.new_nonce(now, ip);
+        self.challenge_values(&nonce, stale)
+    }
+
+    /// A new nonce for `ip` at `now`.
+    pub fn new_nonce(&mut self, now: Instant, ip: IpAddr) -> String {
         self.serial += 1;
-        let nonce = self.key.issue(self.secs(now), self.serial, ip);
+        self.key.issue(self.secs(now), self.serial, ip)
+    }
+
+    /// The challenge header values carrying `nonce`: one per offered algorithm, in order.
+    pub fn challenge_values(&self, nonce: &str, stale: bool) -> Vec<String> {
         self.algorithms
             .iter()
-            .map(|&algorithm| digest::Challenge { realm: &self.realm, nonce: &nonce, algorithm, stale }.to_value())
+            .map(|&algorithm| digest::Challenge { realm: &self.realm, nonce, algorithm, stale }.to_value())
             .collect()
     }
 

@@ -104,21 +104,35 @@ impl Core {
 
     /// `407`/`Proxy-Authenticate`, or for a registrar (`www`) `401`/`WWW-Authenticate`.
     fn send_challenge(&mut self, now: Instant, k: &TxKey, req: &Message, ip: IpAddr, stale: bool, www: bool) {
-        let tag = self.token();
         let (code, phrase, name) = if www {
             (401, "Unauthorized", "WWW-Authenticate")
         } else {
             (407, "Proxy Authentication Required", "Proxy-Authenticate")
         };
+        // A retransmitted INVITE (its 407 was lost or late) gets the same bytes again.
+        let again = if www { None } else { self.auth.recent.get(k, now).cloned() };
+        let (tag, nonce, stale) = match again {
+            Some(s) => (s.tag, s.nonce, s.stale),
+            None => {
+                self.metrics.auth.challenges += 1;
+                if stale {
+                    self.metrics.auth.stale += 1;
+                }
+                (self.token(), self.auth.new_nonce(now, ip), stale)
+            }
+        };
         let mut r = response(req, code, phrase, Some(&tag));
-        for v in self.auth.challenges(now, ip, stale) {
+        for v in self.auth.challenge_values(&nonce, stale) {
             r.push(HName::Other(name.into()), v);
         }
-        self.metrics.auth.challenges += 1;
-        if stale {
-            self.metrics.auth.stale += 1;
+        if www {
+            return self.txs.respond(now, k, &r);
         }
-        self.txs.respond(now, k, &r);
+        // A challenged INVITE keeps no server transaction and arms no timer: its ACK matches
+        // nothing and is dropped by `on_ack`'s dialog lookup, a retransmission is answered from
+        // `auth.recent`. The per-challenge cost is the parse and this response.
+        self.txs.respond_stateless(k, &r);
+        self.auth.recent.insert(k.clone(), tag, nonce, stale, now);
     }
 
     /// Counts one failure of an outsider; logs and counts a ban it causes.

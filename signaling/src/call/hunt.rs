@@ -24,14 +24,15 @@ use crate::sip::transaction::CallKey;
 pub(crate) fn callee_offer(
     cfg: &Snapshot,
     (tin, tout): (TrunkId, TrunkId),
+    caller_tls: bool,
     offer: &Sdp,
     port: u16,
     origin: &mut Origin,
 ) -> Result<Sdp, SdpError> {
     let allowed = common_codecs(cfg.trunk(tout), cfg.trunk(tin));
-    let srtp_off = cfg.trunk(tin).srtp == xtrunk_config::SrtpPolicy::Off;
+    let srtp_off = srtp_prefs(cfg.trunk(tin), caller_tls).policy == xtrunk_config::SrtpPolicy::Off;
     let rw = Rewrite { ip: cfg.trunk(tout).media_ip, port, allowed: &allowed, srtp_off };
-    let prefs = srtp_prefs(cfg.trunk(tout));
+    let prefs = srtp_prefs(cfg.trunk(tout), super::tls_toward(cfg.trunk(tout)));
     let mut s = sdp::rewrite_offer(offer, &rw, origin)?;
     // G.729 toward a trunk that allows it, even if the caller offered only G.711: the relay
     // transcodes when the callee picks it (and only then).
@@ -134,7 +135,14 @@ impl Core {
                 }
             }
             let mut origin = call.legs[1].origin;
-            match callee_offer(&cfg, (tin, tout), &call.a_offer, call.legs[1].port, &mut origin) {
+            match callee_offer(
+                &cfg,
+                (tin, tout),
+                super::leg_tls(&call.legs[0]),
+                &call.a_offer,
+                call.legs[1].port,
+                &mut origin,
+            ) {
                 Ok(sdp) => {
                     let trunk = cfg.trunk(tout);
                     log::info!("call {}: route entry {} ({}) next", id.0, call.entry, trunk.name);

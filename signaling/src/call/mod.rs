@@ -365,9 +365,34 @@ pub(crate) fn dtmf_payloads(
     }
 }
 
-/// A trunk's SRTP settings as the offer/answer needs them.
-pub(crate) fn srtp_prefs(t: &TrunkView) -> sdp::SrtpPrefs {
-    sdp::SrtpPrefs::of(t)
+/// A trunk's SRTP settings as the offer/answer needs them, for a leg signalled over TLS
+/// (`tls`: `srtp_with_tls` makes SRTP mandatory) or not.
+pub(crate) fn srtp_prefs(t: &TrunkView, tls: bool) -> sdp::SrtpPrefs {
+    sdp::SrtpPrefs::of_leg(t, tls)
+}
+
+/// Whether `uri` is a `sips:` URI.
+pub(crate) fn is_sips(uri: &str) -> bool {
+    uri.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+}
+
+/// Whether slot `s` of `call` is the caller whose INVITE had a `sips:` Request-URI (RFC 3261
+/// §12.1.1: then our Contact toward it is `sips:` for the dialog's life).
+pub(crate) fn sips_leg(call: &Call, s: usize) -> bool {
+    s == 0
+        && call.a_invite.uri().is_some_and(is_sips)
+        && call.a_invite.from_tag() == Some(call.legs[0].dlg.remote_tag.as_str())
+}
+
+/// Whether a leg's signaling runs over TLS.
+pub(crate) fn leg_tls(leg: &Leg) -> bool {
+    leg.dlg.dest.transport == crate::transport::Transport::Tls
+}
+
+/// Whether calls toward `t` are signalled over TLS (for its offer: one of its targets is TLS,
+/// and the offer is made once for every target the call may fail over to).
+pub(crate) fn tls_toward(t: &TrunkView) -> bool {
+    t.targets.iter().any(|x| x.transport == xtrunk_config::Transport::Tls)
 }
 
 /// `host:port` of a socket address as a URI host part (IPv6 bracketed).
@@ -428,9 +453,10 @@ impl Core {
         body: Option<(&str, Vec<u8>)>,
         purpose: Purpose,
     ) -> Option<TxKey> {
-        let d = self.calls.get(&id)?.legs[s].dlg.dest;
+        let call = self.calls.get(&id)?;
+        let (d, sips) = (call.legs[s].dlg.dest, sips_leg(call, s));
         let via = self.via(d);
-        let contact = self.contact(d);
+        let contact = self.contact_as(d, sips);
         let call = self.calls.get_mut(&id)?;
         let m = call.legs[s].dlg.request(method, via, contact, body);
         self.journal_dirty.insert(id);

@@ -52,7 +52,8 @@ impl Core {
             }
         }
         let delayed = call.delayed_offer;
-        r.push(HName::Contact, self.contact(a_dest));
+        let sips = super::sips_leg(call, 0);
+        r.push(HName::Contact, self.contact_as(a_dest, sips));
         if !delayed && !msg.body.is_empty() {
             if let Ok(ans) = Sdp::parse(&msg.body) {
                 if let Some(body) = self.answer_for_a(id, &ans) {
@@ -72,7 +73,7 @@ impl Core {
         let call = self.calls.get_mut(&id)?;
         let tin = call.cfg.trunk(call.legs[0].trunk);
         let ip = tin.media_ip;
-        let (codecs, prefs) = (codecs_of(tin), srtp_prefs(tin));
+        let (codecs, prefs) = (codecs_of(tin), srtp_prefs(tin, super::leg_tls(&call.legs[0])));
         let rw = Rewrite { ip, port: call.legs[0].port, allowed: &codecs, srtp_off: true };
         // SDES: the callee leg's keys from its answer to our offer (none usable = unusable answer).
         let b_crypto = match &call.legs[1].local_sdp {
@@ -170,7 +171,7 @@ impl Core {
     fn answer_caller(&mut self, now: Instant, id: CallKey, body: Vec<u8>) {
         let unix = self.unix_ms(now);
         let Some(call) = self.calls.get(&id) else { return };
-        let contact = self.contact(call.legs[0].dlg.dest);
+        let contact = self.contact_as(call.legs[0].dlg.dest, super::sips_leg(call, 0));
         let call = self.calls.get_mut(&id).expect("present");
         let mut r = response(&call.a_invite, 200, "OK", Some(&call.legs[0].dlg.local_tag));
         r.push(HName::Contact, contact);

@@ -48,7 +48,8 @@ impl Core {
         let o = 1 - s;
         let (ts, to) = (call.cfg.trunk(call.legs[s].trunk), call.cfg.trunk(call.legs[o].trunk));
         let allowed = common_codecs(to, ts);
-        let (s_prefs, o_prefs) = (srtp_prefs(ts), srtp_prefs(to));
+        let (s_prefs, o_prefs) =
+            (srtp_prefs(ts, super::leg_tls(&call.legs[s])), srtp_prefs(to, super::leg_tls(&call.legs[o])));
         let ip = to.media_ip;
         let t38 = sdp::t38_index(&offer);
         // SDES applies to audio; a T.38 offer carries none.
@@ -87,7 +88,7 @@ impl Core {
     fn answer_locally(&mut self, now: Instant, id: CallKey, s: usize, k: TxKey, req: &Message) {
         let Some(call) = self.calls.get(&id) else { return };
         let invite = req.method() == Some(&Method::Invite);
-        let contact = self.contact(call.legs[s].dlg.dest);
+        let contact = self.contact_as(call.legs[s].dlg.dest, super::sips_leg(call, s));
         let mut r = response(req, 200, "OK", Some(&call.legs[s].dlg.local_tag));
         r.push(HName::Contact, contact);
         if let (true, Some(sdp)) = (invite, &call.legs[s].local_sdp) {
@@ -138,8 +139,8 @@ impl Core {
         let Some(call) = self.calls.get(&id) else { return };
         let ts = call.cfg.trunk(call.legs[s].trunk);
         let ip = ts.media_ip;
-        let (codecs, s_prefs) = (codecs_of(ts), srtp_prefs(ts));
-        let contact = self.contact(call.legs[s].dlg.dest);
+        let (codecs, s_prefs) = (codecs_of(ts), srtp_prefs(ts, super::leg_tls(&call.legs[s])));
+        let contact = self.contact_as(call.legs[s].dlg.dest, super::sips_leg(call, s));
         let call = self.calls.get_mut(&id).expect("present");
         let tag = call.legs[s].dlg.local_tag.clone();
         let rw = Rewrite { ip, port: call.legs[s].port, allowed: &codecs, srtp_off: true };

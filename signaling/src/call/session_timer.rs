@@ -112,9 +112,9 @@ impl Core {
             return;
         }
         let secs = call.session_expires;
-        let d = call.legs[usize::from(s)].dlg.dest;
+        let (d, sips) = (call.legs[usize::from(s)].dlg.dest, super::sips_leg(call, usize::from(s)));
         let via = self.via(d);
-        let contact = self.contact(d);
+        let contact = self.contact_as(d, sips);
         let Some(call) = self.calls.get_mut(&id) else { return };
         let leg = &mut call.legs[usize::from(s)];
         let mut m = if by == Refresher::Invite {

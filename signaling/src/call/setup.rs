@@ -265,7 +265,7 @@ impl Core {
             }
         };
         // SDES on the caller's leg (RFC 4568): the line we accept and our own key for the answer.
-        let a_srtp = sdp::accept_offer(&offer, &srtp_prefs(cfg.trunk(tin)))
+        let a_srtp = sdp::accept_offer(&offer, &srtp_prefs(cfg.trunk(tin), src.transport == Transport::Tls))
             .and_then(|l| l.map(|l| Ok((l, sdp::fresh_keys(l.keys.suite)?))).transpose());
         let a_srtp = match a_srtp {
             Ok(c) => c,
@@ -290,7 +290,8 @@ impl Core {
             return None;
         };
         let mut b_origin = Origin { id: self.ids.session_id(), version: 0 };
-        let b_sdp = super::hunt::callee_offer(cfg, (tin, tout), &offer, pb, &mut b_origin);
+        let b_sdp =
+            super::hunt::callee_offer(cfg, (tin, tout), src.transport == Transport::Tls, &offer, pb, &mut b_origin);
         match b_sdp {
             Ok(b_sdp) => Some(Negotiated { offer, a_srtp, b_sdp, b_origin, ports: [pa, pb], first_target: 0 }),
             Err(e) => {

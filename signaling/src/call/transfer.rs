@@ -79,7 +79,8 @@ impl Core {
         let port = call.legs[s].port;
         let trunk = call.cfg.trunk(tout);
         let t = trunk.targets[0].clone();
-        let (allowed, prefs, ip) = (codecs_of(trunk), srtp_prefs(trunk), trunk.media_ip);
+        let (allowed, prefs, ip) =
+            (codecs_of(trunk), srtp_prefs(trunk, t.transport == xtrunk_config::Transport::Tls), trunk.media_ip);
         let tr: Transport = t.transport.into();
         let local = self.listener_for(trunk, tr);
         let mut origin = Origin { id: self.ids.session_id(), version: 0 };
@@ -136,9 +137,9 @@ impl Core {
     fn notify(&mut self, now: Instant, id: CallKey, s: usize, code: u16, phrase: &str, last: bool) {
         let body = format!("SIP/2.0 {code} {phrase}\r\n").into_bytes();
         let Some(call) = self.calls.get(&id) else { return };
-        let d = call.legs[s].dlg.dest;
+        let (d, sips) = (call.legs[s].dlg.dest, super::sips_leg(call, s));
         let via = self.via(d);
-        let contact = self.contact(d);
+        let contact = self.contact_as(d, sips);
         let call = self.calls.get_mut(&id).expect("present");
         let mut m = call.legs[s].dlg.request(Method::Notify, via, contact, Some(("message/sipfrag;version=2.0", body)));
         m.push(HName::Event, "refer");

@@ -424,7 +424,10 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Ad
     }
     // Delayed offer (no SDP in the INVITE) is served: we offer in our 2xx and take the answer
     // from the ACK; not for a caller whose trunk requires SRTP (it must offer).
-    if !call.has_offer && cfg.trunk(tin).srtp == xtrunk_config::SrtpPolicy::Mandatory {
+    let t = cfg.trunk(tin);
+    let srtp_required =
+        t.srtp == xtrunk_config::SrtpPolicy::Mandatory || (t.srtp_with_tls && call.transport == Transport::Tls);
+    if !call.has_offer && srtp_required {
         return reject(RejectReason::OfferRequired, Some(tin));
     }
     let numbers = match callerid::plan(cfg, call, tin, tout) {

@@ -28,6 +28,16 @@ impl SrtpPrefs {
         Self { policy: trunk.srtp, suites: trunk.srtp_suites.iter().map(suite).collect() }
     }
 
+    /// The settings of `trunk` for a leg whose signaling is TLS (`tls`) or not: with
+    /// `srtp_with_tls`, SRTP is mandatory on a TLS leg; otherwise `srtp` holds.
+    pub fn of_leg(trunk: &xtrunk_config::TrunkView, tls: bool) -> Self {
+        let mut p = Self::of(trunk);
+        if tls && trunk.srtp_with_tls {
+            p.policy = SrtpPolicy::Mandatory;
+        }
+        p
+    }
+
     /// True when offers we send to this trunk carry SRTP (RTP/SAVP + `a=crypto`): only for
     /// `mandatory`. An `optional` trunk is offered plain RTP/AVP (RFC 4568 §7.1.1: an RTP/SAVP
     /// offer fails against a peer without SRTP, and we do no capability negotiation) unless the

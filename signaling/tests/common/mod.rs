@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod tls;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -85,6 +87,7 @@ pub(crate) fn trunk(name: &str, role: TrunkRole, acl: &[&str], targets: &[u16]) 
         codecs: vec!["PCMA".into(), "PCMU".into(), "telephone-event".into()],
         srtp: Default::default(),
         srtp_suites: vec![],
+        srtp_with_tls: false,
         latch: None,
         leg_timeout_secs: None,
         transfer: false,
@@ -103,10 +106,28 @@ pub(crate) struct Sidecar {
     handle: Option<JoinHandle<Summary>>,
     pub(crate) port: u16,
     pub(crate) dir: TmpDir,
+    /// Raised by [`Sidecar::reload`]: the sidecar re-reads `dir/xtrunk.toml` (what SIGHUP does).
+    reload: Arc<AtomicBool>,
 }
 
 impl Sidecar {
     pub(crate) fn start(name: &str, carriers: &[u16], tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(name, carriers, tweak, false)
+    }
+
+    /// As [`Sidecar::start`], its configuration written to `xtrunk.toml` and re-read on
+    /// [`Sidecar::reload`] (the SIGHUP path of `xtrunk signaling`).
+    pub(crate) fn start_reloadable(name: &str, carriers: &[u16], tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(name, carriers, tweak, true)
+    }
+
+    /// Raises the reload flag (as SIGHUP does) and gives the loop time to take it.
+    pub(crate) fn reload(&self) {
+        self.reload.store(true, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    fn start_with(name: &str, carriers: &[u16], tweak: impl FnOnce(&mut Config), reloadable: bool) -> Self {
         let _ = env_logger::builder().is_test(true).try_init();
         let dir = tmpdir(name);
         let port = free_port();
@@ -129,11 +150,17 @@ impl Sidecar {
         ];
         cfg.routes = vec![Route::to("", Some("pbx"), "carrier")];
         tweak(&mut cfg);
-        let server = Server::bind(&cfg, LoopbackMedia::default()).unwrap();
+        let mut server = Server::bind(&cfg, LoopbackMedia::default()).unwrap();
+        let reload = Arc::new(AtomicBool::new(false));
+        if reloadable {
+            let path = dir.join("xtrunk.toml");
+            std::fs::write(&path, cfg.to_toml().unwrap()).unwrap();
+            server = server.reload_on(path, reload.clone());
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         let handle = std::thread::spawn(move || server.run(s2).unwrap());
-        Self { stop, handle: Some(handle), port, dir }
+        Self { stop, handle: Some(handle), port, dir, reload }
     }
 
     pub(crate) fn stop(mut self) -> Summary {

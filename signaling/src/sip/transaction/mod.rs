@@ -383,6 +383,21 @@ impl Transactions {
         }
     }
 
+    /// Sends a final response to a server transaction's request and drops the transaction at
+    /// once (RFC 3261 §8.2.7, a stateless UAS: how challenges are commonly sent). Nothing is kept
+    /// for retransmission: a retransmitted request is a new one, answered afresh; the ACK to a
+    /// non-2xx sent so matches nothing and is absorbed by the TU.
+    pub fn respond_stateless(&mut self, k: &TxKey, resp: &Message) {
+        let Some(tx) = self.server.get(k) else { return };
+        if tx.state != SState::Proceeding {
+            return;
+        }
+        let server = self.agent.as_deref().filter(|_| resp.header(&HName::Server).is_none());
+        let data = resp.to_bytes_with(server.map(|a| ("Server", a)));
+        self.out.push_back(Transmit { dest: tx.dest, data });
+        self.remove_server(k);
+    }
+
     /// The TU got the ACK for a 2xx: stop retransmitting it.
     pub fn ack_2xx(&mut self, now: Instant, k: &TxKey) {
         if let Some(tx) = self.server.get_mut(k) {

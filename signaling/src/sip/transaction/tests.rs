@@ -233,3 +233,24 @@ fn server_table_is_bounded_per_source_in_total_and_in_bytes() {
     assert_eq!(t.server_footprint().1, 0, "no outsider holds anything");
     assert!(matches!(t.on_request(now, &opt("a9"), from("10.0.0.1"), false), Incoming::New(_)));
 }
+
+#[test]
+fn a_stateless_final_keeps_no_transaction_and_its_ack_goes_to_the_tu() {
+    let now = Instant::now();
+    let a: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+    let b: SocketAddr = "127.0.0.2:5060".parse().unwrap();
+    let dest = Dest { transport: Transport::Udp, local: b, remote: a };
+    let mut s = Transactions::new(timers(), Limits::default());
+    let inv = request(Method::Invite, "ch1");
+    let Incoming::New(k) = s.on_request(now, &inv, dest, true) else { panic!("new") };
+    s.respond_stateless(&k, &resp(&inv, 407));
+    assert!(s.poll_transmit().is_some_and(|t| t.data.starts_with(b"SIP/2.0 407")));
+    assert_eq!(s.len().0, 0, "no server transaction kept");
+    assert_eq!(s.poll_timeout(), None, "no timer armed");
+    let mut ack = request(Method::Ack, "ch1");
+    ack.headers.retain(|h| h.name != HName::CSeq);
+    ack.push(HName::CSeq, "1 ACK");
+    assert_eq!(s.on_request(now, &ack, dest, true), Incoming::Ack);
+    // A retransmitted INVITE is a new request (challenged afresh by the TU).
+    assert!(matches!(s.on_request(now, &inv, dest, true), Incoming::New(_)));
+}
