@@ -21,13 +21,11 @@ fn arg(name: &str, default: usize) -> usize {
 fn cpu_ticks(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let f: Vec<&str> = s.rsplit_once(')').map_or("", |x| x.1).split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--bench") && std::env::args().count() <= 2 {
-        // `cargo bench` without arguments: the defaults below.
-    }
     let (calls, live) = (arg("--calls", 20_000), arg("--live", 10_000));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = std::env::temp_dir().join(format!("xtrunk-bench-redis-{}", std::process::id()));
