@@ -73,6 +73,11 @@ pub(crate) struct SipArgs {
     /// call challenged 407 and answered with MD5 credentials by SIPp), or `compare`.
     #[arg(long, value_enum, default_value_t = Policies::Off)]
     digest: Policies,
+    /// The counters of every admission policy in a shared Redis store (#19) instead of the
+    /// sidecar's memory: `off`, `on` or `compare`. Implies `--policies on` (so every call checks
+    /// and takes channels and CPS there). The bench starts its own `redis-server` on a free port.
+    #[arg(long, value_enum, default_value_t = Policies::Off)]
+    shared: Policies,
 }
 
 /// `--policies`.
@@ -125,6 +130,19 @@ fn with_policies(cfg: &mut xtrunk_config::Config) -> anyhow::Result<()> {
     cfg.trunks[1].numbers.trusted = true;
     cfg.trunks[1].numbers.format = xtrunk_config::NumberFormat::PlusE164;
     Ok(())
+}
+
+/// A `redis-server` for `--shared` on a free loopback port (no persistence), and its port.
+fn start_redis(dir: &Path) -> anyhow::Result<(std::process::Child, u16)> {
+    let port = free_port()?;
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--dir", dir.to_str().unwrap_or(".")])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting redis-server (scripts/setup installs it)")?;
+    std::thread::sleep(Duration::from_millis(300));
+    Ok((child, port))
 }
 
 /// The caller's trunk requires digest credentials as well as its ACL (MD5: Debian's SIPp knows
@@ -298,7 +316,7 @@ fn start_sidecar(
     dir: &Path,
     carrier_port: u16,
     pin: Option<usize>,
-    (ops, policies, digest): (bool, bool, bool),
+    (ops, policies, digest, shared): (bool, bool, bool, Option<u16>),
 ) -> anyhow::Result<Sidecar> {
     std::fs::create_dir_all(dir)?;
     let port = free_port()?;
@@ -322,6 +340,11 @@ fn start_sidecar(
     }
     if digest {
         with_digest(&mut cfg);
+    }
+    if let Some(port) = shared {
+        cfg.shared.kind = xtrunk_config::SharedKind::Redis;
+        cfg.shared.url = format!("redis://127.0.0.1:{port}/0");
+        cfg.shared.prefix = format!("bench{}:", std::process::id());
     }
     let stop = Arc::new(AtomicBool::new(false));
     let (mut writer, mut scraper, mut published) = (None, None, None);
@@ -460,33 +483,45 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
     let per_step = (args.seconds / args.rates.len().max(1) as u64).max(2);
 
     // Off, then on (--ops-compare, or --policies compare); or one run as asked.
-    let compares = [args.ops_compare, args.policies == Policies::Compare, args.digest == Policies::Compare];
+    let compares = [
+        args.ops_compare,
+        args.policies == Policies::Compare,
+        args.digest == Policies::Compare,
+        args.shared == Policies::Compare,
+    ];
     anyhow::ensure!(
         compares.iter().filter(|c| **c).count() <= 1,
-        "one comparison per invocation: --ops-compare, --policies compare or --digest compare"
+        "one comparison per invocation: --ops-compare, --policies compare, --digest compare or --shared compare"
     );
+    let redis = (args.shared != Policies::Off).then(|| start_redis(&dir)).transpose()?;
     let both = |p: Policies| match p {
         Policies::Off => vec![false],
         Policies::On => vec![true],
         Policies::Compare => vec![false, true],
     };
-    let (policy_modes, digest_modes) = (both(args.policies), both(args.digest));
+    let policy_modes = if args.shared == Policies::Off { both(args.policies) } else { vec![true] };
+    let (digest_modes, shared_modes) = (both(args.digest), both(args.shared));
     let ops_modes = if args.ops_compare { vec![false, true] } else { vec![args.ops] };
-    let mut modes: Vec<(bool, bool, bool)> = Vec::new();
+    let mut modes: Vec<(bool, bool, bool, bool)> = Vec::new();
     for &o in &ops_modes {
         for &p in &policy_modes {
-            modes.extend(digest_modes.iter().map(|&d| (o, p, d)));
+            for &d in &digest_modes {
+                modes.extend(shared_modes.iter().map(|&sh| (o, p, d, sh)));
+            }
         }
     }
+    let mut shared_runs = Vec::new();
     let mut runs = Vec::new();
     let mut policy_runs = Vec::new();
     let mut digest_runs = Vec::new();
-    for (ops, policies, digest) in modes {
+    for (ops, policies, digest, shared) in modes {
         eprintln!("--- admission policies {}", if policies { "on" } else { "off" });
+        eprintln!("--- counters {}", if shared { "in the shared Redis store" } else { "in memory" });
         eprintln!("--- digest authentication {}", if digest { "on" } else { "off" });
         let (target, sidecar) = if args.self_contained {
-            let sub = format!("ops-{ops}-policies-{policies}-digest-{digest}");
-            let s = start_sidecar(&dir.join(sub), carrier_port, args.pin_sidecar, (ops, policies, digest))?;
+            let sub = format!("ops-{ops}-policies-{policies}-digest-{digest}-shared-{shared}");
+            let store = redis.as_ref().filter(|_| shared).map(|r| r.1);
+            let s = start_sidecar(&dir.join(sub), carrier_port, args.pin_sidecar, (ops, policies, digest, store))?;
             (s.target, Some(s))
         } else {
             (args.target.context("--target HOST:PORT (or --self-contained)")?, None)
@@ -516,7 +551,9 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
                 s.metrics.auth.challenges, s.metrics.auth.ok, s.metrics.auth.failed
             );
         }
-        if args.digest == Policies::Compare {
+        if args.shared == Policies::Compare {
+            shared_runs.push((shared, best.rate, cpu_us_per_call(&steps, per_step), best.setup_p99_ms));
+        } else if args.digest == Policies::Compare {
             digest_runs.push((digest, best.rate, cpu_us_per_call(&steps, per_step)));
         } else {
             policy_runs.push((policies, best.rate, cpu_us_per_call(&steps, per_step)));
@@ -538,6 +575,18 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
             r * 100.0,
             c1 / c0.max(1e-9)
         );
+    }
+    if let [(false, off, c0, p0), (true, on, c1, p1)] = shared_runs.as_slice() {
+        let r = f64::from(*on) / f64::from((*off).max(1));
+        println!(
+            "shared store / memory: sustained {on} / {off} cps = {:.1} %; sidecar CPU per call x{:.3}; setup p99 {p1:.2} / {p0:.2} ms",
+            r * 100.0,
+            c1 / c0.max(1e-9)
+        );
+    }
+    if let Some((mut child, _)) = redis {
+        let _ = child.kill();
+        let _ = child.wait();
     }
     let _ = uas.kill();
     let _ = uas.wait();

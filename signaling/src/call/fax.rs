@@ -51,7 +51,8 @@ impl Core {
         {
             allowed.push(Codec::TelephoneEvent);
         }
-        let (g_prefs, h_off) = (srtp_prefs(tg), srtp_prefs(th).policy == xtrunk_config::SrtpPolicy::Off);
+        let (g_tls, h_tls) = (super::leg_tls(&call.legs[g]), super::leg_tls(&call.legs[h]));
+        let (g_prefs, h_off) = (srtp_prefs(tg, g_tls), srtp_prefs(th, h_tls).policy == xtrunk_config::SrtpPolicy::Off);
         let rw = Rewrite { ip: tg.media_ip, port: call.legs[g].port, allowed: &allowed, srtp_off: h_off };
         let g_tx = call.spec.legs[g].crypto.tx;
         let offer = sdp::rewrite_offer(&src, &rw, &mut call.legs[g].origin).and_then(|mut o| {
