@@ -249,3 +249,26 @@ fn one_source_cannot_hold_the_whole_port_pool_with_pending_calls() {
     p.input(addr(PBX), invite(PBX, 9).as_bytes());
     assert_eq!(p.core.active_calls(), 7, "confirmed calls free the share: {:#?}", p.dump_out());
 }
+
+/// A slow datapath: the Create is sent again, the first copy's `Created` arrives, then the
+/// repeat is refused `DuplicateSession`. The session exists: the call goes on (no 503).
+#[test]
+fn a_repeated_creates_duplicate_refusal_after_created_changes_nothing() {
+    use xtrunk_ring::msg::{ErrorCode, Event};
+    let cfg = xtrunk_config::Config::embedded_default().unwrap();
+    let carrier = cfg.trunks[1].targets[0].addr;
+    let mut p = Pair::new(&cfg, addr("127.0.0.1:5060"), 17);
+    let inv = format!("INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKd;rport\r\nFrom: <sip:100@pbx>;tag=pd\r\nTo: <sip:4930123@x>\r\nCall-ID: callD\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{PBX}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len());
+    p.input(addr(PBX), inv.as_bytes());
+    let _ = p.take(carrier, is_req("INVITE"));
+    let id = p
+        .cmds
+        .iter()
+        .find_map(|c| if let Command::Create(s) = c { Some(s.id) } else { None })
+        .expect("a Create");
+    let now = p.now;
+    p.core.handle_media_event(now, Event::Error { id, code: ErrorCode::DuplicateSession, port: 0 });
+    p.pump();
+    assert!(p.try_take(addr(PBX), is_resp(503)).is_none(), "{:#?}", p.dump_out());
+    assert_eq!(p.core.active_calls(), 1);
+}
