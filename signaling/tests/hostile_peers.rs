@@ -261,11 +261,7 @@ fn a_repeated_creates_duplicate_refusal_after_created_changes_nothing() {
     let inv = format!("INVITE sip:4930123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {PBX};branch=z9hG4bKd;rport\r\nFrom: <sip:100@pbx>;tag=pd\r\nTo: <sip:4930123@x>\r\nCall-ID: callD\r\nCSeq: 1 INVITE\r\nContact: <sip:100@{PBX}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len());
     p.input(addr(PBX), inv.as_bytes());
     let _ = p.take(carrier, is_req("INVITE"));
-    let id = p
-        .cmds
-        .iter()
-        .find_map(|c| if let Command::Create(s) = c { Some(s.id) } else { None })
-        .expect("a Create");
+    let id = p.cmds.iter().find_map(|c| if let Command::Create(s) = c { Some(s.id) } else { None }).expect("a Create");
     let now = p.now;
     p.core.handle_media_event(now, Event::Error { id, code: ErrorCode::DuplicateSession, port: 0 });
     p.pump();

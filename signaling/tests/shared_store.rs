@@ -199,3 +199,42 @@ fn a_store_restart_leaves_no_stuck_count_and_a_silent_store_costs_one_timeout() 
     assert!(t1.elapsed() < Duration::from_millis(20), "degraded: no wait at all: {:?}", t1.elapsed());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn a_whole_admission_is_one_round_trip_and_all_or_nothing() {
+    use xtrunk_signaling::policy::limits::{AdmitOutcome, AdmitRequest};
+    use xtrunk_signaling::policy::Period;
+    if !need_redis() {
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("xtrunk-redis3-{}", std::process::id()));
+    let r = Redis::start(free_port(), &tmp.join("c"));
+    let s = snapshot(&format!("redis://127.0.0.1:{}/0", r.port), 30);
+    let (mut a, mut b) = (RedisStore::new(&s, "edge-a"), RedisStore::new(&s, "edge-b"));
+    let trunk = Scope::Trunk(TrunkId(0));
+    let fast = Rate { per_sec: 1000.0, burst: 100, max_wait: Duration::ZERO, max_queued: 0 };
+    let req = AdmitRequest {
+        caps: vec![(ACCOUNT, Period::Hour, 4)],
+        wants: vec![Want { scope: ACCOUNT, dir: Dir::Inbound, total: Some(3), in_dir: None }],
+        rates: vec![(trunk, fast)],
+        record: vec![ACCOUNT],
+    };
+    let now = Instant::now();
+    let rt = a.status.round_trips;
+    let AdmitOutcome::Passed(p1) = a.admit(&req, now).unwrap() else { panic!("first") };
+    assert_eq!(a.status.round_trips - rt, 1, "one round trip per call setup");
+    let AdmitOutcome::Passed(_) = b.admit(&req, now).unwrap() else { panic!("second") };
+    let AdmitOutcome::Passed(_) = a.admit(&req, now).unwrap() else { panic!("third") };
+    assert_eq!(b.admit(&req, now), Some(AdmitOutcome::ChannelsFull(0)), "3 channels across both edges");
+    assert!(a.release(p1.lease.unwrap()));
+    let AdmitOutcome::Passed(_) = b.admit(&req, now).unwrap() else { panic!("fourth, after a release") };
+    assert_eq!(a.admit(&req, now), Some(AdmitOutcome::Capped(0)), "4 calls an hour, counted once each");
+    // A refused bucket takes nothing: the channel it would have held is free.
+    let none = Rate { per_sec: 0.001, burst: 1, max_wait: Duration::ZERO, max_queued: 0 };
+    let req2 = AdmitRequest { caps: vec![], rates: vec![(Scope::Trunk(TrunkId(1)), none)], ..req.clone() };
+    let mut c = RedisStore::new(&s, "edge-c");
+    let _ = c.admit(&AdmitRequest { wants: vec![], ..req2.clone() }, now); // takes the only slot
+    assert!(matches!(c.admit(&AdmitRequest { wants: vec![], ..req2.clone() }, now), Some(AdmitOutcome::Cps(0, _))));
+    drop(r);
+    let _ = std::fs::remove_dir_all(&tmp);
+}

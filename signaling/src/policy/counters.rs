@@ -135,6 +135,11 @@ pub trait CounterStore {
     fn next_tick(&self) -> Option<Instant> {
         None
     }
+    /// Answers a whole admission request at once (a shared store: one round trip). None: walk
+    /// it step by step ([`super::limits::admit_steps`]), the default.
+    fn admit(&mut self, _req: &super::limits::AdmitRequest, _now: Instant) -> Option<super::limits::AdmitOutcome> {
+        None
+    }
     /// A shared store's state (None: counters in this process).
     fn shared_status(&self) -> Option<super::SharedStatus> {
         None

@@ -54,6 +54,106 @@ pub fn channel_wants(cfg: &Snapshot, tin: TrunkId, tout: TrunkId) -> Vec<Want> {
         .collect()
 }
 
+/// Everything admission asks the counters for one call, in the order it is checked: caps
+/// (scope, period, cap), channels (wants), CPS buckets (scope, rate; trunks fail fast, accounts
+/// may queue) and the scopes whose caps count the call. A shared store answers it in one
+/// round trip ([`CounterStore::admit`]); otherwise [`admit`] walks it step by step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdmitRequest {
+    /// Rolling caps: a count at or over the cap refuses the call.
+    pub caps: Vec<(Scope, Period, u32)>,
+    /// Channels to take (one lease for all).
+    pub wants: Vec<Want>,
+    /// Buckets to take from.
+    pub rates: Vec<(Scope, Rate)>,
+    /// Scopes the call is counted in for their caps.
+    pub record: Vec<Scope>,
+}
+
+/// Where an [`AdmitRequest`] stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdmitOutcome {
+    /// Passed: the lease (when channels were wanted) and when the call may start.
+    Passed(Passed),
+    /// `caps[i]` is full.
+    Capped(usize),
+    /// `wants[i]` is full.
+    ChannelsFull(usize),
+    /// `rates[i]` has no slot within its wait: retry after this long.
+    Cps(usize, Duration),
+}
+
+/// The request for a call from `tin` to `tout`.
+pub fn request(cfg: &Snapshot, tin: TrunkId, tout: TrunkId) -> AdmitRequest {
+    let mut r = AdmitRequest::default();
+    for (scope, _, l) in scopes(cfg, tin, tout) {
+        if r.record.contains(&scope) || r.caps.iter().any(|c| c.0 == scope) {
+            continue;
+        }
+        for p in Period::ALL {
+            if let Some(cap) = period_cap(l, p) {
+                r.caps.push((scope, p, cap));
+            }
+        }
+        if r.caps.iter().any(|c| c.0 == scope) {
+            r.record.push(scope);
+        }
+    }
+    r.wants = channel_wants(cfg, tin, tout);
+    for (scope, _, l) in scopes(cfg, tin, tout) {
+        let Some(per_sec) = l.cps else { continue };
+        if r.rates.iter().any(|x| x.0 == scope) {
+            continue;
+        }
+        let account = matches!(scope, Scope::Account(_));
+        r.rates.push((
+            scope,
+            Rate {
+                per_sec,
+                burst: l.cps_burst,
+                max_wait: if account { Duration::from_millis(u64::from(l.cps_queue_ms)) } else { Duration::ZERO },
+                max_queued: if account { l.cps_queue_len } else { 0 },
+            },
+        ));
+    }
+    r
+}
+
+/// Walks `req` on `store` one step at a time (the in-memory store; a shared store that cannot
+/// take the whole request at once).
+pub fn admit_steps(store: &mut dyn CounterStore, req: &AdmitRequest, now: Instant) -> AdmitOutcome {
+    for (i, (scope, p, cap)) in req.caps.iter().enumerate() {
+        if store.count(*scope, *p, now) >= *cap {
+            return AdmitOutcome::Capped(i);
+        }
+    }
+    let lease = if req.wants.is_empty() {
+        None
+    } else {
+        match store.try_acquire(&req.wants, now) {
+            Ok(l) => Some(l),
+            Err(i) => return AdmitOutcome::ChannelsFull(i),
+        }
+    };
+    let mut start_at = None;
+    for (i, (scope, rate)) in req.rates.iter().enumerate() {
+        match store.take(*scope, *rate, now) {
+            Take::Now => {}
+            Take::At(t) => start_at = start_at.max(Some(t)),
+            Take::Refused(after) => {
+                if let Some(l) = lease {
+                    store.release(l);
+                }
+                return AdmitOutcome::Cps(i, after);
+            }
+        }
+    }
+    for scope in &req.record {
+        store.record(*scope, now);
+    }
+    AdmitOutcome::Passed(Passed { lease, start_at })
+}
+
 /// Checks and takes every limit of a call from `tin` to `tout`.
 pub fn admit(
     cfg: &Snapshot,
@@ -62,69 +162,27 @@ pub fn admit(
     tout: TrunkId,
     now: Instant,
 ) -> Result<Passed, RejectReason> {
-    let mut capped: Vec<Scope> = Vec::new();
-    for (scope, _, l) in scopes(cfg, tin, tout) {
-        if capped.contains(&scope) {
-            continue;
+    let req = request(cfg, tin, tout);
+    let outcome = store.admit(&req, now).unwrap_or_else(|| admit_steps(store, &req, now));
+    match outcome {
+        AdmitOutcome::Passed(p) => Ok(p),
+        AdmitOutcome::Capped(i) => {
+            let (scope, period, _) = req.caps[i];
+            Err(RejectReason::Cap { account: matches!(scope, Scope::Account(_)), period })
         }
-        for p in Period::ALL {
-            if let Some(cap) = period_cap(l, p) {
-                if store.count(scope, p, now) >= cap {
-                    return Err(RejectReason::Cap { account: matches!(scope, Scope::Account(_)), period: p });
-                }
-                if !capped.contains(&scope) {
-                    capped.push(scope);
-                }
-            }
+        AdmitOutcome::ChannelsFull(i) => {
+            let w = req.wants[i];
+            let l = scopes(cfg, tin, tout).find(|(s, d, _)| *s == w.scope && *d == w.dir);
+            let code = l.map_or(503, |(_, _, l)| l.channels_full_code);
+            Err(RejectReason::ChannelsFull {
+                account: matches!(w.scope, Scope::Account(_)),
+                outbound: w.dir == Dir::Outbound,
+                code,
+            })
         }
-    }
-    let wants = channel_wants(cfg, tin, tout);
-    let lease = if wants.is_empty() {
-        None
-    } else {
-        match store.try_acquire(&wants, now) {
-            Ok(l) => Some(l),
-            Err(i) => {
-                let account = matches!(wants[i].scope, Scope::Account(_));
-                let l = scopes(cfg, tin, tout).find(|(s, d, _)| *s == wants[i].scope && *d == wants[i].dir);
-                let code = l.map_or(503, |(_, _, l)| l.channels_full_code);
-                let outbound = wants[i].dir == Dir::Outbound;
-                return Err(RejectReason::ChannelsFull { account, outbound, code });
-            }
-        }
-    };
-    let refuse = |store: &mut dyn CounterStore, why| {
-        if let Some(l) = lease {
-            store.release(l);
-        }
-        Err(why)
-    };
-    let mut start_at = None;
-    let mut seen: Vec<Scope> = Vec::new();
-    for (scope, _, l) in scopes(cfg, tin, tout) {
-        let Some(per_sec) = l.cps else { continue };
-        if seen.contains(&scope) {
-            continue;
-        }
-        seen.push(scope);
-        let account = matches!(scope, Scope::Account(_));
-        let rate = Rate {
-            per_sec,
-            burst: l.cps_burst,
-            max_wait: if account { Duration::from_millis(u64::from(l.cps_queue_ms)) } else { Duration::ZERO },
-            max_queued: if account { l.cps_queue_len } else { 0 },
-        };
-        match store.take(scope, rate, now) {
-            Take::Now => {}
-            Take::At(t) => start_at = start_at.max(Some(t)),
-            Take::Refused(after) => {
-                let retry_secs = after.as_secs_f64().ceil().clamp(1.0, 3600.0) as u32;
-                return refuse(store, RejectReason::Cps { account, retry_secs });
-            }
+        AdmitOutcome::Cps(i, after) => {
+            let retry_secs = after.as_secs_f64().ceil().clamp(1.0, 3600.0) as u32;
+            Err(RejectReason::Cps { account: matches!(req.rates[i].0, Scope::Account(_)), retry_secs })
         }
     }
-    for scope in capped {
-        store.record(scope, now);
-    }
-    Ok(Passed { lease, start_at })
 }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use xtrunk_config::{Shared, Snapshot};
 
 use super::counters::{CounterStore, Dir, Lease, MemoryStore, Period, Rate, Scope, Take, Want};
+use super::limits::{AdmitOutcome, AdmitRequest, Passed};
 
 const ACQUIRE: &str = r"
 local t = redis.call('TIME')
@@ -90,6 +91,72 @@ end
 return sum
 ";
 
+/// A whole admission request in one script: caps, then channels, then buckets (all or
+/// nothing: a refusal takes nothing back it did not take), then the call counted in the caps.
+const ADMIT: &str = r"
+local t = redis.call('TIME')
+local sec = tonumber(t[1])
+local now_ms = sec * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_f = sec * 1000 + tonumber(t[2]) / 1000
+local nc, nw, nr, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local member = ARGV[5]
+local a = 6
+local buckets = {}
+for i = 1, nc do
+  local bsecs, keep, cap = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  a = a + 3
+  local b = math.floor(sec / bsecs)
+  buckets[i] = {b, bsecs, keep}
+  local all = redis.call('HGETALL', KEYS[i])
+  local sum = 0
+  for j = 1, #all, 2 do
+    if tonumber(all[j]) <= b - keep then redis.call('HDEL', KEYS[i], all[j]) else sum = sum + tonumber(all[j + 1]) end
+  end
+  if sum >= cap then return {1, i, '0'} end
+end
+local wk = nc + 1
+for i = 1, nw do
+  local here, other = KEYS[wk + 2 * (i - 1)], KEYS[wk + 2 * (i - 1) + 1]
+  redis.call('ZREMRANGEBYSCORE', here, '-inf', now_ms)
+  redis.call('ZREMRANGEBYSCORE', other, '-inf', now_ms)
+  local h, o = redis.call('ZCARD', here), redis.call('ZCARD', other)
+  local total, indir = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  if (total >= 0 and h + o >= total) or (indir >= 0 and h >= indir) then
+    for j = 1, i - 1 do redis.call('ZREM', KEYS[wk + 2 * (j - 1)], member .. ':' .. j) end
+    return {2, i, '0'}
+  end
+  redis.call('ZADD', here, now_ms + ttl, member .. ':' .. i)
+  redis.call('PEXPIRE', here, 2 * ttl)
+end
+local rk = wk + 2 * nw
+local tats, maxwait = {}, 0
+for i = 1, nr do
+  local interval, tolerance = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local max_wait, max_queued = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  a = a + 4
+  local tat = tonumber(redis.call('GET', KEYS[rk + i - 1]) or now_f)
+  if tat < now_f then tat = now_f end
+  local start = tat - tolerance
+  if start < now_f then start = now_f end
+  local wait = start - now_f
+  if wait > 0 and (wait > max_wait or math.ceil(wait / interval) > max_queued) then
+    for j = 1, nw do redis.call('ZREM', KEYS[wk + 2 * (j - 1)], member .. ':' .. j) end
+    return {3, i, tostring(wait - max_wait)}
+  end
+  tats[i] = tat + interval
+  if wait > maxwait then maxwait = wait end
+end
+for i = 1, nr do
+  redis.call('SET', KEYS[rk + i - 1], tostring(tats[i]), 'PX', math.ceil(tats[i] - now_f + 1000))
+end
+for i = 1, nc do
+  redis.call('HINCRBY', KEYS[i], tostring(buckets[i][1]), 1)
+  redis.call('EXPIRE', KEYS[i], buckets[i][2] * (buckets[i][3] + 1))
+end
+return {0, 0, tostring(maxwait)}
+";
+
 /// What [`RedisStore`] reports about itself (for logs, metrics and tests).
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SharedStatus {
@@ -122,7 +189,7 @@ pub struct RedisStore {
     node: String,
     next: u64,
     next_refresh: Option<Instant>,
-    scripts: [redis::Script; 4],
+    scripts: [redis::Script; 5],
     /// What the store did so far.
     pub status: SharedStatus,
 }
@@ -156,7 +223,7 @@ impl RedisStore {
             node: format!("{node}-{:x}", std::process::id()),
             next: 1,
             next_refresh: None,
-            scripts: [ACQUIRE, REFRESH, TAKE, COUNT].map(redis::Script::new),
+            scripts: [ACQUIRE, REFRESH, TAKE, COUNT, ADMIT].map(redis::Script::new),
             status: SharedStatus::default(),
         };
         s.rename(cfg);
@@ -222,7 +289,7 @@ impl RedisStore {
     fn call<T>(
         &mut self,
         now: Instant,
-        f: impl Fn(&[redis::Script; 4], &mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl Fn(&[redis::Script; 5], &mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
         let scripts = self.scripts.clone();
         let had = self.conn.is_some();
@@ -301,7 +368,9 @@ impl RedisStore {
         wants
             .iter()
             .enumerate()
-            .map(|(i, w)| (dir_key(&self.cfg.prefix, &self.name(w.scope), w.dir), format!("{}:{id}:{i}", self.node)))
+            .map(|(i, w)| {
+                (dir_key(&self.cfg.prefix, &self.name(w.scope), w.dir), format!("{}:{id}:{}", self.node, i + 1))
+            })
             .collect()
     }
 }
@@ -467,6 +536,69 @@ impl CounterStore for RedisStore {
 
     fn shared_status(&self) -> Option<SharedStatus> {
         Some(self.status.clone())
+    }
+
+    fn admit(&mut self, req: &AdmitRequest, now: Instant) -> Option<AdmitOutcome> {
+        if self.down_until.is_some_and(|t| t > now) {
+            return None;
+        }
+        let members = self.members(&req.wants);
+        let (id, ttl) = (self.next, self.ttl_ms());
+        let member = format!("{}:{id}", self.node);
+        let mut keys: Vec<String> = Vec::new();
+        let mut args: Vec<String> = vec![
+            req.caps.len().to_string(),
+            req.wants.len().to_string(),
+            req.rates.len().to_string(),
+            ttl.to_string(),
+            member,
+        ];
+        for (scope, p, cap) in &req.caps {
+            let (span, bucket) = p.shape();
+            keys.push(format!("{}cap:{}:{}", self.cfg.prefix, self.name(*scope), p.as_str()));
+            args.extend([bucket.to_string(), (span / bucket + 1).to_string(), cap.to_string()]);
+        }
+        for (w, (k, _)) in req.wants.iter().zip(&members) {
+            let other = if w.dir == Dir::Inbound { Dir::Outbound } else { Dir::Inbound };
+            keys.push(k.clone());
+            keys.push(dir_key(&self.cfg.prefix, &self.name(w.scope), other));
+            args.extend([w.total.map_or(-1, i64::from).to_string(), w.in_dir.map_or(-1, i64::from).to_string()]);
+        }
+        for (scope, r) in &req.rates {
+            keys.push(format!("{}cps:{}", self.cfg.prefix, self.name(*scope)));
+            let interval = 1000.0 / r.per_sec;
+            let tolerance = interval * f64::from(r.burst.saturating_sub(1));
+            let wait = r.max_wait.as_secs_f64() * 1000.0;
+            args.extend([interval.to_string(), tolerance.to_string(), wait.to_string(), r.max_queued.to_string()]);
+        }
+        let (code, i, ms): (u8, usize, String) = self.call(now, |s, c| {
+            let mut inv = s[4].prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            for a in &args {
+                inv.arg(a);
+            }
+            inv.invoke(c)
+        })?;
+        let ms: f64 = ms.parse().unwrap_or(0.0);
+        let d = Duration::from_secs_f64(ms.max(0.0) / 1000.0);
+        Some(match code {
+            0 => {
+                let lease = (!req.wants.is_empty()).then(|| {
+                    let l = Lease(id);
+                    self.held.insert(l, Held::Shared(members));
+                    self.next_refresh.get_or_insert(now + Duration::from_millis(ttl / 3));
+                    l
+                });
+                self.next += 1;
+                let start_at = (!d.is_zero()).then(|| now + d);
+                AdmitOutcome::Passed(Passed { lease, start_at })
+            }
+            1 => AdmitOutcome::Capped(i.saturating_sub(1)),
+            2 => AdmitOutcome::ChannelsFull(i.saturating_sub(1)),
+            _ => AdmitOutcome::Cps(i.saturating_sub(1), d.max(Duration::from_millis(1))),
+        })
     }
 }
 
