@@ -38,6 +38,10 @@ pub struct Shared {
     pub retry_secs: u32,
     /// Prefix of every key (several fleets on one server); default `xtrunk:`.
     pub prefix: String,
+    /// This edge's SIP address as the other edges reach it (calls for a PBX registered here
+    /// come to it); default the first UDP listener's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge_address: Option<std::net::SocketAddr>,
 }
 
 impl Default for Shared {
@@ -50,6 +54,7 @@ impl Default for Shared {
             share_pct: 50,
             retry_secs: 5,
             prefix: "xtrunk:".into(),
+            edge_address: None,
         }
     }
 }

@@ -102,6 +102,8 @@ pub struct Core {
     pub(crate) registrar: crate::registrar::Registrar,
     /// Register trunks' upstream registrations (`crate::upstream`).
     pub(crate) upstream: crate::upstream::Upstream,
+    /// When the other edges' bindings are read next (`crate::fleet`; None: at once).
+    pub(crate) fleet_next: Option<Instant>,
 }
 
 impl Core {
@@ -158,6 +160,7 @@ impl Core {
             metrics: Metrics::default(),
             registrar: crate::registrar::Registrar::default(),
             upstream: crate::upstream::Upstream::default(),
+            fleet_next: None,
         };
         let cfg = Arc::clone(&core.cfg);
         core.sync_upstream(&cfg, now);
@@ -585,6 +588,9 @@ impl Core {
         self.run_upstream(now);
         self.admission.store.tick(now);
         self.expire_registrations(now);
+        if self.admission.store.shared_status().is_some() {
+            self.poll_fleet(now);
+        }
         while let Some(Reverse((at, id, kind))) = self.heap.peek().copied() {
             if at > now {
                 break;
@@ -642,10 +648,19 @@ impl Core {
         let b = self.heap.peek().map(|Reverse((t, _, _))| *t);
         let c = self.media_wake.filter(|_| self.media_wait > 0);
         let d = self.queued.iter().map(|q| q.at).min();
-        [a, b, c, d, self.health.next_deadline(), self.upstream.next_deadline(), self.admission.store.next_tick()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            a,
+            b,
+            c,
+            d,
+            self.health.next_deadline(),
+            self.upstream.next_deadline(),
+            self.admission.store.next_tick(),
+            self.fleet_next,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Transport failure towards `remote` (TCP connect refused/reset).

@@ -23,6 +23,7 @@ pub mod cdr;
 pub mod cdr_file;
 pub mod dns;
 pub mod files;
+pub mod fleet;
 pub mod health;
 mod icmp;
 pub mod ids;

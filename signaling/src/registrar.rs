@@ -60,6 +60,9 @@ pub enum Refusal {
 pub struct Registrar {
     by_trunk: BTreeMap<String, Vec<Binding>>,
     path: Option<PathBuf>,
+    /// Other edges holding bindings of a trunk (`[shared]`, `crate::fleet`): its calls go
+    /// through them while this edge has none of its own.
+    remote: BTreeMap<String, Vec<SocketAddr>>,
 }
 
 fn expires_param(v: &str) -> Option<u32> {
@@ -73,7 +76,7 @@ impl Registrar {
     /// A registrar persisted at `path` (None: in memory only), with what the file holds, minus
     /// the expired and the trunks that are no longer accept-register.
     pub fn open(path: Option<PathBuf>, cfg: &Snapshot, now_unix: u64) -> Self {
-        let mut r = Self { by_trunk: BTreeMap::new(), path };
+        let mut r = Self { by_trunk: BTreeMap::new(), path, remote: BTreeMap::new() };
         if let Some(p) = &r.path {
             match std::fs::read(p) {
                 Ok(b) => match serde_json::from_slice::<BTreeMap<String, Vec<Binding>>>(&b) {
@@ -178,10 +181,35 @@ impl Registrar {
         self.by_trunk.values().flatten().map(|b| b.expires).min()
     }
 
-    /// The targets of `trunk` now: one per binding, newest first.
+    /// The targets of `trunk` now: one per binding, newest first; with none here, the other
+    /// edges that hold some (the call goes through the edge that has the flow).
     pub fn targets(&self, trunk: &str) -> Vec<Target> {
         let v = self.by_trunk.get(trunk).map(Vec::as_slice).unwrap_or_default();
+        if v.is_empty() {
+            return self.remote.get(trunk).into_iter().flatten().map(|a| Target::udp(*a)).collect();
+        }
         v.iter().rev().map(|b| Target { transport: b.transport, ..Target::udp(b.remote) }).collect()
+    }
+
+    /// The latest expiry (Unix seconds) of `trunk`'s bindings here, if it has any.
+    pub fn max_expiry(&self, trunk: &str) -> Option<u64> {
+        self.by_trunk.get(trunk)?.iter().map(|b| b.expires).max()
+    }
+
+    /// Sets the other edges holding `trunk`'s bindings; true when that changed.
+    pub fn set_remote(&mut self, trunk: &str, mut edges: Vec<SocketAddr>) -> bool {
+        edges.sort();
+        edges.truncate(16);
+        let old = self.remote.get(trunk).cloned().unwrap_or_default();
+        if old == edges {
+            return false;
+        }
+        if edges.is_empty() {
+            self.remote.remove(trunk);
+        } else {
+            self.remote.insert(trunk.to_string(), edges);
+        }
+        true
     }
 
     /// The registered Contact URI reached at `remote` for `trunk` (the Request-URI of a call).
@@ -276,6 +304,7 @@ impl Core {
                 }
                 log::info!("trunk {}: {} contact(s) registered from {}", trunk.name, list.len(), src.remote);
                 self.registrar.persist();
+                self.share_bindings(now, &trunk.name);
                 self.reload(Arc::clone(&self.cfg));
                 r
             }
@@ -305,6 +334,9 @@ impl Core {
         if !gone.is_empty() {
             log::info!("registrations expired on trunk(s) {}", gone.join(", "));
             self.registrar.persist();
+            for t in &gone {
+                self.share_bindings(now, t);
+            }
             self.reload(Arc::clone(&self.cfg));
         }
     }

@@ -140,6 +140,14 @@ pub trait CounterStore {
     fn admit(&mut self, _req: &super::limits::AdmitRequest, _now: Instant) -> Option<super::limits::AdmitOutcome> {
         None
     }
+    /// Tells the other edges that this one (`edge`) holds bindings of accept-register trunk
+    /// `trunk` until `expires` (Unix seconds; None: none any more). Default: nothing.
+    fn publish_bindings(&mut self, _trunk: &str, _edge: std::net::SocketAddr, _expires: Option<u64>, _now: Instant) {}
+    /// The edges holding bindings of each of `trunks` now (by their `edge` address), None when
+    /// the store has no such view (in memory, or unreachable).
+    fn remote_bindings(&mut self, _trunks: &[String], _now: Instant) -> Option<Vec<Vec<std::net::SocketAddr>>> {
+        None
+    }
     /// A shared store's state (None: counters in this process).
     fn shared_status(&self) -> Option<super::SharedStatus> {
         None

@@ -538,6 +538,34 @@ impl CounterStore for RedisStore {
         Some(self.status.clone())
     }
 
+    fn publish_bindings(&mut self, trunk: &str, edge: std::net::SocketAddr, expires: Option<u64>, now: Instant) {
+        let key = format!("{}reg:{trunk}", self.cfg.prefix);
+        let field = edge.to_string();
+        // Best effort: a missed update is corrected at the next REGISTER or expiry; stale
+        // entries are ignored by their expiry.
+        let _ = self.call(now, |_, c| match expires {
+            Some(e) => redis::pipe().hset(&key, &field, e).ignore().expire(&key, 86_400).ignore().query::<()>(c),
+            None => redis::cmd("HDEL").arg(&key).arg(&field).query::<()>(c),
+        });
+    }
+
+    fn remote_bindings(&mut self, trunks: &[String], now: Instant) -> Option<Vec<Vec<std::net::SocketAddr>>> {
+        let now_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let keys: Vec<String> = trunks.iter().map(|t| format!("{}reg:{t}", self.cfg.prefix)).collect();
+        let maps: Vec<HashMap<String, u64>> = self.call(now, |_, c| {
+            let mut p = redis::pipe();
+            for k in &keys {
+                p.hgetall(k);
+            }
+            p.query(c)
+        })?;
+        Some(
+            maps.into_iter()
+                .map(|m| m.into_iter().filter(|(_, e)| *e > now_unix).filter_map(|(a, _)| a.parse().ok()).collect())
+                .collect(),
+        )
+    }
+
     fn admit(&mut self, req: &AdmitRequest, now: Instant) -> Option<AdmitOutcome> {
         if self.down_until.is_some_and(|t| t > now) {
             return None;
