@@ -238,3 +238,47 @@ fn a_whole_admission_is_one_round_trip_and_all_or_nothing() {
     drop(r);
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn fraud_measures_count_every_edges_calls() {
+    use xtrunk_config::{Fraud, Threshold};
+    use xtrunk_signaling::policy::fraud::Measure;
+    if !need_redis() {
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("xtrunk-redis4-{}", std::process::id()));
+    let r = Redis::start(free_port(), &tmp.join("d"));
+    let s = snapshot(&format!("redis://127.0.0.1:{}/0", r.port), 30);
+    let (mut a, mut b) = (RedisStore::new(&s, "edge-a"), RedisStore::new(&s, "edge-b"));
+    let mut f: Fraud = toml_default_fraud();
+    f.prefix_digits = 4;
+    f.cooldown_secs = 60;
+    f.concurrent = Threshold { warning: Some(2), critical: Some(3) };
+    let now = Instant::now();
+    let acct = AccountId(0);
+    let (v1, k1) = a.fraud_call(acct, &f, "4930123", now).unwrap();
+    assert_eq!((v1.blocked, v1.warnings.len()), (None, 0));
+    let (v2, _k2) = b.fraud_call(acct, &f, "4930124", now).unwrap();
+    assert_eq!(
+        (v2.blocked, v2.warnings.as_slice()),
+        (None, [Measure::Concurrent].as_slice()),
+        "2nd concurrent call, other edge: warned"
+    );
+    let (v3, _) = a.fraud_call(acct, &f, "4930125", now).unwrap();
+    assert_eq!(v3.blocked, Some(Measure::Concurrent), "3rd concurrent call across the edges: blocked");
+    let (v4, _) = b.fraud_call(acct, &f, "4930126", now).unwrap();
+    assert_eq!(v4.blocked, Some(Measure::Concurrent), "the prefix stays blocked for the cool-down, on every edge");
+    assert!(a.fraud_ended(k1, Some(30)));
+    // Another prefix is not blocked.
+    let (v5, _) = b.fraud_call(acct, &f, "4420712", now).unwrap();
+    assert_eq!(v5.blocked, None);
+    drop(r);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+fn toml_default_fraud() -> xtrunk_config::Fraud {
+    let c =
+        Config::parse(&format!("{}\n[[account]]\nname = \"x\"\ndids = [\"1\"]\n", xtrunk_config::DEFAULT_TOML), "t")
+            .unwrap();
+    c.accounts[0].fraud.clone()
+}

@@ -148,6 +148,21 @@ pub trait CounterStore {
     fn remote_bindings(&mut self, _trunks: &[String], _now: Instant) -> Option<Vec<Vec<std::net::SocketAddr>>> {
         None
     }
+    /// Fraud detection of a new call in the shared store (every edge's calls of the account
+    /// counted together). None: in this process ([`super::FraudTables`]), the default.
+    fn fraud_call(
+        &mut self,
+        _account: AccountId,
+        _f: &xtrunk_config::Fraud,
+        _digits: &str,
+        _now: Instant,
+    ) -> Option<(super::fraud::Verdict, super::fraud::FraudKey)> {
+        None
+    }
+    /// A call whose fraud entry is in the shared store ended; false: not one of those.
+    fn fraud_ended(&mut self, _key: super::fraud::FraudKey, _talk_secs: Option<u64>) -> bool {
+        false
+    }
     /// A shared store's state (None: counters in this process).
     fn shared_status(&self) -> Option<super::SharedStatus> {
         None

@@ -55,8 +55,17 @@ pub struct Verdict {
 pub struct FraudKey {
     /// The account (renamed by [`FraudTables::remap`] only for tables; a stale key of a
     /// renumbered account finds no entry, or another account's, and only saturates).
-    account: AccountId,
-    prefix: u64,
+    pub(crate) account: AccountId,
+    pub(crate) prefix: u64,
+    /// Non-zero: the call's entry is in the shared store (`super::shared`), this its number.
+    pub(crate) shared: u64,
+}
+
+/// The entry key of a call of an account with `f` to E.164 `digits`: its first
+/// `prefix_digits` digits and their count.
+pub(crate) fn prefix_of(f: &Fraud, digits: &str) -> u64 {
+    let n = usize::from(f.prefix_digits).min(digits.len());
+    digits[..n].parse::<u64>().unwrap_or(0) * 100 + n as u64
 }
 
 #[derive(Clone, Debug, Default)]
@@ -154,9 +163,8 @@ impl FraudTables {
     pub fn call(&mut self, account: AccountId, f: &Fraud, digits: &str, now: Instant) -> (Verdict, FraudKey) {
         let o = *self.origin.get_or_insert(now);
         let secs = now.saturating_duration_since(o).as_secs();
-        let n = usize::from(f.prefix_digits).min(digits.len());
-        let prefix = digits[..n].parse::<u64>().unwrap_or(0) * 100 + n as u64;
-        let key = FraudKey { account, prefix };
+        let prefix = prefix_of(f, digits);
+        let key = FraudKey { account, prefix, shared: 0 };
         let mut v = Verdict::default();
         let t = self.accounts.entry(account).or_default();
         if t.last.0 == digits {

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod numbers;
 pub mod routing;
 pub mod shared;
+mod shared_fraud;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -172,7 +173,9 @@ impl Admission {
             self.store.release(l);
         }
         if let Some(k) = hold.fraud.take() {
-            self.fraud.ended(k, talk_secs);
+            if !self.store.fraud_ended(k, talk_secs) {
+                self.fraud.ended(k, talk_secs);
+            }
         }
     }
 
@@ -438,7 +441,8 @@ pub fn admit(cfg: &Snapshot, call: &IncomingCall<'_>, now: Instant, adm: &mut Ad
     let mut warnings = Vec::new();
     let account = cfg.trunk(tin).account.map(|a| cfg.account(a)).filter(|a| a.fraud.any());
     if let (Some(a), Some(digits)) = (account, numbers.e164.as_deref()) {
-        let (v, key) = adm.fraud.call(a.id, &a.fraud, digits, now);
+        let shared = adm.store.fraud_call(a.id, &a.fraud, digits, now);
+        let (v, key) = shared.unwrap_or_else(|| adm.fraud.call(a.id, &a.fraud, digits, now));
         if let Some(m) = v.blocked {
             return reject(RejectReason::Fraud(m), Some(tin));
         }

@@ -189,7 +189,9 @@ pub struct RedisStore {
     node: String,
     next: u64,
     next_refresh: Option<Instant>,
-    scripts: [redis::Script; 5],
+    scripts: [redis::Script; 7],
+    /// Calls with a fraud entry here: (entry hash, concurrent set, member) by number.
+    fraud: HashMap<u64, (String, String, String)>,
     /// What the store did so far.
     pub status: SharedStatus,
 }
@@ -223,7 +225,9 @@ impl RedisStore {
             node: format!("{node}-{:x}", std::process::id()),
             next: 1,
             next_refresh: None,
-            scripts: [ACQUIRE, REFRESH, TAKE, COUNT, ADMIT].map(redis::Script::new),
+            scripts: [ACQUIRE, REFRESH, TAKE, COUNT, ADMIT, super::shared_fraud::FRAUD, super::shared_fraud::ENDED]
+                .map(redis::Script::new),
+            fraud: HashMap::new(),
             status: SharedStatus::default(),
         };
         s.rename(cfg);
@@ -289,7 +293,7 @@ impl RedisStore {
     fn call<T>(
         &mut self,
         now: Instant,
-        f: impl Fn(&[redis::Script; 5], &mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl Fn(&[redis::Script; 7], &mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
         let scripts = self.scripts.clone();
         let had = self.conn.is_some();
@@ -348,6 +352,58 @@ impl RedisStore {
             inv.invoke::<u64>(conn)?;
         }
         Ok(())
+    }
+
+    /// Runs script `i` with `keys` and `args` (None: the store is down; decide alone).
+    pub(super) fn run_script<T: redis::FromRedisValue>(
+        &mut self,
+        now: Instant,
+        i: usize,
+        keys: &[String],
+        args: &[String],
+    ) -> Option<T> {
+        self.call(now, |s, c| {
+            let mut inv = s[i].prepare_invoke();
+            for k in keys {
+                inv.key(k);
+            }
+            for a in args {
+                inv.arg(a);
+            }
+            inv.invoke(c)
+        })
+    }
+
+    pub(super) fn scope_name(&self, s: Scope) -> String {
+        self.name(s)
+    }
+
+    pub(super) fn key_prefix(&self) -> &str {
+        &self.cfg.prefix
+    }
+
+    pub(super) fn node_name(&self) -> &str {
+        &self.node
+    }
+
+    pub(super) fn lease_ttl_ms(&self) -> u64 {
+        self.ttl_ms()
+    }
+
+    /// A fresh number for a lease or a fraud entry.
+    pub(super) fn next_seq(&mut self) -> u64 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// Keeps a call's fraud entry (its concurrent-call member is refreshed with the leases).
+    pub(super) fn hold_fraud(&mut self, seq: u64, [entry, set]: [String; 2], member: String, now: Instant) {
+        self.fraud.insert(seq, (entry, set, member));
+        self.next_refresh.get_or_insert(now + Duration::from_millis(self.ttl_ms() / 3));
+    }
+
+    pub(super) fn unhold_fraud(&mut self, seq: u64) -> Option<(String, String, String)> {
+        self.fraud.remove(&seq)
     }
 
     /// `want` scaled to this edge's share (degraded mode).
@@ -511,7 +567,7 @@ impl CounterStore for RedisStore {
             return;
         }
         let every = Duration::from_millis(self.ttl_ms() / 3);
-        self.next_refresh = (!self.held.is_empty()).then_some(now + every);
+        self.next_refresh = (!self.held.is_empty() || !self.fraud.is_empty()).then_some(now + every);
         if self.conn(now).is_none() {
             return;
         }
@@ -523,6 +579,7 @@ impl CounterStore for RedisStore {
                 Held::Local(..) => None,
             })
             .flatten()
+            .chain(self.fraud.values().map(|(_, set, m)| (set.clone(), m.clone())))
             .collect();
         self.status.round_trips += 1;
         if let Err(e) = self.refresh_members(&members) {
@@ -536,6 +593,20 @@ impl CounterStore for RedisStore {
 
     fn shared_status(&self) -> Option<SharedStatus> {
         Some(self.status.clone())
+    }
+
+    fn fraud_call(
+        &mut self,
+        account: xtrunk_config::AccountId,
+        f: &xtrunk_config::Fraud,
+        digits: &str,
+        now: Instant,
+    ) -> Option<(super::fraud::Verdict, super::fraud::FraudKey)> {
+        self.shared_fraud_call(account, f, digits, now)
+    }
+
+    fn fraud_ended(&mut self, key: super::fraud::FraudKey, talk_secs: Option<u64>) -> bool {
+        self.shared_fraud_ended(key, talk_secs)
     }
 
     fn publish_bindings(&mut self, trunk: &str, edge: std::net::SocketAddr, expires: Option<u64>, now: Instant) {
