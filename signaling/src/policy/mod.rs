@@ -25,6 +25,7 @@ pub mod numbers;
 pub mod routing;
 pub mod shared;
 mod shared_fraud;
+mod shared_scripts;
 
 use std::net::SocketAddr;
 use std::time::Instant;
