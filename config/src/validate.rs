@@ -9,9 +9,12 @@ use crate::{
 };
 
 mod admission;
+mod host;
 mod pools;
 mod routing;
 mod tls;
+
+pub use host::Host;
 
 /// Interfaces one XDP program instance serves (`XT_MAX_IFACES` in `ebpf/xdp/xtrunk_maps.h`).
 const XDP_MAX_INTERFACES: usize = 8;
@@ -30,23 +33,6 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path, self.reason)
-    }
-}
-
-/// Facts about the host that validation checks against.
-#[derive(Debug, Clone, Copy)]
-pub struct Host {
-    /// Number of CPU cores (cores are numbered 0..cores).
-    pub cores: usize,
-    /// Check that the directories of `node.shm_path` and `node.cdr_path` exist on this
-    /// filesystem (false for configurations validated away from their host).
-    pub check_paths: bool,
-}
-
-impl Host {
-    /// This machine.
-    pub fn this() -> Self {
-        Self { cores: core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1), check_paths: true }
     }
 }
 

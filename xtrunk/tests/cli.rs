@@ -69,3 +69,32 @@ fn tune_nic_checks_reverse_path_filtering() {
     assert!(text.contains("net.ipv4.conf.all.rp_filter") && text.contains("net.ipv4.conf.lo.rp_filter"), "{text}");
     assert!(text.contains("dry run"), "{text}");
 }
+
+/// Cores are the host's, not the affinity mask's: a datapath configured for the host's last
+/// core passes `check-config` even when run under `taskset -c 0` (#20).
+#[test]
+fn cores_are_checked_against_the_host_not_the_affinity_mask() {
+    let cpus = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let last: usize = cpus.trim().rsplit(['-', ',']).next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    if last == 0 || Command::new("taskset").arg("-V").output().is_err() {
+        eprintln!("one CPU or no taskset: nothing to check");
+        return;
+    }
+    let text = xtrunk_config::DEFAULT_TOML
+        .replace("max_sessions = 4000", &format!("max_sessions = 4000\nsocket_cores = [{last}]"));
+    let f = temp_file("cores.toml", &text);
+    let out = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_xtrunk"), "check-config", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let bad = xtrunk_config::DEFAULT_TOML
+        .replace("max_sessions = 4000", &format!("max_sessions = 4000\nsocket_cores = [{}]", last + 1));
+    let g = temp_file("cores-bad.toml", &bad);
+    let (code, text) = xtrunk(&["check-config", g.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("datapath.socket_cores"), "{text}");
+    let _ = std::fs::remove_file(f);
+    let _ = std::fs::remove_file(g);
+}
