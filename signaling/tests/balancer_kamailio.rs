@@ -14,92 +14,32 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::servers::{available, Kamailio};
 use common::*;
 
 const BALANCER_IP: [u8; 4] = [127, 0, 0, 6];
 
-/// The running balancer; stopped (SIGTERM to the main process, which ends its children) on drop.
-struct Balancer {
-    child: Child,
-    log: PathBuf,
+/// The balancer: Kamailio with `dispatcher.cfg` over the `edges` (set 1).
+fn balancer(dir: &Path, listen: SocketAddr, edges: &[SocketAddr]) -> Kamailio {
+    let list = dir.join("dispatcher.list");
+    let lines: String = edges.iter().map(|e| format!("1 sip:{e} 0 0\n")).collect();
+    std::fs::write(&list, lines).unwrap();
+    let vars = [
+        ("LISTEN", listen.to_string()),
+        ("LIST", list.to_str().unwrap().to_string()),
+        ("PING", "1".to_string()),
+        ("THRESHOLD", "3".to_string()),
+    ];
+    Kamailio::start(dir, "balancer", "dispatcher.cfg", &vars, &[], listen)
 }
 
-impl Balancer {
-    fn start(dir: &Path, listen: SocketAddr, edges: &[SocketAddr]) -> Self {
-        let list = dir.join("dispatcher.list");
-        let lines: String = edges.iter().map(|e| format!("1 sip:{e} 0 0\n")).collect();
-        std::fs::write(&list, lines).unwrap();
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kamailio/dispatcher.cfg")).unwrap();
-        let cfg = text
-            .replace("@LISTEN@", &listen.to_string())
-            .replace("@LIST@", list.to_str().unwrap())
-            .replace("@PING@", "1")
-            .replace("@THRESHOLD@", "3");
-        let path = dir.join("balancer.cfg");
-        std::fs::write(&path, cfg).unwrap();
-        let log = dir.join("balancer.log");
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = Command::new("kamailio")
-            .args(["-f", path.to_str().unwrap(), "-DD", "-E", "-m", "32", "-M", "4", "-w", dir.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("spawn kamailio");
-        assert!(
-            xtrunk_signaling::testing::wait_port_bound(listen.port(), Duration::from_secs(10)),
-            "kamailio did not bind {listen}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        Self { child, log }
-    }
-
-    /// Log lines containing `what`.
-    fn count(&self, what: &str) -> usize {
-        self.count_where(|l| l.contains(what))
-    }
-
-    /// `what` lines for requests sent to `edge` (the line's end, so that a port is not taken
-    /// for another one it prefixes).
-    fn sent(&self, what: &str, edge: SocketAddr) -> usize {
-        let end = format!(" to sip:{edge}");
-        self.count_where(|l| l.contains(what) && l.ends_with(&end))
-    }
-
-    /// Log lines that `f` accepts.
-    fn count_where(&self, f: impl Fn(&str) -> bool) -> usize {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter(|l| f(l)).count()
-    }
-
-    fn terminate(&mut self) {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.terminate();
-        }
-    }
-}
-
-fn kamailio_available() -> bool {
-    Command::new("kamailio").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+/// `what` lines of the balancer's log for requests sent to `edge` (the line's end, so that a
+/// port is not taken for another one it prefixes).
+fn sent(lb: &Kamailio, what: &str, edge: SocketAddr) -> usize {
+    let end = format!(" to sip:{edge}");
+    lb.count_where(|l| l.contains(what) && l.ends_with(&end))
 }
 
 /// An edge whose PBX trunk admits only the balancer, its carrier the shared SIPp UAS.
@@ -112,7 +52,7 @@ fn edge(name: &str, carrier: u16) -> Sidecar {
 #[test]
 fn balancer_spreads_calls_keeps_dialogs_on_their_edge_and_fails_over() {
     need_sipp!();
-    if !kamailio_available() {
+    if !available("kamailio") {
         eprintln!("kamailio not installed (scripts/setup installs it); skipping");
         return;
     }
@@ -122,7 +62,7 @@ fn balancer_spreads_calls_keeps_dialogs_on_their_edge_and_fails_over() {
     let (ea, eb) = (SocketAddr::from(([127, 0, 0, 1], a.port)), SocketAddr::from(([127, 0, 0, 1], b.port)));
     let dir: PathBuf = a.dir.to_path_buf();
     let lb_addr = SocketAddr::from((BALANCER_IP, free_port()));
-    let lb = Balancer::start(&dir, lb_addr, &[ea, eb]);
+    let lb = balancer(&dir, lb_addr, &[ea, eb]);
     // One carrier behind both edges answers every call.
     let carrier = sipp(&dir, "carrier-uas", "uas_basic", carrier_port, None, 10, &[]);
     // Both edges answer the balancer's OPTIONS pings (the PBX trunk's ACL is the balancer):
@@ -135,7 +75,7 @@ fn balancer_spreads_calls_keeps_dialogs_on_their_edge_and_fails_over() {
     let pbx =
         sipp_to(&dir, "pbx-uac", "uac_routed", free_port(), Some(lb_addr), 10, &["-i", "127.0.0.2", "-r", "5"]).wait();
     assert_eq!((pbx.successful, pbx.failed), (10, 0), "{pbx:?}");
-    assert_eq!((lb.sent("DISPATCH ", ea), lb.sent("DISPATCH ", eb)), (5, 5), "round-robin");
+    assert_eq!((sent(&lb, "DISPATCH ", ea), sent(&lb, "DISPATCH ", eb)), (5, 5), "round-robin");
     let byes = |e: SocketAddr| lb.count_where(|l| l.contains("IN-DIALOG BYE") && l.ends_with(&format!("@{e}")));
     assert_eq!((byes(ea), byes(eb)), (5, 5), "every BYE through the balancer to the edge of its call");
     assert_eq!(lb.count("FAILOVER"), 0);
@@ -150,7 +90,7 @@ fn balancer_spreads_calls_keeps_dialogs_on_their_edge_and_fails_over() {
     assert_eq!((pbx.successful, pbx.failed), (2, 0), "{pbx:?}");
     assert_eq!(carrier.wait().successful, 2);
     assert_eq!(lb.count("CANCEL "), 2);
-    assert_eq!((lb.sent("DISPATCH ", ea), lb.sent("DISPATCH ", eb)), (6, 6), "round-robin");
+    assert_eq!((sent(&lb, "DISPATCH ", ea), sent(&lb, "DISPATCH ", eb)), (6, 6), "round-robin");
     let carrier = sipp(&dir, "carrier-uas2", "uas_basic", carrier_port, None, 6 + 4, &[]);
 
     // Edge B stops. The calls the balancer sends it meet no answer within fr_timer (1 s): the
@@ -169,9 +109,9 @@ fn balancer_spreads_calls_keeps_dialogs_on_their_edge_and_fails_over() {
     // failed over to A; after that B was skipped.
     let n = lb.count(&format!("EDGE FAILED sip:{eb} "));
     assert!(n >= 1, "a call tried B");
-    assert_eq!(lb.sent("FAILOVER ", ea), n, "each failed over to A");
-    assert_eq!(lb.sent("FAILOVER ", eb), 0);
-    assert_eq!((lb.sent("DISPATCH ", ea), lb.sent("DISPATCH ", eb)), (6 + 6 - n, 6 + n));
+    assert_eq!(sent(&lb, "FAILOVER ", ea), n, "each failed over to A");
+    assert_eq!(sent(&lb, "FAILOVER ", eb), 0);
+    assert_eq!((sent(&lb, "DISPATCH ", ea), sent(&lb, "DISPATCH ", eb)), (6 + 6 - n, 6 + n));
     let down =
         |l: &str| l.contains("EDGE DOWN") && (l.contains(&format!("sip:{eb} ")) || l.contains(&format!("sip:{eb})")));
     assert_eq!(lb.count_where(down), 1, "B reported down once");
@@ -184,7 +124,7 @@ fn balancer_spreads_calls_keeps_dialogs_on_their_edge_and_fails_over() {
         sipp_to(&dir, "pbx-uac3", "uac_routed", free_port(), Some(lb_addr), 4, &["-i", "127.0.0.2", "-r", "5"]).wait();
     assert_eq!((pbx.successful, pbx.failed), (4, 0), "with edge B down: {pbx:?}");
     assert_eq!(lb.count("EDGE FAILED"), n, "no call tried B");
-    assert_eq!((lb.sent("DISPATCH ", ea), lb.sent("DISPATCH ", eb)), (6 + 6 - n + 4, 6 + n));
+    assert_eq!((sent(&lb, "DISPATCH ", ea), sent(&lb, "DISPATCH ", eb)), (6 + 6 - n + 4, 6 + n));
 
     let got = carrier.wait();
     assert_eq!(got.successful, 6 + 4, "{got:?}");

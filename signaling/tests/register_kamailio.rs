@@ -11,9 +11,9 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::servers::{available, Kamailio};
 use common::*;
 use xtrunk_config::{Registration, Route, Target, Transport, TrunkKind};
 
@@ -24,86 +24,18 @@ const PSTN_IP: [u8; 4] = [127, 0, 0, 5];
 const USER: &str = "xtrunk-acct";
 const PASSWORD: &str = "c4rrier-s3cret";
 
-/// One running Kamailio; stopped (SIGTERM to the main process, which ends its children) on drop.
-struct Kamailio {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Kamailio {
-    fn start(dir: &Path, tag: &str, listen: SocketAddr, pstn: SocketAddr, refuse: bool) -> Self {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kamailio/carrier.cfg")).unwrap();
-        let cfg = text
-            .replace("@LISTEN@", &listen.to_string())
-            .replace("@EXPIRES@", "10")
-            .replace("@PASSWORD@", PASSWORD)
-            .replace("@USER@", USER)
-            .replace("@PSTN_IP@", &pstn.ip().to_string())
-            .replace("@PSTN@", &pstn.to_string());
-        let path = dir.join(format!("{tag}.cfg"));
-        std::fs::write(&path, cfg).unwrap();
-        let log = dir.join(format!("{tag}.log"));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let mut c = Command::new("kamailio");
-        c.args(["-f", path.to_str().unwrap(), "-DD", "-E", "-m", "32", "-M", "4", "-w", dir.to_str().unwrap()]);
-        if refuse {
-            c.args(["-A", "REFUSE"]);
-        }
-        let child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(out).spawn().expect("spawn kamailio");
-        assert!(
-            xtrunk_signaling::testing::wait_port_bound(listen.port(), Duration::from_secs(10)),
-            "kamailio {tag} did not bind {listen}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        Self { child, log }
-    }
-
-    /// Log lines containing `what`.
-    fn count(&self, what: &str) -> usize {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter(|l| l.contains(what)).count()
-    }
-
-    /// Waits until the log has `n` lines with `what`.
-    fn wait_for(&self, what: &str, n: usize, limit: Duration) -> bool {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            if self.count(what) >= n {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-
-    fn stop(mut self) {
-        self.terminate();
-    }
-
-    fn terminate(&mut self) {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.terminate();
-        }
-    }
-}
-
-fn kamailio_available() -> bool {
-    Command::new("kamailio").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+/// A carrier Kamailio (`carrier.cfg`) on `listen` relaying to `pstn`; `refuse`: it answers
+/// every REGISTER and INVITE 403.
+fn carrier(dir: &Path, tag: &str, listen: SocketAddr, pstn: SocketAddr, refuse: bool) -> Kamailio {
+    let vars = [
+        ("LISTEN", listen.to_string()),
+        ("EXPIRES", "10".to_string()),
+        ("PASSWORD", PASSWORD.to_string()),
+        ("USER", USER.to_string()),
+        ("PSTN_IP", pstn.ip().to_string()),
+        ("PSTN", pstn.to_string()),
+    ];
+    Kamailio::start(dir, tag, "carrier.cfg", &vars, if refuse { &["REFUSE"] } else { &[] }, listen)
 }
 
 fn registration(registrar: SocketAddr) -> Registration {
@@ -123,7 +55,7 @@ fn registration(registrar: SocketAddr) -> Registration {
 #[test]
 fn registers_at_both_refreshes_calls_through_them_and_fails_over() {
     need_sipp!();
-    if !kamailio_available() {
+    if !available("kamailio") {
         eprintln!("kamailio not installed (scripts/setup installs it); skipping");
         return;
     }
@@ -140,8 +72,8 @@ fn registers_at_both_refreshes_calls_through_them_and_fails_over() {
         c.routes = vec![Route::to("", Some("pbx"), "carrier"), Route::to("", Some("carrier"), "pbx")];
     });
     let dir: PathBuf = side.dir.to_path_buf();
-    let a = Kamailio::start(&dir, "primary", primary, pstn, false);
-    let b = Kamailio::start(&dir, "secondary", secondary, pstn, false);
+    let a = carrier(&dir, "primary", primary, pstn, false);
+    let b = carrier(&dir, "secondary", secondary, pstn, false);
     // The PSTN side behind the carrier answers every call relayed to it.
     let pstn_uas = sipp_to(&dir, "pstn-uas", "uas_basic", pstn.port(), None, 10, &["-i", "127.0.0.5"]);
 
@@ -179,7 +111,7 @@ fn registers_at_both_refreshes_calls_through_them_and_fails_over() {
     // The primary now refuses registrations: at its next refresh the edge takes it down and
     // sends calls to the secondary.
     a.stop();
-    let a = Kamailio::start(&dir, "primary-refusing", primary, pstn, true);
+    let a = carrier(&dir, "primary-refusing", primary, pstn, true);
     assert!(a.wait_for("REFUSED REGISTER", 1, Duration::from_secs(12)), "the edge's refresh met the refusal");
     std::thread::sleep(Duration::from_millis(300));
     let pbx =

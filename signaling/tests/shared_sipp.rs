@@ -6,9 +6,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::servers::{available, Redis};
 use common::*;
 use xtrunk_config::{Account, SharedKind};
 
@@ -29,19 +29,13 @@ fn shared_edge(name: &str, carrier: u16, redis_port: u16) -> Sidecar {
 #[test]
 fn an_accounts_channels_hold_across_two_edges() {
     need_sipp!();
-    if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
+    if !available("redis-server") {
         eprintln!("redis-server not installed (scripts/setup installs it); skipping");
         return;
     }
-    let redis_port = free_port();
     let dir = tmpdir("shared-sipp-redis");
-    let mut redis = Command::new("redis-server")
-        .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--dir", dir.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(xtrunk_signaling::testing::wait_port_bound(redis_port, Duration::from_secs(10)));
+    let redis = Redis::start(free_port(), &dir);
+    let redis_port = redis.port;
     let uas_port = free_port();
     let (a, b) = (shared_edge("shared-a", uas_port, redis_port), shared_edge("shared-b", uas_port, redis_port));
     let carrier = sipp(&a.dir, "uas", "uas_basic", uas_port, None, 5, &[]);
@@ -63,8 +57,7 @@ fn an_accounts_channels_hold_across_two_edges() {
         sipp(&b.dir, "uac-b2", "uac_basic", free_port(), Some(b.port), 2, &["-r", "10", "-s", "+15551234567"]).wait();
     let got = carrier.wait();
     let (sa, sb) = (a.stop(), b.stop());
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     assert_eq!(
         (held.successful, held.failed),
         (3, 0),
@@ -105,19 +98,13 @@ fn register(sock: &std::net::UdpSocket, edge: std::net::SocketAddr) -> String {
 fn a_pbx_registered_at_one_edge_gets_a_call_arriving_at_another() {
     use xtrunk_config::{Route, TrunkKind, TrunkRole};
     need_sipp!();
-    if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
+    if !available("redis-server") {
         eprintln!("redis-server not installed (scripts/setup installs it); skipping");
         return;
     }
-    let redis_port = free_port();
     let dir = tmpdir("fleet-reg-redis");
-    let mut redis = Command::new("redis-server")
-        .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--dir", dir.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(xtrunk_signaling::testing::wait_port_bound(redis_port, Duration::from_secs(10)));
+    let redis = Redis::start(free_port(), &dir);
+    let redis_port = redis.port;
     let prefix = format!("fleet-reg-{}:", std::process::id());
     let edge = |name: &str, ip: [u8; 4]| {
         let prefix = prefix.clone();
@@ -150,8 +137,7 @@ fn a_pbx_registered_at_one_edge_gets_a_call_arriving_at_another() {
     let call = sipp_to(&b.dir, "carrier", "uac_basic", free_port(), Some(b_addr), 1, &["-s", "15550001"]).wait();
     let got = pbx.wait();
     let (sa, sb) = (a.stop(), b.stop());
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     assert_eq!(
         (call.successful, got.successful),
         (1, 1),

@@ -5,50 +5,14 @@
 //! alone on its share.
 
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xtrunk_config::{AccountId, Config, Host, SharedKind, Snapshot, TrunkId};
 use xtrunk_signaling::policy::counters::{CounterStore, Dir, Rate, Scope, Take, Want};
 use xtrunk_signaling::policy::RedisStore;
 
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Redis {
-    fn start(port: u16, dir: &std::path::Path) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--dir", dir.to_str().unwrap(), "--daemonize", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        assert!(xtrunk_signaling::testing::wait_port_bound(port, Duration::from_secs(10)), "redis-server on {port}");
-        Self { child, port, dir: dir.to_path_buf() }
-    }
-
-    fn stop(mut self) -> (u16, std::path::PathBuf) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        (self.port, self.dir.clone())
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis_available() -> bool {
-    Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok()
-}
+mod common;
+use common::servers::{available, Redis};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -73,7 +37,7 @@ fn ten(dir: Dir) -> Want {
 }
 
 fn need_redis() -> bool {
-    if !redis_available() {
+    if !available("redis-server") {
         eprintln!("redis-server not installed (scripts/setup installs it); skipping");
         return false;
     }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod servers;
 pub(crate) mod tls;
 
 use std::net::{SocketAddr, UdpSocket};
