@@ -24,7 +24,7 @@ use xtrunk_config::{Shared, Snapshot};
 
 use super::counters::{CounterStore, Dir, Lease, MemoryStore, Period, Rate, Scope, Take, Want};
 use super::limits::{AdmitOutcome, AdmitRequest, Passed};
-use super::shared_scripts::{ACQUIRE, ADMIT, COUNT, REFRESH, TAKE};
+use super::shared_scripts::{S, SOURCES};
 
 /// What [`RedisStore`] reports about itself (for logs, metrics and tests).
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -58,7 +58,7 @@ pub struct RedisStore {
     node: String,
     next: u64,
     next_refresh: Option<Instant>,
-    scripts: [redis::Script; 7],
+    scripts: [redis::Script; 6],
     /// Calls with a fraud entry here: (entry hash, concurrent set, member) by number.
     fraud: HashMap<u64, (String, String, String)>,
     /// What the store did so far.
@@ -94,8 +94,7 @@ impl RedisStore {
             node: format!("{node}-{:x}", std::process::id()),
             next: 1,
             next_refresh: None,
-            scripts: [ACQUIRE, REFRESH, TAKE, COUNT, ADMIT, super::shared_fraud::FRAUD, super::shared_fraud::ENDED]
-                .map(redis::Script::new),
+            scripts: SOURCES.map(redis::Script::new),
             fraud: HashMap::new(),
             status: SharedStatus::default(),
         };
@@ -162,7 +161,7 @@ impl RedisStore {
     fn call<T>(
         &mut self,
         now: Instant,
-        f: impl Fn(&[redis::Script; 7], &mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl Fn(&[redis::Script; 6], &mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
         let scripts = self.scripts.clone();
         let had = self.conn.is_some();
@@ -213,7 +212,7 @@ impl RedisStore {
         let ttl = self.ttl_ms();
         let Some(conn) = self.conn.as_mut() else { return Ok(()) };
         for chunk in members.chunks(512) {
-            let mut inv = self.scripts[1].prepare_invoke();
+            let mut inv = self.scripts[S::Refresh as usize].prepare_invoke();
             inv.arg(ttl);
             for (k, m) in chunk {
                 inv.key(k).arg(m);
@@ -227,12 +226,12 @@ impl RedisStore {
     pub(super) fn run_script<T: redis::FromRedisValue>(
         &mut self,
         now: Instant,
-        i: usize,
+        script: S,
         keys: &[String],
         args: &[String],
     ) -> Option<T> {
         self.call(now, |s, c| {
-            let mut inv = s[i].prepare_invoke();
+            let mut inv = s[script as usize].prepare_invoke();
             for k in keys {
                 inv.key(k);
             }
@@ -302,34 +301,20 @@ impl RedisStore {
 
 impl CounterStore for RedisStore {
     fn try_acquire(&mut self, wants: &[Want], now: Instant) -> Result<Lease, usize> {
-        let members = self.members(wants);
-        let lease = Lease(self.next);
-        self.next += 1;
-        let ttl = self.ttl_ms();
-        let other: Vec<String> = wants
-            .iter()
-            .map(|w| {
-                let d = if w.dir == Dir::Inbound { Dir::Outbound } else { Dir::Inbound };
-                dir_key(&self.cfg.prefix, &self.name(w.scope), d)
-            })
-            .collect();
-        let r = self.call(now, |s, c| {
-            let mut inv = s[0].prepare_invoke();
-            inv.arg(wants.len()).arg(ttl);
-            for ((w, (k, m)), o) in wants.iter().zip(&members).zip(&other) {
-                inv.key(k).key(o);
-                inv.arg(w.total.map_or(-1, i64::from)).arg(w.in_dir.map_or(-1, i64::from)).arg(m);
-            }
-            inv.invoke::<usize>(c)
-        });
-        match r {
-            Some(0) => {
-                self.held.insert(lease, Held::Shared(members));
-                self.next_refresh.get_or_insert(now + Duration::from_millis(ttl / 3));
-                Ok(lease)
-            }
-            Some(i) => Err(i - 1),
+        // Channels alone are an admission request with nothing else in it.
+        let req = AdmitRequest { wants: wants.to_vec(), ..AdmitRequest::default() };
+        match self.admit(&req, now) {
+            Some(AdmitOutcome::Passed(p)) => Ok(p.lease.unwrap_or_else(|| {
+                let l = Lease(self.next_seq());
+                self.held.insert(l, Held::Shared(Vec::new()));
+                l
+            })),
+            Some(AdmitOutcome::ChannelsFull(i)) => Err(i),
+            // Neither caps nor buckets were asked for.
+            Some(AdmitOutcome::Capped(_) | AdmitOutcome::Cps(..)) => Err(0),
             None => {
+                let members = self.members(wants);
+                let lease = Lease(self.next_seq());
                 let scaled: Vec<Want> = wants.iter().map(|w| self.share(w)).collect();
                 let inner = self.local.try_acquire(&scaled, now)?;
                 self.status.degraded_admits += 1;
@@ -381,7 +366,13 @@ impl CounterStore for RedisStore {
         let tolerance = interval * f64::from(rate.burst.saturating_sub(1));
         let max_wait = rate.max_wait.as_secs_f64() * 1000.0;
         let r = self.call(now, |s, c| {
-            s[2].key(&key).arg(interval).arg(tolerance).arg(max_wait).arg(rate.max_queued).invoke::<(u8, String)>(c)
+            s[S::Take as usize]
+                .key(&key)
+                .arg(interval)
+                .arg(tolerance)
+                .arg(max_wait)
+                .arg(rate.max_queued)
+                .invoke::<(u8, String)>(c)
         });
         match r {
             Some((ok, ms)) => {
@@ -539,16 +530,7 @@ impl CounterStore for RedisStore {
             let wait = r.max_wait.as_secs_f64() * 1000.0;
             args.extend([interval.to_string(), tolerance.to_string(), wait.to_string(), r.max_queued.to_string()]);
         }
-        let (code, i, ms): (u8, usize, String) = self.call(now, |s, c| {
-            let mut inv = s[4].prepare_invoke();
-            for k in &keys {
-                inv.key(k);
-            }
-            for a in &args {
-                inv.arg(a);
-            }
-            inv.invoke(c)
-        })?;
+        let (code, i, ms): (u8, usize, String) = self.run_script(now, S::Admit, &keys, &args)?;
         let ms: f64 = ms.parse().unwrap_or(0.0);
         let d = Duration::from_secs_f64(ms.max(0.0) / 1000.0);
         Some(match code {
@@ -575,6 +557,8 @@ impl RedisStore {
     fn window(&mut self, scope: Scope, period: Period, now: Instant, add: bool) -> Option<u32> {
         let (span, bucket) = period.shape();
         let key = format!("{}cap:{}:{}", self.cfg.prefix, self.name(scope), period.as_str());
-        self.call(now, |s, c| s[3].key(&key).arg(bucket).arg(span / bucket + 1).arg(u8::from(add)).invoke::<u32>(c))
+        self.call(now, |s, c| {
+            s[S::Count as usize].key(&key).arg(bucket).arg(span / bucket + 1).arg(u8::from(add)).invoke::<u32>(c)
+        })
     }
 }

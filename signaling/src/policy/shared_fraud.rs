@@ -11,6 +11,7 @@ use xtrunk_config::{AccountId, Fraud, Threshold};
 use super::counters::Scope;
 use super::fraud::{prefix_of, FraudKey, Measure, Verdict};
 use super::shared::RedisStore;
+use super::shared_scripts::S;
 
 pub(super) const FRAUD: &str = r"
 local t = redis.call('TIME')
@@ -113,7 +114,7 @@ impl RedisStore {
         for t in [f.calls_per_minute, f.concurrent, f.same_number, f.calls_per_day, f.min_avg_duration_secs] {
             args.extend(level(t));
         }
-        let (code, crit, warns): (u8, String, String) = self.run_script(now, 5, &ks, &args)?;
+        let (code, crit, warns): (u8, String, String) = self.run_script(now, S::Fraud, &ks, &args)?;
         let mut v = Verdict {
             warnings: warns.split(',').filter_map(measure).collect(),
             blocked: (code != 0).then(|| measure(&crit)).flatten(),
@@ -136,7 +137,7 @@ impl RedisStore {
         let Some((entry, set, member)) = self.unhold_fraud(key.shared) else { return true };
         let talk = talk_secs.map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)).to_string();
         let now = Instant::now();
-        let _: Option<u8> = self.run_script(now, 6, &[entry, set], &[member, talk]);
+        let _: Option<u8> = self.run_script(now, S::Ended, &[entry, set], &[member, talk]);
         true
     }
 }

@@ -1,26 +1,21 @@
 //! The Lua scripts of [`super::shared::RedisStore`]: they run atomically in the server, on its
 //! clock (`TIME`), so edges' clocks and interleavings do not matter.
 
-pub(super) const ACQUIRE: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-for i = 1, n do
-  local here, other = KEYS[2 * i - 1], KEYS[2 * i]
-  redis.call('ZREMRANGEBYSCORE', here, '-inf', now)
-  redis.call('ZREMRANGEBYSCORE', other, '-inf', now)
-  local h, o = redis.call('ZCARD', here), redis.call('ZCARD', other)
-  local total, indir = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
-  if (total >= 0 and h + o >= total) or (indir >= 0 and h >= indir) then
-    for j = 1, i - 1 do redis.call('ZREM', KEYS[2 * j - 1], ARGV[3 * j + 2]) end
-    return i
-  end
-  redis.call('ZADD', here, now + ttl, ARGV[3 * i + 2])
-  redis.call('PEXPIRE', here, 2 * ttl)
-end
-return 0
-";
+/// The store's scripts, by what they do: the index into `RedisStore`'s loaded scripts, which
+/// are built from [`SOURCES`] in this order.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum S {
+    Refresh,
+    Take,
+    Count,
+    Admit,
+    Fraud,
+    Ended,
+}
+
+/// The source of each [`S`], in its order.
+pub(super) const SOURCES: [&str; 6] =
+    [REFRESH, TAKE, COUNT, ADMIT, super::shared_fraud::FRAUD, super::shared_fraud::ENDED];
 
 pub(super) const REFRESH: &str = r"
 local t = redis.call('TIME')
