@@ -65,8 +65,8 @@ impl Core {
                     r.offer = Some((h, o, 0));
                     Outcome::Again
                 }
-                Some(_) => Outcome::Failed(format!("{code}: credentials refused"), Duration::ZERO),
-                None => Outcome::Failed(format!("{code} with no digest challenge we can answer"), Duration::ZERO),
+                Some(_) => Outcome::Failed(format!("{code}: credentials refused")),
+                None => Outcome::Failed(format!("{code} with no digest challenge we can answer")),
             },
             (423, Some(m)) => match m.header(&HName::Other("Min-Expires".into())).and_then(|v| v.trim().parse().ok()) {
                 Some(min) if min > r.ask && min <= 86_400 && r.challenged < 3 => {
@@ -74,10 +74,10 @@ impl Core {
                     r.challenged += 1;
                     Outcome::Again
                 }
-                _ => Outcome::Failed("423 without a usable Min-Expires".into(), Duration::ZERO),
+                _ => Outcome::Failed("423 without a usable Min-Expires".into()),
             },
-            (_, Some(_)) => Outcome::Failed(format!("answered {code}"), Duration::ZERO),
-            (_, None) => Outcome::Failed("no answer".into(), Duration::ZERO),
+            (_, Some(_)) => Outcome::Failed(format!("answered {code}")),
+            (_, None) => Outcome::Failed("no answer".into()),
         };
         self.apply_outcome(now, i, outcome);
     }
@@ -102,7 +102,7 @@ impl Core {
                 r.next_at = now;
                 self.metrics.registrations.challenged += 1;
             }
-            Outcome::Failed(why, _) => {
+            Outcome::Failed(why) => {
                 r.failures += 1;
                 r.challenged = 0;
                 r.offer = None;
@@ -127,23 +127,27 @@ impl Core {
     /// The Contact URI registration `i` binds: `sip:<contact_user>@<our host>[;transport=..]`.
     fn registered_contact(&self, i: usize) -> String {
         let Some(r) = self.upstream.regs().get(i) else { return String::new() };
-        let Some((d, _)) = self.register_dest(&r.trunk, &r.cfg) else { return String::new() };
-        let host = self.host_to(d.local, d.remote);
-        format!("sip:{}@{host}{}", r.cfg.contact(), d.transport.uri_param())
+        self.register_dest(&r.trunk, &r.cfg).map_or_else(String::new, |d| self.contact_toward(&r.cfg, d))
     }
 
-    fn register_dest(&self, trunk: &str, cfg: &Registration) -> Option<(Dest, TrunkId)> {
+    fn contact_toward(&self, cfg: &Registration, d: Dest) -> String {
+        let host = self.host_to(d.local, d.remote);
+        format!("sip:{}@{host}{}", cfg.contact(), d.transport.uri_param())
+    }
+
+    /// Where registration `cfg` of `trunk` goes, from the trunk's listener.
+    fn register_dest(&self, trunk: &str, cfg: &Registration) -> Option<Dest> {
         let id = self.cfg.trunk_by_name(trunk)?;
         let tp: Transport = cfg.transport.into();
         let local = self.listener_for(self.cfg.trunk(id), tp);
-        Some((Dest { transport: tp, local, remote: cfg.registrar }, id))
+        Some(Dest { transport: tp, local, remote: cfg.registrar })
     }
 
     fn send_register(&mut self, now: Instant, i: usize) -> Option<TxKey> {
-        let contact = self.registered_contact(i);
         let cnonce = self.ids.token();
         let r = self.upstream.regs().get(i)?;
-        let (dest, _) = self.register_dest(&r.trunk, &r.cfg)?;
+        let dest = self.register_dest(&r.trunk, &r.cfg)?;
+        let contact = self.contact_toward(&r.cfg, dest);
         let via = self.via(dest);
         let r = self.upstream.get_mut(i)?;
         r.cseq += 1;

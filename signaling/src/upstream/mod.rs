@@ -45,7 +45,7 @@ pub struct Reg {
     pub until: Option<Instant>,
     /// Failures in a row.
     pub failures: u32,
-    /// Challenges answered since the last final other than 401/407.
+    /// Challenges (and `423`s) answered since the last `2xx` or failure.
     pub challenged: u8,
     /// The last challenge: the header its answer goes in, the offer, answers given with its
     /// nonce.
@@ -63,8 +63,8 @@ pub enum Outcome {
     Bound(u32),
     /// Send the REGISTER again at once (with credentials, or a longer expiry).
     Again,
-    /// Failed; tried again in this long.
-    Failed(String, Duration),
+    /// Failed, and why (tried again after the back-off).
+    Failed(String),
 }
 
 /// Every register trunk's registrations.
