@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+mod uac;
+
 const UAC: &str = include_str!("../../signaling/tests/scenarios/uac_basic.xml");
 /// The same call behind a digest challenge (INVITE, 407, ACK, INVITE with credentials).
 const UAC_AUTH: &str = include_str!("../../signaling/tests/scenarios/uac_auth.xml");
@@ -78,6 +80,25 @@ pub(crate) struct SipArgs {
     /// and takes channels and CPS there). The bench starts its own `redis-server` on a free port.
     #[arg(long, value_enum, default_value_t = Policies::Off)]
     shared: Policies,
+    /// The caller: `sipp` (Debian's SIPp running the `uac_basic`/`uac_auth` scenarios) or
+    /// `native` (the bench's own UAC on one thread of this process: the same call flow at a
+    /// fraction of SIPp's CPU, and nonce reuse behind a challenge, see --digest-nonce).
+    #[arg(long, value_enum, default_value_t = Caller::Sipp)]
+    uac: Caller,
+    /// With `--uac native` and digest on: `per-call` (every call answers its own 407, as SIPp
+    /// does) or `reuse` (the last nonce is used again with nc + 1, RFC 7616 §3.4.5, so calls are
+    /// challenged only when it goes stale).
+    #[arg(long, value_enum, default_value_t = uac::NonceUse::PerCall)]
+    digest_nonce: uac::NonceUse,
+}
+
+/// `--uac`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// Debian's SIPp.
+    Sipp,
+    /// The bench's own UAC.
+    Native,
 }
 
 /// `--policies`.
@@ -236,6 +257,56 @@ fn rtts(dir: &Path) -> hdrhistogram::Histogram<u64> {
         }
     }
     h
+}
+
+/// One step with the native UAC: its thread's CPU stands for SIPp's.
+fn run_native_step(
+    target: SocketAddr,
+    (rate, digest): (u32, Option<uac::NonceUse>),
+    secs: u64,
+    uas_stat: &Path,
+    sidecar_stat: Option<&Path>,
+) -> anyhow::Result<Step> {
+    let calls = u64::from(rate) * secs;
+    let plan = uac::Plan {
+        target,
+        rate,
+        calls,
+        limit: (rate as usize * 4).max(16),
+        digest: digest.map(|n| ("bench".to_owned(), "bench-secret".to_owned(), n)),
+        service: "+4930123456".into(),
+        caller: "+442071234501".into(),
+    };
+    let t0 = Instant::now();
+    let uas0 = cpu_secs(uas_stat).unwrap_or(0.0);
+    let side0 = sidecar_stat.and_then(cpu_secs).unwrap_or(0.0);
+    let out = uac::run(&plan)?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let pct = |c: f64| (c / elapsed.max(1e-9) * 1000.0).round() / 10.0;
+    if !out.failures.is_empty() {
+        eprintln!("  failed by final answer (0 = no answer): {:?}", out.failures);
+    }
+    if digest.is_some() {
+        eprintln!("  407 challenges: {} for {} calls", out.challenges, calls);
+    }
+    let h = &out.setup;
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Ok(Step {
+        rate,
+        calls,
+        successful: out.successful,
+        failed: out.failed,
+        failed_ratio: if calls == 0 { 1.0 } else { (calls - out.successful.min(calls)) as f64 / calls as f64 },
+        achieved_cps: out.successful as f64 / elapsed.max(1e-9),
+        setup_p50_ms: ms(0.5),
+        setup_p99_ms: ms(0.99),
+        setup_max_ms: h.max() as f64 / 1000.0,
+        cpu_pct: CpuUse {
+            sipp_uac: pct(out.cpu_secs),
+            sipp_uas: pct(cpu_secs(uas_stat).unwrap_or(uas0) - uas0),
+            sidecar: pct(sidecar_stat.and_then(cpu_secs).unwrap_or(side0) - side0),
+        },
+    })
 }
 
 fn run_step(
@@ -417,7 +488,13 @@ fn ramp(
     let mut steps = Vec::new();
     let mut best: Option<Step> = None;
     for &rate in &args.rates {
-        let s = run_step(dir, target, (rate, digest), per_step, uas_stat, sidecar_stat)?;
+        let s = match args.uac {
+            Caller::Sipp => run_step(dir, target, (rate, digest), per_step, uas_stat, sidecar_stat)?,
+            Caller::Native => {
+                let nonce = digest.then_some(args.digest_nonce);
+                run_native_step(target, (rate, nonce), per_step, uas_stat, sidecar_stat)?
+            }
+        };
         eprintln!(
             "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms; cpu % uac {} uas {} sidecar {}",
             s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms,
