@@ -225,6 +225,10 @@ struct Step {
     setup_p99_ms: f64,
     setup_max_ms: f64,
     cpu_pct: CpuUse,
+    /// `407`s the caller received (native UAC only; SIPp does not say).
+    challenges: Option<u64>,
+    /// Failed calls by final answer, 0 = none came (native UAC only).
+    failures: std::collections::BTreeMap<u16, u64>,
 }
 
 fn stat_counts(p: &Path) -> (u64, u64) {
@@ -306,6 +310,8 @@ fn run_native_step(
             sipp_uas: pct(cpu_secs(uas_stat).unwrap_or(uas0) - uas0),
             sidecar: pct(sidecar_stat.and_then(cpu_secs).unwrap_or(side0) - side0),
         },
+        challenges: Some(out.challenges),
+        failures: out.failures,
     })
 }
 
@@ -367,6 +373,8 @@ fn run_step(
         setup_p99_ms: ms(0.99),
         setup_max_ms: h.max() as f64 / 1000.0,
         cpu_pct,
+        challenges: None,
+        failures: Default::default(),
     })
 }
 
