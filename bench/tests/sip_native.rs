@@ -29,7 +29,9 @@ fn step(nonce: &str) -> serde_json::Value {
 #[test]
 fn native_uac_answers_every_challenge_or_reuses_the_nonce() {
     if !have_sipp() {
-        eprintln!("!!!!! SKIPPED native_uac_answers_every_challenge_or_reuses_the_nonce: sipp missing (scripts/setup) !!!!!");
+        eprintln!(
+            "!!!!! SKIPPED native_uac_answers_every_challenge_or_reuses_the_nonce: sipp missing (scripts/setup) !!!!!"
+        );
         return;
     }
     let per_call = step("per-call");

@@ -8,10 +8,14 @@
 //! checks as authentic only for the address it was sent to, and as stale once older than the
 //! lifetime (RFC 3261 §22.4 `stale=true`).
 //!
-//! [`Replay`] keeps, per nonce in use, the highest `nc` seen, in two generations that rotate
-//! each lifetime or when the current one is half the capacity: bounded, and ageing out. A
-//! nonce whose entry was dropped early (capacity) is treated as stale, never as new, so an
-//! eviction cannot reopen a replay.
+//! [`Replay`] keeps, per nonce in use, the highest `nc` seen and which of the [`WINDOW`] counts
+//! below it were seen (a sliding window, as IPsec and SRTP keep for sequence numbers), in two
+//! generations that rotate each lifetime or when the current one is half the capacity: bounded,
+//! and ageing out. A count seen twice is a replay (RFC 7616 §3.4); a count below the window
+//! cannot be told from one, and neither can a nonce whose entry was dropped early (capacity):
+//! both get a fresh nonce (`stale=true`), never acceptance, so neither reopens a replay. The
+//! window is what lets a PBX that reuses one nonce for many calls (`nc` + 1 each) lose an
+//! INVITE on UDP: its retransmission comes after later counts and is still accepted.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -101,22 +105,78 @@ impl NonceKey {
     }
 }
 
+/// Counts below the highest seen that are still told apart, per nonce.
+pub const WINDOW: u32 = 256;
+
 /// A nonce-count verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Count {
-    /// Higher than any seen for this nonce: recorded.
+    /// Not seen before for this nonce: recorded.
     Ok,
-    /// Not higher than the last seen: a replay.
+    /// Seen before for this nonce: a replay.
     Replay,
-    /// The nonce's entry was dropped for capacity: ask for a fresh nonce (stale).
+    /// The nonce's entry was dropped for capacity, or the count is below the window: ask for a
+    /// fresh nonce (stale).
     Forgotten,
 }
 
-/// Highest nonce-count per nonce in use; bounded, two generations.
+/// What is known of one nonce: the highest count, the window below it, the issue time.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    max: u32,
+    /// Bit i: count `max - i` was seen (bit 0 is `max` itself).
+    bits: [u64; (WINDOW / 64) as usize],
+    issued: u64,
+}
+
+impl Seen {
+    fn first(nc: u32, issued: u64) -> Self {
+        let mut bits = [0; (WINDOW / 64) as usize];
+        bits[0] = 1;
+        Self { max: nc, bits, issued }
+    }
+
+    /// Records `nc`; false when it was seen already or is too old to tell.
+    fn record(&mut self, nc: u32) -> Count {
+        if nc > self.max {
+            self.shift(nc - self.max);
+            self.max = nc;
+            self.bits[0] |= 1;
+            return Count::Ok;
+        }
+        let back = self.max - nc;
+        if back >= WINDOW {
+            return Count::Forgotten;
+        }
+        let (word, bit) = ((back / 64) as usize, back % 64);
+        if self.bits[word] & (1 << bit) != 0 {
+            return Count::Replay;
+        }
+        self.bits[word] |= 1 << bit;
+        Count::Ok
+    }
+
+    /// Moves the window up by `n` counts.
+    fn shift(&mut self, n: u32) {
+        if n >= WINDOW {
+            self.bits = [0; (WINDOW / 64) as usize];
+            return;
+        }
+        let (words, bits) = ((n / 64) as usize, n % 64);
+        let len = self.bits.len();
+        for i in (0..len).rev() {
+            let lo = i.checked_sub(words).map_or(0, |j| self.bits[j]);
+            let below = i.checked_sub(words + 1).map_or(0, |j| self.bits[j]);
+            self.bits[i] = if bits == 0 { lo } else { lo << bits | below >> (64 - bits) };
+        }
+    }
+}
+
+/// Nonce-counts seen per nonce in use; bounded, two generations.
 #[derive(Debug)]
 pub struct Replay {
-    cur: HashMap<[u8; 16], (u32, u64)>,
-    old: HashMap<[u8; 16], (u32, u64)>,
+    cur: HashMap<[u8; 16], Seen>,
+    old: HashMap<[u8; 16], Seen>,
     cap: usize,
     rotated_at: u64,
     /// Nonces issued at or before this time may have lost their entry.
@@ -146,17 +206,14 @@ impl Replay {
         }
         let last = self.cur.get(&id).copied().or_else(|| self.old.remove(&id));
         match last {
-            Some((seen, _)) if nc <= seen => {
-                self.cur.insert(id, (seen, issued));
-                Count::Replay
-            }
-            Some(_) => {
-                self.cur.insert(id, (nc, issued));
-                Count::Ok
+            Some(mut seen) => {
+                let verdict = seen.record(nc);
+                self.cur.insert(id, seen);
+                verdict
             }
             None if self.forgotten_before.is_some_and(|t| issued <= t) => Count::Forgotten,
             None => {
-                self.cur.insert(id, (nc, issued));
+                self.cur.insert(id, Seen::first(nc, issued));
                 Count::Ok
             }
         }
@@ -165,7 +222,7 @@ impl Replay {
     fn rotate(&mut self, now: u64, lifetime: u64) {
         // Entries of the old generation are dropped; any that could still be fresh marks the
         // time before which a missing entry means "forgotten".
-        for (_, issued) in self.old.values() {
+        for Seen { issued, .. } in self.old.values() {
             if now.saturating_sub(*issued) <= lifetime {
                 self.forgotten_before = Some(self.forgotten_before.map_or(*issued, |t| t.max(*issued)));
             }
@@ -203,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn replay_rejects_nc_not_above_last() {
+    fn replay_rejects_a_count_seen_twice() {
         let mut r = Replay::new(100);
         let id = [1; 16];
         assert_eq!(r.check(id, 10, 1, 10, 60), Count::Ok);
@@ -211,8 +268,42 @@ mod tests {
         assert_eq!(r.check(id, 10, 2, 11, 60), Count::Ok);
         assert_eq!(r.check(id, 10, 2, 12, 60), Count::Replay);
         assert_eq!(r.check(id, 10, 5, 12, 60), Count::Ok);
+        // 3 and 4 were skipped (lost on the way, say): still accepted once each.
+        assert_eq!(r.check(id, 10, 4, 12, 60), Count::Ok);
+        assert_eq!(r.check(id, 10, 4, 12, 60), Count::Replay);
+        assert_eq!(r.check(id, 10, 3, 12, 60), Count::Ok);
         // Survives one rotation (it moves back to the current generation).
         assert_eq!(r.check(id, 10, 5, 75, 60), Count::Replay);
+        assert_eq!(r.check(id, 10, 3, 75, 60), Count::Replay);
+    }
+
+    #[test]
+    fn the_window_slides_and_below_it_is_stale_not_accepted() {
+        let mut r = Replay::new(100);
+        let id = [2; 16];
+        // Every other count up to 1000, then the ones in between, across word boundaries.
+        for nc in (2..=1000).step_by(2) {
+            assert_eq!(r.check(id, 10, nc, 10, 60), Count::Ok, "{nc}");
+        }
+        for nc in (1000 - WINDOW + 1..1000).filter(|n| n % 2 == 1) {
+            assert_eq!(r.check(id, 10, nc, 10, 60), Count::Ok, "{nc}");
+        }
+        for nc in 1000 - WINDOW + 1..=1000 {
+            assert_eq!(r.check(id, 10, nc, 10, 60), Count::Replay, "{nc}");
+        }
+        // Below the window: cannot be told from a replay, so a fresh nonce.
+        assert_eq!(r.check(id, 10, 1000 - WINDOW, 10, 60), Count::Forgotten);
+        assert_eq!(r.check(id, 10, 1, 10, 60), Count::Forgotten);
+        // A jump beyond the window clears it; what was seen near the old top is now too old.
+        assert_eq!(r.check(id, 10, 5000, 10, 60), Count::Ok);
+        assert_eq!(r.check(id, 10, 1000, 10, 60), Count::Forgotten);
+        assert_eq!(r.check(id, 10, 4999, 10, 60), Count::Ok);
+        assert_eq!(r.check(id, 10, 5000 - WINDOW + 1, 10, 60), Count::Ok);
+        // A shift by a multiple of 64 keeps bits in their words.
+        assert_eq!(r.check(id, 10, 5064, 10, 60), Count::Ok);
+        assert_eq!(r.check(id, 10, 4999, 10, 60), Count::Replay);
+        assert_eq!(r.check(id, 10, 5000, 10, 60), Count::Replay);
+        assert_eq!(r.check(id, 10, 5001, 10, 60), Count::Ok);
     }
 
     #[test]
