@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
+use xtrunk_signaling::auth::client::{self, Creds, Offer};
 use xtrunk_signaling::b2bua::response;
 use xtrunk_signaling::sip::msg::{parse, HName, Message, Method};
 use xtrunk_signaling::testing::{Pair, Record};
@@ -27,6 +28,17 @@ use xtrunk_signaling::transport::{Dest, Transport};
 
 const OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
 const ANSWER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6002 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
+
+/// How the caller's trunk is gated.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Gate {
+    /// Its ACL only.
+    Acl,
+    /// ACL and digest (`auth = "both"`, MD5), every call answering its own `407`.
+    DigestPerCall,
+    /// ACL and digest, the caller reusing the last nonce with nc + 1 (one `407` in all).
+    DigestReuse,
+}
 
 /// The shared rig ([`Pair`]) with the two peers' addresses; time moves 0.5 ms per call.
 pub struct Rig {
@@ -36,13 +48,32 @@ pub struct Rig {
     pbx: SocketAddr,
     carrier: SocketAddr,
     n: u64,
+    gate: Gate,
+    /// The nonce the caller holds (reuse), and its last nc.
+    nonce: Option<(Offer, u32)>,
 }
 
 impl Rig {
     pub fn new() -> Self {
+        Self::gated(Gate::Acl)
+    }
+
+    pub fn gated(gate: Gate) -> Self {
         let mut cfg = xtrunk_config::Config::embedded_default().expect("embedded config");
         cfg.media.port_min = 10_000;
         cfg.media.port_max = 60_000;
+        if gate != Gate::Acl {
+            let ha1 = xtrunk_signaling::auth::digest::Algorithm::Md5.ha1("bench", &cfg.node.name, "bench-secret");
+            cfg.trunks[0].auth = xtrunk_config::AuthMode::Both;
+            cfg.trunks[0].users = vec![xtrunk_config::TrunkUser {
+                username: "bench".into(),
+                password: None,
+                ha1_md5: Some(ha1),
+                ha1_sha256: None,
+                ha1_sha512_256: None,
+            }];
+            cfg.sip.auth.algorithms = vec![xtrunk_config::DigestAlgorithm::Md5];
+        }
         let local: SocketAddr = "127.0.0.1:5060".parse().expect("addr");
         let pbx: SocketAddr = "127.0.0.1:5062".parse().expect("addr");
         let carrier = cfg.trunks[1].targets[0].addr;
@@ -56,7 +87,53 @@ impl Rig {
             pbx,
             carrier,
             n: 0,
+            gate,
+            nonce: None,
         }
+    }
+
+    /// The caller's INVITE `i`: CSeq `seq`, credentials if given.
+    fn invite(i: u64, seq: u32, auth: Option<&str>) -> String {
+        let auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default();
+        format!("INVITE sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-{seq}-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: 4930{i} <sip:4930{i}@127.0.0.1:5060>\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: {seq} INVITE\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}", OFFER.len())
+    }
+
+    fn answer(offer: &Offer, i: u64, nc: u32) -> String {
+        let who = Creds { username: "bench", password: "bench-secret" };
+        client::answer(offer, who, ("INVITE", &format!("sip:4930{i}@127.0.0.1:5060")), nc, &format!("{i:x}"))
+    }
+
+    /// Sends the INVITE of call `i` the way the gate asks; returns its CSeq.
+    fn send_invite(&mut self, i: u64) -> u32 {
+        let reused = match self.nonce.as_mut().filter(|_| self.gate == Gate::DigestReuse) {
+            Some((offer, nc)) => {
+                *nc += 1;
+                Some(Self::answer(offer, i, *nc))
+            }
+            None => None,
+        };
+        self.input(self.from_pbx, Self::invite(i, 1, reused.as_deref()).as_bytes());
+        if self.gate == Gate::Acl {
+            return 1;
+        }
+        // A reused nonce is challenged again only once stale (simulated time passes it).
+        match self.pair.try_take(self.pbx, |m| m.code() == Some(407)) {
+            Some(chal) => self.answer_challenge(i, &chal),
+            None => 1,
+        }
+    }
+
+    /// ACKs the 407 of call `i`'s first INVITE and sends it again with credentials (CSeq 2).
+    fn answer_challenge(&mut self, i: u64, chal: &Message) -> u32 {
+        self.pair.out.clear();
+        let to = chal.header(&HName::To).expect("To").to_string();
+        let ack = format!("ACK sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        self.input(self.from_pbx, ack.as_bytes());
+        let (_, offer) = client::pick(chal).expect("a digest challenge");
+        let a = Self::answer(&offer, i, 1);
+        self.nonce = Some((offer, 1));
+        self.input(self.from_pbx, Self::invite(i, 2, Some(&a)).as_bytes());
+        2
     }
 
     /// One datagram in at the current simulated time, then what the shell does after it.
@@ -81,8 +158,7 @@ impl Rig {
         let i = self.n;
         self.n += 1;
         self.pair.now += Duration::from_micros(500);
-        let inv = format!("INVITE sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: 4930{i} <sip:4930{i}@127.0.0.1:5060>\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}", OFFER.len());
-        self.input(self.from_pbx, inv.as_bytes());
+        let seq = self.send_invite(i);
         let b_inv = self.take(self.carrier, |m| m.method() == Some(&Method::Invite));
         let mut r180 = response(&b_inv, 180, "Ringing", Some("cb"));
         r180.push(HName::Contact, format!("<sip:sipp@{}>", self.carrier));
@@ -96,9 +172,9 @@ impl Rig {
         self.input(self.from_carrier, &ok);
         let ok_a = self.take(self.pbx, |m| m.code() == Some(200));
         let to = ok_a.header(&HName::To).expect("To").to_string();
-        let ack = format!("ACK sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-5;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 1 ACK\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        let ack = format!("ACK sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-5;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: {seq} ACK\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
         self.input(self.from_pbx, ack.as_bytes());
-        let bye = format!("BYE sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-2-7;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 2 BYE\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        let bye = format!("BYE sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-2-7;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: {} BYE\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", seq + 1);
         self.pair.out.clear();
         self.input(self.from_pbx, bye.as_bytes());
         let b_bye = self.take(self.carrier, |m| m.method() == Some(&Method::Bye));
@@ -122,21 +198,27 @@ impl Default for Rig {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("b2bua");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("whole_call_core_only", |b| {
-        let mut rig = Rig::new();
-        // Warm up into the steady state of 2 000 CPS (64·T1 = 32 s of transactions).
-        for _ in 0..70_000 {
-            rig.call();
-        }
-        b.iter_custom(|iters| {
-            *rig.busy() = Duration::ZERO;
-            for _ in 0..iters {
+    for (name, gate) in [
+        ("whole_call_core_only", Gate::Acl),
+        ("whole_call_digest_per_call", Gate::DigestPerCall),
+        ("whole_call_digest_nonce_reused", Gate::DigestReuse),
+    ] {
+        g.bench_function(name, |b| {
+            let mut rig = Rig::gated(gate);
+            // Warm up into the steady state of 2 000 CPS (64·T1 = 32 s of transactions).
+            for _ in 0..70_000 {
                 rig.call();
             }
-            assert_eq!(rig.active(), 0);
-            *rig.busy()
+            b.iter_custom(|iters| {
+                *rig.busy() = Duration::ZERO;
+                for _ in 0..iters {
+                    rig.call();
+                }
+                assert_eq!(rig.active(), 0);
+                *rig.busy()
+            });
         });
-    });
+    }
     g.bench_function("parse_invite", |b| {
         let inv = format!("INVITE sip:49301@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-1-1-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag001\r\nTo: 49301 <sip:49301@127.0.0.1:5060>\r\nCall-ID: 1-77@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}", OFFER.len());
         b.iter(|| parse(black_box(inv.as_bytes())).expect("parses"));
@@ -148,7 +230,12 @@ criterion_group!(benches, bench);
 
 fn main() {
     if let Some(n) = std::env::var("XT_CALLS").ok().and_then(|v| v.parse::<u64>().ok()) {
-        let mut rig = Rig::new();
+        let gate = match std::env::var("XT_GATE").as_deref() {
+            Ok("digest") => Gate::DigestPerCall,
+            Ok("digest-reuse") => Gate::DigestReuse,
+            _ => Gate::Acl,
+        };
+        let mut rig = Rig::gated(gate);
         for _ in 0..n {
             rig.call();
         }
