@@ -14,13 +14,14 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+mod sidecar;
 mod uac;
+
+use sidecar::{start_redis, start_sidecar, Sidecar};
 
 const UAC: &str = include_str!("../../signaling/tests/scenarios/uac_basic.xml");
 /// The same call behind a digest challenge (INVITE, 407, ACK, INVITE with credentials).
@@ -90,6 +91,21 @@ pub(crate) struct SipArgs {
     /// challenged only when it goes stale).
     #[arg(long, value_enum, default_value_t = uac::NonceUse::PerCall)]
     digest_nonce: uac::NonceUse,
+    /// With --self-contained: `loopback` (the sidecar in this process with a datapath stand-in:
+    /// signaling alone is measured) or `socket` (`xtrunk run`, the binary next to this one, as a
+    /// host runs it: datapath process with the socket backend, sidecar process, the ring between
+    /// them, a real media session per call).
+    #[arg(long, value_enum, default_value_t = Media::Loopback)]
+    media: Media,
+}
+
+/// `--media`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Media {
+    /// In-process sidecar, no datapath.
+    Loopback,
+    /// `xtrunk run` with the socket datapath.
+    Socket,
 }
 
 /// `--uac`.
@@ -112,78 +128,6 @@ pub(crate) enum Policies {
     Compare,
 }
 
-/// Every admission policy on, none binding at bench rates: the caller's trunk in an account
-/// whose DIDs hold the caller ID, limits far above the offered load, destination rules, fraud
-/// thresholds, number formats, PAI toward a trusted carrier, CLI blocks.
-const POLICIES: &str = r#"
-[[account]]
-name = "bench"
-dids = ["442071234500-442071234599"]
-[account.limits]
-channels = 1000000
-cps = 100000
-cps_burst = 1000
-calls_per_hour = 100000000
-calls_per_day = 100000000
-calls_per_week = 100000000
-[account.destinations]
-deny_countries = ["FR", "CU"]
-deny_prefixes = ["88213", "88216"]
-[account.fraud]
-calls_per_minute = { warning = 100000000, critical = 200000000 }
-concurrent = { warning = 100000000, critical = 200000000 }
-same_number = { warning = 100000000, critical = 200000000 }
-calls_per_day = { warning = 100000000, critical = 200000000 }
-"#;
-
-/// Applies [`POLICIES`] to the embedded configuration's two trunks.
-fn with_policies(cfg: &mut xtrunk_config::Config) -> anyhow::Result<()> {
-    let p = xtrunk_config::Config::parse(POLICIES, "bench policies")?;
-    cfg.accounts = p.accounts;
-    for t in &mut cfg.trunks {
-        t.limits.channels = Some(1_000_000);
-        t.limits.cps = Some(100_000.0);
-        t.limits.cps_burst = 1000;
-        t.limits.calls_per_hour = Some(100_000_000);
-        t.numbers.cli_block_prefixes = ["+6113", "+611300", "+611800", "+611900"].map(String::from).to_vec();
-    }
-    cfg.trunks[0].account = Some("bench".into());
-    cfg.trunks[1].numbers.trusted = true;
-    cfg.trunks[1].numbers.format = xtrunk_config::NumberFormat::PlusE164;
-    Ok(())
-}
-
-/// A `redis-server` for `--shared` on a free loopback port (no persistence), and its port.
-fn start_redis(dir: &Path) -> anyhow::Result<(std::process::Child, u16)> {
-    let port = free_port()?;
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--dir", dir.to_str().unwrap_or(".")])
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting redis-server (scripts/setup installs it)")?;
-    std::thread::sleep(Duration::from_millis(300));
-    Ok((child, port))
-}
-
-/// The caller's trunk requires digest credentials as well as its ACL (MD5: Debian's SIPp knows
-/// nothing else).
-fn with_digest(cfg: &mut xtrunk_config::Config) {
-    cfg.trunks[0].auth = xtrunk_config::AuthMode::Both;
-    cfg.trunks[0].users = vec![xtrunk_config::TrunkUser {
-        username: "bench".into(),
-        password: None,
-        ha1_md5: Some(digest_ha1(&cfg.node.name)),
-        ha1_sha256: None,
-        ha1_sha512_256: None,
-    }];
-    cfg.sip.auth.algorithms = vec![xtrunk_config::DigestAlgorithm::Md5];
-}
-
-fn digest_ha1(realm: &str) -> String {
-    xtrunk_signaling::auth::digest::Algorithm::Md5.ha1("bench", realm, "bench-secret")
-}
-
 /// CPU seconds (user + system) used so far by the process or thread whose `stat` file is `path`
 /// (`/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat`); None once it is gone.
 fn cpu_secs(path: &Path) -> Option<f64> {
@@ -201,6 +145,43 @@ struct CpuUse {
     sipp_uac: f64,
     sipp_uas: f64,
     sidecar: f64,
+    /// With `--media socket`: the datapath process (0 with the in-process stand-in).
+    datapath: f64,
+}
+
+/// Where the measured side's CPU is read.
+enum CpuOf<'a> {
+    /// Not known (a sidecar started elsewhere, `--target`).
+    Unknown,
+    /// The in-process sidecar's thread (`/proc/<pid>/task/<tid>/stat`).
+    Thread(&'a Path),
+    /// `xtrunk run`'s children: the sidecar and the datapath processes.
+    Run(u32),
+}
+
+impl CpuOf<'_> {
+    /// CPU seconds so far of (the sidecar, the datapath).
+    fn secs(&self) -> (f64, f64) {
+        match self {
+            Self::Unknown => (0.0, 0.0),
+            Self::Thread(p) => (cpu_secs(p).unwrap_or(0.0), 0.0),
+            Self::Run(pid) => {
+                let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+                let (mut side, mut dp) = (0.0, 0.0);
+                for k in kids.split_whitespace() {
+                    let cmd = std::fs::read(format!("/proc/{k}/cmdline")).unwrap_or_default();
+                    let secs = cpu_secs(Path::new(&format!("/proc/{k}/stat"))).unwrap_or(0.0);
+                    // argv: xtrunk <role> --config FILE
+                    match cmd.split(|b| *b == 0).nth(1) {
+                        Some(b"datapath") => dp += secs,
+                        Some(b"signaling") => side += secs,
+                        _ => {}
+                    }
+                }
+                (side, dp)
+            }
+        }
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -269,7 +250,7 @@ fn run_native_step(
     (rate, digest): (u32, Option<uac::NonceUse>),
     secs: u64,
     uas_stat: &Path,
-    sidecar_stat: Option<&Path>,
+    cpu: &CpuOf<'_>,
 ) -> anyhow::Result<Step> {
     let calls = u64::from(rate) * secs;
     let plan = uac::Plan {
@@ -283,7 +264,7 @@ fn run_native_step(
     };
     let t0 = Instant::now();
     let uas0 = cpu_secs(uas_stat).unwrap_or(0.0);
-    let side0 = sidecar_stat.and_then(cpu_secs).unwrap_or(0.0);
+    let side0 = cpu.secs();
     let out = uac::run(&plan)?;
     let elapsed = t0.elapsed().as_secs_f64();
     let pct = |c: f64| (c / elapsed.max(1e-9) * 1000.0).round() / 10.0;
@@ -308,7 +289,8 @@ fn run_native_step(
         cpu_pct: CpuUse {
             sipp_uac: pct(out.cpu_secs),
             sipp_uas: pct(cpu_secs(uas_stat).unwrap_or(uas0) - uas0),
-            sidecar: pct(sidecar_stat.and_then(cpu_secs).unwrap_or(side0) - side0),
+            sidecar: pct(cpu.secs().0 - side0.0),
+            datapath: pct(cpu.secs().1 - side0.1),
         },
         challenges: Some(out.challenges),
         failures: out.failures,
@@ -321,7 +303,7 @@ fn run_step(
     (rate, digest): (u32, bool),
     secs: u64,
     uas_stat: &Path,
-    sidecar_stat: Option<&Path>,
+    cpu: &CpuOf<'_>,
 ) -> anyhow::Result<Step> {
     let calls = u64::from(rate) * secs;
     let uac = dir.join(if digest { "uac_auth.xml" } else { "uac.xml" });
@@ -329,7 +311,7 @@ fn run_step(
     let stat = dir.join(format!("uac_{rate}.csv"));
     let t0 = Instant::now();
     let uas0 = cpu_secs(uas_stat).unwrap_or(0.0);
-    let side0 = sidecar_stat.and_then(cpu_secs).unwrap_or(0.0);
+    let side0 = cpu.secs();
     let mut child = Command::new("sipp")
         .arg(target.to_string())
         .args(["-sf", uac.to_str().unwrap_or_default(), "-i", "127.0.0.1", "-p", &free_port()?.to_string()])
@@ -357,7 +339,8 @@ fn run_step(
     let cpu_pct = CpuUse {
         sipp_uac: pct(uac_cpu),
         sipp_uas: pct(cpu_secs(uas_stat).unwrap_or(uas0) - uas0),
-        sidecar: pct(sidecar_stat.and_then(cpu_secs).unwrap_or(side0) - side0),
+        sidecar: pct(cpu.secs().0 - side0.0),
+        datapath: pct(cpu.secs().1 - side0.1),
     };
     let (successful, failed) = stat_counts(&stat);
     let h = rtts(dir);
@@ -378,135 +361,29 @@ fn run_step(
     })
 }
 
-/// The in-process sidecar of `--self-contained`, with the operations side on or off.
-struct Sidecar {
-    target: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<anyhow::Result<xtrunk_signaling::Summary>>,
-    stat: Option<PathBuf>,
-    /// With `ops`: the CDR store's writer thread and a 1 Hz scraper of the published counters.
-    writer: Option<xtrunk_cdrstore::Writer>,
-    scraper: Option<std::thread::JoinHandle<u64>>,
-}
-
-/// Starts the sidecar in `dir`. `ops`: CDRs to `dir/cdr.jsonl` and from there (writer thread)
-/// to `dir/cdr.sqlite`, counters published for a control thread that reads them every second.
-fn start_sidecar(
-    dir: &Path,
-    carrier_port: u16,
-    pin: Option<usize>,
-    (ops, policies, digest, shared): (bool, bool, bool, Option<u16>),
-) -> anyhow::Result<Sidecar> {
-    std::fs::create_dir_all(dir)?;
-    let port = free_port()?;
-    let mut cfg = xtrunk_config::Config::embedded_default()?;
-    cfg.node.shm_path = dir.join("shm");
-    cfg.sip.listen = vec![xtrunk_config::Listen {
-        transport: xtrunk_config::Transport::Udp,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        tls: None,
-        advertised: None,
-    }];
-    cfg.media.port_min = 10_000;
-    cfg.media.port_max = 60_000;
-    for t in &mut cfg.trunks {
-        for tg in &mut t.targets {
-            tg.addr = SocketAddr::from(([127, 0, 0, 1], carrier_port));
-        }
-    }
-    if policies {
-        with_policies(&mut cfg)?;
-    }
-    if digest {
-        with_digest(&mut cfg);
-    }
-    if let Some(port) = shared {
-        cfg.shared.kind = xtrunk_config::SharedKind::Redis;
-        cfg.shared.url = format!("redis://127.0.0.1:{port}/0");
-        cfg.shared.prefix = format!("bench{}:", std::process::id());
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let (mut writer, mut scraper, mut published) = (None, None, None);
-    if ops {
-        cfg.node.cdr_path = Some(dir.join("cdr.jsonl"));
-        let db = dir.join("cdr.sqlite");
-        let open: xtrunk_cdrstore::writer::Opener = Box::new(move || {
-            xtrunk_cdrstore::Sqlite::open(&db).map(|b| Box::new(b) as Box<dyn xtrunk_cdrstore::Backend>)
-        });
-        writer = Some(xtrunk_cdrstore::Writer::spawn(open, dir.join("cdr.jsonl"), 500, Duration::from_millis(100))?);
-        let p = xtrunk_signaling::ops::Published::default();
-        let (p2, s2) = (Arc::clone(&p), Arc::clone(&stop));
-        scraper = Some(std::thread::spawn(move || {
-            let mut bytes = 0;
-            while !s2.load(Ordering::Relaxed) {
-                let snap = p2.lock().map(|g| g.clone()).unwrap_or_default();
-                bytes += format!("{snap:?}").len() as u64;
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            bytes
-        }));
-        published = Some(p);
-    }
-    let mut server = xtrunk_signaling::Server::bind(&cfg, xtrunk_signaling::LoopbackMedia::default())?;
-    if let Some(p) = published {
-        server = server.publish_to(p, Default::default());
-    }
-    let s2 = stop.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        if let Some(c) = pin {
-            if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
-                eprintln!("could not pin the sidecar to cpu {c}");
-            }
-        }
-        // This thread's stat file, for its CPU use per step.
-        let _ =
-            tx.send(std::fs::read_link("/proc/thread-self").ok().map(|p| PathBuf::from("/proc").join(p).join("stat")));
-        server.run(s2)
-    });
-    let stat = rx.recv().ok().flatten();
-    Ok(Sidecar { target: SocketAddr::from(([127, 0, 0, 1], port)), stop, handle, stat, writer, scraper })
-}
-
-impl Sidecar {
-    fn finish(self) -> anyhow::Result<xtrunk_signaling::Summary> {
-        self.stop.store(true, Ordering::Relaxed);
-        let s = self.handle.join().map_err(|_| anyhow::anyhow!("sidecar thread panicked"))??;
-        if let Some(w) = self.writer {
-            let stats = Arc::clone(&w.stats);
-            w.stop();
-            eprintln!("cdr store: {} rows inserted", stats.inserted.load(Ordering::Relaxed));
-        }
-        if let Some(h) = self.scraper {
-            let _ = h.join();
-        }
-        Ok(s)
-    }
-}
-
 /// The rate ramp against `target`: the best sustained step and every step.
 fn ramp(
     args: &SipArgs,
     dir: &Path,
     target: SocketAddr,
     uas_stat: &Path,
-    (sidecar_stat, digest): (Option<&Path>, bool),
+    (cpu, digest): (&CpuOf<'_>, bool),
 ) -> anyhow::Result<(Step, Vec<Step>)> {
     let per_step = (args.seconds / args.rates.len().max(1) as u64).max(2);
     let mut steps = Vec::new();
     let mut best: Option<Step> = None;
     for &rate in &args.rates {
         let s = match args.uac {
-            Caller::Sipp => run_step(dir, target, (rate, digest), per_step, uas_stat, sidecar_stat)?,
+            Caller::Sipp => run_step(dir, target, (rate, digest), per_step, uas_stat, cpu)?,
             Caller::Native => {
                 let nonce = digest.then_some(args.digest_nonce);
-                run_native_step(target, (rate, nonce), per_step, uas_stat, sidecar_stat)?
+                run_native_step(target, (rate, nonce), per_step, uas_stat, cpu)?
             }
         };
         eprintln!(
-            "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms; cpu % uac {} uas {} sidecar {}",
+            "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms; cpu % uac {} uas {} sidecar {} datapath {}",
             s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms,
-            s.cpu_pct.sipp_uac, s.cpu_pct.sipp_uas, s.cpu_pct.sidecar
+            s.cpu_pct.sipp_uac, s.cpu_pct.sipp_uas, s.cpu_pct.sidecar, s.cpu_pct.datapath
         );
         let sustained = s.failed_ratio < args.max_failed && s.achieved_cps >= f64::from(rate) * 0.9;
         if sustained {
@@ -541,8 +418,8 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
     std::fs::write(dir.join("uac_auth.xml"), auth.replace("<pause milliseconds=\"200\"/>", "<pause/>"))?;
     std::fs::write(dir.join("uas.xml"), UAS)?;
     anyhow::ensure!(
-        !(args.ops || args.ops_compare) || args.self_contained,
-        "--ops and --ops-compare need --self-contained"
+        !(args.ops || args.ops_compare) || (args.self_contained && args.media == Media::Loopback),
+        "--ops and --ops-compare need --self-contained with --media loopback (the in-process sidecar)"
     );
     let carrier_port = if args.self_contained { free_port()? } else { args.carrier_port };
 
@@ -603,17 +480,34 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
         eprintln!("--- admission policies {}", if policies { "on" } else { "off" });
         eprintln!("--- counters {}", if shared { "in the shared Redis store" } else { "in memory" });
         eprintln!("--- digest authentication {}", if digest { "on" } else { "off" });
-        let (target, sidecar) = if args.self_contained {
-            let sub = format!("ops-{ops}-policies-{policies}-digest-{digest}-shared-{shared}");
-            let store = redis.as_ref().filter(|_| shared).map(|r| r.1);
-            let s = start_sidecar(&dir.join(sub), carrier_port, args.pin_sidecar, (ops, policies, digest, store))?;
-            (s.target, Some(s))
-        } else {
-            (args.target.context("--target HOST:PORT (or --self-contained)")?, None)
-        };
+        let sub = format!("ops-{ops}-policies-{policies}-digest-{digest}-shared-{shared}");
+        let store = redis.as_ref().filter(|_| shared).map(|r| r.1);
+        let (mut target, mut sidecar, mut run) = (args.target, None, None);
+        match (args.self_contained, args.media) {
+            (false, _) => {}
+            (true, Media::Loopback) => {
+                let s = start_sidecar(&dir.join(sub), carrier_port, args.pin_sidecar, (ops, policies, digest, store))?;
+                target = Some(s.target);
+                sidecar = Some(s);
+            }
+            (true, Media::Socket) => {
+                let r = sidecar::Run::start(&dir.join(sub), carrier_port, (policies, digest, store))?;
+                eprintln!("--- xtrunk run (socket datapath + sidecar processes), pid {}", r.pid());
+                target = Some(r.target);
+                run = Some(r);
+            }
+        }
+        let target = target.context("--target HOST:PORT (or --self-contained)")?;
         eprintln!("--- operations side (SQLite CDR store + metrics) {}", if ops { "on" } else { "off" });
-        let stat = sidecar.as_ref().and_then(|s| s.stat.as_deref());
-        let (best, steps) = ramp(&args, &dir, target, &uas_stat, (stat, digest))?;
+        let cpu = match (sidecar.as_ref().and_then(|s| s.stat.as_deref()), run.as_ref()) {
+            (Some(p), _) => CpuOf::Thread(p),
+            (None, Some(r)) => CpuOf::Run(r.pid()),
+            (None, None) => CpuOf::Unknown,
+        };
+        let (best, steps) = ramp(&args, &dir, target, &uas_stat, (&cpu, digest))?;
+        if let Some(mut r) = run {
+            r.stop();
+        }
         let summary = sidecar.map(Sidecar::finish).transpose()?;
         println!(
             "ops {}: sustained {} cps (failed {:.3} %), setup p50 {:.2} ms p99 {:.2} ms, sidecar {:.1} µs CPU per call",
