@@ -91,6 +91,11 @@ pub(crate) struct SipArgs {
     /// challenged only when it goes stale).
     #[arg(long, value_enum, default_value_t = uac::NonceUse::PerCall)]
     digest_nonce: uac::NonceUse,
+    /// With a comparison: run every mode at a rate before going to the next rate (ABAB), so
+    /// that a change of the machine's load during the invocation hits both modes alike; without
+    /// it each mode's whole ramp runs after the other's (AABB).
+    #[arg(long)]
+    interleave: bool,
     /// With --self-contained: `loopback` (the sidecar in this process with a datapath stand-in:
     /// signaling alone is measured) or `socket` (`xtrunk run`, the binary next to this one, as a
     /// host runs it: datapath process with the socket backend, sidecar process, the ring between
@@ -361,44 +366,99 @@ fn run_step(
     })
 }
 
-/// The rate ramp against `target`: the best sustained step and every step.
-fn ramp(
+/// One ramp step at `rate` against `target`, printed; and whether it was sustained.
+fn one_step(
     args: &SipArgs,
-    dir: &Path,
+    (dir, uas_stat): (&Path, &Path),
     target: SocketAddr,
-    uas_stat: &Path,
     (cpu, digest): (&CpuOf<'_>, bool),
-) -> anyhow::Result<(Step, Vec<Step>)> {
+    rate: u32,
+) -> anyhow::Result<(Step, bool)> {
     let per_step = (args.seconds / args.rates.len().max(1) as u64).max(2);
-    let mut steps = Vec::new();
-    let mut best: Option<Step> = None;
-    for &rate in &args.rates {
-        let s = match args.uac {
-            Caller::Sipp => run_step(dir, target, (rate, digest), per_step, uas_stat, cpu)?,
-            Caller::Native => {
-                let nonce = digest.then_some(args.digest_nonce);
-                run_native_step(target, (rate, nonce), per_step, uas_stat, cpu)?
-            }
-        };
-        eprintln!(
-            "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms; cpu % uac {} uas {} sidecar {} datapath {}",
-            s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms,
-            s.cpu_pct.sipp_uac, s.cpu_pct.sipp_uas, s.cpu_pct.sidecar, s.cpu_pct.datapath
-        );
-        let sustained = s.failed_ratio < args.max_failed && s.achieved_cps >= f64::from(rate) * 0.9;
+    let s = match args.uac {
+        Caller::Sipp => run_step(dir, target, (rate, digest), per_step, uas_stat, cpu)?,
+        Caller::Native => {
+            let nonce = digest.then_some(args.digest_nonce);
+            run_native_step(target, (rate, nonce), per_step, uas_stat, cpu)?
+        }
+    };
+    eprintln!(
+        "rate {:>5}/s: {:>6} calls, {:>6} ok, {:>4} failed ({:.3} %), achieved {:>7.1} cps, setup p50 {:.2} ms p99 {:.2} ms max {:.2} ms; cpu % uac {} uas {} sidecar {} datapath {}",
+        s.rate, s.calls, s.successful, s.failed, s.failed_ratio * 100.0, s.achieved_cps, s.setup_p50_ms, s.setup_p99_ms, s.setup_max_ms,
+        s.cpu_pct.sipp_uac, s.cpu_pct.sipp_uas, s.cpu_pct.sidecar, s.cpu_pct.datapath
+    );
+    let sustained = s.failed_ratio < args.max_failed && s.achieved_cps >= f64::from(rate) * 0.9;
+    Ok((s, sustained))
+}
+
+/// One mode of the invocation: what is measured, and its ramp so far.
+struct ModeRun {
+    ops: bool,
+    policies: bool,
+    digest: bool,
+    shared: bool,
+    target: SocketAddr,
+    sidecar: Option<Sidecar>,
+    run: Option<sidecar::Run>,
+    steps: Vec<Step>,
+    best: Option<Step>,
+    done: bool,
+}
+
+impl ModeRun {
+    fn describe(&self) -> String {
+        format!(
+            "policies {}, counters {}, digest {}, operations side {}",
+            if self.policies { "on" } else { "off" },
+            if self.shared { "shared (Redis)" } else { "in memory" },
+            if self.digest { "on" } else { "off" },
+            if self.ops { "on" } else { "off" }
+        )
+    }
+
+    fn cpu(&self) -> CpuOf<'_> {
+        match (self.sidecar.as_ref().and_then(|s| s.stat.as_deref()), self.run.as_ref()) {
+            (Some(p), _) => CpuOf::Thread(p),
+            (None, Some(r)) => CpuOf::Run(r.pid()),
+            (None, None) => CpuOf::Unknown,
+        }
+    }
+}
+
+/// The ramps of every mode: each mode's steps in turn (one whole ramp after another), or with
+/// `--interleave` every mode at one rate before the next rate, so that a change in the shared
+/// machine's load hits the modes alike. A mode's ramp ends at its first step not sustained.
+fn ramps(args: &SipArgs, dirs: (&Path, &Path), runs: &mut [ModeRun]) -> anyhow::Result<()> {
+    let mut order = Vec::new();
+    if args.interleave {
+        for &r in &args.rates {
+            order.extend((0..runs.len()).map(|m| (m, r)));
+        }
+    } else {
+        for m in 0..runs.len() {
+            order.extend(args.rates.iter().map(|&r| (m, r)));
+        }
+    }
+    let mut last = None;
+    for (m, rate) in order {
+        if runs[m].done {
+            continue;
+        }
+        if last != Some(m) {
+            eprintln!("--- {}", runs[m].describe());
+            last = Some(m);
+        }
+        let (step, sustained) = one_step(args, dirs, runs[m].target, (&runs[m].cpu(), runs[m].digest), rate)?;
+        let r = &mut runs[m];
         if sustained {
-            best = Some(s.clone());
+            r.best = Some(step.clone());
         }
-        steps.push(s);
-        if !sustained {
-            break;
-        }
+        r.steps.push(step);
+        r.done = !sustained;
         // Let the previous step's calls drain.
         std::thread::sleep(Duration::from_millis(500));
     }
-    // Nothing sustained: report the first step with cps 0.
-    let best = best.unwrap_or_else(|| Step { rate: 0, ..steps[0].clone() });
-    Ok((best, steps))
+    Ok(())
 }
 
 /// Sidecar CPU per successful call over a ramp, µs.
@@ -476,10 +536,8 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     let mut policy_runs = Vec::new();
     let mut digest_runs = Vec::new();
+    let mut live = Vec::new();
     for (ops, policies, digest, shared) in modes {
-        eprintln!("--- admission policies {}", if policies { "on" } else { "off" });
-        eprintln!("--- counters {}", if shared { "in the shared Redis store" } else { "in memory" });
-        eprintln!("--- digest authentication {}", if digest { "on" } else { "off" });
         let sub = format!("ops-{ops}-policies-{policies}-digest-{digest}-shared-{shared}");
         let store = redis.as_ref().filter(|_| shared).map(|r| r.1);
         let (mut target, mut sidecar, mut run) = (args.target, None, None);
@@ -498,13 +556,14 @@ pub(crate) fn run(args: SipArgs) -> anyhow::Result<()> {
             }
         }
         let target = target.context("--target HOST:PORT (or --self-contained)")?;
-        eprintln!("--- operations side (SQLite CDR store + metrics) {}", if ops { "on" } else { "off" });
-        let cpu = match (sidecar.as_ref().and_then(|s| s.stat.as_deref()), run.as_ref()) {
-            (Some(p), _) => CpuOf::Thread(p),
-            (None, Some(r)) => CpuOf::Run(r.pid()),
-            (None, None) => CpuOf::Unknown,
-        };
-        let (best, steps) = ramp(&args, &dir, target, &uas_stat, (&cpu, digest))?;
+        let (steps, best, done) = (Vec::new(), None, false);
+        live.push(ModeRun { ops, policies, digest, shared, target, sidecar, run, steps, best, done });
+    }
+    ramps(&args, (&dir, &uas_stat), &mut live)?;
+    for m in live {
+        let ModeRun { ops, policies, digest, shared, sidecar, run, steps, best, .. } = m;
+        // Nothing sustained: report the first step with cps 0.
+        let best = best.unwrap_or_else(|| Step { rate: 0, ..steps[0].clone() });
         if let Some(mut r) = run {
             r.stop();
         }
