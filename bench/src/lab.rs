@@ -163,7 +163,7 @@ fn pin(core: usize) {
 }
 
 /// Spawns a named thread that first enters `ns` (when given) and pins itself to `core` (when given).
-fn spawn_in<T: Send + 'static>(
+pub(crate) fn spawn_in<T: Send + 'static>(
     name: &str,
     ns: Option<&str>,
     core: Option<usize>,
@@ -419,7 +419,7 @@ impl Lab {
         })
     }
 
-    fn ns(&self, role: &str) -> String {
+    pub(crate) fn ns(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
     }
 }

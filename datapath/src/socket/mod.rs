@@ -24,7 +24,10 @@
 //!   `sendmmsg` per run of datagrams leaving through the same socket (the other leg's port).
 //! - **Time.** Each worker's `now_ms` is milliseconds since [`run`] started (monotonic), plus 1 so
 //!   that 0 keeps meaning "never" in `StreamStats::last_rx_ms`.
-//! - **Limits.** `RLIMIT_NOFILE` is raised to cover every port of the range plus slack.
+//! - **Limits.** Every media port is a socket, 4 a session (2 with rtcp-mux). At start the soft
+//!   `RLIMIT_NOFILE` is raised to the hard limit (and past it, when privileged, to cover every
+//!   port of the range plus slack); a Create that finds no descriptor left is refused with
+//!   `CapacityExhausted` and an error log naming the limit.
 
 mod sys;
 mod worker;
@@ -278,10 +281,20 @@ pub fn run_with_stats(
 ) -> Result<(), Error> {
     validate(&opts)?;
     let ports = u64::from(opts.port_max - opts.port_min) + 1;
-    let want = ports + 1024;
-    let got = sys::raise_nofile(want);
-    if got < want {
-        log::warn!("socket backend: RLIMIT_NOFILE is {got}, below the {want} a full port range needs");
+    let need = ports + 1024;
+    // Every media port is a socket (4 a session, 2 with rtcp-mux): take all the hard limit
+    // allows (the kernel caps it at fs.nr_open), more if privileged and the range needs it.
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok());
+    let hard = sys::nofile_limits().1.min(nr_open.unwrap_or(1 << 20));
+    let got = sys::raise_nofile(need.max(hard));
+    if got < need {
+        log::warn!(
+            "socket backend: RLIMIT_NOFILE is {got}, below the {need} the media port range needs: at most ~{} sessions \
+             (4 sockets a session, 2 with rtcp-mux); raise LimitNOFILE in the service unit",
+            got.saturating_sub(1024) / 4
+        );
+    } else {
+        log::info!("socket backend: RLIMIT_NOFILE {got}");
     }
     let start = Instant::now();
     let n = opts.cores.len().max(1);
@@ -325,6 +338,7 @@ pub fn run_with_stats(
     let mut ctl =
         Control { owner: HashMap::new(), dumps: HashMap::new(), max_sessions: opts.max_sessions, stats: stats.clone() };
     let mut result = Ok(());
+    let mut backoff = crate::control::IdleBackoff::default();
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         for _ in 0..1024 {
@@ -345,9 +359,15 @@ pub fn run_with_stats(
             result = Err(Error::Worker { index: 0, reason: "a worker exited early".into() });
             break;
         }
-        if !busy {
-            match ev_rx.recv_timeout(Duration::from_millis(1)) {
-                Ok(ev) => ctl.on_event(ev, &mut workers, &mut events),
+        if busy {
+            backoff.busy();
+        } else {
+            // Worker events wake this at once; only the command ring is polled.
+            match ev_rx.recv_timeout(backoff.pause()) {
+                Ok(ev) => {
+                    backoff.busy();
+                    ctl.on_event(ev, &mut workers, &mut events);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }

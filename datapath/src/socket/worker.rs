@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use xtrunk_ring::msg::{Command, ErrorCode, Event};
 
@@ -27,16 +27,29 @@ struct Sockets {
     by_port: Vec<Option<UdpSocket>>,
     epoll: sys::Epoll,
     bind_ip: IpAddr,
+    /// Last "no file descriptor" error log (at most one a second).
+    fd_log: Option<Instant>,
 }
 
 impl PortHooks for Sockets {
     fn open(&mut self, port: u16) -> Result<(), ErrorCode> {
         let s = sys::bind_udp(self.bind_ip, port).map_err(|e| {
             log::debug!("bind {}:{port}: {e}", self.bind_ip);
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                ErrorCode::PortInUse
-            } else {
-                ErrorCode::BindFailed
+            match e.raw_os_error() {
+                Some(libc::EMFILE | libc::ENFILE) => {
+                    if self.fd_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        self.fd_log = Some(Instant::now());
+                        let (soft, _) = sys::nofile_limits();
+                        log::error!(
+                            "socket backend: no file descriptor for media port {port} ({e}): RLIMIT_NOFILE = {soft} \
+                             reached; each session takes 4 sockets (2 with rtcp-mux): raise LimitNOFILE (ops/systemd) \
+                             or use rtcp-mux; sessions are refused (CapacityExhausted) meanwhile"
+                        );
+                    }
+                    ErrorCode::CapacityExhausted
+                }
+                _ if e.kind() == std::io::ErrorKind::AddrInUse => ErrorCode::PortInUse,
+                _ => ErrorCode::BindFailed,
             }
         })?;
         self.epoll.add(s.as_raw_fd(), u64::from(port)).map_err(|_| ErrorCode::BindFailed)?;
@@ -87,7 +100,7 @@ impl Worker {
         Ok(Self {
             index,
             relay,
-            socks: Sockets { by_port: (0..65536).map(|_| None).collect(), epoll, bind_ip },
+            socks: Sockets { by_port: (0..65536).map(|_| None).collect(), epoll, bind_ip, fd_log: None },
             wake,
             cmd_rx,
             ev_tx,

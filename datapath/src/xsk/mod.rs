@@ -158,7 +158,7 @@ impl Default for XskOptions {
 }
 
 /// Runs the AF_XDP backend with a fresh `relay::Relay` until `stop` is set: applies commands from
-/// `cmds` (up to 256 per round, then a 1 ms sleep when none came), hands events to `events`, ticks
+/// `cmds` (up to 256 per round, then a sleep when none came: [`IdleBackoff`](crate::control::IdleBackoff)), hands events to `events`, ticks
 /// the control duties, and on exit stops the workers and detaches the program.
 pub fn run(
     opts: XskOptions,
@@ -188,6 +188,7 @@ pub fn run_with_stats(
     let mut rt = XskRuntime::start(opts, relay)?;
     log::info!("xsk: AF_XDP backend running: {}", rt.describe());
     let mut last_summary = Instant::now();
+    let mut backoff = crate::control::IdleBackoff::default();
     let mut published = Instant::now().checked_sub(Duration::from_secs(1)).unwrap_or_else(Instant::now);
     while !stop.load(Ordering::Relaxed) {
         if log::log_enabled!(log::Level::Debug) && last_summary.elapsed() >= Duration::from_secs(10) {
@@ -213,7 +214,9 @@ pub fn run_with_stats(
             }
         }
         if n == 0 {
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(backoff.pause());
+        } else {
+            backoff.busy();
         }
     }
     log::info!("xsk: stopping; {}", rt.stats().summary());
