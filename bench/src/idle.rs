@@ -221,7 +221,8 @@ fn run_one(args: &IdleArgs, place: &mut Place, b: Backend, n: usize) -> anyhow::
                 max_sessions,
                 batch: 64,
             };
-            socket::run_with_stats(opts, cmds, events, st, Arc::new(Stats::default())).context("socket backend")
+            let busy = if b == Backend::SocketSpin { socket::BusyPoll::Always } else { socket::BusyPoll::default() };
+            socket::run_tuned(opts, busy, cmds, events, st, Arc::new(Stats::default())).context("socket backend")
         } else {
             let opts = XskOptions {
                 interfaces: ["rp0", "rc0"]
