@@ -285,18 +285,17 @@ pub(crate) fn run(args: IdleArgs) -> anyhow::Result<()> {
             usize::from(args.port_base) + 4 * args.sessions - 1
         );
     }
-    if !(args.seconds > 0.0) {
+    if args.seconds.is_nan() || args.seconds <= 0.0 {
         bail!("--seconds must be positive");
     }
     let root = lab::is_root();
-    if args.loopback || !root {
-        if order.iter().any(|b| !b.is_socket()) {
-            if !root {
-                bail!("af_xdp and xdp need root (namespace lab, XDP); rerun with sudo, or --backend socket --loopback");
-            }
-            bail!("--loopback measures the socket backend only");
+    if (args.loopback || !root) && order.iter().any(|b| !b.is_socket()) {
+        if !root {
+            bail!("af_xdp and xdp need root (namespace lab, XDP); rerun with sudo, or --backend socket --loopback");
         }
+        bail!("--loopback measures the socket backend only");
     }
+
     let lab = if args.loopback || !root { None } else { Some(Lab::up(args.relay_core, 0, lab::DEFAULT_COALESCE_US)?) };
     let mut place = Place { lab, ring_n: 0 };
     println!(
