@@ -607,7 +607,9 @@ impl<C: MediaCore> XskRuntime<C> {
         s
     }
 
-    /// Runs `f` on the relay core (under the workers' lock).
+    /// Runs `f` on the relay core (under the workers' lock). Session stats include what the fast
+    /// path forwarded up to the last credit (every 20 ms); call
+    /// [`flush_fast_path`](Self::flush_fast_path) first for everything up to now.
     pub fn with_core<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
         f(&mut self.lock().core)
     }
