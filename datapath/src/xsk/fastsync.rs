@@ -15,11 +15,13 @@
 //!   exact, and [`XskRuntime::flush_fast_path`] credits everything before stats are read.
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 
-use xtrunk_ebpf::{XtFastStats, XtSession, XT_ACT_FAST, XT_ACT_XSK, XT_FAST_GROUPS, XT_FAST_GROUP_SHIFT};
+use xtrunk_ebpf::{XtFastRule, XtFastStats, XtSession, XT_ACT_FAST, XT_ACT_XSK, XT_FAST_GROUPS, XT_FAST_GROUP_SHIFT};
 use xtrunk_ring::msg::SessionId;
 
-use super::{addr_bytes, fast_rule, MediaCore, XskRuntime};
+use super::netlink::NetTable;
+use super::{MediaCore, XskRuntime};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum PortPath {
@@ -274,6 +276,34 @@ impl<C: MediaCore> XskRuntime<C> {
             }
         }
     }
+}
+
+fn addr_bytes(ip: IpAddr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    match ip {
+        IpAddr::V4(a) => b[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => b = a.octets(),
+    }
+    b
+}
+
+/// The fast-path rule for `from → to`, when the next hop is known and the families agree.
+fn fast_rule(net: &NetTable, from: SocketAddr, to: SocketAddr) -> Option<XtFastRule> {
+    if from.is_ipv4() != to.is_ipv4() {
+        return None;
+    }
+    let nh = net.next_hop(to.ip())?;
+    Some(XtFastRule {
+        ifindex: nh.ifindex,
+        family: if to.is_ipv4() { xtrunk_ebpf::XT_FAMILY_V4 } else { xtrunk_ebpf::XT_FAMILY_V6 },
+        pad: [0; 3],
+        src_mac: nh.src_mac,
+        dst_mac: nh.dst_mac,
+        src_addr: addr_bytes(from.ip()),
+        dst_addr: addr_bytes(to.ip()),
+        src_port: from.port().to_be(),
+        dst_port: to.port().to_be(),
+    })
 }
 
 /// The not yet credited part of `s`, the monotonic totals of `port` (and marks it credited).

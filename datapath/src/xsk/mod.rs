@@ -28,7 +28,7 @@ mod worker;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -37,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xtrunk_ebpf::{XtFastRule, XtFastStats, XT_CNT_MAX, XT_FAST_GROUPS};
+use xtrunk_ebpf::{XtFastStats, XT_CNT_MAX, XT_FAST_GROUPS};
 use xtrunk_ring::msg::{Command, Event, SessionId, SessionSpec};
 
 pub use loader::{enable_run_stats, AttachMode, LoaderError, Sink, XdpProgram};
@@ -353,15 +353,6 @@ impl MediaCore for crate::relay::Relay {
     }
 }
 
-fn addr_bytes(ip: IpAddr) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    match ip {
-        IpAddr::V4(a) => b[..4].copy_from_slice(&a.octets()),
-        IpAddr::V6(a) => b = a.octets(),
-    }
-    b
-}
-
 impl<C: MediaCore> XskRuntime<C> {
     /// Loads and attaches the program, opens and registers every socket, starts the workers.
     pub fn start(opts: XskOptions, core: C) -> Result<Self, Error> {
@@ -637,25 +628,6 @@ impl<C: MediaCore> Drop for XskRuntime<C> {
     fn drop(&mut self) {
         self.stop_all();
     }
-}
-
-/// The fast-path rule for `from → to`, when the next hop is known and the families agree.
-fn fast_rule(net: &NetTable, from: SocketAddr, to: SocketAddr) -> Option<XtFastRule> {
-    if from.is_ipv4() != to.is_ipv4() {
-        return None;
-    }
-    let nh = net.next_hop(to.ip())?;
-    Some(XtFastRule {
-        ifindex: nh.ifindex,
-        family: if to.is_ipv4() { xtrunk_ebpf::XT_FAMILY_V4 } else { xtrunk_ebpf::XT_FAMILY_V6 },
-        pad: [0; 3],
-        src_mac: nh.src_mac,
-        dst_mac: nh.dst_mac,
-        src_addr: addr_bytes(from.ip()),
-        dst_addr: addr_bytes(to.ip()),
-        src_port: from.port().to_be(),
-        dst_port: to.port().to_be(),
-    })
 }
 
 /// One worker per queue index serves that queue on every interface, pinned to one core: each
