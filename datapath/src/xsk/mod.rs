@@ -158,8 +158,9 @@ impl Default for XskOptions {
 }
 
 /// Runs the AF_XDP backend with a fresh `relay::Relay` until `stop` is set: applies commands from
-/// `cmds` (up to 256 per round, then a sleep when none came: [`IdleBackoff`](crate::control::IdleBackoff)), hands events to `events`, ticks
-/// the control duties, and on exit stops the workers and detaches the program.
+/// `cmds` (up to 256 per round, then a sleep when none came:
+/// [`IdleBackoff`](crate::control::IdleBackoff)), hands events to `events`, ticks the control
+/// duties, and on exit stops the workers and detaches the program.
 pub fn run(
     opts: XskOptions,
     cmds: impl crate::control::CommandSource,
