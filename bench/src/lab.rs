@@ -87,6 +87,10 @@ pub(crate) enum Backend {
     /// round (`compare` only): its capacity without receive livelock, so the ratios are taken
     /// against the socket backend's better figure.
     SocketPaced,
+    /// The socket backend with its workers always busy-polling 200 µs after packets (the
+    /// behaviour before #20; `socket` busy-polls only above 20 kpps): `--backends socket,socket_spin`
+    /// compares them in one invocation.
+    SocketSpin,
 }
 
 impl Backend {
@@ -97,21 +101,23 @@ impl Backend {
             Backend::AfXdp => "af_xdp",
             Backend::Xdp => "xdp",
             Backend::SocketPaced => "socket~",
+            Backend::SocketSpin => "socket_spin",
         }
     }
 
     /// The socket backend, flooded or paced.
     pub(crate) fn is_socket(self) -> bool {
-        matches!(self, Backend::Socket | Backend::SocketPaced)
+        matches!(self, Backend::Socket | Backend::SocketPaced | Backend::SocketSpin)
     }
 
     /// Parses `socket`, `af_xdp` (also `afxdp`, `xsk`) or `xdp` (also `fast`, `fast_path`).
     pub(crate) fn parse(s: &str) -> anyhow::Result<Self> {
         Ok(match s {
             "socket" => Backend::Socket,
+            "socket_spin" => Backend::SocketSpin,
             "af_xdp" | "afxdp" | "xsk" => Backend::AfXdp,
             "xdp" | "fast" | "fast_path" => Backend::Xdp,
-            other => bail!("unknown backend {other:?} (known: socket, af_xdp, xdp)"),
+            other => bail!("unknown backend {other:?} (known: socket, socket_spin, af_xdp, xdp)"),
         })
     }
 }
@@ -163,7 +169,7 @@ fn pin(core: usize) {
 }
 
 /// Spawns a named thread that first enters `ns` (when given) and pins itself to `core` (when given).
-fn spawn_in<T: Send + 'static>(
+pub(crate) fn spawn_in<T: Send + 'static>(
     name: &str,
     ns: Option<&str>,
     core: Option<usize>,
@@ -419,7 +425,7 @@ impl Lab {
         })
     }
 
-    fn ns(&self, role: &str) -> String {
+    pub(crate) fn ns(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
     }
 }
@@ -854,7 +860,12 @@ fn wait_created(ev_rx: &mpsc::Receiver<Event>, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_socket_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load) -> anyhow::Result<RunningRelay> {
+fn start_socket_relay(
+    topo: &Topo,
+    specs: Vec<SessionSpec>,
+    load: &Load,
+    busy_poll: socket::BusyPoll,
+) -> anyhow::Result<RunningRelay> {
     let stop = Arc::new(AtomicBool::new(false));
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
     let (ev_tx, ev_rx) = mpsc::channel::<Event>();
@@ -870,7 +881,7 @@ fn start_socket_relay(topo: &Topo, specs: Vec<SessionSpec>, load: &Load) -> anyh
     // The control loop stays unpinned (a pinned caller would narrow the cores `run` accepts);
     // it wakes once per millisecond and does nothing while the sessions stand.
     let ctl = spawn_in("xtb-sock-ctl", topo.relay_ns.as_deref(), None, move || {
-        socket::run_with_stats(opts, cmd_rx, ev_tx, st, Arc::new(Stats::default())).context("socket backend")
+        socket::run_tuned(opts, busy_poll, cmd_rx, ev_tx, st, Arc::new(Stats::default())).context("socket backend")
     });
     let n = specs.len();
     for s in specs {
@@ -1250,7 +1261,8 @@ pub(crate) fn measure(
         None
     };
     let relay = match backend {
-        Backend::Socket | Backend::SocketPaced => start_socket_relay(&topo, specs, load)?,
+        Backend::Socket | Backend::SocketPaced => start_socket_relay(&topo, specs, load, socket::BusyPoll::default())?,
+        Backend::SocketSpin => start_socket_relay(&topo, specs, load, socket::BusyPoll::Always)?,
         Backend::AfXdp => start_xsk_relay(&topo, specs, load, false)?,
         Backend::Xdp => start_xsk_relay(&topo, specs, load, true)?,
     };

@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod compare;
+mod idle;
 mod lab;
 mod plot;
 mod relay;
@@ -35,6 +36,8 @@ enum Mode {
     Srtp(srtp::SrtpArgs),
     /// Session-ring throughput and latency between two processes pinned to different cores.
     Ring(ring::RingArgs),
+    /// CPU of the datapath holding N sessions without traffic, per backend, against no session.
+    Idle(idle::IdleArgs),
     /// Soak: 10,000 sessions for 10 minutes with malformed packets and outsiders; RSS flat, no session lost.
     Soak(soak::SoakArgs),
 }
@@ -48,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Mode::Srtp(args) => srtp::run(args),
         Mode::Ring(args) => ring::run(args),
         Mode::Soak(args) => soak::run(args),
+        Mode::Idle(args) => idle::run(args),
     }
 }

@@ -41,3 +41,40 @@ impl EventSink for SyncSender<Event> {
         let _ = self.send(ev);
     }
 }
+
+/// How long a control loop with nothing to do sleeps before polling the command ring again
+/// (which has no wake-up): 1 ms while commands or events came within the last 100 ms, else
+/// 10 ms. An idle datapath then wakes 100 times a second instead of 1000 (a timed wake-up costs
+/// ~20 µs of CPU on a VM: 2 % of a core at 1 kHz; `xtrunk-bench idle` in BENCHMARKS.md), and
+/// the first command after a quiet spell waits at most 10 ms.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleBackoff {
+    last_busy: std::time::Instant,
+}
+
+impl Default for IdleBackoff {
+    fn default() -> Self {
+        Self { last_busy: std::time::Instant::now() }
+    }
+}
+
+impl IdleBackoff {
+    /// While busy.
+    pub const ACTIVE: std::time::Duration = std::time::Duration::from_millis(1);
+    /// After 100 ms without work.
+    pub const IDLE: std::time::Duration = std::time::Duration::from_millis(10);
+
+    /// Notes that the loop had work.
+    pub fn busy(&mut self) {
+        self.last_busy = std::time::Instant::now();
+    }
+
+    /// The sleep for a round without work.
+    pub fn pause(&self) -> std::time::Duration {
+        if self.last_busy.elapsed() < std::time::Duration::from_millis(100) {
+            Self::ACTIVE
+        } else {
+            Self::IDLE
+        }
+    }
+}

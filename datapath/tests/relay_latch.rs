@@ -267,3 +267,35 @@ fn fast_path_rules_carry_the_peer_and_skip_follow() {
     send(&mut r, 0, 10002, addr(PEER_B, 6000), 2);
     assert_eq!(r.fast_path_rule(10000), None);
 }
+
+/// The ports latching touched, as `drain_rule_changes` reports them (sorted).
+fn rule_changes(r: &mut Relay) -> Vec<u16> {
+    let mut v = vec![];
+    assert!(!r.drain_rule_changes(|p| v.push(p)), "no overflow");
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn latching_reports_the_sessions_ports_once_per_change() {
+    let nat = addr(PUBLIC_A, 34567);
+    let mut r = relay_with(addr(PRIVATE_A, 4000), LatchPolicy::Once);
+    assert_eq!(rule_changes(&mut r), Vec::<u16>::new(), "Create is the caller's to re-query");
+    // Leg 0 latches to the NAT source: every port of the session may have a new rule (leg 1's
+    // destination is leg 0's peer).
+    send(&mut r, 0, 10000, nat, 1);
+    send(&mut r, 20, 10000, nat, 1);
+    assert_eq!(rule_changes(&mut r), vec![10000, 10001, 10002, 10003]);
+    // The same source again, or a packet refused: nothing changed.
+    send(&mut r, 40, 10000, nat, 1);
+    assert_eq!(send(&mut r, 60, 10000, addr(ATTACKER, 5000), 9), REJECTED);
+    assert_eq!(rule_changes(&mut r), Vec::<u16>::new());
+    // Leg 1 latches (to its SDP address): reported, and the rules now exist.
+    send(&mut r, 80, 10002, addr(PEER_B, 6000), 2);
+    assert_eq!(rule_changes(&mut r), vec![10000, 10001, 10002, 10003]);
+    assert!(r.fast_path_rule(10000).is_some() && r.fast_path_rule(10002).is_some());
+    // Strict never latches: nothing to report, ever.
+    let mut r = relay_with(addr(PUBLIC_A, 4000), LatchPolicy::Strict);
+    send(&mut r, 0, 10000, addr(PUBLIC_A, 4000), 1);
+    assert_eq!(rule_changes(&mut r), Vec::<u16>::new());
+}

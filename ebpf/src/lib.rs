@@ -59,13 +59,16 @@ pub const MAP_XSKS: &str = "xsks";
 pub const MAP_COUNTERS: &str = "counters";
 /// `fast_stats` map: PERCPU_ARRAY of [`XtFastStats`] indexed by local port.
 pub const MAP_FAST_STATS: &str = "fast_stats";
+/// `fast_groups` map: PERCPU_ARRAY of one [`XtFastGroups`]: fast-path packets per group of
+/// `1 << XT_FAST_GROUP_SHIFT` local ports.
+pub const MAP_FAST_GROUPS: &str = "fast_groups";
 /// `queue_stats` map: PERCPU_ARRAY of [`XtQueueStats`], key `slot * XT_MAX_QUEUES + rx_queue`.
 pub const MAP_QUEUE_STATS: &str = "queue_stats";
 
 /// `XT_ABI_MAGIC`: "XTK1".
 pub const XT_ABI_MAGIC: u32 = 0x5854_4b31;
 /// `XT_ABI_VERSION`: bumped whenever a layout or a meaning in `xtrunk_maps.h` changes.
-pub const XT_ABI_VERSION: u32 = 2;
+pub const XT_ABI_VERSION: u32 = 3;
 /// `XT_MAX_IFACES`: interfaces one program instance serves.
 pub const XT_MAX_IFACES: u32 = 8;
 /// `XT_MAX_QUEUES`: RX queues per interface that can have an XSK.
@@ -80,6 +83,10 @@ pub const XT_ACT_FAST: u32 = 2;
 pub const XT_FAMILY_V4: u8 = 4;
 /// `XT_FAMILY_V6`.
 pub const XT_FAMILY_V6: u8 = 6;
+/// `XT_FAST_GROUP_SHIFT`: a local port's group in [`XtFastGroups`] is `port >> XT_FAST_GROUP_SHIFT`.
+pub const XT_FAST_GROUP_SHIFT: u32 = 6;
+/// `XT_FAST_GROUPS`: groups in [`XtFastGroups`] (65536 ports / 64).
+pub const XT_FAST_GROUPS: usize = 1024;
 /// `XT_CNT_MAX`: entries of the `counters` map.
 pub const XT_CNT_MAX: u32 = 16;
 
@@ -171,6 +178,22 @@ pub struct XtFastStats {
     pub bytes: u64,
 }
 
+/// `struct xt_fast_groups`: the one value of the `fast_groups` map (per CPU): packets the fast path
+/// forwarded per group of local ports, bumped after the port's own [`XtFastStats`]. The control
+/// loop reads this value each tick and the `fast_stats` of a group only when its count moved.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XtFastGroups {
+    /// Packets per group (monotonic).
+    pub packets: [u64; XT_FAST_GROUPS],
+}
+
+impl Default for XtFastGroups {
+    fn default() -> Self {
+        Self { packets: [0; XT_FAST_GROUPS] }
+    }
+}
+
 /// `struct xt_queue_stats`: per interface slot and RX queue (per CPU).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -192,6 +215,7 @@ const _: () = assert!(size_of::<XtFastRule>() == 56);
 const _: () = assert!(size_of::<XtSession>() == 84);
 const _: () = assert!(size_of::<XtFastStats>() == 16);
 const _: () = assert!(size_of::<XtQueueStats>() == 32);
+const _: () = assert!(size_of::<XtFastGroups>() == 8192);
 
 // SAFETY: each type is #[repr(C)], made of integers and byte arrays only, with explicit padding
 // fields (sizes asserted above), so every bit pattern is valid and no byte is uninitialised.
@@ -206,6 +230,8 @@ unsafe impl aya::Pod for XtSession {}
 unsafe impl aya::Pod for XtFastStats {}
 // SAFETY: as above.
 unsafe impl aya::Pod for XtQueueStats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XtFastGroups {}
 
 /// Index into the `counters` map: `enum xt_counter`, one per verdict reason.
 #[repr(u32)]
@@ -314,6 +340,9 @@ mod tests {
         assert_eq!(define("XT_ACT_FAST"), u64::from(XT_ACT_FAST));
         assert_eq!(define("XT_FAMILY_V4"), u64::from(XT_FAMILY_V4));
         assert_eq!(define("XT_FAMILY_V6"), u64::from(XT_FAMILY_V6));
+        assert_eq!(define("XT_FAST_GROUP_SHIFT"), u64::from(XT_FAST_GROUP_SHIFT));
+        assert_eq!(define("XT_FAST_GROUPS"), XT_FAST_GROUPS as u64);
+        assert_eq!(1usize << XT_FAST_GROUP_SHIFT << 10, 65536, "groups cover every port");
     }
 
     #[test]
@@ -323,6 +352,7 @@ mod tests {
             ("sessions map key", size_of::<XtSessionKey>()),
             ("How the XDP program rewrites", size_of::<XtFastRule>()),
             ("sessions map value", size_of::<XtSession>()),
+            ("fast_groups map value", size_of::<XtFastGroups>()),
         ] {
             let line = HEADER.lines().find(|l| l.contains(name)).unwrap();
             assert!(line.contains(&format!("{size} bytes")), "{name}: {line}");

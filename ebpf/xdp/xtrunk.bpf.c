@@ -10,7 +10,8 @@
  *                       UDP, full recompute of the 20-byte IPv4 header) -> XDP_TX | bpf_redirect
  *   anything else -> XDP_PASS
  *
- * Every verdict is counted in the per-CPU `counters` map (enum xt_counter). Map layouts: xtrunk_maps.h.
+ * Every verdict is counted in the per-CPU `counters` map (enum xt_counter); every fast-path packet
+ * in its port's `fast_stats` and its port group's `fast_groups`. Map layouts: xtrunk_maps.h.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -71,6 +72,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xt_fast_stats);
 } fast_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xt_fast_groups);
+} fast_groups SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -205,6 +213,13 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, 
 		fs->packets += 1;
 		fs->bytes += (__u16)(bpf_ntohs(udp->len) - sizeof(struct udphdr));
 	}
+	/* The group count moves after the port's own counters (user space reads the group first,
+	 * then the ports of a group that moved; a packet it misses now moves the group again). */
+	asm volatile("" ::: "memory");
+	__u32 zero = 0;
+	struct xt_fast_groups *fg = bpf_map_lookup_elem(&fast_groups, &zero);
+	if (fg)
+		fg->packets[(port >> XT_FAST_GROUP_SHIFT) & (XT_FAST_GROUPS - 1)] += 1;
 	if (qs)
 		qs->fast += 1;
 	if (r->ifindex == ctx->ingress_ifindex) {

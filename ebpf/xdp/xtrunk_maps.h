@@ -14,7 +14,7 @@
 #define XTRUNK_MAPS_H
 
 #define XT_ABI_MAGIC 0x58544b31u /* "XTK1" */
-#define XT_ABI_VERSION 2u
+#define XT_ABI_VERSION 3u
 
 /* Interfaces one program instance serves (the XSKMAP key is slot * XT_MAX_QUEUES + rx queue). */
 #define XT_MAX_IFACES 8
@@ -76,6 +76,17 @@ struct xt_session {
 struct xt_fast_stats {
 	__u64 packets;
 	__u64 bytes;        /* UDP payload bytes */
+};
+
+/* fast_groups map value (PERCPU_ARRAY, 1 entry, key 0). 8192 bytes. Packets the fast path
+ * forwarded per group of 2^XT_FAST_GROUP_SHIFT consecutive local ports (group = port >>
+ * XT_FAST_GROUP_SHIFT), bumped after the port's fast_stats. User space reads this one value per
+ * control tick and reads fast_stats only for the groups whose count moved: control work follows
+ * traffic, not sessions. */
+#define XT_FAST_GROUP_SHIFT 6
+#define XT_FAST_GROUPS 1024
+struct xt_fast_groups {
+	__u64 packets[XT_FAST_GROUPS];
 };
 
 /* queue_stats map value (PERCPU_ARRAY indexed by slot * XT_MAX_QUEUES + rx queue). */

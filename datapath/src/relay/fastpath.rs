@@ -18,7 +18,21 @@
 use xtrunk_ring::msg::{Codec, PtMap};
 
 use super::payload::{payload_action, PayloadAction};
-use super::{crypto, ForwardRule, Relay};
+use super::{crypto, spec_ports, ForwardRule, Relay};
+
+/// Notes that latching on the session in `slot` may have changed its fast-path rules (packet
+/// path: pushes only into spare capacity; a full list sets `overflow`).
+pub(super) fn note(noted: &mut bool, list: &mut Vec<u32>, overflow: &mut bool, slot: usize) {
+    if *noted {
+        return;
+    }
+    if list.len() < list.capacity() {
+        *noted = true;
+        list.push(slot as u32);
+    } else {
+        *overflow = true;
+    }
+}
 
 /// Can packets travel between legs negotiating `a` and `b` without payload work? See the
 /// module docs.
@@ -45,7 +59,8 @@ impl Relay {
     /// (dropped, counted).
     ///
     /// A rule can appear or disappear only through [`Relay::apply`] and through
-    /// [`Relay::handle_packet`] (latching); re-query after either for the ports involved.
+    /// [`Relay::handle_packet`] (latching); re-query after either for the ports involved
+    /// ([`Relay::drain_rule_changes`] names the ports latching touched).
     pub fn fast_path_rule(&self, local_port: u16) -> Option<ForwardRule> {
         let (slot, leg, rtcp_port) = self.lookup(local_port)?;
         let s = self.slots[slot].as_ref()?;
@@ -80,6 +95,19 @@ impl Relay {
         }
         let to = if rtcp_port { Self::rtcp_dest(s, other)? } else { Self::rtp_dest(s, other)? };
         Some(ForwardRule { peer, from: Self::local_addr(os, rtcp_port), to })
+    }
+
+    /// Calls `f` with every local port of the sessions whose latched sources changed since the
+    /// last call (their [`Relay::fast_path_rule`]s may differ now). Returns `true` when the list
+    /// overflowed and changes were lost: the caller must then re-query every port.
+    pub fn drain_rule_changes(&mut self, mut f: impl FnMut(u16)) -> bool {
+        for slot in self.rule_changes.drain(..) {
+            if let Some(s) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) {
+                s.rule_noted = false;
+                spec_ports(&s.spec).for_each(&mut f);
+            }
+        }
+        std::mem::take(&mut self.rule_overflow)
     }
 
     /// Credits `packets`/`bytes` forwarded in the kernel for packets that arrived on `local_port`

@@ -139,7 +139,9 @@ impl LatchState {
 
     /// Records an accepted packet from `src` (admitted by [`LatchState::admits`]): latches to
     /// it, starts the window, closes it if `src` is the SDP address, and keeps `rtp_ssrc` (the
-    /// SSRC of an accepted RTP packet; `None` for RTCP).
+    /// SSRC of an accepted RTP packet; `None` for RTCP). Returns whether the latched source
+    /// changed (the port's peer, and so the session's fast-path rules, may have).
+    #[must_use]
     pub(crate) fn commit(
         &mut self,
         spec: &LegSpec,
@@ -147,9 +149,12 @@ impl LatchState {
         src: SocketAddr,
         rtp_ssrc: Option<u32>,
         now_ms: u64,
-    ) {
+    ) -> bool {
+        let mut changed = false;
         if spec.latch != LatchPolicy::Strict {
-            *(if rtcp_port { &mut self.rtcp } else { &mut self.rtp }) = Some(src);
+            let latched = if rtcp_port { &mut self.rtcp } else { &mut self.rtp };
+            changed = *latched != Some(src);
+            *latched = Some(src);
         }
         self.window_start_ms.get_or_insert(now_ms);
         let sdp = if rtcp_port { spec.remote.map(|r| rtcp_addr(spec, r)) } else { spec.remote };
@@ -159,6 +164,7 @@ impl LatchState {
         if rtp_ssrc.is_some() {
             self.ssrc = rtp_ssrc;
         }
+        changed
     }
 
     /// Is the port's source fixed for good (the XDP fast path may forward without the window

@@ -137,6 +137,8 @@ struct Session {
     inband: Option<Box<Interwork>>,
     /// Re-packetising when the legs' ptimes differ ([`reframe`]).
     reframe: Option<Box<Reframer>>,
+    /// In `Relay::rule_changes` (its fast-path rules may have changed by latching).
+    rule_noted: bool,
 }
 
 fn clock_rate(codec: Option<Codec>) -> Option<u32> {
@@ -167,6 +169,10 @@ pub struct Relay {
     /// Re-framed directions with another whole packet buffered: (slot, generation, leg), for
     /// [`Relay::poll_reframed`] (preallocated, two per session).
     reframe_due: Vec<(u32, u32, u8)>,
+    /// Slots whose fast-path rules latching may have changed, for [`Relay::drain_rule_changes`]
+    /// (preallocated; full = `rule_overflow`, every rule to be re-read).
+    rule_changes: Vec<u32>,
+    rule_overflow: bool,
 }
 
 /// Most in-band digit reports held between two [`Relay::poll_timeouts`].
@@ -187,6 +193,8 @@ impl Relay {
             next_gen: 1,
             dtmf_out: Vec::with_capacity(DTMF_OUT),
             reframe_due: Vec::with_capacity(2 * n),
+            rule_changes: Vec::with_capacity(2 * n),
+            rule_overflow: false,
         }
     }
 
@@ -387,6 +395,7 @@ impl Relay {
             xcode,
             inband: Interwork::for_spec(spec),
             reframe: Reframer::for_spec(spec),
+            rule_noted: false,
         });
         self.arm_new(slot as usize, now_ms);
         self.by_id.insert(spec.id, slot);
@@ -565,7 +574,9 @@ impl Relay {
             let Some(s) = self.slots[slot].as_mut() else {
                 return Verdict::Drop(DropReason::UnknownPort);
             };
-            s.legs[leg].latch.commit(&s.spec.legs[leg], rtcp_port, src, None, now_ms);
+            if s.legs[leg].latch.commit(&s.spec.legs[leg], rtcp_port, src, None, now_ms) {
+                fastpath::note(&mut s.rule_noted, &mut self.rule_changes, &mut self.rule_overflow, slot);
+            }
             let Some(to) = Self::rtcp_dest(s, other) else {
                 return self.drop_on(slot, leg, DropReason::NoDestination);
             };
@@ -610,7 +621,9 @@ impl Relay {
         let Some(s) = self.slots[slot].as_mut() else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
-        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, Some(ssrc), now_ms);
+        if s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, Some(ssrc), now_ms) {
+            fastpath::note(&mut s.rule_noted, &mut self.rule_changes, &mut self.rule_overflow, slot);
+        }
         let Some(to) = Self::rtp_dest(s, other) else {
             return self.drop_on(slot, leg, DropReason::NoDestination);
         };

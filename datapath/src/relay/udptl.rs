@@ -31,7 +31,8 @@ impl Relay {
         if !s.legs[leg].latch.admits(&s.spec.legs[leg], false, src, None, now_ms) {
             return self.reject_source(slot, leg);
         }
-        s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, None, now_ms);
+        // T.38 sessions never take the fast path: a latch here changes no rule.
+        let _ = s.legs[leg].latch.commit(&s.spec.legs[leg], false, src, None, now_ms);
         let Some(to) = Self::rtp_dest(s, other) else {
             return self.drop_on(slot, leg, DropReason::NoDestination);
         };

@@ -18,13 +18,18 @@
 //!   answered by the worker's relay. Ports in use by another worker are caught by the kernel
 //!   (`EADDRINUSE`) and reported as `PortInUse`.
 //! - **Packet path.** A worker waits in `epoll_wait` (level-triggered, timeout = next media
-//!   timeout or 100 ms; after handling packets it polls without blocking for 200 µs first, since a
-//!   sleeping worker makes every sender pay a cross-core wake-up), and for each readable port socket receives up to `batch` datagrams with
+//!   timeout or 100 ms). While its recent packet rate is high ([`BusyPoll`], 20 kpps by default)
+//!   it polls without blocking for 200 µs after handling packets first, since a sleeping worker
+//!   makes every sender pay a cross-core wake-up; below that rate it sleeps between packets, so
+//!   its CPU follows the load. For each readable port socket it receives up to `batch` datagrams with
 //!   one `recvmmsg`, runs [`Relay::handle_packet`] on each buffer in place, and forwards with one
 //!   `sendmmsg` per run of datagrams leaving through the same socket (the other leg's port).
 //! - **Time.** Each worker's `now_ms` is milliseconds since [`run`] started (monotonic), plus 1 so
 //!   that 0 keeps meaning "never" in `StreamStats::last_rx_ms`.
-//! - **Limits.** `RLIMIT_NOFILE` is raised to cover every port of the range plus slack.
+//! - **Limits.** Every media port is a socket, 4 a session (2 with rtcp-mux). At start the soft
+//!   `RLIMIT_NOFILE` is raised to the hard limit (and past it, when privileged, to cover every
+//!   port of the range plus slack); a Create that finds no descriptor left is refused with
+//!   `CapacityExhausted` and an error log naming the limit.
 
 mod sys;
 mod worker;
@@ -56,6 +61,27 @@ pub struct SocketOptions {
     pub max_sessions: usize,
     /// Datagrams per `recvmmsg`/`sendmmsg` (1..=1024).
     pub batch: usize,
+}
+
+/// When a socket worker polls `epoll` without sleeping for 200 µs after handling packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyPoll {
+    /// Never: every packet after a quiet spell wakes the worker.
+    Off,
+    /// Always (before #20: 98 % of a core at 10 kpps).
+    Always,
+    /// While the worker received at least `min_pps` packets/s over the last 10 ms: at lower
+    /// rates a wake-up per packet is cheaper than spinning between them.
+    Adaptive {
+        /// The rate from which the worker spins.
+        min_pps: u32,
+    },
+}
+
+impl Default for BusyPoll {
+    fn default() -> Self {
+        BusyPoll::Adaptive { min_pps: 20_000 }
+    }
 }
 
 /// Errors of the socket backend.
@@ -271,6 +297,18 @@ struct WorkerHandle {
 /// joined before returning. Sessions still held at stop are dropped without events.
 pub fn run_with_stats(
     opts: SocketOptions,
+    cmds: impl CommandSource,
+    events: impl EventSink,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+) -> Result<(), Error> {
+    run_tuned(opts, BusyPoll::default(), cmds, events, stop, stats)
+}
+
+/// [`run_with_stats`] with the workers' busy-poll policy given (benchmarks compare them).
+pub fn run_tuned(
+    opts: SocketOptions,
+    busy_poll: BusyPoll,
     mut cmds: impl CommandSource,
     mut events: impl EventSink,
     stop: Arc<AtomicBool>,
@@ -278,10 +316,20 @@ pub fn run_with_stats(
 ) -> Result<(), Error> {
     validate(&opts)?;
     let ports = u64::from(opts.port_max - opts.port_min) + 1;
-    let want = ports + 1024;
-    let got = sys::raise_nofile(want);
-    if got < want {
-        log::warn!("socket backend: RLIMIT_NOFILE is {got}, below the {want} a full port range needs");
+    let need = ports + 1024;
+    // Every media port is a socket (4 a session, 2 with rtcp-mux): take all the hard limit
+    // allows (the kernel caps it at fs.nr_open), more if privileged and the range needs it.
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok());
+    let hard = sys::nofile_limits().1.min(nr_open.unwrap_or(1 << 20));
+    let got = sys::raise_nofile(need.max(hard));
+    if got < need {
+        log::warn!(
+            "socket backend: RLIMIT_NOFILE is {got}, below the {need} the media port range needs: at most ~{} sessions \
+             (4 sockets a session, 2 with rtcp-mux); raise LimitNOFILE in the service unit",
+            got.saturating_sub(1024) / 4
+        );
+    } else {
+        log::info!("socket backend: RLIMIT_NOFILE {got}");
     }
     let start = Instant::now();
     let n = opts.cores.len().max(1);
@@ -304,6 +352,7 @@ pub fn run_with_stats(
             start,
             stop.clone(),
             stats.clone(),
+            busy_poll,
         )
         .map_err(|source| Error::Io { what: "epoll_ctl(eventfd)", source })?;
         let core = opts.cores.get(index).copied();
@@ -325,6 +374,7 @@ pub fn run_with_stats(
     let mut ctl =
         Control { owner: HashMap::new(), dumps: HashMap::new(), max_sessions: opts.max_sessions, stats: stats.clone() };
     let mut result = Ok(());
+    let mut backoff = crate::control::IdleBackoff::default();
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
         for _ in 0..1024 {
@@ -345,9 +395,15 @@ pub fn run_with_stats(
             result = Err(Error::Worker { index: 0, reason: "a worker exited early".into() });
             break;
         }
-        if !busy {
-            match ev_rx.recv_timeout(Duration::from_millis(1)) {
-                Ok(ev) => ctl.on_event(ev, &mut workers, &mut events),
+        if busy {
+            backoff.busy();
+        } else {
+            // Worker events wake this at once; only the command ring is polled.
+            match ev_rx.recv_timeout(backoff.pause()) {
+                Ok(ev) => {
+                    backoff.busy();
+                    ctl.on_event(ev, &mut workers, &mut events);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }

@@ -27,6 +27,17 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// The `RLIMIT_NOFILE` in force: (soft, hard); (0, 0) if it cannot be read.
+pub(crate) fn nofile_limits() -> (u64, u64) {
+    // SAFETY: zeroed rlimit is a valid value of a plain C struct.
+    let mut lim: libc::rlimit = unsafe { zeroed() };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return (0, 0);
+    }
+    (lim.rlim_cur, lim.rlim_max)
+}
+
 /// Raises the soft (and, with the privilege, the hard) `RLIMIT_NOFILE` to at least `want`.
 /// Returns the soft limit in force afterwards.
 pub(crate) fn raise_nofile(want: u64) -> u64 {

@@ -5,38 +5,54 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use xtrunk_ring::msg::{Command, ErrorCode, Event};
 
 use super::sys::{self, EpollEvent, EventFd, MmsgBatch};
-use super::Stats;
+use super::{BusyPoll, Stats};
 use crate::relay::{DropCounters, PortHooks, Relay, Verdict};
 
 /// epoll token of the wake-up eventfd (ports are 0..=65535).
 const WAKE: u64 = 1 << 32;
 /// Most batches read from one socket per readiness event (fairness between sockets).
 const MAX_BATCHES_PER_WAKE: usize = 4;
-/// After handling packets, poll without sleeping for this long before blocking in `epoll_wait`:
-/// a worker that sleeps between packets makes every sender pay a cross-core wake-up (an IPI, a VM
-/// exit under virtualization), which costs more than the packet itself at high rates.
+/// After handling packets, poll without sleeping for this long before blocking in `epoll_wait`
+/// (when [`BusyPoll`] says so): a worker that sleeps between packets makes every sender pay a
+/// cross-core wake-up (an IPI, a VM exit under virtualization), which costs more than the
+/// packet itself at high rates.
 const BUSY_POLL_US: u64 = 200;
+/// The packet rate behind [`BusyPoll::Adaptive`] is counted over windows this long.
+const RATE_WINDOW: Duration = Duration::from_millis(10);
 
 /// The sockets of one worker, indexed by local port.
 struct Sockets {
     by_port: Vec<Option<UdpSocket>>,
     epoll: sys::Epoll,
     bind_ip: IpAddr,
+    /// Last "no file descriptor" error log (at most one a second).
+    fd_log: Option<Instant>,
 }
 
 impl PortHooks for Sockets {
     fn open(&mut self, port: u16) -> Result<(), ErrorCode> {
         let s = sys::bind_udp(self.bind_ip, port).map_err(|e| {
             log::debug!("bind {}:{port}: {e}", self.bind_ip);
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                ErrorCode::PortInUse
-            } else {
-                ErrorCode::BindFailed
+            match e.raw_os_error() {
+                Some(libc::EMFILE | libc::ENFILE) => {
+                    if self.fd_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        self.fd_log = Some(Instant::now());
+                        let (soft, _) = sys::nofile_limits();
+                        log::error!(
+                            "socket backend: no file descriptor for media port {port} ({e}): RLIMIT_NOFILE = {soft} \
+                             reached; each session takes 4 sockets (2 with rtcp-mux): raise LimitNOFILE (ops/systemd) \
+                             or use rtcp-mux; sessions are refused (CapacityExhausted) meanwhile"
+                        );
+                    }
+                    ErrorCode::CapacityExhausted
+                }
+                _ if e.kind() == std::io::ErrorKind::AddrInUse => ErrorCode::PortInUse,
+                _ => ErrorCode::BindFailed,
             }
         })?;
         self.epoll.add(s.as_raw_fd(), u64::from(port)).map_err(|_| ErrorCode::BindFailed)?;
@@ -66,6 +82,9 @@ pub(super) struct Worker {
     published: DropCounters,
     /// (first tx index, source port) of each run of consecutive transmissions from one port.
     runs: Vec<(usize, u16)>,
+    busy_poll: BusyPoll,
+    /// Datagrams received in the current rate window.
+    window_rx: u64,
 }
 
 impl Worker {
@@ -82,12 +101,13 @@ impl Worker {
         start: Instant,
         stop: Arc<AtomicBool>,
         stats: Arc<Stats>,
+        busy_poll: BusyPoll,
     ) -> std::io::Result<Self> {
         epoll.add(wake.raw(), WAKE)?;
         Ok(Self {
             index,
             relay,
-            socks: Sockets { by_port: (0..65536).map(|_| None).collect(), epoll, bind_ip },
+            socks: Sockets { by_port: (0..65536).map(|_| None).collect(), epoll, bind_ip, fd_log: None },
             wake,
             cmd_rx,
             ev_tx,
@@ -98,6 +118,8 @@ impl Worker {
             stats,
             published: DropCounters::default(),
             runs: Vec::with_capacity(batch + 1),
+            busy_poll,
+            window_rx: 0,
         })
     }
 
@@ -120,10 +142,22 @@ impl Worker {
         let mut next_deadline: Option<u64> = None;
         let mut last_publish = 0u64;
         let mut last_busy = Instant::now();
+        let mut window = Instant::now();
+        let mut spin = self.busy_poll == BusyPoll::Always;
         while !self.stop.load(Ordering::Relaxed) {
+            if let BusyPoll::Adaptive { min_pps } = self.busy_poll {
+                // Spin only while the recent rate is one where sleeping would cost more: below
+                // it, every packet pays a wake-up but the core is free in between.
+                let w = window.elapsed();
+                if w >= RATE_WINDOW {
+                    spin = self.window_rx * 1_000_000 >= u64::from(min_pps) * w.as_micros() as u64;
+                    self.window_rx = 0;
+                    window = Instant::now();
+                }
+            }
             let now = self.now_ms();
             let timeout = match next_deadline {
-                _ if last_busy.elapsed().as_micros() < u128::from(BUSY_POLL_US) => 0,
+                _ if spin && last_busy.elapsed().as_micros() < u128::from(BUSY_POLL_US) => 0,
                 Some(d) if d <= now => 0,
                 Some(d) => (d - now).min(100) as i32,
                 None => 100,
@@ -187,6 +221,7 @@ impl Worker {
                 }
             };
             self.stats.rx_packets.fetch_add(n as u64, Ordering::Relaxed);
+            self.window_rx += n as u64;
             self.stats.rx_batches.fetch_add(1, Ordering::Relaxed);
             self.batch.clear_tx();
             self.runs.clear();

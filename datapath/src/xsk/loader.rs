@@ -4,6 +4,13 @@
 //! Attachment uses a `bpf_link` where the kernel has it, so a crashed run leaves nothing behind
 //! (the link dies with the process). A program attached the legacy way (netlink, e.g. an older
 //! run or `ip link set xdp`) is detached and replaced, not reported as an error.
+//!
+//! # Safety
+//!
+//! Two shims here are `unsafe`: `if_nametoindex` on a `CString` that outlives the call, and the
+//! `BPF_MAP_LOOKUP_BATCH` syscall of [`XdpProgram::fast_stats_range`], whose attribute points
+//! only at buffers owned by the caller's frame and sized for `count` keys and per-CPU values
+//! (the kernel writes at most `count` of each); the map fd is borrowed from the loaded object.
 
 use std::{collections::HashMap, ffi::CString, os::fd::BorrowedFd};
 
@@ -13,9 +20,9 @@ use aya::{
     Ebpf,
 };
 use xtrunk_ebpf::{
-    Counter, XtConfig, XtFastStats, XtQueueStats, XtSession, XtSessionKey, MAP_CONFIG, MAP_COUNTERS, MAP_FAST_STATS,
-    MAP_IFSLOTS, MAP_QUEUE_STATS, MAP_SESSIONS, MAP_XSKS, PROGRAM_NAME, XT_ABI_MAGIC, XT_ABI_VERSION, XT_CNT_MAX,
-    XT_MAX_IFACES, XT_MAX_QUEUES,
+    Counter, XtConfig, XtFastGroups, XtFastStats, XtQueueStats, XtSession, XtSessionKey, MAP_CONFIG, MAP_COUNTERS,
+    MAP_FAST_GROUPS, MAP_FAST_STATS, MAP_IFSLOTS, MAP_QUEUE_STATS, MAP_SESSIONS, MAP_XSKS, PROGRAM_NAME, XT_ABI_MAGIC,
+    XT_ABI_VERSION, XT_CNT_MAX, XT_FAST_GROUPS, XT_MAX_IFACES, XT_MAX_QUEUES,
 };
 
 use super::netlink;
@@ -44,6 +51,14 @@ pub enum LoaderError {
     /// Queue index beyond the XSKMAP layout.
     #[error("queue {0} beyond the {XT_MAX_QUEUES} the XSKMAP holds")]
     QueueOutOfRange(u32),
+    /// A batched map read (`BPF_MAP_LOOKUP_BATCH`) failed.
+    #[error("reading `{map}` in batch: {source}")]
+    Batch {
+        /// The map.
+        map: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// How to attach.
@@ -203,6 +218,89 @@ impl XdpProgram {
         }))
     }
 
+    /// Fast-path packets per port group (`port >> XT_FAST_GROUP_SHIFT`), summed over CPUs
+    /// (monotonic): one map read for every port.
+    pub fn fast_groups(&self) -> Result<[u64; XT_FAST_GROUPS], LoaderError> {
+        let m: PerCpuArray<_, XtFastGroups> =
+            PerCpuArray::try_from(self.bpf.map(MAP_FAST_GROUPS).ok_or(LoaderError::Missing(MAP_FAST_GROUPS))?)?;
+        let mut out = [0u64; XT_FAST_GROUPS];
+        for cpu in m.get(&0, 0)?.iter() {
+            for (o, v) in out.iter_mut().zip(cpu.packets.iter()) {
+                *o = o.wrapping_add(*v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fast-path totals of the local ports `first..first + out.len()`, summed over CPUs, read
+    /// with one `BPF_MAP_LOOKUP_BATCH` (`out.len()` at most 4096). `buf` is scratch space,
+    /// grown once to the per-CPU values of a batch.
+    pub fn fast_stats_range(
+        &self,
+        first: u16,
+        out: &mut [XtFastStats],
+        buf: &mut Vec<XtFastStats>,
+    ) -> Result<(), LoaderError> {
+        let batch_err = |source| LoaderError::Batch { map: MAP_FAST_STATS, source };
+        let count = out.len().min(4096);
+        if count == 0 {
+            return Ok(());
+        }
+        if usize::from(first) + count > 65536 {
+            return Err(batch_err(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
+        }
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| batch_err(e))?;
+        let map = self.bpf.map(MAP_FAST_STATS).ok_or(LoaderError::Missing(MAP_FAST_STATS))?;
+        let aya::maps::Map::PerCpuArray(data) = map else { return Err(LoaderError::Missing(MAP_FAST_STATS)) };
+        use std::os::fd::{AsFd, AsRawFd};
+        let fd = data.fd().as_fd().as_raw_fd();
+        buf.resize(count * cpus, XtFastStats::default());
+        let mut keys = [0u32; 4096];
+        // The batch starts after `in_batch` (the previous key); from port 0, no previous key.
+        let prev = u32::from(first).wrapping_sub(1);
+        let mut next = 0u32;
+        let mut attr = BatchAttr {
+            in_batch: if first == 0 { 0 } else { &prev as *const u32 as u64 },
+            out_batch: &mut next as *mut u32 as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: buf.as_mut_ptr() as u64,
+            count: count as u32,
+            map_fd: fd as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        // SAFETY: `attr` is a valid `bpf_attr.batch` (the size passed is its own); every pointer
+        // in it refers to a live buffer of this frame or `buf`, sized for `count` entries (keys:
+        // 4096 ≥ count u32s; values: count × cpus `XtFastStats`, whose size is the map's value
+        // size, a multiple of 8), and nothing else references them during the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>() as libc::c_uint,
+            )
+        };
+        // ENOENT: the map's end came first (`count` says how many were read).
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                return Err(batch_err(e));
+            }
+        }
+        let got = (attr.count as usize).min(count);
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = XtFastStats::default();
+            if i < got && keys[i] == u32::from(first) + i as u32 {
+                for c in &buf[i * cpus..(i + 1) * cpus] {
+                    o.packets = o.packets.wrapping_add(c.packets);
+                    o.bytes = o.bytes.wrapping_add(c.bytes);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every verdict counter, summed over CPUs, indexed by [`Counter`].
     pub fn counters(&self) -> Result<[u64; XT_CNT_MAX as usize], LoaderError> {
         let m: PerCpuArray<_, u64> =
@@ -239,6 +337,22 @@ impl XdpProgram {
         let i = p.info()?;
         Ok((i.run_time(), i.run_count()))
     }
+}
+
+/// `BPF_MAP_LOOKUP_BATCH` (`enum bpf_cmd`).
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+
+/// `union bpf_attr`'s `batch` member (the BPF_MAP_*_BATCH commands).
+#[repr(C)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
 }
 
 /// Turns on the kernel's BPF run-time statistics while the returned fd lives (benchmarks).

@@ -9,14 +9,16 @@
 //!
 //! - [`XskRuntime`] owns the loaded program ([`loader::XdpProgram`]), the workers and the control
 //!   duties: applying [`Command`]s to the relay core, keeping the `sessions` map in step with it
-//!   (AF_XDP or fast path per session, decided by [`MediaCore::fast_path_rule`] and re-decided at
-//!   every sync), crediting fast-path counters back to the core, refreshing the route/neighbour
-//!   snapshot ([`netlink`]), and detaching on shutdown.
+//!   (AF_XDP or fast path per session, decided by [`MediaCore::fast_path_rule`] and re-decided
+//!   when something it depends on changed), crediting fast-path counters back to the core (both
+//!   in [`fastsync`]: control work follows what changed, not the number of sessions), refreshing
+//!   the route/neighbour snapshot ([`netlink`]), and detaching on shutdown.
 //! - One worker per queue index: it owns one socket per interface on that queue (so it can send
 //!   on any of them without handing frames across threads) and is pinned to the queue's core.
 //! - The relay core is shared by the workers behind one mutex taken once per RX batch (not per
 //!   packet). Unsafe code lives in [`sys`] (UMEM, rings) and [`netlink`] (socket shim) only.
 
+mod fastsync;
 pub mod loader;
 mod netlink;
 mod packet;
@@ -26,7 +28,7 @@ mod worker;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -35,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xtrunk_ebpf::{XtFastRule, XtSession, XT_ACT_FAST, XT_ACT_XSK, XT_CNT_MAX};
+use xtrunk_ebpf::{XtFastStats, XT_CNT_MAX, XT_FAST_GROUPS};
 use xtrunk_ring::msg::{Command, Event, SessionId, SessionSpec};
 
 pub use loader::{enable_run_stats, AttachMode, LoaderError, Sink, XdpProgram};
@@ -43,6 +45,7 @@ pub use stats::{RuntimeStats, WorkerStats};
 pub use sys::XskStatistics;
 pub use worker::WorkerCounters;
 
+use fastsync::PortState;
 use netlink::NetTable;
 use sys::{BindMode, SocketConfig, XskSocket};
 use worker::{Port, Shared, WorkerSpec};
@@ -69,6 +72,14 @@ pub trait MediaCore: Send + 'static {
     fn fast_path_rule(&self, local_port: u16) -> Option<(SocketAddr, SocketAddr, SocketAddr)>;
     /// Credits what the fast path forwarded for `local_port` since the last call.
     fn credit_fast_path(&mut self, local_port: u16, packets: u64, bytes: u64, now_ms: u64);
+    /// Calls `f` with the local ports whose [`fast_path_rule`](Self::fast_path_rule) may have
+    /// changed through [`handle_packet`](Self::handle_packet) (latching) since the last call;
+    /// `true` when changes were lost and every port must be re-queried. The default suits a core
+    /// whose rules change only through [`apply`](Self::apply) (the runtime re-queries a session's
+    /// ports after each Create/Update itself).
+    fn drain_rule_changes(&mut self, _f: &mut dyn FnMut(u16)) -> bool {
+        false
+    }
     /// Periodic work (media timeouts); answers through `events`.
     fn tick(&mut self, now_ms: u64, events: &mut dyn FnMut(Event));
     /// An extra packet to send (UDP payload written into `buf`), beyond one per received
@@ -147,8 +158,9 @@ impl Default for XskOptions {
 }
 
 /// Runs the AF_XDP backend with a fresh `relay::Relay` until `stop` is set: applies commands from
-/// `cmds` (up to 256 per round, then a 1 ms sleep when none came), hands events to `events`, ticks
-/// the control duties, and on exit stops the workers and detaches the program.
+/// `cmds` (up to 256 per round, then a sleep when none came:
+/// [`IdleBackoff`](crate::control::IdleBackoff)), hands events to `events`, ticks the control
+/// duties, and on exit stops the workers and detaches the program.
 pub fn run(
     opts: XskOptions,
     cmds: impl crate::control::CommandSource,
@@ -177,6 +189,7 @@ pub fn run_with_stats(
     let mut rt = XskRuntime::start(opts, relay)?;
     log::info!("xsk: AF_XDP backend running: {}", rt.describe());
     let mut last_summary = Instant::now();
+    let mut backoff = crate::control::IdleBackoff::default();
     let mut published = Instant::now().checked_sub(Duration::from_secs(1)).unwrap_or_else(Instant::now);
     while !stop.load(Ordering::Relaxed) {
         if log::log_enabled!(log::Level::Debug) && last_summary.elapsed() >= Duration::from_secs(10) {
@@ -202,7 +215,9 @@ pub fn run_with_stats(
             }
         }
         if n == 0 {
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(backoff.pause());
+        } else {
+            backoff.busy();
         }
     }
     log::info!("xsk: stopping; {}", rt.stats().summary());
@@ -253,20 +268,6 @@ pub fn probe(ifname: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PortPath {
-    Xsk,
-    /// The rewrite and the only source address (bytes, network-order port) it applies to.
-    Fast(XtFastRule, [u8; 16], u16),
-}
-
-#[derive(Clone, Copy, Debug)]
-struct PortState {
-    path: PortPath,
-    /// Fast-path totals already credited (the map counters are monotonic).
-    credited: (u64, u64),
-}
-
 struct WorkerHandle {
     queue: u32,
     core: Option<usize>,
@@ -286,6 +287,17 @@ pub struct XskRuntime<C: MediaCore> {
     workers: Vec<WorkerHandle>,
     /// Local port → how the XDP program treats it.
     ports: BTreeMap<u16, PortState>,
+    /// Ports of `ports` on the fast path.
+    fast_count: usize,
+    /// `fast_groups` as last read (see [`fastsync`]).
+    groups_seen: Box<[u64]>,
+    /// Re-decide every port at the next sync (the route/neighbour table changed).
+    resync_all: bool,
+    /// Scratch of the batched `fast_stats` reads: per port, per CPU.
+    range_buf: Vec<XtFastStats>,
+    batch_buf: Vec<XtFastStats>,
+    /// The batched read failed once (logged once; ports are then read one by one).
+    batch_failed: bool,
     /// Session → its local ports (from the spec of the last Create/Update it acknowledged).
     sessions: HashMap<SessionId, Vec<u16>>,
     ifnames: Vec<(String, u32, u32)>,
@@ -326,6 +338,10 @@ impl MediaCore for crate::relay::Relay {
         crate::relay::Relay::credit_fast_path(self, local_port, packets, bytes, now_ms);
     }
 
+    fn drain_rule_changes(&mut self, f: &mut dyn FnMut(u16)) -> bool {
+        crate::relay::Relay::drain_rule_changes(self, f)
+    }
+
     fn tick(&mut self, now_ms: u64, events: &mut dyn FnMut(Event)) {
         self.poll_timeouts(now_ms, &mut |e| events(e));
     }
@@ -336,15 +352,6 @@ impl MediaCore for crate::relay::Relay {
             crate::relay::Verdict::Drop(_) => None,
         }
     }
-}
-
-fn addr_bytes(ip: IpAddr) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    match ip {
-        IpAddr::V4(a) => b[..4].copy_from_slice(&a.octets()),
-        IpAddr::V6(a) => b = a.octets(),
-    }
-    b
 }
 
 impl<C: MediaCore> XskRuntime<C> {
@@ -386,7 +393,13 @@ impl<C: MediaCore> XskRuntime<C> {
                 e.1.push(Port::new(sock, *idx));
             }
         }
-        let shared = Arc::new(Mutex::new(Shared { core, net, reached_at: Default::default(), net_stale: false }));
+        let shared = Arc::new(Mutex::new(Shared {
+            core,
+            net,
+            reached_at: Default::default(),
+            net_stale: false,
+            dirty: Default::default(),
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
         let mut workers = Vec::new();
@@ -415,6 +428,12 @@ impl<C: MediaCore> XskRuntime<C> {
             stop,
             workers,
             ports: BTreeMap::new(),
+            fast_count: 0,
+            groups_seen: vec![0; XT_FAST_GROUPS].into_boxed_slice(),
+            resync_all: false,
+            range_buf: Vec::new(),
+            batch_buf: Vec::new(),
+            batch_failed: false,
             sessions: HashMap::new(),
             ifnames,
             stat_fds,
@@ -460,6 +479,12 @@ impl<C: MediaCore> XskRuntime<C> {
 
     /// Applies one command to the relay core and updates the XDP session map accordingly.
     pub fn apply(&mut self, cmd: &Command, events: &mut dyn FnMut(Event)) {
+        if let Command::Delete(id) = cmd {
+            // Final stats: what the fast path forwarded up to now is credited first.
+            if let Some(ports) = self.sessions.get(id).cloned() {
+                self.credit_ports(&ports);
+            }
+        }
         let now = self.now_ms();
         let mut acked: Option<SessionId> = None;
         let mut deleted: Option<SessionId> = None;
@@ -484,21 +509,10 @@ impl<C: MediaCore> XskRuntime<C> {
             for p in old.into_iter().filter(|p| !ports.contains(p)) {
                 self.unmap_port(p);
             }
-            for p in ports {
-                if let std::collections::btree_map::Entry::Vacant(e) = self.ports.entry(p) {
-                    e.insert(PortState { path: PortPath::Xsk, credited: (0, 0) });
-                    // Baseline of the monotonic fast-path counters for this (re)used port.
-                    let base = self.prog.fast_stats(p).map(|s| (s.packets, s.bytes)).unwrap_or((0, 0));
-                    if let Some(st) = self.ports.get_mut(&p) {
-                        st.credited = base;
-                    }
-                    let entry = XtSession { action: XT_ACT_XSK, ..Default::default() };
-                    if let Err(e) = self.prog.set_session(p, &entry) {
-                        log::error!("xsk: cannot map port {p}: {e}");
-                    }
-                }
+            for &p in &ports {
+                self.map_port(p, id);
             }
-            self.sync_fast_path();
+            self.decide(&ports);
         }
         if let Some(id) = deleted {
             for p in self.sessions.remove(&id).unwrap_or_default() {
@@ -507,16 +521,9 @@ impl<C: MediaCore> XskRuntime<C> {
         }
     }
 
-    fn unmap_port(&mut self, p: u16) {
-        self.ports.remove(&p);
-        self.lock().reached_at.forget(p);
-        if let Err(e) = self.prog.remove_session(p) {
-            log::error!("xsk: cannot unmap port {p}: {e}");
-        }
-    }
-
     /// Periodic control work; call every few milliseconds: relay-core timers, fast-path credit
-    /// and path decisions (every 20 ms), route/neighbour refresh (every second).
+    /// and path decisions (every 20 ms, for what changed only: [`fastsync`]), route/neighbour
+    /// refresh (every second).
     pub fn tick(&mut self, events: &mut dyn FnMut(Event)) {
         let now = self.now_ms();
         let since = self.last_net.elapsed();
@@ -524,7 +531,15 @@ impl<C: MediaCore> XskRuntime<C> {
             self.last_net = Instant::now();
             self.lock().net_stale = false;
             match NetTable::load() {
-                Ok(t) => self.lock().net = t,
+                Ok(t) => {
+                    let changed = {
+                        let mut g = self.lock();
+                        let changed = g.net != t;
+                        g.net = t;
+                        changed
+                    };
+                    self.resync_all |= changed;
+                }
                 Err(e) => log::warn!("xsk: netlink refresh failed: {e}"),
             }
         }
@@ -534,69 +549,6 @@ impl<C: MediaCore> XskRuntime<C> {
             self.sync_fast_path();
         }
         self.lock().core.tick(now, events);
-    }
-
-    /// Reads the fast-path counters of every mapped port and credits the deltas to the core.
-    fn credit_fast_path(&mut self, now: u64) {
-        let mut credits = Vec::new();
-        for (p, st) in self.ports.iter_mut() {
-            let Ok(s) = self.prog.fast_stats(*p) else { continue };
-            let (dp, db) = (s.packets.wrapping_sub(st.credited.0), s.bytes.wrapping_sub(st.credited.1));
-            if dp > 0 {
-                st.credited = (s.packets, s.bytes);
-                credits.push((*p, dp, db));
-            }
-        }
-        if !credits.is_empty() {
-            let mut g = self.lock();
-            for (p, dp, db) in credits {
-                g.core.credit_fast_path(p, dp, db, now);
-            }
-        }
-    }
-
-    /// Re-decides, for every mapped port, AF_XDP or fast path, and updates changed map entries.
-    fn sync_fast_path(&mut self) {
-        let mut changes = Vec::new();
-        {
-            let g = self.lock();
-            for (p, st) in &self.ports {
-                let want = if self.opts.fast_path {
-                    g.core.fast_path_rule(*p).and_then(|(peer, from, to)| {
-                        // The XDP program compares the source as it is on the ingress wire.
-                        let src = g.net.next_hop(to.ip()).and_then(|nh| g.reached_at.source(from, nh.src_ip))?;
-                        let r = fast_rule(&g.net, src, to)?;
-                        (peer.is_ipv4() == to.is_ipv4()).then(|| (r, addr_bytes(peer.ip()), peer.port().to_be()))
-                    })
-                } else {
-                    None
-                };
-                let want = want.map_or(PortPath::Xsk, |(r, a, p)| PortPath::Fast(r, a, p));
-                if want != st.path {
-                    changes.push((*p, want));
-                }
-            }
-        }
-        for (p, path) in changes {
-            let entry = match path {
-                PortPath::Xsk => XtSession { action: XT_ACT_XSK, ..Default::default() },
-                PortPath::Fast(fast, peer_addr, peer_port) => {
-                    XtSession { action: XT_ACT_FAST, pad: 0, fast, peer_addr, peer_port, pad2: 0 }
-                }
-            };
-            match self.prog.set_session(p, &entry) {
-                Ok(()) => {
-                    if let Some(st) = self.ports.get_mut(&p) {
-                        st.path = path;
-                    }
-                    log::debug!(
-                        "xsk: port {p} → {}",
-                        if matches!(path, PortPath::Fast(..)) { "fast path" } else { "AF_XDP" }
-                    );
-                }
-                Err(e) => log::error!("xsk: cannot update port {p}: {e}"),
-            }
-        }
     }
 
     /// Current statistics.
@@ -643,11 +595,13 @@ impl<C: MediaCore> XskRuntime<C> {
             }
         }
         s.xdp_run = self.prog.run_stats().unwrap_or_default();
-        s.fast_ports = self.ports.values().filter(|p| matches!(p.path, PortPath::Fast(..))).count();
+        s.fast_ports = self.fast_count;
         s
     }
 
-    /// Runs `f` on the relay core (under the workers' lock).
+    /// Runs `f` on the relay core (under the workers' lock). Session stats include what the fast
+    /// path forwarded up to the last credit (every 20 ms); call
+    /// [`flush_fast_path`](Self::flush_fast_path) first for everything up to now.
     pub fn with_core<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
         f(&mut self.lock().core)
     }
@@ -675,25 +629,6 @@ impl<C: MediaCore> Drop for XskRuntime<C> {
     fn drop(&mut self) {
         self.stop_all();
     }
-}
-
-/// The fast-path rule for `from → to`, when the next hop is known and the families agree.
-fn fast_rule(net: &NetTable, from: SocketAddr, to: SocketAddr) -> Option<XtFastRule> {
-    if from.is_ipv4() != to.is_ipv4() {
-        return None;
-    }
-    let nh = net.next_hop(to.ip())?;
-    Some(XtFastRule {
-        ifindex: nh.ifindex,
-        family: if to.is_ipv4() { xtrunk_ebpf::XT_FAMILY_V4 } else { xtrunk_ebpf::XT_FAMILY_V6 },
-        pad: [0; 3],
-        src_mac: nh.src_mac,
-        dst_mac: nh.dst_mac,
-        src_addr: addr_bytes(from.ip()),
-        dst_addr: addr_bytes(to.ip()),
-        src_port: from.port().to_be(),
-        dst_port: to.port().to_be(),
-    })
 }
 
 /// One worker per queue index serves that queue on every interface, pinned to one core: each

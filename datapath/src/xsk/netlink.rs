@@ -212,7 +212,7 @@ pub(crate) struct NextHop {
 }
 
 /// A snapshot of the kernel's main routing table, neighbour table and link addresses.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct NetTable {
     routes: Vec<Route>,
     neigh: HashMap<(u32, IpAddr), [u8; 6]>,
