@@ -212,6 +212,7 @@ impl Core {
         let mut r = crate::sip::status::response(req, 503, crate::sip::status::reason(503), Some(&tag));
         r.push(HName::Other("Retry-After".into()), retry_after.to_string());
         self.txs.respond_stateless(k, &r);
+        *self.metrics.finals_to_caller.entry(503).or_insert(0) += 1;
         true
     }
 }

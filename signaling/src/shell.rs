@@ -71,8 +71,8 @@ pub struct Server<M: MediaPort> {
     dns: Option<crate::dns::DnsThread>,
     /// Since when the loop has been behind its input (`crate::overload::Load::behind`).
     behind_since: Option<Instant>,
-    /// Test knob ([`Server::slow_input`]): a pause before each datagram is handled.
-    input_delay: Duration,
+    /// Test knob ([`Server::slow_input`]): the slow-down factor, and the pause owed.
+    slow: (u32, Duration),
 }
 
 /// The shell's side of `/metrics`: where to publish, the CDR-derived counts, when last.
@@ -171,7 +171,7 @@ impl<M: MediaPort> Server<M> {
             reopen: None,
             dns: None,
             behind_since: None,
-            input_delay: Duration::ZERO,
+            slow: (1, Duration::ZERO),
         })
     }
 
@@ -219,10 +219,11 @@ impl<M: MediaPort> Server<M> {
         self
     }
 
-    /// Sleeps `d` before handling each datagram: a host too slow for its offered load, for the
-    /// overload tests (never set by the binaries).
-    pub fn slow_input(mut self, d: Duration) -> Self {
-        self.input_delay = d;
+    /// Makes handling a datagram take `factor` times as long (the core's time, then a sleep for
+    /// the rest, paid in pauses of at least 1 ms): a host that much slower, with each message's
+    /// cost in proportion, for the overload tests (never set by the binaries).
+    pub fn slow_input(mut self, factor: u32) -> Self {
+        self.slow.0 = factor.max(1);
         self
     }
 
@@ -506,11 +507,12 @@ impl<M: MediaPort> Server<M> {
             while handled < UDP_BATCH {
                 match self.udp[i].1.recv_from(buf) {
                     Ok((n, from)) => {
-                        if !self.input_delay.is_zero() {
-                            std::thread::sleep(self.input_delay);
-                        }
                         let dest = Dest { transport: Transport::Udp, local, remote: from };
-                        self.core.handle_input(Instant::now(), dest, &buf[..n]);
+                        let t = Instant::now();
+                        self.core.handle_input(t, dest, &buf[..n]);
+                        if self.slow.0 > 1 {
+                            self.slow_down(t);
+                        }
                         handled += 1;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -539,6 +541,18 @@ impl<M: MediaPort> Server<M> {
                 self.udp_busy[i] = false;
                 break;
             }
+        }
+    }
+
+    /// [`Server::slow_input`]: owes `factor - 1` times the time since `t`, sleeps it off in
+    /// pauses of at least 1 ms (shorter sleeps overshoot).
+    fn slow_down(&mut self, t: Instant) {
+        let (factor, owed) = &mut self.slow;
+        *owed += t.elapsed() * (*factor - 1);
+        if *owed >= Duration::from_millis(1) {
+            let s = Instant::now();
+            std::thread::sleep(*owed);
+            *owed = owed.saturating_sub(s.elapsed());
         }
     }
 
