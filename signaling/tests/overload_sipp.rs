@@ -63,7 +63,7 @@ fn describe(r: &Run, calls: usize) -> String {
 fn far_over_capacity_new_calls_get_503_and_admitted_calls_complete() {
     need_sipp!();
     let var = |k: &str, d: u32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (rate, slow) = (var("XT_OVERLOAD_RATE", 300), var("XT_OVERLOAD_SLOW", 8));
+    let (rate, slow) = (var("XT_OVERLOAD_RATE", 200), var("XT_OVERLOAD_SLOW", 8));
     let calls = rate as usize * 10;
     if std::env::var_os("XT_OVERLOAD_COMPARE").is_some() {
         let off = run("shed-off", calls, rate, slow, false);
