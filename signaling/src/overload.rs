@@ -10,7 +10,8 @@
 //!
 //! - load = the larger of `behind / max_loop_lag_ms` and `ring fill / max_ring_fill_pct`;
 //! - the share is stepped every [`STEP`] on the peak load of that interval (and at once when the
-//!   load first crosses 1 while nothing is shed): over 1, it shrinks by a quarter; at or below
+//!   load first crosses 1 while nothing is shed): over 1, it shrinks by a quarter (by half over
+//!   2); at or below
 //!   half, it grows by [`INCREASE`]; in between it stays — the dead band is the hysteresis, so the
 //!   edge neither flaps between all and nothing nor drifts back into overload at once. This is
 //!   RFC 7339's loss-based algorithm (a percentage of new requests refused, decreased
@@ -67,6 +68,39 @@ impl Load {
     }
 }
 
+/// The shell's side of [`Load::behind`]: since when the loop has been behind its input. It is
+/// told when each poll round begins, whenever input is left for later (a batch that did not
+/// drain its socket: mid-round too, so a long round is seen while it lasts) and when the round
+/// ends.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadMeter {
+    round: Option<Instant>,
+    since: Option<Instant>,
+}
+
+impl LoadMeter {
+    /// A poll round begins (`now`: when its poll returned).
+    pub fn round_begins(&mut self, now: Instant) {
+        self.round = Some(now);
+    }
+
+    /// Input was left for later at `now`: how long the loop has been behind (since the start of
+    /// the first round that left some).
+    pub fn left_input(&mut self, now: Instant) -> Duration {
+        let since = *self.since.get_or_insert(self.round.unwrap_or(now));
+        now.saturating_duration_since(since)
+    }
+
+    /// The round ended at `now`; `behind`: it left input for the next one.
+    pub fn round_ends(&mut self, now: Instant, behind: bool) -> Duration {
+        if behind {
+            return self.left_input(now);
+        }
+        self.since = None;
+        Duration::ZERO
+    }
+}
+
 /// What a new INVITE gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -116,6 +150,9 @@ impl Shedder {
     fn step(&mut self, cfg: &Overload) {
         if !cfg.enabled {
             self.admit = ALL;
+        } else if self.peak >= 2 * ALL {
+            // Far behind (twice a threshold): the backlog must drain before it reaches T1.
+            self.admit /= 2;
         } else if self.peak >= ALL {
             self.admit = self.admit * 3 / 4;
         } else if self.peak <= ALL / 2 {
@@ -296,12 +333,33 @@ mod tests {
         let (c, mut s, mut t) = (cfg(), Shedder::default(), Instant::now());
         feed(&mut s, &c, &mut t, Duration::from_millis(200), lag(0));
         t += Duration::from_millis(10);
-        s.observe(&c, t, lag(200));
+        s.observe(&c, t, lag(150));
         assert_eq!(s.admit_pct(), 75);
         // Still over in the same interval: no second cut before the step is due.
         t += Duration::from_millis(10);
-        s.observe(&c, t, lag(200));
+        s.observe(&c, t, lag(150));
         assert_eq!(s.admit_pct(), 75);
+        // Far over at the next step: halved.
+        t += Duration::from_millis(100);
+        s.observe(&c, t, lag(250));
+        assert_eq!(s.admit_pct(), 37);
+    }
+
+    #[test]
+    fn the_meter_counts_from_the_first_round_that_left_input() {
+        let mut m = LoadMeter::default();
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        m.round_begins(t0);
+        assert_eq!(m.round_ends(ms(5), false), Duration::ZERO);
+        m.round_begins(ms(10));
+        // Mid-round: a batch left its socket undrained; the round is still going.
+        assert_eq!(m.left_input(ms(40)), Duration::from_millis(30));
+        assert_eq!(m.round_ends(ms(60), true), Duration::from_millis(50));
+        m.round_begins(ms(60));
+        assert_eq!(m.round_ends(ms(90), true), Duration::from_millis(80));
+        m.round_begins(ms(90));
+        assert_eq!(m.round_ends(ms(95), false), Duration::ZERO);
     }
 
     #[test]

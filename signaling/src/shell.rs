@@ -70,9 +70,9 @@ pub struct Server<M: MediaPort> {
     /// The resolver of trunk domains, started when the first one is configured.
     dns: Option<crate::dns::DnsThread>,
     /// Since when the loop has been behind its input (`crate::overload::Load::behind`).
-    behind_since: Option<Instant>,
-    /// Test knob ([`Server::slow_input`]): the slow-down factor, and the pause owed.
-    slow: (u32, Duration),
+    load: crate::overload::LoadMeter,
+    /// Test knob ([`Server::slow_calls`]): the pause after each call started.
+    slow_calls: Duration,
 }
 
 /// The shell's side of `/metrics`: where to publish, the CDR-derived counts, when last.
@@ -170,8 +170,8 @@ impl<M: MediaPort> Server<M> {
             ops: None,
             reopen: None,
             dns: None,
-            behind_since: None,
-            slow: (1, Duration::ZERO),
+            load: crate::overload::LoadMeter::default(),
+            slow_calls: Duration::ZERO,
         })
     }
 
@@ -219,11 +219,11 @@ impl<M: MediaPort> Server<M> {
         self
     }
 
-    /// Makes handling a datagram take `factor` times as long (the core's time, then a sleep for
-    /// the rest, paid in pauses of at least 1 ms): a host that much slower, with each message's
-    /// cost in proportion, for the overload tests (never set by the binaries).
-    pub fn slow_input(mut self, factor: u32) -> Self {
-        self.slow.0 = factor.max(1);
+    /// Pauses the loop for `d` after each datagram that started a call: a call path that
+    /// waits on something synchronous (a shared store's round trip), for the overload tests
+    /// (never set by the binaries).
+    pub fn slow_calls(mut self, d: Duration) -> Self {
+        self.slow_calls = d;
         self
     }
 
@@ -410,7 +410,7 @@ impl<M: MediaPort> Server<M> {
                 return Err(e.into());
             }
         }
-        let started = Instant::now();
+        self.load.round_begins(Instant::now());
         let mut served = vec![false; self.udp.len()];
         for ev in events.iter() {
             let tok = ev.token();
@@ -437,11 +437,8 @@ impl<M: MediaPort> Server<M> {
         }
         self.flush();
         // Behind: a socket or connection was left with input for the next round.
-        let behind = self.conns.busy() || self.udp_busy.iter().any(|b| *b);
-        self.behind_since = if behind { Some(self.behind_since.unwrap_or(started)) } else { None };
-        let behind = self.behind_since.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        let ring_fill_pct = self.media.fill_pct().unwrap_or(0);
-        self.core.handle_load(now, crate::overload::Load { behind, ring_fill_pct });
+        let behind = self.load.round_ends(now, self.conns.busy() || self.udp_busy.iter().any(|b| *b));
+        self.report_load(now, behind);
         self.publish(now);
         Ok(())
     }
@@ -508,10 +505,10 @@ impl<M: MediaPort> Server<M> {
                 match self.udp[i].1.recv_from(buf) {
                     Ok((n, from)) => {
                         let dest = Dest { transport: Transport::Udp, local, remote: from };
-                        let t = Instant::now();
-                        self.core.handle_input(t, dest, &buf[..n]);
-                        if self.slow.0 > 1 {
-                            self.slow_down(t);
+                        let started = self.core.metrics.calls_started;
+                        self.core.handle_input(Instant::now(), dest, &buf[..n]);
+                        if !self.slow_calls.is_zero() && self.core.metrics.calls_started != started {
+                            std::thread::sleep(self.slow_calls);
                         }
                         handled += 1;
                     }
@@ -524,7 +521,7 @@ impl<M: MediaPort> Server<M> {
                         // An ICMP error for something we sent (IP_RECVERR): read the error
                         // queue for the destinations it names.
                         log::debug!("udp recv: {e}");
-                        self.icmp_errors(i);
+                        crate::icmp::fail_unreachable(&self.udp[i].1, &mut self.core);
                         errors += 1;
                         if errors > 8 {
                             drained = true;
@@ -541,30 +538,17 @@ impl<M: MediaPort> Server<M> {
                 self.udp_busy[i] = false;
                 break;
             }
+            // A long round is seen while it lasts, not only at its end.
+            let now = Instant::now();
+            let behind = self.load.left_input(now);
+            self.report_load(now, behind);
         }
     }
 
-    /// [`Server::slow_input`]: owes `factor - 1` times the time since `t`, sleeps it off in
-    /// pauses of at least 1 ms (shorter sleeps overshoot).
-    fn slow_down(&mut self, t: Instant) {
-        let (factor, owed) = &mut self.slow;
-        *owed += t.elapsed() * (*factor - 1);
-        if *owed >= Duration::from_millis(1) {
-            let s = Instant::now();
-            std::thread::sleep(*owed);
-            *owed = owed.saturating_sub(s.elapsed());
-        }
-    }
-
-    /// ICMP errors queued on UDP socket `i`: each names a destination we could not reach, a
-    /// transport failure for the transactions toward it.
-    fn icmp_errors(&mut self, i: usize) {
-        let mut refused = Vec::new();
-        crate::icmp::drain(&self.udp[i].1, &mut refused);
-        for remote in refused {
-            log::info!("udp {remote}: unreachable (ICMP); failing its transactions");
-            self.core.handle_transport_error(Instant::now(), remote);
-        }
+    /// Hands the core the load (`crate::overload`): `behind`, and the ring's fill.
+    fn report_load(&mut self, now: Instant, behind: Duration) {
+        let ring_fill_pct = self.media.fill_pct().unwrap_or(0);
+        self.core.handle_load(now, crate::overload::Load { behind, ring_fill_pct });
     }
 
     /// The datapath's events (a new call's `Created` sends its callee-side INVITE).
