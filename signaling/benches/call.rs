@@ -13,7 +13,7 @@
 //! `shed_call_core_only`: one new call shed under overload (#20): its INVITE answered `503` +
 //! `Retry-After` without state, then its ACK.
 //!
-//! `XT_CALLS=N` skips criterion and runs N calls once (for `valgrind --tool=callgrind` or
+//! `XT_CALLS=N` skips criterion and runs N calls once, then N shed calls (for `valgrind --tool=callgrind` or
 //! `perf record`): see BENCHMARKS.md (signaling section).
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented `pub fn benches`.
@@ -195,6 +195,12 @@ fn main() {
         }
         assert_eq!(rig.active(), 0);
         println!("{n} calls, {:.2} µs/call in the core", rig.busy().as_secs_f64() * 1e6 / n as f64);
+        let mut rig = Rig::new();
+        rig.overload();
+        for _ in 0..n {
+            rig.shed();
+        }
+        println!("{n} shed calls, {:.2} µs/shed call in the core", rig.busy().as_secs_f64() * 1e6 / n as f64);
         return;
     }
     benches();
