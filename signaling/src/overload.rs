@@ -5,17 +5,22 @@
 //! loop falls behind, the peers retransmit (T1 = 500 ms), retransmissions add load, the session
 //! ring fills and the port pool runs dry (the "cliff" of #20). So the shell reports after each
 //! poll round how long the loop has been behind its input ([`Load::behind`]: since the start of
-//! the first round that did not drain every socket; zero when the last one did) and how full the
-//! session ring is; [`Shedder`] turns that into the share of new calls admitted:
+//! the first round that did not drain every UDP socket, or at least as long as the round just
+//! ended took) and how full the session ring is; [`Shedder`] turns that into the share of new
+//! calls admitted. A TCP connection left with input after its turn is not "behind": that is its
+//! per-connection budget (`crate::tcp`) at work, and TCP's own flow control pushes back on that
+//! one peer — one pipelining connection must not make the edge refuse everyone's calls; many
+//! connections that all need their turns make the rounds long, which is counted:
 //!
 //! - load = the larger of `behind / max_loop_lag_ms` and `ring fill / max_ring_fill_pct`;
-//! - the share is stepped every [`STEP`] on the peak load of that interval (and at once when the
-//!   load first crosses 1 while nothing is shed): over 1, it shrinks by a quarter (by half over
-//!   2); at or below
-//!   half, it grows by [`INCREASE`]; in between it stays — the dead band is the hysteresis, so the
-//!   edge neither flaps between all and nothing nor drifts back into overload at once. This is
-//!   RFC 7339's loss-based algorithm (a percentage of new requests refused, decreased
-//!   multiplicatively, increased additively) applied by the overloaded server itself;
+//! - the share is stepped every [`STEP`]: when the load stayed over 1 for the whole interval
+//!   (its lowest observation), it shrinks by a quarter (by half over 2); when it stayed at or
+//!   below half (its highest), it grows by [`INCREASE`]; otherwise it stays. The dead band is the
+//!   hysteresis, so the edge neither flaps between all and nothing nor drifts back into overload
+//!   at once; and one long round (a descheduled thread, a reload) sheds nothing by itself — a
+//!   backlog shows in every observation until it is drained. This is RFC 7339's loss-based
+//!   algorithm (a percentage of new requests refused, decreased multiplicatively, increased
+//!   additively) applied by the overloaded server itself;
 //! - within the share, calls are admitted evenly (a credit accumulator, not a coin: repeatable).
 //!
 //! Only new calls are ever shed: [`crate::b2bua::Core`] asks only for an initial INVITE (no To
@@ -52,7 +57,7 @@ const ALL: u32 = 1000;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Load {
     /// How long the loop has been behind its input: since the start of the first poll round
-    /// that ended with a socket not drained; zero when the last round drained them all.
+    /// that left a UDP socket undrained, else as long as the last round took.
     pub behind: Duration,
     /// The fuller session ring (commands or events), percent; 0 when the datapath port cannot
     /// tell.
@@ -69,7 +74,7 @@ impl Load {
 }
 
 /// The shell's side of [`Load::behind`]: since when the loop has been behind its input. It is
-/// told when each poll round begins, whenever input is left for later (a batch that did not
+/// told when each poll round begins, whenever UDP input is left for later (a batch that did not
 /// drain its socket: mid-round too, so a long round is seen while it lasts) and when the round
 /// ends.
 #[derive(Clone, Copy, Debug, Default)]
@@ -91,13 +96,14 @@ impl LoadMeter {
         now.saturating_duration_since(since)
     }
 
-    /// The round ended at `now`; `behind`: it left input for the next one.
+    /// The round ended at `now`; `behind`: it left UDP input for the next one. Not behind, the
+    /// round's own length (what a datagram that came in at its start waited at most).
     pub fn round_ends(&mut self, now: Instant, behind: bool) -> Duration {
         if behind {
             return self.left_input(now);
         }
         self.since = None;
-        Duration::ZERO
+        self.round.map_or(Duration::ZERO, |r| now.saturating_duration_since(r))
     }
 }
 
@@ -120,7 +126,8 @@ pub struct Shedder {
     admit: u32,
     /// Accumulated share; a call is admitted each time it reaches [`ALL`].
     credit: u32,
-    /// Peak load ratio since the last step.
+    /// Lowest and highest load ratio since the last step.
+    low: u32,
     peak: u32,
     /// When the share is stepped next (None: at the next observation).
     next_step: Option<Instant>,
@@ -130,7 +137,7 @@ pub struct Shedder {
 
 impl Default for Shedder {
     fn default() -> Self {
-        Self { admit: ALL, credit: 0, peak: 0, next_step: None, last: Load::default() }
+        Self { admit: ALL, credit: 0, low: u32::MAX, peak: 0, next_step: None, last: Load::default() }
     }
 }
 
@@ -139,9 +146,9 @@ impl Shedder {
     pub fn observe(&mut self, cfg: &Overload, now: Instant, load: Load) {
         self.last = load;
         let r = load.ratio(cfg);
+        self.low = self.low.min(r);
         self.peak = self.peak.max(r);
-        let first = r >= ALL && self.admit == ALL;
-        if first || self.next_step.is_none_or(|t| now >= t) {
+        if self.next_step.is_none_or(|t| now >= t) {
             self.step(cfg);
             self.next_step = Some(now + STEP);
         }
@@ -150,15 +157,15 @@ impl Shedder {
     fn step(&mut self, cfg: &Overload) {
         if !cfg.enabled {
             self.admit = ALL;
-        } else if self.peak >= 2 * ALL {
+        } else if self.low >= 2 * ALL {
             // Far behind (twice a threshold): the backlog must drain before it reaches T1.
             self.admit /= 2;
-        } else if self.peak >= ALL {
+        } else if self.low >= ALL {
             self.admit = self.admit * 3 / 4;
         } else if self.peak <= ALL / 2 {
             self.admit = (self.admit + INCREASE).min(ALL);
         }
-        self.peak = 0;
+        (self.low, self.peak) = (u32::MAX, 0);
     }
 
     /// The verdict for one new INVITE.
@@ -297,10 +304,11 @@ mod tests {
     }
 
     #[test]
-    fn crossing_a_threshold_sheds_at_once() {
+    fn an_interval_over_a_threshold_sheds_a_quarter_evenly() {
         let (c, mut s, mut t) = (cfg(), Shedder::default(), Instant::now());
-        feed(&mut s, &c, &mut t, Duration::from_millis(50), lag(0));
-        s.observe(&c, t + Duration::from_millis(1), lag(150));
+        feed(&mut s, &c, &mut t, Duration::from_millis(100), lag(0));
+        // A step is due every 100 ms: the first whole interval over is 120..=210 ms.
+        feed(&mut s, &c, &mut t, Duration::from_millis(110), lag(150));
         assert!(s.shedding());
         assert_eq!(s.admit_pct(), 75);
         // Evenly: 3 of every 4.
@@ -313,8 +321,6 @@ mod tests {
     fn sustained_overload_sheds_more_and_recovery_is_gradual() {
         let (c, mut s, mut t) = (cfg(), Shedder::default(), Instant::now());
         feed(&mut s, &c, &mut t, Duration::from_millis(500), lag(300));
-        // The interval under way still ends on its peak (over): one more cut.
-        feed(&mut s, &c, &mut t, Duration::from_millis(100), lag(70));
         let low = s.admit_pct();
         assert!(low < 30, "{low}");
         // In the dead band (between half and the threshold): no change either way.
@@ -329,20 +335,16 @@ mod tests {
     }
 
     #[test]
-    fn one_spike_in_an_interval_counts_once() {
+    fn one_long_round_alone_sheds_nothing_a_backlog_does() {
         let (c, mut s, mut t) = (cfg(), Shedder::default(), Instant::now());
         feed(&mut s, &c, &mut t, Duration::from_millis(200), lag(0));
         t += Duration::from_millis(10);
-        s.observe(&c, t, lag(150));
-        assert_eq!(s.admit_pct(), 75);
-        // Still over in the same interval: no second cut before the step is due.
-        t += Duration::from_millis(10);
-        s.observe(&c, t, lag(150));
-        assert_eq!(s.admit_pct(), 75);
-        // Far over at the next step: halved.
-        t += Duration::from_millis(100);
-        s.observe(&c, t, lag(250));
-        assert_eq!(s.admit_pct(), 37);
+        s.observe(&c, t, lag(500));
+        feed(&mut s, &c, &mut t, Duration::from_millis(300), lag(0));
+        assert!(!s.shedding());
+        // Behind in every observation, far over: halved per interval.
+        feed(&mut s, &c, &mut t, Duration::from_millis(200), lag(250));
+        assert_eq!(s.admit_pct(), 25);
     }
 
     #[test]
@@ -351,7 +353,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         m.round_begins(t0);
-        assert_eq!(m.round_ends(ms(5), false), Duration::ZERO);
+        assert_eq!(m.round_ends(ms(5), false), Duration::from_millis(5), "a drained round: its length");
         m.round_begins(ms(10));
         // Mid-round: a batch left its socket undrained; the round is still going.
         assert_eq!(m.left_input(ms(40)), Duration::from_millis(30));
@@ -359,7 +361,7 @@ mod tests {
         m.round_begins(ms(60));
         assert_eq!(m.round_ends(ms(90), true), Duration::from_millis(80));
         m.round_begins(ms(90));
-        assert_eq!(m.round_ends(ms(95), false), Duration::ZERO);
+        assert_eq!(m.round_ends(ms(90), false), Duration::ZERO);
     }
 
     #[test]

@@ -436,8 +436,9 @@ impl<M: MediaPort> Server<M> {
             self.core.handle_media_event(now, ev);
         }
         self.flush();
-        // Behind: a socket or connection was left with input for the next round.
-        let behind = self.load.round_ends(now, self.conns.busy() || self.udp_busy.iter().any(|b| *b));
+        // Behind: a UDP socket was left with input for the next round (a TCP connection left
+        // with input is its own budget at work: `crate::overload`).
+        let behind = self.load.round_ends(now, self.udp_busy.iter().any(|b| *b));
         self.report_load(now, behind);
         self.publish(now);
         Ok(())
