@@ -59,6 +59,8 @@ pub struct Sip {
     pub server_header: bool,
     /// `[sip.auth]`: digest challenges, nonces and the per-source ban.
     pub auth: crate::SipAuth,
+    /// `[sip.overload]`: shedding new calls while the SIP loop or the session ring is behind.
+    pub overload: crate::Overload,
 }
 
 /// `[sip.dns]`: how trunk `domain`s are resolved. The resolver runs on a thread of its own (one
@@ -112,6 +114,7 @@ impl Default for Sip {
             unknown_source: crate::UnknownSource::default(),
             server_header: false,
             auth: crate::SipAuth::default(),
+            overload: crate::Overload::default(),
         }
     }
 }

@@ -46,6 +46,7 @@ impl Config {
         }
         self.validate_sip(&mut v);
         crate::auth::validate_sip_auth(&mut v, "sip.auth", &self.sip.auth);
+        crate::overload::validate_overload(&mut v, "sip.overload", &self.sip.overload);
         self.validate_usernames(&mut v);
         self.validate_media(&mut v);
         self.validate_datapath(&mut v, host);

@@ -100,6 +100,16 @@ impl<M: Message> Sender<M> {
         self.producer.capacity()
     }
 
+    /// Messages sent and not yet taken by the receiver.
+    pub fn len(&mut self) -> usize {
+        self.producer.len()
+    }
+
+    /// Nothing sent is waiting.
+    pub fn is_empty(&mut self) -> bool {
+        self.producer.is_empty()
+    }
+
     /// Sends a pre-built raw slot as is (no encoding; `seq` is *not* stamped). For tests and
     /// fault injection: the receiver validates it like any other slot.
     pub fn try_send_raw(&mut self, slot: &Slot) -> Result<(), Full> {

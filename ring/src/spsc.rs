@@ -400,6 +400,17 @@ impl<T: Pod, B: Backing + ?Sized> Producer<T, B> {
         self.watch.faults
     }
 
+    /// Items pushed and not yet consumed (one Acquire load of `head` unless the ring is empty
+    /// by the cache). A head that cannot be trusted makes the ring look full.
+    pub fn len(&mut self) -> usize {
+        (self.raw.capacity - self.free(self.raw.capacity)) as usize
+    }
+
+    /// Nothing pushed is waiting (see [`len`](Self::len)).
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
+    }
+
     /// Pushes one item, or returns [`Full`] (nothing written; retry later).
     pub fn try_push(&mut self, item: &T) -> Result<(), Full> {
         let mut batch = self.write_batch(1);

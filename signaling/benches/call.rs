@@ -10,7 +10,10 @@
 //! simulated: `now` advances 0.5 ms per call (2 000 CPS), so transactions and timers reach the
 //! steady state of that rate (about 64·T1 = 32 s of finished transactions stay in the tables).
 //!
-//! `XT_CALLS=N` skips criterion and runs N calls once (for `valgrind --tool=callgrind` or
+//! `shed_call_core_only`: one new call shed under overload (#20): its INVITE answered `503` +
+//! `Retry-After` without state, then its ACK.
+//!
+//! `XT_CALLS=N` skips criterion and runs N calls once, then N shed calls (for `valgrind --tool=callgrind` or
 //! `perf record`): see BENCHMARKS.md (signaling section).
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented `pub fn benches`.
@@ -183,6 +186,29 @@ impl Rig {
         self.pair.out.clear();
     }
 
+    /// Makes the core shed every new call (the shell reported the loop 2 s behind for 3 s).
+    pub fn overload(&mut self) {
+        for _ in 0..30 {
+            self.pair.now += Duration::from_millis(100);
+            let load = xtrunk_signaling::overload::Load { behind: Duration::from_secs(2), ring_fill_pct: 0 };
+            self.pair.core.handle_load(self.pair.now, load);
+        }
+    }
+
+    /// One new call shed (#20): its INVITE answered `503` statelessly, then its ACK.
+    pub fn shed(&mut self) {
+        let i = self.n;
+        self.n += 1;
+        self.pair.now += Duration::from_micros(500);
+        self.input(self.from_pbx, Self::invite(i, 1, None).as_bytes());
+        let r = self.take(self.pbx, |m| m.code().is_some());
+        debug_assert_eq!(r.code(), Some(503));
+        let to = r.header(&HName::To).expect("To").to_string();
+        let ack = format!("ACK sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        self.input(self.from_pbx, ack.as_bytes());
+        self.pair.out.clear();
+    }
+
     /// Calls still up (0 after every whole call).
     pub fn active(&self) -> usize {
         self.pair.core.active_calls()
@@ -219,6 +245,20 @@ fn bench(c: &mut Criterion) {
             });
         });
     }
+    // #20: what a shed call (INVITE answered 503 statelessly, and its ACK) costs the core,
+    // against the whole call above, in the same invocation.
+    g.bench_function("shed_call_core_only", |b| {
+        let mut rig = Rig::new();
+        rig.overload();
+        b.iter_custom(|iters| {
+            *rig.busy() = Duration::ZERO;
+            for _ in 0..iters {
+                rig.shed();
+            }
+            assert_eq!(rig.active(), 0);
+            *rig.busy()
+        });
+    });
     g.bench_function("parse_invite", |b| {
         let inv = format!("INVITE sip:49301@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-1-1-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag001\r\nTo: 49301 <sip:49301@127.0.0.1:5060>\r\nCall-ID: 1-77@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}", OFFER.len());
         b.iter(|| parse(black_box(inv.as_bytes())).expect("parses"));
@@ -241,6 +281,12 @@ fn main() {
         }
         assert_eq!(rig.active(), 0);
         println!("{n} calls, {:.2} µs/call in the core", rig.busy().as_secs_f64() * 1e6 / n as f64);
+        let mut rig = Rig::new();
+        rig.overload();
+        for _ in 0..n {
+            rig.shed();
+        }
+        println!("{n} shed calls, {:.2} µs/shed call in the core", rig.busy().as_secs_f64() * 1e6 / n as f64);
         return;
     }
     benches();

@@ -104,6 +104,8 @@ pub struct Core {
     pub(crate) upstream: crate::upstream::Upstream,
     /// When the other edges' bindings are read next (`crate::fleet`; None: at once).
     pub(crate) fleet_next: Option<Instant>,
+    /// Load shedding of new calls (`crate::overload`).
+    pub(crate) overload: crate::overload::Shedder,
 }
 
 impl Core {
@@ -161,6 +163,7 @@ impl Core {
             registrar: crate::registrar::Registrar::default(),
             upstream: crate::upstream::Upstream::default(),
             fleet_next: None,
+            overload: crate::overload::Shedder::default(),
         };
         let cfg = Arc::clone(&core.cfg);
         core.sync_upstream(&cfg, now);
@@ -319,7 +322,7 @@ impl Core {
         match self.cfg.trunk(t).sip_address {
             SipAddress::Public => false,
             SipAddress::Private => true,
-            SipAddress::Auto => !is_global(remote.ip()),
+            SipAddress::Auto => !crate::transport::is_global(remote.ip()),
         }
     }
 
@@ -698,20 +701,5 @@ fn cached_host<'a>(hosts: &'a [(SocketAddr, String)], cfg: &Snapshot, local: Soc
     match hosts.iter().find(|(a, _)| *a == local) {
         Some((_, h)) => Cow::Borrowed(h.as_str()),
         None => Cow::Owned(format_host(cfg, local)),
-    }
-}
-
-/// Not a global address: private (RFC 1918, fc00::/7), shared (RFC 6598), loopback or
-/// link-local.
-fn is_global(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v) => {
-            let o = v.octets();
-            !(v.is_private() || v.is_loopback() || v.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64))
-        }
-        IpAddr::V6(v) => {
-            let s = v.segments()[0];
-            !(v.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80)
-        }
     }
 }

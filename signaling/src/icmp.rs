@@ -51,3 +51,14 @@ fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
     let v6 = s.as_sockaddr_in6()?;
     (s.family().is_some()).then(|| SocketAddr::from((v6.ip(), v6.port())))
 }
+
+/// ICMP errors queued on `fd`: each names a destination we could not reach, a transport
+/// failure for the core's transactions toward it.
+pub(crate) fn fail_unreachable(fd: &impl AsFd, core: &mut crate::b2bua::Core) {
+    let mut refused = Vec::new();
+    drain(fd, &mut refused);
+    for remote in refused {
+        log::info!("udp {remote}: unreachable (ICMP); failing its transactions");
+        core.handle_transport_error(std::time::Instant::now(), remote);
+    }
+}

@@ -31,6 +31,7 @@ pub mod journal;
 pub mod media;
 pub mod metrics;
 pub mod ops;
+pub mod overload;
 pub mod policy;
 pub mod ports;
 pub mod probe;
@@ -43,6 +44,7 @@ pub mod tcp;
 pub mod testing;
 pub mod tls;
 pub mod transport;
+mod udp;
 pub mod upstream;
 
 pub use media::{Backpressure, LoopbackMedia, MediaPort};

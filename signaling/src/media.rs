@@ -20,6 +20,11 @@ pub trait MediaPort {
     fn send(&mut self, cmd: &Command) -> Result<(), Backpressure>;
     /// The next event, if any.
     fn poll_event(&mut self) -> Option<Event>;
+    /// How full the fuller direction of the ring is, percent (a load signal for
+    /// [`crate::overload`]); None when this port cannot tell.
+    fn fill_pct(&mut self) -> Option<u8> {
+        None
+    }
 }
 
 /// An in-memory datapath stand-in: keeps the sessions, answers every command at once.
@@ -112,5 +117,8 @@ impl<T: MediaPort + ?Sized> MediaPort for Box<T> {
     }
     fn poll_event(&mut self) -> Option<Event> {
         (**self).poll_event()
+    }
+    fn fill_pct(&mut self) -> Option<u8> {
+        (**self).fill_pct()
     }
 }

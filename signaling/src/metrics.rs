@@ -39,6 +39,8 @@ pub struct Metrics {
     pub cps_queued: u64,
     /// Digest authentication and the per-source ban (`crate::auth`).
     pub auth: AuthMetrics,
+    /// New calls shed under load, and the load (`crate::overload`).
+    pub overload: crate::overload::OverloadMetrics,
 }
 
 /// Digest challenges, their outcomes and the scanner ban.

@@ -2,7 +2,7 @@
 //! which need a restart. Pure: two snapshots in, the new one adjusted and the kept keys named.
 //!
 //! Trunks, accounts, routes, codecs, SRTP and latching settings, `[media]` advertised address and
-//! timeouts and `sip.no_answer_timeout_secs` apply to the next call (the `sip.tcp_*` limits to the
+//! timeouts, `sip.no_answer_timeout_secs` and `[sip.overload]` apply to the next call (the `sip.tcp_*` limits to the
 //! next accept, send or idle sweep); calls in progress keep the snapshot they started with.
 //! Listeners, the media port range and bind address, the SIP timers, the message size limit, the
 //! advertised SIP host and everything under `[node]`, `[datapath]` and `[shared]` (the counter

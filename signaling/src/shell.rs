@@ -23,6 +23,7 @@ use crate::media::MediaPort;
 use crate::metrics::Metrics;
 use crate::tcp::TcpConns;
 use crate::transport::{Dest, Transmit, Transport};
+pub use crate::udp::UDP_BUFFER_BYTES;
 
 /// What a server looked like when it stopped (tests assert on it).
 #[derive(Debug, Clone)]
@@ -68,6 +69,10 @@ pub struct Server<M: MediaPort> {
     reopen: Option<Arc<AtomicBool>>,
     /// The resolver of trunk domains, started when the first one is configured.
     dns: Option<crate::dns::DnsThread>,
+    /// Since when the loop has been behind its input (`crate::overload::Load::behind`).
+    load: crate::overload::LoadMeter,
+    /// Test knob ([`Server::slow_calls`]): the pause after each call started.
+    slow_calls: Duration,
 }
 
 /// The shell's side of `/metrics`: where to publish, the CDR-derived counts, when last.
@@ -84,44 +89,12 @@ struct Ops {
 /// (the supervisor's own grace is 5 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Requested SO_RCVBUF/SO_SNDBUF of the SIP UDP sockets. A burst of calls must not overflow the
-/// receive queue while the loop is busy (a lost datagram costs a 500 ms T1 retransmission); the
-/// kernel caps the request at `net.core.rmem_max`/`wmem_max` (and reports twice what it grants).
-pub const UDP_BUFFER_BYTES: usize = 8 << 20;
-
 /// Datagrams handled per batch before the round's journal, transmissions and CDRs are flushed.
 const UDP_BATCH: usize = 64;
 /// Batches read from one UDP socket per poll round; a socket not drained by then is served
 /// again next round (after the others, the timers and the datapath's events), so a flood on
 /// one socket delays, but never starves, everything else.
 const UDP_TURN_BATCHES: usize = 4;
-
-/// A non-blocking UDP socket bound to `addr` with [`UDP_BUFFER_BYTES`] buffers (best effort,
-/// logged), as a mio socket.
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if let Err(e) = s.set_recv_buffer_size(UDP_BUFFER_BYTES) {
-        log::warn!("udp {addr}: SO_RCVBUF {UDP_BUFFER_BYTES}: {e}");
-    }
-    if let Err(e) = s.set_send_buffer_size(UDP_BUFFER_BYTES) {
-        log::warn!("udp {addr}: SO_SNDBUF {UDP_BUFFER_BYTES}: {e}");
-    }
-    let (rcv, snd) = (s.recv_buffer_size().unwrap_or(0), s.send_buffer_size().unwrap_or(0));
-    if rcv < UDP_BUFFER_BYTES {
-        log::warn!(
-            "udp {addr}: receive buffer {rcv} B granted of {UDP_BUFFER_BYTES} B asked (raise net.core.rmem_max)"
-        );
-    } else {
-        log::info!("udp {addr}: receive buffer {rcv} B, send buffer {snd} B (kernel-reported, i.e. doubled)");
-    }
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    if let Err(e) = crate::icmp::enable(&s, addr.is_ipv6()) {
-        log::warn!("udp {addr}: IP_RECVERR: {e} (ICMP unreachable will not fail a target at once)");
-    }
-    Ok(UdpSocket::from_std(s.into()))
-}
 
 impl<M: MediaPort> Server<M> {
     /// Binds every `[[sip.listen]]` (port 0 = any; the bound port is advertised). TLS listeners
@@ -135,7 +108,8 @@ impl<M: MediaPort> Server<M> {
             let tok = Token(i);
             match l.transport {
                 xtrunk_config::Transport::Udp => {
-                    let mut s = bind_udp(l.addr).with_context(|| format!("sip.listen[{i}]: bind udp {}", l.addr))?;
+                    let mut s =
+                        crate::udp::bind(l.addr).with_context(|| format!("sip.listen[{i}]: bind udp {}", l.addr))?;
                     let a = s.local_addr()?;
                     poll.registry().register(&mut s, tok, Interest::READABLE)?;
                     listeners.push((Transport::Udp, a));
@@ -196,6 +170,8 @@ impl<M: MediaPort> Server<M> {
             ops: None,
             reopen: None,
             dns: None,
+            load: crate::overload::LoadMeter::default(),
+            slow_calls: Duration::ZERO,
         })
     }
 
@@ -240,6 +216,14 @@ impl<M: MediaPort> Server<M> {
             reloads: 0,
             reloads_refused: 0,
         });
+        self
+    }
+
+    /// Pauses the loop for `d` after each datagram that started a call: a call path that
+    /// waits on something synchronous (a shared store's round trip), for the overload tests
+    /// (never set by the binaries).
+    pub fn slow_calls(mut self, d: Duration) -> Self {
+        self.slow_calls = d;
         self
     }
 
@@ -426,6 +410,7 @@ impl<M: MediaPort> Server<M> {
                 return Err(e.into());
             }
         }
+        self.load.round_begins(Instant::now());
         let mut served = vec![false; self.udp.len()];
         for ev in events.iter() {
             let tok = ev.token();
@@ -451,6 +436,10 @@ impl<M: MediaPort> Server<M> {
             self.core.handle_media_event(now, ev);
         }
         self.flush();
+        // Behind: a UDP socket was left with input for the next round (a TCP connection left
+        // with input is its own budget at work: `crate::overload`).
+        let behind = self.load.round_ends(now, self.udp_busy.iter().any(|b| *b));
+        self.report_load(now, behind);
         self.publish(now);
         Ok(())
     }
@@ -517,7 +506,11 @@ impl<M: MediaPort> Server<M> {
                 match self.udp[i].1.recv_from(buf) {
                     Ok((n, from)) => {
                         let dest = Dest { transport: Transport::Udp, local, remote: from };
+                        let started = self.core.metrics.calls_started;
                         self.core.handle_input(Instant::now(), dest, &buf[..n]);
+                        if !self.slow_calls.is_zero() && self.core.metrics.calls_started != started {
+                            std::thread::sleep(self.slow_calls);
+                        }
                         handled += 1;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -529,7 +522,7 @@ impl<M: MediaPort> Server<M> {
                         // An ICMP error for something we sent (IP_RECVERR): read the error
                         // queue for the destinations it names.
                         log::debug!("udp recv: {e}");
-                        self.icmp_errors(i);
+                        crate::icmp::fail_unreachable(&self.udp[i].1, &mut self.core);
                         errors += 1;
                         if errors > 8 {
                             drained = true;
@@ -546,18 +539,17 @@ impl<M: MediaPort> Server<M> {
                 self.udp_busy[i] = false;
                 break;
             }
+            // A long round is seen while it lasts, not only at its end.
+            let now = Instant::now();
+            let behind = self.load.left_input(now);
+            self.report_load(now, behind);
         }
     }
 
-    /// ICMP errors queued on UDP socket `i`: each names a destination we could not reach, a
-    /// transport failure for the transactions toward it.
-    fn icmp_errors(&mut self, i: usize) {
-        let mut refused = Vec::new();
-        crate::icmp::drain(&self.udp[i].1, &mut refused);
-        for remote in refused {
-            log::info!("udp {remote}: unreachable (ICMP); failing its transactions");
-            self.core.handle_transport_error(Instant::now(), remote);
-        }
+    /// Hands the core the load (`crate::overload`): `behind`, and the ring's fill.
+    fn report_load(&mut self, now: Instant, behind: Duration) {
+        let ring_fill_pct = self.media.fill_pct().unwrap_or(0);
+        self.core.handle_load(now, crate::overload::Load { behind, ring_fill_pct });
     }
 
     /// The datapath's events (a new call's `Created` sends its callee-side INVITE).

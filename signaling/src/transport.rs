@@ -4,7 +4,7 @@
 //! which listener serves it; the shell owns the sockets. TLS listeners are refused at start-up
 //! (logged) until the TLS shell exists.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::sip::msg::{HName, Message, ViaRef};
 
@@ -159,4 +159,19 @@ pub fn stamp_via(req: &mut Message, src: Dest) -> Option<(Dest, bool)> {
         Dest { transport: src.transport, local: src.local, remote: SocketAddr::new(src.remote.ip(), port) },
         mismatch,
     ))
+}
+
+/// Not a global address: private (RFC 1918, fc00::/7), shared (RFC 6598), loopback or
+/// link-local.
+pub(crate) fn is_global(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            !(v.is_private() || v.is_loopback() || v.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v) => {
+            let s = v.segments()[0];
+            !(v.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80)
+        }
+    }
 }

@@ -399,6 +399,35 @@ fn render_auth(reg: &mut Text, a: &xtrunk_signaling::metrics::AuthMetrics) {
     );
 }
 
+/// Load shedding of new calls (issue #20).
+fn render_overload(reg: &mut Text, o: &xtrunk_signaling::overload::OverloadMetrics) {
+    counters(
+        reg,
+        "xtrunk_calls_shed_total",
+        "New INVITEs shed under load (503 with Retry-After, before any call state).",
+        one(o.shed),
+    );
+    counters(reg, "xtrunk_overload_episodes_total", "Times the edge began shedding new calls.", one(o.episodes));
+    reg.family(
+        "xtrunk_sip_loop_lag_seconds",
+        "gauge",
+        "How long the SIP loop has been behind its input (0: it drained every socket last round).",
+        [(Labels::new(), o.loop_lag_ms as f64 / 1000.0)],
+    );
+    gauges(
+        reg,
+        "xtrunk_ring_fill_percent",
+        "The fuller direction of the session ring, percent used.",
+        [(Labels::new(), i64::from(o.ring_fill_pct))],
+    );
+    gauges(
+        reg,
+        "xtrunk_overload_admit_percent",
+        "Percent of new calls admitted (100: nothing is shed).",
+        [(Labels::new(), i64::from(o.admit_pct))],
+    );
+}
+
 /// Rejects, finals, restarts, the ring, TCP limits, reloads and the CDR store.
 fn render_process(reg: &mut Text, s: &OpsSnapshot, src: &Sources) {
     let m = &s.metrics;
@@ -443,6 +472,7 @@ fn render_process(reg: &mut Text, s: &OpsSnapshot, src: &Sources) {
         tcp.map(|(r, n)| (labels(&[("reason", r)]), n)),
     );
     render_auth(reg, &m.auth);
+    render_overload(reg, &m.overload);
     let reloads = [("applied", s.reloads), ("refused", s.reloads_refused)];
     counters(
         reg,

@@ -337,6 +337,11 @@ impl xtrunk_signaling::MediaPort for RingMedia {
             }
         }
     }
+
+    fn fill_pct(&mut self) -> Option<u8> {
+        let pct = |n: usize, cap: usize| (n * 100 / cap.max(1)).min(100) as u8;
+        Some(pct(self.tx.len(), self.tx.capacity()).max(pct(self.rx.len(), self.rx.capacity())))
+    }
 }
 
 /// The environment variable in which the supervisor tells a sidecar how many sidecars it has

@@ -124,6 +124,10 @@ fn metrics_pass_promtool_and_agree_with_sipp() {
     assert_eq!(sample(&after, "xtrunk_active_calls{trunk=\"pbx\"}"), 0);
     assert_eq!(sample(&after, "xtrunk_finals_to_caller_total{code=\"200\"}"), n);
     assert_eq!(sample(&after, "xtrunk_cdr_store_rows_total"), n);
+    // #20: nothing shed at this load; every admitted call went through; the gauges are there.
+    assert_eq!(sample(&after, "xtrunk_calls_shed_total"), 0, "{after}");
+    assert_eq!(sample(&after, "xtrunk_overload_admit_percent"), 100, "{after}");
+    assert!(after.contains("# TYPE xtrunk_ring_fill_percent gauge"), "{after}");
     assert_eq!(sample(&after, "xtrunk_sidecar_restarts_total"), 0);
     if let Some((ok, out)) = promtool(&after) {
         assert!(ok, "promtool check metrics (after): {out}");

@@ -27,6 +27,21 @@ fn full_is_backpressure() {
 }
 
 #[test]
+fn producer_len_sees_what_the_consumer_took() {
+    let (mut p, mut c) = channel::<u64>(8);
+    assert!(p.is_empty());
+    for i in 0..5 {
+        p.try_push(&i).unwrap();
+    }
+    assert_eq!(p.len(), 5);
+    assert_eq!(c.try_pop(), Some(0));
+    assert_eq!(c.try_pop(), Some(1));
+    assert_eq!(p.len(), 3);
+    while c.try_pop().is_some() {}
+    assert!(p.is_empty());
+}
+
+#[test]
 fn cancelled_batches_change_nothing() {
     let (mut p, mut c) = channel::<u64>(8);
     {

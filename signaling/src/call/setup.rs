@@ -43,6 +43,9 @@ impl Core {
             r.push(HName::Other("Retry-After".into()), "30");
             return self.txs.respond(now, &k, &r);
         }
+        if self.shed_invite(&k, &req, src) {
+            return;
+        }
         let Some(trunk) = self.gate_invite(now, &k, &req, src) else { return };
         if let Err(min_se) = super::session_timer::interval(&self.cfg.sip, &req) {
             let tag = self.token();

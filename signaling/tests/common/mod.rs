@@ -113,13 +113,24 @@ pub(crate) struct Sidecar {
 
 impl Sidecar {
     pub(crate) fn start(name: &str, carriers: &[u16], tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::start_with(name, carriers, tweak, false)
+        Self::start_with(name, carriers, tweak, false, |s| s)
+    }
+
+    /// As [`Sidecar::start`], the server adjusted by `shell` before it runs (e.g.
+    /// `Server::slow_input`).
+    pub(crate) fn start_shell(
+        name: &str,
+        carriers: &[u16],
+        tweak: impl FnOnce(&mut Config),
+        shell: impl FnOnce(Server<LoopbackMedia>) -> Server<LoopbackMedia>,
+    ) -> Self {
+        Self::start_with(name, carriers, tweak, false, shell)
     }
 
     /// As [`Sidecar::start`], its configuration written to `xtrunk.toml` and re-read on
     /// [`Sidecar::reload`] (the SIGHUP path of `xtrunk signaling`).
     pub(crate) fn start_reloadable(name: &str, carriers: &[u16], tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::start_with(name, carriers, tweak, true)
+        Self::start_with(name, carriers, tweak, true, |s| s)
     }
 
     /// Raises the reload flag (as SIGHUP does) and gives the loop time to take it.
@@ -128,7 +139,13 @@ impl Sidecar {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    fn start_with(name: &str, carriers: &[u16], tweak: impl FnOnce(&mut Config), reloadable: bool) -> Self {
+    fn start_with(
+        name: &str,
+        carriers: &[u16],
+        tweak: impl FnOnce(&mut Config),
+        reloadable: bool,
+        shell: impl FnOnce(Server<LoopbackMedia>) -> Server<LoopbackMedia>,
+    ) -> Self {
         let _ = env_logger::builder().is_test(true).try_init();
         let dir = tmpdir(name);
         let port = free_port();
@@ -151,7 +168,7 @@ impl Sidecar {
         ];
         cfg.routes = vec![Route::to("", Some("pbx"), "carrier")];
         tweak(&mut cfg);
-        let mut server = Server::bind(&cfg, LoopbackMedia::default()).unwrap();
+        let mut server = shell(Server::bind(&cfg, LoopbackMedia::default()).unwrap());
         let reload = Arc::new(AtomicBool::new(false));
         if reloadable {
             let path = dir.join("xtrunk.toml");
