@@ -365,6 +365,7 @@ impl Core {
     /// One datagram (UDP) or frame (TCP) arrived from `src.remote` on listener `src.local`.
     pub fn handle_input(&mut self, now: Instant, src: Dest, data: &[u8]) {
         self.last_now = now;
+        self.overload.note_input();
         let max = self.cfg.sip.max_message_bytes;
         let oversize = data.len() > max;
         let msg = match msg::parse(data) {

@@ -21,7 +21,12 @@
 //!   backlog shows in every observation until it is drained. This is RFC 7339's loss-based
 //!   algorithm (a percentage of new requests refused, decreased multiplicatively, increased
 //!   additively) applied by the overloaded server itself;
-//! - within the share, calls are admitted evenly (a credit accumulator, not a coin: repeatable).
+//! - within the share, calls are admitted evenly (a credit accumulator, not a coin: repeatable);
+//! - the load must be calls': an interval in which most of the input was refused (unparsable,
+//!   from no trunk's address, from a banned source, over a limit: what the core counts as bad
+//!   input, banned drops and unknown-source drops) does not shrink the share. Shedding the
+//!   trunks' calls would not relieve a flood from elsewhere (bans, silence and the per-source
+//!   limits do that); it would hand the flood the denial of service it is after.
 //!
 //! Only new calls are ever shed: [`crate::b2bua::Core`] asks only for an initial INVITE (no To
 //! tag, not a retransmission: those are absorbed by their server transaction first). A shed
@@ -52,6 +57,8 @@ pub const STEP: Duration = Duration::from_millis(100);
 pub const INCREASE: u32 = 50;
 /// The whole share, per mille.
 const ALL: u32 = 1000;
+/// Bad-input reasons that are the edge's own capacity running out, not refused input.
+const OWN_LIMITS: [&str; 2] = ["No Media Ports", "Transaction Limit (total)"];
 
 /// One load observation, made by the shell after each poll round.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -133,11 +140,18 @@ pub struct Shedder {
     next_step: Option<Instant>,
     /// The latest observation (for the gauges).
     last: Load,
+    /// Datagrams handed to the core since the last step.
+    inputs: u64,
+    /// The core's count of refused input (cumulative) at the last step and now.
+    refused_mark: u64,
+    refused: u64,
 }
 
 impl Default for Shedder {
     fn default() -> Self {
-        Self { admit: ALL, credit: 0, low: u32::MAX, peak: 0, next_step: None, last: Load::default() }
+        let last = Load::default();
+        let (inputs, refused_mark, refused) = (0, 0, 0);
+        Self { admit: ALL, credit: 0, low: u32::MAX, peak: 0, next_step: None, last, inputs, refused_mark, refused }
     }
 }
 
@@ -154,9 +168,30 @@ impl Shedder {
         }
     }
 
+    /// One datagram was handed to the core.
+    pub fn note_input(&mut self) {
+        self.inputs += 1;
+    }
+
+    /// The core's cumulative count of refused input (bad input, banned and unknown-source
+    /// drops), given with each observation.
+    pub fn refused_so_far(&mut self, n: u64) {
+        self.refused = n;
+    }
+
+    /// Whether most of the input since the last step was refused.
+    pub fn refused_dominate(&self) -> bool {
+        let refused = self.refused.saturating_sub(self.refused_mark);
+        refused > 0 && refused * 2 > self.inputs
+    }
+
     fn step(&mut self, cfg: &Overload) {
+        let outsiders = self.refused_dominate();
+        (self.inputs, self.refused_mark) = (0, self.refused);
         if !cfg.enabled {
             self.admit = ALL;
+        } else if outsiders && self.low >= ALL {
+            // Loaded by outsiders: holding the share (see the module notes).
         } else if self.low >= 2 * ALL {
             // Far behind (twice a threshold): the backlog must drain before it reaches T1.
             self.admit /= 2;
@@ -222,6 +257,13 @@ impl Core {
         }
         let cfg = &self.cfg.sip.overload;
         let was = self.overload.shedding();
+        let a = &self.metrics.auth;
+        // What the edge itself ran out of (ports, the whole transaction table) is load, not a
+        // refusal of someone else's input.
+        let own = |reason: &str| OWN_LIMITS.contains(&reason);
+        let bad: u64 = self.metrics.bad_input.iter().filter(|(r, _)| !own(r)).map(|(_, n)| n).sum();
+        let refused = bad + a.banned_drops + a.unknown_dropped;
+        self.overload.refused_so_far(refused);
         self.overload.observe(cfg, now, load);
         let m = &mut self.metrics.overload;
         m.loop_lag_ms = load.behind.as_millis() as u64;
@@ -332,6 +374,31 @@ mod tests {
         assert!(s.admit_pct() > low && s.admit_pct() <= low + 20, "{}", s.admit_pct());
         feed(&mut s, &c, &mut t, Duration::from_secs(3), lag(0));
         assert!(!s.shedding());
+    }
+
+    #[test]
+    fn a_flood_of_refused_input_sheds_no_call() {
+        let (c, mut s, mut t) = (cfg(), Shedder::default(), Instant::now());
+        // Far behind for a second, but 9 of every 10 datagrams were refused (an outsiders'
+        // flood): the trunks' calls are not what loads the loop, so nothing is shed.
+        let mut refused = 0;
+        for _ in 0..100 {
+            for i in 0..10 {
+                s.note_input();
+                refused += u64::from(i != 0);
+            }
+            s.refused_so_far(refused);
+            t += Duration::from_millis(10);
+            s.observe(&c, t, lag(500));
+        }
+        assert!(!s.shedding(), "{}", s.admit_pct());
+        // The same lag with the input the trunks' own: shed.
+        for _ in 0..30 {
+            s.note_input();
+            t += Duration::from_millis(10);
+            s.observe(&c, t, lag(500));
+        }
+        assert!(s.shedding());
     }
 
     #[test]
