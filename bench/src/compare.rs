@@ -87,12 +87,13 @@ pub(crate) struct CompareArgs {
 /// The progress line of one measurement (with its warnings, if any).
 fn round_line(tag: &str, m: &Measurement) -> String {
     format!(
-        "{tag} offered {:>10.0} pps  delivered {:>10.0} pps  loss {:>6.2}%  per relay core {:>10.0} pps  p50 {:>8.0} µs{}",
+        "{tag} offered {:>10.0} pps  delivered {:>10.0} pps  loss {:>6.2}%  per relay core {:>10.0} pps  p50 {:>8.0} µs{}{}",
         m.offered_pps(),
         m.delivered_pps(),
         m.loss_ratio() * 100.0,
         m.per_core_pps(),
         m.pct_us(0.5),
+        if m.veth_tx_dropped == 0 { String::new() } else { format!("  (lab veths dropped {} on transmit)", m.veth_tx_dropped) },
         if m.warnings.is_empty() { String::new() } else { format!("  [{}]", m.warnings.join("; ")) }
     )
 }

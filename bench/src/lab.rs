@@ -299,6 +299,18 @@ fn realtime(pid: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Packets the lab's veths dropped on transmit (the peer's receive ring was full: on a veth with
+/// XDP that is the 256-entry ring its NAPI thread drains), summed over the lab's namespaces;
+/// read with `ip -n NS -s -j link` (sysfs shows the namespace the bench was started in).
+fn veth_tx_dropped(nss: &[&Option<String>]) -> u64 {
+    let one = |ns: &str| -> Option<u64> {
+        let out = Proc::new("ip").args(["-n", ns, "-s", "-j", "link", "show"]).output().ok()?;
+        let links: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(links.as_array()?.iter().filter_map(|l| l["stats64"]["tx"]["dropped"].as_u64()).sum())
+    };
+    nss.iter().filter_map(|ns| ns.as_deref()).filter_map(one).sum()
+}
+
 /// `Udp: RcvbufErrors` of the calling thread's network namespace.
 pub(crate) fn udp_rcvbuf_errors() -> u64 {
     let s = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default();
@@ -705,6 +717,9 @@ pub(crate) struct Measurement {
     pub(crate) fast_ports: (usize, usize),
     /// UDP receive-buffer overflows over the window: (relay namespace, peer namespaces).
     pub(crate) rcvbuf_errors: (u64, u64),
+    /// Packets the lab's veths dropped on transmit over the window (a full receive ring at the
+    /// peer: before any backend saw them, when the peer is the relay).
+    pub(crate) veth_tx_dropped: u64,
     /// Largest lag of the paced sender behind its schedule, ns.
     pub(crate) max_lag_ns: u64,
     /// Things the reader must know (could not offer the load, fast path not reached, ...).
@@ -1318,6 +1333,8 @@ pub(crate) fn measure(
         nss.into_iter().map(|ns| in_ns(ns.as_deref(), || Ok(udp_rcvbuf_errors())).unwrap_or(0)).sum()
     };
     let (rb0, pb0) = (rcvbuf(true), rcvbuf(false));
+    let lab_nss = [&topo.pbx_ns, &topo.relay_ns, &topo.car_ns];
+    let veth0 = veth_tx_dropped(&lab_nss);
     let s0 = relay.snapshot();
     let napi_ns = || match net {
         Net::Lab(l) => l.relay_napi_cpu_ns(),
@@ -1344,6 +1361,7 @@ pub(crate) fn measure(
     let drain = Duration::from_millis(300) + load.impair.map_or(Duration::ZERO, |i| i.delay * 2);
     std::thread::sleep(drain);
     let (rb1, pb1) = (rcvbuf(true), rcvbuf(false));
+    let veth_dropped = veth_tx_dropped(&lab_nss).saturating_sub(veth0);
     // Measured-phase packets the sink saw, as (received, latency histogram).
     let sunk = match &sink {
         Some(s) => {
@@ -1403,6 +1421,7 @@ pub(crate) fn measure(
         fast_forwarded: s1.fast_forwarded.saturating_sub(s0.fast_forwarded),
         fast_ports: (s1.fast_ports, ports_expected),
         rcvbuf_errors: (rb1.saturating_sub(rb0), pb1.saturating_sub(pb0)),
+        veth_tx_dropped: veth_dropped,
         max_lag_ns: res.max_lag_ns,
         warnings,
     })

@@ -223,6 +223,7 @@ pub(crate) fn json(sums: &[BackendSummary], meta: serde_json::Value) -> serde_js
                     "send_failed": m.send_failed,
                     "rcvbuf_errors_relay_ns": m.rcvbuf_errors.0,
                     "rcvbuf_errors_peer_ns": m.rcvbuf_errors.1,
+                    "veth_tx_dropped": m.veth_tx_dropped,
                     "p50_us": m.pct_us(0.5),
                     "p99_us": m.pct_us(0.99),
                     "p999_us": m.pct_us(0.999),
@@ -288,6 +289,7 @@ mod tests {
             fast_forwarded: 0,
             fast_ports: (0, 0),
             rcvbuf_errors: (0, 0),
+            veth_tx_dropped: 0,
             max_lag_ns: 0,
             warnings: Vec::new(),
         }
