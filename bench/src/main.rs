@@ -30,7 +30,7 @@ enum Mode {
     Relay(relay::RelayArgs),
     /// Capacity of each datapath backend on one core, alternating rounds; ratios to the socket backend.
     Compare(compare::CompareArgs),
-    /// SIPp at a rate ramp against the signaling sidecar: highest sustained CPS, setup latency.
+    /// SIPp or the native UAC at a rate ramp against the sidecar (in process, or `xtrunk run`): highest sustained CPS, setup latency.
     Sip(sip::SipArgs),
     /// SRTP protect/unprotect cost per 160-byte G.711 packet, xtrunk vs libsrtp2, per suite.
     Srtp(srtp::SrtpArgs),

@@ -1,4 +1,4 @@
-//! `xtrunk-bench sip`: SIPp at a rate ramp against the signaling sidecar, with a SIPp UAS as the
+//! `xtrunk-bench sip`: SIPp (or the native UAC, `--uac native`) at a rate ramp against the signaling sidecar, with a SIPp UAS as the
 //! carrier; reports the highest call rate sustained with < `--max-failed` failed calls, and the
 //! setup latency (INVITE sent → 200 received, SIPp `rtd` on the 200, from `-trace_rtt`).
 //!
