@@ -261,7 +261,12 @@ fn a_pipelining_connection_does_not_delay_udp_calls() {
         sorted[sorted.len() / 2],
         max(&during),
     );
-    assert!(max(&during) <= Duration::from_millis(100), "{during:?}");
+    // Starvation would hold a UDP call until the flood is read (seconds: the 50 MB take ~14 s
+    // here); fair turns keep it to milliseconds. Judged by the median, with a loose ceiling on
+    // the worst: a shared 2-core machine descheduling the sidecar for 200 ms once is not what
+    // this test is about (a 100 ms ceiling on the max failed that way once).
+    assert!(sorted[sorted.len() / 2] <= Duration::from_millis(50), "median: {during:?}");
+    assert!(max(&during) <= Duration::from_secs(1), "{during:?}");
     assert_eq!(s.metrics.calls_answered, (5 + during.len()) as u64);
     assert_eq!(s.metrics.finals_to_caller.get(&200).copied().unwrap_or(0), (5 + during.len()) as u64);
     assert_eq!(s.active_calls, 0);
