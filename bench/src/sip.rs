@@ -271,7 +271,7 @@ fn run_native_step(
     let uas0 = cpu_secs(uas_stat).unwrap_or(0.0);
     let side0 = cpu.secs();
     let out = uac::run(&plan)?;
-    let elapsed = t0.elapsed().as_secs_f64();
+    let (elapsed, side1) = (t0.elapsed().as_secs_f64(), cpu.secs());
     let pct = |c: f64| (c / elapsed.max(1e-9) * 1000.0).round() / 10.0;
     if !out.failures.is_empty() {
         eprintln!("  failed by final answer (0 = no answer): {:?}", out.failures);
@@ -294,8 +294,8 @@ fn run_native_step(
         cpu_pct: CpuUse {
             sipp_uac: pct(out.cpu_secs),
             sipp_uas: pct(cpu_secs(uas_stat).unwrap_or(uas0) - uas0),
-            sidecar: pct(cpu.secs().0 - side0.0),
-            datapath: pct(cpu.secs().1 - side0.1),
+            sidecar: pct(side1.0 - side0.0),
+            datapath: pct(side1.1 - side0.1),
         },
         challenges: Some(out.challenges),
         failures: out.failures,
@@ -339,13 +339,13 @@ fn run_step(
         uac_cpu = cpu_secs(&uac_stat).unwrap_or(uac_cpu);
         std::thread::sleep(Duration::from_millis(100));
     }
-    let elapsed = t0.elapsed().as_secs_f64();
+    let (elapsed, side1) = (t0.elapsed().as_secs_f64(), cpu.secs());
     let pct = |c: f64| (c / elapsed.max(1e-9) * 1000.0).round() / 10.0;
     let cpu_pct = CpuUse {
         sipp_uac: pct(uac_cpu),
         sipp_uas: pct(cpu_secs(uas_stat).unwrap_or(uas0) - uas0),
-        sidecar: pct(cpu.secs().0 - side0.0),
-        datapath: pct(cpu.secs().1 - side0.1),
+        sidecar: pct(side1.0 - side0.0),
+        datapath: pct(side1.1 - side0.1),
     };
     let (successful, failed) = stat_counts(&stat);
     let h = rtts(dir);

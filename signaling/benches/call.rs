@@ -101,6 +101,12 @@ impl Rig {
         format!("INVITE sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-{seq}-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: 4930{i} <sip:4930{i}@127.0.0.1:5060>\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: {seq} INVITE\r\nContact: <sip:sipp@127.0.0.1:5062>\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}", OFFER.len())
     }
 
+    /// The caller's ACK of a final non-2xx answer (`to`: its To, with the tag) to INVITE `i`'s
+    /// CSeq 1: the INVITE's branch (RFC 3261 §17.1.1.3).
+    fn ack_of_final(i: u64, to: &str) -> String {
+        format!("ACK sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    }
+
     fn answer(offer: &Offer, i: u64, nc: u32) -> String {
         let who = Creds { username: "bench", password: "bench-secret" };
         client::answer(offer, who, ("INVITE", &format!("sip:4930{i}@127.0.0.1:5060")), nc, &format!("{i:x}"))
@@ -130,8 +136,7 @@ impl Rig {
     fn answer_challenge(&mut self, i: u64, chal: &Message) -> u32 {
         self.pair.out.clear();
         let to = chal.header(&HName::To).expect("To").to_string();
-        let ack = format!("ACK sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-        self.input(self.from_pbx, ack.as_bytes());
+        self.input(self.from_pbx, Self::ack_of_final(i, &to).as_bytes());
         let (_, offer) = client::pick(chal).expect("a digest challenge");
         let a = Self::answer(&offer, i, 1);
         self.nonce = Some((offer, 1));
@@ -204,8 +209,7 @@ impl Rig {
         let r = self.take(self.pbx, |m| m.code().is_some());
         debug_assert_eq!(r.code(), Some(503));
         let to = r.header(&HName::To).expect("To").to_string();
-        let ack = format!("ACK sip:4930{i}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}-1-0;rport\r\nFrom: sipp <sip:sipp@127.0.0.1:5062>;tag=77SIPpTag00{i}\r\nTo: {to}\r\nCall-ID: {i}-77@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-        self.input(self.from_pbx, ack.as_bytes());
+        self.input(self.from_pbx, Self::ack_of_final(i, &to).as_bytes());
         self.pair.out.clear();
     }
 

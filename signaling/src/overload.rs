@@ -162,10 +162,15 @@ impl Shedder {
         let r = load.ratio(cfg);
         self.low = self.low.min(r);
         self.peak = self.peak.max(r);
-        if self.next_step.is_none_or(|t| now >= t) {
+        if self.step_due(now) {
             self.step(cfg);
             self.next_step = Some(now + STEP);
         }
+    }
+
+    /// Whether the observation at `now` steps the share (the refused count is only read then).
+    pub fn step_due(&self, now: Instant) -> bool {
+        self.next_step.is_none_or(|t| now >= t)
     }
 
     /// One datagram was handed to the core.
@@ -257,13 +262,14 @@ impl Core {
         }
         let cfg = &self.cfg.sip.overload;
         let was = self.overload.shedding();
-        let a = &self.metrics.auth;
-        // What the edge itself ran out of (ports, the whole transaction table) is load, not a
-        // refusal of someone else's input.
-        let own = |reason: &str| OWN_LIMITS.contains(&reason);
-        let bad: u64 = self.metrics.bad_input.iter().filter(|(r, _)| !own(r)).map(|(_, n)| n).sum();
-        let refused = bad + a.banned_drops + a.unknown_dropped;
-        self.overload.refused_so_far(refused);
+        if self.overload.step_due(now) {
+            let a = &self.metrics.auth;
+            // What the edge itself ran out of (ports, the whole transaction table) is load, not
+            // a refusal of someone else's input.
+            let own = |reason: &str| OWN_LIMITS.contains(&reason);
+            let bad: u64 = self.metrics.bad_input.iter().filter(|(r, _)| !own(r)).map(|(_, n)| n).sum();
+            self.overload.refused_so_far(bad + a.banned_drops + a.unknown_dropped);
+        }
         self.overload.observe(cfg, now, load);
         let m = &mut self.metrics.overload;
         m.loop_lag_ms = load.behind.as_millis() as u64;

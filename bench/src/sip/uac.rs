@@ -150,11 +150,7 @@ pub(crate) fn run(plan: &Plan) -> anyhow::Result<Outcome> {
 
 /// This thread's CPU seconds (user + system).
 fn thread_cpu() -> f64 {
-    let text = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let Some(rest) = text.rfind(')').map(|i| &text[i + 2..]) else { return 0.0 };
-    let f: Vec<&str> = rest.split(' ').collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
+    super::cpu_secs(std::path::Path::new("/proc/thread-self/stat")).unwrap_or(0.0)
 }
 
 impl Uac<'_> {
